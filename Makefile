@@ -1,0 +1,52 @@
+# Concilium: `make run` sets everything up and serves the demo; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages: to build and run, then what the tests drive as real peers.
+DEBIAN_RUN := python3 python3-venv python3-dev build-essential libpq5
+DEBIAN_TEST := chromium fonts-dejavu-core janus dcmtk dicom3tools
+PYTEST_ARGS ?=
+
+.PHONY: run test setup system-packages test-system-packages lint typecheck pytest demo serve clean
+
+run: setup
+	$(BIN)/concilium migrate
+	$(BIN)/concilium demo load
+	$(BIN)/concilium serve
+
+test: setup test-system-packages lint typecheck pytest
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@tools/install-debian-packages $(DEBIAN_RUN)
+
+test-system-packages:
+	@tools/install-debian-packages $(DEBIAN_TEST)
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(BIN)/concilium demo load
+
+serve: setup
+	$(BIN)/concilium serve
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts

@@ -1,0 +1,325 @@
+"""The ``concilium`` command: serve, migrate, administer, and each service's own tools."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from concilium.commands import cli_settings, cli_transaction, operator
+from concilium.config import ROLES
+from concilium.platform import accounts, audit, authn, demo, totp
+from concilium.platform.accounts import RoleGrant
+from concilium.platform.db import migrate, utcnow
+from concilium.platform.encryption import SecretBox, load_or_create_key
+from concilium.platform.policy import TOKEN_SCOPES
+
+SERVICE_COMMAND_GROUPS: tuple[str, ...] = (
+    "concilium.imaging.cli:dicom",
+    "concilium.telesurgery.cli:telesurgery",
+)
+"""``module:attribute`` of each service's click group, mounted as a subcommand."""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Concilium: the hospitals of a region working as one team at a distance."""
+
+
+@main.command()
+@click.option("--host", help="Listen address (default: CONCILIUM_HTTP_HOST).")
+@click.option("--port", type=int, help="Listen port (default: CONCILIUM_HTTP_PORT).")
+@click.option("--no-migrate", is_flag=True, help="Do not bring the schema up to date first.")
+def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
+    """Serve the web UI and the APIs (stops gracefully on SIGTERM or Ctrl-C)."""
+    import uvicorn
+
+    from concilium.web.app import create_app
+    from concilium.web.observability import configure_logging
+
+    settings = cli_settings()
+    configure_logging(settings.log_level)
+    if not no_migrate:
+        migrate(settings.effective_database_url)
+    app = create_app(settings)
+    if settings.live_enabled:
+        from concilium.live.web import install_media_server
+
+        install_media_server(app, settings)  # Janus runs and stops with the server
+    dicom_server = None
+    if settings.dicom_port:
+        from concilium.imaging.cli import start_dicom_server
+
+        dicom_server = start_dicom_server(settings)
+    try:
+        uvicorn.run(
+            app,
+            host=host or settings.http_host,
+            port=port or settings.http_port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+            server_header=False,
+            timeout_graceful_shutdown=20,
+        )
+    finally:
+        if dicom_server is not None:
+            dicom_server.stop()
+
+
+@main.command("migrate")
+@click.option("--revision", default="head", show_default=True)
+def migrate_command(revision: str) -> None:
+    """Create or upgrade the database schema."""
+    settings = cli_settings()
+    migrate(settings.effective_database_url, revision)
+    click.echo(f"schema at {revision}")
+
+
+# --- sites ----------------------------------------------------------------------------------
+
+
+@main.group()
+def site() -> None:
+    """Hospitals of the region."""
+
+
+@site.command("create")
+@click.option("--name", required=True)
+@click.option("--finess", required=True, help="Nine-character FINESS number.")
+def site_create(name: str, finess: str) -> None:
+    with cli_transaction(cli_settings()) as session:
+        created = accounts.create_site(session, operator(), name, finess)
+        click.echo(f"site {created.id} created: {created.name} ({created.finess})")
+
+
+@site.command("list")
+def site_list() -> None:
+    with cli_transaction(cli_settings()) as session:
+        for s in accounts.list_sites(session):
+            click.echo(f"{s.id}\t{s.finess}\t{s.name}")
+
+
+# --- users ----------------------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Accounts and their roles."""
+
+
+@user.command("create")
+@click.option("--username", required=True)
+@click.option("--full-name", required=True)
+@click.option(
+    "--role",
+    "role_specs",
+    multiple=True,
+    help=f"ROLE@FINESS, repeatable; roles: {', '.join(ROLES)}.",
+)
+@click.option("--password", help="Initial password (asked for when absent).")
+@click.option("--profession", default="")
+@click.option("--specialty", default="")
+@click.option("--rpps", default=None, help="Eleven-digit practitioner number.")
+@click.option("--email", default="")
+@click.option("--platform-admin", is_flag=True, help="Administers the whole region.")
+@click.option("--with-totp", is_flag=True, help="Enrol a second factor now and print its key.")
+def user_create(
+    username: str,
+    full_name: str,
+    role_specs: tuple[str, ...],
+    password: str | None,
+    profession: str,
+    specialty: str,
+    rpps: str | None,
+    email: str,
+    platform_admin: bool,
+    with_totp: bool,
+) -> None:
+    """Create an account (for the first administrator, and for scripts)."""
+    settings = cli_settings()
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with cli_transaction(settings) as session:
+        grants = []
+        for spec in role_specs:
+            role, _, finess = spec.partition("@")
+            grants.append(RoleGrant(accounts.site_by_finess(session, finess).id, role))
+        created = accounts.create_user(
+            session,
+            operator(),
+            username=username,
+            full_name=full_name,
+            password=password,
+            roles=grants,
+            email=email,
+            profession=profession,
+            specialty=specialty,
+            rpps=rpps,
+            is_platform_admin=platform_admin,
+        )
+        click.echo(f"user {created.id} created: {created.username}")
+        if with_totp:
+            secret = totp.new_secret()
+            box = SecretBox(load_or_create_key(settings.data_dir, settings.secret_key))
+            created.totp_secret = box.seal(secret, f"totp:{created.id}")
+            click.echo(f"authenticator key: {secret}")
+            click.echo(f"otpauth URI: {totp.provisioning_uri(secret, created.username)}")
+
+
+@user.command("list")
+def user_list() -> None:
+    with cli_transaction(cli_settings()) as session:
+        for u in accounts.list_users(session, None):
+            roles = ",".join(sorted(f"{m.role}@{m.site_id}" for m in u.memberships))
+            state = "disabled" if u.disabled else "active"
+            click.echo(f"{u.id}\t{u.username}\t{state}\t{roles}\t{u.full_name}")
+
+
+@user.command("disable")
+@click.argument("username")
+def user_disable(username: str) -> None:
+    """Disable an account and end its sessions."""
+    with cli_transaction(cli_settings()) as session:
+        found = accounts.user_by_username(session, username)
+        if found is None:
+            raise click.ClickException(f"no user {username!r}")
+        accounts.set_disabled(session, operator(), found, True)
+        click.echo(f"user {found.username} disabled")
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+@main.group()
+def token() -> None:
+    """API bearer tokens for machines and scripts."""
+
+
+@token.command("create")
+@click.option("--user", "username", required=True, help="Account the token acts for.")
+@click.option("--name", required=True, help="What will use it.")
+@click.option(
+    "--scope", "scopes", multiple=True, required=True, type=click.Choice(sorted(TOKEN_SCOPES))
+)
+@click.option("--days", type=int, default=90, show_default=True)
+def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -> None:
+    settings = cli_settings()
+    with cli_transaction(settings) as session:
+        owner = accounts.user_by_username(session, username)
+        if owner is None:
+            raise click.ClickException(f"no user {username!r}")
+        issued = authn.issue_token(
+            session, settings, operator(), owner, name, list(scopes), days, utcnow()
+        )
+        click.echo(f"token {issued.record.public_id} expires {issued.record.expires_at:%Y-%m-%d}")
+        click.echo(issued.secret)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    with cli_transaction(cli_settings()) as session:
+        authn.revoke_token(session, operator(), authn.get_token(session, token_id), utcnow())
+        click.echo(f"token {token_id} revoked")
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+@main.group("demo")
+def demo_group() -> None:
+    """Demonstration data."""
+
+
+@demo_group.command("load")
+def demo_load() -> None:
+    """Two hospitals, one user per role, a few patients; prints the sign-in details."""
+    settings = cli_settings()
+    migrate(settings.effective_database_url)
+    key = load_or_create_key(settings.data_dir, settings.secret_key)
+    with cli_transaction(settings) as session:
+        accounts_loaded = demo.load(session, key)
+    click.echo("Demo accounts (password shown; roles marked * set up an authenticator app")
+    click.echo("at first sign-in by scanning the QR code shown):")
+    required = set(settings.mfa_required_roles)
+    for a in accounts_loaded:
+        mark = "*" if a.role in required or a.username == "admin" else " "
+        click.echo(f"  {mark} {a.username:<18} {a.password:<24} {a.role:<20} {a.site}")
+
+
+# --- audit ----------------------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit status 1 if any entry was altered or deleted."""
+    with cli_transaction(cli_settings()) as session:
+        breaks = audit.verify(session)
+    if breaks:
+        for b in breaks:
+            click.echo(f"entry {b.seq}: {b.problem}", err=True)
+        raise SystemExit(1)
+    click.echo("audit chain intact")
+
+
+@audit_group.command("export")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["fhir", "syslog"]),
+    default="fhir",
+    show_default=True,
+    help="FHIR AuditEvent NDJSON or RFC 5424 lines.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File to write (default: standard output).",
+)
+def audit_export(fmt: str, output: Path | None) -> None:
+    settings = cli_settings()
+    with cli_transaction(settings) as session:
+        total = audit.chain_length(session)
+        stream = output.open("w", encoding="utf-8") if output else sys.stdout
+        try:
+            with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
+                for line in audit.export_lines(audit.iter_events(session), fmt, "concilium"):
+                    stream.write(line + "\n")
+                    bar.update(1)
+        finally:
+            if output:
+                stream.close()
+
+
+# --- configuration --------------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration."""
+
+
+@config_group.command("show")
+def config_show() -> None:
+    """Print the effective configuration, secrets masked."""
+    click.echo(json.dumps(cli_settings().masked(), indent=2, default=str))
+
+
+def _mount_service_groups() -> None:
+    for spec in SERVICE_COMMAND_GROUPS:
+        module_name, attribute = spec.split(":")
+        group = getattr(importlib.import_module(module_name), attribute)
+        main.add_command(group)
+
+
+_mount_service_groups()

@@ -1,0 +1,170 @@
+"""Configuration: environment variables ``CONCILIUM_*`` over an optional TOML file over defaults.
+
+Every option is documented here, next to its default; ``concilium config show`` prints the
+effective values with secrets masked.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ROLES = (
+    "admin",
+    "radiologist",
+    "referring_physician",
+    "specialist",
+    "coordinator",
+    "technologist",
+    "engineer",
+    "learner",
+)
+"""Roles a membership can give at a site (a user may hold several)."""
+
+SECRET_FIELDS = frozenset({"secret_key"})
+
+
+def _janus_installed() -> bool:
+    """Whether the Janus media server is installed where Debian puts it, or on PATH."""
+    return any(Path(p).is_file() for p in ("/usr/bin/janus", "/usr/sbin/janus")) or bool(
+        shutil.which("janus")
+    )
+
+
+class Settings(BaseSettings):
+    """Effective configuration of one Concilium process."""
+
+    model_config = SettingsConfigDict(env_prefix="CONCILIUM_", extra="forbid")
+
+    data_dir: Path = Path("./var")
+    """Directory holding every file Concilium writes (database, images, recordings, keys)."""
+    database_url: str = ""
+    """SQLAlchemy URL; empty means SQLite in WAL mode at ``<data_dir>/concilium.db``."""
+    http_host: str = "127.0.0.1"
+    """Address the HTTP server listens on."""
+    http_port: int = Field(default=8000, ge=1, le=65535)
+    """Port the HTTP server listens on."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Base URL users reach the web UI at (used in links, QR codes, CORS)."""
+    secret_key: str = ""
+    """Key for encrypting second-factor secrets at rest; empty means generated in the data dir."""
+    cookie_secure: bool = True
+    """Send the session cookie with the Secure attribute (browsers accept it on loopback too)."""
+    session_idle_minutes: int = Field(default=30, ge=1)
+    """A session without a request for this long is ended."""
+    session_absolute_hours: int = Field(default=12, ge=1)
+    """A session is ended this long after login, whatever its activity."""
+    mfa_required_roles: list[str] = Field(
+        default_factory=lambda: ["admin", "radiologist", "specialist", "engineer"]
+    )
+    """Roles whose holders must use a TOTP second factor."""
+    login_max_failures: int = Field(default=5, ge=1)
+    """Failed logins on one account before it is locked temporarily."""
+    lockout_minutes: int = Field(default=15, ge=1)
+    """How long an account stays locked after too many failures."""
+    login_ip_limit_per_minute: int = Field(default=20, ge=1)
+    """Login attempts accepted from one address per minute before throttling."""
+    emergency_access_minutes: int = Field(default=60, ge=5)
+    """How long a break-the-glass grant lasts."""
+    token_max_days: int = Field(default=365, ge=1)
+    """Longest lifetime an API token may be given."""
+    log_level: str = "INFO"
+    """Level of the JSON application log on standard error."""
+    redis_url: str = ""
+    """Redis URL for events between processes; empty means the in-process bus."""
+    dicom_ae_title: str = Field(default="CONCILIUM", min_length=1, max_length=16)
+    """AE title of the archive's DICOM services (PS3.8 7: up to 16 characters)."""
+    dicom_host: str = "127.0.0.1"
+    """Address the DICOM (DIMSE) server listens on; 0.0.0.0 to reach modalities."""
+    dicom_port: int = Field(default=11112, ge=0, le=65535)
+    """Port of the DICOM server started by ``concilium serve``; 0 means no DICOM server."""
+    dicom_allow_unknown_ae: bool = False
+    """Accept associations from AE titles not registered with ``concilium dicom ae add``
+    (they may only C-ECHO: storing and querying need a registered node)."""
+    dicom_duplicate_policy: str = Field(default="keep", pattern="^(keep|replace)$")
+    """An instance re-sent with the same SOP Instance UID but different bytes: ``keep`` the
+    stored one (logged as a warning) or ``replace`` it."""
+    dicomweb_cors_origins: list[str] = Field(default_factory=list)
+    """Origins (``https://viewer.example.org``) whose browser viewers may call ``/dicomweb`` and
+    ``/wado`` across origins (CORS); empty means same-origin only."""
+    dicomweb_max_stow_bytes: int = Field(default=4 * 1024**3, ge=1024)
+    """Largest STOW-RS request body accepted, in bytes (it is streamed to disk, not memory);
+    a larger one is refused with 413 and nothing of it is stored."""
+    live_enabled: bool = Field(default_factory=_janus_installed)
+    """Start and supervise the Janus media server with ``concilium serve`` (live sessions);
+    true by default when a ``janus`` binary is installed."""
+    live_janus_http_port: int = Field(default=8288, ge=1, le=65535)
+    """Loopback port of the Janus API; browsers reach it through Concilium at ``/janus``."""
+    live_janus_admin_port: int = Field(default=7288, ge=1, le=65535)
+    """Loopback port of the Janus Admin API; never exposed, used by Concilium only."""
+    telesurgery_qualification_max_age_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    """A telesurgical procedure starts only after a passing link qualification younger than
+    this (the network between the two sites may have changed since)."""
+
+    @field_validator("mfa_required_roles")
+    @classmethod
+    def _known_roles(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}; known roles are {list(ROLES)}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = os.environ.get("CONCILIUM_CONFIG_FILE")
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_file)))
+        return tuple(sources)
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'concilium.db').resolve()}"
+
+    def masked(self) -> dict[str, Any]:
+        """Effective values for display, with secrets and URL passwords masked."""
+        values: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                value = "****" if value else "(generated in data dir)"
+            elif name in {"database_url", "redis_url"}:
+                value = mask_url_password(str(value))
+            elif isinstance(value, Path):
+                value = str(value)
+            values[name] = value
+        values["effective_database_url"] = mask_url_password(self.effective_database_url)
+        return values
+
+
+def mask_url_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":****@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

@@ -1,0 +1,1 @@
+"""Imaging archive core: storage, parsing, DICOMweb encodings, rendering and de-identification."""

@@ -1,0 +1,234 @@
+"""``concilium dicom``: the archive's DICOM server, imports and exports, and known nodes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+from sqlalchemy import select
+
+from concilium.commands import cli_settings, cli_transaction, operator
+from concilium.config import Settings
+from concilium.imaging import service
+from concilium.imaging.dimse import DicomServer, DimseSettings
+from concilium.imaging.parsing import InvalidInstance
+from concilium.imaging.service import Archive, DuplicatePolicy, Sender
+from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
+from concilium.platform import accounts
+from concilium.platform.db import make_engine, make_sessionmaker, migrate, transaction
+from concilium.platform.errors import ConciliumError
+from concilium.platform.events import make_bus
+from concilium.platform.policy import Principal
+
+__all__ = ["dicom", "make_archive", "start_dicom_server"]
+
+
+def make_archive(settings: Settings) -> Archive:
+    """The archive of this installation: ``<data_dir>/images`` and the configured database."""
+    engine = make_engine(settings.effective_database_url)
+    return Archive(
+        settings.data_dir / "images",
+        make_sessionmaker(engine),
+        make_bus(settings.redis_url),
+        duplicate_policy=DuplicatePolicy(settings.dicom_duplicate_policy),
+    )
+
+
+def start_dicom_server(settings: Settings, port: int | None = None) -> DicomServer:
+    """Recover from an interrupted run, then serve DIMSE in a background thread."""
+    archive = make_archive(settings)
+    archive.recover()
+    server = DicomServer(
+        archive,
+        DimseSettings(
+            ae_title=settings.dicom_ae_title,
+            host=settings.dicom_host,
+            port=settings.dicom_port if port is None else port,
+            allow_unknown_ae=settings.dicom_allow_unknown_ae,
+        ),
+    )
+    server.start()
+    return server
+
+
+@click.group("dicom")
+def dicom() -> None:
+    """The image archive: DICOM server, import, export and known DICOM nodes."""
+
+
+@dicom.command("serve")
+@click.option("--port", type=int, help="Listen port (default: CONCILIUM_DICOM_PORT).")
+@click.option("--no-migrate", is_flag=True, help="Do not bring the schema up to date first.")
+def dicom_serve(port: int | None, no_migrate: bool) -> None:
+    """Serve only the DICOM services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET)."""
+    settings = cli_settings()
+    if not no_migrate:
+        migrate(settings.effective_database_url)
+    server = start_dicom_server(settings, port)
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    click.echo(f"DICOM {settings.dicom_ae_title} listening on {settings.dicom_host}:{server.port}")
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+
+
+@dicom.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--site", "finess", required=True, help="FINESS of the site that owns the images.")
+def dicom_import(directory: Path, finess: str) -> None:
+    """Import every DICOM file under DIRECTORY; refused files are listed, not fatal."""
+    settings = cli_settings()
+    archive = make_archive(settings)
+    archive.open_for_writing()
+    with transaction(archive.sessions) as session:
+        try:
+            site = accounts.site_by_finess(session, finess)
+        except ConciliumError as exc:
+            raise click.ClickException(exc.detail) from exc
+    actor = operator()
+    # The operator already holds the server's files and database; as an importer they act
+    # as an administrator of the site the images belong to, and every file is audited.
+    sender = Sender(
+        principal=Principal(
+            user_id=0, username=actor.username, roles={site.id: frozenset({"admin"})}
+        ),
+        actor=actor,
+        site_id=site.id,
+    )
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    stored = refused = 0
+    with click.progressbar(files, label="importing", file=sys.stderr) as bar:
+        for path in bar:
+            try:
+                with path.open("rb") as fh:
+                    service.ingest(archive, sender, iter(lambda: fh.read(1 << 20), b""))
+                stored += 1
+            except InvalidInstance as exc:
+                refused += 1
+                click.echo(f"\n{path}: {exc}", err=True)
+    archive.close()
+    click.echo(f"{stored} instances stored, {refused} refused")
+
+
+@dicom.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--study", "study_uid", default=None, help="Only this Study Instance UID.")
+def dicom_export(directory: Path, study_uid: str | None) -> None:
+    """Copy stored instances, byte for byte, to DIRECTORY/<study>/<series>/<instance>.dcm."""
+    settings = cli_settings()
+    archive = make_archive(settings)
+    with transaction(archive.sessions) as session:
+        statement = (
+            select(
+                ImagingStudy.study_instance_uid,
+                ImagingSeries.series_instance_uid,
+                ImagingInstance.sop_instance_uid,
+                ImagingInstance.address,
+            )
+            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+            .order_by(ImagingStudy.id, ImagingSeries.id, ImagingInstance.id)
+        )
+        if study_uid:
+            statement = statement.where(ImagingStudy.study_instance_uid == study_uid)
+        rows = list(session.execute(statement).all())
+    with click.progressbar(rows, label="exporting", file=sys.stderr) as bar:
+        for study, series, sop, address in bar:
+            target = directory / study / series / f"{sop}.dcm"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(archive.store.path_of(address), target)
+    click.echo(f"{len(rows)} instances exported to {directory}")
+
+
+@dicom.command("stats")
+def dicom_stats() -> None:
+    """Studies, series, instances and bytes held by the archive."""
+    with cli_transaction(cli_settings()) as session:
+        stats = service.statistics(session)
+    click.echo(
+        f"{stats.studies} studies, {stats.series} series, {stats.instances} instances, "
+        f"{stats.bytes} bytes"
+    )
+
+
+@dicom.group("ae")
+def ae_group() -> None:
+    """DICOM nodes (modalities, PACS, workstations) allowed to talk to the archive."""
+
+
+@ae_group.command("add")
+@click.argument("ae_title")
+@click.option("--host", required=True)
+@click.option("--port", type=int, required=True)
+@click.option("--site", "finess", required=True, help="FINESS of the node's site.")
+@click.option("--store/--no-store", default=True, show_default=True, help="May send images.")
+@click.option("--query/--no-query", default=False, show_default=True, help="May query/retrieve.")
+@click.option(
+    "--move-destination/--no-move-destination",
+    default=False,
+    show_default=True,
+    help="May receive images by C-MOVE.",
+)
+@click.option("--description", default="")
+def ae_add(
+    ae_title: str,
+    host: str,
+    port: int,
+    finess: str,
+    store: bool,
+    query: bool,
+    move_destination: bool,
+    description: str,
+) -> None:
+    """Register a node of a site; it acts for that site."""
+    with cli_transaction(cli_settings()) as session:
+        site = accounts.site_by_finess(session, finess)
+        ae = service.add_remote_ae(
+            session,
+            operator(),
+            ae_title=ae_title,
+            host=host,
+            port=port,
+            site_id=site.id,
+            allow_store=store,
+            allow_query=query,
+            allow_move_destination=move_destination,
+            description=description,
+        )
+        click.echo(f"AE {ae.ae_title} registered for {site.name}")
+
+
+@ae_group.command("list")
+def ae_list() -> None:
+    with cli_transaction(cli_settings()) as session:
+        for ae in service.list_remote_aes(session):
+            flags = ",".join(
+                name
+                for name, on in (
+                    ("store", ae.allow_store),
+                    ("query", ae.allow_query),
+                    ("move-destination", ae.allow_move_destination),
+                )
+                if on
+            )
+            click.echo(f"{ae.ae_title}\t{ae.host}:{ae.port}\tsite {ae.site_id}\t{flags or '-'}")
+
+
+@ae_group.command("remove")
+@click.argument("ae_title")
+def ae_remove(ae_title: str) -> None:
+    with cli_transaction(cli_settings()) as session:
+        service.remove_remote_ae(session, operator(), ae_title)
+        click.echo(f"AE {ae_title} removed")

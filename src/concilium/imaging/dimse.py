@@ -1,0 +1,424 @@
+"""DIMSE adapter: the archive's DICOM network services, on pynetdicom's event hooks.
+
+Services (PS3.4): Verification (A, C-ECHO), Storage SCP (B, C-STORE), Query/Retrieve SCP
+(C, C-FIND / C-MOVE / C-GET, Patient Root and Study Root models). Each handler reads the
+request, calls `concilium.imaging.service` and translates the result or the exception into
+the DIMSE status of PS3.4 / PS3.7 Annex C. Who may do what is decided by the policy from
+the calling node's registration; associations from unregistered AE titles are rejected
+(PS3.8 7.1.1.9, "calling AE title not recognized") unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
+from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom.events import Event
+
+from concilium.imaging import service
+from concilium.imaging.parsing import C_STORE_STATUS, FailureReason, failure_reason
+from concilium.imaging.service import Archive, InvalidQuery, NotAuthorized
+from concilium.imaging.tables import RemoteApplicationEntity
+from concilium.platform import audit
+from concilium.platform.db import transaction
+
+__all__ = ["ACCEPTED_TRANSFER_SYNTAXES", "DicomServer", "DimseSettings"]
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_TRANSFER_SYNTAXES = [
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    JPEG2000Lossless,
+    JPEG2000,
+    RLELossless,
+]
+"""Transfer syntaxes accepted for storage (PS3.5 Annex A); instances are kept as received."""
+
+# SOP Classes of PS3.4 Annex A (Verification) and C.6 (Query/Retrieve information models).
+Verification = UID("1.2.840.10008.1.1")
+PatientRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.1.1")
+PatientRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.1.2")
+PatientRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.1.3")
+StudyRootQueryRetrieveInformationModelFind = UID("1.2.840.10008.5.1.4.1.2.2.1")
+StudyRootQueryRetrieveInformationModelMove = UID("1.2.840.10008.5.1.4.1.2.2.2")
+StudyRootQueryRetrieveInformationModelGet = UID("1.2.840.10008.5.1.4.1.2.2.3")
+
+_QUERY_MODELS = (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+)
+_RETRIEVE_MODELS = (
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelMove,
+    PatientRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelGet,
+)
+_UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
+
+# PS3.4 C.4.1.1.4 and C.4.2.1.5 statuses
+_PENDING = 0xFF00
+_SUCCESS = 0x0000
+_NOT_AUTHORIZED = 0x0124
+_IDENTIFIER_DOES_NOT_MATCH = 0xA900
+_UNABLE_TO_PROCESS = 0xC001
+_CANCEL = 0xFE00
+
+
+@dataclass(frozen=True)
+class DimseSettings:
+    """How the DICOM server presents itself and whom it lets in."""
+
+    ae_title: str = "CONCILIUM"
+    """Our AE title (the Called AE title peers use)."""
+    host: str = "127.0.0.1"
+    """Listen address."""
+    port: int = 11112
+    """Listen port (0: let the system choose, see `DicomServer.port`)."""
+    allow_unknown_ae: bool = False
+    """Accept unregistered calling AE titles (they can only C-ECHO)."""
+    network_timeout: float = 60.0
+    """Seconds of silence after which an association is aborted (PS3.8 9.1.5 ARTIM)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.ae_title.strip()) <= 16:
+            raise ValueError(f"AE title must have 1-16 characters: {self.ae_title!r}")
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port out of range: {self.port}")
+
+
+@dataclass(frozen=True)
+class _Peer:
+    ae: RemoteApplicationEntity
+    ip: str
+
+    @property
+    def actor(self) -> audit.Actor:
+        return service.peer_actor(self.ae, self.ip)
+
+
+class DicomServer:
+    """The archive's DIMSE services, served from a background thread."""
+
+    def __init__(
+        self,
+        archive: Archive,
+        settings: DimseSettings,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.archive = archive
+        self.settings = settings
+        self._clock = clock or archive.clock
+        self._server: Any = None
+        self._ae = self._make_ae()
+        self._nobody = secrets.token_hex(8)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def _make_ae(self) -> AE:
+        ae = AE(ae_title=self.settings.ae_title)
+        ae.network_timeout = self.settings.network_timeout
+        ae.maximum_pdu_size = 0
+        ae.add_supported_context(Verification, _UNCOMPRESSED)
+        for context in AllStoragePresentationContexts:
+            assert context.abstract_syntax is not None
+            # Both roles, so that a C-GET requestor may take the storage SCP role (PS3.7 D.3.3.4).
+            ae.add_supported_context(
+                context.abstract_syntax, ACCEPTED_TRANSFER_SYNTAXES, scu_role=True, scp_role=True
+            )
+        for model in (*_QUERY_MODELS, *_RETRIEVE_MODELS):
+            ae.add_supported_context(model, _UNCOMPRESSED)
+        return ae
+
+    def start(self) -> None:
+        """Listen in a background thread; returns once the port is bound."""
+        if self._server is not None:
+            return
+        self.archive.open_for_writing()
+        handlers: list[Any] = [
+            (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_C_ECHO, self._on_echo),
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_FIND, self._on_find),
+            (evt.EVT_C_MOVE, self._on_move),
+            (evt.EVT_C_GET, self._on_get),
+        ]
+        self._server = self._ae.start_server(
+            (self.settings.host, self.settings.port), block=False, evt_handlers=handlers
+        )
+        log.info("DICOM server listening", extra={"ae_title": self.settings.ae_title})
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when started with port 0)."""
+        if self._server is None:
+            raise RuntimeError("server not started")
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        """Stop listening and end the open associations."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        self.archive.close()
+
+    def __enter__(self) -> DicomServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _peer(self, event: Event) -> _Peer | None:
+        title = _calling_ae_title(event)
+        with transaction(self.archive.sessions) as session:
+            ae = service.remote_ae(session, title)
+            if ae is not None:
+                session.expunge(ae)
+        return _Peer(ae, str(event.assoc.requestor.address)) if ae is not None else None
+
+    # -- association -----------------------------------------------------------------------
+
+    def _on_requested(self, event: Event) -> None:
+        """PS3.8 9.3.3.2: reject (permanent, service user, calling AE title not recognized).
+
+        pynetdicom checks ``require_calling_aet`` right after this hook and sends the
+        rejection itself; the list is refreshed from the registry for every association so
+        that a node registered or removed a moment ago is treated accordingly.
+        """
+        if self.settings.allow_unknown_ae:
+            return
+        with transaction(self.archive.sessions) as session:
+            titles = [ae.ae_title for ae in service.list_remote_aes(session)]
+        if _calling_ae_title(event) not in titles:
+            log.warning(
+                "association from an unregistered AE title rejected",
+                extra={"calling_ae": _calling_ae_title(event)},
+            )
+        # An empty list would mean "anyone": with no node registered, require a random title
+        # no peer can guess.
+        self._ae.require_calling_aet = titles or [self._nobody]
+
+    def _on_echo(self, event: Event) -> int:
+        """PS3.4 A.4: the Verification SCP answers success."""
+        return _SUCCESS
+
+    # -- storage ---------------------------------------------------------------------------
+
+    def _on_store(self, event: Event) -> int:
+        """PS3.4 B.2.2: store the data set exactly as received, then acknowledge."""
+        peer = self._peer(event)
+        if peer is None:
+            return _NOT_AUTHORIZED
+        try:
+            # The bytes as they came off the wire, behind File Meta Information built from
+            # the presentation context: no decode, no re-encode (PS3.10 7.1).
+            part10 = event.encoded_dataset(include_meta=True)
+            sender = service.Sender(
+                principal=service.peer_principal(peer.ae),
+                actor=peer.actor,
+                site_id=peer.ae.site_id,
+                ae_title=peer.ae.ae_title,
+            )
+            result = service.ingest(self.archive, sender, [part10])
+        except Exception as exc:
+            reason = failure_reason(exc)
+            if reason is FailureReason.PROCESSING_FAILURE:
+                log.exception("C-STORE failed")
+            else:
+                log.warning("C-STORE refused: %s", exc)
+            return C_STORE_STATUS[reason]
+        log.debug("C-STORE %s %s", result.outcome, result.sop_instance_uid)
+        return _SUCCESS
+
+    # -- query -----------------------------------------------------------------------------
+
+    def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        """PS3.4 C.4.1.3: one pending response per match, then success."""
+        peer = self._peer(event)
+        if peer is None:
+            yield _NOT_AUTHORIZED, None
+            return
+        try:
+            identifier = _identifier(event)
+            with transaction(self.archive.sessions) as session:
+                matches = service.find(
+                    session,
+                    service.peer_principal(peer.ae),
+                    peer.actor,
+                    identifier,
+                    now=self._clock(),
+                    retrieve_ae_title=self.settings.ae_title,
+                )
+        except Exception as exc:
+            yield _query_failure(exc), None
+            return
+        for match in matches:
+            if event.is_cancelled:
+                yield _CANCEL, None
+                return
+            yield _PENDING, match
+        yield _SUCCESS, None
+
+    # -- retrieve --------------------------------------------------------------------------
+
+    def _locate(
+        self, event: Event, peer: _Peer, destination: RemoteApplicationEntity | None
+    ) -> list[service.RetrievableInstance]:
+        with transaction(self.archive.sessions) as session:
+            return service.locate(
+                self.archive,
+                session,
+                service.peer_principal(peer.ae),
+                peer.actor,
+                _identifier(event),
+                now=self._clock(),
+                destination=(
+                    service.peer_principal(destination, as_destination=True)
+                    if destination is not None
+                    else None
+                ),
+                destination_title=destination.ae_title if destination is not None else "",
+            )
+
+    def _on_move(self, event: Event) -> Iterator[Any]:
+        """PS3.4 C.4.2.3: C-STORE sub-operations to a registered destination."""
+        peer = self._peer(event)
+        raw = event.move_destination
+        title = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).strip()
+        with transaction(self.archive.sessions) as session:
+            destination = service.remote_ae(session, title)
+            if destination is not None:
+                session.expunge(destination)
+        if peer is None or destination is None:
+            # Unknown destination: PS3.4 C.4.2.1.5 A801.
+            yield None, None
+            return
+        try:
+            instances = self._locate(event, peer, destination)
+        except NotAuthorized:
+            # Not a destination for these images: "Move Destination unknown" for them.
+            yield None, None
+            return
+        except Exception as exc:
+            yield destination.host, destination.port, {"contexts": _contexts_for([])}
+            yield 1
+            yield _query_failure(exc), None
+            return
+        yield destination.host, destination.port, {"contexts": _contexts_for(instances)}
+        yield from self._send(event, instances)
+
+    def _on_get(self, event: Event) -> Iterator[Any]:
+        """PS3.4 C.4.3.3: C-STORE sub-operations on the requestor's own association."""
+        peer = self._peer(event)
+        if peer is None:
+            yield 1
+            yield _NOT_AUTHORIZED, None
+            return
+        try:
+            instances = self._locate(event, peer, None)
+        except Exception as exc:
+            yield 1
+            yield _query_failure(exc), None
+            return
+        yield from self._send(event, instances)
+
+    def _send(self, event: Event, instances: list[service.RetrievableInstance]) -> Iterator[Any]:
+        yield len(instances)
+        for instance in instances:
+            if event.is_cancelled:
+                yield _CANCEL, None
+                return
+            try:
+                dataset = dcmread(instance.path)
+            except Exception:
+                log.exception("stored instance unreadable: %s", instance.sop_instance_uid)
+                failed = Dataset()
+                failed.SOPInstanceUID = instance.sop_instance_uid
+                yield _UNABLE_TO_PROCESS, failed
+                continue
+            yield _PENDING, dataset
+
+
+_STUDY_ROOT_MODELS = frozenset(
+    {
+        StudyRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelGet,
+    }
+)
+
+
+def _identifier(event: Event) -> Dataset:
+    """The request's identifier, refused when its level is not one of its model's."""
+    identifier: Dataset = event.identifier
+    level = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+    model = str(event.request.AffectedSOPClassUID)
+    if model in _STUDY_ROOT_MODELS and level == "PATIENT":
+        # PS3.4 C.6.2.1: the Study Root model has no patient level.
+        raise InvalidQuery("the Study Root model has no PATIENT level")
+    return identifier
+
+
+def _calling_ae_title(event: Event) -> str:
+    # Before negotiation completes only the A-ASSOCIATE-RQ primitive holds the title.
+    primitive = event.assoc.requestor.primitive
+    title = primitive.calling_ae_title if primitive is not None else event.assoc.requestor.ae_title
+    return str(title).strip()
+
+
+def _contexts_for(instances: list[service.RetrievableInstance]) -> list[Any]:
+    """Presentation contexts for a C-MOVE's storage association: each stored syntax."""
+    from pynetdicom.presentation import build_context
+
+    syntaxes: dict[str, set[str]] = {}
+    for instance in instances:
+        syntaxes.setdefault(instance.sop_class_uid, set(_UNCOMPRESSED)).add(
+            instance.transfer_syntax_uid
+        )
+    if not syntaxes:
+        return [build_context(Verification)]
+    # PS3.8 9.3.2.2: at most 128 presentation contexts in one association request.
+    return [build_context(sop, sorted(ts)) for sop, ts in list(syntaxes.items())[:128]]
+
+
+def _query_failure(exc: Exception) -> int:
+    if isinstance(exc, NotAuthorized):
+        return _NOT_AUTHORIZED
+    if isinstance(exc, InvalidQuery):
+        return _IDENTIFIER_DOES_NOT_MATCH
+    log.exception("query failed", exc_info=exc)
+    return _UNABLE_TO_PROCESS

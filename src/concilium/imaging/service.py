@@ -1,0 +1,1473 @@
+"""The archive: receive, index, query, retrieve and remove instances; the DICOM nodes it knows.
+
+Protocol adapters (DIMSE in `concilium.imaging.dimse`, DICOMweb routes) call these functions
+and translate their results and exceptions into the protocol's own answers. Every access is
+decided by `concilium.platform.policy.decide`; this module only gathers the facts.
+
+Receiving (PS3.4 B.2.2 C-STORE SCP behaviour) follows one order so that an acknowledged
+instance is never lost and a refused one leaves nothing behind: stage the bytes (fsynced) →
+validate → commit them to the store (fsynced rename) → index them and audit in one database
+transaction → publish ``study.received`` → return, and only then does the adapter answer
+success. A crash between the store commit and the database commit leaves an unindexed file,
+which `Archive.recover` removes at the next start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import fcntl
+import logging
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.datadict import dictionary_VR
+from pydicom.dataelem import DataElement
+from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
+from pydicom.tag import Tag
+from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from concilium.imaging.parsing import (
+    FailureReason,
+    IndexRecord,
+    InvalidInstance,
+    parse_da,
+    parse_instance,
+    parse_tm,
+)
+from concilium.imaging.storage import InstanceStore, StoredObject
+from concilium.imaging.tables import (
+    ImagingInstance,
+    ImagingSeries,
+    ImagingStudy,
+    RemoteApplicationEntity,
+)
+from concilium.platform import audit
+from concilium.platform.db import transaction, utcnow
+from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.events import EventBus
+from concilium.platform.patients import find_by_identifier
+from concilium.platform.policy import RULES, Action, Decision, Principal, Target, decide, has_scope
+from concilium.platform.sharing import active_share_targets, shared_resource_ids
+
+__all__ = [
+    "DEVICE_ROLE",
+    "Archive",
+    "ArchiveStatistics",
+    "DuplicatePolicy",
+    "IngestResult",
+    "InvalidQuery",
+    "Level",
+    "NotAuthorized",
+    "RejectionReason",
+    "RetrievableInstance",
+    "Sender",
+    "add_remote_ae",
+    "delete_study",
+    "find",
+    "ingest",
+    "list_remote_aes",
+    "locate",
+    "peer_principal",
+    "reject",
+    "remote_ae",
+    "remove_remote_ae",
+    "statistics",
+    "study_target",
+]
+
+log = logging.getLogger(__name__)
+
+DEVICE_ROLE = "technologist"
+"""Role a registered DICOM node holds at its site: it sends and fetches images for the
+technologists there. Its registration flags become scopes (as for an API token) that narrow
+it to the imaging actions it was allowed, so a node never reaches patient records."""
+DEVICE_USER_ID = 0
+"""User id of node principals; no account has it, so no share to a person ever matches."""
+STUDY_KIND = "study"
+"""``resource_kind`` of study shares in `concilium.platform.sharing`."""
+_AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+
+
+class NotAuthorized(InvalidInstance):
+    """The policy refused the request (PS3.7 C.4 status 0124 "Refused: Not Authorized")."""
+
+    reason = FailureReason.NOT_AUTHORIZED
+
+
+class InvalidQuery(ValueError):
+    """A query identifier that cannot be processed (PS3.4 C.4.1.1.4 status A900)."""
+
+
+class DuplicatePolicy(enum.StrEnum):
+    """What to do when a SOP Instance UID arrives again with different bytes."""
+
+    KEEP = "keep"
+    """Keep the stored instance, answer success and log a warning."""
+    REPLACE = "replace"
+    """Index the new bytes in place of the old ones."""
+
+
+class Level(enum.StrEnum):
+    """Query/Retrieve Level (0008,0052), PS3.4 C.6.1.1 and C.6.2.1."""
+
+    PATIENT = "PATIENT"
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+
+_DEPTH = {Level.PATIENT: 0, Level.STUDY: 1, Level.SERIES: 2, Level.IMAGE: 3}
+
+
+# --------------------------------------------------------------------------------------------
+# The archive and who talks to it
+
+
+class Archive:
+    """The stored files, the index and the event bus of one Concilium process."""
+
+    def __init__(
+        self,
+        root: Path | str,
+        sessions: sessionmaker[Session],
+        bus: EventBus,
+        *,
+        duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self.store = InstanceStore(root)
+        """Content-addressed files."""
+        self.sessions = sessions
+        """Database sessions."""
+        self.bus = bus
+        """Where ``study.received`` and ``study.deleted`` are published."""
+        self.duplicate_policy = duplicate_policy
+        """What a re-sent instance with different bytes does."""
+        self.clock = clock
+        """Current time, for share and grant expiry."""
+        self._lock_file: int | None = None
+
+    def recover(self) -> int:
+        """Remove what an interrupted write left behind; returns the number of files removed.
+
+        Runs only when no other process is writing to this store (the writers' shared lock
+        is free): a file committed by a live writer is unindexed for a few milliseconds, and
+        must not be mistaken for debris.
+        """
+        fd = os.open(self.store.root / "writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.info("another process writes to the archive; recovery skipped")
+                return 0
+            removed = self.store.clean_temporary()
+            with transaction(self.sessions) as session:
+                indexed = set(session.execute(select(ImagingInstance.address)).scalars())
+            for address in list(self.store.addresses()):
+                if address not in indexed:
+                    self.store.delete(address)
+                    removed += 1
+            if removed:
+                log.warning("archive recovery removed %d unacknowledged files", removed)
+            return removed
+        finally:
+            os.close(fd)
+
+    def open_for_writing(self) -> None:
+        """Take the writers' shared lock for the life of the process (see `recover`)."""
+        if self._lock_file is None:
+            fd = os.open(self.store.root / "writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            self._lock_file = fd
+
+    def close(self) -> None:
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who sends an instance, and the site that will own a study it creates."""
+
+    principal: Principal
+    """Whom the policy judges."""
+    actor: audit.Actor
+    """Who appears in the audit trail."""
+    site_id: int
+    """Owner of new studies: the sending node's or person's site."""
+    ae_title: str = ""
+    """Calling AE title, when it came over DIMSE."""
+
+
+def peer_principal(ae: RemoteApplicationEntity, *, as_destination: bool = False) -> Principal:
+    """The principal a registered node acts as (requester, or C-MOVE destination)."""
+    read_scope = RULES[Action.STUDY_READ].scope
+    write_scope = RULES[Action.STUDY_STORE].scope
+    scopes: set[str] = set()
+    if as_destination:
+        if ae.allow_move_destination:
+            scopes.add(read_scope)
+    else:
+        if ae.allow_store:
+            scopes.add(write_scope)
+        if ae.allow_query:
+            scopes.add(read_scope)
+    return Principal(
+        user_id=DEVICE_USER_ID,
+        username=f"ae:{ae.ae_title}",
+        roles={ae.site_id: frozenset({DEVICE_ROLE})},
+        scopes=frozenset(scopes),
+    )
+
+
+def peer_actor(ae: RemoteApplicationEntity, ip: str = "") -> audit.Actor:
+    """How a node appears in the audit trail."""
+    return audit.Actor(None, f"ae:{ae.ae_title}", role=DEVICE_ROLE, site_id=ae.site_id, ip=ip)
+
+
+def may_read_any(principal: Principal) -> bool:
+    """Whether ``principal`` holds any way to read studies (else queries are refused)."""
+    rule = RULES[Action.STUDY_READ]
+    return has_scope(principal, rule) and (
+        bool(principal.roles) or bool(principal.emergency_patient_ids)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Policy facts
+
+
+def study_target(session: Session, study: ImagingStudy, now: dt.datetime) -> Target:
+    """Facts the policy needs about a study: its site, its patient and active shares.
+
+    A share of the study or of its patient counts: sharing a patient's record for a reading
+    or a meeting shares their images too.
+    """
+    sites, users = active_share_targets(session, STUDY_KIND, study.study_instance_uid, now)
+    if study.patient_id is not None:
+        p_sites, p_users = active_share_targets(session, "patient", str(study.patient_id), now)
+        sites, users = sites | p_sites, users | p_users
+    return Target(
+        kind=STUDY_KIND,
+        id=study.study_instance_uid,
+        site_ids=frozenset({study.site_id}),
+        patient_id=study.patient_id,
+        shared_site_ids=sites,
+        shared_user_ids=users,
+    )
+
+
+def _new_study_target(site_id: int, study_uid: str) -> Target:
+    return Target(kind=STUDY_KIND, id=study_uid, site_ids=frozenset({site_id}))
+
+
+def _refuse(
+    archive: Archive, actor: audit.Actor, action: Action, target: Target, decision: Decision
+) -> NotAuthorized:
+    # The refusal is kept even though the work is not: its own transaction.
+    with transaction(archive.sessions) as session:
+        audit.record_refusal(session, actor, str(action), target, decision.reason)
+    return NotAuthorized(decision.reason)
+
+
+# --------------------------------------------------------------------------------------------
+# Receiving
+
+
+class IngestOutcome(enum.StrEnum):
+    """What `ingest` did with an instance; every outcome is acknowledged as a success."""
+
+    STORED = "stored"
+    """New instance, stored and indexed."""
+    DUPLICATE = "duplicate"
+    """The same bytes were already stored."""
+    KEPT = "kept"
+    """Different bytes under a known SOP Instance UID; the stored ones were kept."""
+    REPLACED = "replaced"
+    """Different bytes under a known SOP Instance UID; they replaced the stored ones."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one received instance."""
+
+    outcome: IngestOutcome
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    sop_class_uid: str
+    address: str
+    """Address of the bytes now indexed for this SOP Instance UID."""
+
+
+def ingest(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestResult:
+    """Receive one Part 10 object (PS3.10 7.1) and make it part of the archive.
+
+    Returns only once the instance is durable, indexed and audited. Raises an
+    `InvalidInstance` subclass (validation, `NotAuthorized`) or a storage error; in every
+    failure case nothing of the object remains in the store or the index.
+    """
+    staged = archive.store.stage_iter(chunks)
+    with staged:
+        parsed = parse_instance(staged.path)
+        record = parsed.record
+        stored = staged.commit()
+    try:
+        result, obsolete = _index(archive, sender, record, stored)
+    except BaseException:
+        if stored.created:
+            _forget_file(archive, stored.address)
+        raise
+    if result.outcome is IngestOutcome.KEPT and stored.created:
+        _forget_file(archive, stored.address)
+    if obsolete is not None:
+        _forget_file(archive, obsolete)
+    if result.outcome in (IngestOutcome.STORED, IngestOutcome.REPLACED):
+        archive.bus.publish(
+            "study.received",
+            {
+                "study_instance_uid": result.study_instance_uid,
+                "series_instance_uid": result.series_instance_uid,
+                "sop_instance_uid": result.sop_instance_uid,
+                "site_id": sender.site_id,
+                "accession_number": record.study.accession_number,
+                "modality": record.series.modality,
+            },
+        )
+    return result
+
+
+def _forget_file(archive: Archive, address: str) -> None:
+    """Delete a stored file unless an index row still points at it.
+
+    Identical bytes have one address: another association may have indexed the same object
+    meanwhile, and its row must keep its file.
+    """
+    with transaction(archive.sessions) as session:
+        used = session.execute(
+            select(ImagingInstance.id).where(ImagingInstance.address == address).limit(1)
+        ).first()
+    if used is None:
+        archive.store.delete(address)
+
+
+def _index(
+    archive: Archive, sender: Sender, record: IndexRecord, stored: StoredObject
+) -> tuple[IngestResult, str | None]:
+    """Index one stored instance in one transaction; returns the result and a file to drop."""
+    uid = record.instance.sop_instance_uid
+    now = archive.clock()
+    with transaction(archive.sessions) as session:
+        existing = session.execute(
+            select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
+        ).scalar_one_or_none()
+        study = _get_study(session, record.study.study_instance_uid)
+        target = (
+            study_target(session, study, now)
+            if study is not None
+            else _new_study_target(sender.site_id, record.study.study_instance_uid)
+        )
+        decision = decide(sender.principal, Action.STUDY_STORE, target)
+        if not decision.allowed:
+            session.rollback()
+            raise _refuse(archive, sender.actor, Action.STUDY_STORE, target, decision)
+        obsolete: str | None = None
+        if existing is not None:
+            if existing.address == stored.address:
+                outcome = IngestOutcome.DUPLICATE
+            elif archive.duplicate_policy is DuplicatePolicy.KEEP:
+                outcome = IngestOutcome.KEPT
+                log.warning(
+                    "instance re-sent with different content; the stored one is kept",
+                    extra={"sop_instance_uid": uid, "calling_ae": sender.ae_title},
+                )
+            else:
+                outcome = IngestOutcome.REPLACED
+                obsolete = existing.address
+                session.delete(existing)
+                session.flush()
+            if outcome is not IngestOutcome.REPLACED:
+                series = existing.series
+                audit.record(
+                    session,
+                    sender.actor,
+                    str(Action.STUDY_STORE),
+                    "success",
+                    object_kind=STUDY_KIND,
+                    object_id=series.study.study_instance_uid,
+                    patient_id=series.study.patient_id,
+                    detail={"sop_instance_uid": uid, "outcome": str(outcome)},
+                )
+                return (
+                    IngestResult(
+                        outcome,
+                        series.study.study_instance_uid,
+                        series.series_instance_uid,
+                        uid,
+                        existing.sop_class_uid,
+                        existing.address,
+                    ),
+                    None,
+                )
+        else:
+            outcome = IngestOutcome.STORED
+        if study is None:
+            study = _create_study(session, sender.site_id, record)
+        series = _get_or_create_series(session, study, record)
+        session.add(
+            ImagingInstance(
+                series_id=series.id,
+                sop_instance_uid=uid,
+                sop_class_uid=record.instance.sop_class_uid,
+                transfer_syntax_uid=record.instance.transfer_syntax_uid,
+                instance_number=record.instance.instance_number,
+                rows=record.instance.rows,
+                columns=record.instance.columns,
+                number_of_frames=record.instance.number_of_frames,
+                bits_allocated=record.instance.bits_allocated,
+                photometric_interpretation=_clip(record.instance.photometric_interpretation, 16),
+                content_date=record.instance.content_date,
+                content_time=record.instance.content_time,
+                specific_character_set=_clip(record.instance.specific_character_set, 128),
+                address=stored.address,
+                size=stored.size,
+                source_ae_title=sender.ae_title,
+                received_at=now,
+            )
+        )
+        study.updated_at = now
+        session.flush()
+        audit.record(
+            session,
+            sender.actor,
+            str(Action.STUDY_STORE),
+            "success",
+            object_kind=STUDY_KIND,
+            object_id=study.study_instance_uid,
+            patient_id=study.patient_id,
+            detail={
+                "sop_instance_uid": uid,
+                "outcome": str(outcome),
+                "basis": decision.basis,
+                "bytes": stored.size,
+            },
+        )
+        return (
+            IngestResult(
+                outcome,
+                study.study_instance_uid,
+                series.series_instance_uid,
+                uid,
+                record.instance.sop_class_uid,
+                stored.address,
+            ),
+            obsolete,
+        )
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    # Modalities overrun VR lengths; the index keeps what fits, the file keeps everything.
+    return value[:length] if value is not None else None
+
+
+def _authorised_study(
+    archive: Archive,
+    session: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    study_uid: str,
+    action: Action,
+    now: dt.datetime,
+) -> tuple[ImagingStudy, Target]:
+    """The study, once the policy allows ``action`` on it; a refusal is audited and raised."""
+    study = _get_study(session, study_uid)
+    if study is None:
+        raise NotFound(f"study {study_uid} not found")
+    target = study_target(session, study, now)
+    decision = decide(principal, action, target)
+    if not decision.allowed:
+        session.rollback()
+        raise _refuse(archive, actor, action, target, decision)
+    return study, target
+
+
+def _get_study(session: Session, study_uid: str) -> ImagingStudy | None:
+    return session.execute(
+        select(ImagingStudy).where(ImagingStudy.study_instance_uid == study_uid)
+    ).scalar_one_or_none()
+
+
+def _create_study(session: Session, site_id: int, record: IndexRecord) -> ImagingStudy:
+    p, s = record.patient, record.study
+    patient = find_by_identifier(session, site_id, p.patient_id) if p.patient_id else None
+    study = ImagingStudy(
+        study_instance_uid=s.study_instance_uid,
+        site_id=site_id,
+        patient_id=patient.id if patient is not None else None,
+        dicom_patient_id=p.patient_id[:64],
+        issuer_of_patient_id=_clip(p.issuer_of_patient_id, 64),
+        patient_name=p.patient_name[:256],
+        patient_name_folded=p.patient_name[:256].casefold()[:256],
+        patient_birth_date=p.birth_date,
+        patient_sex=_clip(p.sex, 16),
+        study_date=s.study_date,
+        study_time=s.study_time,
+        accession_number=_clip(s.accession_number, 64),
+        study_id=_clip(s.study_id, 64),
+        study_description=_clip(s.study_description, 256),
+        referring_physician_name=_clip(s.referring_physician_name, 256),
+        referring_physician_name_folded=_clip(
+            s.referring_physician_name.casefold() if s.referring_physician_name else None, 256
+        ),
+        institution_name=_clip(s.institution_name, 256),
+    )
+    # Another association may be creating the same study right now: a savepoint lets the
+    # loser of that race pick up the winner's row instead of failing the instance.
+    try:
+        with session.begin_nested():
+            session.add(study)
+    except IntegrityError:
+        found = _get_study(session, s.study_instance_uid)
+        if found is None:
+            raise
+        return found
+    return study
+
+
+def _get_or_create_series(
+    session: Session, study: ImagingStudy, record: IndexRecord
+) -> ImagingSeries:
+    s = record.series
+    query = select(ImagingSeries).where(ImagingSeries.series_instance_uid == s.series_instance_uid)
+    found = session.execute(query).scalar_one_or_none()
+    if found is not None:
+        if found.study_id != study.id:
+            raise InvalidInstanceInStudy(s.series_instance_uid)
+        return found
+    series = ImagingSeries(
+        study_id=study.id,
+        series_instance_uid=s.series_instance_uid,
+        modality=_clip(s.modality, 16),
+        series_number=s.series_number,
+        series_description=_clip(s.series_description, 256),
+        body_part_examined=_clip(s.body_part_examined, 64),
+        series_date=s.series_date,
+        series_time=s.series_time,
+        performed_procedure_step_start_date=s.performed_procedure_step_start_date,
+    )
+    try:
+        with session.begin_nested():
+            session.add(series)
+    except IntegrityError:
+        found = session.execute(query).scalar_one_or_none()
+        if found is None:
+            raise
+        return found
+    return series
+
+
+class InvalidInstanceInStudy(InvalidInstance):
+    """The Series Instance UID already belongs to another study (PS3.3 C.7.3.1)."""
+
+    reason = FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS
+
+    def __init__(self, series_uid: str) -> None:
+        super().__init__(f"series {series_uid} already belongs to another study")
+
+
+# --------------------------------------------------------------------------------------------
+# Query matching, PS3.4 C.2.2.2
+
+
+class _Kind(enum.Enum):
+    TEXT = "text"
+    """Single value and wildcard matching, case-sensitive (C.2.2.2.1, C.2.2.2.4)."""
+    PERSON_NAME = "pn"
+    """As TEXT, but insensitive to case (C.2.2.2.1 allows it for PN)."""
+    UID = "uid"
+    """Single value or list of UIDs (C.2.2.2.2); no wildcards."""
+    DATE = "date"
+    """Single value or range (C.2.2.2.5)."""
+    TIME = "time"
+    """Single value or range (C.2.2.2.5)."""
+    INTEGER = "int"
+    """Single value."""
+
+
+@dataclass(frozen=True)
+class _Key:
+    level: Level
+    attribute: str
+    kind: _Kind
+
+
+_KEYS: Mapping[str, _Key] = {
+    "PatientID": _Key(Level.PATIENT, "dicom_patient_id", _Kind.TEXT),
+    "PatientName": _Key(Level.PATIENT, "patient_name", _Kind.PERSON_NAME),
+    "IssuerOfPatientID": _Key(Level.PATIENT, "issuer_of_patient_id", _Kind.TEXT),
+    "PatientBirthDate": _Key(Level.PATIENT, "patient_birth_date", _Kind.DATE),
+    "PatientSex": _Key(Level.PATIENT, "patient_sex", _Kind.TEXT),
+    "StudyInstanceUID": _Key(Level.STUDY, "study_instance_uid", _Kind.UID),
+    "StudyDate": _Key(Level.STUDY, "study_date", _Kind.DATE),
+    "StudyTime": _Key(Level.STUDY, "study_time", _Kind.TIME),
+    "AccessionNumber": _Key(Level.STUDY, "accession_number", _Kind.TEXT),
+    "StudyID": _Key(Level.STUDY, "study_id", _Kind.TEXT),
+    "StudyDescription": _Key(Level.STUDY, "study_description", _Kind.TEXT),
+    "ReferringPhysicianName": _Key(Level.STUDY, "referring_physician_name", _Kind.PERSON_NAME),
+    "InstitutionName": _Key(Level.STUDY, "institution_name", _Kind.TEXT),
+    "SeriesInstanceUID": _Key(Level.SERIES, "series_instance_uid", _Kind.UID),
+    "Modality": _Key(Level.SERIES, "modality", _Kind.TEXT),
+    "SeriesNumber": _Key(Level.SERIES, "series_number", _Kind.INTEGER),
+    "SeriesDescription": _Key(Level.SERIES, "series_description", _Kind.TEXT),
+    "BodyPartExamined": _Key(Level.SERIES, "body_part_examined", _Kind.TEXT),
+    "SeriesDate": _Key(Level.SERIES, "series_date", _Kind.DATE),
+    "SeriesTime": _Key(Level.SERIES, "series_time", _Kind.TIME),
+    "PerformedProcedureStepStartDate": _Key(
+        Level.SERIES, "performed_procedure_step_start_date", _Kind.DATE
+    ),
+    "SOPInstanceUID": _Key(Level.IMAGE, "sop_instance_uid", _Kind.UID),
+    "SOPClassUID": _Key(Level.IMAGE, "sop_class_uid", _Kind.UID),
+    "InstanceNumber": _Key(Level.IMAGE, "instance_number", _Kind.INTEGER),
+    "ContentDate": _Key(Level.IMAGE, "content_date", _Kind.DATE),
+    "ContentTime": _Key(Level.IMAGE, "content_time", _Kind.TIME),
+    "Rows": _Key(Level.IMAGE, "rows", _Kind.INTEGER),
+    "Columns": _Key(Level.IMAGE, "columns", _Kind.INTEGER),
+    "NumberOfFrames": _Key(Level.IMAGE, "number_of_frames", _Kind.INTEGER),
+    "BitsAllocated": _Key(Level.IMAGE, "bits_allocated", _Kind.INTEGER),
+    "PhotometricInterpretation": _Key(Level.IMAGE, "photometric_interpretation", _Kind.TEXT),
+}
+"""Matching keys the index holds, by keyword (PS3.4 C.6.1.1 tables C.6-1 to C.6-4)."""
+
+_TABLE_OF = {
+    Level.PATIENT: ImagingStudy,
+    Level.STUDY: ImagingStudy,
+    Level.SERIES: ImagingSeries,
+    Level.IMAGE: ImagingInstance,
+}
+_UNIQUE_KEY = {
+    Level.PATIENT: "PatientID",
+    Level.STUDY: "StudyInstanceUID",
+    Level.SERIES: "SeriesInstanceUID",
+    Level.IMAGE: "SOPInstanceUID",
+}
+_WILDCARDS = frozenset("*?")
+
+
+def _column(key: _Key) -> Any:
+    return getattr(_TABLE_OF[key.level], key.attribute)
+
+
+def _values(raw: Any) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, MultiValue | list | tuple):
+        return [str(v).strip() for v in raw if str(v).strip()]
+    text = str(raw).strip()
+    return [part.strip() for part in text.split("\\") if part.strip()] if text else []
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _glob(value: str) -> str:
+    return "".join(f"[{c}]" if c == "[" else c for c in value)
+
+
+def _text_match(column: Any, value: str, *, fold_case: bool, sqlite: bool) -> ColumnElement[bool]:
+    if fold_case:
+        # ``column`` holds casefolded text already (see ImagingStudy.patient_name_folded).
+        value = value.casefold()
+        if not _WILDCARDS & set(value):
+            return column == value  # type: ignore[no-any-return]
+        return column.like(_like(value), escape="\\")  # type: ignore[no-any-return]
+    if not _WILDCARDS & set(value):
+        return column == value  # type: ignore[no-any-return]
+    if sqlite:
+        # SQLite's LIKE ignores case; GLOB honours it and uses the same * and ? wildcards.
+        return column.op("GLOB")(_glob(value))  # type: ignore[no-any-return]
+    return column.like(_like(value), escape="\\")  # type: ignore[no-any-return]
+
+
+def _range(
+    value: str, parse: Callable[[str], Any], *, pad_end: Callable[[str, Any], Any] | None = None
+) -> tuple[Any, Any]:
+    start_text, dash, end_text = value.partition("-")
+    start = parse(start_text) if start_text else None
+    end = parse(end_text) if end_text else None
+    if (start_text and start is None) or (end_text and end is None) or (not dash and not start):
+        raise InvalidQuery(f"not a valid date or time range: {value!r}")
+    if not dash:
+        end = start
+        end_text = start_text
+    if end is not None and pad_end is not None:
+        end = pad_end(end_text, end)
+    return start, end
+
+
+def _pad_time(text: str, value: dt.time) -> dt.time:
+    # "1200" as an upper bound means up to 12:00:59.999999: the bound covers its precision.
+    digits = len(text.replace(":", "").partition(".")[0])
+    if "." in text:
+        return value
+    if digits <= 2:
+        return value.replace(minute=59, second=59, microsecond=999999)
+    if digits <= 4:
+        return value.replace(second=59, microsecond=999999)
+    return value.replace(microsecond=999999)
+
+
+def _matcher(key: _Key, values: list[str], sqlite: bool) -> ColumnElement[bool] | None:
+    """SQL condition for one matching key, or None for universal matching."""
+    column = _column(key)
+    if not values or values == ["*"]:
+        return None
+    if key.kind is _Kind.UID:
+        return column.in_(values)  # type: ignore[no-any-return]
+    if key.kind is _Kind.DATE or key.kind is _Kind.TIME:
+        parse: Callable[[str], Any] = parse_da if key.kind is _Kind.DATE else parse_tm
+        pad = _pad_time if key.kind is _Kind.TIME else None
+        conditions = []
+        for value in values:
+            start, end = _range(value, parse, pad_end=pad)
+            parts = []
+            if start is not None:
+                parts.append(column >= start)
+            if end is not None:
+                parts.append(column <= end)
+            conditions.append(and_(*parts))
+        return or_(*conditions)
+    if key.kind is _Kind.INTEGER:
+        try:
+            return column.in_([int(v) for v in values])  # type: ignore[no-any-return]
+        except ValueError as exc:
+            raise InvalidQuery(f"{values!r} is not an integer") from exc
+    fold = key.kind is _Kind.PERSON_NAME
+    if fold:
+        column = getattr(_TABLE_OF[key.level], f"{key.attribute}_folded")
+    normalised = [v.rstrip("^") if fold and not _WILDCARDS & set(v) else v for v in values]
+    return or_(*(_text_match(column, v, fold_case=fold, sqlite=sqlite) for v in normalised))
+
+
+@dataclass
+class _Query:
+    level: Level
+    conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    requested: list[tuple[int, str]] = field(default_factory=list)
+    """(tag, keyword) of every attribute asked for, in identifier order."""
+
+
+def _parse_identifier(identifier: Dataset, level: Level, sqlite: bool) -> _Query:
+    query = _Query(level)
+    for elem in identifier:
+        if elem.tag.group == 0x0002 or elem.tag.is_private:
+            continue
+        keyword = elem.keyword
+        if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet"):
+            continue
+        query.requested.append((int(elem.tag), keyword))
+        key = _KEYS.get(keyword)
+        if elem.VR == "SQ" or key is None or _DEPTH[key.level] > _DEPTH[level]:
+            # Keys the index does not hold, and keys below the query level, are return keys
+            # only: PS3.4 C.2.2.1.2 lets an SCP ignore optional matching keys.
+            if keyword == "ModalitiesInStudy" and level is not Level.PATIENT:
+                condition = _modalities_match(_values(elem.value), sqlite)
+                if condition is not None:
+                    query.conditions.append(condition)
+            continue
+        condition = _matcher(key, _values(elem.value), sqlite)
+        if condition is not None:
+            query.conditions.append(condition)
+    return query
+
+
+def _modalities_match(values: list[str], sqlite: bool) -> ColumnElement[bool] | None:
+    if not values or values == ["*"]:
+        return None
+    key = _KEYS["Modality"]
+    return exists(
+        select(ImagingSeries.id).where(
+            ImagingSeries.study_id == ImagingStudy.id, _matcher(key, values, sqlite) or false()
+        )
+    )
+
+
+def _visible_candidates(
+    session: Session, principal: Principal, now: dt.datetime
+) -> ColumnElement[bool]:
+    """A superset of the studies ``principal`` may read; `decide` has the last word."""
+    if not may_read_any(principal):
+        return false()
+    rule = RULES[Action.STUDY_READ]
+    sites = principal.sites_with(rule.roles)
+    all_sites = frozenset(principal.roles)
+    shared_studies = shared_resource_ids(session, STUDY_KIND, principal.user_id, all_sites, now)
+    shared_patients = {
+        int(p)
+        for p in shared_resource_ids(session, "patient", principal.user_id, all_sites, now)
+        if p.isdigit()
+    }
+    clauses: list[ColumnElement[bool]] = [ImagingStudy.site_id.in_(sites)]
+    if shared_studies:
+        clauses.append(ImagingStudy.study_instance_uid.in_(shared_studies))
+    patients = shared_patients | set(principal.emergency_patient_ids)
+    if patients:
+        clauses.append(ImagingStudy.patient_id.in_(patients))
+    return or_(*clauses)
+
+
+class _Visibility:
+    """Asks the policy once per study, whatever the number of rows of that study."""
+
+    def __init__(self, session: Session, principal: Principal, now: dt.datetime) -> None:
+        self._session = session
+        self._principal = principal
+        self._now = now
+        self._decisions: dict[int, Decision] = {}
+
+    def decision(self, study: ImagingStudy) -> Decision:
+        if study.id not in self._decisions:
+            target = study_target(self._session, study, self._now)
+            self._decisions[study.id] = decide(self._principal, Action.STUDY_READ, target)
+        return self._decisions[study.id]
+
+    def allowed(self, study: ImagingStudy) -> bool:
+        return self.decision(study).allowed
+
+
+def _study_has_accepted_instances() -> ColumnElement[bool]:
+    # Rejected instances are gone for every reader (IHE IOCM), and so are emptied levels.
+    return exists(
+        select(ImagingInstance.id)
+        .join(ImagingSeries, ImagingInstance.series_id == ImagingSeries.id)
+        .where(ImagingSeries.study_id == ImagingStudy.id, ImagingInstance.rejected_at.is_(None))
+    )
+
+
+def _series_has_accepted_instances() -> ColumnElement[bool]:
+    return exists(
+        select(ImagingInstance.id).where(
+            ImagingInstance.series_id == ImagingSeries.id, ImagingInstance.rejected_at.is_(None)
+        )
+    )
+
+
+def _rows(
+    session: Session, principal: Principal, query: _Query, now: dt.datetime
+) -> tuple[list[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]], _Visibility]:
+    visible = _visible_candidates(session, principal, now)
+    rows: list[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]] = []
+    if query.level in (Level.PATIENT, Level.STUDY):
+        statement = (
+            select(ImagingStudy)
+            .where(visible, *query.conditions, _study_has_accepted_instances())
+            .order_by(ImagingStudy.study_date, ImagingStudy.id)
+        )
+        rows = [(study, None, None) for study in session.execute(statement).scalars()]
+    elif query.level is Level.SERIES:
+        statement2 = (
+            select(ImagingStudy, ImagingSeries)
+            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+            .where(visible, *query.conditions, _series_has_accepted_instances())
+            .order_by(ImagingStudy.id, ImagingSeries.series_number, ImagingSeries.id)
+        )
+        rows = [(st, se, None) for st, se in session.execute(statement2).all()]
+    else:
+        statement3 = (
+            select(ImagingStudy, ImagingSeries, ImagingInstance)
+            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+            .where(visible, *query.conditions, ImagingInstance.rejected_at.is_(None))
+            .order_by(
+                ImagingStudy.id,
+                ImagingSeries.id,
+                ImagingInstance.instance_number,
+                ImagingInstance.id,
+            )
+        )
+        rows = list(session.execute(statement3).all())
+    visibility = _Visibility(session, principal, now)
+    return [row for row in rows if visibility.allowed(row[0])], visibility
+
+
+# --------------------------------------------------------------------------------------------
+# C-FIND / QIDO-RS
+
+
+def _da(value: dt.date | None) -> str:
+    return value.strftime("%Y%m%d") if value is not None else ""
+
+
+def _tm(value: dt.time | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%H%M%S") + (f".{value.microsecond:06d}" if value.microsecond else "")
+
+
+def _dicom_value(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return _da(value)
+    if isinstance(value, dt.time):
+        return _tm(value)
+    return "" if value is None else value
+
+
+@dataclass
+class _Counts:
+    series: dict[int, int] = field(default_factory=dict)
+    instances_by_study: dict[int, int] = field(default_factory=dict)
+    instances_by_series: dict[int, int] = field(default_factory=dict)
+    modalities: dict[int, list[str]] = field(default_factory=dict)
+    sop_classes: dict[int, list[str]] = field(default_factory=dict)
+
+
+def _counts(session: Session, study_ids: set[int]) -> _Counts:
+    counts = _Counts()
+    if not study_ids:
+        return counts
+    ids = sorted(study_ids)
+    accepted = ImagingInstance.rejected_at.is_(None)
+    for series_id, study_id, modality, n in session.execute(
+        select(
+            ImagingSeries.id,
+            ImagingSeries.study_id,
+            ImagingSeries.modality,
+            func.count(ImagingInstance.id),
+        )
+        .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+        .where(ImagingSeries.study_id.in_(ids), accepted)
+        .group_by(ImagingSeries.id, ImagingSeries.study_id, ImagingSeries.modality)
+    ).all():
+        counts.series[study_id] = counts.series.get(study_id, 0) + 1
+        counts.instances_by_series[series_id] = n
+        counts.instances_by_study[study_id] = counts.instances_by_study.get(study_id, 0) + n
+        modalities = counts.modalities.setdefault(study_id, [])
+        if modality and modality not in modalities:
+            modalities.append(str(modality))
+    for study_id, sop_class in session.execute(
+        select(ImagingSeries.study_id, ImagingInstance.sop_class_uid)
+        .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+        .where(ImagingSeries.study_id.in_(ids), accepted)
+        .distinct()
+    ).all():
+        counts.sop_classes.setdefault(study_id, []).append(sop_class)
+    return counts
+
+
+def _set(ds: Dataset, keyword_or_tag: str | int, value: Any) -> None:
+    tag = Tag(keyword_or_tag)
+    vr = dictionary_VR(tag)
+    if vr == "SQ":
+        ds.add(DataElement(tag, vr, []))
+        return
+    if isinstance(value, list):
+        value = [v for v in value if v != ""] or ""
+    ds.add(DataElement(tag, vr, value if value != "" else None))
+
+
+def find(
+    session: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    identifier: Dataset,
+    *,
+    now: dt.datetime,
+    retrieve_ae_title: str = "",
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Dataset]:
+    """Match a query identifier against the studies ``principal`` may read.
+
+    Implements the C-FIND SCP behaviour of PS3.4 C.4.1.3 for the Patient Root and Study
+    Root models (the level comes from Query/Retrieve Level (0008,0052)), with single value,
+    universal, wildcard, list-of-UID and range matching (C.2.2.2). Keys the index does not
+    hold are returned empty. Raises `InvalidQuery` (A900) or `NotAuthorized` (0124).
+    """
+    level = _level_of(identifier)
+    if not may_read_any(principal):
+        raise NotAuthorized("this node or person may not query the archive")
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    query = _parse_identifier(identifier, level, sqlite)
+    rows, _ = _rows(session, principal, query, now)
+    if level is not Level.PATIENT:
+        # One match per row: page before building the responses, the costly part.
+        rows = rows[offset : None if limit is None else offset + limit]
+    counts = _counts(session, {study.id for study, _, _ in rows})
+    if level is Level.PATIENT:
+        patients = _patient_matches(rows, query, counts)
+        matches = patients[offset : None if limit is None else offset + limit]
+    else:
+        matches = [_match(row, query, counts, retrieve_ae_title) for row in rows]
+    audit.record(
+        session,
+        actor,
+        "study.query",
+        "success",
+        object_kind=STUDY_KIND,
+        detail={
+            "level": str(level),
+            "matches": len(matches),
+            "studies": sorted({study.study_instance_uid for study, _, _ in rows})[:50],
+        },
+    )
+    return matches
+
+
+def _level_of(identifier: Dataset) -> Level:
+    raw = str(identifier.get("QueryRetrieveLevel", "") or "").strip().upper()
+    try:
+        return Level(raw)
+    except ValueError as exc:
+        raise InvalidQuery(
+            f"Query/Retrieve Level {raw!r} is not one of PATIENT, STUDY, SERIES, IMAGE"
+        ) from exc
+
+
+def _attribute(
+    keyword: str,
+    study: ImagingStudy,
+    series: ImagingSeries | None,
+    instance: ImagingInstance | None,
+) -> tuple[bool, Any]:
+    key = _KEYS.get(keyword)
+    if key is None:
+        return False, None
+    source: Any = {
+        Level.PATIENT: study,
+        Level.STUDY: study,
+        Level.SERIES: series,
+        Level.IMAGE: instance,
+    }[key.level]
+    if source is None:
+        return False, None
+    return True, getattr(source, key.attribute)
+
+
+def _match(
+    row: tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None],
+    query: _Query,
+    counts: _Counts,
+    retrieve_ae_title: str,
+) -> Dataset:
+    study, series, instance = row
+    computed: dict[str, Any] = {
+        "NumberOfStudyRelatedSeries": counts.series.get(study.id, 0),
+        "NumberOfStudyRelatedInstances": counts.instances_by_study.get(study.id, 0),
+        "ModalitiesInStudy": sorted(counts.modalities.get(study.id, [])),
+        "SOPClassesInStudy": sorted(counts.sop_classes.get(study.id, [])),
+        "RetrieveAETitle": retrieve_ae_title,
+        "InstanceAvailability": "ONLINE",
+    }
+    if series is not None:
+        computed["NumberOfSeriesRelatedInstances"] = counts.instances_by_series.get(series.id, 0)
+    if instance is not None:
+        computed["AvailableTransferSyntaxUID"] = instance.transfer_syntax_uid
+    ds = Dataset()
+    ds.QueryRetrieveLevel = str(query.level)
+    wanted = list(query.requested)
+    depth = _DEPTH[query.level]
+    for lvl in (Level.STUDY, Level.SERIES, Level.IMAGE):
+        unique = _UNIQUE_KEY[lvl]
+        if _DEPTH[lvl] <= depth and unique not in {k for _, k in wanted}:
+            wanted.append((int(Tag(unique)), unique))
+    for tag, keyword in wanted:
+        known, value = _attribute(keyword, study, series, instance)
+        if not known:
+            value = computed.get(keyword, "")
+        _set(ds, tag, _dicom_value(value))
+    _mark_character_set(ds)
+    return ds
+
+
+def _patient_matches(
+    rows: Sequence[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]],
+    query: _Query,
+    counts: _Counts,
+) -> list[Dataset]:
+    # Each hospital names its patients under its own Patient ID: one match per site and ID.
+    groups: dict[tuple[int, str], list[ImagingStudy]] = {}
+    for study, _, _ in rows:
+        groups.setdefault((study.site_id, study.dicom_patient_id), []).append(study)
+    matches = []
+    for studies in groups.values():
+        latest = max(studies, key=lambda s: (s.updated_at, s.id))
+        computed = {
+            "NumberOfPatientRelatedStudies": len(studies),
+            "NumberOfPatientRelatedSeries": sum(counts.series.get(s.id, 0) for s in studies),
+            "NumberOfPatientRelatedInstances": sum(
+                counts.instances_by_study.get(s.id, 0) for s in studies
+            ),
+        }
+        ds = Dataset()
+        ds.QueryRetrieveLevel = str(Level.PATIENT)
+        wanted = list(query.requested)
+        if "PatientID" not in {k for _, k in wanted}:
+            wanted.append((int(Tag("PatientID")), "PatientID"))
+        for tag, keyword in wanted:
+            key = _KEYS.get(keyword)
+            if key is not None and key.level is Level.PATIENT:
+                value = getattr(latest, key.attribute)
+            else:
+                value = computed.get(keyword, "")
+            _set(ds, tag, _dicom_value(value))
+        _mark_character_set(ds)
+        matches.append(ds)
+    return matches
+
+
+def _mark_character_set(ds: Dataset) -> None:
+    # Values are held as Unicode; declare UTF-8 (PS3.5 6.1.2.5.3) only when it matters.
+    for elem in ds:
+        value = elem.value
+        values = value if isinstance(value, list | MultiValue) else [value]
+        if any(isinstance(v, str) and not v.isascii() for v in values):
+            ds.SpecificCharacterSet = "ISO_IR 192"
+            return
+        if elem.VR == "PN" and value is not None and not str(value).isascii():
+            ds.SpecificCharacterSet = "ISO_IR 192"
+            return
+
+
+# --------------------------------------------------------------------------------------------
+# C-MOVE / C-GET / WADO
+
+
+@dataclass(frozen=True)
+class RetrievableInstance:
+    """One instance a retrieval will send, with what is needed to send it as stored."""
+
+    study_instance_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    transfer_syntax_uid: str
+    path: Path
+    """The stored Part 10 file, sent byte for byte."""
+
+
+def locate(
+    archive: Archive,
+    session: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    identifier: Dataset,
+    *,
+    now: dt.datetime,
+    destination: Principal | None = None,
+    destination_title: str = "",
+) -> list[RetrievableInstance]:
+    """Instances a C-MOVE or C-GET identifier designates (PS3.4 C.4.2.2, C.4.3.2).
+
+    The identifier must carry the unique key of its level (and may list several values).
+    Each study must be readable by the requester and, for a C-MOVE, by the destination
+    node too: images only go where the policy lets them be seen. Raises `InvalidQuery`
+    (A900) or `NotAuthorized` (0124).
+    """
+    level = _level_of(identifier)
+    unique = _UNIQUE_KEY[level]
+    if not _values(identifier.get(unique)) or any(
+        _WILDCARDS & set(v) for v in _values(identifier.get(unique))
+    ):
+        raise InvalidQuery(f"a retrieval names the {unique} values it wants")
+    if not may_read_any(principal):
+        raise NotAuthorized("this node or person may not retrieve from the archive")
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    query = _parse_identifier(identifier, Level.IMAGE, sqlite)
+    query.level = Level.IMAGE
+    rows, visibility = _rows(session, principal, query, now)
+    studies: dict[int, ImagingStudy] = {}
+    for study, _, _ in rows:
+        studies[study.id] = study
+    for study in studies.values():
+        if destination is not None:
+            target = study_target(session, study, now)
+            decision = decide(destination, Action.STUDY_READ, target)
+            if not decision.allowed:
+                session.rollback()
+                raise _refuse(
+                    archive,
+                    actor,
+                    Action.STUDY_READ,
+                    target,
+                    Decision(False, f"destination {destination_title}: {decision.reason}"),
+                )
+    for study in studies.values():
+        decision = visibility.decision(study)
+        audit.record(
+            session,
+            actor,
+            "study.retrieve",
+            "emergency-override" if decision.emergency else "success",
+            object_kind=STUDY_KIND,
+            object_id=study.study_instance_uid,
+            patient_id=study.patient_id,
+            detail={
+                "instances": sum(1 for s, _, _ in rows if s.id == study.id),
+                "destination": destination_title,
+                "basis": decision.basis,
+            },
+        )
+    return [
+        RetrievableInstance(
+            study.study_instance_uid,
+            instance.sop_class_uid,
+            instance.sop_instance_uid,
+            instance.transfer_syntax_uid,
+            archive.store.path_of(instance.address),
+        )
+        for study, _, instance in rows
+        if instance is not None
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Removal and statistics
+
+
+def delete_study(
+    archive: Archive, principal: Principal, actor: audit.Actor, study_instance_uid: str
+) -> int:
+    """Remove a study from the index and its files from the store; returns instances removed.
+
+    The index goes first, in one audited transaction; files follow, so a crash in between
+    leaves only unindexed files, which `Archive.recover` removes.
+    """
+    now = archive.clock()
+    with transaction(archive.sessions) as session:
+        study, target = _authorised_study(
+            archive, session, principal, actor, study_instance_uid, Action.STUDY_DELETE, now
+        )
+        addresses = list(
+            session.execute(
+                select(ImagingInstance.address)
+                .join(ImagingSeries)
+                .where(ImagingSeries.study_id == study.id)
+            ).scalars()
+        )
+        series_ids = select(ImagingSeries.id).where(ImagingSeries.study_id == study.id)
+        session.execute(delete(ImagingInstance).where(ImagingInstance.series_id.in_(series_ids)))
+        session.execute(delete(ImagingSeries).where(ImagingSeries.study_id == study.id))
+        session.execute(delete(ImagingStudy).where(ImagingStudy.id == study.id))
+        audit.record(
+            session,
+            actor,
+            str(Action.STUDY_DELETE),
+            "success",
+            object_kind=STUDY_KIND,
+            object_id=study_instance_uid,
+            patient_id=target.patient_id,
+            detail={"instances": len(addresses)},
+        )
+    for address in addresses:
+        archive.store.delete(address)
+    archive.bus.publish("study.deleted", {"study_instance_uid": study_instance_uid})
+    return len(addresses)
+
+
+class RejectionReason(enum.StrEnum):
+    """Why instances are withdrawn: code values of PS3.16 CID 7011 (Rejected Objects)."""
+
+    QUALITY = "113001"
+    """Rejected for Quality Reasons."""
+    PATIENT_SAFETY = "113037"
+    """Rejected for Patient Safety Reasons."""
+    INCORRECT_WORKLIST_ENTRY = "113038"
+    """Incorrect Modality Worklist Entry."""
+    RETENTION_EXPIRED = "113039"
+    """Data Retention Policy Expired."""
+
+
+def reject(
+    archive: Archive,
+    principal: Principal,
+    actor: audit.Actor,
+    study_instance_uid: str,
+    reason: RejectionReason,
+    *,
+    series_instance_uid: str | None = None,
+) -> int:
+    """Withdraw a study or one of its series from every query and retrieval; returns the
+    number of instances rejected.
+
+    The files stay until `delete_study` (IHE RAD TF-2 Imaging Object Change Management:
+    rejection first, deletion by retention policy later), and the action is audited.
+    """
+    now = archive.clock()
+    with transaction(archive.sessions) as session:
+        study, target = _authorised_study(
+            archive, session, principal, actor, study_instance_uid, Action.STUDY_DELETE, now
+        )
+        series = select(ImagingSeries.id).where(ImagingSeries.study_id == study.id)
+        if series_instance_uid is not None:
+            series = series.where(ImagingSeries.series_instance_uid == series_instance_uid)
+        instances = (
+            session.execute(
+                select(ImagingInstance).where(
+                    ImagingInstance.series_id.in_(series), ImagingInstance.rejected_at.is_(None)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        if series_instance_uid is not None and not instances:
+            raise NotFound(f"no accepted instance in series {series_instance_uid}")
+        for instance in instances:
+            instance.rejected_at = now
+            instance.rejection_reason = str(reason)
+        audit.record(
+            session,
+            actor,
+            "study.reject",
+            "success",
+            object_kind=STUDY_KIND,
+            object_id=study_instance_uid,
+            patient_id=target.patient_id,
+            detail={
+                "series": series_instance_uid,
+                "reason": str(reason),
+                "instances": len(instances),
+            },
+        )
+    return len(instances)
+
+
+@dataclass(frozen=True)
+class ArchiveStatistics:
+    """Totals of the index."""
+
+    studies: int
+    series: int
+    instances: int
+    bytes: int
+    """Sum of the stored sizes of indexed instances."""
+
+
+def statistics(session: Session, site_id: int | None = None) -> ArchiveStatistics:
+    """Counts and volume, for one site or the whole archive."""
+    studies = select(func.count(ImagingStudy.id))
+    series = select(func.count(ImagingSeries.id)).join(ImagingStudy)
+    instances = (
+        select(func.count(ImagingInstance.id), func.coalesce(func.sum(ImagingInstance.size), 0))
+        .select_from(ImagingInstance)
+        .join(ImagingSeries)
+        .join(ImagingStudy)
+    )
+    if site_id is not None:
+        studies = studies.where(ImagingStudy.site_id == site_id)
+        series = series.where(ImagingStudy.site_id == site_id)
+        instances = instances.where(ImagingStudy.site_id == site_id)
+    count, size = session.execute(instances).one()
+    return ArchiveStatistics(
+        studies=session.execute(studies).scalar_one(),
+        series=session.execute(series).scalar_one(),
+        instances=int(count),
+        bytes=int(size),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Remote application entities (PS3.8 7)
+
+
+def _check_ae_title(title: str) -> str:
+    # PS3.5 6.2 AE: 16 characters of the default repertoire, no backslash or control codes;
+    # leading and trailing spaces are insignificant.
+    stripped = title.strip()
+    if not stripped or not _AE_TITLE.fullmatch(stripped):
+        raise InvalidInput("AE title: 1-16 printable characters, no backslash")
+    return stripped
+
+
+def add_remote_ae(
+    session: Session,
+    actor: audit.Actor,
+    *,
+    ae_title: str,
+    host: str,
+    port: int,
+    site_id: int,
+    allow_store: bool = True,
+    allow_query: bool = False,
+    allow_move_destination: bool = False,
+    description: str = "",
+) -> RemoteApplicationEntity:
+    """Register a node of a site; it then acts for that site (see `peer_principal`)."""
+    title = _check_ae_title(ae_title)
+    if not host.strip() or len(host) > 255:
+        raise InvalidInput("host: a name or an address")
+    if not 1 <= port <= 65535:
+        raise InvalidInput("port: 1-65535")
+    if remote_ae(session, title) is not None:
+        raise Conflict(f"AE title {title} is already registered")
+    ae = RemoteApplicationEntity(
+        ae_title=title,
+        host=host.strip(),
+        port=port,
+        site_id=site_id,
+        description=description.strip()[:200],
+        allow_store=allow_store,
+        allow_query=allow_query,
+        allow_move_destination=allow_move_destination,
+    )
+    session.add(ae)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        str(Action.AE_MANAGE),
+        "success",
+        object_kind="ae",
+        object_id=title,
+        site_id=site_id,
+        detail={
+            "host": ae.host,
+            "port": port,
+            "store": allow_store,
+            "query": allow_query,
+            "move_destination": allow_move_destination,
+        },
+    )
+    return ae
+
+
+def remote_ae(session: Session, ae_title: str) -> RemoteApplicationEntity | None:
+    """The registered node with this AE title (trailing spaces are insignificant)."""
+    return session.execute(
+        select(RemoteApplicationEntity).where(RemoteApplicationEntity.ae_title == ae_title.strip())
+    ).scalar_one_or_none()
+
+
+def list_remote_aes(
+    session: Session, site_ids: frozenset[int] | None = None
+) -> Sequence[RemoteApplicationEntity]:
+    statement = select(RemoteApplicationEntity).order_by(RemoteApplicationEntity.ae_title)
+    if site_ids is not None:
+        statement = statement.where(RemoteApplicationEntity.site_id.in_(site_ids))
+    return session.execute(statement).scalars().all()
+
+
+def remove_remote_ae(session: Session, actor: audit.Actor, ae_title: str) -> None:
+    ae = remote_ae(session, ae_title)
+    if ae is None:
+        raise NotFound(f"no AE title {ae_title!r}")
+    session.delete(ae)
+    audit.record(
+        session,
+        actor,
+        str(Action.AE_MANAGE),
+        "success",
+        object_kind="ae",
+        object_id=ae.ae_title,
+        site_id=ae.site_id,
+        detail={"removed": True},
+    )

@@ -1,0 +1,325 @@
+"""Content-addressed store of DICOM Part 10 files, kept byte for byte as received.
+
+Instances received by C-STORE (PS3.4 B.2) or STOW-RS (PS3.18 10.5) are written exactly as
+they arrived (PS3.10 7.1 file format) under their SHA-256 digest. A write is durable before
+it returns: data go to a temporary file on the same filesystem, the file is fsynced, renamed
+into place and the directory is fsynced. Only then may the caller index the instance and
+acknowledge it, so an acknowledged instance survives a power cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = [
+    "InstanceStore",
+    "ObjectNotFound",
+    "ObjectTooLarge",
+    "OutOfResources",
+    "StagedObject",
+    "StorageError",
+    "StoreStatistics",
+    "StoredObject",
+]
+
+READ_CHUNK_SIZE = 1 << 20
+_ADDRESS = re.compile(r"^[0-9a-f]{64}$")
+_TMP_DIR = "tmp"
+_OBJECTS_DIR = "objects"
+
+
+class StorageError(Exception):
+    """Base class of every storage failure."""
+
+
+class OutOfResources(StorageError):
+    """The filesystem refused the write (disk full, quota); PS3.4 C-STORE status A700."""
+
+
+class ObjectTooLarge(StorageError):
+    """The object exceeds the size limit given to the write; PS3.4 C-STORE status A700."""
+
+
+class ObjectNotFound(StorageError, KeyError):
+    """No object is stored under this address."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """An object durably present in the store."""
+
+    address: str
+    """Lower-case hexadecimal SHA-256 of the bytes."""
+    size: int
+    """Length in bytes."""
+    path: Path
+    """Where the bytes live; read-only for callers."""
+    created: bool
+    """False when identical bytes were already stored (deduplicated)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStatistics:
+    """Totals over the whole store."""
+
+    count: int
+    """Number of stored objects."""
+    bytes: int
+    """Sum of their sizes."""
+
+
+def _fsync_directory(directory: Path) -> None:
+    # The rename is only durable once the directory entry itself reaches the disk.
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _translate_os_error(exc: OSError) -> StorageError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return OutOfResources(str(exc))
+    return StorageError(str(exc))
+
+
+class StagedObject:
+    """Bytes received and fsynced in the store's temporary area, not yet part of the archive.
+
+    Lets the caller validate the file (see `parsing.parse_instance`) before it enters the
+    archive, then `commit` it or `discard` it. Usable as a context manager that discards
+    whatever was not committed.
+    """
+
+    def __init__(self, store: InstanceStore, path: Path, address: str, size: int) -> None:
+        self._store = store
+        self.path = path
+        """Temporary file holding the received bytes."""
+        self.address = address
+        """SHA-256 of the bytes, the address they will get."""
+        self.size = size
+        """Length in bytes."""
+        self._done = False
+
+    def commit(self) -> StoredObject:
+        """Move the staged bytes to their address and make the move durable."""
+        if self._done:
+            raise StorageError("staged object already committed or discarded")
+        self._done = True
+        return self._store._commit(self.path, self.address, self.size)
+
+    def discard(self) -> None:
+        """Remove the staged bytes; harmless if already committed or discarded."""
+        if not self._done:
+            self._done = True
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> StagedObject:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.discard()
+
+
+class _Writer:
+    """Accumulates chunks into a temporary file while hashing them."""
+
+    def __init__(self, tmp_dir: Path, max_size: int | None) -> None:
+        self._max_size = max_size
+        self._digest = hashlib.sha256()
+        self.size = 0
+        fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="in-", suffix=".part")
+        self.path = Path(name)
+        self._file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        if not chunk:
+            return
+        self.size += len(chunk)
+        if self._max_size is not None and self.size > self._max_size:
+            raise ObjectTooLarge(f"object exceeds {self._max_size} bytes")
+        self._digest.update(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            raise _translate_os_error(exc) from exc
+
+    def finish(self) -> str:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise _translate_os_error(exc) from exc
+        finally:
+            self._file.close()
+        return self._digest.hexdigest()
+
+    def abort(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
+class InstanceStore:
+    """Content-addressed, write-once file store under one root directory.
+
+    Layout: ``objects/ab/cd/abcd…`` (the full SHA-256 as file name, two fan-out levels so
+    no directory grows past 65 536 entries) and ``tmp/`` for writes in progress, on the same
+    filesystem so that the final rename is atomic.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self._objects = self.root / _OBJECTS_DIR
+        self._tmp = self.root / _TMP_DIR
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    # -- addresses -------------------------------------------------------------------------
+
+    def path_of(self, address: str) -> Path:
+        """Path where the object with this address is (or would be) stored."""
+        # Addresses reach us from URLs and the database: refuse anything that is not a
+        # digest before it can be joined into a path.
+        if not _ADDRESS.fullmatch(address):
+            raise ValueError(f"not a SHA-256 address: {address!r}")
+        return self._objects / address[:2] / address[2:4] / address
+
+    def exists(self, address: str) -> bool:
+        """Whether an object is stored under `address`."""
+        return self.path_of(address).is_file()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def stage_iter(self, chunks: Iterable[bytes], *, max_size: int | None = None) -> StagedObject:
+        """Write chunks to a fsynced temporary file; nothing is left behind on error."""
+        writer = _Writer(self._tmp, max_size)
+        try:
+            for chunk in chunks:
+                writer.write(chunk)
+            address = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
+        return StagedObject(self, writer.path, address, writer.size)
+
+    async def stage_stream(
+        self, chunks: AsyncIterable[bytes], *, max_size: int | None = None
+    ) -> StagedObject:
+        """Asynchronous variant of `stage_iter`; fsync runs off the event loop."""
+        writer = _Writer(self._tmp, max_size)
+        try:
+            # Writes land in the page cache and are short; only fsync may block for long.
+            async for chunk in chunks:
+                writer.write(chunk)
+            address = await asyncio.to_thread(writer.finish)
+        except BaseException:
+            writer.abort()
+            raise
+        return StagedObject(self, writer.path, address, writer.size)
+
+    def store_iter(self, chunks: Iterable[bytes], *, max_size: int | None = None) -> StoredObject:
+        """Store the concatenation of `chunks` durably and return its address."""
+        return self.stage_iter(chunks, max_size=max_size).commit()
+
+    async def store_stream(
+        self, chunks: AsyncIterable[bytes], *, max_size: int | None = None
+    ) -> StoredObject:
+        """Store an asynchronous stream of chunks durably and return its address."""
+        staged = await self.stage_stream(chunks, max_size=max_size)
+        try:
+            return await asyncio.to_thread(staged.commit)
+        finally:
+            staged.discard()
+
+    def store_bytes(self, data: bytes) -> StoredObject:
+        """Store a small object held in memory."""
+        return self.store_iter([data])
+
+    def store_file(self, source: Path | str, *, max_size: int | None = None) -> StoredObject:
+        """Copy a file (e.g. a multipart part) into the store without loading it whole."""
+        with Path(source).open("rb") as fh:
+            return self.store_iter(iter(lambda: fh.read(READ_CHUNK_SIZE), b""), max_size=max_size)
+
+    def _commit(self, tmp_path: Path, address: str, size: int) -> StoredObject:
+        final = self.path_of(address)
+        try:
+            if final.is_file():
+                # Same digest, same bytes: keep the first copy and drop ours.
+                tmp_path.unlink(missing_ok=True)
+                return StoredObject(address, size, final, created=False)
+            created_dirs = not final.parent.is_dir()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp_path.replace(final)
+            _fsync_directory(final.parent)
+            if created_dirs:
+                _fsync_directory(final.parent.parent)
+                _fsync_directory(self._objects)
+        except OSError as exc:
+            tmp_path.unlink(missing_ok=True)
+            raise _translate_os_error(exc) from exc
+        return StoredObject(address, size, final, created=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def open(self, address: str) -> BinaryIO:
+        """Open the object for streaming reads; the caller closes it."""
+        try:
+            return self.path_of(address).open("rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(address) from exc
+
+    def read(self, address: str) -> bytes:
+        """Return the whole object; meant for small objects."""
+        with self.open(address) as fh:
+            return fh.read()
+
+    def iter_chunks(self, address: str, chunk_size: int = READ_CHUNK_SIZE) -> Iterator[bytes]:
+        """Yield the object in chunks, for streaming HTTP responses."""
+        with self.open(address) as fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    # -- removal and statistics ------------------------------------------------------------
+
+    def delete(self, address: str) -> bool:
+        """Remove the object; returns False if it was not stored."""
+        path = self.path_of(address)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        _fsync_directory(path.parent)
+        return True
+
+    def addresses(self) -> Iterator[str]:
+        """Every stored address, in no particular order (for audits and rebuilding the index)."""
+        for _dirpath, _dirnames, filenames in os.walk(self._objects):
+            for name in filenames:
+                if _ADDRESS.fullmatch(name):
+                    yield name
+
+    def statistics(self) -> StoreStatistics:
+        """Count and total size of stored objects, computed from the filesystem."""
+        count = 0
+        total = 0
+        for address in self.addresses():
+            count += 1
+            total += self.path_of(address).stat().st_size
+        return StoreStatistics(count=count, bytes=total)
+
+    def clean_temporary(self) -> int:
+        """Remove leftovers of writes interrupted by a crash; call at startup only."""
+        removed = 0
+        for path in self._tmp.iterdir():
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed

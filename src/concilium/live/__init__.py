@@ -1,0 +1,1 @@
+"""Live sessions on the Janus media server: rooms, credentials, cameras and their control."""

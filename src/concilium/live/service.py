@@ -1,0 +1,816 @@
+"""Live sessions as the platform sees them: schedule, invite, join, moderate, direct.
+
+Architecture "Data flows" 2 (live supervision / broadcast). The decisions are pure functions
+of their inputs (``check_title``, ``broadcast_refusal``, ``next_status``,
+``next_question_status``, ``ptz_command``, ``capable_users``); the functions taking a
+``Session`` apply them, write the tables and the audit trail, and never import the web layer.
+
+Who may do what is decided by :func:`concilium.platform.policy.decide`. The facts it needs
+come from :func:`session_target`: the owning site, and the invitees whose role in the session
+carries the action (an invitation is a share of the session to one person, with an expiry).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from concilium.live.credentials import RoomCredential
+from concilium.live.media import LiveMedia
+from concilium.live.ptz import CommandRecord, DirectorLock, PtzClient, directed_send
+from concilium.live.rooms import RoomSpec
+from concilium.live.tables import (
+    LiveCamera,
+    LiveMessage,
+    LiveParticipant,
+    LiveSession,
+    LiveSource,
+    LiveStroke,
+)
+from concilium.live.visca import (
+    Command,
+    Direction,
+    Home,
+    PanTiltDrive,
+    Preset,
+    PresetAction,
+    Zoom,
+    ZoomAction,
+)
+from concilium.platform import audit, sharing
+from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.policy import Action, Target
+from concilium.platform.tables import Patient, User
+
+__all__ = [
+    "KINDS",
+    "ROOM_ID_BASE",
+    "SESSION_ROLES",
+    "JoinGrant",
+    "broadcast_refusal",
+    "capable_users",
+    "check_title",
+    "next_question_status",
+    "next_status",
+    "ptz_command",
+    "session_target",
+]
+
+KINDS = ("supervision", "broadcast", "conference")
+"""Supervision of a procedure by remote experts, broadcast to an audience, conference."""
+STATUSES = ("scheduled", "live", "ended")
+SESSION_ROLES = ("director", "moderator", "presenter", "participant", "viewer")
+"""Roles a person holds in one session (not their role at a site)."""
+SOURCE_KINDS = ("camera", "screen", "ip_camera", "dicom_cine")
+ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
+    "director": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_DIRECT}),
+    "moderator": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_MODERATE}),
+    "presenter": frozenset({Action.LIVE_READ, Action.LIVE_JOIN}),
+    "participant": frozenset({Action.LIVE_READ, Action.LIVE_JOIN}),
+    "viewer": frozenset({Action.LIVE_READ, Action.LIVE_JOIN}),
+}
+"""What an invitation in each role lets its holder do in that session."""
+PUBLISHING_ROLES = frozenset({"director", "presenter", "participant"})
+"""Roles that send media; a viewer or a moderator only receives."""
+ROOM_ID_BASE = 10_000_000
+"""Janus room ids of live sessions are this plus the session id (stable across restarts)."""
+CREDENTIAL_TTL = 4 * 3600.0
+"""Lifetime of a media credential minted at join, in seconds."""
+RESOURCE_KIND = "live_session"
+"""``resource_kind`` of the shares that carry invitations."""
+
+_QUESTION_MOVES: Mapping[str, Mapping[str, str]] = {
+    "submitted": {
+        "approve": "approved",
+        "reject": "rejected",
+        "merge": "merged",
+        "answer": "answered",
+    },
+    "approved": {"reject": "rejected", "merge": "merged", "answer": "answered"},
+}
+"""Question moderation: rejected, answered and merged questions are final."""
+
+
+# --- pure decisions ------------------------------------------------------------------------
+
+
+def check_title(title: str, patient_names: Iterable[str] = ()) -> str:
+    """A session title, trimmed; refused when it names the patient shown.
+
+    Titles are seen by every invitee and appear in lists, so they must carry no identity:
+    any of the patient's names (or hospital numbers) as a whole word refuses the title.
+    """
+    title = " ".join(title.split())
+    if not 3 <= len(title) <= 200:
+        raise InvalidInput("a title has 3 to 200 characters")
+    lowered = title.lower()
+    for name in patient_names:
+        name = name.strip().lower()
+        if len(name) >= 2 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", lowered):
+            raise InvalidInput(
+                "the title must not identify the patient; describe the procedure instead"
+            )
+    return title
+
+
+def broadcast_refusal(
+    kind: str, record: bool, patient_id: int | None, teaching_consent: bool
+) -> str | None:
+    """Why a session may not start, or None.
+
+    A broadcast, or any recording, of a session showing a patient is a teaching use of their
+    images: it needs the patient's standing teaching consent. Supervision and conferences
+    without recording are care, covered by the care relationship.
+    """
+    if kind not in KINDS:
+        return f"kind must be one of {', '.join(KINDS)}"
+    if patient_id is None or teaching_consent:
+        return None
+    if kind == "broadcast":
+        return "the patient has not consented to teaching: this session cannot be broadcast"
+    if record:
+        return "the patient has not consented to teaching: this session cannot be recorded"
+    return None
+
+
+def next_status(status: str, event: str) -> str:
+    """Session lifecycle: ``start`` takes a scheduled session live, ``end`` ends it."""
+    if event == "start" and status == "scheduled":
+        return "live"
+    if event == "end" and status in ("scheduled", "live"):
+        return "ended"
+    raise Conflict(f"a {status} session cannot {event}")
+
+
+def next_question_status(status: str, action: str) -> str:
+    """Where a moderation ``action`` takes a question in ``status``."""
+    moved = _QUESTION_MOVES.get(status, {}).get(action)
+    if moved is None:
+        raise Conflict(f"a {status} question cannot be given {action}")
+    return moved
+
+
+def capable_users(participants: Iterable[tuple[int, str]], action: Action) -> frozenset[int]:
+    """Invitees (user id, session role) whose role carries ``action``."""
+    return frozenset(user for user, role in participants if action in ROLE_ACTIONS.get(role, ()))
+
+
+_DIRECTIONS = {
+    "up": Direction.UP,
+    "down": Direction.DOWN,
+    "left": Direction.LEFT,
+    "right": Direction.RIGHT,
+    "stop": Direction.STOP,
+}
+
+
+def ptz_command(move: str, *, speed: int = 8, preset: int = 0) -> Command:
+    """The VISCA command for a director's move on the PTZ pad."""
+    if not 1 <= speed <= 0x17:
+        raise InvalidInput("speed must be 1..23")
+    if move in _DIRECTIONS:
+        return PanTiltDrive(_DIRECTIONS[move], pan_speed=speed, tilt_speed=speed)
+    if move == "home":
+        return Home()
+    if move in ("zoom_in", "zoom_out", "zoom_stop"):
+        action = {"zoom_in": ZoomAction.TELE, "zoom_out": ZoomAction.WIDE}.get(
+            move, ZoomAction.STOP
+        )
+        return Zoom(action)
+    if move in ("preset_set", "preset_recall"):
+        if not 0 <= preset <= 127:
+            raise InvalidInput("preset must be 0..127")
+        kind = PresetAction.SET if move == "preset_set" else PresetAction.RECALL
+        return Preset(kind, preset)
+    raise InvalidInput(f"unknown PTZ move {move!r}")
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def get_session(db: Session, session_id: int) -> LiveSession:
+    live = db.get(LiveSession, session_id)
+    if live is None:
+        raise NotFound(f"live session {session_id} not found")
+    return live
+
+
+def participants(db: Session, live: LiveSession) -> list[LiveParticipant]:
+    return list(
+        db.execute(
+            select(LiveParticipant)
+            .where(LiveParticipant.session_id == live.id)
+            .order_by(LiveParticipant.id)
+        ).scalars()
+    )
+
+
+def session_target(db: Session, live: LiveSession, action: Action, now: datetime) -> Target:
+    """The facts ``decide`` needs about a session for ``action``."""
+    _, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
+    invited = [(p.user_id, p.role) for p in participants(db, live)]
+    return Target(
+        kind=RESOURCE_KIND,
+        id=str(live.id),
+        site_ids=frozenset({live.site_id}),
+        patient_id=live.patient_id,
+        shared_user_ids=shared_users & capable_users(invited, action),
+    )
+
+
+def role_of(db: Session, live: LiveSession, user_id: int) -> str | None:
+    """The user's role in the session, if invited."""
+    return db.execute(
+        select(LiveParticipant.role).where(
+            LiveParticipant.session_id == live.id, LiveParticipant.user_id == user_id
+        )
+    ).scalar_one_or_none()
+
+
+def _patient_names(db: Session, patient_id: int) -> list[str]:
+    patient = db.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"patient {patient_id} not found")
+    return [
+        patient.family_name,
+        patient.given_name,
+        *(i.value for i in patient.identifiers),
+    ]
+
+
+def create_session(
+    db: Session,
+    actor: audit.Actor,
+    *,
+    kind: str,
+    title: str,
+    site_id: int,
+    scheduled_at: datetime,
+    now: datetime,
+    patient_id: int | None = None,
+    record: bool = False,
+) -> LiveSession:
+    """Schedule a session; its creator directs it until they invite someone else."""
+    if kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+    if actor.user_id is None:
+        raise InvalidInput("a live session is created by a person")
+    names = _patient_names(db, patient_id) if patient_id is not None else []
+    live = LiveSession(
+        kind=kind,
+        title=check_title(title, names),
+        site_id=site_id,
+        scheduled_at=scheduled_at,
+        status="scheduled",
+        patient_id=patient_id,
+        record=record,
+        created_by_id=actor.user_id,
+        created_at=now,
+    )
+    db.add(live)
+    db.flush()
+    db.add(
+        LiveParticipant(
+            session_id=live.id,
+            user_id=actor.user_id,
+            role="director",
+            invited_by_id=actor.user_id,
+            invited_at=now,
+        )
+    )
+    db.flush()
+    audit.record(
+        db,
+        actor,
+        "live.create",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        patient_id=patient_id,
+        site_id=site_id,
+        detail={"kind": kind, "record": record, "scheduled_at": scheduled_at.isoformat()},
+    )
+    return live
+
+
+def invite(
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    *,
+    user_id: int,
+    role: str,
+    now: datetime,
+) -> LiveParticipant:
+    """Invite a person (of any site) in a role; inviting again changes the role.
+
+    The invitation is also a share of the session to that person, lasting until a day after
+    the session is due, so the policy lets an invitee of another site in and no longer.
+    """
+    if role not in SESSION_ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(SESSION_ROLES)}")
+    invitee = db.get(User, user_id)
+    if invitee is None or invitee.disabled:
+        raise NotFound(f"no active account {user_id}")
+    if live.status == "ended":
+        raise Conflict("this session has ended")
+    expires_at = max(live.scheduled_at, now) + timedelta(days=1)
+    if expires_at - now > timedelta(days=365):
+        raise InvalidInput("invitations are sent at most a year before the session")
+    share = sharing.create_share(
+        db,
+        actor,
+        resource_kind=RESOURCE_KIND,
+        resource_id=str(live.id),
+        to_site_id=None,
+        to_user_id=user_id,
+        expires_at=expires_at,
+        now=now,
+        reason=f"invited as {role}",
+        patient_id=live.patient_id,
+    )
+    found = db.execute(
+        select(LiveParticipant).where(
+            LiveParticipant.session_id == live.id, LiveParticipant.user_id == user_id
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        found = LiveParticipant(
+            session_id=live.id,
+            user_id=user_id,
+            role=role,
+            invited_by_id=actor.user_id or 0,
+            invited_at=now,
+        )
+        db.add(found)
+    found.role = role
+    found.share_id = share.id
+    db.flush()
+    audit.record(
+        db,
+        actor,
+        "live.invite",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        patient_id=live.patient_id,
+        detail={"user": user_id, "role": role},
+    )
+    return found
+
+
+def start(
+    db: Session, actor: audit.Actor, live: LiveSession, now: datetime, *, teaching_consent: bool
+) -> LiveSession:
+    """Take a session live; refused with the reason when the patient did not consent."""
+    refusal = broadcast_refusal(live.kind, live.record, live.patient_id, teaching_consent)
+    if refusal is not None:
+        audit.record(
+            db,
+            actor,
+            "live.start",
+            "refused",
+            object_kind=RESOURCE_KIND,
+            object_id=live.id,
+            patient_id=live.patient_id,
+            detail={"reason": refusal},
+        )
+        raise Conflict(refusal)
+    live.status = next_status(live.status, "start")
+    live.started_at = now
+    live.janus_room_id = ROOM_ID_BASE + live.id
+    audit.record(
+        db,
+        actor,
+        "live.start",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        patient_id=live.patient_id,
+        detail={"room": live.janus_room_id, "record": live.record},
+    )
+    return live
+
+
+def end(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> LiveSession:
+    """End a session (scheduled sessions are cancelled the same way)."""
+    live.status = next_status(live.status, "end")
+    live.ended_at = now
+    audit.record(
+        db,
+        actor,
+        "live.end",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        patient_id=live.patient_id,
+    )
+    return live
+
+
+def room_spec(live: LiveSession) -> RoomSpec:
+    """The Janus room of a live session."""
+    if live.janus_room_id is None:
+        raise Conflict("this session is not live")
+    return RoomSpec(live.janus_room_id, description=f"session {live.id}", record=live.record)
+
+
+async def ensure_room(media: LiveMedia, live: LiveSession) -> int:
+    """Create the session's room on Janus unless it is there (after a Concilium restart the
+    registry is empty while the session is still live)."""
+    spec = room_spec(live)
+    if spec.room_id not in media.registry.rooms:
+        await media.create_room(spec)
+    return spec.room_id
+
+
+@dataclass(frozen=True)
+class JoinGrant:
+    """What a person receives when joining: their role and a media credential."""
+
+    role: str
+    """Role in the session (site staff not invited join as ``participant``)."""
+    may_publish: bool
+    """Whether their page sends a camera or a screen."""
+    credential: RoomCredential
+    """Short-lived Janus credential for the session's room only."""
+
+
+async def join(
+    db: Session,
+    media: LiveMedia,
+    actor: audit.Actor,
+    live: LiveSession,
+    now: datetime,
+    *,
+    ttl: float = CREDENTIAL_TTL,
+) -> JoinGrant:
+    """Join a live session: mint a credential for its room, then note the arrival.
+
+    The media plane is asked first and the database touched after: no transaction (a write
+    lock on SQLite) is held while Janus answers.
+    """
+    if live.status != "live":
+        raise Conflict(f"this session is {live.status}, not live")
+    if actor.user_id is None:
+        raise InvalidInput("a person joins a session")
+    room_id = await ensure_room(media, live)
+    credential = await media.issue(str(actor.user_id), room_id, ttl=ttl)
+    role = role_of(db, live, actor.user_id) or "participant"
+    found = db.execute(
+        select(LiveParticipant).where(
+            LiveParticipant.session_id == live.id, LiveParticipant.user_id == actor.user_id
+        )
+    ).scalar_one_or_none()
+    if found is not None:
+        found.joined_at, found.left_at = now, None
+    audit.record(
+        db,
+        actor,
+        "live.join",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        patient_id=live.patient_id,
+        detail={"role": role},
+    )
+    return JoinGrant(role, role in PUBLISHING_ROLES, credential)
+
+
+async def leave(
+    db: Session, media: LiveMedia | None, actor: audit.Actor, live: LiveSession, now: datetime
+) -> int:
+    """Leave: every media credential of this person for the session's room is revoked (on
+    Janus first, before any database work, as in :func:`join`)."""
+    revoked = 0
+    if media is not None and live.janus_room_id is not None:
+        mine = [
+            c.token
+            for c in media.book.credentials.values()
+            if c.room_id == live.janus_room_id and c.user_id == str(actor.user_id)
+        ]
+        for token in mine:
+            if await media.revoke(token) is not None:
+                revoked += 1
+    found = db.execute(
+        select(LiveParticipant).where(
+            LiveParticipant.session_id == live.id, LiveParticipant.user_id == actor.user_id
+        )
+    ).scalar_one_or_none()
+    if found is not None:
+        found.left_at = now
+    audit.record(db, actor, "live.leave", "success", object_kind=RESOURCE_KIND, object_id=live.id)
+    return revoked
+
+
+def list_sessions(
+    db: Session, site_ids: frozenset[int], invited_ids: frozenset[str]
+) -> list[LiveSession]:
+    """Sessions of these sites, and sessions the caller is invited to, soonest first."""
+    ids = [int(i) for i in invited_ids if i.isdigit()]
+    query = select(LiveSession).where(LiveSession.site_id.in_(site_ids) | LiveSession.id.in_(ids))
+    return list(db.execute(query.order_by(LiveSession.scheduled_at)).scalars())
+
+
+# --- sources and cameras -------------------------------------------------------------------
+
+
+def add_source(
+    db: Session, actor: audit.Actor, live: LiveSession, *, name: str, kind: str, reference: str
+) -> LiveSource:
+    """Name a picture the director may put on program."""
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise InvalidInput("a source name has 1 to 100 characters")
+    if kind not in SOURCE_KINDS:
+        raise InvalidInput(f"source kind must be one of {', '.join(SOURCE_KINDS)}")
+    reference = reference.strip()
+    if kind == "ip_camera" and not re.match(r"^(rtsp|rtp|srt)://[^\s]+$", reference):
+        raise InvalidInput("an IP camera source needs its rtsp://, rtp:// or srt:// URL")
+    if kind == "dicom_cine" and not re.match(r"^[0-9.]+/[0-9.]+$", reference):
+        raise InvalidInput("a DICOM cine loop is named 'study UID/series UID'")
+    source = LiveSource(session_id=live.id, name=name, kind=kind, reference=reference[:500])
+    db.add(source)
+    db.flush()
+    audit.record(
+        db,
+        actor,
+        "live.source.add",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        detail={"source": source.id, "kind": kind},
+    )
+    return source
+
+
+def sources(db: Session, live: LiveSession) -> list[LiveSource]:
+    return list(
+        db.execute(
+            select(LiveSource).where(LiveSource.session_id == live.id).order_by(LiveSource.id)
+        ).scalars()
+    )
+
+
+def add_camera(
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    *,
+    name: str,
+    host: str,
+    port: int,
+    visca_address: int = 1,
+) -> LiveCamera:
+    """Register a PTZ camera reachable over VISCA over IP."""
+    name, host = name.strip(), host.strip()
+    if not 1 <= len(name) <= 100 or not re.match(r"^[A-Za-z0-9.:-]{1,255}$", host):
+        raise InvalidInput("give the camera a name and a host name or address")
+    if not 1 <= port <= 65535 or not 1 <= visca_address <= 7:
+        raise InvalidInput("port must be 1..65535 and the VISCA address 1..7")
+    camera = LiveCamera(
+        session_id=live.id, name=name, host=host, port=port, visca_address=visca_address
+    )
+    db.add(camera)
+    db.flush()
+    audit.record(
+        db,
+        actor,
+        "live.camera.add",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        detail={"camera": camera.id, "host": host, "port": port},
+    )
+    return camera
+
+
+def cameras(db: Session, live: LiveSession) -> list[LiveCamera]:
+    return list(
+        db.execute(
+            select(LiveCamera).where(LiveCamera.session_id == live.id).order_by(LiveCamera.id)
+        ).scalars()
+    )
+
+
+def get_camera(db: Session, live: LiveSession, camera_id: int) -> LiveCamera:
+    camera = db.get(LiveCamera, camera_id)
+    if camera is None or camera.session_id != live.id:
+        raise NotFound(f"camera {camera_id} not found in this session")
+    return camera
+
+
+# --- chat, questions, telestration ---------------------------------------------------------
+
+
+def post_chat(
+    db: Session, user_id: int, live: LiveSession, body: str, now: datetime
+) -> LiveMessage:
+    message = LiveMessage(
+        session_id=live.id,
+        user_id=user_id,
+        kind="chat",
+        body=body,
+        status="posted",
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(message)
+    db.flush()
+    return message
+
+
+def submit_question(
+    db: Session, user_id: int, live: LiveSession, body: str, now: datetime
+) -> LiveMessage:
+    question = LiveMessage(
+        session_id=live.id,
+        user_id=user_id,
+        kind="question",
+        body=body,
+        status="submitted",
+        created_at=now,
+        updated_at=now,
+    )
+    db.add(question)
+    db.flush()
+    return question
+
+
+def get_question(db: Session, live: LiveSession, question_id: int) -> LiveMessage:
+    question = db.get(LiveMessage, question_id)
+    if question is None or question.session_id != live.id or question.kind != "question":
+        raise NotFound(f"question {question_id} not found in this session")
+    return question
+
+
+def moderate(
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    question_id: int,
+    action: str,
+    now: datetime,
+    *,
+    answer: str = "",
+    into: int | None = None,
+) -> LiveMessage:
+    """Approve, reject, answer or merge a question (merging keeps a link to the survivor)."""
+    question = get_question(db, live, question_id)
+    status = next_question_status(question.status, action)
+    if action == "merge":
+        if into is None or into == question.id:
+            raise InvalidInput("merge into another question of this session")
+        survivor = get_question(db, live, into)
+        if survivor.status in ("rejected", "merged"):
+            raise Conflict("merge into a question that is still open or answered")
+        question.merged_into_id = survivor.id
+    if action == "answer":
+        if not answer.strip():
+            raise InvalidInput("write the answer")
+        question.answer = answer.strip()
+    question.status = status
+    question.updated_at = now
+    audit.record(
+        db,
+        actor,
+        f"live.question.{action}",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        detail={"question": question.id, "into": into},
+    )
+    return question
+
+
+def questions(db: Session, live: LiveSession) -> list[LiveMessage]:
+    return list(
+        db.execute(
+            select(LiveMessage)
+            .where(LiveMessage.session_id == live.id, LiveMessage.kind == "question")
+            .order_by(LiveMessage.id)
+        ).scalars()
+    )
+
+
+def chat_history(db: Session, live: LiveSession, limit: int = 100) -> list[LiveMessage]:
+    rows = db.execute(
+        select(LiveMessage)
+        .where(LiveMessage.session_id == live.id, LiveMessage.kind == "chat")
+        .order_by(LiveMessage.id.desc())
+        .limit(limit)
+    ).scalars()
+    return list(reversed(list(rows)))
+
+
+def add_stroke(
+    db: Session,
+    user_id: int,
+    live: LiveSession,
+    *,
+    points: Iterable[tuple[float, float]],
+    color: str,
+    width: int,
+    source_id: int | None,
+    now: datetime,
+) -> LiveStroke:
+    stroke = LiveStroke(
+        session_id=live.id,
+        user_id=user_id,
+        source_id=source_id,
+        color=color,
+        width=width,
+        points=[[x, y] for x, y in points],
+        created_at=now,
+    )
+    db.add(stroke)
+    db.flush()
+    return stroke
+
+
+def strokes(db: Session, live: LiveSession, *, since_clear: bool = True) -> list[LiveStroke]:
+    """Telestration strokes of the session, by default those drawn since the last clear."""
+    found = list(
+        db.execute(
+            select(LiveStroke).where(LiveStroke.session_id == live.id).order_by(LiveStroke.id)
+        ).scalars()
+    )
+    if since_clear:
+        cleared = [i for i, stroke in enumerate(found) if not stroke.points]
+        found = found[cleared[-1] + 1 :] if cleared else found
+    return found
+
+
+# --- direction -----------------------------------------------------------------------------
+
+
+def take_control(
+    db: Session, actor: audit.Actor, live: LiveSession, lock: DirectorLock, now: float
+) -> float:
+    """Take (or renew) the director lock; returns the end of the lease."""
+    lock.take(actor.username, now)
+    audit.record(
+        db, actor, "live.direct.take", "success", object_kind=RESOURCE_KIND, object_id=live.id
+    )
+    return lock.until
+
+
+def release_control(
+    db: Session, actor: audit.Actor, live: LiveSession, lock: DirectorLock, now: float
+) -> None:
+    lock.release(actor.username, now)
+    audit.record(
+        db, actor, "live.direct.release", "success", object_kind=RESOURCE_KIND, object_id=live.id
+    )
+
+
+async def drive_camera(
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    lock: DirectorLock,
+    client: PtzClient,
+    command: Command,
+    now: float,
+) -> CommandRecord:
+    """Send a PTZ command on behalf of the director holding the lock; audited either way.
+
+    The caller holds no transaction: the camera answers first, the audit entry follows."""
+    record = await directed_send(lock, client, command, director=actor.username, now=now)
+    audit.record(
+        db,
+        actor,
+        "live.ptz",
+        "success" if record.ok else "failure",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        detail={
+            "camera": record.camera,
+            "command": record.command,
+            "outcome": record.outcome,
+            "attempts": record.attempts,
+        },
+    )
+    return record
+
+
+def clear_strokes(db: Session, user_id: int, live: LiveSession, now: datetime) -> LiveStroke:
+    """Wipe the telestration layer: strokes stay in the record, after a clear marker (a
+    stroke without points) that later joiners start from."""
+    marker = LiveStroke(
+        session_id=live.id,
+        user_id=user_id,
+        source_id=None,
+        color="#000000",
+        width=0,
+        points=[],
+        created_at=now,
+    )
+    db.add(marker)
+    db.flush()
+    return marker

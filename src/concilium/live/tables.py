@@ -1,0 +1,146 @@
+"""Tables of the live service: sessions, who is invited in which role, sources, cameras,
+chat and questions, telestration strokes.
+
+Rooms, credentials and the director lock live in memory next to Janus
+(:mod:`concilium.live.media`, :mod:`concilium.live.ptz`); what is kept here is what must
+outlive a restart and what the audit and the VOD library will need.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from concilium.platform.db import Base, UTCDateTime, utcnow
+
+
+class LiveSession(Base):
+    """A supervision, a broadcast or a conference, owned by the site that runs it."""
+
+    __tablename__ = "live_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``supervision``, ``broadcast`` or ``conference``."""
+    title: Mapped[str] = mapped_column(String(200))
+    """Shown to every invitee; never names the patient (checked on creation)."""
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="scheduled")
+    """``scheduled``, ``live`` or ``ended``."""
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id"), nullable=True, index=True
+    )
+    """The patient shown, if any: broadcasting or recording then needs teaching consent."""
+    record: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Whether Janus records the room while the session is live."""
+    janus_room_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, unique=True)
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LiveParticipant(Base):
+    """A person invited to a session, with their role in it (director, moderator, ...)."""
+
+    __tablename__ = "live_participants"
+    __table_args__ = (UniqueConstraint("session_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    share_id: Mapped[int | None] = mapped_column(ForeignKey("shares.id"), nullable=True)
+    """The share that lets an invitee of another site in (platform ``sharing``)."""
+    invited_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    invited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class LiveSource(Base):
+    """A named picture the director can put on program."""
+
+    __tablename__ = "live_sources"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    """``camera`` or ``screen`` (a browser), ``ip_camera`` or ``dicom_cine``."""
+    reference: Mapped[str] = mapped_column(String(500), default="")
+    """RTSP/RTP URL of an IP camera, or ``study/series`` UIDs of a DICOM cine loop."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LiveCamera(Base):
+    """A PTZ camera of a session, driven over VISCA over IP."""
+
+    __tablename__ = "live_cameras"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    visca_address: Mapped[int] = mapped_column(Integer, default=1)
+    """Camera address on its VISCA chain (1..7)."""
+    source_id: Mapped[int | None] = mapped_column(
+        ForeignKey("live_sources.id", ondelete="SET NULL"), nullable=True
+    )
+    """The source showing this camera's picture, if any."""
+
+
+class LiveMessage(Base):
+    """A chat line or an audience question; questions go through moderation."""
+
+    __tablename__ = "live_messages"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    """``chat`` or ``question``."""
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    """Chat: ``posted``. Question: ``submitted``, ``approved``, ``rejected``, ``answered``
+    or ``merged``."""
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("live_messages.id"), nullable=True
+    )
+    answer: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LiveStroke(Base):
+    """One telestration stroke drawn over a source, kept with the session."""
+
+    __tablename__ = "live_strokes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    source_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    color: Mapped[str] = mapped_column(String(7))
+    width: Mapped[int] = mapped_column(Integer)
+    points: Mapped[list[Any]] = mapped_column(JSON)
+    """``[[x, y], ...]`` in 0..1 of the picture's width and height."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,1 @@
+"""The trust layer: sites, users, roles, authentication, consent, patients, audit, config, db."""

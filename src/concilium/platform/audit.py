@@ -1,0 +1,375 @@
+"""The audit trail: append-only, hash-chained, exportable as FHIR AuditEvent and syslog.
+
+Each entry's hash covers its content and the previous entry's hash, so altering or deleting
+any entry breaks the chain from that point on (``verify``). The database also refuses
+UPDATE and DELETE on the table (triggers created by the migration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from concilium.platform.db import utcnow
+from concilium.platform.policy import Target
+from concilium.platform.tables import AuditEvent, AuditHead
+
+GENESIS_HASH = "0" * 64
+
+OUTCOMES = ("success", "failure", "refused", "emergency-override")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who did it, from where."""
+
+    user_id: int | None
+    username: str
+    role: str = ""
+    site_id: int | None = None
+    ip: str = ""
+
+
+SYSTEM = Actor(user_id=None, username="system")
+
+
+def _canonical(event: AuditEvent) -> bytes:
+    fields = {
+        "seq": event.seq,
+        "at": event.at.isoformat(timespec="microseconds"),
+        "actor_id": event.actor_id,
+        "actor": event.actor,
+        "role": event.role,
+        "site_id": event.site_id,
+        "patient_id": event.patient_id,
+        "action": event.action,
+        "object_kind": event.object_kind,
+        "object_id": event.object_id,
+        "outcome": event.outcome,
+        "ip": event.ip,
+        "detail": event.detail,
+        "prev_hash": event.prev_hash,
+    }
+    return json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+
+
+def chain_hash(event: AuditEvent) -> str:
+    return hashlib.sha256(_canonical(event)).hexdigest()
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: str,
+    outcome: str,
+    *,
+    object_kind: str = "",
+    object_id: str | int = "",
+    patient_id: int | None = None,
+    site_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one entry in the caller's transaction (it lands only if the work lands)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown audit outcome {outcome!r}")
+    # UPDATE first: it takes the row lock, so concurrent writers queue here on every backend.
+    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1))
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
+    ).scalar_one()
+    event = AuditEvent(
+        seq=head.seq,
+        at=utcnow(),
+        actor_id=actor.user_id,
+        actor=actor.username,
+        role=actor.role,
+        site_id=site_id if site_id is not None else actor.site_id,
+        patient_id=patient_id,
+        action=action,
+        object_kind=object_kind,
+        object_id=str(object_id),
+        outcome=outcome,
+        ip=actor.ip,
+        detail=json.dumps(detail or {}, sort_keys=True),
+        prev_hash=head.last_hash,
+    )
+    event.hash = chain_hash(event)
+    session.add(event)
+    head.last_hash = event.hash
+    session.flush()
+    return event
+
+
+def record_refusal(
+    session: Session, actor: Actor, action: str, target: Target, reason: str
+) -> AuditEvent:
+    """Append the policy's refusal of ``action`` on ``target``, with the policy's reason."""
+    return record(
+        session,
+        actor,
+        action,
+        "refused",
+        object_kind=target.kind if target.kind != "none" else "",
+        object_id=target.id,
+        patient_id=target.patient_id,
+        detail={"reason": reason},
+    )
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    problem: str
+
+
+def verify(session: Session, batch: int = 5000) -> list[ChainBreak]:
+    """Walk the whole chain; report every altered, deleted or reordered entry."""
+    breaks: list[ChainBreak] = []
+    expected_prev = GENESIS_HASH
+    expected_seq = 1
+    last_seq = 0
+    while True:
+        rows = (
+            session.execute(
+                select(AuditEvent)
+                .where(AuditEvent.seq > last_seq)
+                .order_by(AuditEvent.seq)
+                .limit(batch)
+            )
+            .scalars()
+            .all()
+        )
+        if not rows:
+            break
+        for event in rows:
+            if event.seq != expected_seq:
+                breaks.append(
+                    ChainBreak(expected_seq, f"entries {expected_seq}..{event.seq - 1} missing")
+                )
+            if event.prev_hash != expected_prev:
+                breaks.append(ChainBreak(event.seq, "previous-hash link broken"))
+            if chain_hash(event) != event.hash:
+                breaks.append(ChainBreak(event.seq, "content altered"))
+            expected_prev = event.hash
+            expected_seq = event.seq + 1
+            last_seq = event.seq
+    head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+    if head.seq != last_seq:
+        breaks.append(ChainBreak(last_seq + 1, f"entries {last_seq + 1}..{head.seq} missing"))
+    elif head.last_hash != expected_prev:
+        breaks.append(ChainBreak(last_seq, "chain tip does not match the last entry"))
+    return breaks
+
+
+def chain_length(session: Session) -> int:
+    return session.execute(select(AuditHead.seq).where(AuditHead.id == 1)).scalar_one()
+
+
+def iter_events(session: Session, since: datetime | None = None) -> Iterator[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.seq)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    yield from session.execute(query.execution_options(yield_per=1000)).scalars()
+
+
+# --- FHIR AuditEvent, shaped as IHE Basic Audit Log Patterns (BALP) -----------------------
+
+_REST_ACTION = {"create": "C", "read": "R", "query": "E", "update": "U", "delete": "D"}
+
+
+def _fhir_action(action: str) -> str:
+    verb = action.rsplit(".", 1)[-1]
+    for key, code in _REST_ACTION.items():
+        if verb.startswith(key):
+            return code
+    if verb in {"list", "search", "export"}:
+        return "E"
+    return "E"
+
+
+def _balp_type(action: str) -> dict[str, str]:
+    if action.startswith(("auth.", "session.")):
+        return {
+            "system": "http://dicom.nema.org/resources/ontology/DCM",
+            "code": "110114",
+            "display": "User Authentication",
+        }
+    return {
+        "system": "http://terminology.hl7.org/CodeSystem/audit-event-type",
+        "code": "rest",
+        "display": "RESTful Operation",
+    }
+
+
+def _fhir_outcome(outcome: str) -> dict[str, Any]:
+    code = {"success": "0", "failure": "4", "refused": "4", "emergency-override": "0"}[outcome]
+    return {
+        "code": {
+            "system": "http://terminology.hl7.org/CodeSystem/audit-event-outcome",
+            "code": code,
+        },
+        "detail": [{"text": outcome}],
+    }
+
+
+def to_fhir(event: AuditEvent, observer: str) -> dict[str, Any]:
+    """One entry as a FHIR R5 AuditEvent resource (IHE BALP basic shape)."""
+    agent: dict[str, Any] = {
+        "type": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                    "code": "IRCP",
+                    "display": "information recipient",
+                }
+            ]
+        },
+        "who": {"identifier": {"value": event.actor}, "display": event.actor},
+        "requestor": True,
+        "networkString": event.ip or None,
+    }
+    if event.role:
+        agent["role"] = [{"text": event.role}]
+    resource: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(event.seq),
+        "meta": {
+            "profile": [
+                "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Read"
+                if _fhir_action(event.action) == "R"
+                else "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.Query"
+            ]
+        },
+        "category": [{"coding": [_balp_type(event.action)]}],
+        "code": {"coding": [{"system": "urn:concilium:audit-action", "code": event.action}]},
+        "action": _fhir_action(event.action),
+        "recorded": event.at.isoformat(),
+        "outcome": _fhir_outcome(event.outcome),
+        "agent": [{k: v for k, v in agent.items() if v is not None}],
+        "source": {"observer": {"display": observer}},
+        "entity": [],
+        "extension": [
+            {"url": "urn:concilium:audit-chain:seq", "valueInteger": event.seq},
+            {"url": "urn:concilium:audit-chain:hash", "valueString": event.hash},
+        ],
+    }
+    if event.patient_id is not None:
+        resource["entity"].append(
+            {
+                "what": {"reference": f"Patient/{event.patient_id}"},
+                "role": {
+                    "system": "http://terminology.hl7.org/CodeSystem/object-role",
+                    "code": "1",
+                    "display": "Patient",
+                },
+            }
+        )
+    if event.object_kind and event.object_id:
+        resource["entity"].append(
+            {"what": {"identifier": {"value": f"{event.object_kind}/{event.object_id}"}}}
+        )
+    if event.outcome == "emergency-override":
+        resource["purposeOfEvent"] = [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                        "code": "ETREAT",
+                        "display": "Emergency Treatment",
+                    }
+                ]
+            }
+        ]
+    return resource
+
+
+# --- RFC 5424 syslog ------------------------------------------------------------------------
+
+_SEVERITY = {"success": 6, "failure": 4, "refused": 4, "emergency-override": 2}
+_FACILITY_AUTHPRIV = 10
+_SD_ESCAPE = str.maketrans({'"': '\\"', "\\": "\\\\", "]": "\\]"})
+
+
+def to_syslog(event: AuditEvent, hostname: str | None = None) -> str:
+    """One entry as an RFC 5424 line with the entry's fields as structured data."""
+    pri = _FACILITY_AUTHPRIV * 8 + _SEVERITY[event.outcome]
+    host = (hostname or socket.gethostname())[:255] or "-"
+    params = {
+        "seq": event.seq,
+        "actor": event.actor,
+        "role": event.role,
+        "site": event.site_id if event.site_id is not None else "",
+        "patient": event.patient_id if event.patient_id is not None else "",
+        "object": f"{event.object_kind}/{event.object_id}" if event.object_kind else "",
+        "outcome": event.outcome,
+        "ip": event.ip,
+        "hash": event.hash,
+    }
+    sd = " ".join(f'{k}="{str(v).translate(_SD_ESCAPE)}"' for k, v in params.items())
+    timestamp = event.at.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    msgid = event.action.replace(" ", "_")[:32]
+    return f"<{pri}>1 {timestamp} {host} concilium - {msgid} [audit@32473 {sd}] {event.action}"
+
+
+def export_lines(events: Iterable[AuditEvent], fmt: str, observer: str) -> Iterator[str]:
+    for event in events:
+        if fmt == "fhir":
+            yield json.dumps(to_fhir(event, observer), sort_keys=True)
+        elif fmt == "syslog":
+            yield to_syslog(event, observer)
+        else:
+            raise ValueError(f"unknown export format {fmt!r}; use fhir or syslog")
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """What an auditor narrows the trail to."""
+
+    actor: str = ""
+    action: str = ""
+    outcome: str = ""
+    patient_id: int | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def search(
+    session: Session,
+    site_ids: frozenset[int] | None,
+    criteria: AuditFilter,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[AuditEvent]:
+    """Entries an auditor may see (their sites' events and their sites' users' acts), newest
+    first. ``site_ids`` None means the whole trail."""
+    from concilium.platform.tables import Membership
+
+    query = select(AuditEvent).order_by(AuditEvent.seq.desc())
+    if site_ids is not None:
+        query = query.where(
+            AuditEvent.site_id.in_(site_ids)
+            | AuditEvent.actor_id.in_(
+                select(Membership.user_id).where(Membership.site_id.in_(site_ids))
+            )
+        )
+    if criteria.actor:
+        query = query.where(AuditEvent.actor == criteria.actor.strip().lower())
+    if criteria.action:
+        query = query.where(AuditEvent.action.startswith(criteria.action.strip()))
+    if criteria.outcome:
+        query = query.where(AuditEvent.outcome == criteria.outcome)
+    if criteria.patient_id is not None:
+        query = query.where(AuditEvent.patient_id == criteria.patient_id)
+    if criteria.since is not None:
+        query = query.where(AuditEvent.at >= criteria.since)
+    if criteria.until is not None:
+        query = query.where(AuditEvent.at < criteria.until)
+    return list(session.execute(query.limit(limit).offset(offset)).scalars())

@@ -1,0 +1,283 @@
+"""Authentication: passwords with lockout and throttling, TOTP, browser sessions, API tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from concilium.config import Settings
+from concilium.platform import audit, totp
+from concilium.platform.encryption import SecretBox
+from concilium.platform.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
+from concilium.platform.passwords import verify_password
+from concilium.platform.policy import TOKEN_SCOPES
+from concilium.platform.tables import ApiToken, LoginAttempt, User, WebSession
+
+TOKEN_PREFIX = "cnc"  # noqa: S105 - a label, not a secret
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def mfa_required(user: User, settings: Settings) -> bool:
+    """Whether the user must pass a second factor (enrolled, or a role that enforces it)."""
+    if user.totp_secret:
+        return True
+    required = set(settings.mfa_required_roles)
+    return user.is_platform_admin or any(m.role in required for m in user.memberships)
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    needs_totp: bool
+    needs_enrolment: bool
+
+
+@dataclass(frozen=True)
+class LoginRefusal:
+    """A refused login; the caller commits (counters and audit must persist) then answers."""
+
+    error: Unauthenticated | TooManyRequests
+
+
+def authenticate_password(
+    session: Session,
+    settings: Settings,
+    username: str,
+    password: str,
+    ip: str,
+    now: datetime,
+) -> LoginResult | LoginRefusal:
+    """First step of login; a refusal is recorded (audit, counters) and returned, not raised."""
+    window_start = now - timedelta(minutes=1)
+    recent = session.execute(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.ip == ip, LoginAttempt.at > window_start, ~LoginAttempt.success)
+    ).scalar_one()
+    if recent >= settings.login_ip_limit_per_minute:
+        audit.record(
+            session,
+            audit.Actor(None, username[:64], ip=ip),
+            "auth.login",
+            "refused",
+            detail={"reason": "address throttled"},
+        )
+        return LoginRefusal(TooManyRequests("too many attempts from this address; wait a minute"))
+    user = session.execute(
+        select(User).where(User.username == username.strip().lower())
+    ).scalar_one_or_none()
+    actor = audit.Actor(user.id if user else None, username.strip().lower()[:64], ip=ip)
+    if user is not None and user.locked_until is not None and user.locked_until > now:
+        session.add(LoginAttempt(at=now, ip=ip, success=False))
+        audit.record(session, actor, "auth.login", "refused", detail={"reason": "locked"})
+        return LoginRefusal(Unauthenticated("account locked after repeated failures; try later"))
+    valid = verify_password(user.password_hash if user else None, password)
+    if user is None or not valid or user.disabled:
+        session.add(LoginAttempt(at=now, ip=ip, success=False))
+        reason = "disabled" if user is not None and valid else "bad credentials"
+        if user is not None and not valid and register_failure(session, user, settings, now):
+            reason = "bad credentials; account locked"
+        audit.record(session, actor, "auth.login", "failure", detail={"reason": reason})
+        return LoginRefusal(Unauthenticated("unknown user name or wrong password"))
+    session.add(LoginAttempt(at=now, ip=ip, success=True))
+    needs_totp = mfa_required(user, settings)
+    return LoginResult(user, needs_totp, needs_totp and not user.totp_secret)
+
+
+def register_failure(session: Session, user: User, settings: Settings, now: datetime) -> bool:
+    """Count a failed password or code; True when this failure locks the account."""
+    user.failed_logins += 1
+    if user.failed_logins < settings.login_max_failures:
+        return False
+    user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
+    user.failed_logins = 0
+    return True
+
+
+def check_totp(
+    session: Session, box: SecretBox, settings: Settings, user: User, code: str, now: datetime
+) -> bool:
+    """Second step: a fresh TOTP code; failures count towards the lockout."""
+    if not user.totp_secret or (user.locked_until is not None and user.locked_until > now):
+        return False
+    secret = box.open(user.totp_secret, f"totp:{user.id}")
+    step = totp.accepted_step(secret, code, now, user.totp_last_step)
+    if step is None:
+        register_failure(session, user, settings, now)
+        return False
+    user.totp_last_step = step
+    user.failed_logins = 0
+    return True
+
+
+def enrol_totp(
+    session: Session, box: SecretBox, user: User, secret: str, code: str, now: datetime
+) -> None:
+    """Store a new second factor once the user proved their authenticator shows its codes."""
+    step = totp.accepted_step(secret, code, now, None)
+    if step is None:
+        raise InvalidInput("that code does not match; check the authenticator's clock")
+    user.totp_secret = box.seal(secret, f"totp:{user.id}")
+    user.totp_last_step = step
+
+
+# --- Browser sessions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewSession:
+    cookie_value: str
+    record: WebSession
+
+
+def start_session(
+    session: Session, user: User, ip: str, now: datetime, mfa_verified: bool
+) -> NewSession:
+    cookie_value = secrets.token_urlsafe(32)
+    record = WebSession(
+        id=_digest(cookie_value),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        csrf_token=secrets.token_urlsafe(32),
+        mfa_verified=mfa_verified,
+        ip=ip[:64],
+    )
+    user.failed_logins = 0
+    user.locked_until = None
+    session.add(record)
+    session.flush()
+    return NewSession(cookie_value, record)
+
+
+def resume_session(
+    session: Session, settings: Settings, cookie_value: str, now: datetime
+) -> WebSession | None:
+    """The live session behind a cookie, touched; expired ones are ended here."""
+    record = session.get(WebSession, _digest(cookie_value))
+    if record is None:
+        return None
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    absolute = timedelta(hours=settings.session_absolute_hours)
+    if now - record.last_seen_at > idle or now - record.created_at > absolute:
+        session.delete(record)
+        return None
+    record.last_seen_at = now
+    return record
+
+
+def end_session(session: Session, cookie_value: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.id == _digest(cookie_value)))
+
+
+def end_all_sessions(session: Session, user_id: int) -> int:
+    """Sign the user out everywhere (logout, disable, password change)."""
+    result = session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- API tokens -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token's secret is shown once, when issued; only its hash is kept."""
+
+    secret: str
+    record: ApiToken
+
+
+def issue_token(
+    session: Session,
+    settings: Settings,
+    actor: audit.Actor,
+    user: User,
+    name: str,
+    scopes: Sequence[str],
+    days: int,
+    now: datetime,
+) -> IssuedToken:
+    unknown = sorted(set(scopes) - TOKEN_SCOPES)
+    if unknown or not scopes:
+        raise InvalidInput(f"scopes must be some of {sorted(TOKEN_SCOPES)}; unknown: {unknown}")
+    if not 1 <= days <= settings.token_max_days:
+        raise InvalidInput(f"a token lives 1 to {settings.token_max_days} days")
+    if not name.strip():
+        raise InvalidInput("a token needs a name saying what uses it")
+    public_id = secrets.token_hex(6)
+    secret = f"{TOKEN_PREFIX}_{public_id}_{secrets.token_urlsafe(32)}"
+    record = ApiToken(
+        public_id=public_id,
+        user_id=user.id,
+        name=name.strip()[:100],
+        secret_hash=_digest(secret),
+        scopes=sorted(set(scopes)),
+        created_at=now,
+        expires_at=now + timedelta(days=days),
+    )
+    session.add(record)
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "token.create",
+        "success",
+        object_kind="token",
+        object_id=public_id,
+        detail={"scopes": record.scopes, "for_user": user.id},
+    )
+    return IssuedToken(secret, record)
+
+
+def token_user(session: Session, secret: str, now: datetime) -> tuple[User, ApiToken]:
+    """The user and token behind a bearer secret, if it is valid, unexpired and not revoked."""
+    parts = secret.split("_", 2)
+    if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
+        raise Unauthenticated("malformed bearer token")
+    record = session.execute(
+        select(ApiToken).where(ApiToken.public_id == parts[1])
+    ).scalar_one_or_none()
+    if record is None or not secrets.compare_digest(record.secret_hash, _digest(secret)):
+        raise Unauthenticated("unknown bearer token")
+    if record.revoked_at is not None:
+        raise Unauthenticated("bearer token revoked")
+    if record.expires_at <= now:
+        raise Unauthenticated("bearer token expired")
+    user = session.get(User, record.user_id)
+    if user is None or user.disabled:
+        raise Unauthenticated("bearer token's user is disabled")
+    record.last_used_at = now
+    return user, record
+
+
+def get_token(session: Session, public_id: str) -> ApiToken:
+    record = session.execute(
+        select(ApiToken).where(ApiToken.public_id == public_id)
+    ).scalar_one_or_none()
+    if record is None:
+        raise NotFound(f"token {public_id} not found")
+    return record
+
+
+def revoke_token(session: Session, actor: audit.Actor, record: ApiToken, now: datetime) -> None:
+    if record.revoked_at is None:
+        record.revoked_at = now
+    audit.record(
+        session, actor, "token.revoke", "success", object_kind="token", object_id=record.public_id
+    )
+
+
+def list_tokens(session: Session, user_ids: Sequence[int] | None) -> Sequence[ApiToken]:
+    query = select(ApiToken).order_by(ApiToken.created_at.desc())
+    if user_ids is not None:
+        query = query.where(ApiToken.user_id.in_(user_ids))
+    return session.execute(query).scalars().all()

@@ -1,0 +1,499 @@
+"""The ``telesurgery`` command group: gateways, robot simulator, impairment proxy, qualify."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.orm import Session
+
+from concilium.commands import cli_settings, cli_transaction, operator
+from concilium.platform import accounts
+from concilium.platform.errors import ConciliumError
+from concilium.telesurgery import procedures
+from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
+from concilium.telesurgery.impairment import PROFILES, profile, run_proxy
+from concilium.telesurgery.limits import MotionLimits
+from concilium.telesurgery.link import KeyFileError, ProcedureKeys, load_keys, write_keys
+from concilium.telesurgery.motion import MotionScaling
+from concilium.telesurgery.qualification import qualify, write_report
+from concilium.telesurgery.reporting import TimelineReporter
+from concilium.telesurgery.robot_simulator import DEFAULT_PORT
+from concilium.telesurgery.robot_simulator import serve as serve_simulator
+from concilium.telesurgery.safety import SafetyThresholds, load_procedure_file
+
+DEFAULT_LINK_PORT = 18950
+"""UDP port of the robot gateway's link endpoint."""
+
+
+def _address(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+    return host or "127.0.0.1", int(port)
+
+
+class _Address(click.ParamType[tuple[str, int], Any]):
+    name = "HOST:PORT"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, int]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return _address(str(value))
+        except click.BadParameter as exc:
+            self.fail(str(exc), param, ctx)
+
+
+ADDRESS = _Address()
+
+
+T = TypeVar("T")
+
+
+def _with_progress(duration: float, run: Callable[[Callable[[float], None]], T]) -> T:
+    """Run a qualification showing its progress on standard error: a bar on a terminal,
+    a line every 10 % otherwise (logs of a scheduled run stay readable)."""
+    if duration >= 2.0 and sys.stderr.isatty():
+        with click.progressbar(length=100, label="qualifying", file=sys.stderr) as bar:
+            shown = 0
+
+            def on_progress(fraction: float) -> None:
+                nonlocal shown
+                bar.update(int(fraction * 100) - shown)
+                shown = int(fraction * 100)
+
+            return run(on_progress)
+    last_tenth = -1
+
+    def on_line(fraction: float) -> None:
+        nonlocal last_tenth
+        if duration >= 2.0 and int(fraction * 10) > last_tenth:
+            last_tenth = int(fraction * 10)
+            click.echo(f"qualifying: {last_tenth * 10}%", err=True)
+
+    return run(on_line)
+
+
+def _keys(path: Path) -> ProcedureKeys:
+    try:
+        return load_keys(path)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _procedure(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        return load_procedure_file(path)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read procedure file {path}: {exc}") from exc
+
+
+def _realtime(priority: int | None) -> None:
+    """Move this process to SCHED_FIFO: a gateway must not wait behind batch work."""
+    if priority is None:
+        return
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as exc:
+        raise click.ClickException(f"cannot set real-time priority {priority}: {exc}") from exc
+
+
+RT_PRIORITY = click.option(
+    "--rt-priority",
+    type=click.IntRange(1, 99),
+    default=None,
+    help="Run with SCHED_FIFO at this priority (Linux; needs CAP_SYS_NICE).",
+)
+
+
+def _run_until_signal(main: Callable[[], Awaitable[Callable[[], dict[str, Any]] | None]]) -> None:
+    """Run a service until SIGINT/SIGTERM, then print its counters as one JSON line."""
+
+    async def runner() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        stats = await main()
+        await stop.wait()
+        if stats is not None:
+            click.echo(json.dumps(stats(), default=str))
+
+    asyncio.run(runner())
+
+
+@click.group("telesurgery")
+@click.option("-v", "--verbose", is_flag=True, help="Log every state transition.")
+def telesurgery(verbose: bool) -> None:
+    """Telesurgery: gateways, secure low-latency link, safety and link qualification."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+
+
+@telesurgery.command("generate-keys")
+@click.option("--procedure-id", required=True, help="Procedure the keys belong to.")
+@click.option("--key-id", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
+    """Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."""
+    write_keys(ProcedureKeys.generate(procedure_id, key_id), path)
+    click.echo(f"wrote {path}")
+
+
+@telesurgery.command("console-gateway")
+@click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
+@click.option("--remote", required=True, type=ADDRESS, help="Robot gateway (or proxy) UDP.")
+@click.option("--link-bind", type=ADDRESS, default="0.0.0.0:0", show_default=True)
+@click.option("--igtl-bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Motion scaling.")
+@click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@RT_PRIORITY
+def console_gateway(
+    keys_path: Path,
+    remote: tuple[str, int],
+    link_bind: tuple[str, int],
+    igtl_bind: tuple[str, int],
+    scale: float,
+    procedure: Path | None,
+    rt_priority: int | None,
+) -> None:
+    """Serve the master console over OpenIGTLink and forward it over the link."""
+    keys = _keys(keys_path)
+    _realtime(rt_priority)
+    try:
+        safety = SafetyThresholds.from_mapping(_procedure(procedure).get("safety", {}))
+        scaling = MotionScaling(scale)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def main() -> Callable[[], dict[str, Any]]:
+        gateway = ConsoleGateway(
+            keys,
+            remote,
+            link_local=link_bind,
+            igtl_host=igtl_bind[0],
+            igtl_port=igtl_bind[1],
+            scaling=scaling,
+            freshness_ms=safety.command_freshness_ms,
+        )
+        await gateway.start()
+        assert gateway.link is not None
+        click.echo(
+            f"console gateway: OpenIGTLink on {igtl_bind[0]}:{gateway.igtl_port}, "
+            f"link {gateway.link.local_address} -> {remote}",
+            err=True,
+        )
+        return gateway.stats
+
+    _run_until_signal(main)
+
+
+def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | None:
+    if url is None:
+        return None
+    # Tokens come from the environment: command lines are visible to every local user.
+    api_token = os.environ.get("CONCILIUM_API_TOKEN", "")
+    gateway_token = os.environ.get("CONCILIUM_GATEWAY_TOKEN", "")
+    if procedure_id is None or not api_token or not gateway_token:
+        raise click.ClickException(
+            "--report-to needs --report-procedure, CONCILIUM_API_TOKEN and CONCILIUM_GATEWAY_TOKEN"
+        )
+    return TimelineReporter(url, procedure_id, api_token, gateway_token)
+
+
+@telesurgery.command("robot-gateway")
+@click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
+@click.option("--robot", required=True, type=ADDRESS, help="Robot controller OpenIGTLink.")
+@click.option(
+    "--link-bind", type=ADDRESS, default=f"0.0.0.0:{DEFAULT_LINK_PORT}", show_default=True
+)
+@click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--report-to",
+    default=None,
+    metavar="URL",
+    help="Concilium's URL: report transitions and link status to the procedure's timeline "
+    "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
+    "CONCILIUM_GATEWAY_TOKEN, the enrolment token).",
+)
+@click.option("--report-procedure", type=int, default=None, help="Procedure number.")
+@RT_PRIORITY
+def robot_gateway(
+    keys_path: Path,
+    robot: tuple[str, int],
+    link_bind: tuple[str, int],
+    procedure: Path | None,
+    report_to: str | None,
+    report_procedure: int | None,
+    rt_priority: int | None,
+) -> None:
+    """Receive the link, apply safety and limits, drive the robot controller."""
+    reporter = _reporter(report_to, report_procedure)
+    keys = _keys(keys_path)
+    _realtime(rt_priority)
+    data = _procedure(procedure)
+    try:
+        thresholds = SafetyThresholds.from_mapping(data.get("safety", {}))
+        limits = MotionLimits.from_mapping(data.get("limits", {}))
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    async def main() -> Callable[[], dict[str, Any]]:
+        gateway = RobotGateway(keys, robot[0], robot[1], thresholds, limits, link_local=link_bind)
+        if reporter is not None:
+            reporter.attach(gateway)
+        await gateway.start()
+        if reporter is not None:
+            reporter.start()
+        assert gateway.link is not None
+        click.echo(
+            f"robot gateway: link on {gateway.link.local_address}, robot {robot[0]}:{robot[1]}",
+            err=True,
+        )
+        return gateway.stats
+
+    _run_until_signal(main)
+
+
+@telesurgery.command("robot-simulator")
+@click.option("--bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
+@click.option("--telemetry-hz", type=float, default=100.0, show_default=True)
+@click.option(
+    "--panel",
+    is_flag=True,
+    help="Read the local team's actions from standard input "
+    "(confirm_engage, takeover, release; one a line).",
+)
+def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> None:
+    """Run the simulated robot arm (OpenIGTLink server)."""
+    click.echo(f"robot simulator on {bind[0]}:{bind[1]}", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_simulator(bind[0], bind[1], telemetry_hz, sys.stdin if panel else None))
+
+
+@telesurgery.command("impair")
+@click.option("--listen", required=True, type=ADDRESS, help="Where the console side sends.")
+@click.option("--upstream", required=True, type=ADDRESS, help="Robot gateway link address.")
+@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def impair(
+    listen: tuple[str, int], upstream: tuple[str, int], profile_name: str, seed: int
+) -> None:
+    """Run the UDP impairment proxy with a named network profile."""
+    click.echo(f"impairing {listen} -> {upstream} as {profile_name}", err=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_proxy(listen, upstream, profile(profile_name), seed))
+
+
+@telesurgery.command("qualify")
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(["direct", *sorted(PROFILES)]),
+    default="direct",
+    show_default=True,
+    help="Network profile of a local proxy between the endpoints (direct: none).",
+)
+@click.option("--duration", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--rate", type=click.FloatRange(min=1), default=1000.0, show_default=True)
+@click.option(
+    "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help="bit/s"
+)
+@click.option("--thresholds", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path())
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--procedure",
+    "procedure_id",
+    type=int,
+    default=None,
+    help="Judge with this procedure's thresholds and keep the report with it "
+    "(in the data directory; --out and --thresholds are then ignored).",
+)
+def qualify_command(
+    profile_name: str,
+    duration: float,
+    rate: float,
+    bitrate: float,
+    thresholds: Path | None,
+    out: Path,
+    seed: int,
+    procedure_id: int | None,
+) -> None:
+    """Measure a link session and write a go/no-go report; exit status 1 on no-go."""
+    if procedure_id is not None:
+        _qualify_procedure(procedure_id, profile_name, duration, rate, bitrate, seed)
+        return
+    try:
+        criteria = procedures.qualification_thresholds(_procedure(thresholds))
+    except (TypeError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    chosen = None if profile_name == "direct" else profile(profile_name)
+    report = _with_progress(
+        duration,
+        lambda progress: qualify(chosen, criteria, duration, rate, bitrate, seed, progress),
+    )
+    json_path, html_path = write_report(report, out)
+    verdict = "GO" if report.verdict.go else "NO-GO"
+    click.echo(f"{verdict}: {json_path} {html_path}")
+    for reason in report.verdict.reasons:
+        click.echo(f"  - {reason}")
+    if not report.verdict.go:
+        sys.exit(1)
+
+
+# --- procedures on the platform -----------------------------------------------------------
+
+
+def _user_id(db: Session, username: str) -> int:
+    user = accounts.user_by_username(db, username)
+    if user is None:
+        raise click.ClickException(f"no user named {username!r}")
+    return user.id
+
+
+@telesurgery.group("procedure")
+def procedure_group() -> None:
+    """Telesurgical procedures on the platform."""
+
+
+@procedure_group.command("create")
+@click.option("--title", required=True)
+@click.option("--console-site", required=True, help="FINESS of the surgeon's site.")
+@click.option("--robot-site", required=True, help="FINESS of the robot's (patient's) site.")
+@click.option("--surgeon", required=True, help="User name (specialist at the console site).")
+@click.option("--local-team", multiple=True, help="User name at the robot site (repeatable).")
+@click.option("--robot", "robot_name", required=True, help="Name of the robot.")
+@click.option("--patient", "patient_id", type=int, required=True, help="Patient number.")
+@click.option(
+    "--thresholds",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Procedure file (TOML or JSON) with [safety], [limits], [qualification].",
+)
+def procedure_create(
+    title: str,
+    console_site: str,
+    robot_site: str,
+    surgeon: str,
+    local_team: tuple[str, ...],
+    robot_name: str,
+    patient_id: int,
+    thresholds: Path | None,
+) -> None:
+    """Plan a procedure; prints its number."""
+    settings = cli_settings()
+    sections = _procedure(thresholds)
+    with cli_transaction(settings) as db:
+        procedure = procedures.create_procedure(
+            db,
+            operator(),
+            title=title,
+            console_site_id=accounts.site_by_finess(db, console_site).id,
+            robot_site_id=accounts.site_by_finess(db, robot_site).id,
+            surgeon_id=_user_id(db, surgeon),
+            local_team_ids=[_user_id(db, name) for name in local_team],
+            robot_name=robot_name,
+            patient_id=patient_id,
+            thresholds=sections,
+            now=datetime.now(UTC),
+        )
+        click.echo(procedure.id)
+
+
+@procedure_group.command("list")
+def procedure_list() -> None:
+    """Every procedure, one a line: number, status, title."""
+    with cli_transaction(cli_settings()) as db:
+        for procedure in procedures.list_procedures(db, None):
+            click.echo(f"{procedure.id}\t{procedure.status}\t{procedure.title}")
+
+
+@telesurgery.command("enrol")
+@click.option("--procedure", "procedure_id", type=int, required=True)
+@click.option("--role", type=click.Choice(procedures.GATEWAY_ROLES), required=True)
+@click.option("--public-name", required=True, help="HOST:PORT where the peer reaches the link.")
+def enrol(procedure_id: int, role: str, public_name: str) -> None:
+    """Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."""
+    with cli_transaction(cli_settings()) as db:
+        procedure = procedures.get_procedure(db, procedure_id)
+        _, token = procedures.enrol_gateway(
+            db, operator(), procedure, role, public_name, datetime.now(UTC)
+        )
+        click.echo(token)
+
+
+@telesurgery.command("issue-keys")
+@click.option("--procedure", "procedure_id", type=int, required=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory for the two key files (default: the procedure's in the data directory).",
+)
+def issue_keys(procedure_id: int, out: Path | None) -> None:
+    """Issue a fresh key set to both gateways (files mode 0600); the previous set is revoked."""
+    settings = cli_settings()
+    with cli_transaction(settings) as db:
+        procedure = procedures.get_procedure(db, procedure_id)
+        directory = out or procedures.key_directory(settings.data_dir, procedure.id)
+        issued, paths = procedures.issue_keys(
+            db, operator(), procedure, directory, datetime.now(UTC)
+        )
+        click.echo(f"key set {issued.key_id}")
+        for role, path in paths.items():
+            click.echo(f"  {role}: {path}")
+
+
+def _qualify_procedure(
+    procedure_id: int, profile_name: str, duration: float, rate: float, bitrate: float, seed: int
+) -> None:
+    settings = cli_settings()
+    with cli_transaction(settings) as db:
+        procedure = procedures.get_procedure(db, procedure_id)
+        db.expunge(procedure)
+    # The measurement runs outside any transaction: it takes seconds and must not hold locks.
+    try:
+        report = _with_progress(
+            duration,
+            lambda progress: procedures.run_qualification(
+                procedure,
+                profile_name,
+                duration,
+                rate_hz=rate,
+                bitrate_bps=bitrate,
+                seed=seed,
+                progress=progress,
+            ),
+        )
+    except ConciliumError as exc:
+        raise click.ClickException(exc.detail) from exc
+    with cli_transaction(settings) as db:
+        procedure = procedures.get_procedure(db, procedure_id)
+        record = procedures.record_qualification(
+            db, operator(), procedure, report, settings.data_dir, datetime.now(UTC)
+        )
+        html_path = settings.data_dir / record.html_path
+    verdict = "GO" if report.verdict.go else "NO-GO"
+    click.echo(f"{verdict}: kept with procedure {procedure_id} ({html_path})")
+    for reason in report.verdict.reasons:
+        click.echo(f"  - {reason}")
+    if not report.verdict.go:
+        sys.exit(1)

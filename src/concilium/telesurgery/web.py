@@ -1,0 +1,570 @@
+"""HTTP adapter of the telesurgery service: pages under ``/telesurgery``, JSON under
+``/api/v1/telesurgery`` and the server-sent event stream that feeds the supervision page and
+the surgeon's view.
+
+Every route declares its action with ``gate`` and asks the policy about the very procedure it
+touches (:func:`concilium.telesurgery.procedures.procedure_target`). Gateways report their
+timeline with an API token of scope ``telesurgery:gateway`` and their own enrolment token in
+``X-Gateway-Token``, so a token lent to one procedure's gateway cannot write another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Form, Header, Request
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from concilium.platform import accounts
+from concilium.platform.errors import Forbidden, InvalidInput, NotFound
+from concilium.platform.policy import Action, Target, decide
+from concilium.platform.tables import User
+from concilium.telesurgery import procedures as domain
+from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
+from concilium.web.context import Ctx, gate, record_refusal, runtime_of
+from concilium.web.pages import render_page
+from concilium.web.problems import problem
+
+__all__ = ["api_router", "router", "status_board"]
+
+router = APIRouter(include_in_schema=False)
+"""Pages."""
+api_router = APIRouter(prefix="/api/v1/telesurgery", tags=["telesurgery"])
+"""The JSON API, the gateways' timeline ingest and the event stream."""
+
+EVENT_POLL_SECONDS = 0.5
+"""How often the event stream looks for new timeline entries and status samples."""
+
+
+def status_board(app: FastAPI) -> domain.LinkStatusBoard:
+    """The link status board of this application, created on first use."""
+    board: domain.LinkStatusBoard | None = getattr(app.state, "telesurgery_status", None)
+    if board is None:
+        board = domain.LinkStatusBoard()
+        app.state.telesurgery_status = board
+    return board
+
+
+def _max_age(ctx: Ctx) -> timedelta:
+    return timedelta(hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours)
+
+
+def _load(ctx: Ctx, procedure_id: int, action: Action) -> Procedure:
+    """The procedure, if the caller may perform ``action`` on it (404 and 403 alike audited)."""
+    procedure = ctx.db.get(Procedure, procedure_id)
+    if procedure is None:
+        target = Target(domain.RESOURCE_KIND, str(procedure_id))
+        record_refusal(ctx.db, ctx.actor, action, target, "no such procedure")
+        raise NotFound(f"procedure {procedure_id} not found")
+    ctx.authorize(action, domain.procedure_target(procedure))
+    return procedure
+
+
+def _may(ctx: Ctx, procedure: Procedure, action: Action) -> bool:
+    return decide(ctx.principal, action, domain.procedure_target(procedure)).allowed
+
+
+def _visible(ctx: Ctx) -> list[Procedure]:
+    sites = ctx.visible_sites(Action.PROCEDURE_READ)
+    found = domain.list_procedures(ctx.db, sites if sites is not None else frozenset())
+    return [p for p in found if _may(ctx, p, Action.PROCEDURE_READ)]
+
+
+def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
+    # Planning needs the right at both sites: each side commits its people and its robot.
+    # The patient must be known at one of them (checked by the domain).
+    both = frozenset({body.console_site_id, body.robot_site_id})
+    for site in both:
+        ctx.authorize(
+            Action.PROCEDURE_MANAGE, Target(domain.RESOURCE_KIND, site_ids=frozenset({site}))
+        )
+    procedure = domain.create_procedure(
+        ctx.db,
+        ctx.actor,
+        title=body.title,
+        console_site_id=body.console_site_id,
+        robot_site_id=body.robot_site_id,
+        surgeon_id=body.surgeon_id,
+        local_team_ids=body.local_team_ids,
+        robot_name=body.robot_name,
+        patient_id=body.patient_id,
+        thresholds=body.thresholds,
+        now=ctx.now,
+    )
+    ctx.commit()
+    return procedure
+
+
+def _start(ctx: Ctx, procedure: Procedure) -> None:
+    try:
+        domain.start(ctx.db, ctx.actor, procedure, ctx.now, _max_age(ctx))
+    except domain.StartRefused:
+        ctx.commit()  # the refusal stays in the audit trail and the timeline
+        raise
+    ctx.commit()
+
+
+# --- JSON API ------------------------------------------------------------------------------
+
+
+class ProcedureIn(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+    console_site_id: int
+    robot_site_id: int
+    surgeon_id: int
+    local_team_ids: list[int] = Field(default_factory=list, max_length=50)
+    robot_name: str = Field(min_length=1, max_length=100)
+    patient_id: int
+    thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class GatewayOut(BaseModel):
+    role: str
+    site_id: int
+    public_name: str
+    enrolled_at: datetime
+
+
+class QualificationOut(BaseModel):
+    id: int
+    measured_at: datetime
+    passed: bool
+    profile: str
+    reasons: list[str]
+    report_url: str
+
+
+class ProcedureOut(BaseModel):
+    id: int
+    title: str
+    status: str
+    console_site_id: int
+    robot_site_id: int
+    surgeon_id: int
+    local_team_ids: list[int]
+    robot_name: str
+    patient_id: int
+    thresholds: dict[str, Any]
+    consent: bool
+    key_id: int | None
+    gateways: list[GatewayOut]
+    qualifications: list[QualificationOut]
+    start_refused_because: list[str]
+    """Empty when START is allowed."""
+    state: str
+
+
+def _qualification_out(record: QualificationRecord) -> QualificationOut:
+    return QualificationOut(
+        id=record.id,
+        measured_at=record.measured_at,
+        passed=record.passed,
+        profile=record.profile,
+        reasons=list(record.verdict.get("reasons", [])),
+        report_url=f"/telesurgery/{record.procedure_id}/qualifications/{record.id}",
+    )
+
+
+def _out(ctx: Ctx, procedure: Procedure) -> ProcedureOut:
+    facts = domain.start_facts(ctx.db, procedure)
+    key = domain.active_key(ctx.db, procedure)
+    return ProcedureOut(
+        id=procedure.id,
+        title=procedure.title,
+        status=procedure.status,
+        console_site_id=procedure.console_site_id,
+        robot_site_id=procedure.robot_site_id,
+        surgeon_id=procedure.surgeon_id,
+        local_team_ids=list(procedure.local_team_ids),
+        robot_name=procedure.robot_name,
+        patient_id=procedure.patient_id,
+        thresholds=procedure.thresholds,
+        consent=facts.consent,
+        key_id=key.key_id if key else None,
+        gateways=[
+            GatewayOut(
+                role=g.role, site_id=g.site_id, public_name=g.public_name, enrolled_at=g.enrolled_at
+            )
+            for g in domain.gateways(ctx.db, procedure).values()
+        ],
+        qualifications=[_qualification_out(q) for q in domain.qualifications(ctx.db, procedure)],
+        start_refused_because=domain.may_start(facts, ctx.now, _max_age(ctx)),
+        state=domain.current_state(ctx.db, procedure),
+    )
+
+
+class EnrolIn(BaseModel):
+    role: str = Field(pattern="^(console|robot)$")
+    public_name: str = Field(min_length=1, max_length=255)
+
+
+class EnrolOut(BaseModel):
+    role: str
+    token: str
+    """Shown once: the gateway presents it in ``X-Gateway-Token``."""
+
+
+class KeysOut(BaseModel):
+    key_id: int
+    files: dict[str, str]
+    """Key file of each gateway on the server, mode 0600, to hand over to the gateway."""
+
+
+class EventIn(BaseModel):
+    at: AwareDatetime
+    kind: str = Field(pattern="^(transition|alarm|refusal)$")
+    state: str = Field(default="", max_length=16)
+    detail: str = Field(default="", max_length=2000)
+
+
+class StatusIn(BaseModel):
+    state: str | None = Field(default=None, max_length=16)
+    latency_ms: float | None = Field(default=None, ge=0, le=1e6)
+    jitter_ms: float | None = Field(default=None, ge=0, le=1e6)
+    rtt_ms: float | None = Field(default=None, ge=0, le=1e6)
+    loss: float | None = Field(default=None, ge=0, le=1)
+    command_rate_hz: float | None = Field(default=None, ge=0, le=1e6)
+    robot_position_mm: list[float] | None = Field(default=None, min_length=3, max_length=3)
+
+
+class IngestIn(BaseModel):
+    events: list[EventIn] = Field(default_factory=list, max_length=1000)
+    status: StatusIn | None = None
+
+
+class TimelineOut(BaseModel):
+    id: int
+    at: datetime
+    source: str
+    kind: str
+    state: str
+    detail: str
+
+    @classmethod
+    def of(cls, entry: TimelineEntry) -> TimelineOut:
+        return cls(
+            id=entry.id,
+            at=entry.at,
+            source=entry.source,
+            kind=entry.kind,
+            state=entry.state,
+            detail=entry.detail,
+        )
+
+
+@api_router.get("/procedures")
+def api_list(ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]) -> list[ProcedureOut]:
+    return [_out(ctx, p) for p in _visible(ctx)]
+
+
+@api_router.post("/procedures", status_code=201)
+def api_create(
+    body: ProcedureIn, ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)]
+) -> ProcedureOut:
+    return _out(ctx, _create(ctx, body))
+
+
+@api_router.get("/procedures/{procedure_id}")
+def api_read(procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]) -> ProcedureOut:
+    return _out(ctx, _load(ctx, procedure_id, Action.PROCEDURE_READ))
+
+
+@api_router.post("/procedures/{procedure_id}/gateways", status_code=201)
+def api_enrol(
+    procedure_id: int, body: EnrolIn, ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)]
+) -> EnrolOut:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_MANAGE)
+    _, token = domain.enrol_gateway(
+        ctx.db, ctx.actor, procedure, body.role, body.public_name, ctx.now
+    )
+    ctx.commit()
+    return EnrolOut(role=body.role, token=token)
+
+
+@api_router.post("/procedures/{procedure_id}/keys", status_code=201)
+def api_issue_keys(
+    procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)]
+) -> KeysOut:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_MANAGE)
+    directory = domain.key_directory(ctx.runtime.settings.data_dir, procedure.id)
+    issued, paths = domain.issue_keys(ctx.db, ctx.actor, procedure, directory, ctx.now)
+    ctx.commit()
+    return KeysOut(key_id=issued.key_id, files={role: str(p) for role, p in paths.items()})
+
+
+@api_router.post("/procedures/{procedure_id}/start", response_model=None)
+def api_start(
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_START)]
+) -> ProcedureOut | JSONResponse:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_START)
+    try:
+        _start(ctx, procedure)
+    except domain.StartRefused as exc:
+        return problem(exc.status, exc.title, exc.detail, request, reasons=exc.reasons)
+    return _out(ctx, procedure)
+
+
+@api_router.get("/procedures/{procedure_id}/timeline")
+def api_timeline(
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)],
+    after: int = 0,
+) -> list[TimelineOut]:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    return [TimelineOut.of(e) for e in domain.timeline(ctx.db, procedure, after)]
+
+
+@api_router.post("/procedures/{procedure_id}/timeline", status_code=201)
+def api_ingest(
+    request: Request,
+    procedure_id: int,
+    body: IngestIn,
+    ctx: Annotated[Ctx, gate(Action.PROCEDURE_INGEST)],
+    x_gateway_token: Annotated[str, Header(max_length=200)] = "",
+) -> list[TimelineOut]:
+    """A gateway reports state transitions, alarms and refusals (kept and audited) and its
+    latest link status (shown live, not kept)."""
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_INGEST)
+    gateway = domain.gateway_for_token(ctx.db, procedure, x_gateway_token)
+    if gateway is None:
+        target = domain.procedure_target(procedure)
+        reason = "unknown gateway token"
+        record_refusal(ctx.db, ctx.actor, Action.PROCEDURE_INGEST, target, reason)
+        raise Forbidden("send the gateway's enrolment token in X-Gateway-Token")
+    try:
+        events = [domain.TimelineEvent(e.at, e.kind, e.state, e.detail) for e in body.events]
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from exc
+    entries = domain.ingest(ctx.db, ctx.actor, procedure, gateway.role, events)
+    ctx.commit()
+    if body.status is not None:
+        sample = body.status.model_dump(exclude_none=True)
+        status_board(request.app).update(procedure.id, gateway.role, sample)
+    return [TimelineOut.of(e) for e in entries]
+
+
+@api_router.get("/procedures/{procedure_id}/events")
+async def api_events(
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+) -> StreamingResponse:
+    """Server-sent events (HTML Living Standard 9.2): ``timeline`` for each new entry and
+    ``status`` for each new link status sample, until the client goes away."""
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    # Only the id goes on: the request's own session is released now (on SQLite every
+    # transaction takes the write lock, so a long-lived stream must not keep one open).
+    known_id = procedure.id
+    ctx.db.rollback()
+    ctx.db.close()
+    runtime = runtime_of(request)
+    board = status_board(request.app)
+
+    def poll(after: int) -> list[dict[str, Any]]:
+        with runtime.read_sessions() as db:
+            found = db.get(Procedure, known_id)
+            if found is None:
+                return []
+            entries = domain.timeline(db, found, after)
+            return [TimelineOut.of(e).model_dump(mode="json") for e in entries]
+
+    async def stream() -> AsyncIterator[str]:
+        last_id = 0
+        last_version = -1
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+            for payload in await run_in_threadpool(poll, last_id):
+                last_id = payload["id"]
+                yield f"event: timeline\ndata: {json.dumps(payload)}\n\n"
+            version, sample = board.latest(known_id)
+            if version != last_version:
+                last_version = version
+                yield f"event: status\ndata: {json.dumps(sample)}\n\n"
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def _site_names(ctx: Ctx) -> dict[int, str]:
+    return {s.id: s.name for s in accounts.list_sites(ctx.db)}
+
+
+def _user_names(ctx: Ctx, ids: list[int]) -> dict[int, str]:
+    return {i: u.full_name for i in ids if (u := ctx.db.get(User, i)) is not None}
+
+
+def _planner_sites(ctx: Ctx) -> list[tuple[int, str]]:
+    allowed = ctx.visible_sites(Action.PROCEDURE_MANAGE) or frozenset()
+    return [(s.id, s.name) for s in accounts.list_sites(ctx.db) if s.id in allowed]
+
+
+def _list_page(
+    request: Request, ctx: Ctx, error: str = "", form: dict[str, Any] | None = None
+) -> Response:
+    return render_page(
+        request,
+        "telesurgery/list.html",
+        ctx,
+        status=422 if error else 200,
+        procedures=_visible(ctx),
+        sites=_site_names(ctx),
+        planner_sites=_planner_sites(ctx),
+        all_sites=sorted(_site_names(ctx).items()),
+        error=error,
+        form=form or {},
+    )
+
+
+@router.get("/telesurgery")
+def list_page(request: Request, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]) -> Response:
+    return _list_page(request, ctx)
+
+
+def _ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.replace(",", " ").split()]
+    except ValueError as exc:
+        raise InvalidInput("list user numbers separated by commas") from exc
+
+
+@router.post("/telesurgery")
+def create_page(
+    request: Request,
+    ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)],
+    title: Annotated[str, Form(max_length=200)],
+    console_site_id: Annotated[int, Form()],
+    robot_site_id: Annotated[int, Form()],
+    surgeon: Annotated[str, Form(max_length=64)],
+    robot_name: Annotated[str, Form(max_length=100)],
+    patient_id: Annotated[int, Form()],
+    local_team: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    form = {
+        "title": title,
+        "console_site_id": console_site_id,
+        "robot_site_id": robot_site_id,
+        "surgeon": surgeon,
+        "robot_name": robot_name,
+        "patient_id": patient_id,
+        "local_team": local_team,
+    }
+    try:
+        surgeon_user = accounts.user_by_username(ctx.db, surgeon.strip())
+        if surgeon_user is None:
+            raise InvalidInput(f"no user named {surgeon.strip()!r}")
+        team = []
+        for name in local_team.replace(",", " ").split():
+            member = accounts.user_by_username(ctx.db, name)
+            if member is None:
+                raise InvalidInput(f"no user named {name!r}")
+            team.append(member.id)
+        body = ProcedureIn(
+            title=title,
+            console_site_id=console_site_id,
+            robot_site_id=robot_site_id,
+            surgeon_id=surgeon_user.id,
+            local_team_ids=team,
+            robot_name=robot_name,
+            patient_id=patient_id,
+        )
+        procedure = _create(ctx, body)
+    except (InvalidInput, NotFound) as exc:
+        ctx.db.rollback()
+        return _list_page(request, ctx, exc.detail, form)
+    return RedirectResponse(f"/telesurgery/{procedure.id}", status_code=303)
+
+
+@router.get("/telesurgery/{procedure_id}")
+def procedure_page(
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+) -> Response:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    out = _out(ctx, procedure)
+    team = [procedure.surgeon_id, *procedure.local_team_ids]
+    return render_page(
+        request,
+        "telesurgery/procedure.html",
+        ctx,
+        procedure=out,
+        sites=_site_names(ctx),
+        people=_user_names(ctx, team),
+        timeline=domain.timeline(ctx.db, procedure),
+        may_start=_may(ctx, procedure, Action.PROCEDURE_START),
+        may_supervise=_may(ctx, procedure, Action.PROCEDURE_SUPERVISE),
+        max_age_hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours,
+    )
+
+
+@router.post("/telesurgery/{procedure_id}/start")
+def start_page(procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_START)]) -> Response:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_START)
+    # A refusal is shown by the page it returns to: the reasons, now also in the timeline.
+    with contextlib.suppress(domain.StartRefused):
+        _start(ctx, procedure)
+    return RedirectResponse(f"/telesurgery/{procedure.id}", status_code=303)
+
+
+@router.get("/telesurgery/{procedure_id}/qualifications/{qualification_id}")
+def qualification_report(
+    procedure_id: int,
+    qualification_id: int,
+    ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)],
+) -> Response:
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    record = ctx.db.get(QualificationRecord, qualification_id)
+    if record is None or record.procedure_id != procedure.id:
+        raise NotFound(f"qualification {qualification_id} not found")
+    data_dir = ctx.runtime.settings.data_dir.resolve()
+    path = (data_dir / record.html_path).resolve()
+    if not path.is_relative_to(data_dir) or not path.is_file():
+        raise NotFound("the report file is missing from the data directory")
+    return FileResponse(path, media_type="text/html")
+
+
+def _live_page(
+    request: Request, ctx: Ctx, procedure_id: int, action: Action, template: str
+) -> Response:
+    procedure = _load(ctx, procedure_id, action)
+    return render_page(
+        request,
+        template,
+        ctx,
+        procedure=procedure,
+        sites=_site_names(ctx),
+        state=domain.current_state(ctx.db, procedure),
+        thresholds=procedure.thresholds.get("safety", {}),
+    )
+
+
+@router.get("/telesurgery/{procedure_id}/supervise")
+def supervise_page(
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_SUPERVISE)]
+) -> Response:
+    return _live_page(
+        request, ctx, procedure_id, Action.PROCEDURE_SUPERVISE, "telesurgery/supervise.html"
+    )
+
+
+@router.get("/telesurgery/{procedure_id}/surgeon")
+def surgeon_page(
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+) -> Response:
+    return _live_page(request, ctx, procedure_id, Action.PROCEDURE_READ, "telesurgery/surgeon.html")

@@ -1,0 +1,1 @@
+"""Web adapter: pages, JSON API and operations endpoints over the services' domain functions."""

@@ -1,0 +1,208 @@
+"""The request context: who is asking (session cookie or bearer token), the policy gate,
+CSRF, one database transaction per request, and the audit actor.
+
+Every route but the public ones (login, health) takes a ``Ctx`` through ``gate(action)``,
+which refuses anonymous callers and callers who could never be granted the action; the
+handler then asks ``ctx.authorize`` about the very object it touches.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from concilium.platform import audit
+from concilium.platform.accounts import principal_for
+from concilium.platform.authn import mfa_required, resume_session, token_user
+from concilium.platform.errors import Forbidden, Unauthenticated
+from concilium.platform.policy import (
+    NOTHING,
+    RULES,
+    Action,
+    Decision,
+    Principal,
+    Target,
+    decide,
+    has_scope,
+    visible_sites,
+)
+from concilium.platform.tables import User, WebSession
+from concilium.web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "concilium_session"
+LOGIN_CSRF_COOKIE = "concilium_login_csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def runtime_of(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@dataclass
+class Ctx:
+    """One request's view of the platform."""
+
+    request: Request
+    runtime: Runtime
+    db: Session
+    principal: Principal
+    user: User
+    web_session: WebSession | None
+    action: Action
+    now: datetime
+    decisions: list[Decision] = field(default_factory=list)
+
+    @property
+    def actor(self) -> audit.Actor:
+        # A person working at one site acts from it; for several, each entry names its object.
+        sites = list(self.principal.roles)
+        site_id = sites[0] if len(sites) == 1 else None
+        return audit.Actor(
+            self.user.id,
+            self.user.username,
+            role=self.principal.primary_role(site_id),
+            site_id=site_id,
+            ip=client_ip(self.request),
+        )
+
+    @property
+    def csrf_token(self) -> str:
+        return self.web_session.csrf_token if self.web_session else ""
+
+    def authorize(self, action: Action, target: Target = NOTHING) -> Decision:
+        """Ask the policy; a refusal is audited in its own transaction, then raised."""
+        decision = decide(self.principal, action, target)
+        if not decision.allowed:
+            record_refusal(self.db, self.actor, action, target, decision.reason)
+            raise Forbidden(decision.reason)
+        self.decisions.append(decision)
+        return decision
+
+    def outcome(self, decision: Decision) -> str:
+        return "emergency-override" if decision.emergency else "success"
+
+    def visible_sites(self, action: Action) -> frozenset[int] | None:
+        return visible_sites(self.principal, action)
+
+    def commit(self) -> None:
+        self.db.commit()
+
+
+def record_refusal(
+    db: Session, actor: audit.Actor, action: Action | str, target: Target, reason: str
+) -> None:
+    """Discard the request's work, then keep the refusal itself: it must be audited even
+    though the request fails."""
+    db.rollback()
+    audit.record_refusal(db, actor, str(action), target, reason)
+    db.commit()
+
+
+def may_attempt(principal: Principal, action: Action) -> bool:
+    """Whether any object could ever be granted: refuses early those who hold no way in."""
+    rule = RULES[action]
+    if not has_scope(principal, rule):
+        return False
+    if rule.self_service or (principal.is_platform_admin and rule.platform_admin):
+        return True
+    if principal.sites_with(rule.roles):
+        return True
+    if rule.via_share and principal.roles:
+        return True
+    return rule.via_emergency and bool(principal.emergency_patient_ids)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+async def _check_csrf(request: Request, web_session: WebSession) -> None:
+    if request.method in SAFE_METHODS:
+        return
+    sent = request.headers.get("x-csrf-token", "")
+    if not sent and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get("csrf_token", "")
+        sent = value if isinstance(value, str) else ""
+    if not sent or not secrets.compare_digest(sent, web_session.csrf_token):
+        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
+
+
+async def _identify(
+    request: Request, runtime: Runtime, db: Session, now: datetime, allow_pending: bool
+) -> tuple[User, WebSession | None, frozenset[str] | None]:
+    bearer = _bearer(request)
+    if bearer is not None:
+        user, token = token_user(db, bearer, now)
+        return user, None, frozenset(token.scopes)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("sign in or send a bearer token")
+    web_session = resume_session(db, runtime.settings, cookie, now)
+    # The touch (or the end of an expired session) stands whatever the request does next.
+    db.commit()
+    if web_session is None:
+        raise Unauthenticated("your session has ended; sign in again")
+    owner = db.get(User, web_session.user_id)
+    if owner is None or owner.disabled:
+        raise Unauthenticated("this account is disabled")
+    pending = not web_session.mfa_verified and mfa_required(owner, runtime.settings)
+    if pending and not allow_pending:
+        raise Unauthenticated("complete the second factor to continue")
+    await _check_csrf(request, web_session)
+    return owner, web_session, None
+
+
+def gate(action: Action, *, allow_pending_mfa: bool = False) -> Any:
+    """Dependency: authenticate, check the action can be granted at all, open the transaction."""
+
+    async def dependency(request: Request) -> AsyncIterator[Ctx]:
+        runtime = runtime_of(request)
+        now = runtime.now()
+        db = runtime.sessions()
+        try:
+            try:
+                user, web_session, scopes = await _identify(
+                    request, runtime, db, now, allow_pending_mfa
+                )
+            except Unauthenticated:
+                record_refusal(
+                    db,
+                    audit.Actor(None, "", ip=client_ip(request)),
+                    action,
+                    NOTHING,
+                    "not authenticated",
+                )
+                raise
+            principal = principal_for(db, user, now, scopes)
+            ctx = Ctx(request, runtime, db, principal, user, web_session, action, now)
+            if not may_attempt(principal, action):
+                record_refusal(db, ctx.actor, action, NOTHING, "role does not permit this")
+                raise Forbidden(f"your roles do not permit {action.value}")
+            yield ctx
+        finally:
+            db.rollback()  # whatever the handler did not commit is discarded
+            db.close()
+
+    dependency.action = action  # type: ignore[attr-defined]
+    return Depends(dependency)

@@ -1,0 +1,51 @@
+"""What a running Concilium process holds: settings, database, keys, event bus, clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from concilium.config import Settings
+from concilium.platform.db import make_engine, make_sessionmaker, utcnow
+from concilium.platform.encryption import SecretBox, load_or_create_key
+from concilium.platform.events import EventBus, make_bus
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    """Sessions for readers that must never hold up writers (event streams, polls)."""
+    box: SecretBox
+    bus: EventBus
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def start(cls, settings: Settings) -> Runtime:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.effective_database_url)
+        reader = make_engine(settings.effective_database_url, read_only=True)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            read_sessions=make_sessionmaker(reader),
+            box=SecretBox(load_or_create_key(settings.data_dir, settings.secret_key)),
+            bus=make_bus(settings.redis_url),
+        )
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def close(self) -> None:
+        self.bus.close()
+        self.engine.dispose()
+        bind = self.read_sessions.kw.get("bind")
+        if isinstance(bind, Engine):
+            bind.dispose()

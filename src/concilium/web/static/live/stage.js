@@ -1,0 +1,122 @@
+// The media side of the live pages: join the session's room through Concilium, publish a
+// camera or a screen, subscribe to the other feeds, and show the program feed on the stage
+// (the picture telestration is drawn over).
+
+import { leave, publish, subscribe } from "./janus-room.js";
+import { api, csrfHeaders, status } from "./live-common.js";
+
+export class Stage {
+  constructor({ stage, tiles = null }) {
+    this.stageVideo = stage;
+    this.tiles = tiles;
+    this.grant = null;
+    this.mine = null;
+    this.localStream = null;
+    this.feeds = new Map(); // feed id -> { video, joined, display }
+    this.program = null;
+    this.timer = null;
+  }
+
+  config() {
+    const { api_url: apiUrl, token, room } = this.grant;
+    return { apiUrl, token, room, headers: csrfHeaders() };
+  }
+
+  /** Ask Concilium for a media credential for this session's room. */
+  async join() {
+    this.grant = await api("/join", { method: "POST" });
+    return this.grant;
+  }
+
+  /** Publish the camera (or the screen) under `display`. */
+  async publish(kind, display) {
+    const stream = kind === "screen"
+      ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })
+      : await navigator.mediaDevices.getUserMedia({
+        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } },
+        audio: true,
+      });
+    this.localStream = stream;
+    this.mine = await publish({ ...this.config(), stream, display: display || this.grant.display });
+    this.render();
+    return this.mine.publisherId;
+  }
+
+  /** Keep the subscriptions in step with the room's publishers, every two seconds. */
+  follow() {
+    const tick = () => this.refresh().catch((error) => status(`Media: ${error.message}`));
+    tick();
+    this.timer = setInterval(tick, 2000);
+  }
+
+  async refresh() {
+    const feeds = await api("/feeds");
+    const present = new Set(feeds.map((feed) => feed.id));
+    for (const feed of feeds) {
+      if (feed.id === this.mine?.publisherId || this.feeds.has(feed.id)) continue;
+      const video = document.createElement("video");
+      Object.assign(video, { autoplay: true, playsInline: true, muted: false, controls: true });
+      video.dataset.feed = feed.id;
+      const entry = { video, joined: null, display: feed.display };
+      this.feeds.set(feed.id, entry);
+      subscribe({ ...this.config(), feed: feed.id, video })
+        .then((joined) => {
+          entry.joined = joined;
+          this.render();
+        })
+        .catch((error) => {
+          this.feeds.delete(feed.id);
+          status(`Could not receive ${feed.display}: ${error.message}`);
+        });
+    }
+    for (const [id, entry] of this.feeds) {
+      if (!present.has(id)) {
+        this.feeds.delete(id);
+        if (entry.joined) leave(entry.joined).catch(() => {});
+      }
+    }
+    this.render();
+  }
+
+  setProgram(feed) {
+    this.program = feed;
+    this.render();
+  }
+
+  /** The program feed goes on the stage; the others are tiles. */
+  render() {
+    const ids = [...this.feeds.keys()];
+    const mineId = this.mine?.publisherId ?? null;
+    const chosen = this.program ?? ids[0] ?? mineId;
+    if (chosen !== null && chosen === mineId && this.localStream) {
+      if (this.stageVideo.srcObject !== this.localStream) this.stageVideo.srcObject = this.localStream;
+      this.stageVideo.muted = true;
+      this.stageVideo.dataset.feed = mineId;
+    } else if (this.feeds.get(chosen)?.video.srcObject) {
+      const source = this.feeds.get(chosen).video.srcObject;
+      if (this.stageVideo.srcObject !== source) this.stageVideo.srcObject = source;
+      this.stageVideo.dataset.feed = chosen;
+    }
+    if (!this.tiles) return;
+    const shown = [...this.feeds.entries()].filter(([id]) => id !== chosen);
+    this.tiles.replaceChildren(...shown.map(([, entry]) => {
+      const figure = document.createElement("figure");
+      const caption = document.createElement("figcaption");
+      caption.textContent = entry.display;
+      figure.append(entry.video, caption);
+      return figure;
+    }));
+  }
+
+  /** Hang up everything and tell Concilium (credentials are revoked). */
+  async leave() {
+    clearInterval(this.timer);
+    const all = [...this.feeds.values()].map((e) => e.joined).filter(Boolean);
+    if (this.mine) all.push(this.mine);
+    await Promise.allSettled(all.map((joined) => leave(joined)));
+    this.localStream?.getTracks().forEach((track) => track.stop());
+    this.feeds.clear();
+    this.mine = null;
+    await api("/leave", { method: "POST" }).catch(() => {});
+  }
+}

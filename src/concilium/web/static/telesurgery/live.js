@@ -1,0 +1,68 @@
+// Live link status for the supervision page and the surgeon's view, from the procedure's
+// server-sent event stream: "status" samples and "timeline" entries.
+const root = document.querySelector(".ts-live");
+
+function field(name) {
+  return root.querySelector(`[data-field="${name}"]`);
+}
+
+function fixed(value, digits) {
+  return typeof value === "number" ? value.toFixed(digits) : "–";
+}
+
+function showState(state) {
+  const el = field("state");
+  el.textContent = state;
+  el.className = `ts-state ts-state-${state}`;
+}
+
+function showStatus(sample) {
+  if (sample.state) showState(sample.state);
+  const set = (name, text) => {
+    const el = field(name);
+    if (el) el.textContent = text;
+  };
+  set("latency_ms", fixed(sample.latency_ms, 1));
+  set("jitter_ms", fixed(sample.jitter_ms, 1));
+  set("rtt_ms", fixed(sample.rtt_ms, 1));
+  set("loss", typeof sample.loss === "number" ? `${(sample.loss * 100).toFixed(2)} %` : "–");
+  set("command_rate_hz", fixed(sample.command_rate_hz, 0));
+  if (Array.isArray(sample.robot_position_mm)) {
+    set("robot_position_mm", sample.robot_position_mm.map((v) => v.toFixed(1)).join(", "));
+  }
+  const badge = field("latency_badge");
+  if (badge && typeof sample.latency_ms === "number") {
+    const warning = Number(root.dataset.latencyWarning);
+    const halt = Number(root.dataset.latencyHalt);
+    badge.textContent = `latency ${sample.latency_ms.toFixed(0)} ms`;
+    badge.className = "ts-latency " + (
+      sample.latency_ms >= halt ? "ts-bad" : sample.latency_ms >= warning ? "ts-warn" : "ts-good"
+    );
+  }
+}
+
+function showEntry(entry) {
+  const list = field("timeline");
+  const item = document.createElement("li");
+  const time = document.createElement("time");
+  time.textContent = entry.at.slice(11, 19);
+  item.append(time, ` ${entry.source} ${entry.kind}`);
+  if (entry.state) {
+    const strong = document.createElement("strong");
+    strong.textContent = entry.state;
+    item.append(" → ", strong);
+  }
+  if (entry.detail) item.append(` ${entry.detail}`);
+  if (entry.kind === "alarm" || entry.kind === "refusal") item.className = "ts-alarm";
+  list.prepend(item);
+  if (entry.kind === "transition" && entry.state) showState(entry.state);
+}
+
+if (root) {
+  const source = new EventSource(`/api/v1/telesurgery/procedures/${root.dataset.procedure}/events`);
+  const connection = field("connection");
+  source.addEventListener("open", () => { connection.textContent = "live"; });
+  source.addEventListener("error", () => { connection.textContent = "reconnecting…"; });
+  source.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
+  source.addEventListener("timeline", (event) => showEntry(JSON.parse(event.data)));
+}

@@ -1,0 +1,72 @@
+"""A real Concilium server and Debian's Chromium, for tests that use the pages as a person."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from serving import running_server
+
+CHROMIUM = os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@dataclass
+class Server:
+    url: str
+    env: dict[str, str]
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "concilium", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return result.stdout
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with running_server(tmp_path) as running:
+        yield Server(running.url, running.env)
+    # Graceful: requests finish, the application shuts down, then the signal is honoured.
+    assert running.returncode in (0, -15)
+    assert "Application shutdown complete" in running.log_path.read_text()
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    """Chromium for one test module. Playwright's synchronous API keeps an event loop in the
+    main thread while it runs, so it must be gone before asynchronous tests run."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian's chromium is required at {CHROMIUM} (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    # Each launch gets a fresh, temporary profile directory from Playwright.
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

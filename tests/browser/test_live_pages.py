@@ -1,0 +1,251 @@
+"""Live pages in Chromium against a real ``concilium serve`` that runs Janus: a director moves
+a PTZ camera from the console, and a camera published from the join page reaches a viewer
+of another hospital through Janus."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from concilium.live.camera_simulator import SimulatedCamera
+from concilium.platform import accounts, audit
+from concilium.platform.db import make_engine, make_sessionmaker, transaction
+from concilium.platform.demo import SITES
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_MEDIA_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+PASSWORD = "live-pages-pass-1"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1366, "height": 900}
+
+
+def _free(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def janus_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ports of this test's own Janus, inherited by the server the ``server`` fixture starts."""
+    monkeypatch.setenv("CONCILIUM_LIVE_ENABLED", "true")
+    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_HTTP_PORT", str(_free()))
+    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_ADMIN_PORT", str(_free()))
+
+
+@pytest.fixture
+def live_server(janus_ports, server):  # type: ignore[no-untyped-def]
+    """Two hospitals and three accounts, written straight into the server's database (one
+    transaction instead of a command per account keeps the test quick)."""
+    (metz_name, metz_finess), (briey_name, briey_finess) = SITES[0], SITES[1]
+    data_dir = Path(server.env["CONCILIUM_DATA_DIR"])
+    engine = make_engine(f"sqlite:///{data_dir / 'concilium.db'}")
+    try:
+        with transaction(make_sessionmaker(engine)) as db:
+            metz = accounts.create_site(db, audit.SYSTEM, metz_name, metz_finess)
+            briey = accounts.create_site(db, audit.SYSTEM, briey_name, briey_finess)
+            for username, name, role, site in (
+                ("chloe", "Chloé Coordinator", "coordinator", metz),
+                ("theo", "Théo Technologist", "technologist", metz),
+                ("lea", "Léa Learner", "learner", briey),
+            ):
+                accounts.create_user(
+                    db,
+                    audit.SYSTEM,
+                    username=username,
+                    full_name=name,
+                    password=PASSWORD,
+                    roles=[accounts.RoleGrant(site.id, role)],
+                )
+    finally:
+        engine.dispose()
+    return server
+
+
+@pytest.fixture
+def camera() -> Iterator[SimulatedCamera]:
+    """A VISCA camera answering on loopback from its own event loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    simulated = SimulatedCamera()
+    asyncio.run_coroutine_threadsafe(simulated.start(), loop).result(5)
+    yield simulated
+    loop.call_soon_threadsafe(simulated.close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def media_browser():  # type: ignore[no-untyped-def]
+    """Chromium with a fake camera (a moving test pattern) and loopback WebRTC allowed."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium"),
+            args=CHROMIUM_MEDIA_ARGS,
+        )
+        yield chromium
+        chromium.close()
+
+
+def wait_until(page, expression: str, timeout: int = 10_000) -> None:  # type: ignore[no-untyped-def]
+    """Poll a page expression (``wait_for_function`` evaluates strings inside the page, which
+    the strict content security policy forbids, as it should)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} ms: {expression}")
+        time.sleep(0.1)
+
+
+def sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/login")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r".*/$"))
+
+
+def schedule_live_session(page, title: str) -> str:  # type: ignore[no-untyped-def]
+    """Schedule a session from the list page and take it live; returns its URL path."""
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Live").click()
+    page.wait_for_url("**/live")
+    page.get_by_label("Kind").select_option(label="Supervision")
+    page.get_by_label("Title (no patient name)").fill(title)
+    page.get_by_role("button", name="Schedule").click()
+    page.wait_for_url(re.compile(r".*/live/\d+$"))
+    page.get_by_role("button", name="Go live").click()
+    page.wait_for_url(re.compile(r".*/live/\d+$"))
+    assert page.locator(".badge.live-live").first.is_visible()
+    return re.sub(r"^https?://[^/]+", "", page.url)
+
+
+def test_director_moves_the_camera_from_the_console(live_server, media_browser, camera, artifacts):
+    context = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = context.new_page()
+    sign_in(page, "chloe")
+    session_path = schedule_live_session(page, "Hybrid room, camera test")
+    page.get_by_text("Add a PTZ camera").click()
+    page.get_by_label("Camera name").fill("Ceiling")
+    page.get_by_label("Host or address").fill("127.0.0.1")
+    page.get_by_label("VISCA port").fill(str(camera.port))
+    page.get_by_role("button", name="Add camera").click()
+    page.wait_for_url(f"**{session_path}")
+    page.get_by_role("link", name="Director console").click()
+    page.wait_for_url(f"**{session_path}/director")
+
+    result = page.locator("[data-ptz-result]")
+    page.get_by_role("button", name="Pan right").click()
+    # Without the lock the move is refused, and the camera does not move.
+    wait_until(page, "document.querySelector('[data-ptz-result]').textContent !== ''")
+    assert "take control" in result.inner_text().lower()
+    assert camera.state.pan == 0
+
+    page.get_by_role("button", name="Take control").click()
+    wait_until(page, "document.querySelector('[data-control]').textContent.includes('chloe')")
+    right = page.get_by_role("button", name="Pan right")
+    right.hover()
+    page.mouse.down()
+    wait_until(
+        page, "document.querySelector('[data-ptz-result]').textContent === 'right: completed'"
+    )
+    time.sleep(0.4)
+    page.mouse.up()
+    wait_until(
+        page, "document.querySelector('[data-ptz-result]').textContent === 'stop: completed'"
+    )
+    moved = camera.state.pan
+    assert moved > 0
+    time.sleep(0.2)
+    assert camera.state.pan == moved  # stopped on release
+    page.get_by_role("button", name="Store").click()
+    wait_until(
+        page, "document.querySelector('[data-ptz-result]').textContent === 'preset_set: completed'"
+    )
+    page.screenshot(path=str(artifacts / "live-director-desktop.png"), full_page=True)
+    context.close()
+
+
+def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
+    live_server, media_browser, artifacts
+):
+    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = organiser.new_page()
+    sign_in(page, "chloe")
+    session_path = schedule_live_session(page, "Cath lab supervision")
+    page.get_by_label("User name").fill("lea")
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_role("button", name="Invite").click()
+    page.wait_for_url(f"**{session_path}")
+    page.get_by_label("User name").fill("theo")
+    page.get_by_label("Role").select_option("presenter")
+    page.get_by_role("button", name="Invite").click()
+    page.wait_for_url(f"**{session_path}")
+    organiser.close()
+
+    # The OR's tablet: the technologist publishes the room camera.
+    tablet = media_browser.new_context(
+        viewport={"width": 820, "height": 1180}, base_url=live_server.url
+    )
+    publisher = tablet.new_page()
+    sign_in(publisher, "theo")
+    publisher.goto(f"{session_path}/join")
+    publisher.get_by_role("button", name="Join with camera").click()
+    wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", timeout=20_000)
+
+    # A learner of the other hospital watches on a phone.
+    phone = media_browser.new_context(viewport=PHONE, base_url=live_server.url)
+    viewer = phone.new_page()
+    sign_in(viewer, "lea")
+    viewer.goto(f"{session_path}/watch")
+    video = "document.querySelector('[data-stage]')"
+    wait_until(viewer, f"{video}.currentTime > 0.5", timeout=20_000)
+    start = viewer.evaluate(f"{video}.currentTime")
+    grab = f"""() => {{
+        const v = {video};
+        const c = document.createElement('canvas');
+        c.width = v.videoWidth; c.height = v.videoHeight;
+        c.getContext('2d').drawImage(v, 0, 0);
+        return c.toDataURL('image/png');
+    }}"""
+    first = viewer.evaluate(grab)
+    time.sleep(0.6)
+    second = viewer.evaluate(grab)
+    assert viewer.evaluate(f"{video}.currentTime") > start
+    assert viewer.evaluate(f"{video}.videoWidth") > 0
+    assert first != second  # the picture moves
+    feed = publisher.evaluate("Number(document.body.dataset.publishedFeed)")
+    assert viewer.evaluate(f"Number({video}.dataset.feed)") == feed
+    overflow = viewer.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    viewer.screenshot(path=str(artifacts / "live-watch-phone.png"), full_page=True)
+    publisher.screenshot(path=str(artifacts / "live-join-tablet.png"), full_page=True)
+
+    # The viewer's question is held for moderation: the publisher does not see it yet.
+    viewer.get_by_label("Your question").fill("Which stent length?")
+    viewer.get_by_role("button", name="Ask").click()
+    wait_until(
+        viewer, "document.querySelector('[data-questions]').textContent.includes('submitted')"
+    )
+    assert "Which stent length?" not in publisher.locator("[data-questions]").inner_text()
+    tablet.close()
+    phone.close()

@@ -1,0 +1,217 @@
+"""The archive's domain functions, without a network: receive, query, remove, recover."""
+
+from __future__ import annotations
+
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from concilium.imaging import service
+from concilium.imaging.service import Archive, DuplicatePolicy, IngestOutcome, Sender
+from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
+from concilium.imaging.tables import ImagingInstance
+from concilium.platform import audit
+from concilium.platform.db import transaction
+from concilium.platform.policy import Principal
+from concilium.platform.tables import AuditEvent
+
+
+@pytest.fixture
+def archive(runtime, tmp_path):
+    return Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)
+
+
+def _sender(site_id, role="technologist"):
+    principal = Principal(user_id=0, username="t", roles={site_id: frozenset({role})})
+    return Sender(principal, audit.Actor(None, "t", site_id=site_id), site_id)
+
+
+def _ingest(archive, sender, path):
+    return service.ingest(archive, sender, [path.read_bytes()])
+
+
+def test_received_instance_is_indexed_audited_and_announced(archive, world, tmp_path, runtime):
+    events = []
+    runtime.bus.subscribe("study.received", lambda topic, payload: events.append(payload))
+    (path,) = generate_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
+    result = _ingest(archive, _sender(world.metz.id), path)
+    assert result.outcome is IngestOutcome.STORED
+    assert events[0]["study_instance_uid"] == result.study_instance_uid
+    assert archive.store.read(result.address) == path.read_bytes()
+    with transaction(archive.sessions) as db:
+        actions = db.execute(select(AuditEvent.action)).scalars().all()
+    assert "study.store" in actions
+
+
+def test_changed_bytes_under_a_known_uid_are_kept_or_replaced_by_policy(archive, world, tmp_path):
+    (path,) = generate_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
+    first = _ingest(archive, _sender(world.metz.id), path)
+    ds = pydicom.dcmread(path)
+    ds.SeriesDescription = "CORRECTED"
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed)
+    kept = _ingest(archive, _sender(world.metz.id), changed)
+    assert kept.outcome is IngestOutcome.KEPT and kept.address == first.address
+    assert set(archive.store.addresses()) == {first.address}
+    archive.duplicate_policy = DuplicatePolicy.REPLACE
+    replaced = _ingest(archive, _sender(world.metz.id), changed)
+    assert replaced.outcome is IngestOutcome.REPLACED
+    assert set(archive.store.addresses()) == {replaced.address} != {first.address}
+
+
+def test_query_matching_rules(archive, world, tmp_path, runtime):
+    study = SyntheticStudy(seed="q")
+    for path in generate_ct_series(tmp_path / "ct", 2, study=study, rows=32, columns=32):
+        _ingest(archive, _sender(world.metz.id), path)
+    reader = Principal(user_id=99, username="r", roles={world.metz.id: frozenset({"radiologist"})})
+
+    def query(**keys):
+        identifier = Dataset()
+        identifier.QueryRetrieveLevel = keys.pop("level", "STUDY")
+        for keyword, value in keys.items():
+            setattr(identifier, keyword, value)
+        with transaction(archive.sessions) as db:
+            return service.find(db, reader, audit.SYSTEM, identifier, now=runtime.now())
+
+    assert len(query(PatientName="doe^jane")) == 1  # PN ignores case
+    assert len(query(PatientName="D?E*")) == 1
+    assert query(AccessionNumber="acc-0001") == []  # other text is case-sensitive
+    assert len(query(StudyDate="20261120")) == 1
+    assert query(StudyDate="20261121-") == []
+    assert len(query(StudyTime="0800-0830")) == 1  # an upper bound covers its precision
+    assert len(query(StudyInstanceUID=f"1.2.3\\{study.study_instance_uid}")) == 1
+    assert len(query(level="IMAGE", InstanceNumber="2")) == 1
+    with (
+        pytest.raises(service.InvalidQuery),
+        pytest.warns(UserWarning, match="Invalid value for VR DA"),
+    ):
+        query(StudyDate="2026-11-20")
+    with pytest.raises(service.InvalidQuery):
+        query(level="FRAME")
+
+
+def test_delete_study_removes_rows_and_files_and_is_audited(archive, world, tmp_path):
+    paths = generate_ct_series(
+        tmp_path / "ct", 2, study=SyntheticStudy(seed="d"), rows=32, columns=32
+    )
+    results = [_ingest(archive, _sender(world.metz.id), p) for p in paths]
+    with pytest.raises(service.NotAuthorized):
+        service.delete_study(
+            archive, _sender(world.metz.id).principal, audit.SYSTEM, results[0].study_instance_uid
+        )
+    admin = _sender(world.metz.id, "admin")
+    removed = service.delete_study(
+        archive, admin.principal, admin.actor, results[0].study_instance_uid
+    )
+    assert removed == 2
+    assert list(archive.store.addresses()) == []
+    with transaction(archive.sessions) as db:
+        assert db.execute(select(ImagingInstance)).first() is None
+        outcomes = (
+            db.execute(select(AuditEvent.outcome).where(AuditEvent.action == "study.delete"))
+            .scalars()
+            .all()
+        )
+    assert sorted(outcomes) == ["refused", "success"]
+
+
+def test_recovery_removes_unindexed_files_only(archive, world, tmp_path):
+    (path,) = generate_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
+    kept = _ingest(archive, _sender(world.metz.id), path)
+    orphan = archive.store.store_bytes(b"written, never indexed")
+    (archive.store.root / "tmp" / "in-x.part").write_bytes(b"half")
+    assert archive.recover() == 2
+    assert set(archive.store.addresses()) == {kept.address}
+    assert orphan.address not in set(archive.store.addresses())
+
+
+def _reader_query(archive, principal, runtime, **keys):
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = keys.pop("level", "STUDY")
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    with transaction(archive.sessions) as db:
+        return service.find(db, principal, audit.SYSTEM, identifier, now=runtime.now())
+
+
+def test_accented_names_match_without_regard_to_case(archive, world, tmp_path, runtime):
+    from concilium.imaging.synthetic import SyntheticPatient
+
+    study = SyntheticStudy(seed="accents", patient=SyntheticPatient("MÜLLER^HÉLÈNE", "IPP-9"))
+    (path,) = generate_ct_series(tmp_path / "ct", 1, study=study, rows=32, columns=32)
+    _ingest(archive, _sender(world.metz.id), path)
+    reader = Principal(user_id=99, username="r", roles={world.metz.id: frozenset({"radiologist"})})
+    (match,) = _reader_query(archive, reader, runtime, PatientName="müller^hél*")
+    assert str(match.PatientName) == "MÜLLER^HÉLÈNE"
+    assert match.SpecificCharacterSet == "ISO_IR 192"
+    assert _reader_query(archive, reader, runtime, PatientName="muller*") == []
+
+
+def test_rejected_series_disappears_from_queries_and_retrievals(archive, world, tmp_path, runtime):
+    study = SyntheticStudy(seed="reject")
+    paths = generate_ct_series(tmp_path / "ct", 2, study=study, rows=32, columns=32)
+    results = [_ingest(archive, _sender(world.metz.id), p) for p in paths]
+    reader = Principal(user_id=99, username="r", roles={world.metz.id: frozenset({"radiologist"})})
+    (before,) = _reader_query(
+        archive, reader, runtime, StudyInstanceUID="", NumberOfStudyRelatedInstances=""
+    )
+    assert before.NumberOfStudyRelatedInstances == 2
+    admin = _sender(world.metz.id, "admin")
+    rejected = service.reject(
+        archive,
+        admin.principal,
+        admin.actor,
+        study.study_instance_uid,
+        service.RejectionReason.QUALITY,
+        series_instance_uid=results[0].series_instance_uid,
+    )
+    assert rejected == 2
+    assert _reader_query(archive, reader, runtime, StudyInstanceUID="") == []
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = study.study_instance_uid
+    with transaction(archive.sessions) as db:
+        found = service.locate(archive, db, reader, audit.SYSTEM, identifier, now=runtime.now())
+    assert found == []
+    # The files stay until deletion.
+    assert len(list(archive.store.addresses())) == 2
+
+
+def test_patient_share_and_break_the_glass_open_the_patients_studies(
+    archive, world, tmp_path, runtime
+):
+    from datetime import timedelta
+
+    from concilium.platform import sharing
+    from concilium.platform.patients import Demographics, create_patient
+
+    with transaction(archive.sessions) as db:
+        patient = create_patient(
+            db, audit.SYSTEM, world.metz.id, "CONC-000001", Demographics("Doe", "Jane")
+        )
+    (path,) = generate_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
+    _ingest(archive, _sender(world.metz.id), path)
+    briey = Principal(user_id=98, username="b", roles={world.briey.id: frozenset({"radiologist"})})
+    assert _reader_query(archive, briey, runtime, StudyInstanceUID="") == []
+    glass = Principal(
+        user_id=98,
+        username="b",
+        roles={world.briey.id: frozenset({"radiologist"})},
+        emergency_patient_ids=frozenset({patient.id}),
+    )
+    assert len(_reader_query(archive, glass, runtime, StudyInstanceUID="")) == 1
+    sharer = world.user("sharer", (world.metz, "radiologist"))
+    now = runtime.now()
+    with transaction(archive.sessions) as db:
+        sharing.create_share(
+            db,
+            audit.Actor(sharer.id, "sharer"),
+            resource_kind="patient",
+            resource_id=str(patient.id),
+            to_site_id=world.briey.id,
+            to_user_id=None,
+            expires_at=now + timedelta(days=1),
+            now=now,
+        )
+    assert len(_reader_query(archive, briey, runtime, StudyInstanceUID="")) == 1

@@ -1,0 +1,159 @@
+"""Content-addressed store: durable writes, deduplication, streaming, statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from concilium.imaging import storage
+from concilium.imaging.storage import InstanceStore, ObjectNotFound, ObjectTooLarge
+
+
+def _leftovers(store: InstanceStore) -> list[Path]:
+    return list((store.root / "tmp").iterdir())
+
+
+def test_store_returns_sha256_address_and_bytes_read_back(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    data = os.urandom(3000)
+    stored = store.store_bytes(data)
+    assert stored.address == hashlib.sha256(data).hexdigest()
+    assert stored.created and stored.size == 3000
+    assert store.read(stored.address) == data
+    with store.open(stored.address) as fh:
+        assert fh.read() == data
+    assert b"".join(store.iter_chunks(stored.address, 1000)) == data
+    assert stored.path.parent.name == stored.address[2:4]
+
+
+def test_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    first = store.store_bytes(b"DICM" * 100)
+    second = store.store_iter([b"DICM" * 50, b"DICM" * 50])
+    assert first.address == second.address
+    assert first.created and not second.created
+    assert store.statistics() == storage.StoreStatistics(count=1, bytes=400)
+    assert _leftovers(store) == []
+
+
+def test_statistics_count_and_bytes(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    for size in (10, 20, 30):
+        store.store_bytes(bytes([size]) * size)
+    assert store.statistics() == storage.StoreStatistics(count=3, bytes=60)
+    assert len(set(store.addresses())) == 3
+
+
+def test_exception_mid_stream_leaves_no_temporary_file(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+
+    def broken() -> Iterator[bytes]:
+        yield b"a" * 1000
+        raise ConnectionResetError("peer went away")
+
+    with pytest.raises(ConnectionResetError):
+        store.store_iter(broken())
+    assert _leftovers(store) == []
+    assert store.statistics().count == 0
+
+
+def test_async_stream_is_stored_and_failure_cleans_up(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+
+    async def chunks(fail: bool) -> AsyncIterator[bytes]:
+        for i in range(50):
+            yield bytes([i]) * 4096
+        if fail:
+            raise asyncio.CancelledError
+
+    stored = asyncio.run(store.store_stream(chunks(False)))
+    expected = b"".join(bytes([i]) * 4096 for i in range(50))
+    assert store.read(stored.address) == expected
+
+    async def failing() -> None:
+        await store.store_stream(chunks(True))
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(failing())
+    assert _leftovers(store) == []
+    assert store.statistics().count == 1
+
+
+def test_size_limit_raises_and_cleans_up(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    with pytest.raises(ObjectTooLarge):
+        store.store_iter([b"x" * 600, b"x" * 600], max_size=1000)
+    assert _leftovers(store) == []
+
+
+def test_write_is_fsynced_then_renamed_then_directory_fsynced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InstanceStore(tmp_path)
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, Path.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync-dir" if Path(f"/proc/self/fd/{fd}").is_dir() else "fsync-file")
+        real_fsync(fd)
+
+    def replace(src: Path, dst: Path) -> Path:
+        events.append("rename")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    store.store_bytes(b"payload")
+    assert events[:3] == ["fsync-file", "rename", "fsync-dir"]
+
+
+def test_failed_rename_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InstanceStore(tmp_path)
+
+    def replace(src: Path, dst: Path) -> Path:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(storage.OutOfResources):
+        store.store_bytes(b"payload")
+    assert _leftovers(store) == []
+    assert store.statistics().count == 0
+
+
+def test_staged_object_can_be_checked_then_discarded(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    with store.stage_iter([b"not dicom"]) as staged:
+        assert staged.path.read_bytes() == b"not dicom"
+    assert _leftovers(store) == []
+    assert not store.exists(staged.address)
+
+
+def test_delete_and_missing_objects(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    stored = store.store_bytes(b"to delete")
+    assert store.delete(stored.address)
+    assert not store.delete(stored.address)
+    with pytest.raises(ObjectNotFound):
+        store.read(stored.address)
+    assert store.statistics().count == 0
+
+
+def test_addresses_that_are_not_digests_are_refused(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.read("../../etc/passwd")
+
+
+def test_store_file_copies_a_part(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path / "store")
+    source = tmp_path / "part.bin"
+    source.write_bytes(os.urandom(3 * storage.READ_CHUNK_SIZE + 5))
+    stored = store.store_file(source)
+    assert store.read(stored.address) == source.read_bytes()

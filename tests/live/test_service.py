@@ -1,0 +1,368 @@
+"""Live sessions: the pure decisions, then the domain on both databases, then Janus and a
+camera for real."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from concilium.live import protocol, service
+from concilium.live.camera_simulator import SimulatedCamera
+from concilium.live.media import LiveMedia
+from concilium.live.ptz import DirectorLock, NotDirector, PtzClient
+from concilium.live.tables import LiveParticipant
+from concilium.live.visca import Direction, PanTiltDrive, Preset, PresetAction
+from concilium.platform import audit, patients
+from concilium.platform.db import transaction
+from concilium.platform.errors import Conflict, InvalidInput
+from concilium.platform.policy import Action, Principal, decide
+from concilium.platform.tables import AuditEvent, Share
+
+# --- pure decisions ------------------------------------------------------------------------
+
+
+def test_a_title_naming_the_patient_is_refused():
+    names = ["Dupont", "Marie", "MTZ-1"]
+    assert service.check_title("  TAVI   case  ", names) == "TAVI case"
+    for title in ("TAVI for Dupont", "marie's valve", "Case MTZ-1 today"):
+        with pytest.raises(InvalidInput, match="must not identify the patient"):
+            service.check_title(title, names)
+    # A name inside another word is not the name.
+    assert service.check_title("Dupontel technique", names) == "Dupontel technique"
+    with pytest.raises(InvalidInput, match="3 to 200"):
+        service.check_title("ab")
+
+
+def test_broadcasting_or_recording_a_patient_needs_teaching_consent():
+    refuse = service.broadcast_refusal
+    assert refuse("broadcast", False, None, False) is None
+    assert refuse("broadcast", False, 7, True) is None
+    assert "cannot be broadcast" in (refuse("broadcast", False, 7, False) or "")
+    assert "cannot be recorded" in (refuse("supervision", True, 7, False) or "")
+    assert refuse("supervision", False, 7, False) is None
+    assert refuse("conference", True, 7, True) is None
+    assert "kind must be" in (refuse("party", False, None, False) or "")
+
+
+def test_session_and_question_lifecycles():
+    assert service.next_status("scheduled", "start") == "live"
+    assert service.next_status("live", "end") == "ended"
+    assert service.next_status("scheduled", "end") == "ended"
+    for status, event in (("live", "start"), ("ended", "end"), ("ended", "start")):
+        with pytest.raises(Conflict):
+            service.next_status(status, event)
+    move = service.next_question_status
+    assert move("submitted", "approve") == "approved"
+    assert move("approved", "answer") == "answered"
+    assert move("submitted", "merge") == "merged"
+    for status, action in (
+        ("answered", "reject"),
+        ("rejected", "approve"),
+        ("approved", "approve"),
+    ):
+        with pytest.raises(Conflict):
+            move(status, action)
+
+
+def test_ptz_pad_moves_become_visca_commands():
+    assert service.ptz_command("up", speed=5) == PanTiltDrive(Direction.UP, 5, 5)
+    assert service.ptz_command("preset_recall", preset=3) == Preset(PresetAction.RECALL, 3)
+    assert service.ptz_command("home").payload() == bytes.fromhex("81010604ff")
+    assert service.ptz_command("zoom_in").payload() == bytes.fromhex("8101040702ff")
+    for bad in (
+        {"move": "spin"},
+        {"move": "up", "speed": 0},
+        {"move": "preset_set", "preset": 200},
+    ):
+        with pytest.raises(InvalidInput):
+            service.ptz_command(**bad)
+
+
+def test_websocket_frames_are_parsed_or_refused_with_a_reason():
+    parse = protocol.parse_client_message
+    assert parse('{"type": "chat", "body": " hi "}') == protocol.Chat("hi")
+    stroke = parse(json.dumps({"type": "stroke", "points": [[0, 0.5], [1, 1]], "width": 4}))
+    assert stroke == protocol.Stroke(((0.0, 0.5), (1.0, 1.0)), "#ffcc00", 4)
+    merge = parse('{"type": "moderate", "question_id": 2, "action": "merge", "into": 1}')
+    assert merge == protocol.Moderate(2, "merge", "", 1)
+    refused = {
+        "{not json": "not JSON",
+        "[1]": "JSON object",
+        '{"type": "dance"}': "type must be",
+        '{"type": "chat", "body": ""}': "must not be empty",
+        '{"type": "chat", "body": 3}': "must be a string",
+        '{"type": "stroke", "points": [[2, 0]]}': "within 0..1",
+        '{"type": "stroke", "points": [[0, 0]], "color": "red"}': "#rrggbb",
+        '{"type": "stroke", "points": []}': "points must be",
+        '{"type": "moderate", "question_id": true, "action": "approve"}': "integer",
+        '{"type": "moderate", "question_id": 1, "action": "answer"}': "answer must not",
+        '{"type": "moderate", "question_id": 1, "action": "merge"}': "into must be",
+    }
+    for frame, reason in refused.items():
+        with pytest.raises(protocol.ProtocolError, match=reason):
+            parse(frame)
+    with pytest.raises(protocol.ProtocolError, match="larger"):
+        parse("x" * (protocol.MAX_FRAME + 1))
+
+
+def test_invitation_roles_decide_what_an_invitee_may_do():
+    # Invitees of another site: the viewer watches, the director directs, nobody else does.
+    invited = [(10, "viewer"), (11, "director"), (12, "moderator")]
+    assert service.capable_users(invited, Action.LIVE_JOIN) == {10, 11, 12}
+    assert service.capable_users(invited, Action.LIVE_DIRECT) == {11}
+    assert service.capable_users(invited, Action.LIVE_MODERATE) == {12}
+    from concilium.platform.policy import Target
+
+    def target(action: Action) -> Target:
+        return Target(
+            "live_session",
+            "1",
+            site_ids=frozenset({1}),
+            shared_user_ids=frozenset({10, 11, 12}) & service.capable_users(invited, action),
+        )
+
+    briey_viewer = Principal(10, "v", {2: frozenset({"learner"})})
+    briey_director = Principal(11, "d", {2: frozenset({"specialist"})})
+    stranger = Principal(13, "s", {2: frozenset({"specialist"})})
+    metz_learner = Principal(14, "l", {1: frozenset({"learner"})})
+    assert decide(briey_viewer, Action.LIVE_JOIN, target(Action.LIVE_JOIN)).allowed
+    assert not decide(briey_viewer, Action.LIVE_DIRECT, target(Action.LIVE_DIRECT)).allowed
+    assert decide(briey_director, Action.LIVE_DIRECT, target(Action.LIVE_DIRECT)).allowed
+    assert not decide(briey_director, Action.LIVE_MANAGE, target(Action.LIVE_MANAGE)).allowed
+    assert not decide(stranger, Action.LIVE_READ, target(Action.LIVE_READ)).allowed
+    assert decide(metz_learner, Action.LIVE_READ, target(Action.LIVE_READ)).allowed
+    assert not decide(metz_learner, Action.LIVE_MANAGE, target(Action.LIVE_MANAGE)).allowed
+
+
+# --- on the database -----------------------------------------------------------------------
+
+
+def _setup(world):
+    doctor = world.user("metz-cardio", (world.metz, "specialist"))
+    viewer = world.user("briey-student", (world.briey, "learner"))
+    with transaction(world.runtime.sessions) as db:
+        actor = audit.Actor(doctor.id, doctor.username)
+        patient = patients.create_patient(
+            db, actor, world.metz.id, "MTZ-7", patients.Demographics("Dupont", "Marie")
+        )
+        return doctor, viewer, patient.id
+
+
+def test_a_broadcast_waits_for_the_patients_teaching_consent(world):
+    doctor, _, patient_id = _setup(world)
+    now = world.runtime.now()
+    actor = audit.Actor(doctor.id, doctor.username)
+    with transaction(world.runtime.sessions) as db:
+        with pytest.raises(InvalidInput, match="identify the patient"):
+            service.create_session(
+                db,
+                actor,
+                kind="broadcast",
+                title="Valve for Dupont",
+                site_id=world.metz.id,
+                scheduled_at=now,
+                now=now,
+                patient_id=patient_id,
+            )
+        live = service.create_session(
+            db,
+            actor,
+            kind="broadcast",
+            title="Transcatheter valve, live",
+            site_id=world.metz.id,
+            scheduled_at=now,
+            now=now,
+            patient_id=patient_id,
+        )
+        session_id = live.id
+    with world.runtime.sessions() as db:
+        live = service.get_session(db, session_id)
+        with pytest.raises(Conflict, match="not consented to teaching"):
+            service.start(db, actor, live, now, teaching_consent=False)
+        db.commit()  # the refusal is kept, as the web adapter does
+    with transaction(world.runtime.sessions) as db:
+        patient = patients.get_patient(db, patient_id)
+        patients.record_consent(db, actor, patient, "teaching", "granted", world.metz.id)
+        live = service.get_session(db, session_id)
+        assert live.status == "scheduled"
+        service.start(
+            db, actor, live, now, teaching_consent=patients.has_consent(db, patient_id, "teaching")
+        )
+        assert live.status == "live" and live.janus_room_id == service.ROOM_ID_BASE + live.id
+    with world.runtime.sessions() as db:
+        outcomes = db.execute(
+            select(AuditEvent.outcome).where(AuditEvent.action == "live.start")
+        ).scalars()
+        assert list(outcomes) == ["refused", "success"]
+
+
+def test_an_invitation_is_a_share_and_carries_a_role(world):
+    doctor, viewer, _ = _setup(world)
+    now = world.runtime.now()
+    actor = audit.Actor(doctor.id, doctor.username)
+    with transaction(world.runtime.sessions) as db:
+        live = service.create_session(
+            db,
+            actor,
+            kind="supervision",
+            title="Coronary angioplasty",
+            site_id=world.metz.id,
+            scheduled_at=now + timedelta(hours=2),
+            now=now,
+        )
+        service.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
+        service.invite(db, actor, live, user_id=viewer.id, role="director", now=now)
+        with pytest.raises(InvalidInput, match="role must be"):
+            service.invite(db, actor, live, user_id=viewer.id, role="king", now=now)
+        session_id = live.id
+    with world.runtime.sessions() as db:
+        live = service.get_session(db, session_id)
+        rows = db.execute(select(LiveParticipant.user_id, LiveParticipant.role)).all()
+        assert sorted(rows) == sorted([(doctor.id, "director"), (viewer.id, "director")])
+        shares = db.execute(select(Share).where(Share.resource_kind == "live_session")).scalars()
+        assert {s.to_user_id for s in shares} == {viewer.id}
+        target = service.session_target(db, live, Action.LIVE_DIRECT, now)
+        assert target.shared_user_ids == {viewer.id}
+        # The share lapses a day after the session: the invitation no longer opens it.
+        later = now + timedelta(days=2)
+        assert service.session_target(db, live, Action.LIVE_READ, later).shared_user_ids == set()
+
+
+def test_questions_are_moderated_merged_and_answered(world):
+    doctor, viewer, _ = _setup(world)
+    now = world.runtime.now()
+    actor = audit.Actor(doctor.id, doctor.username)
+    with transaction(world.runtime.sessions) as db:
+        live = service.create_session(
+            db,
+            actor,
+            kind="broadcast",
+            title="Teaching session",
+            site_id=world.metz.id,
+            scheduled_at=now,
+            now=now,
+        )
+        first = service.submit_question(db, viewer.id, live, "Which access?", now)
+        twin = service.submit_question(db, viewer.id, live, "Femoral or radial?", now)
+        spam = service.submit_question(db, viewer.id, live, "buy now", now)
+        service.moderate(db, actor, live, first.id, "approve", now)
+        service.moderate(db, actor, live, twin.id, "merge", now, into=first.id)
+        service.moderate(db, actor, live, spam.id, "reject", now)
+        service.moderate(db, actor, live, first.id, "answer", now, answer="Radial, here.")
+        with pytest.raises(Conflict):
+            service.moderate(db, actor, live, spam.id, "approve", now)
+        with pytest.raises(Conflict, match="still open"):
+            third = service.submit_question(db, viewer.id, live, "Again?", now)
+            service.moderate(db, actor, live, third.id, "merge", now, into=spam.id)
+        states = {
+            q.body: (q.status, q.merged_into_id, q.answer) for q in service.questions(db, live)
+        }
+    assert states["Which access?"] == ("answered", None, "Radial, here.")
+    assert states["Femoral or radial?"] == ("merged", first.id, "")
+    assert states["buy now"] == ("rejected", None, "")
+
+
+def test_telestration_strokes_are_kept_and_a_clear_starts_over(world):
+    doctor, _, _ = _setup(world)
+    now = world.runtime.now()
+    with transaction(world.runtime.sessions) as db:
+        live = service.create_session(
+            db,
+            audit.Actor(doctor.id, doctor.username),
+            kind="supervision",
+            title="Strokes",
+            site_id=world.metz.id,
+            scheduled_at=now,
+            now=now,
+        )
+        draw = dict(color="#ff0000", width=3, source_id=None, now=now)
+        service.add_stroke(db, doctor.id, live, points=[(0.1, 0.1), (0.2, 0.2)], **draw)
+        service.clear_strokes(db, doctor.id, live, now)
+        service.add_stroke(db, doctor.id, live, points=[(0.5, 0.5)], **draw)
+        assert [s.points for s in service.strokes(db, live)] == [[[0.5, 0.5]]]
+        assert len(service.strokes(db, live, since_clear=False)) == 3
+
+
+# --- with Janus and a camera ---------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revokes_it(
+    world, media_server
+):
+    doctor, _, _ = _setup(world)
+    now = world.runtime.now()
+    actor = audit.Actor(doctor.id, doctor.username)
+    async with httpx.AsyncClient(timeout=5) as http:
+        media = LiveMedia(media_server.config, http)
+        await media.connect()
+        try:
+            with transaction(world.runtime.sessions) as db:
+                live = service.create_session(
+                    db,
+                    actor,
+                    kind="supervision",
+                    title="OR 2",
+                    site_id=world.metz.id,
+                    scheduled_at=now,
+                    now=now,
+                )
+                with pytest.raises(Conflict, match="not live"):
+                    await service.join(db, media, actor, live, now)
+                service.start(db, actor, live, now, teaching_consent=False)
+                grant = await service.join(db, media, actor, live, now)
+                room = live.janus_room_id
+                assert grant.role == "director" and grant.may_publish
+                assert grant.credential.room_id == room
+                assert grant.credential.token in await media.admin.list_tokens()
+                assert await media.videoroom.exists(room)
+                assert await service.leave(db, media, actor, live, now) == 1
+                assert grant.credential.token not in await media.admin.list_tokens()
+        finally:
+            await media.close()
+
+
+@pytest.mark.anyio
+async def test_only_the_director_holding_control_moves_the_camera_and_it_is_audited(world):
+    doctor, viewer, _ = _setup(world)
+    now = world.runtime.now()
+    director = audit.Actor(doctor.id, doctor.username)
+    other = audit.Actor(viewer.id, viewer.username)
+    lock = DirectorLock("1")
+    async with SimulatedCamera() as camera, PtzClient("127.0.0.1", camera.port) as client:
+        with transaction(world.runtime.sessions) as db:
+            live = service.create_session(
+                db,
+                director,
+                kind="supervision",
+                title="PTZ",
+                site_id=world.metz.id,
+                scheduled_at=now,
+                now=now,
+            )
+            service.take_control(db, director, live, lock, 100.0)
+            with pytest.raises(NotDirector):
+                await service.drive_camera(
+                    db, other, live, lock, client, service.ptz_command("left"), 101.0
+                )
+            record = await service.drive_camera(
+                db, director, live, lock, client, PanTiltDrive(Direction.RIGHT, 0x18, 0x17), 101.0
+            )
+            assert record.ok
+            await asyncio.sleep(0.2)
+            stop = service.ptz_command("stop")
+            await service.drive_camera(db, director, live, lock, client, stop, 101.5)
+        assert camera.state.pan > 0
+    with world.runtime.sessions() as db:
+        rows = db.execute(
+            select(AuditEvent.action, AuditEvent.detail).where(AuditEvent.action.like("live.%"))
+        ).all()
+    ptz = [json.loads(detail) for action, detail in rows if action == "live.ptz"]
+    assert [p["outcome"] for p in ptz] == ["completed", "completed"]
+    assert "RIGHT" in ptz[0]["command"]
+    assert "live.direct.take" in [action for action, _ in rows]

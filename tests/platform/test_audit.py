@@ -1,0 +1,139 @@
+"""The audit trail is append-only, hash-chained, and exports as FHIR AuditEvent and syslog."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from concilium.platform import audit
+from concilium.platform.db import transaction
+
+
+def fill(runtime, n=5):
+    with transaction(runtime.sessions) as db:
+        for i in range(n):
+            audit.record(
+                db,
+                audit.Actor(1, "dr-a", role="radiologist", ip="10.0.0.7"),
+                "patient.read",
+                "success",
+                object_kind="patient",
+                object_id=i,
+                patient_id=i,
+            )
+
+
+def raw(runtime, sql):
+    """An attacker with database rights: bypass the append-only triggers first."""
+    with runtime.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only"))
+            conn.execute(text(sql))
+            conn.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+            conn.execute(text(sql))
+
+
+def verify(runtime):
+    with runtime.sessions() as db:
+        return audit.verify(db)
+
+
+def test_intact_chain_verifies(runtime):
+    fill(runtime)
+    assert verify(runtime) == []
+
+
+@pytest.mark.parametrize(
+    "verb", ["UPDATE audit_events SET outcome = 'failure'", "DELETE FROM audit_events"]
+)
+def test_database_refuses_rewrites(runtime, verb):
+    fill(runtime, 2)
+    with pytest.raises(DBAPIError), runtime.engine.begin() as conn:
+        conn.execute(text(f"{verb} WHERE seq = 1"))
+    assert verify(runtime) == []
+
+
+def test_altered_entry_is_detected(runtime):
+    fill(runtime)
+    raw(runtime, "UPDATE audit_events SET actor = 'someone-else' WHERE seq = 3")
+    problems = verify(runtime)
+    assert [(b.seq, b.problem) for b in problems] == [(3, "content altered")]
+
+
+def test_deleted_entry_is_detected(runtime):
+    fill(runtime)
+    raw(runtime, "DELETE FROM audit_events WHERE seq = 2")
+    problems = verify(runtime)
+    assert problems[0].seq == 2 and "missing" in problems[0].problem
+
+
+def test_truncated_tail_is_detected(runtime):
+    fill(runtime)
+    raw(runtime, "DELETE FROM audit_events WHERE seq = 5")
+    assert any("missing" in b.problem for b in verify(runtime))
+
+
+def test_rehashed_forgery_is_detected_by_the_next_link(runtime):
+    fill(runtime)
+    with runtime.sessions() as db:
+        event = db.get(audit.AuditEvent, 2)
+        event.outcome = "failure"
+        forged = audit.chain_hash(event)
+        db.rollback()
+    raw(runtime, f"UPDATE audit_events SET outcome = 'failure', hash = '{forged}' WHERE seq = 2")
+    assert [b.seq for b in verify(runtime)] == [3]
+
+
+def test_fhir_export_has_balp_shape(runtime):
+    fill(runtime, 1)
+    with runtime.sessions() as db:
+        line = next(audit.export_lines(audit.iter_events(db), "fhir", "concilium.example"))
+    resource = json.loads(line)
+    assert resource["resourceType"] == "AuditEvent"
+    assert resource["action"] == "R"
+    assert resource["agent"][0]["who"]["identifier"]["value"] == "dr-a"
+    assert resource["agent"][0]["requestor"] is True
+    assert resource["agent"][0]["networkString"] == "10.0.0.7"
+    assert resource["entity"][0]["what"]["reference"] == "Patient/0"
+    assert resource["outcome"]["code"]["code"] == "0"
+    assert "IHE.BasicAudit.Read" in resource["meta"]["profile"][0]
+    assert resource["source"]["observer"]["display"] == "concilium.example"
+
+
+SYSLOG = re.compile(
+    r"^<(\d+)>1 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z (\S+) concilium - (\S+) "
+    r"\[audit@32473 (.+)\] (.+)$"
+)
+
+
+def test_syslog_export_is_rfc5424(runtime):
+    fill(runtime, 1)
+    with transaction(runtime.sessions) as db:
+        audit.record(db, audit.Actor(None, 'x"y]'), "auth.login", "failure")
+    with runtime.sessions() as db:
+        lines = list(audit.export_lines(audit.iter_events(db), "syslog", "host1"))
+    first = SYSLOG.match(lines[0])
+    assert first and first.group(1) == str(10 * 8 + 6) and first.group(3) == "patient.read"
+    second = SYSLOG.match(lines[1])
+    assert second and 'actor="x\\"y\\]"' in second.group(4) and second.group(1) == str(10 * 8 + 4)
+
+
+def test_concurrent_writers_keep_one_chain(runtime):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(i):
+        with transaction(runtime.sessions) as db:
+            audit.record(db, audit.Actor(i, f"u{i}"), "patient.query", "success")
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(40)))
+    assert verify(runtime) == []
+    with runtime.sessions() as db:
+        assert audit.chain_length(db) == 40

@@ -1,0 +1,70 @@
+"""A real ``concilium serve`` on free loopback ports, for tests that need a running server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str
+    env: dict[str, str]
+    data_dir: Path
+    log_path: Path
+    returncode: int | None = None
+    """Exit status once stopped (0, or -15 after a graceful SIGTERM shutdown)."""
+
+
+@contextmanager
+def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
+    """Serve with its own data dir (SQLite) and free HTTP and DICOM ports; ``settings`` are
+    extra ``CONCILIUM_*`` variables. Yields once ``/readyz`` answers; stops with SIGTERM."""
+    port = free_port()
+    data_dir = tmp / "var"
+    env = {
+        **os.environ,
+        "CONCILIUM_DATA_DIR": str(data_dir),
+        "CONCILIUM_HTTP_PORT": str(port),
+        "CONCILIUM_DICOM_PORT": str(free_port()),
+        "CONCILIUM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        **settings,
+    }
+    env.pop("CONCILIUM_DATABASE_URL", None)
+    server = RunningServer(f"http://127.0.0.1:{port}", env, data_dir, tmp / "server.log")
+    with server.log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "concilium", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            else:
+                raise RuntimeError(f"server did not start: {server.log_path.read_text()}")
+            yield server
+        finally:
+            process.terminate()
+            server.returncode = process.wait(timeout=30)

@@ -1,0 +1,306 @@
+"""Console (pyigtl) -> console gateway -> impairment proxy -> robot gateway -> robot."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import socket
+import struct
+import time
+from dataclasses import replace
+
+import numpy as np
+import pyigtl
+from telesurgery_rig import Streamer, transform_message, wait_for
+
+from concilium.telesurgery import openigtlink as igtl
+from concilium.telesurgery.impairment import profile
+from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
+from concilium.telesurgery.safety import SafetyState
+
+
+def test_commands_reach_the_simulated_robot_in_order(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    streamer = Streamer(rig).start()
+    rig.engage()
+    wait_for(lambda: len(rig.simulator.executed) >= 100, what="100 executed commands")
+    streamer.stop()
+    xs = [t.translation[0] for t in rig.simulator.executed]
+    assert all(b > a for a, b in itertools.pairwise(xs)), "commands executed out of order"
+    # Motion is relative: the robot (at 0) follows the master from its first pose.
+    assert {round(x + streamer.sent[0], 4) for x in xs} <= set(streamer.sent)
+
+
+def test_pyigtl_peers_on_both_sides_exchange_commands_and_telemetry(make_rig):
+    rig = make_rig(profile=profile("lan"), robot="pyigtl")
+    robot = rig.pyigtl_robot
+    wait_for(robot.is_connected, what="gateway connected to the pyigtl robot")
+    rig.client.send_message(pyigtl.StringMessage("ENGAGE", device_name="CONTROL"))
+    robot.send_message(pyigtl.StringMessage("CONFIRM_ENGAGE", device_name="LOCAL"))
+    wait_for(lambda: rig.robot.state is SafetyState.ENGAGED, what="ENGAGED")
+    streamer = Streamer(rig, via_client=True).start()
+    target = robot.wait_for_message("TARGET", timeout=5)
+    streamer.stop()
+    assert target is not None
+    assert round(float(target.matrix[0, 3]), 4) in set(streamer.sent)
+    measured = np.eye(4)
+    measured[0:3, 3] = (1.5, -2.0, 3.25)
+    robot.send_message(pyigtl.TransformMessage(measured, device_name="MEASURED"))
+    telemetry = rig.client.wait_for_message("MEASURED", timeout=5)
+    assert telemetry is not None
+    np.testing.assert_allclose(telemetry.matrix[0:3, 3], (1.5, -2.0, 3.25))
+
+
+def test_intercontinental_profile_stays_engaged(make_rig):
+    rig = make_rig(profile=profile("intercontinental-12000km"))
+    streamer = Streamer(rig).start()
+    rig.engage()
+    wait_for(
+        lambda: len(rig.simulator.executed) >= 300,
+        timeout=10,
+        what=lambda: f"300 commands: {rig.robot.stats()} {rig.robot.safety.timeline}",
+    )
+    streamer.stop()
+    states = [t.state for t in rig.robot.safety.timeline]
+    assert states == [SafetyState.ENGAGED], f"left ENGAGED: {rig.robot.safety.timeline}"
+    latency_ms = rig.robot.session.stats()["rtt_ms"]
+    assert latency_ms is not None and latency_ms > 140, "the profile did not delay the link"
+    # The console is told the state and the link figures once a second.
+    wait_for(lambda: any("RTT" in s.message for s in rig.console.statuses), what="beacon")
+    beacon = next(s for s in rig.console.statuses if "RTT" in s.message)
+    assert beacon.error_name == "ENGAGED"
+    assert 140 < float(re.search(r"RTT ([0-9.]+) ms", beacon.message).group(1)) < 1000
+
+
+def test_cut_link_holds_within_watchdog_and_restoring_needs_reengagement(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    thresholds = rig.thresholds
+    streamer = Streamer(rig).start()
+    rig.engage()
+    try:
+        wait_for(lambda: len(rig.simulator.executed) >= 20, what="commands flowing")
+
+        def cut() -> float:
+            rig.proxy.cut()
+            return rig.loop.loop.time()
+
+        cut_at = rig.loop.call(cut)
+        assert rig.robot.state is SafetyState.ENGAGED
+        wait_for(lambda: rig.robot.state is SafetyState.HOLD, what="HOLD")
+        hold = rig.robot.safety.timeline[-1]
+        assert hold.at > cut_at
+        silent = hold.at - rig.robot.safety.last_command_at
+        watchdog = thresholds.watchdog_ms / 1000
+        # Never before the watchdog; the upper bound leaves room for a busy CI machine.
+        assert watchdog < silent <= watchdog + 0.1, f"HOLD after {silent * 1000:.1f} ms"
+        wait_for(lambda: rig.simulator.safety_state == "HOLD", what="robot told to hold")
+        executed = len(rig.simulator.executed)
+
+        rig.proxy.restore()
+        refused = rig.robot.counters["refused_state"]
+        wait_for(lambda: rig.robot.counters["refused_state"] > refused + 20, what="refusals")
+        assert rig.robot.state is SafetyState.HOLD
+        assert len(rig.simulator.executed) == executed, "moved without re-engagement"
+        # The HOLD STATUS was lost with the link; the refusals after it say why.
+        wait_for(
+            lambda: any(
+                s.error_name == "REFUSED" and "HOLD" in s.message for s in rig.console.statuses
+            ),
+            what="refusal STATUS",
+        )
+
+        rig.engage()
+        wait_for(lambda: len(rig.simulator.executed) > executed + 10, what="moving again")
+    finally:
+        streamer.stop()
+
+
+def test_out_of_limits_command_is_refused_and_reported(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    rig.engage()
+    # Motion is relative to the first master pose, which maps to the robot's pose (0).
+    rig.client.send_message(transform_message(1.0))
+    wait_for(lambda: len(rig.simulator.executed) == 1, what="first command")
+    rig.client.send_message(transform_message(401.0))  # outside the workspace box
+    rig.client.send_message(transform_message(30.0))  # a 29 mm jump
+    rig.client.send_message(transform_message(1.1))
+    wait_for(lambda: len(rig.simulator.executed) == 2, what="the valid command")
+    xs = [round(t.translation[0], 3) for t in rig.simulator.executed]
+    assert xs == [0.0, 0.1]
+    wait_for(lambda: len([s for s in rig.console.statuses if s.error_name == "LIMIT"]) == 2)
+    reasons = [s.message for s in rig.console.statuses if s.error_name == "LIMIT"]
+    assert "outside workspace" in reasons[0] and "jump" in reasons[1]
+
+
+def test_forged_replayed_and_stale_datagrams_are_never_executed(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    captured: list[bytes] = []
+    send_upstream = rig.proxy._send_upstream
+
+    def tap(data: bytes) -> None:
+        captured.append(data)
+        send_upstream(data)
+
+    rig.proxy._send_upstream = tap
+    streamer = Streamer(rig).start()
+    rig.engage()
+    try:
+        wait_for(lambda: len(rig.simulator.executed) >= 30, what="commands flowing")
+        robot_address = rig.robot.link.local_address
+        executed_before = len(rig.simulator.executed)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            # Forged: right key id, wrong key, a pose nobody sent.
+            forger = LinkSession(
+                replace(ProcedureKeys.generate("proc-test"), key_id=rig.keys.key_id), "console"
+            )
+            pose = igtl.Message("TARGET", igtl.Transform(translation=(42.4242, 0.0, 0.0)))
+            for _ in range(5):
+                attacker.sendto(
+                    forger.seal(Kind.COMMAND, igtl.pack(pose), time.time_ns()), robot_address
+                )
+            # Replayed: genuine datagrams sent again.
+            commands = [d for d in captured if d[1] == Kind.COMMAND][:20]
+            for datagram in commands:
+                attacker.sendto(datagram, robot_address)
+            wait_for(lambda: rig.robot.session.drops["auth_failed"] >= 5, what="forged drops")
+            wait_for(lambda: rig.robot.session.drops["replay"] >= 20, what="replay drops")
+
+        wait_for(
+            lambda: len(rig.simulator.executed) > executed_before + 10,
+            what="genuine commands still executed during the attack",
+        )
+        # Stale: the path suddenly takes longer than the freshness budget.
+        rig.proxy.forward.profile = replace(rig.proxy.profile, delay_ms=700.0)
+        wait_for(lambda: rig.robot.session.drops["stale"] >= 10, what="stale drops")
+        assert rig.robot.state is SafetyState.HOLD
+    finally:
+        streamer.stop()
+    xs = [round(t.translation[0], 4) for t in rig.simulator.executed]
+    assert 42.4242 not in xs
+    assert len(xs) == len(set(xs)), "a command was executed twice"
+    budget = rig.thresholds.command_freshness_ms / 1000
+    assert max(rig.simulator.executed_ages) < budget, "a command was executed late"
+
+
+def _raw_message(type_name: bytes, body: bytes, crc: int | None = None) -> bytes:
+    header = struct.pack(
+        ">H12s20sIIQQ",
+        1,
+        type_name,
+        b"MASTER",
+        0,
+        0,
+        len(body),
+        igtl.crc64(body) if crc is None else crc,
+    )
+    return header + body
+
+
+def _read_status(sock: socket.socket) -> igtl.Message:
+    buffer = b""
+    while True:
+        buffer += sock.recv(65536)
+        while len(buffer) >= igtl.HEADER_SIZE:
+            header = igtl.unpack_header(buffer[: igtl.HEADER_SIZE])
+            end = igtl.HEADER_SIZE + header.body_size
+            if len(buffer) < end:
+                break
+            message = igtl.unpack_body(header, buffer[igtl.HEADER_SIZE : end])
+            buffer = buffer[end:]
+            if message.type_name == "STATUS":
+                return message
+
+
+def test_malformed_openigtlink_is_answered_with_status_and_never_forwarded(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    good = igtl.pack_content(igtl.Transform(translation=(1.0, 2.0, 3.0)))
+    sent_before = rig.console.counters["commands_sent"]
+    with socket.create_connection(("127.0.0.1", rig.console.igtl_port), timeout=5) as sock:
+        sock.sendall(_raw_message(b"TRANSFORM", good, crc=igtl.crc64(good) ^ 1))
+        status = _read_status(sock)
+        assert status.content.code == igtl.StatusCode.CHECKSUM_ERROR
+
+        sock.sendall(_raw_message(b"TRANSFORM", good[:40]))
+        status = _read_status(sock)
+        assert status.content.code == igtl.StatusCode.INVALID
+        assert "expected 48" in status.content.message
+
+        sock.sendall(_raw_message(b"FOOBAR", b"\x00" * 8))
+        status = _read_status(sock)
+        assert status.content.code == igtl.StatusCode.UNKNOWN_INSTRUCTION
+
+        assert rig.console.counters["commands_sent"] == sent_before
+        # The stream stayed aligned: a valid message right after is forwarded.
+        sock.sendall(_raw_message(b"TRANSFORM", good))
+        wait_for(lambda: rig.console.counters["commands_sent"] == sent_before + 1)
+    assert rig.console.counters["igtl_CrcMismatchError"] == 1
+    assert rig.console.counters["igtl_SizeError"] == 1
+    assert rig.console.counters["igtl_UnknownTypeError"] == 1
+
+
+def test_console_pose_read_after_the_freshness_budget_is_not_sent(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    sent = rig.console.counters["commands_sent"]
+    old = transform_message(1.0)
+    old.timestamp = time.time() - 1.0
+    rig.client.send_message(old)
+    wait_for(lambda: rig.console.counters["stale_from_console"] == 1, what="stale pose")
+    rig.client.send_message(transform_message(1.0))
+    wait_for(lambda: rig.console.counters["commands_sent"] == sent + 1, what="fresh pose")
+
+
+def test_losing_the_robot_controller_holds_and_reports(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    streamer = Streamer(rig).start()
+    try:
+        rig.engage()
+        wait_for(lambda: len(rig.simulator.executed) >= 10, what="commands flowing")
+        rig.loop.run(rig.simulator.close())
+        wait_for(lambda: rig.robot.state is SafetyState.HOLD, what="HOLD")
+        assert rig.robot.safety.timeline[-1].reason == "robot controller disconnected"
+        wait_for(
+            lambda: any(s.error_name == "HOLD" for s in rig.console.statuses),
+            what="HOLD reported to the console",
+        )
+    finally:
+        streamer.stop()
+
+
+def test_local_team_takeover_wins_while_the_surgeon_is_driving(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    streamer = Streamer(rig).start()
+    try:
+        rig.engage()
+        wait_for(lambda: len(rig.simulator.executed) >= 10, what="commands flowing")
+        rig.loop.call(rig.simulator.send_local, "TAKEOVER")
+        wait_for(lambda: rig.robot.state is SafetyState.LOCAL_CONTROL, what="LOCAL_CONTROL")
+        executed = len(rig.simulator.executed)
+        rig.client.send_message(pyigtl.StringMessage("ENGAGE", device_name="CONTROL"))
+        refused = rig.robot.counters["refused_state"]
+        wait_for(lambda: rig.robot.counters["refused_state"] > refused + 20, what="refusals")
+        assert rig.robot.state is SafetyState.LOCAL_CONTROL
+        assert len(rig.simulator.executed) == executed
+        wait_for(
+            lambda: any(s.code == igtl.StatusCode.MANUAL_MODE for s in rig.console.statuses),
+            what="MANUAL_MODE reported to the console",
+        )
+    finally:
+        streamer.stop()
+
+
+def test_re_engaging_far_from_the_robot_is_refused_as_a_jump(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    rig.engage()
+    rig.client.send_message(transform_message(1.0))  # the anchor: robot stays at 0
+    wait_for(lambda: len(rig.simulator.executed) == 1, what="first command")
+    time.sleep(0.05)  # 1 mm in 50 ms: well within the velocity limit
+    rig.client.send_message(transform_message(2.0))
+    wait_for(lambda: len(rig.simulator.executed) == 2, what="second command")
+    wait_for(lambda: rig.robot.measured is not None and rig.robot.measured[0] > 0.99)
+    wait_for(lambda: rig.robot.state is SafetyState.HOLD, what="watchdog HOLD")
+    rig.engage()
+    rig.client.send_message(transform_message(21.0))
+    wait_for(lambda: any(s.error_name == "LIMIT" for s in rig.console.statuses))
+    refusal = next(s for s in rig.console.statuses if s.error_name == "LIMIT")
+    assert refusal.message.startswith("jump of 19.00 mm")
+    assert len(rig.simulator.executed) == 2

@@ -1,0 +1,129 @@
+"""The ``concilium`` command, as an administrator uses it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from concilium.cli import main
+
+
+@pytest.fixture
+def run(tmp_path, database_url, monkeypatch):
+    monkeypatch.setenv("CONCILIUM_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CONCILIUM_DATABASE_URL", database_url)
+    runner = CliRunner()
+
+    def invoke(*args, input=None, ok=True):
+        result = runner.invoke(main, list(args), input=input, catch_exceptions=False)
+        if ok:
+            assert result.exit_code == 0, result.output
+        return result
+
+    return invoke
+
+
+def test_help_lists_the_commands(run):
+    out = run("--help").output
+    for command in ("serve", "migrate", "user", "site", "token", "demo", "audit", "config"):
+        assert command in out
+
+
+def test_sites_users_tokens_and_audit(run):
+    run("migrate")
+    assert "created" in run("site", "create", "--name", "CH Briey", "--finess", "540000049").output
+    bad = run("site", "create", "--name", "X", "--finess", "12", ok=False)
+    assert bad.exit_code == 1 and "FINESS" in bad.output
+    assert "CH Briey" in run("site", "list").output
+    created = run(
+        "user",
+        "create",
+        "--username",
+        "marie",
+        "--full-name",
+        "Marie Curie",
+        "--role",
+        "radiologist@540000049",
+        "--password",
+        "radium-and-polonium-1",
+        "--with-totp",
+    )
+    assert "otpauth://totp/Concilium:marie" in created.output
+    prompted = run(
+        "user",
+        "create",
+        "--username",
+        "pierre",
+        "--full-name",
+        "Pierre Curie",
+        "--role",
+        "learner@540000049",
+        input="physics-is-fun-1\nphysics-is-fun-1\n",
+    )
+    assert "created" in prompted.output
+    listing = run("user", "list").output
+    assert "marie" in listing and "radiologist@" in listing
+    assert "disabled" in run("user", "disable", "pierre").output
+    token = run("token", "create", "--user", "marie", "--name", "monitoring", "--scope", "metrics")
+    token_id = token.output.split()[1]
+    assert token.output.strip().splitlines()[-1].startswith(f"cnc_{token_id}_")
+    assert "revoked" in run("token", "revoke", token_id).output
+    assert "intact" in run("audit", "verify").output
+
+
+def test_audit_verify_fails_on_tampering(run, database_url, tmp_path):
+    run("demo", "load")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+        conn.execute(text("UPDATE audit_events SET actor = 'nobody' WHERE seq = 4"))
+    engine.dispose()
+    result = run("audit", "verify", ok=False)
+    assert result.exit_code == 1
+    assert "entry 4: content altered" in result.output
+
+
+def test_audit_export_writes_fhir_and_syslog(run, tmp_path):
+    run("demo", "load")
+    out = tmp_path / "audit.ndjson"
+    run("audit", "export", "--format", "fhir", "--output", str(out))
+    lines = out.read_text().splitlines()
+    assert lines and all(json.loads(line)["resourceType"] == "AuditEvent" for line in lines)
+    syslog = run("audit", "export", "--format", "syslog").stdout
+    assert syslog.startswith("<") and "concilium" in syslog
+
+
+def test_demo_load_is_repeatable_and_prints_credentials(run):
+    first = run("demo", "load").output
+    second = run("demo", "load").output
+    assert "admin" in first and "CH Briey" in first
+    assert first == second  # same accounts, same passwords, nothing duplicated
+    assert run("user", "list").output.count("\n") == 10
+
+
+def test_config_show_masks_secrets(run, monkeypatch):
+    monkeypatch.setenv("CONCILIUM_SECRET_KEY", "A" * 43)
+    monkeypatch.setenv("CONCILIUM_DATABASE_URL", "postgresql://app:hunter2@db:5432/concilium")
+    shown = json.loads(run("config", "show").output)
+    assert shown["secret_key"] == "****"
+    assert "hunter2" not in json.dumps(shown)
+    assert shown["database_url"] == "postgresql://app:****@db:5432/concilium"
+
+
+def test_config_file_and_bad_values(run, monkeypatch, tmp_path):
+    toml = tmp_path / "concilium.toml"
+    toml.write_text('session_idle_minutes = 15\nmfa_required_roles = ["admin"]\n')
+    monkeypatch.setenv("CONCILIUM_CONFIG_FILE", str(toml))
+    shown = json.loads(run("config", "show").output)
+    assert shown["session_idle_minutes"] == 15 and shown["mfa_required_roles"] == ["admin"]
+    monkeypatch.setenv("CONCILIUM_MFA_REQUIRED_ROLES", '["wizard"]')
+    bad = run("config", "show", ok=False)
+    assert bad.exit_code == 1 and "unknown roles" in bad.output

@@ -1,0 +1,430 @@
+"""Every route goes through the policy: enumerated here so a new route cannot forget it."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from concilium.config import ROLES
+from concilium.live import service as live_service
+from concilium.platform import accounts, audit, patients, sharing
+from concilium.platform.db import transaction
+from concilium.telesurgery import procedures as ts_procedures
+from concilium.telesurgery.tables import QualificationRecord as TsQualification
+from concilium.web.app import iter_routes
+from concilium.web.ops import PUBLIC_PATHS as OPS_PUBLIC
+from concilium.web.pages import PUBLIC_PATHS as PAGES_PUBLIC
+
+PUBLIC = OPS_PUBLIC | PAGES_PUBLIC
+
+
+def routes(app):
+    for route in iter_routes(app):
+        for method in sorted(route.methods):
+            yield method, route
+
+
+def test_every_route_declares_a_policy_action(app):
+    undeclared = []
+    for method, route in routes(app):
+        if route.path in PUBLIC:
+            continue
+        gated = [d for d in route.dependant.dependencies if hasattr(d.call, "action")]
+        if len(gated) != 1:
+            undeclared.append(f"{method} {route.path}")
+    assert undeclared == []
+
+
+def fill(path, ids):
+    return re.sub(r"\{(\w+)\}", lambda m: str(ids[m.group(1)]), path)
+
+
+def _metz_study(world, doctor):
+    """A CT study stored by Metz (patient "SECRET"), and a STOW-RS body adding to it."""
+    from concilium.imaging import service as imaging
+    from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
+    from concilium.platform.policy import Principal
+
+    rt = world.runtime
+    study = SyntheticStudy("route-authz", SyntheticPatient("SECRET^Name", "MTZ-1"))
+    first, second = generate_ct_series(rt.settings.data_dir / "ct", 2, study=study, rows=16)
+    archive = imaging.Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus)
+    principal = Principal(doctor.id, doctor.username, {world.metz.id: frozenset({"radiologist"})})
+    sender = imaging.Sender(principal, audit.Actor(doctor.id, doctor.username), world.metz.id)
+    stored = imaging.ingest(archive, sender, [first.read_bytes()])
+    part = b"--metz\r\nContent-Type: application/dicom\r\n\r\n" + second.read_bytes()
+    return {
+        "study": stored.study_instance_uid,
+        "series": stored.series_instance_uid,
+        "instance": stored.sop_instance_uid,
+        "frames": "1",
+        "stow_body": part + b"\r\n--metz--\r\n",
+        "stow_type": 'multipart/related; type="application/dicom"; boundary=metz',
+    }
+
+
+@pytest.fixture
+def metz_objects(world):
+    """Objects belonging to Metz: a patient, a user with a token, a share, an alert."""
+    rt = world.runtime
+    nancy = None
+    with transaction(rt.sessions) as db:
+        nancy = accounts.create_site(db, audit.SYSTEM, "CHRU Nancy", "540023264")
+    staff = world.user("metz-coord", (world.metz, "coordinator"))
+    doctor = world.user("metz-radio", (world.metz, "radiologist"))
+    surgeon = world.user("metz-surgeon", (world.metz, "specialist"))
+    token = world.token(staff, "patients:read")
+    study = _metz_study(world, doctor)
+    with transaction(rt.sessions) as db:
+        actor = audit.Actor(doctor.id, doctor.username)
+        patient = patients.create_patient(
+            db, actor, world.metz.id, "MTZ-1", patients.Demographics("SECRET", "Name")
+        )
+        share = sharing.create_share(
+            db,
+            actor,
+            resource_kind="patient",
+            resource_id=str(patient.id),
+            to_site_id=nancy.id,
+            to_user_id=None,
+            expires_at=rt.now() + timedelta(days=3),
+            now=rt.now(),
+        )
+        sharing.break_the_glass(
+            db,
+            actor,
+            patient_id=patient.id,
+            patient_site_ids=frozenset({world.metz.id}),
+            justification="cardiac arrest in the emergency room",
+            minutes=30,
+            now=rt.now(),
+        )
+        alert_id = sharing.open_alerts(db, None)[0].id
+        live = live_service.create_session(
+            db,
+            actor,
+            kind="supervision",
+            title="Cath lab supervision",
+            site_id=world.metz.id,
+            scheduled_at=rt.now(),
+            now=rt.now(),
+            patient_id=patient.id,
+        )
+        live_service.start(db, actor, live, rt.now(), teaching_consent=False)
+        # A procedure between Metz (console) and Nancy (robot): Briey owns no side of it.
+        procedure = ts_procedures.create_procedure(
+            db,
+            actor,
+            title="Remote prostatectomy",
+            console_site_id=world.metz.id,
+            robot_site_id=nancy.id,
+            surgeon_id=surgeon.id,
+            robot_name="Arm-1",
+            patient_id=patient.id,
+            now=rt.now(),
+        )
+        qualification = TsQualification(
+            procedure_id=procedure.id,
+            measured_at=rt.now(),
+            passed=True,
+            profile="direct",
+            verdict={"go": True},
+            html_path="telesurgery/none.html",
+        )
+        db.add(qualification)
+        db.flush()
+        return {
+            "user_id": staff.id,
+            "patient_id": patient.id,
+            "token_id": token.split("_")[1],
+            "share_id": share.id,
+            "alert_id": alert_id,
+            "site_id": world.metz.id,
+            "patient_name": "SECRET",
+            "username": staff.username,
+            "session_id": live.id,
+            "procedure_id": procedure.id,
+            "qualification_id": qualification.id,
+            **study,
+        }
+
+
+def test_anonymous_requests_are_refused_everywhere(app, client, world, metz_objects):
+    for method, route in routes(app):
+        if route.path in PUBLIC:
+            continue
+        response = client.request(method, fill(route.path, metz_objects))
+        where = f"{method} {route.path}"
+        if route.path.startswith(("/api/", "/dicomweb/")) or route.path in ("/metrics", "/wado"):
+            assert response.status_code == 401, where
+            assert response.headers["content-type"] == "application/problem+json", where
+        else:
+            assert response.status_code == 303, where
+            assert response.headers["location"].startswith("/login"), where
+
+
+def _wrong_site_client(app, world):
+    """A Briey user holding every role there: the most a wrong-site user can have."""
+    user = world.user("briey-all", *[(world.briey, r) for r in ROLES], with_totp=True)
+    browser = world.client(app)
+    csrf = world.sign_in(browser, user)
+    browser.headers["x-csrf-token"] = csrf
+    return browser
+
+
+# Requests that act at Metz without naming a Metz object in the path.
+ACTING_AT_METZ = {
+    ("POST", "/api/v1/sites"): {"json": {"name": "X", "finess": "570000009"}},
+    ("POST", "/api/v1/users"): {
+        "json": {
+            "username": "intruder",
+            "full_name": "I",
+            "password": "long-password-1",
+            "roles": [{"site_id": "{site_id}", "role": "admin"}],
+        }
+    },
+    ("POST", "/api/v1/tokens"): {
+        "json": {"name": "x", "scopes": ["admin"], "user_id": "{user_id}"}
+    },
+    ("POST", "/api/v1/patients"): {
+        "json": {
+            "site_id": "{site_id}",
+            "identifier": "MTZ-9",
+            "family_name": "A",
+            "given_name": "B",
+        }
+    },
+    ("POST", "/admin/sites"): {"data": {"name": "X", "finess": "570000009"}},
+    ("POST", "/admin/users"): {
+        "data": {
+            "username": "intruder",
+            "full_name": "I",
+            "password": "long-password-1",
+            "site_id": "{site_id}",
+            "role": "admin",
+        }
+    },
+    ("POST", "/patients"): {
+        "data": {
+            "site_id": "{site_id}",
+            "identifier": "MTZ-9",
+            "family_name": "A",
+            "given_name": "B",
+        }
+    },
+    ("GET", "/admin/sites"): {},
+    ("GET", "/audit/export"): {},
+    ("POST", "/api/v1/live/sessions"): {
+        "json": {
+            "kind": "broadcast",
+            "title": "Intruding session",
+            "site_id": "{site_id}",
+            "scheduled_at": "2099-01-01T08:00:00Z",
+        }
+    },
+    ("POST", "/live"): {
+        "data": {
+            "kind": "broadcast",
+            "title": "Intruding session",
+            "site_id": "{site_id}",
+            "scheduled_at": "2099-01-01T08:00",
+        }
+    },
+    ("POST", "/api/v1/telesurgery/procedures"): {
+        "json": {
+            "title": "Intruding procedure",
+            "console_site_id": "{site_id}",
+            "robot_site_id": "{site_id}",
+            "surgeon_id": "{user_id}",
+            "robot_name": "Arm",
+            "patient_id": "{patient_id}",
+        }
+    },
+    ("POST", "/telesurgery"): {
+        "data": {
+            "title": "Intruding procedure",
+            "console_site_id": "{site_id}",
+            "robot_site_id": "{site_id}",
+            "surgeon": "metz-surgeon",
+            "robot_name": "Arm",
+            "patient_id": "{patient_id}",
+        }
+    },
+    # The media proxy forwards only requests carrying the caller's own media credential.
+    ("POST", "/janus"): {"json": {"janus": "create", "transaction": "x", "token": "guess"}},
+    # STOW-RS of an instance of the Metz study; WADO-URI of a Metz instance.
+    ("POST", "/dicomweb/studies"): {
+        "content": "{stow_body}",
+        "headers": {"content-type": "{stow_type}"},
+    },
+    ("GET", "/wado"): {
+        "params": {
+            "requestType": "WADO",
+            "studyUID": "{study}",
+            "seriesUID": "{series}",
+            "objectUID": "{instance}",
+            "contentType": "application/dicom",
+        }
+    },
+}
+# Bodies for object routes, so that the refusal comes from the policy and not validation.
+BODIES = {
+    ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
+    ("PUT", "/api/v1/patients/{patient_id}"): {"json": {"family_name": "X", "given_name": "Y"}},
+    ("POST", "/api/v1/patients/{patient_id}/identifiers"): {"json": {"site_id": 2, "value": "B-1"}},
+    ("POST", "/api/v1/patients/{patient_id}/merge"): {"json": {"duplicate_id": 999}},
+    ("POST", "/api/v1/patients/{patient_id}/consents"): {
+        "json": {"purpose": "teaching", "decision": "granted", "site_id": 2}
+    },
+    ("POST", "/api/v1/patients/{patient_id}/shares"): {
+        "json": {"to_site_id": 2, "expires_at": "2099-01-01T00:00:00Z"}
+    },
+    ("POST", "/patients/{patient_id}/identifiers"): {"data": {"site_id": 2, "value": "B-1"}},
+    ("POST", "/patients/{patient_id}/consents"): {
+        "data": {"purpose": "teaching", "decision": "granted", "site_id": 2}
+    },
+    ("POST", "/patients/{patient_id}/shares"): {
+        "data": {"to_site_id": 2, "expires_on": "2099-01-01"}
+    },
+    ("POST", "/patients/{patient_id}/merge"): {"data": {"duplicate_id": 999}},
+    ("POST", "/live/{session_id}/invite"): {"data": {"username": "briey-all", "role": "director"}},
+    ("POST", "/live/{session_id}/sources"): {"data": {"name": "OR", "kind": "camera"}},
+    ("POST", "/live/{session_id}/cameras"): {
+        "data": {"name": "PTZ", "host": "127.0.0.1", "port": 52381}
+    },
+    ("POST", "/api/v1/live/sessions/{session_id}/program"): {"json": {"feed": 1}},
+    ("POST", "/api/v1/live/sessions/{session_id}/invitations"): {
+        "json": {"user_id": "{user_id}", "role": "director"}
+    },
+    ("POST", "/api/v1/live/sessions/{session_id}/ptz"): {"json": {"camera_id": 1, "move": "up"}},
+    ("GET", "/janus/{tail:path}"): {"params": {"token": "guess"}},
+    ("POST", "/janus/{tail:path}"): {"json": {"janus": "keepalive", "token": "guess"}},
+    ("POST", "/api/v1/telesurgery/procedures/{procedure_id}/gateways"): {
+        "json": {"role": "robot", "public_name": "203.0.113.7:18950"}
+    },
+    ("POST", "/api/v1/telesurgery/procedures/{procedure_id}/timeline"): {
+        "json": {"events": [{"at": "2099-01-01T00:00:00Z", "kind": "alarm", "detail": "x"}]},
+        "headers": {"x-gateway-token": "tsg_guess"},
+    },
+    ("POST", "/dicomweb/studies/{study}"): {
+        "content": "{stow_body}",
+        "headers": {"content-type": "{stow_type}"},
+    },
+}
+# Lists: allowed, but must show nothing of Metz.
+LISTS = {
+    "/api/v1/users",
+    "/api/v1/tokens",
+    "/api/v1/patients",
+    "/api/v1/audit-events",
+    "/api/v1/alerts",
+    "/admin/users",
+    "/tokens",
+    "/patients",
+    "/audit",
+    "/",
+    "/live",
+    "/api/v1/live/sessions",
+    "/telesurgery",
+    "/api/v1/telesurgery/procedures",
+    # QIDO-RS: another site's studies are simply not among the results.
+    "/dicomweb/studies",
+    "/dicomweb/series",
+    "/dicomweb/instances",
+    "/dicomweb/studies/{study}/series",
+    "/dicomweb/studies/{study}/instances",
+    "/dicomweb/studies/{study}/series/{series}/instances",
+}
+# Routes that do not touch another site's objects: the caller's own account and session,
+# the directory of sites, metrics, the API description; and break-the-glass, which is the
+# one deliberate, audited way across sites (tested on its own).
+NOT_SITE_SCOPED = {
+    "/api/v1/me",
+    "/api/v1/sites",
+    "/metrics",
+    "/account",
+    "/logout",
+    "/login/totp",
+    "/login/enrol",
+    "/api/openapi.json",
+    "/api/v1/emergency-access",
+    "/emergency",
+    "/tokens",  # POST issues a token for the caller only
+}
+
+
+def _resolve(spec, ids):
+    if isinstance(spec, dict):
+        return {k: _resolve(v, ids) for k, v in spec.items()}
+    if isinstance(spec, list):
+        return [_resolve(v, ids) for v in spec]
+    if isinstance(spec, str) and re.fullmatch(r"\{\w+\}", spec):
+        return ids[spec[1:-1]]
+    return spec
+
+
+def test_wrong_site_is_refused_on_every_route(app, world, metz_objects):
+    browser = _wrong_site_client(app, world)
+    ids = metz_objects
+    unchecked = []
+    # Lists first: later refused attempts are the caller's own audit entries, which name the
+    # objects they were refused.
+    ordered = sorted(routes(app), key=lambda mr: not (mr[1].path in LISTS and mr[0] == "GET"))
+    for method, route in ordered:
+        key = (method, route.path)
+        if (
+            route.path in PUBLIC
+            or (route.path in NOT_SITE_SCOPED and key[0] != "GET")
+            or (route.path in NOT_SITE_SCOPED and route.path not in LISTS)
+        ):
+            continue
+        url = fill(route.path, ids)
+        where = f"{method} {route.path}"
+        if route.path in LISTS and method == "GET":
+            response = browser.get(url)
+            assert response.status_code == 200, where
+            assert ids["patient_name"] not in response.text, where
+            assert ids["username"] not in response.text, where
+            assert ids["token_id"] not in response.text, where
+            assert (
+                "cardiac" not in response.text
+                and "emergency access to patient" not in response.text
+            ), where
+            continue
+        if "{" in route.path or key in ACTING_AT_METZ:
+            kwargs = _resolve(BODIES.get(key) or ACTING_AT_METZ.get(key, {}), ids)
+            response = browser.request(method, url, **kwargs)
+            assert response.status_code in (403, 404), f"{where}: {response.status_code}"
+            continue
+        unchecked.append(where)
+    assert unchecked == [], "routes the wrong-site test does not know how to exercise"
+    # Nothing was changed by the refused requests.
+    with world.runtime.sessions() as db:
+        from concilium.platform.tables import Patient, User
+
+        patient = db.get(Patient, ids["patient_id"])
+        user = db.get(User, ids["user_id"])
+        assert patient.family_name == "SECRET" and len(patient.identifiers) == 1
+        assert not user.disabled
+        assert accounts.user_by_username(db, "intruder") is None
+        refusals = (
+            db.execute(audit.select(audit.AuditEvent).where(audit.AuditEvent.outcome == "refused"))
+            .scalars()
+            .all()
+        )
+    assert len(refusals) >= 20  # every refusal is in the audit trail
+
+
+def test_every_state_changing_route_needs_the_csrf_token(app, world, metz_objects):
+    """A signed-in browser whose request lacks the CSRF token changes nothing, anywhere."""
+    admin = world.user("metz-admin", (world.metz, "admin"), platform_admin=True, with_totp=True)
+    browser = world.client(app)
+    world.sign_in(browser, admin)
+    for method, route in routes(app):
+        if method == "GET" or route.path in PUBLIC:
+            continue
+        response = browser.request(method, fill(route.path, metz_objects), data={"x": "1"})
+        assert response.status_code == 403, f"{method} {route.path}"
+        assert "CSRF" in response.text, f"{method} {route.path}"

@@ -30,6 +30,18 @@ class RunningServer:
     returncode: int | None = None
     """Exit status once stopped (0, or -15 after a graceful SIGTERM shutdown)."""
 
+    def cli(self, *args: str) -> str:
+        """Run a ``concilium`` command against this server's data; its standard output."""
+        result = subprocess.run(
+            [sys.executable, "-m", "concilium", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+        return result.stdout
+
 
 @contextmanager
 def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from serving import running_server
+from serving import RunningServer, running_server
 
 CHROMIUM = os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -25,27 +22,10 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-@dataclass
-class Server:
-    url: str
-    env: dict[str, str]
-
-    def cli(self, *args: str) -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "concilium", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        return result.stdout
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(tmp_path: Path) -> Iterator[RunningServer]:
     with running_server(tmp_path) as running:
-        yield Server(running.url, running.env)
+        yield running
     # Graceful: requests finish, the application shuts down, then the signal is honoured.
     assert running.returncode in (0, -15)
     assert "Application shutdown complete" in running.log_path.read_text()

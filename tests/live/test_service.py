@@ -295,7 +295,7 @@ def test_telestration_strokes_are_kept_and_a_clear_starts_over(world):
 async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revokes_it(
     world, media_server
 ):
-    doctor, _, _ = _setup(world)
+    doctor, _, _ = await asyncio.to_thread(_setup, world)  # the database, off the loop
     now = world.runtime.now()
     actor = audit.Actor(doctor.id, doctor.username)
     async with httpx.AsyncClient(timeout=5) as http:
@@ -303,6 +303,7 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
         await media.connect()
         try:
             with transaction(world.runtime.sessions) as db:
+                await asyncio.to_thread(db.connection)  # begun off the loop, as the server does
                 live = service.create_session(
                     db,
                     actor,
@@ -329,13 +330,14 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
 
 @pytest.mark.anyio
 async def test_only_the_director_holding_control_moves_the_camera_and_it_is_audited(world):
-    doctor, viewer, _ = _setup(world)
+    doctor, viewer, _ = await asyncio.to_thread(_setup, world)  # the database, off the loop
     now = world.runtime.now()
     director = audit.Actor(doctor.id, doctor.username)
     other = audit.Actor(viewer.id, viewer.username)
     lock = DirectorLock("1")
     async with SimulatedCamera() as camera, PtzClient("127.0.0.1", camera.port) as client:
         with transaction(world.runtime.sessions) as db:
+            await asyncio.to_thread(db.connection)  # begun off the loop, as the server does
             live = service.create_session(
                 db,
                 director,
@@ -358,7 +360,7 @@ async def test_only_the_director_holding_control_moves_the_camera_and_it_is_audi
             stop = service.ptz_command("stop")
             await service.drive_camera(db, director, live, lock, client, stop, 101.5)
         assert camera.state.pan > 0
-    with world.runtime.sessions() as db:
+    with world.runtime.read_sessions() as db:
         rows = db.execute(
             select(AuditEvent.action, AuditEvent.detail).where(AuditEvent.action.like("live.%"))
         ).all()

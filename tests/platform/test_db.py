@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from concilium.platform import audit
-from concilium.platform.db import transaction
+from concilium.platform.db import make_engine, transaction
 from concilium.platform.tables import AuditHead
 
 
@@ -30,3 +31,26 @@ def test_read_sessions_cannot_write_on_sqlite(runtime, database_url):
         pytest.skip("query-only connections are an SQLite setting; PostgreSQL readers never block")
     with runtime.read_sessions() as reader, pytest.raises(OperationalError):
         reader.execute(text("DELETE FROM sites"))
+
+
+def test_a_serving_engine_begins_write_transactions_only_off_the_event_loop(tmp_path):
+    """Waiting for SQLite's write lock on the event loop would stall the requests holding
+    it; the server's engine refuses, and the same work in a worker thread goes through."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'guard.db'}", serving=True)
+
+    def write() -> int:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE IF NOT EXISTS t (x INTEGER)"))
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+            return int(conn.execute(text("SELECT count(*) FROM t")).scalar_one())
+
+    async def on_the_loop() -> int:
+        return write()
+
+    async def in_a_worker_thread() -> int:
+        return await asyncio.to_thread(write)
+
+    with pytest.raises(RuntimeError, match="off the event loop"):
+        asyncio.run(on_the_loop())
+    assert asyncio.run(in_a_worker_thread()) == 1
+    engine.dispose()

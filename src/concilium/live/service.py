@@ -12,6 +12,7 @@ carries the action (an invitation is a share of the session to one person, with 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -461,7 +462,16 @@ async def join(
         raise InvalidInput("a person joins a session")
     room_id = await ensure_room(media, live)
     credential = await media.issue(str(actor.user_id), room_id, ttl=ttl)
-    role = role_of(db, live, actor.user_id) or "participant"
+    # The database is touched from a worker thread: on SQLite a transaction may wait for
+    # the write lock when it begins, which must never happen on the event loop.
+    role = await asyncio.to_thread(_note_join, db, actor, actor.user_id, live, now)
+    return JoinGrant(role, role in PUBLISHING_ROLES, credential)
+
+
+def _note_join(
+    db: Session, actor: audit.Actor, user_id: int, live: LiveSession, now: datetime
+) -> str:
+    role = role_of(db, live, user_id) or "participant"
     found = db.execute(
         select(LiveParticipant).where(
             LiveParticipant.session_id == live.id, LiveParticipant.user_id == actor.user_id
@@ -479,7 +489,7 @@ async def join(
         patient_id=live.patient_id,
         detail={"role": role},
     )
-    return JoinGrant(role, role in PUBLISHING_ROLES, credential)
+    return role
 
 
 async def leave(
@@ -497,6 +507,11 @@ async def leave(
         for token in mine:
             if await media.revoke(token) is not None:
                 revoked += 1
+    await asyncio.to_thread(_note_leave, db, actor, live, now)  # off the loop, as in join
+    return revoked
+
+
+def _note_leave(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> None:
     found = db.execute(
         select(LiveParticipant).where(
             LiveParticipant.session_id == live.id, LiveParticipant.user_id == actor.user_id
@@ -505,7 +520,6 @@ async def leave(
     if found is not None:
         found.left_at = now
     audit.record(db, actor, "live.leave", "success", object_kind=RESOURCE_KIND, object_id=live.id)
-    return revoked
 
 
 def list_sessions(
@@ -782,7 +796,8 @@ async def drive_camera(
 
     The caller holds no transaction: the camera answers first, the audit entry follows."""
     record = await directed_send(lock, client, command, director=actor.username, now=now)
-    audit.record(
+    await asyncio.to_thread(  # off the loop, as in join
+        audit.record,
         db,
         actor,
         "live.ptz",

@@ -332,7 +332,7 @@ def api_start(session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]) ->
 async def api_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> SessionOut:
-    live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_MANAGE)
     service.end(ctx.db, ctx.actor, live, ctx.now)
     ctx.commit()
     await _close_room(request, live)
@@ -351,7 +351,7 @@ async def _close_room(request: Request, live: LiveSession) -> None:
 async def api_join(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> JoinOut:
-    live, _ = _load(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_JOIN)
     media = _media(request)
     _end_transaction(ctx)
     grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now)
@@ -376,7 +376,7 @@ async def api_join(
 async def api_leave(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_JOIN)
     _end_transaction(ctx)
     await service.leave(ctx.db, live_runtime(request.app).media, ctx.actor, live, ctx.now)
     ctx.commit()
@@ -388,7 +388,7 @@ async def api_feeds(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> list[FeedOut]:
     """Publishers in the session's room right now (VideoRoom ``listparticipants``)."""
-    live, _ = _load(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_JOIN)
     _end_transaction(ctx)
     if live.janus_room_id is None:
         return []
@@ -413,7 +413,7 @@ async def api_program(
     ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
 ) -> SessionOut:
     """Put a feed on program: every viewer switches to it."""
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_DIRECT)
     room = live_runtime(request.app).room(live.id)
     room.program_feed = body.feed
     audit.record(
@@ -475,7 +475,7 @@ async def api_ptz(
     ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
 ) -> PtzOut:
     """Move a camera: only the director holding control, every command audited."""
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_DIRECT)
     camera = service.get_camera(ctx.db, live, body.camera_id)
     command = service.ptz_command(body.move, speed=body.speed, preset=body.preset)
     host, port = camera.host, camera.port
@@ -997,13 +997,19 @@ def live_start(
 async def live_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
-    try:
-        service.end(ctx.db, ctx.actor, live, ctx.now)
-    except ConciliumError as exc:
-        ctx.db.rollback()
-        return _session_view(request, ctx, live, exc.detail, exc.status)
-    ctx.commit()
+    def end() -> tuple[LiveSession, Response | None]:
+        live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+        try:
+            service.end(ctx.db, ctx.actor, live, ctx.now)
+        except ConciliumError as exc:
+            ctx.db.rollback()
+            return live, _session_view(request, ctx, live, exc.detail, exc.status)
+        ctx.commit()
+        return live, None
+
+    live, refused = await run_in_threadpool(end)
+    if refused is not None:
+        return refused
     await _close_room(request, live)
     return redirect_to(f"/live/{live.id}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -56,12 +57,25 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def make_engine(url: str, *, read_only: bool = False) -> Engine:
+def on_event_loop() -> bool:
+    """Whether the calling thread is running an asyncio event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def make_engine(url: str, *, read_only: bool = False, serving: bool = False) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and write-serialising transactions.
 
     ``read_only`` engines are for long-lived or frequent readers (event streams, polls): on
     SQLite their transactions are deferred and query-only, so in WAL mode they never take or
     wait for the write lock.
+
+    A ``serving`` engine refuses to begin a write transaction on an event loop: waiting
+    there for SQLite's write lock would stall the requests that hold it until the busy
+    timeout. Such work runs in a worker thread.
     """
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -86,6 +100,8 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # Every request may append to the audit chain, so writers take the write lock up
             # front: a deferred transaction that reads then writes would fail under concurrency.
+            if serving and not read_only and on_event_loop():
+                raise RuntimeError("a write transaction must begin off the event loop")
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine

@@ -357,11 +357,14 @@ def api_ingest(
 
 
 @api_router.get("/procedures/{procedure_id}/events")
-async def api_events(
+def api_events(
     request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
 ) -> StreamingResponse:
     """Server-sent events (HTML Living Standard 9.2): ``timeline`` for each new entry and
-    ``status`` for each new link status sample, until the client goes away."""
+    ``status`` for each new link status sample, until the client goes away.
+
+    The handler itself runs in a worker thread (it reads the database); the stream, on the
+    event loop, reads through its own short read-only sessions in worker threads."""
     procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
     # Only the id goes on: the request's own session is released now (on SQLite every
     # transaction takes the write lock, so a long-lived stream must not keep one open).

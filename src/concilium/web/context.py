@@ -17,6 +17,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from concilium.platform import audit
 from concilium.platform.accounts import principal_for
@@ -134,9 +135,14 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-async def _check_csrf(request: Request, web_session: WebSession) -> None:
-    if request.method in SAFE_METHODS:
-        return
+async def _sent_csrf(request: Request) -> str:
+    """The CSRF token a state-changing cookie request carries: header, else form field."""
+    if (
+        request.method in SAFE_METHODS
+        or _bearer(request) is not None
+        or SESSION_COOKIE not in request.cookies
+    ):
+        return ""
     sent = request.headers.get("x-csrf-token", "")
     if not sent and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -144,12 +150,23 @@ async def _check_csrf(request: Request, web_session: WebSession) -> None:
         form = await request.form()
         value = form.get("csrf_token", "")
         sent = value if isinstance(value, str) else ""
+    return sent
+
+
+def _check_csrf(request: Request, web_session: WebSession, sent: str) -> None:
+    if request.method in SAFE_METHODS:
+        return
     if not sent or not secrets.compare_digest(sent, web_session.csrf_token):
         raise Forbidden("missing or wrong CSRF token; reload the page and try again")
 
 
-async def _identify(
-    request: Request, runtime: Runtime, db: Session, now: datetime, allow_pending: bool
+def _identify(
+    request: Request,
+    runtime: Runtime,
+    db: Session,
+    now: datetime,
+    allow_pending: bool,
+    sent_csrf: str,
 ) -> tuple[User, WebSession | None, frozenset[str] | None]:
     bearer = _bearer(request)
     if bearer is not None:
@@ -169,8 +186,38 @@ async def _identify(
     pending = not web_session.mfa_verified and mfa_required(owner, runtime.settings)
     if pending and not allow_pending:
         raise Unauthenticated("complete the second factor to continue")
-    await _check_csrf(request, web_session)
+    _check_csrf(request, web_session, sent_csrf)
     return owner, web_session, None
+
+
+def _admit(
+    request: Request,
+    runtime: Runtime,
+    db: Session,
+    action: Action,
+    now: datetime,
+    allow: bool,
+    sent_csrf: str,
+) -> Ctx:
+    """Who is asking and whether they could ever be granted ``action``; refusals audited.
+
+    Runs in a worker thread: on SQLite a transaction waits for the write lock when it
+    begins, and a wait on the event loop would stall the very requests holding the lock.
+    The handler starts inside an open transaction, so it never begins one on the loop.
+    """
+    try:
+        user, web_session, scopes = _identify(request, runtime, db, now, allow, sent_csrf)
+    except Unauthenticated:
+        anonymous = audit.Actor(None, "", ip=client_ip(request))
+        record_refusal(db, anonymous, action, NOTHING, "not authenticated")
+        raise
+    principal = principal_for(db, user, now, scopes)
+    ctx = Ctx(request, runtime, db, principal, user, web_session, action, now)
+    if not may_attempt(principal, action):
+        record_refusal(db, ctx.actor, action, NOTHING, "role does not permit this")
+        raise Forbidden(f"your roles do not permit {action.value}")
+    db.connection()  # begin the handler's transaction here, off the event loop
+    return ctx
 
 
 def gate(action: Action, *, allow_pending_mfa: bool = False) -> Any:
@@ -181,28 +228,14 @@ def gate(action: Action, *, allow_pending_mfa: bool = False) -> Any:
         now = runtime.now()
         db = runtime.sessions()
         try:
-            try:
-                user, web_session, scopes = await _identify(
-                    request, runtime, db, now, allow_pending_mfa
-                )
-            except Unauthenticated:
-                record_refusal(
-                    db,
-                    audit.Actor(None, "", ip=client_ip(request)),
-                    action,
-                    NOTHING,
-                    "not authenticated",
-                )
-                raise
-            principal = principal_for(db, user, now, scopes)
-            ctx = Ctx(request, runtime, db, principal, user, web_session, action, now)
-            if not may_attempt(principal, action):
-                record_refusal(db, ctx.actor, action, NOTHING, "role does not permit this")
-                raise Forbidden(f"your roles do not permit {action.value}")
-            yield ctx
+            sent_csrf = await _sent_csrf(request)
+            yield await run_in_threadpool(
+                _admit, request, runtime, db, action, now, allow_pending_mfa, sent_csrf
+            )
         finally:
             db.rollback()  # whatever the handler did not commit is discarded
             db.close()
 
     dependency.action = action  # type: ignore[attr-defined]
-    return Depends(dependency)
+    # The transaction ends when the handler returns, not after a long download is sent.
+    return Depends(dependency, scope="function")

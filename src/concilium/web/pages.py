@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from concilium.config import ROLES
 from concilium.platform import audit, authn, patients, totp
@@ -508,12 +509,16 @@ async def user_roles(
         if not site.isdigit():
             raise InvalidInput("malformed role choice")
         grants.append((int(site), role))
-    try:
-        flows.set_user_roles(ctx, user_id, grants)
-    except InvalidInput as exc:
-        ctx.db.rollback()
-        return _user_view(request, ctx, flows.read_user(ctx, user_id), exc.detail, 422)
-    return redirect_to(f"/admin/users/{user_id}")
+
+    def apply() -> Response:
+        try:
+            flows.set_user_roles(ctx, user_id, grants)
+        except InvalidInput as exc:
+            ctx.db.rollback()
+            return _user_view(request, ctx, flows.read_user(ctx, user_id), exc.detail, 422)
+        return redirect_to(f"/admin/users/{user_id}")
+
+    return await run_in_threadpool(apply)  # the database is used off the event loop
 
 
 @router.post("/admin/users/{user_id}/disable")
@@ -562,15 +567,20 @@ async def tokens_create(
     form = await request.form()
     scopes = [str(s) for s in form.getlist("scopes")]
     days_text = str(form.get("days", "90"))
-    try:
-        days = int(days_text)
-        issued = flows.issue_token(ctx, str(form.get("name", ""))[:100], scopes, days)
-    except ValueError:
-        return _tokens_view(request, ctx, None, "days must be a whole number", 422)
-    except InvalidInput as exc:
-        ctx.db.rollback()
-        return _tokens_view(request, ctx, None, exc.detail, 422)
-    return _tokens_view(request, ctx, issued, "", 201)
+    name = str(form.get("name", ""))[:100]
+
+    def issue() -> Response:
+        try:
+            days = int(days_text)
+            issued = flows.issue_token(ctx, name, scopes, days)
+        except ValueError:
+            return _tokens_view(request, ctx, None, "days must be a whole number", 422)
+        except InvalidInput as exc:
+            ctx.db.rollback()
+            return _tokens_view(request, ctx, None, exc.detail, 422)
+        return _tokens_view(request, ctx, issued, "", 201)
+
+    return await run_in_threadpool(issue)  # the database is used off the event loop
 
 
 @router.post("/tokens/{token_id}/revoke")
@@ -909,7 +919,7 @@ def audit_export(
     ctx.authorize(Action.AUDIT_EXPORT)
     audit.record(ctx.db, ctx.actor, "audit.export", "success", detail={"format": fmt})
     ctx.commit()
-    sessions = ctx.runtime.sessions
+    sessions = ctx.runtime.read_sessions  # a long export never holds up writers
     observer = urlsplit(ctx.runtime.settings.public_url).hostname or "concilium"
 
     def lines() -> Any:

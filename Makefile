@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: to build and run, then what the tests drive as real peers.
-DEBIAN_RUN := python3 python3-venv python3-dev build-essential libpq5
-DEBIAN_TEST := chromium fonts-dejavu-core janus dcmtk dicom3tools
+DEBIAN_RUN := python3 python3-venv python3-dev build-essential libpq5 janus janus-tools ffmpeg
+DEBIAN_TEST := chromium fonts-dejavu-core dcmtk dicom3tools
+# Front-end packages from npm, pinned by frontend/package-lock.json.
+FRONTEND := frontend/node_modules/.installed
 PYTEST_ARGS ?=
 
 .PHONY: run test setup system-packages test-system-packages lint typecheck pytest demo serve clean
@@ -17,7 +19,7 @@ run: setup
 
 test: setup test-system-packages lint typecheck pytest
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed $(FRONTEND)
 
 system-packages:
 	@tools/install-debian-packages $(DEBIAN_RUN)
@@ -30,6 +32,11 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+$(FRONTEND): frontend/package.json frontend/package-lock.json
+	@command -v npm >/dev/null || tools/install-debian-packages npm
+	npm ci --prefix frontend --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
 lint: setup
@@ -49,4 +56,4 @@ serve: setup
 	$(BIN)/concilium serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts frontend/node_modules

@@ -54,6 +54,9 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
         "CONCILIUM_DATA_DIR": str(data_dir),
         "CONCILIUM_HTTP_PORT": str(port),
         "CONCILIUM_DICOM_PORT": str(free_port()),
+        # The media server's own ports too: servers of several test runs never collide.
+        "CONCILIUM_LIVE_JANUS_HTTP_PORT": str(free_port()),
+        "CONCILIUM_LIVE_JANUS_ADMIN_PORT": str(free_port()),
         "CONCILIUM_PUBLIC_URL": f"http://127.0.0.1:{port}",
         **settings,
     }

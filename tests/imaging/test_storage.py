@@ -95,21 +95,47 @@ def test_write_is_fsynced_then_renamed_then_directory_fsynced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = InstanceStore(tmp_path)
-    events: list[str] = []
-    real_fsync, real_replace = os.fsync, Path.replace
+    events: list[tuple[str, Path]] = []
+    real_fsync, real_fdatasync, real_replace = os.fsync, os.fdatasync, Path.replace
+
+    def synced(fd: int) -> tuple[str, Path]:
+        path = Path(f"/proc/self/fd/{fd}").readlink()
+        return ("sync-dir" if path.is_dir() else "sync-file", path)
 
     def fsync(fd: int) -> None:
-        events.append("fsync-dir" if Path(f"/proc/self/fd/{fd}").is_dir() else "fsync-file")
+        events.append(synced(fd))
         real_fsync(fd)
 
+    def fdatasync(fd: int) -> None:
+        events.append(synced(fd))
+        real_fdatasync(fd)
+
     def replace(src: Path, dst: Path) -> Path:
-        events.append("rename")
+        events.append(("rename", dst))
         return real_replace(src, dst)
 
     monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(storage.os, "fdatasync", fdatasync)
     monkeypatch.setattr(Path, "replace", replace)
-    store.store_bytes(b"payload")
-    assert events[:3] == ["fsync-file", "rename", "fsync-dir"]
+    stored = store.store_bytes(b"payload")
+    final = store.path_of(stored.address)
+    kinds = [kind for kind, _ in events]
+    # The bytes reach the disk before the rename, and the rename before the write returns.
+    assert kinds[0] == "sync-file"
+    assert kinds.index("rename") > 0 and events[kinds.index("rename")][1] == final
+    assert events[-1] == ("sync-dir", final.parent)
+    # A new leaf directory is itself made durable (its parent synced) before the rename.
+    assert ("sync-dir", final.parent.parent) in events[: kinds.index("rename")]
+    # A second object in the same leaf needs only its file and its directory synced.
+    neighbour = next(
+        data
+        for data in (f"payload {n}".encode() for n in range(10**7))
+        if hashlib.sha256(data).hexdigest()[:4] == stored.address[:4]
+    )
+    events.clear()
+    second = store.store_bytes(neighbour)
+    assert store.path_of(second.address).parent == final.parent
+    assert [kind for kind, _ in events] == ["sync-file", "rename", "sync-dir"]
 
 
 def test_failed_rename_leaves_nothing_behind(

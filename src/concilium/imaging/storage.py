@@ -15,6 +15,7 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
 from collections.abc import AsyncIterable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,7 +157,8 @@ class _Writer:
     def finish(self) -> str:
         try:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            # The data and the size that reads it back; other metadata (times) may lag.
+            os.fdatasync(self._file.fileno())
         except OSError as exc:
             raise _translate_os_error(exc) from exc
         finally:
@@ -182,6 +184,19 @@ class InstanceStore:
         self._tmp = self.root / _TMP_DIR
         self._objects.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
+        self._leaves_lock = threading.Lock()
+        self._durable_leaves: set[Path] = set()
+        """Leaf directories whose own entry is known to be on disk."""
+        self._make_fan_out()
+
+    def _make_fan_out(self) -> None:
+        # The 256 first-level directories exist, durably, before the first write: a write
+        # then never has to make the objects directory itself durable again.
+        missing = [d for d in (f"{i:02x}" for i in range(256)) if not (self._objects / d).is_dir()]
+        for name in missing:
+            (self._objects / name).mkdir(exist_ok=True)
+        if missing:
+            _fsync_directory(self._objects)
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -256,17 +271,29 @@ class InstanceStore:
                 # Same digest, same bytes: keep the first copy and drop ours.
                 tmp_path.unlink(missing_ok=True)
                 return StoredObject(address, size, final, created=False)
-            created_dirs = not final.parent.is_dir()
-            final.parent.mkdir(parents=True, exist_ok=True)
+            self._durable_leaf(final.parent)
             tmp_path.replace(final)
             _fsync_directory(final.parent)
-            if created_dirs:
-                _fsync_directory(final.parent.parent)
-                _fsync_directory(self._objects)
         except OSError as exc:
             tmp_path.unlink(missing_ok=True)
             raise _translate_os_error(exc) from exc
         return StoredObject(address, size, final, created=True)
+
+    def _durable_leaf(self, leaf: Path) -> None:
+        """Make sure the leaf directory exists and its entry is on disk.
+
+        Once per leaf and process: a leaf another thread or process has just made may not be
+        durable yet, so the first time this process meets it, its parent is synced too.
+        """
+        if leaf in self._durable_leaves:
+            return
+        with self._leaves_lock:
+            if leaf in self._durable_leaves:
+                return
+            leaf.parent.mkdir(exist_ok=True)  # a first level removed since start-up
+            leaf.mkdir(exist_ok=True)
+            _fsync_directory(leaf.parent)
+            self._durable_leaves.add(leaf)
 
     # -- reading ---------------------------------------------------------------------------
 

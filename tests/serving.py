@@ -29,6 +29,8 @@ class RunningServer:
     log_path: Path
     returncode: int | None = None
     """Exit status once stopped (0, or -15 after a graceful SIGTERM shutdown)."""
+    pid: int = 0
+    """Process id of the server."""
 
     def cli(self, *args: str) -> str:
         """Run a ``concilium`` command against this server's data; its standard output."""
@@ -69,6 +71,7 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        server.pid = process.pid
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:

@@ -49,11 +49,13 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         from concilium.live.web import install_media_server
 
         install_media_server(app, settings)  # Janus runs and stops with the server
+    from concilium.imaging.cli import make_archive, start_dicom_server
+
     dicom_server = None
     if settings.dicom_port:
-        from concilium.imaging.cli import start_dicom_server
-
-        dicom_server = start_dicom_server(settings)
+        dicom_server = start_dicom_server(settings)  # recovers the archive first
+    else:
+        make_archive(settings).recover()  # what an interrupted run left is removed
     try:
         uvicorn.run(
             app,

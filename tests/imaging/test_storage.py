@@ -183,3 +183,15 @@ def test_store_file_copies_a_part(tmp_path: Path) -> None:
     source.write_bytes(os.urandom(3 * storage.READ_CHUNK_SIZE + 5))
     stored = store.store_file(source)
     assert store.read(stored.address) == source.read_bytes()
+
+
+def test_derived_data_is_kept_per_object_and_goes_with_it(tmp_path: Path) -> None:
+    store = InstanceStore(tmp_path)
+    stored = store.store_bytes(b"an object")
+    assert store.read_cache("metadata", stored.address) is None
+    store.write_cache("metadata", stored.address, '{"derived": true}')
+    assert store.read_cache("metadata", stored.address) == '{"derived": true}'
+    with pytest.raises(ValueError):
+        store.read_cache("../objects", stored.address)
+    assert store.delete(stored.address)
+    assert store.read_cache("metadata", stored.address) is None

@@ -13,6 +13,7 @@ WADO-URI (PS3.18 9) is ``/wado``.
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -202,26 +203,18 @@ def _failed_item(sop_class: str, sop_instance: str, reason: int) -> Dataset:
     return item
 
 
-def _store_part(
-    archive: Archive, sender: service.Sender, part: Part, study: str | None, request: Request
-) -> tuple[Dataset | None, Dataset | None, bool]:
-    """Ingest one part; returns (referenced item, failed item, refused by the policy)."""
-    sop_class, sop_instance, study_uid = _uids_of(part.path)
+def _refusal_before_ingest(part: Part, study: str | None, study_uid: str) -> int | None:
+    """The STOW-RS failure reason of a part refused before ingest, if any."""
     if part.content_type not in (DICOM, None):
-        reason = STOW_RS_FAILURE_REASON[FailureReason.CANNOT_UNDERSTAND]
-        return None, _failed_item(sop_class, sop_instance, reason), False
+        return STOW_RS_FAILURE_REASON[FailureReason.CANNOT_UNDERSTAND]
     if study is not None and study_uid and study_uid != study:
         # An instance of another study than the target resource is not stored: a "Study
         # Instance UID mismatch" conflict (PS3.18 10.5.3).
-        reason = STOW_RS_FAILURE_REASON[FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS]
-        return None, _failed_item(sop_class, sop_instance, reason), False
-    try:
-        result = service.ingest(archive, sender, _file_chunks(part.path))
-    except Exception as exc:  # every failure is answered per instance, never as a crash
-        reason_kind = failure_reason(exc)
-        reason = STOW_RS_FAILURE_REASON[reason_kind]
-        refused = reason_kind is FailureReason.NOT_AUTHORIZED
-        return None, _failed_item(sop_class, sop_instance, reason), refused
+        return STOW_RS_FAILURE_REASON[FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS]
+    return None
+
+
+def _referenced_item(request: Request, result: service.IngestResult) -> Dataset:
     item = Dataset()
     item.ReferencedSOPClassUID = result.sop_class_uid
     item.ReferencedSOPInstanceUID = result.sop_instance_uid
@@ -230,7 +223,7 @@ def _store_part(
     )
     if result.outcome is IngestOutcome.KEPT:
         item.WarningReason = _ELEMENTS_DISCARDED
-    return item, None, False
+    return item
 
 
 async def _receive_parts(request: Request, archive: Archive) -> list[Part]:
@@ -282,17 +275,28 @@ def _discard(parts: Sequence[Part]) -> None:
 def _store_all(
     archive: Archive, sender: service.Sender, parts: list[Part], study: str | None, req: Request
 ) -> _StowOutcome:
+    """Every part answered on its own; those that may be stored go in as one batch."""
     outcome = _StowOutcome([], [])
     try:
+        accepted: list[tuple[Part, str, str]] = []
         for part in parts:
-            referenced, failed, refused = _store_part(archive, sender, part, study, req)
-            part.discard()
-            if referenced is not None:
-                outcome.referenced.append(referenced)
-                outcome.warnings += "WarningReason" in referenced
-            if failed is not None:
-                outcome.failed.append(failed)
-                outcome.refused += refused
+            sop_class, sop_instance, study_uid = _uids_of(part.path)
+            reason = _refusal_before_ingest(part, study, study_uid)
+            if reason is None:
+                accepted.append((part, sop_class, sop_instance))
+            else:
+                outcome.failed.append(_failed_item(sop_class, sop_instance, reason))
+        results = service.ingest_batch(archive, sender, [part.path for part, _, _ in accepted])
+        for (_, sop_class, sop_instance), result in zip(accepted, results, strict=True):
+            if isinstance(result, Exception):  # answered per instance, never as a crash
+                kind = failure_reason(result)
+                reason = STOW_RS_FAILURE_REASON[kind]
+                outcome.failed.append(_failed_item(sop_class, sop_instance, reason))
+                outcome.refused += kind is FailureReason.NOT_AUTHORIZED
+            else:
+                item = _referenced_item(req, result)
+                outcome.referenced.append(item)
+                outcome.warnings += "WarningReason" in item
     finally:
         _discard(parts)
     return outcome
@@ -763,19 +767,29 @@ def retrieve_instance(
     return _instances_response(request, ctx, study, series, instance)
 
 
+_BASE_PLACEHOLDER = "\x00BASE\x00"
+"""Stands for the base URL in cached metadata (no DICOM text value holds a NUL)."""
+
+
+def _instance_metadata(request: Request, item: service.RetrievableInstance) -> str:
+    """The instance's DICOM JSON text; computed once per stored object, then cached."""
+    store = archive_of(request).store
+    base = _base_url(request)
+    text = store.read_cache("metadata", item.path.name)
+    if text is None:
+        ds = pydicom.dcmread(item.path, defer_size=1024)
+        series = str(ds.SeriesInstanceUID)
+        url = _instance_url(request, item.study_instance_uid, series, item.sop_instance_uid)
+        prefix = _BASE_PLACEHOLDER + url.removeprefix(base) + "/bulkdata"
+        text = json.dumps(to_dicom_json(ds, bulk_data_uri_prefix=prefix))
+        store.write_cache("metadata", item.path.name, text)
+    return text.replace(json.dumps(_BASE_PLACEHOLDER)[1:-1], json.dumps(base)[1:-1])
+
+
 def _metadata(request: Request, found: list[service.RetrievableInstance]) -> Response:
     """DICOM JSON of each instance, binary values as BulkDataURIs (PS3.18 10.4.1.1.2)."""
-    results = []
-    for item in found:
-        ds = pydicom.dcmread(item.path, defer_size=1024)
-        prefix = (
-            _instance_url(
-                request, item.study_instance_uid, str(ds.SeriesInstanceUID), item.sop_instance_uid
-            )
-            + "/bulkdata"
-        )
-        results.append(to_dicom_json(ds, bulk_data_uri_prefix=prefix))
-    return JSONResponse(results, media_type=DICOM_JSON)
+    body = "[" + ",".join(_instance_metadata(request, item) for item in found) + "]"
+    return Response(body, media_type=DICOM_JSON)
 
 
 @router.get("/dicomweb/studies/{study}/metadata")

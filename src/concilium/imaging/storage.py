@@ -36,6 +36,7 @@ READ_CHUNK_SIZE = 1 << 20
 _ADDRESS = re.compile(r"^[0-9a-f]{64}$")
 _TMP_DIR = "tmp"
 _OBJECTS_DIR = "objects"
+_CACHE_DIR = "cache"
 
 
 class StorageError(Exception):
@@ -226,6 +227,20 @@ class InstanceStore:
             raise
         return StagedObject(self, writer.path, address, writer.size)
 
+    def adopt(self, path: Path) -> StagedObject:
+        """Stage a file another writer has put in the temporary area (e.g. a multipart part):
+        its bytes are hashed and synced where they are, never copied."""
+        if path.parent.resolve() != self._tmp.resolve():
+            raise StorageError("only files of the store's temporary area can be adopted")
+        try:
+            with path.open("rb") as fh:
+                address = hashlib.file_digest(fh, "sha256").hexdigest()
+                size = fh.tell()
+                os.fdatasync(fh.fileno())
+        except OSError as exc:
+            raise _translate_os_error(exc) from exc
+        return StagedObject(self, path, address, size)
+
     async def stage_stream(
         self, chunks: AsyncIterable[bytes], *, max_size: int | None = None
     ) -> StagedObject:
@@ -320,12 +335,46 @@ class InstanceStore:
     def delete(self, address: str) -> bool:
         """Remove the object; returns False if it was not stored."""
         path = self.path_of(address)
+        self._drop_cache(address)
         try:
             path.unlink()
         except FileNotFoundError:
             return False
         _fsync_directory(path.parent)
         return True
+
+    # -- derived data ----------------------------------------------------------------------
+
+    def _cache_path(self, kind: str, address: str) -> Path:
+        if not _ADDRESS.fullmatch(address) or not kind.isalpha():
+            raise ValueError(f"not a cache entry: {kind}/{address!r}")
+        return self.root / _CACHE_DIR / kind / address[:2] / address
+
+    def read_cache(self, kind: str, address: str) -> str | None:
+        """What was derived from a stored object and kept (e.g. its DICOM JSON), if any.
+
+        Objects never change under an address, so an entry never goes stale; entries are
+        not synced, as they can always be derived again.
+        """
+        try:
+            return self._cache_path(kind, address).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def write_cache(self, kind: str, address: str, text: str) -> None:
+        """Keep what was derived from a stored object (written whole, then renamed)."""
+        path = self._cache_path(kind, address)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".in-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        Path(name).replace(path)
+
+    def _drop_cache(self, address: str) -> None:
+        cache = self.root / _CACHE_DIR
+        if cache.is_dir():
+            for kind in cache.iterdir():
+                (kind / address[:2] / address).unlink(missing_ok=True)
 
     def addresses(self) -> Iterator[str]:
         """Every stored address, in no particular order (for audits and rebuilding the index)."""

@@ -8,9 +8,11 @@ DEBIAN_RUN := python3 python3-venv python3-dev build-essential libpq5 janus janu
 DEBIAN_TEST := chromium fonts-dejavu-core dcmtk dicom3tools
 # Front-end packages from npm, pinned by frontend/package-lock.json.
 FRONTEND := frontend/node_modules/.installed
+# The prebuilt OHIF Viewer served at /ohif, pinned (version and integrity) in tools/install-ohif.
+OHIF := frontend/ohif/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system-packages test-system-packages lint typecheck pytest demo serve clean
+.PHONY: run test setup ohif system-packages test-system-packages lint typecheck pytest demo serve clean
 
 run: setup
 	$(BIN)/concilium migrate
@@ -19,7 +21,7 @@ run: setup
 
 test: setup test-system-packages lint typecheck pytest
 
-setup: system-packages $(VENV)/.installed $(FRONTEND)
+setup: system-packages $(VENV)/.installed $(FRONTEND) $(OHIF)
 
 system-packages:
 	@tools/install-debian-packages $(DEBIAN_RUN)
@@ -39,6 +41,12 @@ $(FRONTEND): frontend/package.json frontend/package-lock.json
 	npm ci --prefix frontend --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@
 
+ohif: $(OHIF)
+
+$(OHIF): tools/install-ohif
+	tools/install-ohif
+	touch $@
+
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
@@ -56,4 +64,4 @@ serve: setup
 	$(BIN)/concilium serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts frontend/node_modules
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts frontend/node_modules frontend/ohif

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     dicomweb_max_stow_bytes: int = Field(default=4 * 1024**3, ge=1024)
     """Largest STOW-RS request body accepted, in bytes (it is streamed to disk, not memory);
     a larger one is refused with 413 and nothing of it is stored."""
+    ohif_dir: Path = Path(__file__).resolve().parents[2] / "frontend" / "ohif"
+    """The prebuilt OHIF Viewer (``@ohif/app``'s ``dist``) served at ``/ohif``; ``make ohif``
+    installs it there."""
     live_enabled: bool = Field(default_factory=_janus_installed)
     """Start and supervise the Janus media server with ``concilium serve`` (live sessions);
     true by default when a ``janus`` binary is installed."""

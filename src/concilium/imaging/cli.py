@@ -10,7 +10,6 @@ from pathlib import Path
 from types import FrameType
 
 import click
-from sqlalchemy import select
 
 from concilium.commands import cli_settings, cli_transaction, operator
 from concilium.config import Settings
@@ -18,7 +17,6 @@ from concilium.imaging import service
 from concilium.imaging.dimse import DicomServer, DimseSettings
 from concilium.imaging.parsing import InvalidInstance
 from concilium.imaging.service import Archive, DuplicatePolicy, Sender
-from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
 from concilium.platform import accounts
 from concilium.platform.db import make_engine, make_sessionmaker, migrate, transaction
 from concilium.platform.errors import ConciliumError
@@ -130,25 +128,12 @@ def dicom_export(directory: Path, study_uid: str | None) -> None:
     settings = cli_settings()
     archive = make_archive(settings)
     with transaction(archive.sessions) as session:
-        statement = (
-            select(
-                ImagingStudy.study_instance_uid,
-                ImagingSeries.series_instance_uid,
-                ImagingInstance.sop_instance_uid,
-                ImagingInstance.address,
-            )
-            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
-            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
-            .order_by(ImagingStudy.id, ImagingSeries.id, ImagingInstance.id)
-        )
-        if study_uid:
-            statement = statement.where(ImagingStudy.study_instance_uid == study_uid)
-        rows = list(session.execute(statement).all())
+        rows = service.stored_instances(session, study_uid or None)
     with click.progressbar(rows, label="exporting", file=sys.stderr) as bar:
-        for study, series, sop, address in bar:
-            target = directory / study / series / f"{sop}.dcm"
+        for row in bar:
+            target = directory / row.export_path
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(archive.store.path_of(address), target)
+            shutil.copyfile(archive.store.path_of(row.address), target)
     click.echo(f"{len(rows)} instances exported to {directory}")
 
 

@@ -17,14 +17,18 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import fcntl
+import io
 import logging
 import os
 import re
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from pydicom import dcmread
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
@@ -34,6 +38,12 @@ from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, se
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from concilium.imaging.deidentify import (
+    DeidentificationError,
+    DeidentificationOptions,
+    TemporalOption,
+    deidentify,
+)
 from concilium.imaging.parsing import (
     FailureReason,
     IndexRecord,
@@ -69,8 +79,10 @@ __all__ = [
     "RejectionReason",
     "RetrievableInstance",
     "Sender",
+    "StoredInstance",
     "add_remote_ae",
     "delete_study",
+    "export_path",
     "find",
     "ingest",
     "list_remote_aes",
@@ -80,7 +92,10 @@ __all__ = [
     "remote_ae",
     "remove_remote_ae",
     "statistics",
+    "stored_instances",
+    "study_by_uid",
     "study_target",
+    "write_teaching_export",
 ]
 
 log = logging.getLogger(__name__)
@@ -332,6 +347,11 @@ def ingest(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestR
         _forget_file(archive, stored.address)
     if obsolete is not None:
         _forget_file(archive, obsolete)
+    _announce(archive, sender, result, record)
+    return result
+
+
+def _announce(archive: Archive, sender: Sender, result: IngestResult, record: IndexRecord) -> None:
     if result.outcome in (IngestOutcome.STORED, IngestOutcome.REPLACED):
         archive.bus.publish(
             "study.received",
@@ -344,7 +364,88 @@ def ingest(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestR
                 "modality": record.series.modality,
             },
         )
-    return result
+
+
+SYNC_THREADS = 8
+"""Files of one batch synced side by side: the disk serves concurrent syncs together."""
+
+
+def ingest_batch(
+    archive: Archive, sender: Sender, paths: Sequence[Path]
+) -> list[IngestResult | Exception]:
+    """Ingest files received into the store's temporary area (e.g. the parts of one STOW-RS
+    request) as one batch; the files are consumed.
+
+    Each file is validated and made durable on its own (synced, renamed, its directory
+    synced; the syncs of the batch run side by side), then all are indexed and audited in
+    one transaction where each instance has its own savepoint, so a refusal or failure
+    leaves the others stored. Returns, in order, each file's result or exception, once every
+    stored instance is durable and indexed. A crash before the commit leaves only
+    unindexed files, which `Archive.recover` removes.
+    """
+    results: list[IngestResult | Exception] = [InvalidInstance("not ingested")] * len(paths)
+    records: dict[int, IndexRecord] = {}
+    for i, path in enumerate(paths):
+        try:
+            records[i] = parse_instance(path).record
+        except Exception as exc:
+            results[i] = exc
+            path.unlink(missing_ok=True)
+
+    def make_durable(path: Path) -> StoredObject:
+        return archive.store.adopt(path).commit()
+
+    stored: dict[int, StoredObject] = {}
+    with ThreadPoolExecutor(max_workers=SYNC_THREADS) as pool:
+        futures = {i: pool.submit(make_durable, paths[i]) for i in records}
+        for i, future in futures.items():
+            try:
+                stored[i] = future.result()
+            except Exception as exc:
+                results[i] = exc
+                paths[i].unlink(missing_ok=True)
+    obsolete: list[str] = []
+    try:
+        with transaction(archive.sessions) as session:
+            now = archive.clock()
+            for i, stored_object in stored.items():
+                try:
+                    with session.begin_nested():
+                        result, old = _index_in(
+                            session, archive, sender, records[i], stored_object, now
+                        )
+                except _Refusal as refusal:
+                    audit.record_refusal(
+                        session,
+                        sender.actor,
+                        str(Action.STUDY_STORE),
+                        refusal.target,
+                        refusal.decision.reason,
+                    )
+                    results[i] = NotAuthorized(refusal.decision.reason)
+                    continue
+                except Exception as exc:
+                    results[i] = exc
+                    continue
+                results[i] = result
+                if old is not None:
+                    obsolete.append(old)
+    except BaseException:
+        for stored_object in stored.values():
+            if stored_object.created:
+                _forget_file(archive, stored_object.address)
+        raise
+    for i, stored_object in stored.items():
+        outcome = results[i]
+        indexed = isinstance(outcome, IngestResult) and outcome.outcome is not IngestOutcome.KEPT
+        if stored_object.created and not indexed:
+            _forget_file(archive, stored_object.address)
+    for address in obsolete:
+        _forget_file(archive, address)
+    for i, outcome in enumerate(results):
+        if isinstance(outcome, IngestResult):
+            _announce(archive, sender, outcome, records[i])
+    return results
 
 
 def _forget_file(archive: Archive, address: str) -> None:
@@ -365,114 +466,138 @@ def _index(
     archive: Archive, sender: Sender, record: IndexRecord, stored: StoredObject
 ) -> tuple[IngestResult, str | None]:
     """Index one stored instance in one transaction; returns the result and a file to drop."""
+    try:
+        with transaction(archive.sessions) as session:
+            return _index_in(session, archive, sender, record, stored, archive.clock())
+    except _Refusal as refusal:
+        raise _refuse(
+            archive, sender.actor, Action.STUDY_STORE, refusal.target, refusal.decision
+        ) from None
+
+
+class _Refusal(Exception):
+    """The policy refused to store an instance (the caller keeps the refusal)."""
+
+    def __init__(self, target: Target, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.target = target
+        self.decision = decision
+
+
+def _index_in(
+    session: Session,
+    archive: Archive,
+    sender: Sender,
+    record: IndexRecord,
+    stored: StoredObject,
+    now: dt.datetime,
+) -> tuple[IngestResult, str | None]:
+    """Index one stored instance within the caller's transaction."""
     uid = record.instance.sop_instance_uid
-    now = archive.clock()
-    with transaction(archive.sessions) as session:
-        existing = session.execute(
-            select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
-        ).scalar_one_or_none()
-        study = _get_study(session, record.study.study_instance_uid)
-        target = (
-            study_target(session, study, now)
-            if study is not None
-            else _new_study_target(sender.site_id, record.study.study_instance_uid)
-        )
-        decision = decide(sender.principal, Action.STUDY_STORE, target)
-        if not decision.allowed:
-            session.rollback()
-            raise _refuse(archive, sender.actor, Action.STUDY_STORE, target, decision)
-        obsolete: str | None = None
-        if existing is not None:
-            if existing.address == stored.address:
-                outcome = IngestOutcome.DUPLICATE
-            elif archive.duplicate_policy is DuplicatePolicy.KEEP:
-                outcome = IngestOutcome.KEPT
-                log.warning(
-                    "instance re-sent with different content; the stored one is kept",
-                    extra={"sop_instance_uid": uid, "calling_ae": sender.ae_title},
-                )
-            else:
-                outcome = IngestOutcome.REPLACED
-                obsolete = existing.address
-                session.delete(existing)
-                session.flush()
-            if outcome is not IngestOutcome.REPLACED:
-                series = existing.series
-                audit.record(
-                    session,
-                    sender.actor,
-                    str(Action.STUDY_STORE),
-                    "success",
-                    object_kind=STUDY_KIND,
-                    object_id=series.study.study_instance_uid,
-                    patient_id=series.study.patient_id,
-                    detail={"sop_instance_uid": uid, "outcome": str(outcome)},
-                )
-                return (
-                    IngestResult(
-                        outcome,
-                        series.study.study_instance_uid,
-                        series.series_instance_uid,
-                        uid,
-                        existing.sop_class_uid,
-                        existing.address,
-                    ),
-                    None,
-                )
-        else:
-            outcome = IngestOutcome.STORED
-        if study is None:
-            study = _create_study(session, sender.site_id, record)
-        series = _get_or_create_series(session, study, record)
-        session.add(
-            ImagingInstance(
-                series_id=series.id,
-                sop_instance_uid=uid,
-                sop_class_uid=record.instance.sop_class_uid,
-                transfer_syntax_uid=record.instance.transfer_syntax_uid,
-                instance_number=record.instance.instance_number,
-                rows=record.instance.rows,
-                columns=record.instance.columns,
-                number_of_frames=record.instance.number_of_frames,
-                bits_allocated=record.instance.bits_allocated,
-                photometric_interpretation=_clip(record.instance.photometric_interpretation, 16),
-                content_date=record.instance.content_date,
-                content_time=record.instance.content_time,
-                specific_character_set=_clip(record.instance.specific_character_set, 128),
-                address=stored.address,
-                size=stored.size,
-                source_ae_title=sender.ae_title,
-                received_at=now,
+    existing = session.execute(
+        select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
+    ).scalar_one_or_none()
+    study = _get_study(session, record.study.study_instance_uid)
+    target = (
+        study_target(session, study, now)
+        if study is not None
+        else _new_study_target(sender.site_id, record.study.study_instance_uid)
+    )
+    decision = decide(sender.principal, Action.STUDY_STORE, target)
+    if not decision.allowed:
+        raise _Refusal(target, decision)
+    obsolete: str | None = None
+    if existing is not None:
+        if existing.address == stored.address:
+            outcome = IngestOutcome.DUPLICATE
+        elif archive.duplicate_policy is DuplicatePolicy.KEEP:
+            outcome = IngestOutcome.KEPT
+            log.warning(
+                "instance re-sent with different content; the stored one is kept",
+                extra={"sop_instance_uid": uid, "calling_ae": sender.ae_title},
             )
+        else:
+            outcome = IngestOutcome.REPLACED
+            obsolete = existing.address
+            session.delete(existing)
+            session.flush()
+        if outcome is not IngestOutcome.REPLACED:
+            series = existing.series
+            audit.record(
+                session,
+                sender.actor,
+                str(Action.STUDY_STORE),
+                "success",
+                object_kind=STUDY_KIND,
+                object_id=series.study.study_instance_uid,
+                patient_id=series.study.patient_id,
+                detail={"sop_instance_uid": uid, "outcome": str(outcome)},
+            )
+            return (
+                IngestResult(
+                    outcome,
+                    series.study.study_instance_uid,
+                    series.series_instance_uid,
+                    uid,
+                    existing.sop_class_uid,
+                    existing.address,
+                ),
+                None,
+            )
+    else:
+        outcome = IngestOutcome.STORED
+    if study is None:
+        study = _create_study(session, sender.site_id, record)
+    series = _get_or_create_series(session, study, record)
+    session.add(
+        ImagingInstance(
+            series_id=series.id,
+            sop_instance_uid=uid,
+            sop_class_uid=record.instance.sop_class_uid,
+            transfer_syntax_uid=record.instance.transfer_syntax_uid,
+            instance_number=record.instance.instance_number,
+            rows=record.instance.rows,
+            columns=record.instance.columns,
+            number_of_frames=record.instance.number_of_frames,
+            bits_allocated=record.instance.bits_allocated,
+            photometric_interpretation=_clip(record.instance.photometric_interpretation, 16),
+            content_date=record.instance.content_date,
+            content_time=record.instance.content_time,
+            specific_character_set=_clip(record.instance.specific_character_set, 128),
+            address=stored.address,
+            size=stored.size,
+            source_ae_title=sender.ae_title,
+            received_at=now,
         )
-        study.updated_at = now
-        session.flush()
-        audit.record(
-            session,
-            sender.actor,
-            str(Action.STUDY_STORE),
-            "success",
-            object_kind=STUDY_KIND,
-            object_id=study.study_instance_uid,
-            patient_id=study.patient_id,
-            detail={
-                "sop_instance_uid": uid,
-                "outcome": str(outcome),
-                "basis": decision.basis,
-                "bytes": stored.size,
-            },
-        )
-        return (
-            IngestResult(
-                outcome,
-                study.study_instance_uid,
-                series.series_instance_uid,
-                uid,
-                record.instance.sop_class_uid,
-                stored.address,
-            ),
-            obsolete,
-        )
+    )
+    study.updated_at = now
+    session.flush()
+    audit.record(
+        session,
+        sender.actor,
+        str(Action.STUDY_STORE),
+        "success",
+        object_kind=STUDY_KIND,
+        object_id=study.study_instance_uid,
+        patient_id=study.patient_id,
+        detail={
+            "sop_instance_uid": uid,
+            "outcome": str(outcome),
+            "basis": decision.basis,
+            "bytes": stored.size,
+        },
+    )
+    return (
+        IngestResult(
+            outcome,
+            study.study_instance_uid,
+            series.series_instance_uid,
+            uid,
+            record.instance.sop_class_uid,
+            stored.address,
+        ),
+        obsolete,
+    )
 
 
 def _clip(value: str | None, length: int) -> str | None:
@@ -795,11 +920,13 @@ def _parse_identifier(identifier: Dataset, level: Level, sqlite: bool) -> _Query
 def _modalities_match(values: list[str], sqlite: bool) -> ColumnElement[bool] | None:
     if not values or values == ["*"]:
         return None
-    key = _KEYS["Modality"]
+    # Not ``_matcher(...) or false()``: the truth value of an SQL "==" expression is not
+    # the condition's, and exact matches would never match.
+    condition = _matcher(_KEYS["Modality"], values, sqlite)
+    if condition is None:
+        return None
     return exists(
-        select(ImagingSeries.id).where(
-            ImagingSeries.study_id == ImagingStudy.id, _matcher(key, values, sqlite) or false()
-        )
+        select(ImagingSeries.id).where(ImagingSeries.study_id == ImagingStudy.id, condition)
     )
 
 
@@ -1471,3 +1598,113 @@ def remove_remote_ae(session: Session, actor: audit.Actor, ae_title: str) -> Non
         site_id=ae.site_id,
         detail={"removed": True},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Study pages, exports and teaching files
+
+
+def study_by_uid(session: Session, study_instance_uid: str) -> ImagingStudy | None:
+    """The indexed study with this Study Instance UID (no access decision: see `study_target`)."""
+    return _get_study(session, study_instance_uid)
+
+
+@dataclass(frozen=True)
+class StoredInstance:
+    """Where one indexed instance sits in the store, and where an export puts it."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    address: str
+
+    @property
+    def export_path(self) -> str:
+        """``<study>/<series>/<instance>.dcm``: the layout of every export of the archive."""
+        return export_path(self.study_instance_uid, self.series_instance_uid, self.sop_instance_uid)
+
+
+def export_path(study_uid: str, series_uid: str, sop_uid: str) -> str:
+    """Relative path of an exported instance, so that exports of one study sort together."""
+    return f"{study_uid}/{series_uid}/{sop_uid}.dcm"
+
+
+def stored_instances(
+    session: Session, study_instance_uid: str | None = None, *, accepted_only: bool = False
+) -> list[StoredInstance]:
+    """Indexed instances (of one study, or all), in study, series and arrival order.
+
+    ``accepted_only`` leaves out rejected instances, as every reader sees the study.
+    """
+    statement = (
+        select(
+            ImagingStudy.study_instance_uid,
+            ImagingSeries.series_instance_uid,
+            ImagingInstance.sop_instance_uid,
+            ImagingInstance.address,
+        )
+        .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+        .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+        .order_by(ImagingStudy.id, ImagingSeries.id, ImagingInstance.id)
+    )
+    if study_instance_uid is not None:
+        statement = statement.where(ImagingStudy.study_instance_uid == study_instance_uid)
+    if accepted_only:
+        statement = statement.where(ImagingInstance.rejected_at.is_(None))
+    return [StoredInstance(*row) for row in session.execute(statement).all()]
+
+
+def write_teaching_export(
+    archive: Archive,
+    session: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    study_instance_uid: str,
+    out: IO[bytes],
+    *,
+    temporal: TemporalOption,
+    salt: bytes,
+) -> int:
+    """Write a ZIP of the study de-identified by the PS3.15 E.2 basic profile; returns the
+    number of instances written.
+
+    One salt for the whole study, so every UID and reference is remapped the same way in
+    every object (E.3.9 is not claimed: no UID is retained). An instance that cannot be
+    de-identified safely (identifying text burned into its pixels) refuses the export
+    whole: a teaching file with a hole in it would be misread. Audited as ``study.export``.
+    """
+    study, target = _authorised_study(
+        archive, session, principal, actor, study_instance_uid, Action.STUDY_READ, archive.clock()
+    )
+    options = DeidentificationOptions(salt=salt, temporal=temporal)
+    instances = stored_instances(session, study_instance_uid, accepted_only=True)
+    if not instances:
+        raise NotFound(f"study {study_instance_uid} has no accepted instance")
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for item in instances:
+            ds = dcmread(archive.store.path_of(item.address))
+            try:
+                clean = deidentify(ds, options)
+            except DeidentificationError as exc:
+                raise InvalidInput(f"instance {item.sop_instance_uid}: {exc}") from exc
+            buffer = io.BytesIO()
+            clean.save_as(buffer, enforce_file_format=True)
+            name = export_path(
+                str(clean.StudyInstanceUID), str(clean.SeriesInstanceUID), str(clean.SOPInstanceUID)
+            )
+            zf.writestr(name, buffer.getvalue())
+    audit.record(
+        session,
+        actor,
+        "study.export",
+        "success",
+        object_kind=STUDY_KIND,
+        object_id=study.study_instance_uid,
+        patient_id=target.patient_id,
+        detail={
+            "profile": "PS3.15 E.2 basic",
+            "temporal": temporal.value,
+            "instances": len(instances),
+        },
+    )
+    return len(instances)

@@ -114,6 +114,9 @@ class AccessLogMiddleware:
             )
 
 
+_CSP = b"content-security-policy"
+
+
 class SecurityHeadersMiddleware:
     """Headers every response carries: no framing, no sniffing, strict CSP, no caching of PHI."""
 
@@ -140,8 +143,14 @@ class SecurityHeadersMiddleware:
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(self.HEADERS)
-                if not is_static:
+                # A response that states its own content security policy keeps it: only the
+                # OHIF viewer at /ohif does (see concilium.imaging.ohif.content_security_policy).
+                own_policy = any(name == _CSP for name, _ in headers)
+                headers.extend(h for h in self.HEADERS if not (own_policy and h[0] == _CSP))
+                # A response that states its own caching keeps it: only plain media files
+                # do (HLS segments and playlists, recordings, see concilium.live.hls).
+                own_cache = any(name == b"cache-control" for name, _ in headers)
+                if not is_static and not own_cache:
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
             await send(message)

@@ -1,0 +1,523 @@
+"""The archive's pages: study search, the study page (series, sharing, rejection, deletion,
+teaching export) and the administration of DICOM nodes with the storage statistics.
+
+Thin adapters over `concilium.imaging.service` and `concilium.platform.sharing`: the list is
+the QIDO-RS/C-FIND matching of the service (same visibility, same audit), and every action
+asks the policy about the very study it touches.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import IO, Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from pydicom.dataset import Dataset
+
+from concilium.imaging import service
+from concilium.imaging.deidentify import TemporalOption
+from concilium.imaging.dicomweb import archive_of
+from concilium.imaging.tables import ImagingStudy
+from concilium.platform import accounts, sharing
+from concilium.platform.errors import Forbidden, InvalidInput, NotFound
+from concilium.platform.policy import Action, Decision, Target, decide
+from concilium.platform.tables import Share, User
+from concilium.web.context import Ctx, gate
+from concilium.web.pages import redirect_to, render_page, run_form_action
+
+router = APIRouter(include_in_schema=False)
+
+PAGE_SIZE = 25
+"""Studies per page of the list."""
+REJECTION_LABELS = {
+    service.RejectionReason.QUALITY: "Rejected for quality reasons",
+    service.RejectionReason.PATIENT_SAFETY: "Rejected for patient safety reasons",
+    service.RejectionReason.INCORRECT_WORKLIST_ENTRY: "Incorrect modality worklist entry",
+    service.RejectionReason.RETENTION_EXPIRED: "Data retention policy expired",
+}
+"""Code meanings of PS3.16 CID 7011, as the page offers them."""
+_STUDY_KEYS = (
+    "StudyInstanceUID",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyDescription",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+    "InstitutionName",
+)
+_SERIES_KEYS = (
+    "SeriesInstanceUID",
+    "SeriesNumber",
+    "SeriesDescription",
+    "Modality",
+    "BodyPartExamined",
+    "NumberOfSeriesRelatedInstances",
+)
+
+Short = Annotated[str, Query(max_length=64)]
+
+
+def _text(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+def _dicom_date(text: str) -> str:
+    """``YYYYMMDD`` of a form's ``YYYY-MM-DD`` date ("" when empty)."""
+    text = text.strip()
+    if not text:
+        return ""
+    try:
+        return date.fromisoformat(text).strftime("%Y%m%d")
+    except ValueError as exc:
+        raise InvalidInput("dates are written YYYY-MM-DD") from exc
+
+
+def _display_date(text: str) -> str:
+    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+
+
+def _find(ctx: Ctx, identifier: Dataset, limit: int | None = None, offset: int = 0) -> list[Any]:
+    try:
+        return service.find(
+            ctx.db,
+            ctx.principal,
+            ctx.actor,
+            identifier,
+            now=ctx.now,
+            retrieve_ae_title=ctx.runtime.settings.dicom_ae_title,
+            limit=limit,
+            offset=offset,
+        )
+    except service.InvalidQuery as exc:
+        raise InvalidInput(str(exc)) from exc
+    except service.NotAuthorized as exc:
+        raise Forbidden(str(exc)) from exc
+
+
+# --- the study list ----------------------------------------------------------------------------
+
+
+@router.get("/imaging")
+def studies_page(
+    request: Request,
+    ctx: Annotated[Ctx, gate(Action.STUDY_READ)],
+    patient_name: Short = "",
+    patient_id: Short = "",
+    date_from: Annotated[str, Query(max_length=10)] = "",
+    date_to: Annotated[str, Query(max_length=10)] = "",
+    modality: Annotated[str, Query(max_length=16)] = "",
+    accession: Short = "",
+    page: Annotated[int, Query(ge=1, le=10000)] = 1,
+) -> Response:
+    """Studies this person may read (own sites, shared with them or their site)."""
+    filters = {
+        "patient_name": patient_name,
+        "patient_id": patient_id,
+        "date_from": date_from,
+        "date_to": date_to,
+        "modality": modality,
+        "accession": accession,
+    }
+    error = ""
+    studies: list[dict[str, str]] = []
+    more = False
+    try:
+        identifier = _study_identifier(filters)
+        matches = _find(ctx, identifier, PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
+        ctx.commit()  # the query's audit entry
+        more = len(matches) > PAGE_SIZE
+        studies = [_study_row(m) for m in matches[:PAGE_SIZE]]
+    except InvalidInput as exc:
+        ctx.db.rollback()
+        error = exc.detail
+    query = urlencode({k: v for k, v in filters.items() if v})
+    return render_page(
+        request,
+        "imaging/studies.html",
+        ctx,
+        422 if error else 200,
+        studies=studies,
+        filters=filters,
+        error=error,
+        page=page,
+        more=more,
+        query=query,
+        may_manage_nodes=decide(ctx.principal, Action.AE_MANAGE, _own_sites(ctx)).allowed,
+    )
+
+
+def _own_sites(ctx: Ctx) -> Target:
+    return Target(kind="site", site_ids=frozenset(ctx.principal.roles))
+
+
+def _study_identifier(filters: dict[str, str]) -> Dataset:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = "STUDY"
+    for keyword in _STUDY_KEYS:
+        setattr(ds, keyword, "")
+    name = filters["patient_name"].strip()
+    if name:
+        # A name without wildcard finds every name starting with it, as people search.
+        ds.PatientName = name if any(c in name for c in "*?") else name + "*"
+    if filters["patient_id"].strip():
+        ds.PatientID = filters["patient_id"].strip()
+    if filters["accession"].strip():
+        ds.AccessionNumber = filters["accession"].strip()
+    if filters["modality"].strip():
+        ds.ModalitiesInStudy = filters["modality"].strip().upper()
+    start, end = _dicom_date(filters["date_from"]), _dicom_date(filters["date_to"])
+    if start and end and start > end:
+        raise InvalidInput("the first date comes after the last one")
+    if start or end:
+        ds.StudyDate = start if start == end else f"{start}-{end}"
+    return ds
+
+
+def _study_row(match: Dataset) -> dict[str, str]:
+    row = {keyword: _text(match, keyword) for keyword in _STUDY_KEYS}
+    row["StudyDate"] = _display_date(row["StudyDate"])
+    row["PatientBirthDate"] = _display_date(row["PatientBirthDate"])
+    row["PatientName"] = row["PatientName"].replace("^", " ").strip()
+    return row
+
+
+# --- one study ---------------------------------------------------------------------------------
+
+
+def _study(ctx: Ctx, study_uid: str, action: Action) -> tuple[ImagingStudy, Target, Decision]:
+    """The study once the policy allows ``action``; 404 to whoever may not even read it."""
+    study = service.study_by_uid(ctx.db, study_uid)
+    if study is None:
+        raise NotFound("no such study")
+    target = service.study_target(ctx.db, study, ctx.now)
+    if not decide(ctx.principal, Action.STUDY_READ, target).allowed:
+        # Invisible and absent look the same, as on DICOMweb; the refusal is audited.
+        try:
+            ctx.authorize(Action.STUDY_READ, target)
+        except Forbidden:
+            raise NotFound("no such study") from None
+    decision = ctx.authorize(action, target)
+    return study, target, decision
+
+
+@router.get("/imaging/studies/{study}")
+def study_page(
+    request: Request, study: str, ctx: Annotated[Ctx, gate(Action.STUDY_READ)]
+) -> Response:
+    return _study_view(request, ctx, study, "")
+
+
+def _study_view(
+    request: Request, ctx: Ctx, study_uid: str, error: str, status: int = 200
+) -> Response:
+    study, target, decision = _study(ctx, study_uid, Action.STUDY_READ)
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "SERIES"
+    identifier.StudyInstanceUID = study.study_instance_uid
+    for keyword in _SERIES_KEYS:
+        setattr(identifier, keyword, "")
+    series = [{k: _text(m, k) for k in _SERIES_KEYS} for m in _find(ctx, identifier)]
+    ctx.commit()  # the query's audit entry
+    can_share = decide(ctx.principal, Action.SHARE_MANAGE, target).allowed
+    sites = {s.id: s.name for s in accounts.list_sites(ctx.db)}
+    people = _people(ctx) if can_share else []
+    return render_page(
+        request,
+        "imaging/study.html",
+        ctx,
+        status,
+        study=study,
+        series=series,
+        site_name=sites.get(study.site_id, "?"),
+        emergency=decision.emergency,
+        shared=decision.basis == "share",
+        can_share=can_share,
+        can_remove=decide(ctx.principal, Action.STUDY_DELETE, target).allowed,
+        shares=sharing.shares_of(ctx.db, service.STUDY_KIND, study.study_instance_uid)
+        if can_share
+        else [],
+        sites=sites,
+        other_sites=[(i, n) for i, n in sites.items() if i != study.site_id],
+        names={u.id: u.full_name for u in people},
+        people=[(u.id, u.full_name) for u in people if u.id != ctx.user.id],
+        reasons=REJECTION_LABELS,
+        default_expiry=(ctx.now + timedelta(days=7)).date().isoformat(),
+        error=error,
+        now=ctx.now,
+    )
+
+
+def _people(ctx: Ctx) -> list[User]:
+    return [u for u in accounts.list_users(ctx.db, None) if not u.disabled]
+
+
+def _study_action(request: Request, ctx: Ctx, study_uid: str, run: Any, done: str = "") -> Response:
+    return run_form_action(
+        ctx,
+        run,
+        lambda exc: _study_view(request, ctx, study_uid, exc.detail, exc.status),
+        done or f"/imaging/studies/{study_uid}",
+    )
+
+
+@router.post("/imaging/studies/{study}/shares")
+def study_share(
+    request: Request,
+    study: str,
+    ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)],
+    expires_on: Annotated[str, Form(max_length=10)],
+    to_site_id: Annotated[str, Form(max_length=12)] = "",
+    to_user_id: Annotated[str, Form(max_length=12)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    """Share the study with another site or one person until a day (audited)."""
+    found, target, _ = _study(ctx, study, Action.SHARE_MANAGE)
+
+    def run() -> None:
+        try:
+            day = date.fromisoformat(expires_on.strip())
+        except ValueError as exc:
+            raise InvalidInput("give the day the share ends (YYYY-MM-DD)") from exc
+        site_id = int(to_site_id) if to_site_id.isdigit() else None
+        user_id = int(to_user_id) if to_user_id.isdigit() else None
+        if site_id is not None:
+            accounts.get_site(ctx.db, site_id)
+            if site_id == found.site_id:
+                raise InvalidInput("the study already belongs to that site")
+        if user_id is not None:
+            accounts.get_user(ctx.db, user_id)
+        sharing.create_share(
+            ctx.db,
+            ctx.actor,
+            resource_kind=service.STUDY_KIND,
+            resource_id=found.study_instance_uid,
+            to_site_id=site_id,
+            to_user_id=user_id,
+            expires_at=datetime.combine(day, time(23, 59), tzinfo=UTC),
+            now=ctx.now,
+            reason=reason,
+            patient_id=target.patient_id,
+        )
+        ctx.commit()
+
+    return _study_action(request, ctx, study, run)
+
+
+@router.post("/imaging/studies/{study}/shares/{share_id}/revoke")
+def study_share_revoke(
+    study: str, share_id: int, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]
+) -> Response:
+    """End a share of the study now (audited)."""
+    found, target, _ = _study(ctx, study, Action.SHARE_MANAGE)
+    share: Share = sharing.get_share(ctx.db, share_id)
+    if share.resource_kind != service.STUDY_KIND or share.resource_id != found.study_instance_uid:
+        raise NotFound(f"share {share_id} not found")
+    sharing.revoke_share(ctx.db, ctx.actor, share, ctx.now, target.patient_id)
+    ctx.commit()
+    return redirect_to(f"/imaging/studies/{study}")
+
+
+@router.post("/imaging/studies/{study}/reject")
+def study_reject(
+    request: Request,
+    study: str,
+    ctx: Annotated[Ctx, gate(Action.STUDY_DELETE)],
+    reason: Annotated[str, Form(max_length=16)],
+) -> Response:
+    """Withdraw the study from every query and retrieval (IHE IOCM rejection, audited)."""
+    found, _, _ = _study(ctx, study, Action.STUDY_DELETE)
+    uid = found.study_instance_uid
+
+    def run() -> None:
+        try:
+            why = service.RejectionReason(reason)
+        except ValueError as exc:
+            raise InvalidInput("choose a rejection reason from the list") from exc
+        # The service writes in its own transaction; SQLite lets one writer in at a time.
+        ctx.commit()
+        try:
+            service.reject(archive_of(request), ctx.principal, ctx.actor, uid, why)
+        except service.NotAuthorized as exc:
+            raise Forbidden(str(exc)) from exc
+
+    return _study_action(request, ctx, study, run, "/imaging")
+
+
+@router.post("/imaging/studies/{study}/delete")
+def study_delete(
+    request: Request, study: str, ctx: Annotated[Ctx, gate(Action.STUDY_DELETE)]
+) -> Response:
+    """Remove the study and its files for good (administrators of its site, audited)."""
+    found, _, _ = _study(ctx, study, Action.STUDY_DELETE)
+    uid = found.study_instance_uid
+    ctx.commit()  # the service deletes in its own transaction
+    try:
+        service.delete_study(archive_of(request), ctx.principal, ctx.actor, uid)
+    except service.NotAuthorized as exc:
+        raise Forbidden(str(exc)) from exc
+    return redirect_to("/imaging")
+
+
+@router.get("/imaging/studies/{study}/teaching-export")
+def study_teaching_export(
+    request: Request,
+    study: str,
+    ctx: Annotated[Ctx, gate(Action.STUDY_READ)],
+    retain_dates: Annotated[str, Query(max_length=8)] = "",
+) -> Response:
+    """The study de-identified by the PS3.15 basic profile, as a ZIP (audited)."""
+    found, _, _ = _study(ctx, study, Action.STUDY_READ)
+    temporal = TemporalOption.MODIFIED_DATES if retain_dates else TemporalOption.REMOVE
+    # Spooled to a file: a large study is never held whole in memory.
+    spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response
+    try:
+        service.write_teaching_export(
+            archive_of(request),
+            ctx.db,
+            ctx.principal,
+            ctx.actor,
+            found.study_instance_uid,
+            spool,
+            temporal=temporal,
+            # A fresh secret per export: the file cannot be linked back by its UIDs.
+            salt=secrets.token_bytes(32),
+        )
+    except service.NotAuthorized as exc:
+        spool.close()
+        raise Forbidden(str(exc)) from exc
+    except BaseException:
+        spool.close()
+        raise
+    ctx.commit()
+    spool.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        with spool:
+            while block := spool.read(1 << 20):
+                yield block
+
+    return StreamingResponse(
+        chunks(),
+        media_type="application/zip",
+        headers={"content-disposition": 'attachment; filename="teaching-file.zip"'},
+    )
+
+
+# --- administration: DICOM nodes and storage -----------------------------------------------------
+
+
+@router.get("/admin/imaging/aes")
+def aes_page(request: Request, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Response:
+    return _aes_view(request, ctx, "", {})
+
+
+def _managed_sites(ctx: Ctx) -> list[tuple[int, str]]:
+    managed = ctx.visible_sites(Action.AE_MANAGE)
+    sites = accounts.list_sites(ctx.db)
+    return [(s.id, s.name) for s in sites if managed is None or s.id in managed]
+
+
+def _aes_view(
+    request: Request, ctx: Ctx, error: str, form: dict[str, Any], status: int = 200
+) -> Response:
+    ctx.authorize(Action.AE_MANAGE, _own_sites(ctx))
+    sites = _managed_sites(ctx)
+    managed = ctx.visible_sites(Action.AE_MANAGE)
+    return render_page(
+        request,
+        "imaging/aes.html",
+        ctx,
+        status,
+        aes=service.list_remote_aes(ctx.db, managed),
+        sites=sites,
+        names=dict(sites),
+        statistics=[(name, service.statistics(ctx.db, site_id)) for site_id, name in sites],
+        error=error,
+        form=form,
+    )
+
+
+def _ae_target(site_id: int) -> Target:
+    return Target(kind="ae", site_ids=frozenset({site_id}))
+
+
+@router.post("/admin/imaging/aes")
+def aes_add(
+    request: Request,
+    ctx: Annotated[Ctx, gate(Action.AE_MANAGE)],
+    ae_title: Annotated[str, Form(max_length=64)],
+    host: Annotated[str, Form(max_length=255)],
+    port: Annotated[str, Form(max_length=5)],
+    site_id: Annotated[int, Form()],
+    description: Annotated[str, Form(max_length=200)] = "",
+    allow_store: Annotated[str, Form(max_length=8)] = "",
+    allow_query: Annotated[str, Form(max_length=8)] = "",
+    allow_move_destination: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Register a DICOM node of a site: it then acts for that site, within its flags."""
+    form = {
+        "ae_title": ae_title,
+        "host": host,
+        "port": port,
+        "site_id": site_id,
+        "description": description,
+        "allow_store": bool(allow_store),
+        "allow_query": bool(allow_query),
+        "allow_move_destination": bool(allow_move_destination),
+    }
+    ctx.authorize(Action.AE_MANAGE, _ae_target(site_id))
+
+    def run() -> None:
+        if not port.strip().isdigit():
+            raise InvalidInput("port: 1-65535")
+        accounts.get_site(ctx.db, site_id)
+        service.add_remote_ae(
+            ctx.db,
+            ctx.actor,
+            ae_title=ae_title,
+            host=host,
+            port=int(port),
+            site_id=site_id,
+            allow_store=bool(allow_store),
+            allow_query=bool(allow_query),
+            allow_move_destination=bool(allow_move_destination),
+            description=description,
+        )
+        ctx.commit()
+
+    return run_form_action(
+        ctx,
+        run,
+        lambda exc: _aes_view(request, ctx, exc.detail, form, exc.status),
+        "/admin/imaging/aes",
+    )
+
+
+@router.post("/admin/imaging/aes/{ae_title}/remove")
+def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Response:
+    """Forget a DICOM node: its associations are refused from now on (audited)."""
+    ae = service.remote_ae(ctx.db, ae_title)
+    if ae is None:
+        raise NotFound(f"no AE title {ae_title!r}")
+    try:
+        ctx.authorize(Action.AE_MANAGE, _ae_target(ae.site_id))
+    except Forbidden:
+        raise NotFound(f"no AE title {ae_title!r}") from None
+    service.remove_remote_ae(ctx.db, ctx.actor, ae.ae_title)
+    ctx.commit()
+    return redirect_to("/admin/imaging/aes")

@@ -52,7 +52,7 @@ def provision(server) -> dict[str, str]:
         return out.strip().splitlines()[-1]
 
     key = user("eng", f"engineer@{METZ[1]}", f"engineer@{BRIEY[1]}", totp=True)
-    user("surg", f"specialist@{METZ[1]}", totp=True)
+    surgeon_key = user("surg", f"specialist@{METZ[1]}", totp=True)
     user("coord", f"coordinator@{BRIEY[1]}")
     user("gateway", f"engineer@{BRIEY[1]}")
     coordinator = {"authorization": f"Bearer {token('coord', 'patients:write')}"}
@@ -105,7 +105,7 @@ def provision(server) -> dict[str, str]:
         "--public-name",
         "127.0.0.1:18950",
     ).strip()
-    server.cli(
+    console_token = server.cli(
         "telesurgery",
         "enrol",
         "--procedure",
@@ -114,13 +114,15 @@ def provision(server) -> dict[str, str]:
         "console",
         "--public-name",
         "127.0.0.1:0",
-    )
+    ).strip()
     assert "key set 1" in server.cli("telesurgery", "issue-keys", "--procedure", procedure)
     return {
         "procedure": procedure,
         "totp_key": key,
+        "surgeon_totp_key": surgeon_key,
         "api_token": token("gateway", "telesurgery:gateway"),
         "gateway_token": robot_token,
+        "console_gateway_token": console_token,
     }
 
 
@@ -201,16 +203,35 @@ def test_engineer_sees_start_blocked_then_supervises_a_live_link(server, browser
     reporter = TimelineReporter(
         server.url, int(procedure), facts["api_token"], facts["gateway_token"], interval=0.25
     )
+    # The console gateway reports its own view of the link, as the console side.
+    console_reporter = TimelineReporter(
+        server.url,
+        int(procedure),
+        facts["api_token"],
+        facts["console_gateway_token"],
+        interval=0.25,
+    )
     streamer = None
     try:
         reporter.attach(rig.robot)
         loop.call(reporter.start)
+        console_reporter.attach(rig.console)
+        loop.call(console_reporter.start)
         streamer = Streamer(rig).start()
         rig.engage()
         expect(state).to_have_text("ENGAGED", timeout=10_000)
         # The latency comes from the real link through the 75 ms intercontinental profile.
         latency = page.locator('[data-field="latency_ms"]')
         expect(latency).to_have_text(re.compile(r"^([5-9]\d|\d{3,})\.\d$"), timeout=10_000)
+        # Both sides' view of the link: about 150 ms round trip, loss and reordering counted.
+        percent = re.compile(r"^\d+\.\d\d %$")
+        for side in ("console", "robot"):
+            rtt = page.locator(f'[data-side="{side}"][data-side-field="rtt_ms"]')
+            expect(rtt).to_have_text(re.compile(r"^1[4-9]\d\.\d$"), timeout=10_000)
+            loss = page.locator(f'[data-side="{side}"][data-side-field="loss"]')
+            expect(loss).to_have_text(percent, timeout=10_000)
+        expect(page.locator('[data-field="loss"]')).to_have_text(percent)
+        expect(page.locator('[data-field="reordering"]')).to_have_text(percent)
         assert rig.proxy is not None
         loop.call(rig.proxy.cut)
         expect(state).to_have_text("HOLD", timeout=10_000)
@@ -220,6 +241,7 @@ def test_engineer_sees_start_blocked_then_supervises_a_live_link(server, browser
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
         assert reporter.failures == 0
+        assert console_reporter.failures == 0
         # The surgeon's view keeps the state and the link latency in sight.
         page.goto(f"/telesurgery/{procedure}/surgeon")
         expect(page.locator('[data-field="state"]')).to_have_text("HOLD")
@@ -230,6 +252,7 @@ def test_engineer_sees_start_blocked_then_supervises_a_live_link(server, browser
         if streamer is not None:
             streamer.stop()
         loop.run(reporter.close())
+        loop.run(console_reporter.close())
         rig.close()
         loop.stop()
     context.close()

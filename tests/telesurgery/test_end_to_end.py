@@ -15,6 +15,7 @@ from telesurgery_rig import Streamer, transform_message, wait_for
 
 from concilium.telesurgery import openigtlink as igtl
 from concilium.telesurgery.impairment import profile
+from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
 from concilium.telesurgery.safety import SafetyState
 
@@ -130,6 +131,40 @@ def test_out_of_limits_command_is_refused_and_reported(make_rig):
     wait_for(lambda: len([s for s in rig.console.statuses if s.error_name == "LIMIT"]) == 2)
     reasons = [s.message for s in rig.console.statuses if s.error_name == "LIMIT"]
     assert "outside workspace" in reasons[0] and "jump" in reasons[1]
+
+
+def test_a_command_turning_the_tool_too_far_or_too_fast_is_refused_and_reported(make_rig):
+    # The limits come from the procedure's [limits] section, as the robot gateway reads it.
+    limits = MotionLimits.from_mapping({"max_rotation_deg": 5.0, "max_angular_velocity_deg_s": 90})
+    rig = make_rig(profile=profile("lan"), limits=limits)
+    rig.engage()
+
+    def turned(degrees: float, x: float, at: float) -> pyigtl.TransformMessage:
+        matrix = np.eye(4)
+        c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+        matrix[0:2, 0:2] = ((c, -s), (s, c))
+        matrix[0, 3] = x
+        return pyigtl.TransformMessage(matrix, device_name="MASTER", timestamp=at)
+
+    start = time.time()
+    rig.client.send_message(turned(0.0, 1.0, start))
+    wait_for(lambda: len(rig.simulator.executed) == 1, what="first command")
+    rig.client.send_message(turned(3.0, 1.0, start + 0.05))  # 60 deg/s: within both limits
+    rig.client.send_message(turned(10.0, 1.0, start + 0.10))  # a 7 degree turn
+    # 3 degrees in the 10 ms since the last executed command: 300 deg/s.
+    rig.client.send_message(turned(6.0, 1.0, start + 0.06))
+    rig.client.send_message(turned(4.0, 1.1, start + 0.15))
+    wait_for(lambda: len(rig.simulator.executed) == 3, what="the valid commands")
+    angles = [
+        round(float(np.degrees(np.arctan2(t.rotation[3], t.rotation[0]))), 1)
+        for t in rig.simulator.executed
+    ]
+    assert angles == [0.0, 3.0, 4.0]
+    wait_for(lambda: len([s for s in rig.console.statuses if s.error_name == "LIMIT"]) == 2)
+    reasons = [s.message for s in rig.console.statuses if s.error_name == "LIMIT"]
+    assert reasons[0] == "rotation of 7.00 deg exceeds 5 deg"
+    assert reasons[1].startswith("angular velocity 3") and "exceeds 90 deg/s" in reasons[1]
+    assert rig.robot.counters["refused_limit"] == 2
 
 
 def test_forged_replayed_and_stale_datagrams_are_never_executed(make_rig):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from concilium.telesurgery.limits import MotionLimits, check_command
@@ -38,6 +40,49 @@ def test_velocity_is_judged_on_sender_timestamps():
 
 def test_non_finite_positions_are_refused():
     assert not check_command(LIMITS, (float("nan"), 0, 0), 0.0, None, None).accepted
+
+
+def about_z(degrees: float) -> tuple[float, ...]:
+    c, s = math.cos(math.radians(degrees)), math.sin(math.radians(degrees))
+    return (c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0)
+
+
+ROTATING = MotionLimits(max_rotation_deg=5.0, max_angular_velocity_deg_s=100.0)
+
+
+def test_rotation_between_consecutive_commands_is_limited():
+    here = (0.0, 0.0, 0.0)
+    assert check_command(ROTATING, here, 1.0, here, 0.0, about_z(4.0), about_z(0.0)).accepted
+    verdict = check_command(ROTATING, here, 1.0, here, 0.0, about_z(36.0), about_z(30.0))
+    assert not verdict.accepted and verdict.reason == "rotation of 6.00 deg exceeds 5 deg"
+    # Wrapping through 180 degrees is measured the short way round.
+    assert check_command(ROTATING, here, 1.0, here, 0.0, about_z(-178.0), about_z(179.0)).accepted
+
+
+def test_angular_velocity_is_judged_on_sender_timestamps():
+    here = (0.0, 0.0, 0.0)
+    assert check_command(ROTATING, here, 0.04, here, 0.0, about_z(3.0), about_z(0.0)).accepted
+    verdict = check_command(ROTATING, here, 0.01, here, 0.0, about_z(3.0), about_z(0.0))
+    assert not verdict.accepted
+    assert verdict.reason == "angular velocity 300.0 deg/s exceeds 100 deg/s"
+
+
+def test_an_orientation_that_is_not_a_rotation_is_refused():
+    here = (0.0, 0.0, 0.0)
+    for bad in (
+        (2.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0),  # scales
+        (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, -1.0),  # mirrors
+        (float("nan"),) * 9,
+    ):
+        verdict = check_command(ROTATING, here, 1.0, None, None, bad, None)
+        assert not verdict.accepted and "not a rotation" in verdict.reason
+
+
+def test_rotation_limits_come_from_the_procedure_section():
+    limits = MotionLimits.from_mapping({"max_rotation_deg": 2, "max_angular_velocity_deg_s": 45})
+    assert (limits.max_rotation_deg, limits.max_angular_velocity_deg_s) == (2, 45)
+    with pytest.raises(ValueError, match="max_rotation_deg must be a positive"):
+        MotionLimits(max_rotation_deg=0)
 
 
 @pytest.mark.parametrize(

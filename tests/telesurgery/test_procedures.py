@@ -315,4 +315,6 @@ def test_status_board_keeps_the_latest_sample_only():
     board.update(1, "robot", {"latency_ms": 80.0})
     version, sample = board.latest(1)
     assert version == 2
+    robot_side = sample.pop("sides")["robot"]
     assert sample == {"state": "ENGAGED", "latency_ms": 80.0, "robot_seen": True}
+    assert robot_side["latency_ms"] == 80.0 and "password" not in robot_side

@@ -4,6 +4,7 @@ the gateways' timeline ingest (audited, scoped) and the pages that show it all."
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import select
@@ -221,3 +222,59 @@ def test_a_blocked_start_from_the_page_lands_in_the_timeline(app, client, world,
     after = browser.get(f"/telesurgery/{created['id']}")
     assert "START refused: " in after.text
     assert ">planned</span>" in after.text
+
+
+def test_a_coordinator_of_the_robot_site_links_a_video_the_surgeon_may_watch(
+    app, client, world, team
+):
+    created, _ = plan(client, world, team)
+    procedure_id = created["id"]
+    coordinator = world.user("briey-coord", (world.briey, "coordinator"), with_totp=True)
+    browser = world.client(app)
+    csrf = world.sign_in(browser, coordinator)
+    bad = browser.post(
+        f"/telesurgery/{procedure_id}/video", data={"csrf_token": csrf, "live_session_id": "x1"}
+    )
+    assert bad.status_code == 422
+    assert "a live session is given by its number" in bad.text
+    missing = browser.post(
+        f"/telesurgery/{procedure_id}/video", data={"csrf_token": csrf, "live_session_id": "999"}
+    )
+    assert missing.status_code == 404
+    created_video = browser.post(f"/telesurgery/{procedure_id}/video", data={"csrf_token": csrf})
+    assert created_video.status_code == 303, created_video.text
+    page = browser.get(f"/telesurgery/{procedure_id}")
+    found = re.search(r'href="/live/(\d+)">live session \1</a> \(live\)', page.text)
+    assert found, page.text
+    live_id = int(found.group(1))
+    assert f"video: live session {live_id}" in page.text  # in the timeline
+
+    # The surgeon (another site) was invited to watch: the page carries the live player.
+    surgeon = world.client(app)
+    world.sign_in(surgeon, team["surgeon"])
+    view = surgeon.get(f"/telesurgery/{procedure_id}/surgeon")
+    assert f'data-live-session="{live_id}"' in view.text
+    assert "/static/telesurgery/surgeon-video.js" in view.text
+    assert 'data-field="latency_badge"' in view.text
+    # An engineer of the console site reads the procedure but was not invited: no picture.
+    metz_engineer = world.user("metz-engineer", (world.metz, "engineer"), with_totp=True)
+    outsider = world.client(app)
+    world.sign_in(outsider, metz_engineer)
+    other = outsider.get(f"/telesurgery/{procedure_id}/surgeon")
+    assert other.status_code == 200
+    assert "data-live-session" not in other.text
+    assert f"live session {live_id}) is not shared with you" in other.text
+    # The robot site's engineer manages the procedure but organises no live session.
+    engineer = world.client(app)
+    engineer_csrf = world.sign_in(engineer, team["engineer"])
+    refused = engineer.post(
+        f"/telesurgery/{procedure_id}/video", data={"csrf_token": engineer_csrf}
+    )
+    assert refused.status_code == 403
+    with world.runtime.sessions() as db:
+        linked = (
+            db.execute(select(AuditEvent).where(AuditEvent.action == "procedure.video"))
+            .scalars()
+            .all()
+        )
+    assert len(linked) == 1

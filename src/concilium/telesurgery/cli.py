@@ -164,6 +164,15 @@ def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
 @click.option("--igtl-bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Motion scaling.")
 @click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--report-to",
+    default=None,
+    metavar="URL",
+    help="Concilium's URL: report this side's view of the link to the procedure "
+    "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
+    "CONCILIUM_GATEWAY_TOKEN, the console gateway's enrolment token).",
+)
+@click.option("--report-procedure", type=int, default=None, help="Procedure number.")
 @RT_PRIORITY
 def console_gateway(
     keys_path: Path,
@@ -172,9 +181,12 @@ def console_gateway(
     igtl_bind: tuple[str, int],
     scale: float,
     procedure: Path | None,
+    report_to: str | None,
+    report_procedure: int | None,
     rt_priority: int | None,
 ) -> None:
     """Serve the master console over OpenIGTLink and forward it over the link."""
+    reporter = _reporter(report_to, report_procedure)
     keys = _keys(keys_path)
     _realtime(rt_priority)
     try:
@@ -193,7 +205,11 @@ def console_gateway(
             scaling=scaling,
             freshness_ms=safety.command_freshness_ms,
         )
+        if reporter is not None:
+            reporter.attach(gateway)
         await gateway.start()
+        if reporter is not None:
+            reporter.start()
         assert gateway.link is not None
         click.echo(
             f"console gateway: OpenIGTLink on {igtl_bind[0]}:{gateway.igtl_port}, "

@@ -25,7 +25,7 @@ from typing import Any
 
 from concilium.telesurgery import devices
 from concilium.telesurgery import openigtlink as igtl
-from concilium.telesurgery.limits import MotionLimits, Vector, check_command
+from concilium.telesurgery.limits import MotionLimits, Rotation, Vector, check_command
 from concilium.telesurgery.link import Datagram, Kind, LinkEndpoint, LinkSession, ProcedureKeys
 from concilium.telesurgery.motion import MotionMapper, MotionScaling
 from concilium.telesurgery.safety import (
@@ -357,7 +357,8 @@ class RobotGateway:
         self._robot_task: asyncio.Task[None] | None = None
         self._beacon_task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._previous: tuple[Vector, float] | None = None
+        self._previous: tuple[Vector, float, Rotation] | None = None
+        """The last executed command: position, sender's time, orientation."""
         self._last_state_refusal = -math.inf
         self._state_refusals_since_report = 0
 
@@ -568,6 +569,8 @@ class RobotGateway:
             sent_at,
             previous[0] if previous else self.measured,
             previous[1] if previous else None,
+            content.rotation,
+            previous[2] if previous else None,
         )
         if not verdict.accepted:
             self._refuse(igtl.StatusCode.OVERFLOW, "LIMIT", verdict.reason)
@@ -575,7 +578,7 @@ class RobotGateway:
         if not self.robot_connected:
             self._refuse(igtl.StatusCode.NOT_PRESENT, "NO_ROBOT", "robot controller not connected")
             return
-        self._previous = (content.translation, sent_at)
+        self._previous = (content.translation, sent_at, content.rotation)
         self.counters["executed"] += 1
         if message.device_name == devices.TARGET and message.header_version == 1:
             # Already a checked TARGET in the robot's framing: pass the bytes on unchanged.

@@ -314,6 +314,36 @@ class Dropped:
     """Its kind, when the header was readable."""
 
 
+@dataclass(frozen=True)
+class SequenceCount:
+    """How much of the peer's sequence space arrived, at one moment."""
+
+    epoch: int | None
+    """The peer's epoch (None before anything authentic arrived)."""
+    expected: int
+    """Highest sequence number received plus one: what the peer had sent by then."""
+    authentic: int
+    """Authenticated datagrams received of that epoch (duplicates excluded)."""
+    reordered: int
+    """Of those, the ones that came after a later one."""
+
+
+def link_quality(before: SequenceCount | None, now: SequenceCount) -> tuple[float, float] | None:
+    """Loss and reordering ratios of what the peer sent between two counts, from sequence
+    numbers (RFC 3550 section 6.4.1 counts loss the same way); None when nothing was sent.
+
+    A new peer epoch (the peer restarted) starts the count again from zero."""
+    if before is None or before.epoch != now.epoch:
+        before = SequenceCount(now.epoch, 0, 0, 0)
+    expected = now.expected - before.expected
+    received = now.authentic - before.authentic
+    if expected <= 0:
+        return None
+    loss = min(1.0, max(0.0, 1.0 - received / expected))
+    reordering = (now.reordered - before.reordered) / received if received > 0 else 0.0
+    return loss, min(1.0, max(0.0, reordering))
+
+
 class LinkSession:
     """Pure state of one end of the link: sealing, opening, replay, freshness, clock.
 
@@ -350,6 +380,10 @@ class LinkSession:
         self.received: Counter[str] = Counter()
         self.sent: Counter[str] = Counter()
         self.reordered = 0
+        self.authentic = 0
+        """Authenticated datagrams of the peer's current epoch (late, stale or not)."""
+        self.reordered_seen = 0
+        """Authenticated datagrams of the current epoch that came after a later one."""
 
     def seal(self, kind: Kind, payload: bytes, now_ns: int) -> bytes:
         """Encrypt and frame one datagram."""
@@ -398,7 +432,12 @@ class LinkSession:
                 return Dropped(Drop.OLD_EPOCH, kind)
             self._peer_epoch = epoch
             self._window = ReplayWindow()
+            self.authentic = 0
+            self.reordered_seen = 0
+        self.authentic += 1
         reordered = sequence < self._window.highest
+        if reordered:
+            self.reordered_seen += 1
         if reordered and kind in (Kind.COMMAND, Kind.TELEMETRY, Kind.STATUS):
             self._window.accept(sequence)
             return Dropped(Drop.REORDERED, kind)
@@ -438,6 +477,12 @@ class LinkSession:
             self.drops[Drop.MALFORMED] += 1
             return None
         return self.clock.add(t1, t2, reply.sent_ns, reply.arrived_ns)
+
+    def sequence_count(self) -> SequenceCount:
+        """What arrived of the peer's current epoch, for :func:`link_quality`."""
+        return SequenceCount(
+            self._peer_epoch, self._window.highest + 1, self.authentic, self.reordered_seen
+        )
 
     def stats(self) -> dict[str, object]:
         """Counters and estimates, for status pages and reports."""

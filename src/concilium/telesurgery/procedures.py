@@ -9,9 +9,11 @@ is the pure function :func:`may_start`; every act and every refusal is audited.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -21,8 +23,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from concilium.live import service as live_service
+from concilium.live.tables import LiveSession
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.events import EventBus
 from concilium.platform.policy import Target
 from concilium.platform.tables import Membership, Site, User
 from concilium.telesurgery.impairment import PROFILES, profile
@@ -42,6 +47,8 @@ from concilium.telesurgery.tables import (
     QualificationRecord,
     TimelineEntry,
 )
+
+logger = logging.getLogger(__name__)
 
 RESOURCE_KIND = "telesurgery_procedure"
 """Object kind of a procedure in policy targets and the audit trail."""
@@ -550,6 +557,67 @@ def start(
     return procedure
 
 
+# --- video (through the live service) -------------------------------------------------------
+
+VIDEO_TITLE_PREFIX = "Telesurgery video: "
+
+
+def video_session(db: Session, procedure: Procedure) -> LiveSession | None:
+    """The live session carrying the procedure's video, if one is linked."""
+    if procedure.live_session_id is None:
+        return None
+    return db.get(LiveSession, procedure.live_session_id)
+
+
+def link_video(
+    db: Session, actor: audit.Actor, procedure: Procedure, live: LiveSession, now: datetime
+) -> LiveSession:
+    """Link a live session to the procedure: its video is what the surgeon sees next to the
+    link state. The surgeon is invited to watch it (the live service decides who may).
+
+    Raises:
+        Conflict: the live session has ended, or the procedure has.
+    """
+    if procedure.status == "ended":
+        raise Conflict("the procedure has ended")
+    if live.status == "ended":
+        raise Conflict(f"live session {live.id} has ended")
+    if live_service.role_of(db, live, procedure.surgeon_id) is None:
+        live_service.invite(db, actor, live, user_id=procedure.surgeon_id, role="viewer", now=now)
+    procedure.live_session_id = live.id
+    audit.record(
+        db,
+        actor,
+        "procedure.video",
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=procedure.id,
+        patient_id=procedure.patient_id,
+        detail={"live_session": live.id},
+    )
+    _append(db, procedure, now, "platform", "procedure", "", f"video: live session {live.id}")
+    return live
+
+
+def open_video(db: Session, actor: audit.Actor, procedure: Procedure, now: datetime) -> LiveSession:
+    """Create a supervision live session at the robot site, take it live and link it.
+
+    Supervision without recording is care, not teaching: it needs no teaching consent
+    (:func:`concilium.live.service.broadcast_refusal`)."""
+    live = live_service.create_session(
+        db,
+        actor,
+        kind="supervision",
+        title=VIDEO_TITLE_PREFIX + procedure.title,
+        site_id=procedure.robot_site_id,
+        scheduled_at=now,
+        now=now,
+        patient_id=procedure.patient_id,
+    )
+    live_service.start(db, actor, live, now, teaching_consent=False)
+    return link_video(db, actor, procedure, live, now)
+
+
 # --- timeline -----------------------------------------------------------------------------
 
 
@@ -658,28 +726,73 @@ STATUS_FIELDS = (
     "jitter_ms",
     "rtt_ms",
     "loss",
+    "reordering",
     "command_rate_hz",
     "robot_position_mm",
 )
 """What a gateway's status sample may carry."""
+STATUS_TOPIC = "telesurgery.link_status"
+"""Event bus topic of the samples, so that every Concilium process shows them."""
 
 
 class LinkStatusBoard:
-    """The latest link status sample of each procedure, as the gateways report it about once a
+    """The latest link status of each procedure, as the gateways report it about once a
     second. Kept in memory: samples are frequent and only the latest matters; what must be
-    kept (transitions, alarms) goes to the timeline."""
+    kept (transitions, alarms) goes to the timeline.
 
-    def __init__(self) -> None:
+    With an event bus, a sample ingested by one Concilium process is published and every
+    process's board (this one included) takes it from the bus, so a supervision page served
+    by any of them sees it; without one, the board is this process's only.
+
+    A procedure's sample has each side's own view under ``sides`` (``console``, ``robot``)
+    and, at the top, the robot gateway's: the side where the safety machine runs."""
+
+    def __init__(self, bus: EventBus | None = None) -> None:
         self._lock = threading.Lock()
         self._latest: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._bus = bus
+        if bus is not None:
+            bus.subscribe(STATUS_TOPIC, self._on_event)
 
     def update(self, procedure_id: int, source: str, sample: Mapping[str, Any]) -> None:
-        """Merge a sample (unknown fields are ignored)."""
+        """Take a gateway's sample (unknown fields are ignored)."""
+        if source not in GATEWAY_ROLES:
+            raise InvalidInput(f"the source is 'console' or 'robot', not {source!r}")
+        clean = {k: sample[k] for k in STATUS_FIELDS if k in sample}
+        received_at = time.time()
+        if self._bus is None:
+            self._apply(procedure_id, source, clean, received_at)
+            return
+        event = {"procedure_id": procedure_id, "source": source, "sample": clean}
+        self._bus.publish(STATUS_TOPIC, {**event, "at": received_at})
+
+    def _on_event(self, topic: str, payload: dict[str, Any]) -> None:
+        try:
+            procedure_id = int(payload["procedure_id"])
+            source = str(payload["source"])
+            sample = payload["sample"]
+            received_at = float(payload["at"])
+        except (KeyError, TypeError, ValueError):
+            logger.warning("malformed link status event ignored")
+            return
+        if source not in GATEWAY_ROLES or not isinstance(sample, dict):
+            logger.warning("malformed link status event ignored")
+            return
+        clean = {k: sample[k] for k in STATUS_FIELDS if k in sample}
+        self._apply(procedure_id, source, clean, received_at)
+
+    def _apply(
+        self, procedure_id: int, source: str, sample: dict[str, Any], received_at: float
+    ) -> None:
         with self._lock:
             version, current = self._latest.get(procedure_id, (0, {}))
             merged = dict(current)
-            merged.update({k: sample[k] for k in STATUS_FIELDS if k in sample})
+            if source == "robot":
+                merged.update(sample)
             merged[f"{source}_seen"] = True
+            sides = dict(merged.get("sides", {}))
+            sides[source] = {**sample, "at": received_at}
+            merged["sides"] = sides
             self._latest[procedure_id] = (version + 1, merged)
 
     def latest(self, procedure_id: int) -> tuple[int, dict[str, Any]]:

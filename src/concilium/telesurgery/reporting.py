@@ -1,6 +1,7 @@
-"""The robot gateway's report to the platform: its safety transitions (kept in the procedure
-timeline and audited) and, about once a second, its link status (shown on the supervision
-page and the surgeon's view).
+"""A gateway's report to the platform: the robot gateway's safety transitions (kept in the
+procedure timeline and audited) and, about once a second, each gateway's view of the link
+(shown on the supervision page, both sides, and on the surgeon's view). The platform knows
+which side reports from the enrolment token.
 
 The report never stands in the safety loop's way: transitions are queued by a hook and sent
 by a task of their own; when the platform is unreachable they wait (bounded) and go with the
@@ -19,8 +20,8 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
-from concilium.telesurgery.gateways import RobotGateway
-from concilium.telesurgery.link import Drop
+from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
+from concilium.telesurgery.link import Drop, SequenceCount, link_quality
 from concilium.telesurgery.safety import Transition
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ ALARM_DROPS = (Drop.AUTH_FAILED, Drop.UNKNOWN_KEY, Drop.MALFORMED, Drop.REPLAY)
 
 
 class TimelineReporter:
-    """Posts a robot gateway's transitions, alarms, refusals and status to the platform."""
+    """Posts a gateway's transitions, alarms, refusals and status to the platform."""
 
     def __init__(
         self,
@@ -53,17 +54,19 @@ class TimelineReporter:
         self.pending: deque[dict[str, Any]] = deque(maxlen=MAX_PENDING)
         self.failures = 0
         """Reports the platform did not accept (logged, retried)."""
-        self._gateway: RobotGateway | None = None
+        self._gateway: RobotGateway | ConsoleGateway | None = None
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._last_executed = 0
+        self._last_commands = 0
         self._last_time: float | None = None
+        self._last_count: SequenceCount | None = None
         self._seen: dict[str, int] = {}
 
-    def attach(self, gateway: RobotGateway) -> None:
-        """Hook onto the gateway's transitions."""
+    def attach(self, gateway: RobotGateway | ConsoleGateway) -> None:
+        """Hook onto the gateway's transitions (the robot side has the safety machine)."""
         self._gateway = gateway
-        gateway.on_transition.append(self._on_transition)
+        if isinstance(gateway, RobotGateway):
+            gateway.on_transition.append(self._on_transition)
 
     def _on_transition(self, transition: Transition) -> None:
         self._event("transition", transition.reason, transition.state.value)
@@ -106,26 +109,40 @@ class TimelineReporter:
             self._event("refusal", "; ".join(refusals))
 
     def status(self) -> dict[str, Any]:
-        """The current link status sample of the attached gateway."""
+        """The current link status sample of the attached gateway, as seen from its side:
+        what it received (loss and reordering since the last sample, from sequence numbers),
+        the round trip, and the command rate (executed on the robot side, sent on the
+        console side)."""
         gateway = self._gateway
-        if gateway is None or gateway.safety is None:
+        if gateway is None:
+            return {}
+        robot_side = isinstance(gateway, RobotGateway)
+        if isinstance(gateway, RobotGateway) and gateway.safety is None:
             return {}
         session = gateway.session
         loop_time = asyncio.get_running_loop().time()
-        executed = gateway.counters["executed"]
+        commands = gateway.counters["executed" if robot_side else "commands_sent"]
         rate = None
         if self._last_time is not None and loop_time > self._last_time:
-            rate = (executed - self._last_executed) / (loop_time - self._last_time)
-        self._last_executed, self._last_time = executed, loop_time
+            rate = (commands - self._last_commands) / (loop_time - self._last_time)
+        self._last_commands, self._last_time = commands, loop_time
+        count = session.sequence_count()
+        quality = link_quality(self._last_count, count)
+        self._last_count = count
         rtt = session.clock.rtt_ns
         sample: dict[str, Any] = {
-            "state": gateway.state.value,
-            "latency_ms": gateway.safety.smoothed_latency_ms,
-            "jitter_ms": session.jitter.jitter_ns / 1e6,
             "rtt_ms": None if rtt is None else rtt / 1e6,
             "command_rate_hz": rate,
-            "robot_position_mm": list(gateway.measured) if gateway.measured else None,
+            "loss": None if quality is None else quality[0],
+            "reordering": None if quality is None else quality[1],
         }
+        if isinstance(gateway, RobotGateway) and gateway.safety is not None:
+            sample.update(
+                state=gateway.state.value,
+                latency_ms=gateway.safety.smoothed_latency_ms,
+                jitter_ms=session.jitter.jitter_ns / 1e6,
+                robot_position_mm=list(gateway.measured) if gateway.measured else None,
+            )
         return {k: v for k, v in sample.items() if v is not None}
 
     def _post(self, body: dict[str, Any]) -> int:

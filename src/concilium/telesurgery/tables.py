@@ -40,6 +40,9 @@ class Procedure(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    live_session_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The live session whose video the surgeon sees next to the link state (the live service
+    owns it and decides who may watch it)."""
 
 
 class EnrolledGateway(Base):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -28,14 +29,16 @@ from fastapi.responses import (
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from concilium.platform import accounts
+from concilium.live import service as live_service
+from concilium.live.tables import LiveSession
+from concilium.platform import accounts, patients
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, Target, decide
 from concilium.platform.tables import User
 from concilium.telesurgery import procedures as domain
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
 from concilium.web.context import Ctx, gate, record_refusal, runtime_of
-from concilium.web.pages import render_page
+from concilium.web.pages import render_page, run_form_action
 from concilium.web.problems import problem
 
 __all__ = ["api_router", "router", "status_board"]
@@ -49,12 +52,17 @@ EVENT_POLL_SECONDS = 0.5
 """How often the event stream looks for new timeline entries and status samples."""
 
 
+_board_lock = threading.Lock()
+
+
 def status_board(app: FastAPI) -> domain.LinkStatusBoard:
     """The link status board of this application, created on first use."""
-    board: domain.LinkStatusBoard | None = getattr(app.state, "telesurgery_status", None)
-    if board is None:
-        board = domain.LinkStatusBoard()
-        app.state.telesurgery_status = board
+    with _board_lock:  # one board per application: each subscribes to the bus once
+        board: domain.LinkStatusBoard | None = getattr(app.state, "telesurgery_status", None)
+        if board is None:
+            runtime = getattr(app.state, "runtime", None)
+            board = domain.LinkStatusBoard(runtime.bus if runtime is not None else None)
+            app.state.telesurgery_status = board
     return board
 
 
@@ -236,6 +244,7 @@ class StatusIn(BaseModel):
     jitter_ms: float | None = Field(default=None, ge=0, le=1e6)
     rtt_ms: float | None = Field(default=None, ge=0, le=1e6)
     loss: float | None = Field(default=None, ge=0, le=1)
+    reordering: float | None = Field(default=None, ge=0, le=1)
     command_rate_hz: float | None = Field(default=None, ge=0, le=1e6)
     robot_position_mm: list[float] | None = Field(default=None, min_length=3, max_length=3)
 
@@ -495,24 +504,86 @@ def create_page(
     return RedirectResponse(f"/telesurgery/{procedure.id}", status_code=303)
 
 
-@router.get("/telesurgery/{procedure_id}")
-def procedure_page(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+def _may_open_video(ctx: Ctx, procedure: Procedure) -> bool:
+    """Whether the caller may create the video session at the robot site."""
+    sites = frozenset({procedure.robot_site_id})
+    at_robot_site = Target(live_service.RESOURCE_KIND, site_ids=sites)
+    return decide(ctx.principal, Action.LIVE_MANAGE, at_robot_site).allowed
+
+
+def _procedure_view(
+    request: Request, ctx: Ctx, procedure: Procedure, error: str = "", status: int = 200
 ) -> Response:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
     out = _out(ctx, procedure)
     team = [procedure.surgeon_id, *procedure.local_team_ids]
     return render_page(
         request,
         "telesurgery/procedure.html",
         ctx,
+        status=status,
         procedure=out,
         sites=_site_names(ctx),
         people=_user_names(ctx, team),
         timeline=domain.timeline(ctx.db, procedure),
         may_start=_may(ctx, procedure, Action.PROCEDURE_START),
         may_supervise=_may(ctx, procedure, Action.PROCEDURE_SUPERVISE),
+        may_manage=_may(ctx, procedure, Action.PROCEDURE_MANAGE),
+        may_open_video=_may_open_video(ctx, procedure),
+        video=domain.video_session(ctx.db, procedure),
         max_age_hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours,
+        error=error,
+    )
+
+
+@router.get("/telesurgery/{procedure_id}")
+def procedure_page(
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+) -> Response:
+    return _procedure_view(request, ctx, _load(ctx, procedure_id, Action.PROCEDURE_READ))
+
+
+@router.post("/telesurgery/{procedure_id}/video")
+def video_page(
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)],
+    live_session_id: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    """Link the live session carrying the video: an existing one (its number; the caller
+    manages it) or, when no number is given, a new supervision session at the robot site."""
+    procedure = _load(ctx, procedure_id, Action.PROCEDURE_MANAGE)
+
+    def run() -> None:
+        wanted = live_session_id.strip()
+        if wanted:
+            if not wanted.isdigit():
+                raise InvalidInput("a live session is given by its number")
+            live = ctx.db.get(LiveSession, int(wanted))
+            if live is None:
+                target = Target(live_service.RESOURCE_KIND, wanted)
+                record_refusal(ctx.db, ctx.actor, Action.LIVE_MANAGE, target, "none")
+                raise NotFound(f"live session {wanted} not found")
+            ctx.authorize(
+                Action.LIVE_MANAGE,
+                live_service.session_target(ctx.db, live, Action.LIVE_MANAGE, ctx.now),
+            )
+            domain.link_video(ctx.db, ctx.actor, procedure, live, ctx.now)
+        else:
+            at_robot_site = frozenset({procedure.robot_site_id})
+            ctx.authorize(
+                Action.LIVE_MANAGE, Target(live_service.RESOURCE_KIND, site_ids=at_robot_site)
+            )
+            # Showing a patient to others needs the right to see that patient oneself.
+            patient = patients.get_patient(ctx.db, procedure.patient_id)
+            ctx.authorize(Action.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now))
+            domain.open_video(ctx.db, ctx.actor, procedure, ctx.now)
+        ctx.commit()
+
+    return run_form_action(
+        ctx,
+        run,
+        lambda exc: _procedure_view(request, ctx, procedure, exc.detail, exc.status),
+        f"/telesurgery/{procedure.id}",
     )
 
 
@@ -546,6 +617,15 @@ def _live_page(
     request: Request, ctx: Ctx, procedure_id: int, action: Action, template: str
 ) -> Response:
     procedure = _load(ctx, procedure_id, action)
+    video = domain.video_session(ctx.db, procedure)
+    # The picture is the live service's: shown only to whom it lets join that session.
+    may_watch = video is not None and (
+        decide(
+            ctx.principal,
+            Action.LIVE_JOIN,
+            live_service.session_target(ctx.db, video, Action.LIVE_JOIN, ctx.now),
+        ).allowed
+    )
     return render_page(
         request,
         template,
@@ -554,6 +634,8 @@ def _live_page(
         sites=_site_names(ctx),
         state=domain.current_state(ctx.db, procedure),
         thresholds=procedure.thresholds.get("safety", {}),
+        video=video,
+        may_watch=may_watch,
     )
 
 

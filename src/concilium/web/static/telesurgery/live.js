@@ -16,6 +16,23 @@ function showState(state) {
   el.className = `ts-state ts-state-${state}`;
 }
 
+function percent(value) {
+  return typeof value === "number" ? `${(value * 100).toFixed(2)} %` : "–";
+}
+
+// Each gateway's own view of the link (supervision page).
+function showSides(sides) {
+  for (const [side, view] of Object.entries(sides ?? {})) {
+    for (const el of root.querySelectorAll(`[data-side="${side}"]`)) {
+      const name = el.dataset.sideField;
+      const value = view[name];
+      if (name === "loss" || name === "reordering") el.textContent = percent(value);
+      else if (name === "at") el.textContent = typeof value === "number" ? new Date(value * 1000).toISOString().slice(11, 19) : "–";
+      else el.textContent = fixed(value, name === "command_rate_hz" ? 0 : 1);
+    }
+  }
+}
+
 function showStatus(sample) {
   if (sample.state) showState(sample.state);
   const set = (name, text) => {
@@ -25,8 +42,10 @@ function showStatus(sample) {
   set("latency_ms", fixed(sample.latency_ms, 1));
   set("jitter_ms", fixed(sample.jitter_ms, 1));
   set("rtt_ms", fixed(sample.rtt_ms, 1));
-  set("loss", typeof sample.loss === "number" ? `${(sample.loss * 100).toFixed(2)} %` : "–");
+  set("loss", percent(sample.loss));
+  set("reordering", percent(sample.reordering));
   set("command_rate_hz", fixed(sample.command_rate_hz, 0));
+  showSides(sample.sides);
   if (Array.isArray(sample.robot_position_mm)) {
     set("robot_position_mm", sample.robot_position_mm.map((v) => v.toFixed(1)).join(", "));
   }

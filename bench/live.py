@@ -7,29 +7,55 @@ Measures, on loopback:
 * Janus control plane: VideoRoom create + destroy, and credential issue (admin ``add_token``
   + room ``allowed``) against a real Janus started by ``MediaServer``.
 
-Run: ``.venv/bin/python bench/live.py [--rounds N]``. Needs Debian's ``janus`` package.
+HLS (``--hls``, with Debian's ``ffmpeg``):
+
+* HLS live latency: an RTP stream (ffmpeg ``testsrc``, VP8, as Janus forwards a program
+  feed) enters the packager's port; for every segment, the time from its last frame entering
+  the pipeline (sender start + the frame's timestamp) to the segment being listed in the
+  media playlist;
+* N concurrent simulated HLS viewers (asyncio + httpx) against a real ``concilium serve``:
+  each polls the 360p media playlist once per target duration and downloads every new
+  segment, for S seconds, through the session's access check; failed requests and the p99
+  segment fetch time are printed.
+
+Run: ``.venv/bin/python bench/live.py [--rounds N] [--hls [--viewers 2000 --seconds 60]]``.
+Needs Debian's ``janus`` package.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import os
+import re
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+import av
 import httpx
 
+from concilium.live import service as live_service
 from concilium.live.camera_simulator import SimulatedCamera
+from concilium.live.hls import HlsPipeline, HlsSettings, hls_root
 from concilium.live.janus_config import JanusConfig
 from concilium.live.media import LiveMedia
 from concilium.live.media_server import MediaServer
 from concilium.live.ptz import PtzClient
 from concilium.live.rooms import RoomSpec
 from concilium.live.visca import Message, PanTiltAbsolute, PayloadType, parse_command
+from concilium.platform import accounts, audit
+from concilium.platform.db import make_engine, make_sessionmaker, transaction
+
+BENCH_PASSWORD = "bench-viewer-pass-1"
 
 
 def free_port() -> int:
@@ -103,13 +129,262 @@ async def bench_janus(rounds: int) -> None:
             await media.close()
 
 
-async def main(rounds: int) -> None:
+# --- HLS -----------------------------------------------------------------------------------
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _playlist_segments(text: str) -> tuple[str, list[str]]:
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    uris = [line for line in text.splitlines() if line and not line.startswith("#")]
+    return (init.group(1) if init else ""), uris
+
+
+def _segment_end(init: bytes, segment: bytes) -> float:
+    """Presentation time (s) just after the last frame of a fMP4 media segment."""
+    with av.open(io.BytesIO(init + segment)) as container:
+        stream = container.streams.video[0]
+        times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None]
+        rate = float(stream.average_rate or 25)
+    return max(times) + 1 / rate
+
+
+async def _start_sender(port: int, size: str, fps: int) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
+        "-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}",
+        "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", str(fps),
+        "-b:v", "1500k", "-f", "rtp", f"rtp://127.0.0.1:{port}?pkt_size=1200",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+async def bench_hls_latency(out_dir: Path, seconds: float = 20.0) -> HlsPipeline:
+    """Start the packager on ``out_dir`` fed by a test pattern; print the live latency.
+
+    Returns the pipeline, still running, with its sender (for the viewers' benchmark).
+    """
+    port = _free_udp_port()
+    pipeline = HlsPipeline(out_dir, port, HlsSettings())
+    await pipeline.start()
+    await asyncio.sleep(0.5)  # the packager listens before the first packet
+    sender_started = time.time()
+    sender = await _start_sender(port, "1280x720", 25)
+    pipeline.sender = sender  # type: ignore[attr-defined]
+    rendition = pipeline.settings.ladder[0].name
+    playlist = out_dir / rendition / "index.m3u8"
+    seen: set[str] = set()
+    latencies: list[float] = []
+    first_end: float | None = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        listed_at = time.time()
+        if playlist.is_file():
+            init_name, uris = _playlist_segments(playlist.read_text())
+            for uri in uris:
+                if uri in seen:
+                    continue
+                seen.add(uri)
+                try:
+                    init = (out_dir / rendition / init_name).read_bytes()
+                    end = _segment_end(init, (out_dir / rendition / uri).read_bytes())
+                except (OSError, av.error.FFmpegError):
+                    continue
+                if first_end is None:  # segments present at the first look are skipped
+                    first_end = end
+                    continue
+                latencies.append(listed_at - (sender_started + end))
+        await asyncio.sleep(0.05)
+    if latencies:
+        report("hls live latency (720p rung)", latencies[2:] or latencies)
+        print(f"{'':<34} target p95 <= 6000 ms; segments {len(latencies)}, 1 s each")
+    else:
+        print("hls live latency: no segment was produced")
+    return pipeline
+
+
+async def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "CONCILIUM_DATA_DIR": str(data_dir),
+        "CONCILIUM_HTTP_PORT": str(port),
+        "CONCILIUM_DICOM_PORT": str(free_port()),
+        "CONCILIUM_LIVE_ENABLED": "false",
+        "CONCILIUM_COOKIE_SECURE": "false",  # httpx sends Secure cookies only over https
+        "CONCILIUM_LOG_LEVEL": "WARNING",
+    }
+    env.pop("CONCILIUM_DATABASE_URL", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "concilium", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(data_dir.parent / "server.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                if (await http.get(f"{url}/readyz", timeout=1)).status_code == 200:
+                    return process, url
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    process.terminate()
+    raise RuntimeError("concilium serve did not become ready")
+
+
+def _broadcast(data_dir: Path) -> int:
+    """A Metz viewer account and a live broadcast, written into the server's database."""
+    engine = make_engine(f"sqlite:///{data_dir / 'concilium.db'}")
+    now = datetime.now(UTC)
+    try:
+        with transaction(make_sessionmaker(engine)) as db:
+            site = accounts.create_site(db, audit.SYSTEM, "Bench hospital", "570000017")
+            user = accounts.create_user(
+                db,
+                audit.SYSTEM,
+                username="bench-viewer",
+                full_name="Bench Viewer",
+                password=BENCH_PASSWORD,
+                roles=[accounts.RoleGrant(site.id, "coordinator")],
+            )
+            actor = audit.Actor(user.id, user.username)
+            live = live_service.create_session(
+                db,
+                actor,
+                kind="broadcast",
+                title="Bench broadcast",
+                site_id=site.id,
+                scheduled_at=now,
+                now=now,
+            )
+            live_service.start(db, actor, live, now, teaching_consent=False)
+            session_id: int = live.id
+    finally:
+        engine.dispose()
+    return session_id
+
+
+async def _sign_in(url: str) -> httpx.Cookies:
+    async with httpx.AsyncClient(base_url=url) as http:
+        page = await http.get("/login")
+        marker = 'name="csrf_token" value="'
+        start = page.text.index(marker) + len(marker)
+        token = page.text[start : page.text.index('"', start)]
+        answer = await http.post(
+            "/login",
+            data={"username": "bench-viewer", "password": BENCH_PASSWORD, "csrf_token": token},
+        )
+        if answer.status_code != 303:
+            raise RuntimeError(f"bench sign-in refused: {answer.status_code}")
+        return http.cookies
+
+
+async def bench_hls_viewers(viewers: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "var"
+        process, url = await _serve(data_dir)
+        try:
+            session_id = await asyncio.to_thread(_broadcast, data_dir)
+            cookies = await _sign_in(url)
+            out_dir = hls_root(data_dir) / str(session_id)
+            pipeline = await bench_hls_latency(out_dir)
+            try:
+                await _viewers(url, session_id, cookies, viewers, seconds)
+                log = (Path(tmp) / "server.log").read_text(errors="replace").splitlines()
+                errors = sorted({line.strip() for line in log if "Error" in line})
+                for line in errors[:5]:
+                    print(f"{'':<34} server: {line[:160]}")
+            finally:
+                sender = getattr(pipeline, "sender", None)
+                if sender is not None:
+                    sender.terminate()
+                    await sender.wait()
+                await pipeline.stop()
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+async def _viewers(
+    url: str, session_id: int, cookies: httpx.Cookies, viewers: int, seconds: float
+) -> None:
+    base = f"/live/{session_id}/hls/360p/"
+    failures: list[str] = []
+    failed_paths: dict[int, str] = {}
+    segment_times: list[float] = []
+    playlist_times: list[float] = []
+    limits = httpx.Limits(max_connections=viewers, max_keepalive_connections=viewers)
+    timeout = httpx.Timeout(10.0, pool=30.0)
+    async with httpx.AsyncClient(
+        base_url=url, cookies=cookies, limits=limits, timeout=timeout
+    ) as http:
+        stop_at = time.monotonic() + seconds
+
+        async def fetch(path: str, into: list[float]) -> httpx.Response | None:
+            start = time.perf_counter()
+            try:
+                answer = await http.get(path)
+            except httpx.HTTPError as exc:
+                failures.append(type(exc).__name__)
+                return None
+            into.append(time.perf_counter() - start)
+            if answer.status_code != 200:
+                failures.append(str(answer.status_code))
+                failed_paths.setdefault(answer.status_code, path)
+                return None
+            return answer
+
+        async def viewer(index: int) -> None:
+            await asyncio.sleep(index % 100 / 100)  # arrivals spread over a second
+            have: set[str] = set()
+            first = True
+            while time.monotonic() < stop_at:
+                playlist = await fetch(base + "index.m3u8", playlist_times)
+                if playlist is not None:
+                    init, uris = _playlist_segments(playlist.text)
+                    if first and init:
+                        await fetch(base + init, segment_times)
+                    fresh = [u for u in (uris[-2:] if first else uris) if u not in have]
+                    for uri in fresh:
+                        if await fetch(base + uri, segment_times) is not None:
+                            have.add(uri)
+                    first = False
+                await asyncio.sleep(1.0)
+
+        await asyncio.gather(*(viewer(i) for i in range(viewers)))
+    total = len(segment_times) + len(playlist_times)
+    print(f"{'hls viewers':<34} n={viewers} for {seconds:.0f} s: {total} responses")
+    print(f"{'':<34} failed requests: {len(failures)} {dict(Counter(failures))}")
+    for status, path in sorted(failed_paths.items()):
+        print(f"{'':<34} e.g. {status} on {path}")
+    for name, samples in (("segment fetch", segment_times), ("playlist fetch", playlist_times)):
+        if samples:
+            ordered = sorted(samples)
+            p99 = ordered[int(0.99 * (len(ordered) - 1))] * 1000
+            p50 = statistics.median(ordered) * 1000
+            print(f"{'':<34} {name}: n={len(ordered)} p50={p50:.1f} ms p99={p99:.1f} ms")
+
+
+async def main(rounds: int, hls: bool, viewers: int, seconds: float) -> None:
     bench_codec(rounds * 100)
     await bench_ptz(rounds)
     await bench_janus(rounds)
+    if hls:
+        await bench_hls_viewers(viewers, seconds)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
-    asyncio.run(main(parser.parse_args().rounds))
+    parser.add_argument("--hls", action="store_true", help="HLS latency and viewers")
+    parser.add_argument("--viewers", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    asyncio.run(main(args.rounds, args.hls, args.viewers, args.seconds))

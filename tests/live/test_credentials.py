@@ -75,14 +75,16 @@ async def test_a_credential_does_not_open_another_room(
     assert refused.value.code == 433
 
 
-async def test_a_credential_is_limited_to_the_videoroom_plugin(
+async def test_a_credential_is_limited_to_the_plugins_browsers_use(
     live_media: LiveMedia, http: httpx.AsyncClient
 ) -> None:
     await live_media.create_room(RoomSpec(2006))
     credential = await live_media.issue("dr.ines", 2006)
     async with JanusSession(http, live_media.config.api_url, credential.token) as session:
+        await session.attach(VIDEOROOM)
+        await session.attach(STREAMING)  # the session's own sources, scoped by the proxy
         with pytest.raises(JanusUnauthorized) as refused:
-            await session.attach(STREAMING)
+            await session.attach("janus.plugin.recordplay")  # loaded, but not for browsers
     assert refused.value.code == 405
 
 

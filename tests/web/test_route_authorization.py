@@ -9,6 +9,7 @@ import pytest
 
 from concilium.config import ROLES
 from concilium.live import service as live_service
+from concilium.live.tables import LiveRecording
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.db import transaction
 from concilium.telesurgery import procedures as ts_procedures
@@ -113,6 +114,18 @@ def metz_objects(world):
             patient_id=patient.id,
         )
         live_service.start(db, actor, live, rt.now(), teaching_consent=False)
+        recording = LiveRecording(
+            session_id=live.id,
+            feed=1,
+            path="live/recordings/none.webm",
+            media_type="video/webm",
+            video_codec="vp8",
+            started_at=rt.now(),
+            duration=1.0,
+            chapters=[],
+        )
+        db.add(recording)
+        db.flush()
         # A procedure between Metz (console) and Nancy (robot): Briey owns no side of it.
         procedure = ts_procedures.create_procedure(
             db,
@@ -135,6 +148,11 @@ def metz_objects(world):
         )
         db.add(qualification)
         db.flush()
+        from concilium.imaging import service as imaging
+
+        imaging.add_remote_ae(
+            db, actor, ae_title="METZ_CT", host="10.0.0.1", port=104, site_id=world.metz.id
+        )
         return {
             "user_id": staff.id,
             "patient_id": patient.id,
@@ -145,8 +163,10 @@ def metz_objects(world):
             "patient_name": "SECRET",
             "username": staff.username,
             "session_id": live.id,
+            "recording_id": recording.id,
             "procedure_id": procedure.id,
             "qualification_id": qualification.id,
+            "ae_title": "METZ_CT",
             **study,
         }
 
@@ -215,6 +235,9 @@ ACTING_AT_METZ = {
         }
     },
     ("GET", "/admin/sites"): {},
+    ("POST", "/admin/imaging/aes"): {
+        "data": {"ae_title": "INTRUDER", "host": "h", "port": "104", "site_id": "{site_id}"}
+    },
     ("GET", "/audit/export"): {},
     ("POST", "/api/v1/live/sessions"): {
         "json": {
@@ -304,6 +327,7 @@ BODIES = {
     ("POST", "/api/v1/telesurgery/procedures/{procedure_id}/gateways"): {
         "json": {"role": "robot", "public_name": "203.0.113.7:18950"}
     },
+    ("POST", "/telesurgery/{procedure_id}/video"): {"data": {"live_session_id": "{session_id}"}},
     ("POST", "/api/v1/telesurgery/procedures/{procedure_id}/timeline"): {
         "json": {"events": [{"at": "2099-01-01T00:00:00Z", "kind": "alarm", "detail": "x"}]},
         "headers": {"x-gateway-token": "tsg_guess"},
@@ -312,6 +336,10 @@ BODIES = {
         "content": "{stow_body}",
         "headers": {"content-type": "{stow_type}"},
     },
+    ("POST", "/imaging/studies/{study}/shares"): {
+        "data": {"to_site_id": 2, "expires_on": "2099-01-01"}
+    },
+    ("POST", "/imaging/studies/{study}/reject"): {"data": {"reason": "113001"}},
 }
 # Lists: allowed, but must show nothing of Metz.
 LISTS = {
@@ -326,6 +354,7 @@ LISTS = {
     "/audit",
     "/",
     "/live",
+    "/live/library",
     "/api/v1/live/sessions",
     "/telesurgery",
     "/api/v1/telesurgery/procedures",
@@ -336,6 +365,9 @@ LISTS = {
     "/dicomweb/studies/{study}/series",
     "/dicomweb/studies/{study}/instances",
     "/dicomweb/studies/{study}/series/{series}/instances",
+    # The archive's pages: another site's studies and DICOM nodes are not listed.
+    "/imaging",
+    "/admin/imaging/aes",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the
@@ -352,6 +384,10 @@ NOT_SITE_SCOPED = {
     "/api/v1/emergency-access",
     "/emergency",
     "/tokens",  # POST issues a token for the caller only
+    "/live/assets/hls.min.js",  # the HLS player library, the same for everyone
+    # The OHIF viewer's own files hold no patient data: what it shows comes through DICOMweb.
+    "/ohif",
+    "/ohif/{path:path}",
 }
 
 

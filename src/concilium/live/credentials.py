@@ -3,8 +3,10 @@
 A credential is one random token enforced twice by Janus itself:
 
 1. as a **stored token** of the core (Admin API ``add_token`` with ``plugins`` limited to the
-   VideoRoom plugin, Janus "Authenticating the Janus API" chapter): without it Janus refuses
-   to create a session or attach a handle (error 403);
+   VideoRoom plugin and the Streaming plugin, Janus "Authenticating the Janus API" chapter):
+   without it Janus refuses to create a session or attach a handle (error 403). Streaming
+   mountpoints carry no allowed list: the proxy lets a browser ``watch`` only the mountpoints
+   of its own session's sources (``live.web.check_janus_request``);
 2. in the room's **allowed list** (VideoRoom ``allowed`` request): without it the VideoRoom
    plugin refuses the ``join`` (error 433), so a token of room A does not open room B.
 
@@ -20,8 +22,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from concilium.live.janus_client import VIDEOROOM, JanusAdmin
+from concilium.live.janus_client import STREAMING, VIDEOROOM, JanusAdmin
 from concilium.live.rooms import RoomRegistry, VideoRoomAdmin
+
+BROWSER_PLUGINS = (VIDEOROOM, STREAMING)
+"""Janus plugins a browser's credential may attach to."""
 
 __all__ = [
     "MAX_TTL",
@@ -110,7 +115,7 @@ async def issue_credential(
     if spec is None:
         raise KeyError(f"room {room_id} is not registered")
     credential = book.mint(user_id, room_id, now, ttl)
-    await admin.add_token(credential.token, plugins=(VIDEOROOM,))
+    await admin.add_token(credential.token, plugins=BROWSER_PLUGINS)
     await videoroom.allow(spec, [credential.token])
     registry.allowed.setdefault(room_id, set()).add(credential.token)
     return credential
@@ -164,5 +169,5 @@ async def restore_credentials(book: CredentialBook, admin: JanusAdmin, now: floa
     """
     valid = book.valid(now)
     for credential in valid:
-        await admin.add_token(credential.token, plugins=(VIDEOROOM,))
+        await admin.add_token(credential.token, plugins=BROWSER_PLUGINS)
     return len(valid)

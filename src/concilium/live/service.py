@@ -546,8 +546,8 @@ def add_source(
     reference = reference.strip()
     if kind == "ip_camera" and not re.match(r"^(rtsp|rtp|srt)://[^\s]+$", reference):
         raise InvalidInput("an IP camera source needs its rtsp://, rtp:// or srt:// URL")
-    if kind == "dicom_cine" and not re.match(r"^[0-9.]+/[0-9.]+$", reference):
-        raise InvalidInput("a DICOM cine loop is named 'study UID/series UID'")
+    if kind == "dicom_cine" and not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
+        raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
     source = LiveSource(session_id=live.id, name=name, kind=kind, reference=reference[:500])
     db.add(source)
     db.flush()

@@ -15,6 +15,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Float,
     ForeignKey,
     Integer,
     String,
@@ -143,4 +144,28 @@ class LiveStroke(Base):
     width: Mapped[int] = mapped_column(Integer)
     points: Mapped[list[Any]] = mapped_column(JSON)
     """``[[x, y], ...]`` in 0..1 of the picture's width and height."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LiveRecording(Base):
+    """One recorded source of a session, post-processed into a file the library plays."""
+
+    __tablename__ = "live_recordings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    feed: Mapped[int] = mapped_column(BigInteger)
+    """Janus publisher id whose media this is (what ``live.program`` audit entries name)."""
+    path: Mapped[str] = mapped_column(String(500))
+    """File relative to the data dir (``live/recordings/<session>/<name>``)."""
+    media_type: Mapped[str] = mapped_column(String(32))
+    """``video/mp4`` or ``video/webm`` (VP8 cannot go in MP4 without re-encoding)."""
+    video_codec: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """Wall-clock time of the recording's first frame: chapter offsets count from here."""
+    duration: Mapped[float] = mapped_column(Float)
+    """Seconds."""
+    chapters: Mapped[list[Any]] = mapped_column(JSON)
+    """``[{"at": seconds, "kind": "program"|"question", "label": str}, ...]``."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -11,6 +11,7 @@ content security policy holds and Janus stays on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -18,8 +19,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
+from anyio import from_thread
 from fastapi import APIRouter, FastAPI, Form, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -27,12 +30,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concilium.config import Settings
-from concilium.live import protocol, service
+from concilium.imaging.dicomweb import archive_of
+from concilium.live import protocol, recording, service, sources
 from concilium.live.credentials import RoomCredential
+from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia
 from concilium.live.ptz import DirectorLockHeld, NotDirector, PtzError
 from concilium.live.runtime import LiveRuntime, Member, SessionRoom, media_lifespan
-from concilium.live.tables import LiveMessage, LiveSession, LiveStroke
+from concilium.live.tables import LiveMessage, LiveSession, LiveSource, LiveStroke
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.accounts import principal_for
 from concilium.platform.authn import mfa_required, resume_session
@@ -41,6 +46,7 @@ from concilium.platform.policy import Action, Decision, Principal, Target, decid
 from concilium.platform.tables import Site, User
 from concilium.web.context import SESSION_COOKIE, Ctx, gate, record_refusal, runtime_of
 from concilium.web.pages import redirect_to, render_page, run_form_action
+from concilium.web.runtime import Runtime
 
 __all__ = ["JANUS_PATH", "api_router", "install_media_server", "live_runtime", "router"]
 
@@ -63,6 +69,9 @@ _BROWSER_VIDEOROOM_REQUESTS = frozenset(
     {"join", "configure", "publish", "unpublish", "start", "pause", "leave", "switch", "update"}
 )
 """VideoRoom requests a browser needs; the proxy refuses the others (list, create, ...)."""
+_BROWSER_STREAMING_REQUESTS = frozenset({"watch", "switch"})
+"""Streaming requests naming a mountpoint (``id``); ``start``, ``pause`` and ``configure``
+act on the handle's own mountpoint and pass with the VideoRoom ones."""
 
 
 class MediaUnavailable(ConciliumError):
@@ -86,7 +95,12 @@ def install_media_server(app: FastAPI, settings: Settings) -> None:
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
-        async with media_lifespan(settings, live), inner(application) as state:
+        async with (
+            media_lifespan(settings, live),
+            sources_lifespan(application),
+            outputs_lifespan(application),
+            inner(application) as state,
+        ):
             yield state
 
     app.router.lifespan_context = lifespan
@@ -321,10 +335,13 @@ def api_invite(
 
 
 @api_router.post("/sessions/{session_id}/start")
-def api_start(session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]) -> SessionOut:
+def api_start(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
+) -> SessionOut:
     """Go live; refused (409) when the patient shown has not consented to teaching."""
     live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
     _start(ctx, live)
+    start_sources(request, ctx, live)
     return SessionOut.of(live)
 
 
@@ -345,6 +362,8 @@ async def _close_room(request: Request, live: LiveSession) -> None:
     if state.media is not None and live.janus_room_id in state.media.registry.rooms:
         await state.media.destroy_room(live.janus_room_id)
     await state.room(live.id).broadcast({"type": "ended"})
+    await source_feeds(request.app).stop(live.id)
+    await close_outputs(request, live)
 
 
 @api_router.post("/sessions/{session_id}/join")
@@ -427,6 +446,7 @@ async def api_program(
     )
     ctx.commit()
     await room.broadcast({"type": "program", "feed": body.feed})
+    await program_to_hls(request, live, body.feed)
     return SessionOut.of(live, body.feed)
 
 
@@ -511,15 +531,24 @@ def credential_for(media: LiveMedia | None, user_id: int, token: str) -> RoomCre
 
 
 def check_janus_request(
-    body: dict[str, Any], credential: RoomCredential, *, may_publish: bool
+    body: dict[str, Any],
+    credential: RoomCredential,
+    *,
+    may_publish: bool,
+    mountpoints: frozenset[int] = frozenset(),
 ) -> None:
     """Only what a browser in its own room needs goes through; only those whose role in the
-    session sends media may join as a publisher (a viewer's credential receives only)."""
+    session sends media may join as a publisher (a viewer's credential receives only).
+    Streaming requests may name only ``mountpoints``, the fed sources of that session."""
     if body.get("janus") != "message":
         return
     request = body.get("body")
     if not isinstance(request, dict):
         raise Forbidden("plugin message without a body")
+    if request.get("request") in _BROWSER_STREAMING_REQUESTS:
+        if request.get("id") not in mountpoints:
+            raise Forbidden("this source is not one of your session's")
+        return
     if request.get("request") not in _BROWSER_VIDEOROOM_REQUESTS:
         raise Forbidden("this media request is not available to browsers")
     if "room" in request and request["room"] != credential.room_id:
@@ -554,7 +583,12 @@ async def janus_proxy(
         token = request.query_params.get("token", "")
     credential = credential_for(live_runtime(request.app).media, ctx.user.id, token)
     may_publish = credential.token in live_runtime(request.app).publishing_tokens
-    check_janus_request(body, credential, may_publish=may_publish)
+    check_janus_request(
+        body,
+        credential,
+        may_publish=may_publish,
+        mountpoints=source_feeds(request.app).mountpoints(credential.room_id),
+    )
     url = live_runtime(request.app).api_url + (f"/{tail}" if tail else "")
     http = live_runtime(request.app).proxy_client()
     if request.method == "POST":
@@ -990,6 +1024,7 @@ def live_start(
         if exc.status in {401, 403, 404}:
             raise
         return _session_view(request, ctx, live, exc.detail, exc.status)
+    start_sources(request, ctx, live)
     return redirect_to(f"/live/{live.id}")
 
 
@@ -1026,8 +1061,12 @@ def live_add_source(
     live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
 
     def run() -> None:
-        service.add_source(ctx.db, ctx.actor, live, name=name, kind=kind, reference=reference)
+        source = service.add_source(
+            ctx.db, ctx.actor, live, name=name, kind=kind, reference=reference
+        )
         ctx.commit()
+        if live.status == "live":
+            start_sources(request, ctx, live, [source])
 
     return _session_action(request, ctx, live, run)
 
@@ -1084,6 +1123,7 @@ def live_director_page(
         live,
         "director",
         sources=service.sources(ctx.db, live),
+        source_states=source_feeds(request.app).statuses(live.id),
         cameras=service.cameras(ctx.db, live),
     )
 
@@ -1101,4 +1141,171 @@ def live_watch_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
 ) -> Response:
     live, _ = _load(ctx, session_id, Action.LIVE_READ)
-    return _console(request, ctx, live, "watch")
+    return with_media_policy(_console(request, ctx, live, "watch"))
+
+
+# --- HLS and recordings (concilium.live.hls, concilium.live.recording) ---------------------
+
+MEDIA_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "media-src 'self' blob:; worker-src 'self' blob:; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+"""The usual content security policy plus ``blob:`` media and workers: hls.js feeds the
+video element through Media Source Extensions, whose object URLs are ``blob:``."""
+
+
+def with_media_policy(response: Response) -> Response:
+    """A page that may play HLS through hls.js keeps :data:`MEDIA_POLICY`."""
+    response.headers["content-security-policy"] = MEDIA_POLICY
+    return response
+
+
+@dataclass
+class MediaOutputs:
+    """The HLS output of the broadcasts and the recordings being post-processed."""
+
+    hls: HlsBroadcasts
+    tasks: set[asyncio.Task[list[int]]]
+
+
+def media_outputs(app: FastAPI) -> MediaOutputs:
+    found: MediaOutputs | None = getattr(app.state, "live_outputs", None)
+    if found is None:
+        found = MediaOutputs(HlsBroadcasts(app.state.runtime.settings.data_dir), set())
+        app.state.live_outputs = found
+    return found
+
+
+@asynccontextmanager
+async def outputs_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Packagers stop with the server (before Janus); recordings finish processing."""
+    try:
+        yield
+    finally:
+        outputs = media_outputs(app)
+        await outputs.hls.close()
+        if outputs.tasks:
+            await asyncio.wait(outputs.tasks, timeout=60)
+
+
+async def program_to_hls(request: Request, live: LiveSession, feed: int | None) -> None:
+    """A broadcast's HLS output follows the program; WebRTC viewers carry on if it fails."""
+    media = live_runtime(request.app).media
+    if live.kind != "broadcast" or live.status != "live" or media is None:
+        return
+    spec = media.registry.rooms.get(live.janus_room_id or 0)
+    if spec is None:
+        return
+    try:
+        await media_outputs(request.app).hls.show(live.id, media.videoroom, spec, feed)
+    except (ConciliumError, OSError, RuntimeError, ValueError) as exc:
+        log.warning("HLS of session %s not following feed %s: %s", live.id, feed, exc)
+
+
+async def close_outputs(request: Request, live: LiveSession) -> None:
+    """The session ended: its HLS stops, its recordings go to the library in the background."""
+    outputs = media_outputs(request.app)
+    await outputs.hls.stop(live.id)
+    media = live_runtime(request.app).media
+    if not live.record or live.janus_room_id is None or media is None:
+        return
+    rec_dir = media.videoroom.rec_dir(live.janus_room_id)
+    task = asyncio.create_task(publish_session_recordings(runtime_of(request), live.id, rec_dir))
+    outputs.tasks.add(task)
+    task.add_done_callback(outputs.tasks.discard)
+
+
+async def publish_session_recordings(runtime: Runtime, session_id: int, rec_dir: Path) -> list[int]:
+    """Post-process a session's ``.mjr`` files and keep them in the library; their ids."""
+    data_dir = runtime.settings.data_dir
+    out_dir = recording.recordings_root(data_dir) / str(session_id)
+    try:
+        processed = await recording.postprocess_room(rec_dir, out_dir)
+    except FileNotFoundError as exc:
+        log.error("recordings of session %s not processed: %s", session_id, exc)
+        return []
+
+    def save() -> list[int]:
+        with runtime.sessions() as db:
+            live = service.get_session(db, session_id)
+            rows = recording.publish_recordings(db, live, processed, data_dir, runtime.now())
+            db.commit()
+            return [r.id for r in rows]
+
+    return await asyncio.to_thread(save)
+
+
+# --- fed sources: IP cameras and cine loops (concilium.live.sources) -----------------------
+
+
+def source_feeds(app: FastAPI) -> sources.SourceFeeds:
+    """The source feeders of this application, created on first use."""
+    found: sources.SourceFeeds | None = getattr(app.state, "live_sources", None)
+    if found is None:
+        found = sources.SourceFeeds()
+        app.state.live_sources = found
+    return found
+
+
+@asynccontextmanager
+async def sources_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Feeders stop with the server, before Janus."""
+    try:
+        yield
+    finally:
+        await source_feeds(app).close()
+
+
+def start_sources(
+    request: Request, ctx: Ctx, live: LiveSession, chosen: list[LiveSource] | None = None
+) -> None:
+    """The session went live (or a source was added to a live session): feed its IP cameras
+    and cine loops, or only the ``chosen`` ones, into their mountpoints.
+
+    Runs in the handler's worker thread: cine loops are authorised for the organiser on the
+    request's database session, then the feeders start on the event loop.
+    """
+    if live.janus_room_id is None:
+        return
+    fed = service.sources(ctx.db, live) if chosen is None else chosen
+    plans = sources.plan_sources(ctx.db, archive_of(request), live, fed, ctx.now)
+    ctx.commit()
+    if plans:
+        media = live_runtime(request.app).media
+        from_thread.run_sync(
+            source_feeds(request.app).launch, media, live.id, live.janus_room_id, plans
+        )
+
+
+class SourceStateOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    state: str
+    detail: str
+    mountpoint: int | None
+    codec: str
+    frame_rate: float | None
+
+
+@api_router.get("/sessions/{session_id}/sources")
+def api_source_states(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
+) -> list[SourceStateOut]:
+    """The fed sources of a live session, their state and the mountpoint to watch."""
+    live, _ = _load(ctx, session_id, Action.LIVE_JOIN)
+    states = source_feeds(request.app).statuses(live.id)
+    return [
+        SourceStateOut(
+            id=s.source_id,
+            name=s.name,
+            kind=s.kind,
+            state=str(s.state),
+            detail=s.detail,
+            mountpoint=s.mountpoint_id,
+            codec=s.codec,
+            frame_rate=s.frame_rate,
+        )
+        for s in states.values()
+    ]

@@ -14,7 +14,10 @@ from fastapi.staticfiles import StaticFiles
 
 from concilium import __version__
 from concilium.config import Settings
-from concilium.imaging import dicomweb
+from concilium.imaging import dicomweb, ohif
+from concilium.imaging import pages as imaging_pages
+from concilium.imaging import viewer as imaging_viewer
+from concilium.live import playback_web as live_playback_web
 from concilium.live import web as live_web
 from concilium.platform.policy import Action
 from concilium.telesurgery import web as telesurgery_web
@@ -29,7 +32,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     api.router,
     dicomweb.router,
     pages.router,
+    imaging_pages.router,
+    imaging_viewer.router,
+    ohif.router,
     live_web.api_router,
+    live_playback_web.router,
     live_web.router,
     telesurgery_web.api_router,
     telesurgery_web.router,

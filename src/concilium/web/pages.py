@@ -80,11 +80,14 @@ def _nav(ctx: Ctx) -> list[tuple[str, str]]:
     entries = [("/", "Home")]
     candidates = [
         (Action.PATIENT_READ, "/patients", "Patients"),
+        (Action.STUDY_READ, "/imaging", "Imaging"),
         (Action.LIVE_READ, "/live", "Live"),
+        (Action.LIVE_READ, "/live/library", "Recordings"),
         (Action.PROCEDURE_READ, "/telesurgery", "Telesurgery"),
         (Action.EMERGENCY_REQUEST, "/emergency", "Emergency access"),
         (Action.USER_MANAGE, "/admin/users", "Users"),
         (Action.SITE_MANAGE, "/admin/sites", "Sites"),
+        (Action.AE_MANAGE, "/admin/imaging/aes", "DICOM nodes"),
         (Action.AUDIT_READ, "/audit", "Audit log"),
     ]
     entries += [(href, label) for action, href, label in candidates if may_attempt(p, action)]

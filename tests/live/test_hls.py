@@ -1,0 +1,242 @@
+"""HLS of a running broadcast: a Chromium publishes into a real Janus, Janus forwards the
+program feed to the packager, and the playlists and segments it writes are valid HLS fMP4."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import av
+import pytest
+from playwright.async_api import async_playwright
+
+from concilium.live.hls import (
+    HlsBroadcasts,
+    HlsSettings,
+    Rendition,
+    ffmpeg_command,
+    hls_headers,
+    program_sdp,
+    resolve_hls_file,
+)
+from concilium.live.media import LiveMedia
+from concilium.live.rooms import RoomSpec
+
+from .test_browser_room import CHROMIUM, CHROMIUM_ARGS, _Harness
+
+SMALL = HlsSettings(
+    ladder=(Rendition("r240", 240, 400_000), Rendition("r120", 120, 150_000)),
+    fps=15,
+    preset="ultrafast",
+)
+"""A ladder cheap enough for the test machine; the shape is the production one."""
+
+
+@pytest.fixture
+def harness_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Harness)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/harness.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def parse_master(text: str) -> list[dict[str, str]]:
+    """Variants of a master playlist (RFC 8216 4.3.4.2): attributes plus ``uri``."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[0] == "#EXTM3U"
+    variants = []
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attributes = dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+            attributes = {k: v.strip('"') for k, v in attributes.items()}
+            attributes["uri"] = lines[i + 1]
+            variants.append(attributes)
+    return variants
+
+
+def parse_media(text: str) -> tuple[dict[str, str], list[tuple[float, str]]]:
+    """Tags and ``(EXTINF duration, uri)`` segments of a media playlist (RFC 8216 4.3.2)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    assert lines[0] == "#EXTM3U"
+    tags: dict[str, str] = {}
+    segments: list[tuple[float, str]] = []
+    duration: float | None = None
+    for line in lines[1:]:
+        if line.startswith("#EXTINF:"):
+            duration = float(line.split(":", 1)[1].split(",")[0])
+        elif line.startswith("#"):
+            name, _, value = line[1:].partition(":")
+            tags.setdefault(name, value)
+        else:
+            assert duration is not None, f"segment {line} without EXTINF"
+            segments.append((duration, line))
+            duration = None
+    return tags, segments
+
+
+async def wait_for(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.2)
+
+
+def media_segments(root: Path, rendition: str) -> list[tuple[float, str]]:
+    playlist = root / rendition / "index.m3u8"
+    if not playlist.is_file():
+        return []
+    return parse_media(playlist.read_text())[1]
+
+
+@pytest.mark.anyio
+@pytest.mark.browser
+async def test_program_feed_becomes_valid_hls_with_a_ladder_that_decodes(
+    live_media: LiveMedia, harness_url: str, tmp_path: Path
+) -> None:
+    room = RoomSpec(4001, description="OR broadcast", fir_freq=2)
+    await live_media.create_room(room)
+    camera = await live_media.issue("or-camera", 4001)
+    broadcasts = HlsBroadcasts(tmp_path / "data", SMALL)
+    out = broadcasts.root / "77"
+
+    async with async_playwright() as playwright:
+        context = await playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            page = await context.new_page()
+            await page.goto(harness_url)
+            await page.wait_for_function("window.harnessReady === true")
+            feed = await page.evaluate(
+                "cfg => window.runPublisher(cfg)",
+                {
+                    "apiUrl": live_media.config.api_url,
+                    "token": camera.token,
+                    "room": 4001,
+                    "display": "program",
+                    "width": 320,
+                    "height": 240,
+                },
+            )
+            await broadcasts.show(77, live_media.videoroom, room, feed)
+            await wait_for(lambda: len(media_segments(out, "r120")) >= 2, timeout=30)
+            await wait_for(lambda: len(media_segments(out, "r240")) >= 2, timeout=10)
+            master = (out / "master.m3u8").read_text()
+            playlist = (out / "r240" / "index.m3u8").read_text()
+            tags, segments = parse_media(playlist)
+            init = (out / "r240" / tags["EXT-X-MAP"].split('"')[1]).read_bytes()
+            segment = (out / "r240" / segments[-1][1]).read_bytes()
+            pipeline = broadcasts.pipeline(77)
+            assert pipeline is not None and pipeline.running
+        finally:
+            await broadcasts.close()
+            await context.close()
+
+    variants = parse_master(master)
+    assert len(variants) == 2
+    assert {v["RESOLUTION"] for v in variants} == {"320x240", "160x120"}
+    assert all(int(v["BANDWIDTH"]) > 0 and v["CODECS"].startswith("avc1.") for v in variants)
+    assert {v["uri"] for v in variants} == {"r240/index.m3u8", "r120/index.m3u8"}
+
+    assert tags["EXT-X-VERSION"] == "7"
+    assert int(tags["EXT-X-TARGETDURATION"]) <= 2
+    assert "EXT-X-INDEPENDENT-SEGMENTS" in tags
+    assert all(0.5 <= duration <= 2.0 for duration, _ in segments)
+    assert all(uri.endswith(".m4s") for _, uri in segments)
+
+    with av.open(io.BytesIO(init + segment)) as container:
+        frames = [frame for frame in container.decode(video=0)]
+    assert frames and (frames[0].width, frames[0].height) == (320, 240)
+    assert not out.exists()  # stopping the broadcast removes its live files
+
+
+def test_files_outside_the_shapes_ffmpeg_writes_are_never_served(tmp_path: Path) -> None:
+    root = tmp_path / "hls"
+    (root / "5" / "720p").mkdir(parents=True)
+    for name in ("master.m3u8", "720p/index.m3u8", "720p/seg-17.m4s", "720p/init-a1_0.mp4"):
+        (root / "5" / name).write_text("x")
+    (root / "5" / "program.sdp").write_text("v=0")
+    assert resolve_hls_file(root, 5, "720p/seg-17.m4s") == root / "5" / "720p" / "seg-17.m4s"
+    for name in ("program.sdp", "../5/master.m3u8", "720p/../master.m3u8", "/etc/passwd", ""):
+        assert resolve_hls_file(root, 5, name) is None
+    assert resolve_hls_file(root, 6, "master.m3u8") is None
+    assert hls_headers("master.m3u8") == ("application/vnd.apple.mpegurl", "no-cache")
+    assert hls_headers("720p/seg-1.m4s")[1].endswith("immutable")
+    assert hls_headers("720p/init-a_0.mp4")[0] == "video/mp4"
+
+
+def test_the_packager_command_makes_fmp4_hls_with_the_whole_ladder(tmp_path: Path) -> None:
+    command = ffmpeg_command("ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1")
+    assert command[command.index("-hls_segment_type") + 1] == "fmp4"
+    assert command[command.index("-var_stream_map") + 1] == "v:0,name:r240 v:1,name:r120"
+    assert "temp_file" in command[command.index("-hls_flags") + 1]
+    assert command[command.index("-g") + 1] == "15"  # one keyframe per 1 s segment
+    assert "m=video 5004 RTP/AVP 96" in program_sdp(5004)
+    with pytest.raises(ValueError, match="codec"):
+        program_sdp(5004, "mjpeg")
+    with pytest.raises(ValueError, match="height"):
+        Rendition("x", 121, 100_000)
+
+
+def test_hls_files_are_served_to_the_session_audience_with_cache_headers(app, world) -> None:
+    from concilium.live import service
+    from concilium.live.hls import hls_root
+    from concilium.platform import audit
+    from concilium.platform.db import transaction
+
+    rt = world.runtime
+    coord = world.user("metz-hls-coord", (world.metz, "coordinator"))
+    student = world.user("briey-hls-student", (world.briey, "learner"))
+    stranger = world.user("briey-hls-doc", (world.briey, "referring_physician"))
+    with transaction(rt.sessions) as db:
+        actor = audit.Actor(coord.id, coord.username)
+        live = service.create_session(
+            db,
+            actor,
+            kind="broadcast",
+            title="Aortic valve, live",
+            site_id=world.metz.id,
+            scheduled_at=rt.now(),
+            now=rt.now(),
+        )
+        service.invite(db, actor, live, user_id=student.id, role="viewer", now=rt.now())
+        service.start(db, actor, live, rt.now(), teaching_consent=False)
+        session_id = live.id
+    out = hls_root(rt.settings.data_dir) / str(session_id)
+    (out / "360p").mkdir(parents=True)
+    (out / "master.m3u8").write_text("#EXTM3U\n")
+    (out / "360p" / "seg-1795000001.m4s").write_bytes(b"\0\0\0\x08styp")
+    (out / "program.sdp").write_text("v=0\n")
+
+    viewer = world.client(app)
+    world.sign_in(viewer, student)
+    base = f"/live/{session_id}/hls"
+    playlist = viewer.get(f"{base}/master.m3u8")
+    assert playlist.status_code == 200 and playlist.text == "#EXTM3U\n"
+    assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
+    assert playlist.headers["cache-control"] == "no-cache"
+    segment = viewer.get(f"{base}/360p/seg-1795000001.m4s")
+    assert segment.status_code == 200 and segment.content == b"\0\0\0\x08styp"
+    assert segment.headers["content-type"] == "video/iso.segment"
+    assert segment.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert viewer.get(f"{base}/program.sdp").status_code == 404
+    assert viewer.get(f"{base}/360p/seg-9.m4s").status_code == 404
+    watch = viewer.get(f"/live/{session_id}/watch")
+    assert f'data-hls="{base}/master.m3u8"' in watch.text  # the audience plays HLS
+    assert "media-src 'self' blob:" in watch.headers["content-security-policy"]
+
+    outsider = world.client(app)
+    world.sign_in(outsider, stranger)
+    assert outsider.get(f"{base}/master.m3u8").status_code == 403
+    assert outsider.get(f"{base}/360p/seg-1795000001.m4s").status_code == 403
+    assert world.client(app).get(f"{base}/master.m3u8").status_code == 303  # signed out

@@ -13,11 +13,12 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from concilium.platform import audit
 from concilium.platform.accounts import principal_for
@@ -220,6 +221,24 @@ def _admit(
     return ctx
 
 
+ADMISSION_THREADS = 16
+"""Requests waiting for the database at admission, at most, each in a thread of its own."""
+
+
+def _admission_limiter(request: Request) -> CapacityLimiter:
+    """The threads where requests wait to be admitted, apart from the handlers' threads.
+
+    On SQLite a request waits for the write lock while it is admitted; were those waits in
+    the handlers' thread pool, enough of them would leave the request holding the lock no
+    thread to run its handler in, and everyone would wait for the busy timeout.
+    """
+    state = request.app.state
+    limiter: CapacityLimiter | None = getattr(state, "admission_limiter", None)
+    if limiter is None:
+        limiter = state.admission_limiter = CapacityLimiter(ADMISSION_THREADS)
+    return limiter
+
+
 def gate(action: Action, *, allow_pending_mfa: bool = False) -> Any:
     """Dependency: authenticate, check the action can be granted at all, open the transaction."""
 
@@ -229,9 +248,8 @@ def gate(action: Action, *, allow_pending_mfa: bool = False) -> Any:
         db = runtime.sessions()
         try:
             sent_csrf = await _sent_csrf(request)
-            yield await run_in_threadpool(
-                _admit, request, runtime, db, action, now, allow_pending_mfa, sent_csrf
-            )
+            admit = partial(_admit, request, runtime, db, action, now, allow_pending_mfa, sent_csrf)
+            yield await to_thread.run_sync(admit, limiter=_admission_limiter(request))
         finally:
             db.rollback()  # whatever the handler did not commit is discarded
             db.close()

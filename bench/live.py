@@ -14,12 +14,16 @@ HLS (``--hls``, with Debian's ``ffmpeg``):
   the pipeline (sender start + the frame's timestamp) to the segment being listed in the
   media playlist;
 * N concurrent simulated HLS viewers (asyncio + httpx) against a real ``concilium serve``:
-  each polls the 360p media playlist once per target duration and downloads every new
-  segment, for S seconds, through the session's access check; failed requests and the p99
-  segment fetch time are printed.
+  the bench signs in once and asks for the session's HLS address as the watch page does
+  (the policy decides, the grant is audited), then every viewer, without a cookie, polls the
+  360p media playlist under that signed address once per target duration and downloads
+  every new segment, for S seconds; failed requests, the p99 segment fetch time and the CPU
+  used by the server, the bench's own client and the packager are printed;
+* with ``--nginx``, the same viewers again through Debian's nginx on loopback as a caching
+  reverse proxy (playlists kept 1 s, segments for good; see ``src/concilium/live/README.md``).
 
-Run: ``.venv/bin/python bench/live.py [--rounds N] [--hls [--viewers 2000 --seconds 60]]``.
-Needs Debian's ``janus`` package.
+Run: ``.venv/bin/python bench/live.py [--rounds N] [--hls [--viewers 2000 --seconds 60]
+[--nginx]]``. Needs Debian's ``janus`` package (and ``nginx-light`` for ``--nginx``).
 """
 
 from __future__ import annotations
@@ -28,7 +32,9 @@ import argparse
 import asyncio
 import io
 import os
+import pwd
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -286,23 +292,146 @@ async def _sign_in(url: str) -> httpx.Cookies:
         return http.cookies
 
 
-async def bench_hls_viewers(viewers: int, seconds: float) -> None:
+async def _hls_address(url: str, cookies: httpx.Cookies, session_id: int) -> str:
+    """The signed prefix of the session's HLS files, granted as to the watch page."""
+    async with httpx.AsyncClient(base_url=url, cookies=cookies) as http:
+        answer = await http.get(f"/api/v1/live/sessions/{session_id}/hls")
+        answer.raise_for_status()
+        playlist: str = answer.json()["playlist"]
+        return playlist.removesuffix("master.m3u8")
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time (s) used so far by the processes ``pids`` (Linux /proc)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+NGINX_CONF = """
+user {user};
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+daemon off;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    proxy_cache_path {dir}/cache levels=1:2 keys_zone=hls:10m max_size=1g inactive=10m
+                     use_temp_path=off;
+    upstream concilium {{ server {upstream}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port};
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        # Playlists: one request a second reaches Concilium, whatever the audience.
+        location ~ "^/live/[0-9]+/hls/[0-9]+/[^/]+/.+\\.m3u8$" {{
+            proxy_pass http://concilium;
+            proxy_cache hls;
+            proxy_cache_key $uri;
+            proxy_ignore_headers Cache-Control;
+            proxy_cache_valid 200 1s;
+            proxy_cache_lock on;
+            proxy_cache_use_stale updating;
+        }}
+        # Segments and init segments never change: fetched once, kept.
+        location ~ "^/live/[0-9]+/hls/[0-9]+/[^/]+/" {{
+            proxy_pass http://concilium;
+            proxy_cache hls;
+            proxy_cache_key $uri;
+            proxy_cache_valid 200 10m;
+            proxy_cache_lock on;
+        }}
+        location / {{ proxy_pass http://concilium; }}
+    }}
+}}
+"""
+
+
+async def _nginx(upstream: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Debian's nginx on loopback, caching the HLS files of ``upstream``."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).is_file():
+        raise RuntimeError("nginx is not installed: tools/install-debian-packages nginx-light")
+    workdir.mkdir()
+    port = free_port()
+    config = workdir / "nginx.conf"
+    config.write_text(
+        NGINX_CONF.format(
+            user=pwd.getpwuid(os.geteuid()).pw_name,
+            dir=workdir,
+            upstream=upstream.removeprefix("http://"),
+            port=port,
+        )
+    )
+    process = subprocess.Popen(
+        [binary, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "stderr.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as http:
+        for _ in range(100):
+            try:
+                await http.get(f"{url}/readyz", timeout=1)
+                return process, url
+            except httpx.HTTPError:
+                await asyncio.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("nginx did not start: " + (workdir / "error.log").read_text()[-300:])
+
+
+async def bench_hls_viewers(viewers: int, seconds: float, nginx: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "var"
         process, url = await _serve(data_dir)
         try:
             session_id = await asyncio.to_thread(_broadcast, data_dir)
             cookies = await _sign_in(url)
+            prefix = await _hls_address(url, cookies, session_id)
             out_dir = hls_root(data_dir) / str(session_id)
             pipeline = await bench_hls_latency(out_dir)
+            sender = getattr(pipeline, "sender", None)
+            packager = [p.pid for p in (pipeline._process, sender) if p is not None]
+            cpu = {"concilium": [process.pid], "packager + test source": packager}
             try:
-                await _viewers(url, session_id, cookies, viewers, seconds)
+                print(f"{'hls viewers: concilium alone':<34} load average {_load()}")
+                await _viewers(url, prefix, viewers, seconds, cpu)
+                if nginx:
+                    proxy, proxy_url = await _nginx(url, Path(tmp) / "nginx")
+                    try:
+                        cpu["nginx"] = [proxy.pid, *_children(proxy.pid)]
+                        print(f"{'hls viewers: behind nginx':<34} load average {_load()}")
+                        await _viewers(proxy_url, prefix, viewers, seconds, cpu)
+                    finally:
+                        proxy.terminate()
+                        proxy.wait(10)
                 log = (Path(tmp) / "server.log").read_text(errors="replace").splitlines()
                 errors = sorted({line.strip() for line in log if "Error" in line})
                 for line in errors[:5]:
                     print(f"{'':<34} server: {line[:160]}")
             finally:
-                sender = getattr(pipeline, "sender", None)
                 if sender is not None:
                     sender.terminate()
                     await sender.wait()
@@ -312,19 +441,33 @@ async def bench_hls_viewers(viewers: int, seconds: float) -> None:
             process.wait(30)
 
 
+def _cpu_pressure() -> str:
+    """Share of the last 10 s in which some task waited for a CPU (Linux PSI)."""
+    try:
+        return Path("/proc/pressure/cpu").read_text().split()[1].removeprefix("avg10=") + "%"
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def _load() -> str:
+    """The machine's 1-minute load average (other work on it skews every figure)."""
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
 async def _viewers(
-    url: str, session_id: int, cookies: httpx.Cookies, viewers: int, seconds: float
+    url: str, prefix: str, viewers: int, seconds: float, cpu: dict[str, list[int]]
 ) -> None:
-    base = f"/live/{session_id}/hls/360p/"
+    base = f"{prefix}360p/"
     failures: list[str] = []
     failed_paths: dict[int, str] = {}
     segment_times: list[float] = []
     playlist_times: list[float] = []
     limits = httpx.Limits(max_connections=viewers, max_keepalive_connections=viewers)
     timeout = httpx.Timeout(10.0, pool=30.0)
-    async with httpx.AsyncClient(
-        base_url=url, cookies=cookies, limits=limits, timeout=timeout
-    ) as http:
+    cpu_before = {name: _cpu_seconds(pids) for name, pids in cpu.items()}
+    client_before, started = time.process_time(), time.monotonic()
+    # No cookie: the signed address is the whole credential, as for a cache in front.
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
         stop_at = time.monotonic() + seconds
 
         async def fetch(path: str, into: list[float]) -> httpx.Response | None:
@@ -359,6 +502,9 @@ async def _viewers(
                 await asyncio.sleep(1.0)
 
         await asyncio.gather(*(viewer(i) for i in range(viewers)))
+    elapsed = time.monotonic() - started
+    used = {name: _cpu_seconds(pids) - cpu_before[name] for name, pids in cpu.items()}
+    used["bench client (httpx)"] = time.process_time() - client_before
     total = len(segment_times) + len(playlist_times)
     print(f"{'hls viewers':<34} n={viewers} for {seconds:.0f} s: {total} responses")
     print(f"{'':<34} failed requests: {len(failures)} {dict(Counter(failures))}")
@@ -370,14 +516,19 @@ async def _viewers(
             p99 = ordered[int(0.99 * (len(ordered) - 1))] * 1000
             p50 = statistics.median(ordered) * 1000
             print(f"{'':<34} {name}: n={len(ordered)} p50={p50:.1f} ms p99={p99:.1f} ms")
+    print(f"{'':<34} target: 0 failed, segment p99 < 1000 ms; {total / elapsed:.0f} responses/s")
+    print(f"{'':<34} wall {elapsed:.0f} s; cpu pressure {_cpu_pressure()}")
+    for name, seconds_used in used.items():
+        per = f", {1000 * seconds_used / total:.2f} ms per response" if total else ""
+        print(f"{'':<34} cpu {name}: {100 * seconds_used / elapsed:.0f}% of one core{per}")
 
 
-async def main(rounds: int, hls: bool, viewers: int, seconds: float) -> None:
+async def main(rounds: int, hls: bool, viewers: int, seconds: float, nginx: bool = False) -> None:
     bench_codec(rounds * 100)
     await bench_ptz(rounds)
     await bench_janus(rounds)
     if hls:
-        await bench_hls_viewers(viewers, seconds)
+        await bench_hls_viewers(viewers, seconds, nginx)
 
 
 if __name__ == "__main__":
@@ -386,5 +537,8 @@ if __name__ == "__main__":
     parser.add_argument("--hls", action="store_true", help="HLS latency and viewers")
     parser.add_argument("--viewers", type=int, default=2000)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--nginx", action="store_true", help="with --hls: also measure behind a caching nginx"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.hls, args.viewers, args.seconds))
+    asyncio.run(main(args.rounds, args.hls, args.viewers, args.seconds, args.nginx))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,8 +16,9 @@ from pathlib import Path
 import httpx
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port the kernel says is free on 127.0.0.1 right now (TCP, or UDP with SOCK_DGRAM)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
@@ -43,6 +45,29 @@ class RunningServer:
             timeout=120,
         )
         return result.stdout
+
+    def create_site(self, name: str, finess: str) -> None:
+        self.cli("site", "create", "--name", name, "--finess", finess)
+
+    def create_user(self, username: str, *roles: str, password: str, totp: bool = False) -> str:
+        """A user named ``username`` (full name: the same, titled) with ``roles`` such as
+        ``radiologist@570005165``; the authenticator key when ``totp``, else ``""``."""
+        args = ["user", "create", "--username", username, "--full-name", username.title()]
+        for role in roles:
+            args += ["--role", role]
+        out = self.cli(*args, "--password", password, *(["--with-totp"] if totp else []))
+        if not totp:
+            return ""
+        found = re.search(r"authenticator key: (\w+)", out)
+        assert found, out
+        return found.group(1)
+
+    def create_token(self, username: str, name: str, *scopes: str) -> str:
+        """An API token of ``username`` with ``scopes``; its secret."""
+        args = ["token", "create", "--user", username, "--name", name]
+        for scope in scopes:
+            args += ["--scope", scope]
+        return self.cli(*args).strip().splitlines()[-1]
 
 
 @contextmanager
@@ -73,7 +98,7 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
         )
         server.pid = process.pid
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120  # a loaded machine starts slowly
             while time.monotonic() < deadline:
                 try:
                     if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,15 +9,8 @@ import pytest
 
 from serving import RunningServer, running_server
 
-CHROMIUM = os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from .browsing import CHROMIUM_ARGS, launch_chromium
+
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -35,15 +27,7 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
 def browser():  # type: ignore[no-untyped-def]
     """Chromium for one test module. Playwright's synchronous API keeps an event loop in the
     main thread while it runs, so it must be gone before asynchronous tests run."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Debian's chromium is required at {CHROMIUM} (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    # Each launch gets a fresh, temporary profile directory from Playwright.
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    yield from launch_chromium(CHROMIUM_ARGS)
 
 
 @pytest.fixture

@@ -4,15 +4,15 @@ finds and opens it too; on a phone, nothing overflows sideways."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from imaging.dcmtk import require_dcmtk, run
+
+from . import browsing
 
 METZ = ("CHR Metz-Thionville", "570005165")
 BRIEY = ("CH Briey", "540000049")
@@ -28,29 +28,13 @@ def _without_media_server(monkeypatch):
 
 def provision(server) -> dict[str, str]:
     for name, finess in (METZ, BRIEY):
-        server.cli("site", "create", "--name", name, "--finess", finess)
-
-    def user(username: str, role: str) -> str:
-        out = server.cli(
-            "user",
-            "create",
-            "--username",
-            username,
-            "--full-name",
-            username.title(),
-            "--role",
-            role,
-            "--password",
-            PASSWORD,
-            "--with-totp",
-        )
-        found = re.search(r"authenticator key: (\w+)", out)
-        assert found, out
-        return found.group(1)
-
+        server.create_site(name, finess)
     keys = {
-        "metzrad": user("metzrad", f"radiologist@{METZ[1]}"),
-        "brieyrad": user("brieyrad", f"radiologist@{BRIEY[1]}"),
+        username: server.create_user(username, role, password=PASSWORD, totp=True)
+        for username, role in (
+            ("metzrad", f"radiologist@{METZ[1]}"),
+            ("brieyrad", f"radiologist@{BRIEY[1]}"),
+        )
     }
     server.cli(
         "dicom", "ae", "add", "METZ_CT", "--host", "127.0.0.1", "--port", "104", "--site", METZ[1]
@@ -71,14 +55,7 @@ def send_ct_study(server, tmp: Path) -> str:
 
 
 def sign_in(page: Page, username: str, key: str) -> None:
-    page.goto("/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/login/totp**")
-    page.get_by_label("Code").fill(pyotp.TOTP(key).now())
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r".*/$"))
+    browsing.sign_in(page, username, PASSWORD, totp_key=key)
 
 
 def no_sideways_overflow(page: Page) -> None:

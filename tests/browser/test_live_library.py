@@ -223,6 +223,9 @@ def test_a_viewer_of_a_broadcast_watches_the_program_over_hls(  # type: ignore[n
     page.screenshot(path=str(artifacts / f"live-watch-hls-{player}-phone.png"))
     assert later > started and size[1] in (120, 240)
     assert any(u.endswith(".m4s") for u in hls_requests)  # fMP4 segments over HTTP
+    # Every file under the signed address the page was granted (no session check per file).
+    signed = re.compile(rf"/live/{program_on_air}/hls/[0-9]+/[A-Za-z0-9_-]{{22}}/")
+    assert all(signed.search(u) for u in hls_requests), hls_requests[:3]
     state = page.locator("[data-status]").inner_text()
     assert state.startswith("Watching the broadcast") and (player == "native") == (
         "native" in state

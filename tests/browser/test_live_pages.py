@@ -5,9 +5,7 @@ of another hospital through Janus."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,35 +17,24 @@ from concilium.live.camera_simulator import SimulatedCamera
 from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, transaction
 from concilium.platform.demo import SITES
+from serving import free_port
+
+from . import browsing
+from .browsing import CHROMIUM_MEDIA_ARGS, launch_chromium, wait_until
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_MEDIA_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PASSWORD = "live-pages-pass-1"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
-
-
-def _free(kind: int = socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
 def janus_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     """Ports of this test's own Janus, inherited by the server the ``server`` fixture starts."""
     monkeypatch.setenv("CONCILIUM_LIVE_ENABLED", "true")
-    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_HTTP_PORT", str(_free()))
-    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_ADMIN_PORT", str(_free()))
+    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_HTTP_PORT", str(free_port()))
+    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_ADMIN_PORT", str(free_port()))
 
 
 @pytest.fixture
@@ -96,33 +83,11 @@ def camera() -> Iterator[SimulatedCamera]:
 @pytest.fixture(scope="module")
 def media_browser():  # type: ignore[no-untyped-def]
     """Chromium with a fake camera (a moving test pattern) and loopback WebRTC allowed."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium"),
-            args=CHROMIUM_MEDIA_ARGS,
-        )
-        yield chromium
-        chromium.close()
-
-
-def wait_until(page, expression: str, timeout: int = 10_000) -> None:  # type: ignore[no-untyped-def]
-    """Poll a page expression (``wait_for_function`` evaluates strings inside the page, which
-    the strict content security policy forbids, as it should)."""
-    deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout} ms: {expression}")
-        time.sleep(0.1)
+    yield from launch_chromium(CHROMIUM_MEDIA_ARGS)
 
 
 def sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
-    page.goto("/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r".*/$"))
+    browsing.sign_in(page, username, PASSWORD)
 
 
 def schedule_live_session(page, title: str) -> str:  # type: ignore[no-untyped-def]

@@ -13,8 +13,6 @@ is there, so that a browser without it fails with that reason and not a blank vi
 
 from __future__ import annotations
 
-import os
-import re
 import time
 from pathlib import Path
 
@@ -24,21 +22,13 @@ from playwright.sync_api import Page
 
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 
+from .browsing import CHROMIUM_ARGS, launch_chromium, sign_in
+
 METZ = ("CHR Metz-Thionville", "570005165")
 BRIEY = ("CH Briey", "540000049")
 PASSWORD = "ohif-viewer-pass-1"
-CHROMIUM = os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium")
 # The arguments of the shared test browser, plus WebGL through SwiftShader (see above).
-CHROMIUM_WEBGL_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-    "--use-angle=swiftshader",
-    "--enable-unsafe-swiftshader",
-]
+CHROMIUM_WEBGL_ARGS = [*CHROMIUM_ARGS, "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 WEBGL2 = "() => !!document.createElement('canvas').getContext('webgl2')"
 
 pytestmark = pytest.mark.browser
@@ -55,14 +45,7 @@ def _only_what_the_viewer_needs(monkeypatch):
 @pytest.fixture(scope="module")
 def webgl_browser():  # type: ignore[no-untyped-def]
     """Chromium with WebGL in software, for this module."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Debian's chromium is required at {CHROMIUM} (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_WEBGL_ARGS)
-        yield chromium
-        chromium.close()
+    yield from launch_chromium(CHROMIUM_WEBGL_ARGS)
 
 
 def _stow(server, token: str, study: SyntheticStudy, directory: Path) -> str:
@@ -93,31 +76,17 @@ def _stow(server, token: str, study: SyntheticStudy, directory: Path) -> str:
 def provision(server, tmp_path: Path) -> tuple[str, str]:
     """Two sites, a technologist at each; each stores one CT study. Metz's and Briey's UIDs."""
     for name, finess in (METZ, BRIEY):
-        server.cli("site", "create", "--name", name, "--finess", finess)
+        server.create_site(name, finess)
     uids = []
     for username, finess, patient in (
         ("metz-tech", METZ[1], SyntheticPatient("MARTIN^PAUL", "MTZ-7")),
         ("briey-tech", BRIEY[1], SyntheticPatient("SECRET^BRIEY", "BRY-9")),
     ):
-        server.cli(
-            "user", "create", "--username", username, "--full-name", username.title(),
-            "--role", f"technologist@{finess}", "--password", PASSWORD,
-        )  # fmt: skip
-        out = server.cli(
-            "token", "create", "--user", username, "--name", "modality", "--scope", "imaging:write"
-        )
-        token = out.strip().splitlines()[-1]
+        server.create_user(username, f"technologist@{finess}", password=PASSWORD)
+        token = server.create_token(username, "modality", "imaging:write")
         study = SyntheticStudy(f"ohif-{username}", patient, description=f"CT of {username}")
         uids.append(_stow(server, token, study, tmp_path / username))
     return uids[0], uids[1]
-
-
-def sign_in(page: Page, url: str, username: str) -> None:
-    page.goto(f"{url}/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r".*/$"))
 
 
 def wait_until(page: Page, expression: str, timeout: float) -> object:
@@ -166,7 +135,7 @@ def test_a_study_opens_in_ohif_and_its_image_is_drawn(server, webgl_browser, art
     frames: list[str] = []
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.on("response", lambda r: frames.append(r.url) if "/frames/" in r.url else None)
-    sign_in(page, server.url, "metz-tech")
+    sign_in(page, "metz-tech", PASSWORD, base_url=server.url)
 
     # The study list (one QIDO-RS search of the viewer) shows Metz's study, never Briey's.
     page.goto(f"{server.url}/ohif/")

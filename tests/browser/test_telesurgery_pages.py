@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pyotp
 import pytest
 from playwright.sync_api import expect
 
@@ -21,6 +20,8 @@ from telesurgery_rig import LoopThread, Rig, Streamer
 
 from concilium.telesurgery.impairment import profile
 from concilium.telesurgery.reporting import TimelineReporter
+
+from . import browsing
 
 METZ = ("CHR Metz-Thionville", "570005165")
 BRIEY = ("CH Briey", "540000049")
@@ -37,19 +38,13 @@ def _only_what_telesurgery_needs(monkeypatch):
 
 def provision(server) -> dict[str, str]:
     for name, finess in (METZ, BRIEY):
-        server.cli("site", "create", "--name", name, "--finess", finess)
+        server.create_site(name, finess)
 
     def user(username: str, *roles: str, totp: bool = False) -> str:
-        args = ["user", "create", "--username", username, "--full-name", username.title()]
-        for role in roles:
-            args += ["--role", role]
-        out = server.cli(*args, "--password", PASSWORD, *(["--with-totp"] if totp else []))
-        found = re.search(r"authenticator key: (\w+)", out)
-        return found.group(1) if found else ""
+        return server.create_user(username, *roles, password=PASSWORD, totp=totp)
 
     def token(username: str, scope: str) -> str:
-        out = server.cli("token", "create", "--user", username, "--name", "t", "--scope", scope)
-        return out.strip().splitlines()[-1]
+        return server.create_token(username, "t", scope)
 
     key = user("eng", f"engineer@{METZ[1]}", f"engineer@{BRIEY[1]}", totp=True)
     surgeon_key = user("surg", f"specialist@{METZ[1]}", totp=True)
@@ -127,14 +122,7 @@ def provision(server) -> dict[str, str]:
 
 
 def sign_in(page, username: str, key: str) -> None:
-    page.goto("/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/login/totp**")
-    page.get_by_label("Code").fill(pyotp.TOTP(key).now())
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r".*/$"))
+    browsing.sign_in(page, username, PASSWORD, totp_key=key)
 
 
 @pytest.mark.browser

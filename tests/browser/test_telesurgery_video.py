@@ -5,34 +5,22 @@ robot site's coordinator links a supervision session to the procedure and publis
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
-import pyotp
 import pytest
 
-# The same provisioning as the supervision test: two sites, a procedure, its gateways.
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import free_port
 
-from test_telesurgery_pages import PASSWORD, provision
+from .browsing import CHROMIUM_MEDIA_ARGS, launch_chromium, sign_in, wait_until
+
+# The same provisioning as the supervision test: two sites, a procedure, its gateways.
+from .test_telesurgery_pages import PASSWORD, provision
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_MEDIA_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 VIDEO = "document.querySelector('[data-stage]')"
@@ -45,42 +33,19 @@ GRAB = f"""() => {{
 }}"""
 
 
-def _free() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(autouse=True)
 def _media_server_on_free_ports(monkeypatch):
     """The server runs its own Janus on free ports, and no DICOM listener."""
     monkeypatch.setenv("CONCILIUM_DICOM_PORT", "0")
     monkeypatch.setenv("CONCILIUM_LIVE_ENABLED", "true")
-    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_HTTP_PORT", str(_free()))
-    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_ADMIN_PORT", str(_free()))
+    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_HTTP_PORT", str(free_port()))
+    monkeypatch.setenv("CONCILIUM_LIVE_JANUS_ADMIN_PORT", str(free_port()))
 
 
 @pytest.fixture(scope="module")
 def media_browser():
     """Chromium with a fake camera and loopback WebRTC allowed."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium"),
-            args=CHROMIUM_MEDIA_ARGS,
-        )
-        yield chromium
-        chromium.close()
-
-
-def wait_until(page, expression: str, timeout: int = 10_000) -> None:
-    """Poll a page expression (the content security policy forbids evaluated strings)."""
-    deadline = time.monotonic() + timeout / 1000
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout} ms: {expression}")
-        time.sleep(0.1)
+    yield from launch_chromium(CHROMIUM_MEDIA_ARGS)
 
 
 def report_status(server, facts: dict[str, str], latency_ms: float) -> None:
@@ -128,11 +93,7 @@ def test_surgeon_sees_the_operating_room_video_under_the_state_and_latency(
     # The robot site's coordinator links a new supervision session and publishes the camera.
     theatre = media_browser.new_context(viewport=DESKTOP, base_url=server.url)
     coordinator = theatre.new_page()
-    coordinator.goto("/login")
-    coordinator.get_by_label("User name").fill("coord")
-    coordinator.get_by_label("Password").fill(PASSWORD)
-    coordinator.get_by_role("button", name="Sign in").click()
-    coordinator.wait_for_url(re.compile(r".*/$"))
+    sign_in(coordinator, "coord", PASSWORD)
     coordinator.get_by_role("navigation", name="Main").get_by_role(
         "link", name="Telesurgery"
     ).click()
@@ -151,14 +112,7 @@ def test_surgeon_sees_the_operating_room_video_under_the_state_and_latency(
     # The surgeon, at the console site, on a phone.
     phone = media_browser.new_context(viewport=PHONE, base_url=server.url)
     surgeon = phone.new_page()
-    surgeon.goto("/login")
-    surgeon.get_by_label("User name").fill("surg")
-    surgeon.get_by_label("Password").fill(PASSWORD)
-    surgeon.get_by_role("button", name="Sign in").click()
-    surgeon.wait_for_url("**/login/totp**")
-    surgeon.get_by_label("Code").fill(pyotp.TOTP(facts["surgeon_totp_key"]).now())
-    surgeon.get_by_role("button", name="Verify").click()
-    surgeon.wait_for_url(re.compile(r".*/$"))
+    sign_in(surgeon, "surg", PASSWORD, totp_key=facts["surgeon_totp_key"])
     surgeon.goto(f"/telesurgery/{procedure}")
     surgeon.get_by_role("link", name="Surgeon view").click()
     surgeon.wait_for_url(f"**/telesurgery/{procedure}/surgeon")

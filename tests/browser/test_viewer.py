@@ -10,7 +10,6 @@ import warnings
 from pathlib import Path
 
 import pydicom
-import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 from pydicom.data import get_testdata_file
@@ -19,6 +18,8 @@ from sqlalchemy import func, select
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
 from concilium.platform.audit import AuditEvent
 from concilium.platform.db import make_engine, make_sessionmaker
+
+from . import browsing
 
 pytestmark = pytest.mark.browser
 
@@ -53,16 +54,13 @@ def _no_media_server(monkeypatch: pytest.MonkeyPatch) -> None:
 def provision(server, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
     """Two sites, a radiologist at each, and Metz's CT and ultrasound studies imported."""
     for name, finess in (METZ, BRIEY):
-        server.cli("site", "create", "--name", name, "--finess", finess)
-    keys = {}
-    for username, finess in (("rad", METZ[1]), ("other", BRIEY[1])):
-        out = server.cli(
-            "user", "create", "--username", username, "--full-name", username.title(),
-            "--role", f"radiologist@{finess}", "--password", PASSWORD, "--with-totp",
-        )  # fmt: skip
-        found = re.search(r"authenticator key: (\w+)", out)
-        assert found, out
-        keys[username] = found.group(1)
+        server.create_site(name, finess)
+    keys = {
+        username: server.create_user(
+            username, f"radiologist@{finess}", password=PASSWORD, totp=True
+        )
+        for username, finess in (("rad", METZ[1]), ("other", BRIEY[1]))
+    }
     study = SyntheticStudy(seed="viewer-test")
     incoming = tmp_path / "incoming"
     generate_ct_series(incoming / "ct", CT_SLICES, study=study)
@@ -79,14 +77,7 @@ def provision(server, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-unty
 
 
 def sign_in(page: Page, username: str, key: str) -> None:
-    page.goto("/login")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/login/totp**")
-    page.get_by_label("Code").fill(pyotp.TOTP(key).now())
-    page.get_by_role("button", name="Verify").click()
-    page.wait_for_url(re.compile(r".*/$"))
+    browsing.sign_in(page, username, PASSWORD, totp_key=key)
 
 
 def digest(page: Page) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -22,12 +21,6 @@ def require_dcmtk() -> None:
             "`apt-get install -y dcmtk`",
             pytrace=False,
         )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def run(*args: str | Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -20,8 +20,9 @@ from concilium.imaging.tables import ImagingInstance, ImagingStudy
 from concilium.platform import audit, sharing
 from concilium.platform.db import transaction
 from concilium.platform.tables import AuditEvent
+from serving import free_port
 
-from .dcmtk import find, free_port, require_dcmtk, run
+from .dcmtk import find, require_dcmtk, run
 
 SAMPLES = [
     "CT_small.dcm",  # explicit VR little endian

@@ -19,8 +19,9 @@ from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingInstance
 from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, migrate, transaction
+from serving import free_port
 
-from .dcmtk import free_port, require_dcmtk, run
+from .dcmtk import require_dcmtk, run
 
 KILL_AFTER = 25
 SLICES = 150
@@ -39,7 +40,7 @@ def _serve(data_dir: Path, url: str, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 90  # a loaded machine starts slowly
     while time.monotonic() < deadline:
         echo = run("echoscu", "-aet", "CRASH_CT", "-aec", "CONCILIUM", "127.0.0.1", str(port))
         if echo.returncode == 0:

@@ -36,16 +36,9 @@ def test_kill_during_stow_keeps_every_acknowledged_instance_and_nothing_else(tmp
     datasets = [pydicom.dcmread(f) for f in files]
     acknowledged: list[str] = []
     with running_server(tmp_path, **SETTINGS) as server:
-        server.cli("site", "create", "--name", "CHR Metz-Thionville", "--finess", "570005165")
-        server.cli(
-            "user", "create", "--username", "tech", "--full-name", "Tech",
-            "--role", "technologist@570005165", "--password", "stow-crash-pass-1",
-        )  # fmt: skip
-        out = server.cli(
-            "token", "create", "--user", "tech", "--name", "stow",
-            "--scope", "imaging:read", "--scope", "imaging:write",
-        )  # fmt: skip
-        token = out.strip().splitlines()[-1]
+        server.create_site("CHR Metz-Thionville", "570005165")
+        server.create_user("tech", "technologist@570005165", password="stow-crash-pass-1")
+        token = server.create_token("tech", "stow", "imaging:read", "imaging:write")
         client = _client(server.url, token)
 
         def send() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -12,19 +12,14 @@ import pytest
 from concilium.live.janus_config import JanusConfig
 from concilium.live.media import LiveMedia
 from concilium.live.media_server import JanusNotInstalled, MediaServer, find_janus
+from serving import free_port
+
+from .webrtc_harness import serve_harness
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the kernel says is free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture
@@ -103,3 +98,10 @@ async def live_media(
         yield media
     finally:
         await media.close()
+
+
+@pytest.fixture
+def harness_url() -> Iterator[str]:
+    """The VideoRoom harness page of ``webrtc_harness`` on a free loopback port."""
+    with serve_harness() as url:
+        yield url

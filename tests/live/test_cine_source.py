@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pydicom
 import pytest
-from playwright.async_api import async_playwright
 from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from sqlalchemy import select
@@ -44,21 +41,13 @@ from concilium.platform.errors import InvalidInput
 from concilium.platform.policy import Principal
 from concilium.platform.tables import AuditEvent
 
-STATIC = Path(__file__).resolve().parents[2] / "src" / "concilium" / "web" / "static"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--allow-loopback-in-peer-connection",
-]
+from .webrtc_harness import chromium, open_harness, serve_harness
+
 NATIVE_RATE = 25
 """Frame rate written in the test loop (Cine Rate and Frame Time): not the 15 fps default."""
 
 # The page watches a Streaming mountpoint with the same Janus client code as the live pages.
-HARNESS = b"""<!doctype html>
+STREAMING_PAGE = b"""<!doctype html>
 <meta charset="utf-8">
 <title>streaming harness</title>
 <video autoplay muted playsinline></video>
@@ -107,36 +96,10 @@ window.harnessReady = true;
 """
 
 
-class _Harness(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/harness.html":
-            self._send(HARNESS, "text/html")
-        elif self.path == "/static/live/janus-room.js":
-            self._send((STATIC / "live" / "janus-room.js").read_bytes(), "text/javascript")
-        else:
-            self.send_error(404)
-
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def harness_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Harness)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/harness.html"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_harness(STREAMING_PAGE) as url:
+        yield url
 
 
 # --- without a media server ----------------------------------------------------------------
@@ -289,36 +252,28 @@ async def test_an_xa_cine_loop_from_the_archive_plays_live_at_its_native_frame_r
     token = "cine-viewer-token-0123456789"
     await live_media.admin.add_token(token, plugins=(STREAMING,))
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        async with chromium(tmp_path / "profile") as context:
+            page = await open_harness(context, harness_url)
+            offer = await page.evaluate(
+                "cfg => window.watch(cfg)",
+                {
+                    "apiUrl": live_media.config.api_url,
+                    "token": token,
+                    "id": status.mountpoint_id,
+                },
             )
-            try:
-                page = await browser.new_page()
-                await page.goto(harness_url)
-                await page.wait_for_function("window.harnessReady === true")
-                offer = await page.evaluate(
-                    "cfg => window.watch(cfg)",
-                    {
-                        "apiUrl": live_media.config.api_url,
-                        "token": token,
-                        "id": status.mountpoint_id,
-                    },
-                )
-                video = "document.querySelector('video')"
-                await page.wait_for_function(f"{video}.currentTime > 0.5", timeout=20_000)
-                first_picture = await page.evaluate("window.grab()")
-                before = await page.evaluate("window.inbound()")
-                sent_before, late_before = status.frames_sent, status.late_frames
-                await asyncio.sleep(5.0)
-                after = await page.evaluate("window.inbound()")
-                sent_after = status.frames_sent
-                second_picture = await page.evaluate("window.grab()")
-                size = await page.evaluate(f"[{video}.videoWidth, {video}.videoHeight]")
-                info = await live_media.streaming.info(mountpoint)
-                await page.evaluate("window.hangUp()")
-            finally:
-                await browser.close()
+            video = "document.querySelector('video')"
+            await page.wait_for_function(f"{video}.currentTime > 0.5", timeout=20_000)
+            first_picture = await page.evaluate("window.grab()")
+            before = await page.evaluate("window.inbound()")
+            sent_before, late_before = status.frames_sent, status.late_frames
+            await asyncio.sleep(5.0)
+            after = await page.evaluate("window.inbound()")
+            sent_after = status.frames_sent
+            second_picture = await page.evaluate("window.grab()")
+            size = await page.evaluate(f"[{video}.videoWidth, {video}.videoHeight]")
+            info = await live_media.streaming.info(mountpoint)
+            await page.evaluate("window.hangUp()")
     finally:
         await feeds.stop(metz_session)
         await feeds.stop(briey_session)

@@ -18,6 +18,7 @@ from playwright.async_api import async_playwright
 from concilium.live.hls import (
     HlsBroadcasts,
     HlsSettings,
+    HlsSigner,
     Rendition,
     ffmpeg_command,
     hls_headers,
@@ -188,7 +189,35 @@ def test_the_packager_command_makes_fmp4_hls_with_the_whole_ladder(tmp_path: Pat
         Rendition("x", 121, 100_000)
 
 
-def test_hls_files_are_served_to_the_session_audience_with_cache_headers(app, world) -> None:
+def test_a_capability_opens_one_session_until_it_expires() -> None:
+    signer = HlsSigner(b"k" * 32, lifetime=4 * 3600, granularity=600)
+    now = 1_800_000_123.0
+    capability = signer.grant(5, now)
+    assert (
+        capability.expires % 600 == 0
+        and now + 4 * 3600 <= capability.expires < now + 4 * 3600 + 600
+    )
+    # Everyone granted in the same window shares the address (one copy in a shared cache).
+    assert signer.grant(5, now + 60) == capability
+    assert (
+        capability.master == f"/live/5/hls/{capability.expires}/{capability.signature}/master.m3u8"
+    )
+    expires, signature = str(capability.expires), capability.signature
+    assert signer.verify(5, expires, signature, now)
+    assert not signer.verify(6, expires, signature, now)  # another session
+    assert not signer.verify(5, str(capability.expires + 600), signature, now)  # extended
+    assert not signer.verify(5, expires, signature, capability.expires)  # expired
+    assert not signer.verify(5, expires, signature[:-1] + "A", now)
+    assert not signer.verify(5, expires, "é" * 22, now)
+    assert not signer.verify(5, "1e99", signature, now)
+    assert not HlsSigner(b"j" * 32).verify(5, expires, signature, now)  # another installation
+    with pytest.raises(ValueError, match="secret key"):
+        HlsSigner(b"short")
+
+
+def test_hls_files_are_served_under_a_granted_capability_without_the_database(
+    app, world, monkeypatch
+) -> None:
     from concilium.live import service
     from concilium.live.hls import hls_root
     from concilium.platform import audit
@@ -220,23 +249,57 @@ def test_hls_files_are_served_to_the_session_audience_with_cache_headers(app, wo
 
     viewer = world.client(app)
     world.sign_in(viewer, student)
-    base = f"/live/{session_id}/hls"
-    playlist = viewer.get(f"{base}/master.m3u8")
+    watch = viewer.get(f"/live/{session_id}/watch")
+    access_url = f"/api/v1/live/sessions/{session_id}/hls"
+    assert f'data-hls-access="{access_url}"' in watch.text  # the audience plays HLS
+    assert "media-src 'self' blob:" in watch.headers["content-security-policy"]
+    granted = viewer.get(access_url)
+    assert granted.status_code == 200, granted.text
+    access = granted.json()
+    assert access["playlist"].startswith(f"/live/{session_id}/hls/")
+    assert access["playlist"].endswith("/master.m3u8")
+    assert 3 * 3600 < access["renew_in"] < 4 * 3600
+    with rt.sessions() as db:
+        grants = db.scalars(
+            audit.select(audit.AuditEvent).where(audit.AuditEvent.action == "live.hls.grant")
+        ).all()
+    assert [(g.actor, g.object_id) for g in grants] == [(student.username, str(session_id))]
+
+    # The files need neither a session cookie nor the database: a cache can serve them.
+    def no_database() -> None:
+        raise AssertionError("the HLS file route touched the database")
+
+    monkeypatch.setattr(rt, "sessions", no_database)
+    monkeypatch.setattr(rt, "read_sessions", no_database)
+    anyone = world.client(app)
+    base = access["playlist"].removesuffix("/master.m3u8")
+    playlist = anyone.get(f"{base}/master.m3u8")
     assert playlist.status_code == 200 and playlist.text == "#EXTM3U\n"
     assert playlist.headers["content-type"] == "application/vnd.apple.mpegurl"
     assert playlist.headers["cache-control"] == "no-cache"
-    segment = viewer.get(f"{base}/360p/seg-1795000001.m4s")
+    assert "set-cookie" not in playlist.headers
+    segment = anyone.get(f"{base}/360p/seg-1795000001.m4s")
     assert segment.status_code == 200 and segment.content == b"\0\0\0\x08styp"
     assert segment.headers["content-type"] == "video/iso.segment"
     assert segment.headers["cache-control"] == "public, max-age=31536000, immutable"
-    assert viewer.get(f"{base}/program.sdp").status_code == 404
-    assert viewer.get(f"{base}/360p/seg-9.m4s").status_code == 404
-    watch = viewer.get(f"/live/{session_id}/watch")
-    assert f'data-hls="{base}/master.m3u8"' in watch.text  # the audience plays HLS
-    assert "media-src 'self' blob:" in watch.headers["content-security-policy"]
+    for missing in ("program.sdp", "360p/seg-9.m4s", "360p/%2e%2e/master.m3u8"):
+        answer = anyone.get(f"{base}/{missing}")
+        assert answer.status_code == 404, missing
+        assert answer.headers["content-type"] == "application/problem+json"
+    assert anyone.get(f"/live/{session_id}/hls/master.m3u8").status_code == 404  # unsigned
+
+    # Past its expiry the same address is refused; the page asks for a new one.
+    world.runtime.clock.advance(seconds=int(access["renew_in"]) + 3600)  # type: ignore[attr-defined]
+    expired = anyone.get(f"{base}/360p/seg-1795000001.m4s")
+    assert expired.status_code == 403
+    assert expired.headers["content-type"] == "application/problem+json"
+    monkeypatch.undo()
+    world.sign_in(viewer, student)  # hours later: the web session lapsed too
+    renewed = viewer.get(access_url).json()
+    assert renewed["playlist"] != access["playlist"]
+    assert anyone.get(renewed["playlist"]).status_code == 200
 
     outsider = world.client(app)
     world.sign_in(outsider, stranger)
-    assert outsider.get(f"{base}/master.m3u8").status_code == 403
-    assert outsider.get(f"{base}/360p/seg-1795000001.m4s").status_code == 403
-    assert world.client(app).get(f"{base}/master.m3u8").status_code == 303  # signed out
+    assert outsider.get(access_url).status_code == 403
+    assert world.client(app).get(access_url).status_code == 401  # signed out

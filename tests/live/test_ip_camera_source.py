@@ -35,8 +35,7 @@ from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.errors import Forbidden
 from concilium.platform.tables import AuditEvent
-
-from .conftest import free_port
+from serving import free_port
 
 # The SDP ffmpeg 5.1 writes for an H.264 camera relayed with -c copy (captured).
 RELAY_SDP = """v=0

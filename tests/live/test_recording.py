@@ -6,15 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import av
 import pytest
-from playwright.async_api import async_playwright
 
 from concilium.live import recording, service
 from concilium.live.media import LiveMedia
@@ -24,19 +20,7 @@ from concilium.live.web import publish_session_recordings
 from concilium.platform import audit
 from concilium.platform.db import transaction
 
-from .test_browser_room import CHROMIUM, CHROMIUM_ARGS, _Harness
-
-
-@pytest.fixture
-def harness_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Harness)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/harness.html"
-    finally:
-        server.shutdown()
-        server.server_close()
+from .webrtc_harness import chromium, open_harness, publish
 
 
 def signed_in(app, world, user):  # type: ignore[no-untyped-def]
@@ -94,31 +78,21 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
     room_id = await service.ensure_room(live_media, live)
     camera = await live_media.issue("or-camera", room_id)
 
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    async with chromium(tmp_path / "profile") as context:
+        page = await open_harness(context, harness_url)
+        feed = await publish(
+            page,
+            apiUrl=live_media.config.api_url,
+            token=camera.token,
+            room=room_id,
+            display="OR",
+            width=320,
+            height=240,
         )
-        try:
-            page = await context.new_page()
-            await page.goto(harness_url)
-            await page.wait_for_function("window.harnessReady === true")
-            feed = await page.evaluate(
-                "cfg => window.runPublisher(cfg)",
-                {
-                    "apiUrl": live_media.config.api_url,
-                    "token": camera.token,
-                    "room": room_id,
-                    "display": "OR",
-                    "width": 320,
-                    "height": 240,
-                },
-            )
-            await asyncio.sleep(1.5)
-            await asyncio.to_thread(switch_and_ask, feed)
-            await asyncio.sleep(2)
-            await page.evaluate("window.leave()")
-        finally:
-            await context.close()
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(switch_and_ask, feed)
+        await asyncio.sleep(2)
+        await page.evaluate("window.leave()")
     await live_media.destroy_room(room_id)
     rec_dir = live_media.videoroom.rec_dir(room_id)
     assert [f.name for f in rec_dir.glob("*-video-*.mjr")]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Coroutine
@@ -23,6 +22,7 @@ from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.link import ProcedureKeys
 from concilium.telesurgery.robot_simulator import RobotSimulator
 from concilium.telesurgery.safety import SafetyThresholds
+from serving import free_port
 
 T = TypeVar("T")
 
@@ -53,12 +53,6 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
         self.loop.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(

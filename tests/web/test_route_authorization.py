@@ -9,6 +9,8 @@ import pytest
 
 from concilium.config import ROLES
 from concilium.live import service as live_service
+from concilium.live.hls import HlsSigner
+from concilium.live.playback_web import CAPABILITY_PATHS, hls_signer
 from concilium.live.tables import LiveRecording
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.db import transaction
@@ -19,6 +21,9 @@ from concilium.web.ops import PUBLIC_PATHS as OPS_PUBLIC
 from concilium.web.pages import PUBLIC_PATHS as PAGES_PUBLIC
 
 PUBLIC = OPS_PUBLIC | PAGES_PUBLIC
+# Routes authenticated by a signed capability in the path, not by a session (HLS files, which
+# a cache may serve): no gate, and each refuses an unsigned, forged or expired address.
+CAPABILITY = CAPABILITY_PATHS
 
 
 def routes(app):
@@ -30,7 +35,7 @@ def routes(app):
 def test_every_route_declares_a_policy_action(app):
     undeclared = []
     for method, route in routes(app):
-        if route.path in PUBLIC:
+        if route.path in PUBLIC or route.path in CAPABILITY:
             continue
         gated = [d for d in route.dependant.dependencies if hasattr(d.call, "action")]
         if len(gated) != 1:
@@ -173,7 +178,7 @@ def metz_objects(world):
 
 def test_anonymous_requests_are_refused_everywhere(app, client, world, metz_objects):
     for method, route in routes(app):
-        if route.path in PUBLIC:
+        if route.path in PUBLIC or route.path in CAPABILITY:
             continue
         response = client.request(method, fill(route.path, metz_objects))
         where = f"{method} {route.path}"
@@ -412,6 +417,7 @@ def test_wrong_site_is_refused_on_every_route(app, world, metz_objects):
         key = (method, route.path)
         if (
             route.path in PUBLIC
+            or route.path in CAPABILITY
             or (route.path in NOT_SITE_SCOPED and key[0] != "GET")
             or (route.path in NOT_SITE_SCOPED and route.path not in LISTS)
         ):
@@ -464,3 +470,43 @@ def test_every_state_changing_route_needs_the_csrf_token(app, world, metz_object
         response = browser.request(method, fill(route.path, metz_objects), data={"x": "1"})
         assert response.status_code == 403, f"{method} {route.path}"
         assert "CSRF" in response.text, f"{method} {route.path}"
+
+
+def test_capability_routes_refuse_unsigned_forged_and_expired_addresses(app, world, metz_objects):
+    """Without a session: only a valid, unexpired signature for this very session opens."""
+    from concilium.live.hls import hls_root
+
+    session_id = metz_objects["session_id"]
+    out = hls_root(world.runtime.settings.data_dir) / str(session_id)
+    out.mkdir(parents=True)
+    (out / "master.m3u8").write_text("#EXTM3U\n")
+    now = world.runtime.now().timestamp()
+    signer = hls_signer(app)
+    valid = signer.grant(session_id, now)
+    expired = signer.grant(session_id, now - 5 * 3600)
+    other_installation = HlsSigner(b"another installation key")
+    addresses = {
+        "unsigned": (valid.expires, "unsigned"),
+        "forged": (valid.expires, other_installation.grant(session_id, now).signature),
+        "expired": (expired.expires, expired.signature),
+        "another session": (valid.expires, signer.grant(session_id + 1, now).signature),
+        "extended": (valid.expires + 3600, valid.signature),
+    }
+    anonymous = world.client(app)
+    capability_routes = [(m, r) for m, r in routes(app) if r.path in CAPABILITY]
+    assert {r.path for _, r in capability_routes} == CAPABILITY
+
+    def url(path, expires, signature):
+        ids = {**metz_objects, "expires": expires, "signature": signature, "name": "master.m3u8"}
+        return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: str(ids[m.group(1)]), path)
+
+    for method, route in capability_routes:
+        for case, (expires, signature) in addresses.items():
+            response = anonymous.request(method, url(route.path, expires, signature))
+            where = f"{method} {route.path} ({case})"
+            assert response.status_code == 403, where
+            assert response.headers["content-type"] == "application/problem+json", where
+        assert (
+            anonymous.request(method, url(route.path, valid.expires, valid.signature)).status_code
+            == 200
+        )

@@ -1,32 +1,36 @@
 """HTTP adapter of what the audience plays: the HLS files of a running broadcast
-(``/live/{session_id}/hls/...``) and the recording library (``/live/library``).
+(``/live/{session_id}/hls/{expires}/{signature}/...``) and the recording library
+(``/live/library``).
 
-Both are plain files served under the session's own rule (``live.read`` on the session,
-:func:`concilium.live.web._load`): a viewer who may watch the session may fetch its HLS
-files and, afterwards, its recordings. This router is matched before the session pages, so
-``/live/library`` is never taken for a session id.
+Both follow the session's own rule (``live.read`` on the session,
+:func:`concilium.live.web._load`): a viewer who may watch the session is granted a signed
+HLS address (``/api/v1/live/sessions/{id}/hls``, audited) under which its files are served
+without further database work, and, afterwards, may play its recordings. This router is
+matched before the session pages, so ``/live/library`` is never taken for a session id.
 """
 
 from __future__ import annotations
 
-import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from concilium.live import recording
 from concilium.live import web as live_web
-from concilium.live.hls import hls_headers, hls_root, resolve_hls_file
+from concilium.live.hls import HlsSigner, hls_headers, hls_root, resolve_hls_file
 from concilium.live.tables import LiveRecording, LiveSession
 from concilium.platform import audit
-from concilium.platform.errors import NotFound
+from concilium.platform.encryption import load_or_create_key
+from concilium.platform.errors import Forbidden, NotFound
 from concilium.platform.policy import Action
-from concilium.web.context import Ctx, gate
+from concilium.web.context import Ctx, gate, runtime_of
 from concilium.web.pages import render_page
+from concilium.web.problems import problem
 
-__all__ = ["HLS_JS", "router"]
+__all__ = ["CAPABILITY_PATHS", "HLS_JS", "hls_signer", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,27 +49,81 @@ def hls_library(ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> Response:
     )
 
 
-def _hls_file(ctx: Ctx, session_id: int, name: str) -> bytes:
-    live_web._load(ctx, session_id, Action.LIVE_READ)
-    path = resolve_hls_file(hls_root(ctx.runtime.settings.data_dir), session_id, name)
-    try:
-        # Read at once (a segment is a second of video): the packager may delete it next.
-        return path.read_bytes() if path is not None else b""
-    except FileNotFoundError:
-        return b""
+CAPABILITY_PATHS = frozenset({"/live/{session_id}/hls/{expires}/{signature}/{name:path}"})
+"""Routes authenticated by a signed capability in the path instead of a session (see
+:class:`concilium.live.hls.HlsSigner`): no cookie, no database, so any cache may serve them."""
 
 
-@router.get("/live/{session_id}/hls/{name:path}")
+def hls_signer(app: FastAPI) -> HlsSigner:
+    """The process's HLS signer, keyed from the installation's secret key (made once)."""
+    signer: HlsSigner | None = getattr(app.state, "hls_signer", None)
+    if signer is None:
+        settings = app.state.runtime.settings
+        signer = HlsSigner(load_or_create_key(settings.data_dir, settings.secret_key))
+        app.state.hls_signer = signer
+    return signer
+
+
+@router.get("/api/v1/live/sessions/{session_id}/hls")
+def live_hls_access(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+) -> dict[str, object]:
+    """The address of the session's HLS master playlist, for those who may watch it.
+
+    The address carries a signed capability valid for a few hours; the watch page asks
+    again before it lapses. Each grant is one audit entry (the files fetched under it are
+    not audited one by one: they are checked by signature alone).
+    """
+    live, decision = live_web._load(ctx, session_id, Action.LIVE_READ)
+    now = ctx.now.timestamp()
+    capability = hls_signer(request.app).grant(live.id, now)
+    audit.record(
+        ctx.db,
+        ctx.actor,
+        "live.hls.grant",
+        ctx.outcome(decision),
+        object_kind="live_session",
+        object_id=live.id,
+        patient_id=live.patient_id,
+        detail={"expires": capability.expires},
+    )
+    ctx.commit()
+    lifetime = capability.expires - now
+    return {
+        "playlist": capability.master,
+        "expires_at": datetime.fromtimestamp(capability.expires, UTC).isoformat(),
+        # Renew with a margin: a phone asleep for a while still finds a valid address.
+        "renew_in": round(max(30.0, lifetime - max(60.0, lifetime / 8))),
+    }
+
+
+@router.get("/live/{session_id}/hls/{expires}/{signature}/{name:path}")
 async def live_hls_file(
-    session_id: int, name: str, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+    request: Request, session_id: int, expires: str, signature: str, name: str
 ) -> Response:
-    """A playlist or segment of the session's HLS output, for those who may watch it."""
-    # The loop's own executor, not the request thread pool: with a crowd of viewers every
-    # thread of that pool may be waiting in ``gate`` for the SQLite write lock this very
-    # request holds, and a handler queued behind them would never release it.
-    content = await asyncio.to_thread(_hls_file, ctx, session_id, name)
+    """A playlist or segment of the session's HLS output, to whoever holds a valid capability.
+
+    Deliberately without ``gate``: the signature was issued after the policy allowed the
+    holder, and checking it needs neither the database nor a session, so the crowd of a
+    broadcast costs an HMAC per request and a cache in front can serve the same paths.
+    """
+    now = runtime_of(request).now().timestamp()
+    if not hls_signer(request.app).verify(session_id, expires, signature, now):
+        return problem(
+            403,
+            Forbidden.title,
+            "this HLS address is not valid or has expired; reload the watch page",
+            request,
+        )
+    path = resolve_hls_file(hls_root(runtime_of(request).settings.data_dir), session_id, name)
+    try:
+        # Read at once, on the loop (a second of video, from the page cache: cheaper than a
+        # thread hop); the packager may delete the file next.
+        content = path.read_bytes() if path is not None else b""
+    except FileNotFoundError:
+        content = b""
     if not content:
-        raise NotFound("no such HLS file (is the broadcast on air?)")
+        return problem(404, NotFound.title, "no such HLS file (is the broadcast on air?)", request)
     content_type, cache_control = hls_headers(name)
     return Response(content, media_type=content_type, headers={"cache-control": cache_control})
 

@@ -95,6 +95,8 @@ DEFAULT_CINE_RATE = 15.0
 RTP_PAYLOAD_TYPE = 96
 """Dynamic RTP payload type of every fed video."""
 WEBRTC_CODECS = frozenset({"vp8", "vp9", "h264", "av1"})
+VP8_REALTIME = ("-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-lag-in-frames", "0")
+"""ffmpeg's VP8 encoder at its fastest, without look-ahead: each frame leaves as it comes."""
 """Camera codecs a browser decodes: relayed as they are."""
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
@@ -269,14 +271,7 @@ def cine_encoder_command(
         "-an",
         "-pix_fmt",
         "yuv420p",
-        "-c:v",
-        "libvpx",
-        "-deadline",
-        "realtime",
-        "-cpu-used",
-        "8",
-        "-lag-in-frames",
-        "0",
+        *VP8_REALTIME,
         "-auto-alt-ref",
         "0",
         "-error-resilient",
@@ -316,14 +311,7 @@ def relay_command(
         ["-c:v", "copy"]
         if copy
         else [
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-lag-in-frames",
-            "0",
+            *VP8_REALTIME,
             "-b:v",
             "1500k",
             "-pix_fmt",

@@ -8,6 +8,7 @@
 // on the hospital LAN and keeps the exchange to one request per step.
 
 const VIDEOROOM = "janus.plugin.videoroom";
+const STREAMING = "janus.plugin.streaming";
 
 function transaction() {
   const bytes = new Uint8Array(8);
@@ -275,6 +276,31 @@ export async function selectSubstream({ session, handleId, videoMid }, substream
     request: "configure",
     streams: [{ mid: videoMid, substream }],
   });
+}
+
+/**
+ * Watch a Streaming mountpoint (an IP camera or a cine loop fed into the session) in
+ * `video`. Resolves with { session, handleId, pc }.
+ */
+export async function watch({ apiUrl, token, mountpoint, video, headers = {} }) {
+  const session = await new JanusSession(apiUrl, token, { headers }).create();
+  const handleId = await session.attach(STREAMING);
+  const offered = await session.message(handleId, { request: "watch", id: mountpoint });
+  const pc = newPeerConnection();
+  const remote = new MediaStream();
+  pc.addEventListener("track", (event) => {
+    remote.addTrack(event.track);
+    video.srcObject = remote;
+  });
+  await pc.setRemoteDescription(offered.jsep);
+  await pc.setLocalDescription(await pc.createAnswer());
+  await gatheringComplete(pc);
+  await session.message(
+    handleId,
+    { request: "start" },
+    { type: "answer", sdp: pc.localDescription.sdp },
+  );
+  return { session, handleId, pc };
 }
 
 /** Hang up and leave: closes the peer connection and destroys the Janus session. */

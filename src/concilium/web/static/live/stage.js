@@ -1,8 +1,9 @@
 // The media side of the live pages: join the session's room through Concilium, publish a
-// camera or a screen, subscribe to the other feeds, and show the program feed on the stage
-// (the picture telestration is drawn over).
+// camera or a screen, subscribe to the other feeds and watch the session's fed sources (IP
+// cameras, cine loops), and show the program feed on the stage (the picture telestration
+// is drawn over) unless the person chose another view.
 
-import { leave, publish, subscribe } from "./janus-room.js";
+import { leave, publish, subscribe, watch } from "./janus-room.js";
 import { api, csrfHeaders, status } from "./live-common.js";
 
 export class Stage {
@@ -14,6 +15,7 @@ export class Stage {
     this.localStream = null;
     this.feeds = new Map(); // feed id -> { video, joined, display }
     this.program = null;
+    this.chosen = null; // a view the person picked instead of the program
     this.timer = null;
   }
 
@@ -50,16 +52,27 @@ export class Stage {
   }
 
   async refresh() {
-    const feeds = await api("/feeds");
-    const present = new Set(feeds.map((feed) => feed.id));
-    for (const feed of feeds) {
-      if (feed.id === this.mine?.publisherId || this.feeds.has(feed.id)) continue;
+    const [feeds, sources] = await Promise.all([api("/feeds"), api("/sources").catch(() => [])]);
+    const wanted = feeds
+      .filter((feed) => feed.id !== this.mine?.publisherId)
+      .map((feed) => ({ id: feed.id, display: feed.display, open: (video) => subscribe({ ...this.config(), feed: feed.id, video }) }));
+    for (const source of sources) {
+      if (source.state !== "live" || source.mountpoint === null) continue;
+      wanted.push({
+        id: `source-${source.id}`,
+        display: source.name,
+        open: (video) => watch({ ...this.config(), mountpoint: source.mountpoint, video }),
+      });
+    }
+    const present = new Set([...wanted.map((feed) => feed.id), this.mine?.publisherId]);
+    for (const feed of wanted) {
+      if (this.feeds.has(feed.id)) continue;
       const video = document.createElement("video");
       Object.assign(video, { autoplay: true, playsInline: true, muted: false, controls: true });
       video.dataset.feed = feed.id;
       const entry = { video, joined: null, display: feed.display };
       this.feeds.set(feed.id, entry);
-      subscribe({ ...this.config(), feed: feed.id, video })
+      feed.open(video)
         .then((joined) => {
           entry.joined = joined;
           this.render();
@@ -83,11 +96,18 @@ export class Stage {
     this.render();
   }
 
-  /** The program feed goes on the stage; the others are tiles. */
+  /** Put a camera or source of the person's choice on the stage; `null` for the program. */
+  choose(feed) {
+    this.chosen = feed;
+    this.render();
+  }
+
+  /** The chosen view, else the program feed, goes on the stage; the others are tiles. */
   render() {
     const ids = [...this.feeds.keys()];
     const mineId = this.mine?.publisherId ?? null;
-    const chosen = this.program ?? ids[0] ?? mineId;
+    if (this.chosen !== null && !this.feeds.has(this.chosen)) this.chosen = null;
+    const chosen = this.chosen ?? this.program ?? ids[0] ?? mineId;
     if (chosen !== null && chosen === mineId && this.localStream) {
       if (this.stageVideo.srcObject !== this.localStream) this.stageVideo.srcObject = this.localStream;
       this.stageVideo.muted = true;
@@ -99,13 +119,26 @@ export class Stage {
     }
     if (!this.tiles) return;
     const shown = [...this.feeds.entries()].filter(([id]) => id !== chosen);
-    this.tiles.replaceChildren(...shown.map(([, entry]) => {
+    const tiles = shown.map(([id, entry]) => {
       const figure = document.createElement("figure");
       const caption = document.createElement("figcaption");
-      caption.textContent = entry.display;
+      const pick = document.createElement("button");
+      pick.type = "button";
+      pick.textContent = `Watch ${entry.display}`;
+      pick.addEventListener("click", () => this.choose(id));
+      caption.append(pick);
       figure.append(entry.video, caption);
       return figure;
-    }));
+    });
+    if (this.chosen !== null) {
+      const back = document.createElement("button");
+      back.type = "button";
+      back.textContent = "Back to the program";
+      back.dataset.program = "";
+      back.addEventListener("click", () => this.choose(null));
+      tiles.unshift(back);
+    }
+    this.tiles.replaceChildren(...tiles);
   }
 
   /** Hang up everything and tell Concilium (credentials are revoked). */

@@ -10,14 +10,14 @@ const root = document.querySelector("[data-live-session]");
 const video = document.querySelector("[data-stage]");
 const telestration = new Telestration(document.querySelector("[data-telestration]"));
 
-if (root.dataset.hls) {
+if (root.dataset.hlsAccess) {
   let player = null;
   wireSession({
     telestration,
     // A program switch restarts the packager: pick up the new stream shortly after.
     extra: { program: () => player?.restart() },
   });
-  playHls(video, root.dataset.hls, (state) => status(`Watching the broadcast (${state}).`))
+  playHls(video, root.dataset.hlsAccess, (state) => status(`Watching the broadcast (${state}).`))
     .then((started) => { player = started; })
     .catch((error) => status(`Could not start the picture: ${error.message}`));
 } else {

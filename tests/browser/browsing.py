@@ -1,0 +1,75 @@
+"""Debian's Chromium driven as a person would: launched for a test module, signed in through
+the sign-in page, polled until a page shows something."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+
+CHROMIUM = os.environ.get("CONCILIUM_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+CHROMIUM_MEDIA_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+]
+"""A fake camera (a moving test pattern), loopback WebRTC and autoplay allowed."""
+
+
+def launch_chromium(args: list[str]) -> Iterator[Any]:
+    """Chromium with ``args``, for a module-scoped fixture to yield from. Playwright's
+    synchronous API keeps an event loop in the main thread while it runs, so it is imported
+    here and gone before asynchronous tests run."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Debian's chromium is required at {CHROMIUM} (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    # Each launch gets a fresh, temporary profile directory from Playwright.
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        yield chromium
+        chromium.close()
+
+
+def sign_in(
+    page: Any, username: str, password: str, totp_key: str | None = None, base_url: str = ""
+) -> None:
+    """Sign in at ``base_url`` (default: the page context's), with the authenticator code when
+    the account has ``totp_key``; returns on the home page."""
+    page.goto(f"{base_url}/login")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    if totp_key is not None:
+        page.wait_for_url("**/login/totp**")
+        page.get_by_label("Code").fill(pyotp.TOTP(totp_key).now())
+        page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(re.compile(r".*/$"))
+
+
+def wait_until(page: Any, expression: str, timeout: int = 10_000) -> None:
+    """Poll a page expression (``wait_for_function`` evaluates strings inside the page, which
+    the strict content security policy forbids, as it should)."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout} ms: {expression}")
+        time.sleep(0.1)

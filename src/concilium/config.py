@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     dicom_duplicate_policy: str = Field(default="keep", pattern="^(keep|replace)$")
     """An instance re-sent with the same SOP Instance UID but different bytes: ``keep`` the
     stored one (logged as a warning) or ``replace`` it."""
+    dicom_tls_certificate: Path | None = None
+    """PEM certificate (chain) of the DICOM listener: with its key, the listener speaks TLS
+    only (PS3.15 Annex B, BCP 195 profile)."""
+    dicom_tls_key: Path | None = None
+    """PEM private key of that certificate (keep it mode 0600)."""
+    dicom_tls_client_ca: Path | None = None
+    """PEM certificates of the authorities whose client certificates are accepted: when set,
+    a node must present a certificate they signed (mutual TLS)."""
     dicomweb_cors_origins: list[str] = Field(default_factory=list)
     """Origins (``https://viewer.example.org``) whose browser viewers may call ``/dicomweb`` and
     ``/wado`` across origins (CORS); empty means same-origin only."""

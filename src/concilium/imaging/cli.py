@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ import click
 from concilium.commands import cli_settings, cli_transaction, operator
 from concilium.config import Settings
 from concilium.imaging import service
-from concilium.imaging.dimse import DicomServer, DimseSettings
+from concilium.imaging.dimse import DicomServer, DimseSettings, server_tls_context
 from concilium.imaging.parsing import InvalidInstance
 from concilium.imaging.service import Archive, DuplicatePolicy, Sender
 from concilium.platform import accounts
@@ -37,6 +38,23 @@ def make_archive(settings: Settings) -> Archive:
     )
 
 
+def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
+    """The DICOM listener's TLS, from ``CONCILIUM_DICOM_TLS_*``; None for plain TCP."""
+    certificate, key = settings.dicom_tls_certificate, settings.dicom_tls_key
+    if certificate is None and key is None:
+        if settings.dicom_tls_client_ca is not None:
+            raise click.ClickException("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key")
+        return None
+    if certificate is None or key is None:
+        raise click.ClickException(
+            "set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY"
+        )
+    try:
+        return server_tls_context(certificate, key, settings.dicom_tls_client_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(f"cannot load the DICOM TLS certificate: {exc}") from exc
+
+
 def start_dicom_server(settings: Settings, port: int | None = None) -> DicomServer:
     """Recover from an interrupted run, then serve DIMSE in a background thread."""
     archive = make_archive(settings)
@@ -48,6 +66,7 @@ def start_dicom_server(settings: Settings, port: int | None = None) -> DicomServ
             host=settings.dicom_host,
             port=settings.dicom_port if port is None else port,
             allow_unknown_ae=settings.dicom_allow_unknown_ae,
+            tls=dicom_tls(settings),
         ),
     )
     server.start()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmread
@@ -110,12 +112,32 @@ class DimseSettings:
     """Accept unregistered calling AE titles (they can only C-ECHO)."""
     network_timeout: float = 60.0
     """Seconds of silence after which an association is aborted (PS3.8 9.1.5 ARTIM)."""
+    tls: ssl.SSLContext | None = None
+    """TLS for every association (see `server_tls_context`); None for plain TCP."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.ae_title.strip()) <= 16:
             raise ValueError(f"AE title must have 1-16 characters: {self.ae_title!r}")
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port out of range: {self.port}")
+
+
+def server_tls_context(
+    certificate: Path, key: Path, client_ca: Path | None = None
+) -> ssl.SSLContext:
+    """TLS of the DICOM listener (PS3.15 Annex B, BCP 195: TLS 1.2 or later).
+
+    With ``client_ca``, a node must present a certificate signed by one of those
+    authorities before any DICOM is exchanged (the calling AE title is then checked as
+    always).
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certificate, key)
+    if client_ca is not None:
+        context.load_verify_locations(client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 @dataclass(frozen=True)
@@ -175,9 +197,15 @@ class DicomServer:
             (evt.EVT_C_GET, self._on_get),
         ]
         self._server = self._ae.start_server(
-            (self.settings.host, self.settings.port), block=False, evt_handlers=handlers
+            (self.settings.host, self.settings.port),
+            block=False,
+            evt_handlers=handlers,
+            ssl_context=self.settings.tls,
         )
-        log.info("DICOM server listening", extra={"ae_title": self.settings.ae_title})
+        log.info(
+            "DICOM server listening",
+            extra={"ae_title": self.settings.ae_title, "tls": self.settings.tls is not None},
+        )
 
     @property
     def port(self) -> int:

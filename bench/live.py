@@ -22,8 +22,13 @@ HLS (``--hls``, with Debian's ``ffmpeg``):
 * with ``--nginx``, the same viewers again through Debian's nginx on loopback as a caching
   reverse proxy (playlists kept 1 s, segments for good; see ``src/concilium/live/README.md``).
 
+Glass to glass (``--glass``, ``bench/glass_to_glass.py``): time stamps drawn into frames at
+a publishing Chromium, read at a subscribing one through Janus, for supervision and for a
+20-participant conference.
+
 Run: ``.venv/bin/python bench/live.py [--rounds N] [--hls [--viewers 2000 --seconds 60]
-[--nginx]]``. Needs Debian's ``janus`` package (and ``nginx-light`` for ``--nginx``).
+[--nginx]] [--glass]``. Needs Debian's ``janus`` package (and ``nginx-light`` for
+``--nginx``, ``chromium`` for ``--glass``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from pathlib import Path
 import av
 import httpx
 
+import glass_to_glass  # bench/ is sys.path[0] when run as a script
 from concilium.live import service as live_service
 from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.hls import HlsPipeline, HlsSettings, hls_root
@@ -523,12 +529,16 @@ async def _viewers(
         print(f"{'':<34} cpu {name}: {100 * seconds_used / elapsed:.0f}% of one core{per}")
 
 
-async def main(rounds: int, hls: bool, viewers: int, seconds: float, nginx: bool = False) -> None:
+async def main(
+    rounds: int, hls: bool, viewers: int, seconds: float, nginx: bool = False, glass: bool = False
+) -> None:
     bench_codec(rounds * 100)
     await bench_ptz(rounds)
     await bench_janus(rounds)
     if hls:
         await bench_hls_viewers(viewers, seconds, nginx)
+    if glass:
+        await glass_to_glass.run()
 
 
 if __name__ == "__main__":
@@ -540,5 +550,6 @@ if __name__ == "__main__":
     parser.add_argument(
         "--nginx", action="store_true", help="with --hls: also measure behind a caching nginx"
     )
+    parser.add_argument("--glass", action="store_true", help="glass-to-glass latency")
     args = parser.parse_args()
-    asyncio.run(main(args.rounds, args.hls, args.viewers, args.seconds, args.nginx))
+    asyncio.run(main(args.rounds, args.hls, args.viewers, args.seconds, args.nginx, args.glass))

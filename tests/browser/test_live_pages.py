@@ -17,6 +17,7 @@ from concilium.live.camera_simulator import SimulatedCamera
 from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, transaction
 from concilium.platform.demo import SITES
+from media_peers import ffmpeg_camera
 from serving import free_port
 
 from . import browsing
@@ -214,3 +215,61 @@ def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
     assert "Which stent length?" not in publisher.locator("[data-questions]").inner_text()
     tablet.close()
     phone.close()
+
+
+def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_browser, artifacts):
+    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = organiser.new_page()
+    sign_in(page, "chloe")
+    session_path = schedule_live_session(page, "OR 3, ceiling camera")
+    for username, role in (("lea", "viewer"), ("theo", "presenter")):
+        page.get_by_label("User name").fill(username)
+        page.get_by_label("Role").select_option(role)
+        page.get_by_role("button", name="Invite").click()
+        page.wait_for_url(f"**{session_path}")
+    with ffmpeg_camera("rtp") as camera_url:
+        page.get_by_text("Name a source").click()
+        page.get_by_label("Source name").fill("Ceiling camera")
+        page.get_by_label("Kind").last.select_option("ip_camera")
+        page.get_by_label("Camera URL or study/series UIDs").fill(camera_url)
+        page.get_by_role("button", name="Add source").click()
+        page.wait_for_url(f"**{session_path}")
+        organiser.close()
+
+        # The surgeon's tablet publishes: the picture everyone sees by default.
+        tablet = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+        publisher = tablet.new_page()
+        sign_in(publisher, "theo")
+        publisher.goto(f"{session_path}/join")
+        publisher.get_by_role("button", name="Join with camera").click()
+        wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", 20_000)
+
+        phone = media_browser.new_context(viewport=PHONE, base_url=live_server.url)
+        viewer = phone.new_page()
+        sign_in(viewer, "lea")
+        viewer.goto(f"{session_path}/watch")
+        # The relayed camera appears beside the program once it is live on the media server.
+        pick = viewer.get_by_role("button", name="Watch Ceiling camera")
+        pick.wait_for(timeout=30_000)
+        pick.click()
+        video = "document.querySelector('[data-stage]')"
+        wait_until(viewer, f"({video}.dataset.feed || '').startsWith('source-')", 20_000)
+        wait_until(viewer, f"{video}.videoWidth === 160 && {video}.currentTime > 0.5", 20_000)
+        grab = f"""() => {{
+            const v = {video};
+            const c = document.createElement('canvas');
+            c.width = v.videoWidth; c.height = v.videoHeight;
+            c.getContext('2d').drawImage(v, 0, 0);
+            return c.toDataURL('image/png');
+        }}"""
+        first = viewer.evaluate(grab)
+        time.sleep(0.6)
+        assert viewer.evaluate(grab) != first  # the camera's picture moves on the stage
+        assert viewer.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
+        viewer.screenshot(path=str(artifacts / "live-watch-camera-phone.png"), full_page=True)
+        viewer.get_by_role("button", name="Back to the program").click()
+        viewer.get_by_role("button", name="Watch Ceiling camera").wait_for()
+        feed = publisher.evaluate("document.body.dataset.publishedFeed")
+        assert viewer.evaluate(f"{video}.dataset.feed") == feed
+        phone.close()
+        tablet.close()

@@ -215,3 +215,25 @@ def test_patient_share_and_break_the_glass_open_the_patients_studies(
             now=now,
         )
     assert len(_reader_query(archive, briey, runtime, StudyInstanceUID="")) == 1
+
+
+def test_a_page_of_studies_skips_what_the_reader_may_not_see(archive, world, tmp_path, runtime):
+    import datetime as dt
+
+    # Six studies on successive days, alternately sent by Metz and by Briey.
+    for day in range(6):
+        site = world.metz if day % 2 == 0 else world.briey
+        study = SyntheticStudy(seed=f"page-{day}", study_date=dt.date(2026, 11, 1 + day))
+        (path,) = generate_ct_series(tmp_path / f"ct{day}", 1, study=study, rows=16, columns=16)
+        _ingest(archive, _sender(site.id), path)
+    reader = Principal(user_id=99, username="r", roles={world.metz.id: frozenset({"radiologist"})})
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyDate = ""
+    with transaction(archive.sessions) as db:
+        every = service.find(db, reader, audit.SYSTEM, identifier, now=runtime.now())
+        page = service.find(
+            db, reader, audit.SYSTEM, identifier, now=runtime.now(), limit=2, offset=1
+        )
+    assert [m.StudyDate for m in every] == ["20261101", "20261103", "20261105"]
+    assert [m.StudyDate for m in page] == ["20261103", "20261105"]

@@ -12,9 +12,6 @@ from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
 
 from .webrtc_harness import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    HarnessHandler,
     chromium,
     open_harness,
     publish,
@@ -22,10 +19,6 @@ from .webrtc_harness import (
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.browser]
-
-# tests/live/test_hls.py takes its browser and harness page from here.
-_Harness = HarnessHandler
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "_Harness"]
 
 
 async def test_subscriber_receives_moving_video_from_publisher(

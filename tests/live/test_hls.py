@@ -6,14 +6,10 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-import threading
-from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import av
 import pytest
-from playwright.async_api import async_playwright
 
 from concilium.live.hls import (
     HlsBroadcasts,
@@ -28,7 +24,7 @@ from concilium.live.hls import (
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
 
-from .test_browser_room import CHROMIUM, CHROMIUM_ARGS, _Harness
+from .webrtc_harness import chromium, open_harness, publish
 
 SMALL = HlsSettings(
     ladder=(Rendition("r240", 240, 400_000), Rendition("r120", 120, 150_000)),
@@ -36,18 +32,6 @@ SMALL = HlsSettings(
     preset="ultrafast",
 )
 """A ladder cheap enough for the test machine; the shape is the production one."""
-
-
-@pytest.fixture
-def harness_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Harness)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/harness.html"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def parse_master(text: str) -> list[dict[str, str]]:
@@ -110,25 +94,18 @@ async def test_program_feed_becomes_valid_hls_with_a_ladder_that_decodes(
     broadcasts = HlsBroadcasts(tmp_path / "data", SMALL)
     out = broadcasts.root / "77"
 
-    async with async_playwright() as playwright:
-        context = await playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+    async with chromium(tmp_path / "profile") as context:
+        page = await open_harness(context, harness_url)
+        feed = await publish(
+            page,
+            apiUrl=live_media.config.api_url,
+            token=camera.token,
+            room=4001,
+            display="program",
+            width=320,
+            height=240,
         )
         try:
-            page = await context.new_page()
-            await page.goto(harness_url)
-            await page.wait_for_function("window.harnessReady === true")
-            feed = await page.evaluate(
-                "cfg => window.runPublisher(cfg)",
-                {
-                    "apiUrl": live_media.config.api_url,
-                    "token": camera.token,
-                    "room": 4001,
-                    "display": "program",
-                    "width": 320,
-                    "height": 240,
-                },
-            )
             await broadcasts.show(77, live_media.videoroom, room, feed)
             await wait_for(lambda: len(media_segments(out, "r120")) >= 2, timeout=30)
             await wait_for(lambda: len(media_segments(out, "r240")) >= 2, timeout=10)
@@ -141,7 +118,6 @@ async def test_program_feed_becomes_valid_hls_with_a_ladder_that_decodes(
             assert pipeline is not None and pipeline.running
         finally:
             await broadcasts.close()
-            await context.close()
 
     variants = parse_master(master)
     assert len(variants) == 2

@@ -35,6 +35,7 @@ from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.errors import Forbidden
 from concilium.platform.tables import AuditEvent
+from media_peers import ffmpeg_camera
 from serving import free_port
 
 # The SDP ffmpeg 5.1 writes for an H.264 camera relayed with -c copy (captured).
@@ -84,48 +85,9 @@ def test_retries_wait_longer_each_time_up_to_half_a_minute() -> None:
 
 @pytest.fixture(params=["rtp", "srt"])
 def camera(request: pytest.FixtureRequest) -> Iterator[str]:
-    """A simulated IP camera: 160x120 H.264 at 15 fps in MPEG-TS, either sent over RTP to a
-    free port, or served over SRT (the camera listens, the relay calls)."""
-    port = free_port(2)  # socket.SOCK_DGRAM
-    if request.param == "rtp":
-        output, url = ["-f", "rtp_mpegts", f"rtp://127.0.0.1:{port}"], f"rtp://127.0.0.1:{port}"
-    else:
-        output = ["-f", "mpegts", f"srt://127.0.0.1:{port}?mode=listener"]
-        url = f"srt://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=size=160x120:rate=15",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "baseline",
-            "-preset",
-            "ultrafast",
-            "-tune",
-            "zerolatency",
-            "-g",
-            "15",
-            *output,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    """A simulated IP camera over RTP, then over SRT."""
+    with ffmpeg_camera(request.param) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(5)
 
 
 def _cmdline(pid: int) -> list[str]:

@@ -18,6 +18,7 @@ import datetime as dt
 import enum
 import fcntl
 import io
+import itertools
 import logging
 import os
 import re
@@ -991,17 +992,24 @@ def _series_has_accepted_instances() -> ColumnElement[bool]:
 
 
 def _rows(
-    session: Session, principal: Principal, query: _Query, now: dt.datetime
+    session: Session,
+    principal: Principal,
+    query: _Query,
+    now: dt.datetime,
+    *,
+    enough: int | None = None,
 ) -> tuple[list[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]], _Visibility]:
+    """The rows matching ``query`` that ``principal`` may read, in order; with ``enough``,
+    reading (and asking the policy) stops once that many are found."""
     visible = _visible_candidates(session, principal, now)
-    rows: list[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]] = []
+    rows: Iterable[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]]
     if query.level in (Level.PATIENT, Level.STUDY):
         statement = (
             select(ImagingStudy)
             .where(visible, *query.conditions, _study_has_accepted_instances())
             .order_by(ImagingStudy.study_date, ImagingStudy.id)
         )
-        rows = [(study, None, None) for study in session.execute(statement).scalars()]
+        rows = ((study, None, None) for study in _stream(session, statement).scalars())
     elif query.level is Level.SERIES:
         statement2 = (
             select(ImagingStudy, ImagingSeries)
@@ -1009,7 +1017,7 @@ def _rows(
             .where(visible, *query.conditions, _series_has_accepted_instances())
             .order_by(ImagingStudy.id, ImagingSeries.series_number, ImagingSeries.id)
         )
-        rows = [(st, se, None) for st, se in session.execute(statement2).all()]
+        rows = ((st, se, None) for st, se in _stream(session, statement2))
     else:
         statement3 = (
             select(ImagingStudy, ImagingSeries, ImagingInstance)
@@ -1023,9 +1031,20 @@ def _rows(
                 ImagingInstance.id,
             )
         )
-        rows = list(session.execute(statement3).all())
+        rows = ((st, se, inst) for st, se, inst in _stream(session, statement3))
     visibility = _Visibility(session, principal, now)
-    return [row for row in rows if visibility.allowed(row[0])], visibility
+    allowed = (row for row in rows if visibility.allowed(row[0]))
+    return list(allowed if enough is None else itertools.islice(allowed, enough)), visibility
+
+
+_STREAM_ROWS = 500
+"""Rows read from the database at a time while matching."""
+
+
+def _stream(session: Session, statement: Any) -> Any:
+    """Execute ``statement`` reading its rows a batch at a time, so that a caller that has
+    found enough stops the reading early."""
+    return session.execute(statement.execution_options(yield_per=_STREAM_ROWS))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1126,7 +1145,9 @@ def find(
         raise NotAuthorized("this node or person may not query the archive")
     sqlite = session.get_bind().dialect.name == "sqlite"
     query = _parse_identifier(identifier, level, sqlite)
-    rows, _ = _rows(session, principal, query, now)
+    # Patients gather several studies each, so they are paged only once all are found.
+    enough = None if level is Level.PATIENT or limit is None else offset + limit
+    rows, _ = _rows(session, principal, query, now, enough=enough)
     if level is not Level.PATIENT:
         # One match per row: page before building the responses, the costly part.
         rows = rows[offset : None if limit is None else offset + limit]

@@ -21,7 +21,7 @@ if (root.dataset.hlsAccess) {
     .then((started) => { player = started; })
     .catch((error) => status(`Could not start the picture: ${error.message}`));
 } else {
-  const stage = new Stage({ stage: video });
+  const stage = new Stage({ stage: video, tiles: document.querySelector("[data-tiles]") });
   wireSession({
     telestration,
     extra: { program: (e) => stage.setProgram(e.feed), hello: (e) => stage.setProgram(e.program_feed) },

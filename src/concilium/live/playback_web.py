@@ -30,9 +30,11 @@ from concilium.web.context import Ctx, gate, runtime_of
 from concilium.web.pages import render_page
 from concilium.web.problems import problem
 
-__all__ = ["CAPABILITY_PATHS", "HLS_JS", "hls_signer", "router"]
+__all__ = ["CAPABILITY_PATHS", "HLS_JS", "api_router", "hls_signer", "router"]
 
 router = APIRouter(include_in_schema=False)
+api_router = APIRouter()
+"""The JSON endpoint: the HLS address grant, documented in the OpenAPI description."""
 
 HLS_JS = Path(__file__).resolve().parents[3] / "frontend" / "node_modules" / "hls.js" / "dist"
 """hls.js as installed by ``npm ci`` in ``frontend/`` (for browsers without native HLS)."""
@@ -64,7 +66,7 @@ def hls_signer(app: FastAPI) -> HlsSigner:
     return signer
 
 
-@router.get("/api/v1/live/sessions/{session_id}/hls")
+@api_router.get("/api/v1/live/sessions/{session_id}/hls")
 def live_hls_access(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
 ) -> dict[str, object]:

@@ -36,6 +36,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     imaging_viewer.router,
     ohif.router,
     live_web.api_router,
+    live_playback_web.api_router,
     live_playback_web.router,
     live_web.router,
     telesurgery_web.api_router,
@@ -46,6 +47,7 @@ DOCUMENTED_ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
     api.router,
     live_web.api_router,
+    live_playback_web.api_router,
     telesurgery_web.api_router,
     dicomweb.router,
 )

@@ -127,3 +127,12 @@ def test_config_file_and_bad_values(run, monkeypatch, tmp_path):
     monkeypatch.setenv("CONCILIUM_MFA_REQUIRED_ROLES", '["wizard"]')
     bad = run("config", "show", ok=False)
     assert bad.exit_code == 1 and "unknown roles" in bad.output
+
+
+def test_a_relative_data_dir_is_made_absolute(run, monkeypatch, tmp_path):
+    # Janus and ffmpeg are started with paths under the data dir: a relative one would be
+    # read against their working directory, not Concilium's (as `make run`'s `./var` was).
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CONCILIUM_DATA_DIR", "var")
+    shown = json.loads(run("config", "show").output)
+    assert shown["data_dir"] == str(tmp_path.resolve() / "var")

@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     """A telesurgical procedure starts only after a passing link qualification younger than
     this (the network between the two sites may have changed since)."""
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        # Helpers started from here (Janus, ffmpeg) may run in another working directory.
+        return value.expanduser().resolve()
+
     @field_validator("mfa_required_roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:

@@ -73,3 +73,19 @@ def wait_until(page: Any, expression: str, timeout: int = 10_000) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"still false after {timeout} ms: {expression}")
         time.sleep(0.1)
+
+
+STAGE = "document.querySelector('[data-stage]')"
+"""The live pages' stage video, as a page expression."""
+_FRAME = f"""() => {{
+    const v = {STAGE};
+    const c = document.createElement('canvas');
+    c.width = v.videoWidth; c.height = v.videoHeight;
+    c.getContext('2d').drawImage(v, 0, 0);
+    return c.toDataURL('image/png');
+}}"""
+
+
+def stage_frame(page: Any) -> str:
+    """The picture the stage video shows now, as a PNG data URL."""
+    return str(page.evaluate(_FRAME))

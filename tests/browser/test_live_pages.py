@@ -21,7 +21,7 @@ from media_peers import ffmpeg_camera
 from serving import free_port
 
 from . import browsing
-from .browsing import CHROMIUM_MEDIA_ARGS, launch_chromium, wait_until
+from .browsing import CHROMIUM_MEDIA_ARGS, STAGE, launch_chromium, stage_frame, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -183,19 +183,12 @@ def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
     viewer = phone.new_page()
     sign_in(viewer, "lea")
     viewer.goto(f"{session_path}/watch")
-    video = "document.querySelector('[data-stage]')"
+    video = STAGE
     wait_until(viewer, f"{video}.currentTime > 0.5", timeout=20_000)
     start = viewer.evaluate(f"{video}.currentTime")
-    grab = f"""() => {{
-        const v = {video};
-        const c = document.createElement('canvas');
-        c.width = v.videoWidth; c.height = v.videoHeight;
-        c.getContext('2d').drawImage(v, 0, 0);
-        return c.toDataURL('image/png');
-    }}"""
-    first = viewer.evaluate(grab)
+    first = stage_frame(viewer)
     time.sleep(0.6)
-    second = viewer.evaluate(grab)
+    second = stage_frame(viewer)
     assert viewer.evaluate(f"{video}.currentTime") > start
     assert viewer.evaluate(f"{video}.videoWidth") > 0
     assert first != second  # the picture moves
@@ -252,19 +245,12 @@ def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_
         pick = viewer.get_by_role("button", name="Watch Ceiling camera")
         pick.wait_for(timeout=30_000)
         pick.click()
-        video = "document.querySelector('[data-stage]')"
+        video = STAGE
         wait_until(viewer, f"({video}.dataset.feed || '').startsWith('source-')", 20_000)
         wait_until(viewer, f"{video}.videoWidth === 160 && {video}.currentTime > 0.5", 20_000)
-        grab = f"""() => {{
-            const v = {video};
-            const c = document.createElement('canvas');
-            c.width = v.videoWidth; c.height = v.videoHeight;
-            c.getContext('2d').drawImage(v, 0, 0);
-            return c.toDataURL('image/png');
-        }}"""
-        first = viewer.evaluate(grab)
+        first = stage_frame(viewer)
         time.sleep(0.6)
-        assert viewer.evaluate(grab) != first  # the camera's picture moves on the stage
+        assert stage_frame(viewer) != first  # the camera's picture moves on the stage
         assert viewer.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0
         viewer.screenshot(path=str(artifacts / "live-watch-camera-phone.png"), full_page=True)
         viewer.get_by_role("button", name="Back to the program").click()

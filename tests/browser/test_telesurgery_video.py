@@ -14,7 +14,7 @@ import pytest
 
 from serving import free_port
 
-from .browsing import CHROMIUM_MEDIA_ARGS, launch_chromium, sign_in, wait_until
+from .browsing import CHROMIUM_MEDIA_ARGS, STAGE, launch_chromium, sign_in, stage_frame, wait_until
 
 # The same provisioning as the supervision test: two sites, a procedure, its gateways.
 from .test_telesurgery_pages import PASSWORD, provision
@@ -23,14 +23,7 @@ pytestmark = pytest.mark.browser
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
-VIDEO = "document.querySelector('[data-stage]')"
-GRAB = f"""() => {{
-    const v = {VIDEO};
-    const c = document.createElement('canvas');
-    c.width = v.videoWidth; c.height = v.videoHeight;
-    c.getContext('2d').drawImage(v, 0, 0);
-    return c.toDataURL('image/png');
-}}"""
+VIDEO = STAGE
 
 
 @pytest.fixture(autouse=True)
@@ -67,9 +60,9 @@ def report_status(server, facts: dict[str, str], latency_ms: float) -> None:
 
 
 def picture_moves(page) -> bool:
-    first = page.evaluate(GRAB)
+    first = stage_frame(page)
     time.sleep(0.6)
-    return bool(page.evaluate(GRAB) != first)
+    return bool(stage_frame(page) != first)
 
 
 def badge_over_video(page) -> bool:

@@ -24,6 +24,7 @@ from concilium.live.hls import (
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
 
+from .sessions import start_broadcast
 from .webrtc_harness import chromium, open_harness, publish
 
 SMALL = HlsSettings(
@@ -194,29 +195,15 @@ def test_a_capability_opens_one_session_until_it_expires() -> None:
 def test_hls_files_are_served_under_a_granted_capability_without_the_database(
     app, world, monkeypatch
 ) -> None:
-    from concilium.live import service
     from concilium.live.hls import hls_root
     from concilium.platform import audit
-    from concilium.platform.db import transaction
 
     rt = world.runtime
     coord = world.user("metz-hls-coord", (world.metz, "coordinator"))
     student = world.user("briey-hls-student", (world.briey, "learner"))
     stranger = world.user("briey-hls-doc", (world.briey, "referring_physician"))
-    with transaction(rt.sessions) as db:
-        actor = audit.Actor(coord.id, coord.username)
-        live = service.create_session(
-            db,
-            actor,
-            kind="broadcast",
-            title="Aortic valve, live",
-            site_id=world.metz.id,
-            scheduled_at=rt.now(),
-            now=rt.now(),
-        )
-        service.invite(db, actor, live, user_id=student.id, role="viewer", now=rt.now())
-        service.start(db, actor, live, rt.now(), teaching_consent=False)
-        session_id = live.id
+    _, live = start_broadcast(world, coord, "Aortic valve, live", viewers=(student,))
+    session_id = live.id
     out = hls_root(rt.settings.data_dir) / str(session_id)
     (out / "360p").mkdir(parents=True)
     (out / "master.m3u8").write_text("#EXTM3U\n")

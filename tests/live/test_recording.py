@@ -20,6 +20,7 @@ from concilium.live.web import publish_session_recordings
 from concilium.platform import audit
 from concilium.platform.db import transaction
 
+from .sessions import start_broadcast
 from .webrtc_harness import chromium, open_harness, publish
 
 
@@ -38,24 +39,10 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
     # The serving engine refuses database work on the event loop: it runs in threads here.
     rt = world.runtime
 
-    def schedule():  # type: ignore[no-untyped-def]
-        coord = world.user("metz-rec-coord", (world.metz, "coordinator"))
-        with transaction(rt.sessions) as db:
-            actor = audit.Actor(coord.id, coord.username)
-            live = service.create_session(
-                db,
-                actor,
-                kind="broadcast",
-                title="Recorded valve repair",
-                site_id=world.metz.id,
-                scheduled_at=rt.now(),
-                now=rt.now(),
-                record=True,
-            )
-            service.start(db, actor, live, rt.now(), teaching_consent=False)
-            return coord, actor, live
-
-    coord, actor, live = await asyncio.to_thread(schedule)
+    coord = await asyncio.to_thread(world.user, "metz-rec-coord", (world.metz, "coordinator"))
+    actor, live = await asyncio.to_thread(
+        start_broadcast, world, coord, "Recorded valve repair", record=True
+    )
     session_id = live.id
 
     def switch_and_ask(feed: int) -> None:

@@ -13,13 +13,16 @@ HLS (``--hls``, with Debian's ``ffmpeg``):
   feed) enters the packager's port; for every segment, the time from its last frame entering
   the pipeline (sender start + the frame's timestamp) to the segment being listed in the
   media playlist;
-* N concurrent simulated HLS viewers (asyncio + httpx) against a real ``concilium serve``:
-  the bench signs in once and asks for the session's HLS address as the watch page does
-  (the policy decides, the grant is audited), then every viewer, without a cookie, polls the
-  360p media playlist under that signed address once per target duration and downloads
-  every new segment, for S seconds; failed requests, the p99 segment fetch time and the CPU
-  used by the server, the bench's own client and the packager are printed;
-* with ``--nginx``, the same viewers again through Debian's nginx on loopback as a caching
+* N concurrent simulated HLS viewers against a real ``concilium serve``: the bench signs in
+  once and asks for the session's HLS address as the watch page does (the policy decides,
+  the grant is audited); then, for S seconds, the audience, without a cookie, watches the
+  360p rendition under that signed address: one connection per viewer polls the media
+  playlist once per target duration, another per viewer fetches the newest segment as often
+  (``bench/hls_audience.lua``, two ``wrk`` processes side by side: wrk's Lua state is per
+  thread, not per connection). Failed requests (socket errors, answers >= 400 or slower than
+  3 s, requests dropped or never answered), playlist and segment fetch percentiles, the
+  target verdict and the CPU of every process (Concilium, ffmpeg, wrk, nginx) are printed;
+* with ``--nginx``, the same audience again through Debian's nginx on loopback as a caching
   reverse proxy (playlists kept 1 s, segments for good; see ``src/concilium/live/README.md``).
 
 Glass to glass (``--glass``, ``bench/glass_to_glass.py``): time stamps drawn into frames at
@@ -27,8 +30,9 @@ a publishing Chromium, read at a subscribing one through Janus, for supervision 
 20-participant conference.
 
 Run: ``.venv/bin/python bench/live.py [--rounds N] [--hls [--viewers 2000 --seconds 60]
-[--nginx]] [--glass]``. Needs Debian's ``janus`` package (and ``nginx-light`` for
-``--nginx``, ``chromium`` for ``--glass``).
+[--nginx]] [--glass]``. Needs Debian's ``janus`` package; ``--hls`` needs ``ffmpeg`` and ``wrk``,
+``--nginx`` ``nginx-light`` (``tools/install-debian-packages wrk nginx-light``), ``--glass``
+``chromium``.
 """
 
 from __future__ import annotations
@@ -36,9 +40,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import json
+import math
 import os
 import pwd
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -48,6 +55,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,7 +167,7 @@ def _playlist_segments(text: str) -> tuple[str, list[str]]:
 
 def _segment_end(init: bytes, segment: bytes) -> float:
     """Presentation time (s) just after the last frame of a fMP4 media segment."""
-    with av.open(io.BytesIO(init + segment)) as container:
+    with av.open(io.BytesIO(init + segment), "r") as container:
         stream = container.streams.video[0]
         times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None]
         rate = float(stream.average_rate or 25)
@@ -333,12 +341,15 @@ def _children(pid: int) -> list[int]:
 NGINX_CONF = """
 user {user};
 worker_processes 1;
+worker_rlimit_nofile {open_files};
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 daemon off;
-events {{ worker_connections 8192; }}
+events {{ worker_connections {connections}; }}
 http {{
     access_log off;
+    sendfile on;
+    keepalive_requests 1000000;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -348,7 +359,8 @@ http {{
                      use_temp_path=off;
     upstream concilium {{ server {upstream}; keepalive 32; }}
     server {{
-        listen 127.0.0.1:{port};
+        # The whole audience connects within a second: a queue for all of it.
+        listen 127.0.0.1:{port} backlog=4096;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         # Playlists: one request a second reaches Concilium, whatever the audience.
@@ -375,11 +387,8 @@ http {{
 """
 
 
-async def _nginx(upstream: str, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+async def _nginx(upstream: str, workdir: Path, viewers: int) -> tuple[subprocess.Popen[bytes], str]:
     """Debian's nginx on loopback, caching the HLS files of ``upstream``."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).is_file():
-        raise RuntimeError("nginx is not installed: tools/install-debian-packages nginx-light")
     workdir.mkdir()
     port = free_port()
     config = workdir / "nginx.conf"
@@ -389,10 +398,13 @@ async def _nginx(upstream: str, workdir: Path) -> tuple[subprocess.Popen[bytes],
             dir=workdir,
             upstream=upstream.removeprefix("http://"),
             port=port,
+            # Each viewer holds two connections (playlists, segments); misses add upstream ones.
+            connections=2 * viewers + 1024,
+            open_files=_open_files_needed(viewers),
         )
     )
     process = subprocess.Popen(
-        [binary, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
+        [_tool("nginx"), "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
         stdout=subprocess.DEVNULL,
         stderr=(workdir / "stderr.log").open("wb"),
     )
@@ -408,7 +420,47 @@ async def _nginx(upstream: str, workdir: Path) -> tuple[subprocess.Popen[bytes],
     raise RuntimeError("nginx did not start: " + (workdir / "error.log").read_text()[-300:])
 
 
+AUDIENCE_TOOLS = {"wrk": "wrk", "nginx": "nginx-light"}
+"""Programs of the HLS audience benchmark and the Debian packages that bring them."""
+
+
+def _tool(name: str) -> str:
+    """Path of ``name`` (``wrk``, ``nginx``); exits with the install command if it is missing."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/bin")
+    if found is None:
+        packages = " ".join(AUDIENCE_TOOLS.values())
+        raise SystemExit(
+            f"bench/live.py needs {name} here (Debian package {AUDIENCE_TOOLS[name]}): "
+            f"tools/install-debian-packages {packages}"
+        )
+    return found
+
+
+def _open_files_needed(viewers: int) -> int:
+    """Descriptors a server in front of the audience needs: two connections per viewer, plus
+    upstream connections, cache and segment files."""
+    return 2 * viewers + 1024
+
+
+def _raise_open_files(viewers: int) -> None:
+    """Lift this process's soft ``RLIMIT_NOFILE`` (inherited by Concilium, nginx and wrk) to
+    what the audience needs; exit with a clear message if the hard limit is below it."""
+    needed = _open_files_needed(viewers)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        raise SystemExit(
+            f"{viewers} viewers need {needed} open files per server process; the hard limit "
+            f"is {hard}: raise it (ulimit -Hn, or LimitNOFILE= for a service) or use fewer"
+        )
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+
+
 async def bench_hls_viewers(viewers: int, seconds: float, nginx: bool = False) -> None:
+    wrk = _tool("wrk")
+    if nginx:
+        _tool("nginx")
+    _raise_open_files(viewers)
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "var"
         process, url = await _serve(data_dir)
@@ -419,17 +471,19 @@ async def bench_hls_viewers(viewers: int, seconds: float, nginx: bool = False) -
             out_dir = hls_root(data_dir) / str(session_id)
             pipeline = await bench_hls_latency(out_dir)
             sender = getattr(pipeline, "sender", None)
-            packager = [p.pid for p in (pipeline._process, sender) if p is not None]
-            cpu = {"concilium": [process.pid], "packager + test source": packager}
+            cpu = {"concilium": [process.pid]}
+            if pipeline._process is not None:
+                cpu["ffmpeg packager"] = [pipeline._process.pid]
+            if sender is not None:
+                cpu["ffmpeg test source"] = [sender.pid]
             try:
-                print(f"{'hls viewers: concilium alone':<34} load average {_load()}")
-                await _viewers(url, prefix, viewers, seconds, cpu)
+                audience = Audience(wrk, prefix, viewers, seconds, Path(tmp))
+                await audience.run("concilium alone", url, cpu)
                 if nginx:
-                    proxy, proxy_url = await _nginx(url, Path(tmp) / "nginx")
+                    proxy, proxy_url = await _nginx(url, Path(tmp) / "nginx", viewers)
                     try:
-                        cpu["nginx"] = [proxy.pid, *_children(proxy.pid)]
-                        print(f"{'hls viewers: behind nginx':<34} load average {_load()}")
-                        await _viewers(proxy_url, prefix, viewers, seconds, cpu)
+                        nginx_cpu = {"nginx": [proxy.pid, *_children(proxy.pid)], **cpu}
+                        await audience.run("behind nginx (cache)", proxy_url, nginx_cpu)
                     finally:
                         proxy.terminate()
                         proxy.wait(10)
@@ -456,77 +510,234 @@ def _cpu_pressure() -> str:
 
 
 def _load() -> str:
-    """The machine's 1-minute load average (other work on it skews every figure)."""
-    return Path("/proc/loadavg").read_text().split()[0]
+    """The machine's load averages over 1, 5 and 15 minutes (other work skews every figure)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-async def _viewers(
-    url: str, prefix: str, viewers: int, seconds: float, cpu: dict[str, list[int]]
-) -> None:
-    base = f"{prefix}360p/"
-    failures: list[str] = []
-    failed_paths: dict[int, str] = {}
-    segment_times: list[float] = []
-    playlist_times: list[float] = []
-    limits = httpx.Limits(max_connections=viewers, max_keepalive_connections=viewers)
-    timeout = httpx.Timeout(10.0, pool=30.0)
-    cpu_before = {name: _cpu_seconds(pids) for name, pids in cpu.items()}
-    client_before, started = time.process_time(), time.monotonic()
-    # No cookie: the signed address is the whole credential, as for a cache in front.
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as http:
-        stop_at = time.monotonic() + seconds
+AUDIENCE_SCRIPT = Path(__file__).with_name("hls_audience.lua")
+AUDIENCE_RENDITION = "360p"
+"""The rung the simulated viewers watch (a phone's)."""
+AUDIENCE_PERIOD_MS = 1000
+"""A viewer's playlist reload interval and segment fetch interval: the target duration."""
+AUDIENCE_TIMEOUT_S = 3
+"""A request unanswered this long failed: a live player holding about three 1 s segments
+(hls.js keeps three) has stalled by then."""
+AUDIENCE_GRACE_S = AUDIENCE_TIMEOUT_S
+"""wrk runs this much longer than the viewers ask (they send nothing after ``seconds``), so
+every last request has its full timeout. No longer: a viewer goes idle up to 1.1 s before
+the end, and uvicorn closes a connection idle for 5 s; wrk would reopen it and count it twice."""
+SEGMENT_P99_TARGET_MS = 1000.0
 
-        async def fetch(path: str, into: list[float]) -> httpx.Response | None:
-            start = time.perf_counter()
-            try:
-                answer = await http.get(path)
-            except httpx.HTTPError as exc:
-                failures.append(type(exc).__name__)
-                return None
-            into.append(time.perf_counter() - start)
-            if answer.status_code != 200:
-                failures.append(str(answer.status_code))
-                failed_paths.setdefault(answer.status_code, path)
-                return None
-            return answer
 
-        async def viewer(index: int) -> None:
-            await asyncio.sleep(index % 100 / 100)  # arrivals spread over a second
-            have: set[str] = set()
-            first = True
-            while time.monotonic() < stop_at:
-                playlist = await fetch(base + "index.m3u8", playlist_times)
-                if playlist is not None:
-                    init, uris = _playlist_segments(playlist.text)
-                    if first and init:
-                        await fetch(base + init, segment_times)
-                    fresh = [u for u in (uris[-2:] if first else uris) if u not in have]
-                    for uri in fresh:
-                        if await fetch(base + uri, segment_times) is not None:
-                            have.add(uri)
-                    first = False
-                await asyncio.sleep(1.0)
+@dataclass(frozen=True)
+class AudienceReport:
+    """What one wrk process of the audience reported (``bench/hls_audience.lua``)."""
 
-        await asyncio.gather(*(viewer(i) for i in range(viewers)))
-    elapsed = time.monotonic() - started
-    used = {name: _cpu_seconds(pids) - cpu_before[name] for name, pids in cpu.items()}
-    used["bench client (httpx)"] = time.process_time() - client_before
-    total = len(segment_times) + len(playlist_times)
-    print(f"{'hls viewers':<34} n={viewers} for {seconds:.0f} s: {total} responses")
-    print(f"{'':<34} failed requests: {len(failures)} {dict(Counter(failures))}")
-    for status, path in sorted(failed_paths.items()):
-        print(f"{'':<34} e.g. {status} on {path}")
-    for name, samples in (("segment fetch", segment_times), ("playlist fetch", playlist_times)):
-        if samples:
-            ordered = sorted(samples)
-            p99 = ordered[int(0.99 * (len(ordered) - 1))] * 1000
-            p50 = statistics.median(ordered) * 1000
-            print(f"{'':<34} {name}: n={len(ordered)} p50={p50:.1f} ms p99={p99:.1f} ms")
-    print(f"{'':<34} target: 0 failed, segment p99 < 1000 ms; {total / elapsed:.0f} responses/s")
-    print(f"{'':<34} wall {elapsed:.0f} s; cpu pressure {_cpu_pressure()}")
-    for name, seconds_used in used.items():
-        per = f", {1000 * seconds_used / total:.2f} ms per response" if total else ""
-        print(f"{'':<34} cpu {name}: {100 * seconds_used / elapsed:.0f}% of one core{per}")
+    role: str
+    """``playlist`` or ``segment``."""
+    requests: int
+    """Answers received (any status, late ones included)."""
+    errors: dict[str, int]
+    """wrk's counts: ``connect``, ``read``, ``write`` socket errors, ``timeout`` (answers
+    slower than the timeout), ``status`` (answers >= 400)."""
+    sent: int
+    """Requests written."""
+    connections: int
+    """One per viewer."""
+    idle: int
+    """Connections that had their last answer when the viewers stopped asking."""
+    latency_us: dict[str, float]
+    """p50, p90, p99, p999, max and mean time from request written to answer read (µs)."""
+    statuses: dict[str, int]
+    """Playlist answers by HTTP status (the segment process does not look at answers)."""
+    fetched: int
+    """Media segment requests (segment process)."""
+    distinct: int
+    """Distinct media segments requested (segment process)."""
+    missed: int
+    """Fetches owed (one per viewer and segment) not made before the segment left the
+    playlist: the audience fell behind (segment process)."""
+    refetched: int
+    """Requests made with every listed segment already fetched once per viewer; they ask
+    for the newest again (segment process)."""
+    backlog: int
+    """Fetches owed for listed segments when the viewers stopped (segment process)."""
+    first_listed: int | None
+    """Media sequence number of the newest segment in the first playlist read, and ..."""
+    last_listed: int | None
+    """... in the last (playlist process)."""
+
+    @classmethod
+    def parse(cls, output: str) -> AudienceReport:
+        for line in output.splitlines():
+            if line.startswith("hls-audience "):
+                data = json.loads(line.removeprefix("hls-audience "))
+                return cls(
+                    role=data["role"],
+                    requests=int(data["requests"]),
+                    errors={k: int(v) for k, v in data["errors"].items()},
+                    sent=int(data["sent"]),
+                    connections=int(data["connections"]),
+                    idle=int(data["idle"]),
+                    latency_us={k: float(v) for k, v in data.get("latency_us", {}).items()},
+                    statuses={k: int(v) for k, v in data["statuses"].items()},
+                    fetched=int(data["fetched"]),
+                    distinct=int(data["distinct"]),
+                    missed=int(data["missed"]),
+                    refetched=int(data["refetched"]),
+                    backlog=int(data.get("backlog", 0)),
+                    first_listed=data.get("first_listed"),
+                    last_listed=data.get("last_listed"),
+                )
+        raise RuntimeError(f"wrk printed no report: {output[-500:]}")
+
+    @property
+    def unanswered(self) -> int:
+        """Connections still waiting for an answer when wrk stopped (or never connected)."""
+        return max(0, self.connections - self.idle)
+
+    @property
+    def dropped(self) -> int:
+        """Requests whose connection the server closed before answering (wrk reconnects
+        without counting an error)."""
+        lost = self.errors["read"] + self.errors["write"] + self.unanswered
+        return max(0, self.sent - self.requests - lost)
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """Failed requests by cause, in a fixed order."""
+        causes = ("connect", "read", "write", "timeout", "status")
+        found = {cause: self.errors.get(cause, 0) for cause in causes}
+        return {**found, "dropped": self.dropped, "unanswered": self.unanswered}
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    def latency_ms(self, key: str) -> float:
+        """A percentile of the answers within the timeout (wrk records no slower one)."""
+        return self.latency_us.get(key, float("nan")) / 1000
+
+    def p99_text(self) -> str:
+        """The p99 fetch time over all requests, or a bound when over 1 % had no answer
+        within the timeout (wrk's percentiles leave those out)."""
+        slow = self.errors["timeout"] + self.dropped + self.unanswered
+        if slow > 0.01 * (self.requests + self.dropped + self.unanswered):
+            return f"> {1000 * AUDIENCE_TIMEOUT_S} ms"
+        return f"{self.latency_ms('p99'):.1f} ms"
+
+
+@dataclass
+class Audience:
+    """Simulated HLS viewers, as two wrk processes with one connection per viewer each."""
+
+    wrk: str
+    prefix: str
+    """The session's signed HLS path (``/live/{id}/hls/{expires}/{signature}/``)."""
+    viewers: int
+    seconds: float
+    workdir: Path
+
+    def command(self, role: str, url: str, state: Path) -> list[str]:
+        duration = math.ceil(self.seconds) + AUDIENCE_GRACE_S
+        return [
+            self.wrk, "-t", "1", "-c", str(self.viewers), "-d", f"{duration}s",
+            "--timeout", f"{AUDIENCE_TIMEOUT_S}s", "-s", str(AUDIENCE_SCRIPT), url, "--",
+            role, self.prefix, AUDIENCE_RENDITION, str(state), str(self.seconds),
+            str(AUDIENCE_PERIOD_MS), str(self.viewers),
+        ]  # fmt: skip
+
+    async def run(self, name: str, url: str, cpu: dict[str, list[int]]) -> None:
+        """Watch for ``seconds`` through ``url``; print failures, latencies, CPU, verdict."""
+        state = self.workdir / f"playlist-{time.monotonic_ns()}"
+        await self._first_state(url, state)
+        print(f"{'hls viewers: ' + name:<34} load average {_load()}")
+        before = {label: _cpu_seconds(pids) for label, pids in cpu.items()}
+        started = time.monotonic()
+        processes: dict[str, asyncio.subprocess.Process] = {}
+        try:
+            for role in ("playlist", "segment"):
+                processes[role] = await asyncio.create_subprocess_exec(
+                    *self.command(role, url, state),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.STDOUT,
+                )
+            cpu = {**cpu, **{f"wrk {role}s": [p.pid] for role, p in processes.items()}}
+            # CPU over the viewing window alone (wrk idles through its grace).
+            await asyncio.sleep(self.seconds)
+            elapsed = time.monotonic() - started
+            used = {k: _cpu_seconds(pids) - before.get(k, 0.0) for k, pids in cpu.items()}
+            pressure = _cpu_pressure()
+            outputs = [
+                (await p.communicate())[0].decode(errors="replace") for p in processes.values()
+            ]
+        finally:
+            for process in processes.values():
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+        playlists, segments = (AudienceReport.parse(output) for output in outputs)
+        self._print(playlists, segments, used, elapsed, pressure)
+
+    async def _first_state(self, url: str, state: Path) -> None:
+        """The playlist as the audience will first know it (the wrk playlist process keeps it
+        up to date), so the segment process has something to fetch from its first request."""
+        async with httpx.AsyncClient(base_url=url) as http:
+            answer = await http.get(f"{self.prefix}{AUDIENCE_RENDITION}/index.m3u8")
+            answer.raise_for_status()
+        init, uris = _playlist_segments(answer.text)
+        state.write_text("\n".join([init, *uris]) + "\n")
+
+    def _print(
+        self,
+        playlists: AudienceReport,
+        segments: AudienceReport,
+        used: dict[str, float],
+        elapsed: float,
+        pressure: str,
+    ) -> None:
+        pad = f"{'':<34}"
+        print(f"{pad} {self.viewers} viewers for {self.seconds:.0f} s (wrk, 2 x {self.viewers}"
+              f" connections); load average now {_load()}, cpu pressure {pressure}")  # fmt: skip
+        for label, report in (("playlist", playlists), ("segment", segments)):
+            print(
+                f"{pad} {label} fetch: n={report.requests} p50={report.latency_ms('p50'):.1f}"
+                f" p90={report.latency_ms('p90'):.1f} ms, p99 {report.p99_text()}"
+                f" (max within {AUDIENCE_TIMEOUT_S} s {report.latency_ms('max'):.1f} ms)"
+            )
+        statuses = ", ".join(f"{s} x {n}" for s, n in sorted(playlists.statuses.items()))
+        print(f"{pad} playlist answers: {statuses or 'none'}")
+        if playlists.first_listed is not None and playlists.last_listed is not None:
+            listed = playlists.last_listed - playlists.first_listed + 1
+            each = segments.fetched / segments.distinct if segments.distinct else 0.0
+            print(
+                f"{pad} segments: {listed} listed while watching, {segments.distinct} fetched,"
+                f" {each:.0f} times each ({self.viewers} viewers); fetches missed"
+                f" {segments.missed}, repeated {segments.refetched}, owed at the end"
+                f" {segments.backlog}"
+            )
+            if listed < 0.9 * self.seconds:
+                print(
+                    f"{pad} the packager fell behind real time ({listed} segments of 1 s in"
+                    f" {self.seconds:.0f} s): the machine is short of CPU"
+                )
+        failures = Counter(playlists.failures) + Counter(segments.failures)
+        failed = playlists.failed + segments.failed
+        detail = ", ".join(f"{k} {failures[k]}" for k in playlists.failures)
+        print(f"{pad} failed requests: {failed} ({detail})")
+        p99 = segments.latency_ms("p99")
+        met = failed == 0 and p99 < SEGMENT_P99_TARGET_MS
+        print(
+            f"{pad} target 0 failed and segment p99 < {SEGMENT_P99_TARGET_MS:.0f} ms:"
+            f" {'met' if met else 'not met'} ({failed} failed, p99 {segments.p99_text()})"
+        )
+        responses = playlists.requests + segments.requests
+        print(f"{pad} {responses / elapsed:.0f} responses/s; cpu, % of one core:")
+        for label, seconds_used in used.items():
+            # The packager and the test source work per second of video, not per request.
+            serving = not label.startswith("ffmpeg") and responses
+            per = f", {1000 * seconds_used / responses:.3f} ms per response" if serving else ""
+            print(f"{pad}   {label}: {100 * seconds_used / elapsed:.0f}%{per}")
 
 
 async def main(

@@ -5,7 +5,9 @@ of another hospital through Janus."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -91,12 +93,16 @@ def sign_in(page, username: str) -> None:  # type: ignore[no-untyped-def]
     browsing.sign_in(page, username, PASSWORD)
 
 
-def schedule_live_session(page, title: str) -> str:  # type: ignore[no-untyped-def]
+def schedule_live_session(  # type: ignore[no-untyped-def]
+    page, title: str, kind: str = "Supervision", record: bool = False
+) -> str:
     """Schedule a session from the list page and take it live; returns its URL path."""
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Live").click()
     page.wait_for_url("**/live")
-    page.get_by_label("Kind").select_option(label="Supervision")
+    page.get_by_label("Kind").select_option(label=kind)
     page.get_by_label("Title (no patient name)").fill(title)
+    if record:
+        page.get_by_label("Record the session").check()
     page.get_by_role("button", name="Schedule").click()
     page.wait_for_url(re.compile(r".*/live/\d+$"))
     page.get_by_role("button", name="Go live").click()
@@ -259,3 +265,90 @@ def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_
         assert viewer.evaluate(f"{video}.dataset.feed") == feed
         phone.close()
         tablet.close()
+
+
+def janus_of(server_pid: int) -> int:
+    """Process id of the Janus the server runs as its child."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        if parent == server_pid and name == "janus":
+            return int(entry.name)
+    raise AssertionError("the server runs no Janus")
+
+
+def hls_run(data_dir: Path, session_id: int) -> tuple[str, int]:
+    """The init segment of the 720p playlist (one per packager run) and its segment count."""
+    playlist = data_dir / "live" / "hls" / str(session_id) / "720p" / "index.m3u8"
+    try:
+        text = playlist.read_text()
+    except OSError:
+        return "", 0
+    init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)
+    return (init.group(1) if init else ""), text.count(".m4s")
+
+
+def test_a_broadcast_carries_on_by_itself_after_the_media_server_restarts(
+    live_server, media_browser, artifacts
+):
+    data_dir = Path(live_server.env["CONCILIUM_DATA_DIR"])
+    director = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = director.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, "chloe")
+    session_path = schedule_live_session(page, "Valve repair, broadcast", "Broadcast", record=True)
+    session_id = int(session_path.rsplit("/", 1)[-1])
+    page.get_by_label("User name").fill("theo")
+    page.get_by_label("Role").select_option("presenter")
+    page.get_by_role("button", name="Invite").click()
+    page.wait_for_url(f"**{session_path}")
+
+    tablet = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    publisher = tablet.new_page()
+    sign_in(publisher, "theo")
+    publisher.goto(f"{session_path}/join")
+    publisher.get_by_role("button", name="Join with camera").click()
+    wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", 20_000)
+    feed = publisher.evaluate("document.body.dataset.publishedFeed")
+
+    page.goto(f"{session_path}/director")
+    page.locator(f"[data-feeds] button[data-feed='{feed}']").click()
+    deadline = time.monotonic() + 60
+    while hls_run(data_dir, session_id)[1] < 2:
+        assert time.monotonic() < deadline, "no HLS segment after the program switch"
+        time.sleep(0.5)
+    before = hls_run(data_dir, session_id)[0]
+
+    os.kill(janus_of(live_server.pid), signal.SIGKILL)
+    # The publisher's page notices, publishes again under the same feed id, and the HLS
+    # output follows the program again: nobody touches the director console.
+    wait_until(
+        publisher,
+        "document.querySelector('[data-status]').textContent.includes('Publishing again')",
+        60_000,
+    )
+    deadline = time.monotonic() + 60
+    while (run := hls_run(data_dir, session_id))[0] in ("", before) or run[1] < 2:
+        assert time.monotonic() < deadline, f"HLS did not come back: {run}"
+        time.sleep(0.5)
+    assert publisher.evaluate("document.body.dataset.publishedFeed") == feed
+    publisher.screenshot(path=str(artifacts / "live-join-after-restart.png"), full_page=True)
+    tablet.close()
+
+    # The session ends: the program, as broadcast before and after the restart, goes to
+    # the library beside the camera's own recording.
+    page.goto(session_path)
+    page.get_by_role("button", name="End").click()
+    page.wait_for_url(f"**{session_path}")
+    deadline = time.monotonic() + 90
+    while "<td>Program</td>" not in (listing := page.goto("/live/library").text()):
+        assert time.monotonic() < deadline, "no program recording in the library"
+        time.sleep(1)
+    assert "Valve repair, broadcast" in listing and "MP4 (H.264)" in listing
+    director.close()

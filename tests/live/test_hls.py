@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import re
+import signal
 from pathlib import Path
 
 import av
@@ -17,11 +19,13 @@ from concilium.live.hls import (
     HlsSigner,
     Rendition,
     ffmpeg_command,
+    free_rtp_ports,
     hls_headers,
     program_sdp,
     resolve_hls_file,
 )
 from concilium.live.media import LiveMedia
+from concilium.live.media_server import MediaServer
 from concilium.live.rooms import RoomSpec
 
 from .sessions import start_broadcast
@@ -84,6 +88,34 @@ def media_segments(root: Path, rendition: str) -> list[tuple[float, str]]:
     return parse_media(playlist.read_text())[1]
 
 
+def decode(init: bytes, segment: bytes) -> tuple[list[av.VideoFrame], list[av.AudioFrame]]:
+    """Every video and audio frame of one fMP4 media segment."""
+    with av.open(io.BytesIO(init + segment)) as container:
+        video = list(container.decode(video=0))
+    with av.open(io.BytesIO(init + segment)) as container:
+        audio = list(container.decode(audio=0))
+    return video, audio
+
+
+def init_name(out: Path, rendition: str) -> str:
+    """The init segment a rendition's playlist names (one per packager run)."""
+    tags, _ = parse_media((out / rendition / "index.m3u8").read_text())
+    return tags["EXT-X-MAP"].split('"')[1]
+
+
+def latest_segment(out: Path, rendition: str) -> tuple[str, bytes, bytes]:
+    """The newest segment of a rendition: its name, its init segment and its bytes."""
+    _, segments = parse_media((out / rendition / "index.m3u8").read_text())
+    name = segments[-1][1]
+    init = (out / rendition / init_name(out, rendition)).read_bytes()
+    return name, init, (out / rendition / name).read_bytes()
+
+
+def loudness(frames: list[av.AudioFrame]) -> float:
+    """Peak sample magnitude (0..1) over ``frames``."""
+    return max(float(abs(frame.to_ndarray()).max()) for frame in frames)
+
+
 @pytest.mark.anyio
 @pytest.mark.browser
 async def test_program_feed_becomes_valid_hls_with_a_ladder_that_decodes(
@@ -105,25 +137,31 @@ async def test_program_feed_becomes_valid_hls_with_a_ladder_that_decodes(
             display="program",
             width=320,
             height=240,
+            audio=True,  # Chromium's fake microphone: a beep every second
         )
         try:
             await broadcasts.show(77, live_media.videoroom, room, feed)
-            await wait_for(lambda: len(media_segments(out, "r120")) >= 2, timeout=30)
-            await wait_for(lambda: len(media_segments(out, "r240")) >= 2, timeout=10)
+            await wait_for(lambda: len(media_segments(out, "r120")) >= 3, timeout=30)
+            await wait_for(lambda: len(media_segments(out, "r240")) >= 3, timeout=10)
             master = (out / "master.m3u8").read_text()
             playlist = (out / "r240" / "index.m3u8").read_text()
             tags, segments = parse_media(playlist)
-            init = (out / "r240" / tags["EXT-X-MAP"].split('"')[1]).read_bytes()
-            segment = (out / "r240" / segments[-1][1]).read_bytes()
+            # Two segments: a beep a second always falls into one of them.
+            _, init, segment = latest_segment(out, "r240")
+            earlier = (out / "r240" / segments[-2][1]).read_bytes()
+            _, small_init, small_segment = latest_segment(out, "r120")
             pipeline = broadcasts.pipeline(77)
             assert pipeline is not None and pipeline.running
+            assert pipeline.audio_port is not None  # the publisher's audio is forwarded
         finally:
             await broadcasts.close()
 
     variants = parse_master(master)
     assert len(variants) == 2
-    assert {v["RESOLUTION"] for v in variants} == {"320x240", "160x120"}
-    assert all(int(v["BANDWIDTH"]) > 0 and v["CODECS"].startswith("avc1.") for v in variants)
+    # Every rendition is a 16:9 frame whatever the source (a 4:3 camera here).
+    assert {v["RESOLUTION"] for v in variants} == {"426x240", "214x120"}
+    assert all(int(v["BANDWIDTH"]) > 0 for v in variants)
+    assert all(v["CODECS"].startswith("avc1.") and "mp4a.40.2" in v["CODECS"] for v in variants)
     assert {v["uri"] for v in variants} == {"r240/index.m3u8", "r120/index.m3u8"}
 
     assert tags["EXT-X-VERSION"] == "7"
@@ -132,10 +170,75 @@ async def test_program_feed_becomes_valid_hls_with_a_ladder_that_decodes(
     assert all(0.5 <= duration <= 2.0 for duration, _ in segments)
     assert all(uri.endswith(".m4s") for _, uri in segments)
 
-    with av.open(io.BytesIO(init + segment)) as container:
-        frames = [frame for frame in container.decode(video=0)]
-    assert frames and (frames[0].width, frames[0].height) == (320, 240)
+    frames, sound = decode(init, segment)
+    _, sound_before = decode(init, earlier)
+    assert frames and (frames[0].width, frames[0].height) == (426, 240)
+    # The 4:3 picture sits between black bars; the fake camera's green fills the middle.
+    picture = frames[-1].to_ndarray(format="rgb24")
+    assert picture[:, :20].mean() < 30 and picture[:, 200:220, 1].mean() > 80
+    assert sound and sound[0].sample_rate == 48000
+    assert loudness(sound + sound_before) > 0.05  # the beep, not silence
+    small_frames, small_sound = decode(small_init, small_segment)
+    assert small_frames[0].height == 120 and small_sound  # every rendition carries audio
     assert not out.exists()  # stopping the broadcast removes its live files
+
+
+@pytest.mark.anyio
+@pytest.mark.browser
+async def test_hls_comes_back_by_itself_after_janus_restarts(
+    media_server: MediaServer, live_media: LiveMedia, harness_url: str, tmp_path: Path
+) -> None:
+    room = RoomSpec(4002, description="OR broadcast", fir_freq=2)
+    await live_media.create_room(room)
+    camera = await live_media.issue("or-camera", 4002)
+    broadcasts = HlsBroadcasts(tmp_path / "data", SMALL, rejoin_poll=0.3)
+    out = broadcasts.root / "78"
+
+    async def restore() -> None:  # what the server's restart hook does (live.runtime)
+        await broadcasts.restore(live_media.videoroom)
+
+    # Registered after the control plane's own reconnect (conftest): rooms come back first.
+    media_server.on_restart.append(restore)
+
+    async with chromium(tmp_path / "profile") as context:
+        page = await open_harness(context, harness_url)
+        feed = await publish(
+            page, apiUrl=live_media.config.api_url, token=camera.token, room=4002,
+            width=320, height=240, audio=True,
+        )  # fmt: skip
+        try:
+            await broadcasts.show(78, live_media.videoroom, room, feed)
+            await wait_for(lambda: len(media_segments(out, "r240")) >= 2, timeout=30)
+            before, old_run = media_segments(out, "r240")[-1][1], init_name(out, "r240")
+
+            pid = media_server.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            await media_server.wait_restarted(1, timeout=30)
+            # The page notices that Janus forgot its session and publishes again, same feed.
+            await page.wait_for_function("window.republished >= 1", timeout=30_000)
+            assert feed in await live_media.videoroom.publishers(4002)
+
+            # No director action: the HLS output follows the program again on its own.
+            def fresh() -> bool:
+                try:  # a new packager run: its own playlist, its own init segment
+                    new_run = init_name(out, "r240") != old_run
+                except (OSError, KeyError):
+                    return False
+                segments = media_segments(out, "r240")
+                return new_run and len(segments) >= 3 and before not in {u for _, u in segments}
+
+            await wait_for(fresh, timeout=40)
+            _, init, segment = latest_segment(out, "r240")
+            earlier = (out / "r240" / media_segments(out, "r240")[-2][1]).read_bytes()
+            assert broadcasts.feed(78) == feed and not broadcasts.restoring(78)
+        finally:
+            await broadcasts.close()
+
+    frames, sound = decode(init, segment)
+    _, sound_before = decode(init, earlier)
+    assert frames and frames[0].height == 240
+    assert loudness(sound + sound_before) > 0.05  # the microphone came back too
 
 
 def test_files_outside_the_shapes_ffmpeg_writes_are_never_served(tmp_path: Path) -> None:
@@ -154,16 +257,44 @@ def test_files_outside_the_shapes_ffmpeg_writes_are_never_served(tmp_path: Path)
 
 
 def test_the_packager_command_makes_fmp4_hls_with_the_whole_ladder(tmp_path: Path) -> None:
-    command = ffmpeg_command("ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1")
+    command = ffmpeg_command("ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1", audio=True)
     assert command[command.index("-hls_segment_type") + 1] == "fmp4"
-    assert command[command.index("-var_stream_map") + 1] == "v:0,name:r240 v:1,name:r120"
+    # Each rendition carries its video and the program's audio.
+    assert command[command.index("-var_stream_map") + 1] == "v:0,a:0,name:r240 v:1,a:1,name:r120"
     assert "temp_file" in command[command.index("-hls_flags") + 1]
     assert command[command.index("-g") + 1] == "15"  # one keyframe per 1 s segment
-    assert "m=video 5004 RTP/AVP 96" in program_sdp(5004)
+    assert command[command.index("-c:a") + 1] == "aac"
+    assert command[command.index("-localaddr") + 1] == "127.0.0.1"  # only Janus feeds it
+    assert "anullsrc" not in " ".join(command)
+    silent = ffmpeg_command("ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1")
+    assert "anullsrc=channel_layout=stereo:sample_rate=48000" in silent  # no microphone
+    recorded = ffmpeg_command(
+        "ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1", record_to=tmp_path / "part.mp4"
+    )
+    assert recorded[recorded.index("-f", len(recorded) - 3) + 1] == "tee"
+    hls_out, record_out = recorded[-1].split("|")
+    assert hls_out.startswith("[f=hls:") and "var_stream_map=v\\\\:0" in hls_out
+    assert record_out == (
+        "[f=mp4:select=v\\\\:0,a\\\\:0:movflags=+frag_keyframe+empty_moov+default_base_moof"
+        f":flush_packets=1:onfail=ignore]{tmp_path / 'part.mp4'}"
+    )
+
+    sdp = program_sdp(5004, audio_port=5006)
+    assert "m=video 5004 RTP/AVP 96" in sdp and "m=audio 5006 RTP/AVP 111" in sdp
+    assert "a=rtpmap:111 opus/48000/2" in sdp
+    assert "m=audio" not in program_sdp(5004)
     with pytest.raises(ValueError, match="codec"):
         program_sdp(5004, "mjpeg")
+    with pytest.raises(ValueError, match="overlap"):
+        program_sdp(5004, audio_port=5005)
     with pytest.raises(ValueError, match="height"):
         Rendition("x", 121, 100_000)
+    assert [r.width for r in (Rendition("a", 720, 10**6), Rendition("b", 360, 10**6))] == [
+        1280,
+        640,
+    ]
+    ports = free_rtp_ports(2)
+    assert len(set(ports)) == 2 and all(p % 2 == 0 for p in ports)
 
 
 def test_a_capability_opens_one_session_until_it_expires() -> None:

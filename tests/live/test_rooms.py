@@ -22,7 +22,8 @@ async def test_rooms_are_created_listed_and_destroyed(live_media: LiveMedia) -> 
     assert listed[1001]["description"] == "OR 1"
     assert listed[1001]["max_publishers"] == 4
     assert listed[1001]["is_private"] is True
-    assert listed[1001]["videocodec"] == "vp8,h264"
+    # H.264 first (recordings go to MP4 as sent), VP8 for publishers without it.
+    assert listed[1001]["videocodec"] == "h264,vp8"
     assert listed[1001]["transport_wide_cc_ext"] is True
 
     await live_media.destroy_room(1001)
@@ -105,6 +106,7 @@ async def test_restore_creates_only_the_missing_rooms(live_media: LiveMedia) -> 
         ({"room_id": 1, "bitrate": 10}, "bitrate"),
         ({"room_id": 1, "videocodec": "vp8,mjpeg"}, "mjpeg"),
         ({"room_id": 1, "audiocodec": ""}, "audiocodec"),
+        ({"room_id": 1, "h264_profile": "42E01F;x"}, "h264_profile"),
         ({"room_id": 1, "description": "x" * 201}, "description"),
     ],
 )

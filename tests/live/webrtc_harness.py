@@ -36,12 +36,52 @@ ROOM_PAGE = b"""<!doctype html>
 <script type="module">
 import { publish, subscribe, selectSubstream, leave } from "/static/live/janus-room.js";
 const video = document.querySelector("video");
-window.runPublisher = async ({ width, height, ...cfg }) => {
+// A publisher that offers only some video codecs (as a browser without H.264 would).
+const createOffer = RTCPeerConnection.prototype.createOffer;
+RTCPeerConnection.prototype.createOffer = function (...args) {
+  if (window.videoCodecs) {
+    const codecs = RTCRtpReceiver.getCapabilities("video").codecs
+      .filter((c) => window.videoCodecs.includes(c.mimeType));
+    for (const t of this.getTransceivers()) {
+      if (t.sender.track?.kind === "video") t.setCodecPreferences(codecs);
+    }
+  }
+  return createOffer.apply(this, args);
+};
+window.videoCapabilities = () => RTCRtpSender.getCapabilities("video").codecs
+  .map((c) => `${c.mimeType} ${c.sdpFmtpLine ?? ""}`.trim());
+window.republished = 0;
+// Like the live pages: when Janus forgets the session (it restarted), publish the same
+// stream again under the same feed id.
+const keepPublishing = (joined, cfg, stream) => joined.session.onLost(async () => {
+  joined.pc.close();
+  for (let attempt = 0; attempt < 60; attempt += 1) {
+    try {
+      window.joined = await publish({ ...cfg, stream, id: joined.publisherId });
+      window.republished += 1;
+      keepPublishing(window.joined, cfg, stream);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+});
+window.runPublisher = async ({ width, height, audio = false, videoCodecs = null, ...cfg }) => {
   const stream = await navigator.mediaDevices.getUserMedia(
-    { video: { width, height, frameRate: 15 }, audio: false });
+    { video: { width, height, frameRate: 15 }, audio });
   video.srcObject = stream;
+  window.videoCodecs = videoCodecs;
   window.joined = await publish({ ...cfg, stream });
+  keepPublishing(window.joined, cfg, stream);
   return window.joined.publisherId;
+};
+window.sentVideoCodec = () => {
+  const sdp = window.joined.pc.remoteDescription.sdp;
+  const video = sdp.slice(sdp.indexOf("m=video"));
+  const pt = video.split("\\r\\n")[0].split(" ")[3];
+  const line = video.split("\\r\\n").find((l) => l.startsWith(`a=rtpmap:${pt} `));
+  const fmtp = video.split("\\r\\n").find((l) => l.startsWith(`a=fmtp:${pt} `)) ?? "";
+  return `${line.split(" ")[1].split("/")[0]} ${fmtp.split(" ").slice(1).join(" ")}`.trim();
 };
 window.selectSubstream = (substream) => selectSubstream(window.joined, substream);
 window.leave = () => leave(window.joined);
@@ -122,7 +162,11 @@ async def open_harness(context: BrowserContext, url: str) -> Page:
 
 
 async def publish(page: Page, **cfg: Any) -> Any:
-    """Publish the fake camera from a room harness page; the publisher (feed) id."""
+    """Publish the fake camera from a room harness page; the publisher (feed) id.
+
+    ``audio=True`` sends the fake microphone (a beep every second) too; ``videoCodecs``
+    (e.g. ``["video/VP8"]``) limits the video codecs offered. After a Janus restart the
+    page publishes again under the same feed id, as the live pages do."""
     return await page.evaluate("cfg => window.runPublisher(cfg)", cfg)
 
 

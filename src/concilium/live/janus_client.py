@@ -218,6 +218,11 @@ class JanusSession:
         await self.close()
 
     @property
+    def token(self) -> str:
+        """The stored token this session was opened with (never sent to a browser)."""
+        return self._token
+
+    @property
     def url(self) -> str:
         """URL of this session's endpoint."""
         if self.session_id is None:

@@ -146,6 +146,7 @@ def live_library(request: Request, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) 
         ctx,
         recordings=[(r, sessions[r.session_id]) for r in found],
         kinds=live_web.KIND_LABELS,
+        describe=recording.describe,
     )
 
 
@@ -163,6 +164,7 @@ def live_library_item(
         item=found,
         live=live,
         kinds=live_web.KIND_LABELS,
+        describe=recording.describe,
     )
 
 

@@ -1,13 +1,24 @@
-"""Recordings of live sessions: Janus ``.mjr`` files post-processed into playable files, with
-chapters (program switches and questions), for the library.
+"""Recordings of live sessions: Janus ``.mjr`` files post-processed into playable files, the
+program as the audience saw it, with chapters (program switches and questions), for the
+library.
 
 Janus writes each publisher's media as it arrived (RTP packets in ``.mjr`` files, one per
-stream: ``videoroom-<room>-user-<feed>-<time>-video-<mindex>.mjr``). When the session ends,
-``janus-pp-rec`` (Debian ``janus-tools``) turns each into its codec's native file without
-re-encoding, and ffmpeg (``-c copy``) muxes a publisher's video and audio into the container
-the codec allows: MP4 for H.264, VP9 and AV1; WebM for VP8, which MP4 cannot carry without
-re-encoding. The chapter list is a pure function of what the live service already keeps:
-``live.program`` audit entries and the session's approved or answered questions.
+stream: ``videoroom-<room>-user-<feed>-<time>-video-<mindex>.mjr``, each stream with its own
+``<time>``). When the session ends, ``janus-pp-rec`` (Debian ``janus-tools``) turns each into
+its codec's native file without re-encoding, and ffmpeg (``-c copy``) muxes a publisher's
+video and audio into the container the codec allows: MP4 (``+faststart``) for H.264, which
+rooms prefer, and for VP9 and AV1; WebM for VP8, which MP4 cannot carry without re-encoding
+(a publisher that offers no H.264 still gets its recording, and the library says it is
+WebM).
+
+The program recording is what the HLS packager encoded for its first rendition, written by
+the same ffmpeg as fragmented MP4 parts (one per packager run: a program switch starts a
+new run) under ``<session>/program-parts/``; at the end the parts are joined with the
+concat demuxer (``-c copy``) into one MP4, listed in the library as "Program"
+(:data:`PROGRAM_FEED`).
+
+The chapter list is a pure function of what the live service already keeps: ``live.program``
+audit entries and the session's approved or answered questions.
 """
 
 from __future__ import annotations
@@ -15,9 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +45,20 @@ from concilium.platform.errors import NotFound
 from concilium.platform.tables import AuditEvent
 
 __all__ = [
+    "PROGRAM_FEED",
     "Chapter",
     "MjrFile",
     "ProcessedRecording",
+    "ProgramPart",
     "chapters",
+    "describe",
     "group_sources",
+    "note_part_start",
+    "postprocess_program",
     "postprocess_room",
+    "program_chapters",
+    "program_part",
+    "program_parts_dir",
     "publish_recordings",
     "recordings_root",
 ]
@@ -48,11 +68,80 @@ log = logging.getLogger(__name__)
 _MJR_NAME = re.compile(r"^videoroom-(\d+)-user-(\d+)-(\d+)-(audio|video|data)-(\d+)\.mjr$")
 _MP4_VIDEO = frozenset({"h264", "vp9", "av1", "h265"})
 _PP_REC_EXTENSION = {"vp8": "webm", "vp9": "mkv", "h264": "mkv", "av1": "mkv", "h265": "mkv"}
+_PART_NAME = re.compile(r"^program-(\d{1,20})\.mp4$")
+_SAME_SOURCE_US = 2_000_000
+"""Streams of one publisher opened within this many microseconds are one recording."""
+_PROGRAM_LEAD_S = 10.0
+"""A program switch this shortly before the program recording starts is its first picture
+(the packager needs a moment to receive a keyframe): it is placed at 0 s."""
+
+_JOIN_SNAP_S = 3.0
+"""A program switch this close to a join of the program recording is put on the join."""
+
+PROGRAM_FEED = 0
+"""``feed`` of a session's program recording (Janus never gives a publisher the id 0)."""
 
 
 def recordings_root(data_dir: Path) -> Path:
     """Folder holding the post-processed recordings of every session."""
     return data_dir / "live" / "recordings"
+
+
+def program_parts_dir(out_dir: Path) -> Path:
+    """Where the HLS packager writes a session's program parts (``out_dir`` is the
+    session's recordings folder)."""
+    return out_dir / "program-parts"
+
+
+def program_part(parts_dir: Path, started_us: int) -> Path:
+    """The part a packager run started at ``started_us`` (wall clock, µs) writes."""
+    return parts_dir / f"program-{started_us}.mp4"
+
+
+def note_part_start(part: Path, at_us: int) -> None:
+    """Keep beside ``part`` when its timeline starts on the wall clock (µs): when the
+    packager began receiving the feed. Written whole or not at all; chapters are placed on
+    the program recording by it."""
+    note = part.with_suffix(".json")
+    temporary = note.with_suffix(".json.tmp")
+    with temporary.open("w") as handle:
+        json.dump({"started_us": at_us}, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(note)
+
+
+@dataclass(frozen=True, order=True)
+class ProgramPart:
+    """One packager run's piece of the program recording."""
+
+    started_us: int
+    """When its timeline starts on the wall clock (or, failing the note, when the run
+    started)."""
+    path: Path
+
+    @classmethod
+    def parse(cls, path: Path) -> ProgramPart | None:
+        """The part named ``path``, or None for any other file."""
+        found = _PART_NAME.match(path.name)
+        if found is None:
+            return None
+        started = int(found.group(1))
+        try:
+            noted = json.loads(path.with_suffix(".json").read_text()).get("started_us")
+        except (OSError, ValueError, AttributeError):
+            noted = None
+        return cls(noted if isinstance(noted, int) else started, path)
+
+
+def describe(feed: int, media_type: str, video_codec: str) -> tuple[str, str]:
+    """What the library says of a recording: its source and its format."""
+    source = "Program" if feed == PROGRAM_FEED else f"Feed {feed}"
+    if media_type == "video/webm":
+        form = f"WebM ({video_codec.upper()}: MP4 would need re-encoding)"
+    else:
+        form = f"MP4 ({video_codec.upper() if video_codec != 'h264' else 'H.264'})"
+    return source, form
 
 
 @dataclass(frozen=True)
@@ -78,25 +167,47 @@ class MjrFile:
 
 
 def group_sources(paths: Iterable[Path]) -> dict[tuple[int, int], list[MjrFile]]:
-    """Recordings by source: (feed, opening time) -> its audio and video files."""
+    """Recordings by source: (feed, opening time) -> its audio and video files.
+
+    Janus stamps each stream's file with the time that stream's recorder opened, so the
+    audio and the video of one publishing differ by a few milliseconds: streams of a feed
+    opened within two seconds of each other, one of each kind, are one recording; a
+    publisher that publishes again starts another.
+    """
+    parsed = [MjrFile.parse(path) for path in paths]
+    streams = sorted(
+        (f for f in parsed if f is not None and f.kind != "data"),
+        key=lambda f: (f.feed, f.time_us, f.kind),
+    )
     groups: dict[tuple[int, int], list[MjrFile]] = {}
-    for path in sorted(paths):
-        parsed = MjrFile.parse(path)
-        if parsed is not None and parsed.kind != "data":
-            groups.setdefault((parsed.feed, parsed.time_us), []).append(parsed)
+    current: list[MjrFile] = []
+    for item in streams:
+        first = current[0] if current else None
+        if (
+            first is None
+            or item.feed != first.feed
+            or item.time_us - first.time_us > _SAME_SOURCE_US
+            or any(f.kind == item.kind for f in current)
+        ):
+            current = groups.setdefault((item.feed, item.time_us), [])
+        current.append(item)
     return groups
 
 
 @dataclass(frozen=True)
 class ProcessedRecording:
-    """A source turned into one playable file."""
+    """A source (or the program) turned into one playable file."""
 
     feed: int
+    """Janus feed id, or :data:`PROGRAM_FEED`."""
     path: Path
     media_type: str
     video_codec: str
     started_at: datetime
     duration: float
+    parts: tuple[tuple[datetime, float], ...] = ()
+    """For the program: each part's wall-clock start and length, in order (the parts are
+    joined end to end, so the wall clock jumps at each join)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +224,25 @@ class Chapter:
         return {"at": self.at, "kind": self.kind, "label": self.label}
 
 
+def _chapters(
+    position: Callable[[datetime], float | None],
+    program_switches: Iterable[tuple[datetime, int | None]],
+    questions: Iterable[tuple[datetime, str]],
+) -> list[Chapter]:
+    found: list[Chapter] = []
+    for when, feed in program_switches:
+        label = f"Program: feed {feed}" if feed is not None else "Program cleared"
+        at = position(when)
+        if at is not None:
+            found.append(Chapter(at, "program", label))
+    for when, body in questions:
+        text = " ".join(body.split())
+        at = position(when)
+        if at is not None:
+            found.append(Chapter(at, "question", text[:120]))
+    return sorted((Chapter(round(c.at, 2), c.kind, c.label) for c in found), key=lambda c: c.at)
+
+
 def chapters(
     started_at: datetime,
     duration: float,
@@ -121,15 +251,59 @@ def chapters(
 ) -> list[Chapter]:
     """Chapters within a recording, in time order: each program switch and each question
     (approved or answered ones only: what the audience saw)."""
-    found: list[Chapter] = []
-    for when, feed in program_switches:
-        label = f"Program: feed {feed}" if feed is not None else "Program cleared"
-        found.append(Chapter((when - started_at).total_seconds(), "program", label))
-    for when, body in questions:
-        text = " ".join(body.split())
-        found.append(Chapter((when - started_at).total_seconds(), "question", text[:120]))
-    inside = [c for c in found if 0 <= c.at <= duration]
-    return sorted((Chapter(round(c.at, 2), c.kind, c.label) for c in inside), key=lambda c: c.at)
+
+    def position(when: datetime) -> float | None:
+        at = (when - started_at).total_seconds()
+        return at if 0 <= at <= duration else None
+
+    return _chapters(position, program_switches, questions)
+
+
+def program_position(parts: Sequence[tuple[datetime, float]], when: datetime) -> float | None:
+    """Where the wall-clock instant ``when`` falls in a recording made of ``parts`` joined
+    end to end (each a wall-clock start and a length, in order): inside a part, its offset
+    there; between two parts, the join; shortly before the first, 0; None otherwise."""
+    if not parts:
+        return None
+    lead = (parts[0][0] - when).total_seconds()
+    if lead > 0:
+        return 0.0 if lead <= _PROGRAM_LEAD_S else None
+    offset = 0.0
+    for start, duration in parts:
+        into = (when - start).total_seconds()
+        if into < 0:
+            return offset
+        if into <= duration:
+            return offset + into
+        offset += duration
+    return None
+
+
+def program_chapters(
+    parts: Sequence[tuple[datetime, float]],
+    program_switches: Iterable[tuple[datetime, int | None]],
+    questions: Iterable[tuple[datetime, str]],
+) -> list[Chapter]:
+    """Chapters of the program recording (see :func:`program_position`).
+
+    A switch starts a new part a moment after the director asked for it (the packager
+    waits for a keyframe): a program chapter within a few seconds of a join is put on the
+    join, where the picture changes.
+    """
+    joins = [0.0]
+    for _, duration in parts:
+        joins.append(joins[-1] + duration)
+
+    def on_join(when: datetime) -> float | None:
+        at = program_position(parts, when)
+        if at is None:
+            return None
+        nearest = min(joins, key=lambda join: abs(join - at))
+        return nearest if abs(nearest - at) <= _JOIN_SNAP_S else at
+
+    switches = _chapters(on_join, program_switches, ())
+    asked = _chapters(lambda when: program_position(parts, when), (), questions)
+    return sorted(switches + asked, key=lambda c: c.at)
 
 
 async def _run(*command: str) -> None:
@@ -168,6 +342,29 @@ def _duration(path: Path) -> float:
         return float((stream.duration or 0) * (stream.time_base or 0))
 
 
+def _part_duration(path: Path) -> float:
+    """Seconds of video in a program part, read from its packets: a part whose packager was
+    killed has no index to say it, yet every fragment on disk plays."""
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return 0.0
+        stream = container.streams.video[0]
+        first: float | None = None
+        end = 0.0
+        for packet in container.demux(stream):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            at = float(packet.pts * packet.time_base)
+            first = at if first is None else min(first, at)
+            end = max(end, at + float((packet.duration or 0) * packet.time_base))
+        return max(0.0, end - first) if first is not None else 0.0
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
 async def postprocess_source(
     files: list[MjrFile], out_dir: Path, *, pp_rec: str, ffmpeg: str
 ) -> ProcessedRecording | None:
@@ -197,6 +394,9 @@ async def postprocess_source(
             except RuntimeError as exc:  # a silent or non-Opus track: keep the picture
                 log.warning("recording of feed %s: audio not processed: %s", video.feed, exc)
         mp4 = codec in _MP4_VIDEO
+        if not mp4:
+            # The publisher offered no H.264: its picture is kept as sent, in WebM.
+            log.info("recording of feed %s is %s: kept in WebM, not re-encoded", video.feed, codec)
         target = out_dir / f"{stem}.{'mp4' if mp4 else 'webm'}"
         maps = ["-map", "0:v:0"] + (["-map", "1:a:0"] if len(inputs) > 2 else [])
         flags = ["-movflags", "+faststart"] if mp4 else []
@@ -204,6 +404,7 @@ async def postprocess_source(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
             *inputs, *maps, "-c", "copy", *flags, str(target),
         )  # fmt: skip
+        await asyncio.to_thread(_fsync, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     first_us = int(header.get("u") or header.get("s") or video.time_us)
@@ -237,7 +438,62 @@ async def postprocess_room(
             continue
         if processed is not None:
             done.append(processed)
+    try:
+        program = await postprocess_program(out_dir, ffmpeg=ffmpeg)
+    except (RuntimeError, OSError, av.error.FFmpegError) as exc:
+        log.warning("program recording not processed: %s", exc)
+        program = None
+    if program is not None:
+        done.append(program)
     return done
+
+
+async def postprocess_program(out_dir: Path, *, ffmpeg: str) -> ProcessedRecording | None:
+    """The program parts under ``out_dir`` joined into one MP4 without re-encoding (concat
+    demuxer, ``-c copy``); None when there is none.
+
+    Every part is the same fixed-size H.264 + AAC rendition (see
+    :attr:`concilium.live.hls.Rendition.width`), so they join as they are. Parts that hold
+    no video (a packager stopped before its first frame) are left out. Once the joined
+    file is on disk, the parts are removed.
+    """
+    parts_dir = program_parts_dir(out_dir)
+    if not parts_dir.is_dir():
+        return None
+    found = sorted(p for p in map(ProgramPart.parse, parts_dir.glob("program-*.mp4")) if p)
+    usable: list[tuple[ProgramPart, float]] = []
+    for part in found:
+        try:
+            duration = await asyncio.to_thread(_part_duration, part.path)
+        except av.error.FFmpegError as exc:
+            log.warning("program part %s left out: %s", part.path.name, exc)
+            continue
+        if duration > 0:
+            usable.append((part, duration))
+    if not usable:
+        return None
+    first = usable[0][0].started_us
+    target = out_dir / f"program-{first}.mp4"
+    listing = parts_dir / "parts.txt"
+    listing.write_text(
+        "".join("file '{}'\n".format(str(p.path).replace("'", "'\\''")) for p, _ in usable)
+    )
+    await _run(
+        ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+        "-f", "concat", "-safe", "0", "-i", str(listing),
+        "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", "-movflags", "+faststart", str(target),
+    )  # fmt: skip
+    await asyncio.to_thread(_fsync, target)
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    return ProcessedRecording(
+        feed=PROGRAM_FEED,
+        path=target,
+        media_type="video/mp4",
+        video_codec="h264",
+        started_at=datetime.fromtimestamp(first / 1_000_000, UTC),
+        duration=await asyncio.to_thread(_duration, target),
+        parts=tuple((datetime.fromtimestamp(p.started_us / 1_000_000, UTC), d) for p, d in usable),
+    )
 
 
 def _program_switches(db: Session, live: LiveSession) -> list[tuple[datetime, int | None]]:
@@ -286,6 +542,10 @@ def publish_recordings(
     asked = _shown_questions(db, live)
     rows: list[LiveRecording] = []
     for item in processed:
+        if item.parts:
+            found = program_chapters(item.parts, switches, asked)
+        else:
+            found = chapters(item.started_at, item.duration, switches, asked)
         row = LiveRecording(
             session_id=live.id,
             feed=item.feed,
@@ -294,9 +554,7 @@ def publish_recordings(
             video_codec=item.video_codec,
             started_at=item.started_at,
             duration=item.duration,
-            chapters=[
-                c.as_dict() for c in chapters(item.started_at, item.duration, switches, asked)
-            ],
+            chapters=[c.as_dict() for c in found],
             created_at=now,
         )
         db.add(row)

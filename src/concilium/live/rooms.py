@@ -9,19 +9,31 @@ and Concilium, which holds the list in a :class:`RoomRegistry`, re-creates them 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from concilium.live.janus_client import STREAMING, VIDEOROOM, JanusHandle
+from concilium.live.janus_client import (
+    STREAMING,
+    VIDEOROOM,
+    JanusHandle,
+    JanusPluginError,
+    JanusSession,
+)
 
 __all__ = [
+    "FORWARD_AUDIO_PT",
+    "FORWARD_VIDEO_PT",
     "MAX_JANUS_ID",
     "MountpointSpec",
+    "PublishedStream",
     "RoomRegistry",
     "RoomSpec",
+    "RtpForward",
     "StreamingAdmin",
     "VideoRoomAdmin",
     "restore_rooms",
@@ -34,6 +46,9 @@ MAX_JANUS_ID = 2**53 - 1
 
 _VIDEO_CODECS = frozenset({"vp8", "vp9", "h264", "av1", "h265"})
 _AUDIO_CODECS = frozenset({"opus", "g722", "pcmu", "pcma"})
+_PROFILE_LEVEL_ID = re.compile(r"^[0-9a-f]{6}$")
+_SETUP_ATTEMPTS = 20
+"""Tries, 0.25 s apart, to see a publisher that is still setting up its media."""
 
 
 def _check_id(name: str, value: int) -> None:
@@ -57,8 +72,14 @@ class RoomSpec:
     """Most concurrent publishers (cameras and participants sending media)."""
     bitrate: int = 2_048_000
     """Bitrate cap Janus suggests to each publisher (REMB), in bit/s."""
-    videocodec: str = "vp8,h264"
-    """Video codecs publishers may use, by preference; both allow simulcast."""
+    videocodec: str = "h264,vp8"
+    """Video codecs publishers may use, by preference; both allow simulcast. H.264 first, so
+    a recording goes into MP4 without re-encoding (MP4 cannot carry VP8); VP8 for a
+    publisher that offers no H.264."""
+    h264_profile: str = "42e01f"
+    """H.264 ``profile-level-id`` Janus prefers in a publisher's offer (RFC 6184 8.1):
+    Constrained Baseline, level 3.1, which every WebRTC browser encodes (Debian's Chromium
+    offers it with OpenH264) and every player decodes."""
     audiocodec: str = "opus"
     """Audio codecs publishers may use."""
     fir_freq: int = 10
@@ -84,6 +105,8 @@ class RoomSpec:
             unknown = [c for c in codecs if c not in known]
             if not value or unknown:
                 raise ValueError(f"{name} {value!r}: unknown codec(s) {unknown}")
+        if not _PROFILE_LEVEL_ID.match(self.h264_profile):
+            raise ValueError(f"h264_profile must be 6 hex digits, got {self.h264_profile!r}")
         if not 0 <= self.fir_freq <= 600:
             raise ValueError(f"fir_freq must be in 0..600 s, got {self.fir_freq}")
         if len(self.description) > 200:
@@ -132,6 +155,55 @@ class MountpointSpec:
                 raise ValueError(f"{name} must be a dynamic RTP payload type 96..127, got {pt}")
 
 
+FORWARD_VIDEO_PT = 96
+"""RTP payload type of forwarded video (what the packager's SDP announces)."""
+FORWARD_AUDIO_PT = 111
+"""RTP payload type of forwarded audio (Opus)."""
+
+
+@dataclass(frozen=True)
+class PublishedStream:
+    """One stream a publisher sends."""
+
+    kind: str
+    """``audio`` or ``video``."""
+    codec: str
+    """Negotiated codec, lower case (``h264``, ``vp8``, ``opus``, ...)."""
+
+
+@dataclass(frozen=True)
+class RtpForward:
+    """The forwarders one ``rtp_forward`` request created, by kind."""
+
+    publisher_id: int
+    video: tuple[int, ...] = ()
+    """Stream ids of the video forwarders."""
+    audio: tuple[int, ...] = ()
+    """Stream ids of the audio forwarders (empty: the publisher sends no audio)."""
+
+    @classmethod
+    def parse(cls, publisher_id: int, data: dict[str, Any]) -> RtpForward:
+        """Read an answer in Janus 1.x's ``forwarders`` list form or the legacy
+        ``rtp_stream`` object form (``audio_stream_id``, ``video_stream_id``)."""
+        video: list[int] = []
+        audio: list[int] = []
+        for forwarder in data.get("forwarders", []):
+            if "stream_id" in forwarder:
+                kind = video if forwarder.get("type") == "video" else audio
+                kind.append(int(forwarder["stream_id"]))
+        legacy = data.get("rtp_stream", {})
+        for key, value in legacy.items():
+            if key.startswith("video") and key.endswith("stream_id"):
+                video.append(int(value))
+            elif key.startswith("audio") and key.endswith("stream_id"):
+                audio.append(int(value))
+        return cls(publisher_id, tuple(video), tuple(audio))
+
+    @property
+    def stream_ids(self) -> tuple[int, ...]:
+        return self.video + self.audio
+
+
 @dataclass
 class VideoRoomAdmin:
     """Control-plane requests to the VideoRoom plugin through one handle."""
@@ -167,6 +239,7 @@ class VideoRoomAdmin:
             "bitrate_cap": False,
             "fir_freq": spec.fir_freq,
             "videocodec": spec.videocodec,
+            "h264_profile": spec.h264_profile,
             "audiocodec": spec.audiocodec,
             # Bandwidth estimation lets browsers drop and restore simulcast layers.
             "transport_wide_cc_ext": True,
@@ -179,7 +252,9 @@ class VideoRoomAdmin:
             folder.mkdir(parents=True, exist_ok=True)
             body["rec_dir"] = str(folder)
         if allowed is not None:
-            body["allowed"] = list(allowed)
+            # The control session's own token too: it looks at what publishers send
+            # (:meth:`publisher_streams`) as a subscriber would.
+            body["allowed"] = sorted({*allowed, self.handle.session.token})
         await self.handle.request(body)
 
     async def destroy(self, spec: RoomSpec) -> None:
@@ -198,6 +273,85 @@ class VideoRoomAdmin:
         data = await self.handle.request({"request": "list", "admin_key": self.admin_key})
         rooms: list[dict[str, Any]] = data.get("list", [])
         return rooms
+
+    async def publishers(self, room_id: int) -> dict[int, str]:
+        """Feeds publishing in ``room_id`` right now, with their display names
+        (``listparticipants``)."""
+        data = await self.handle.request({"request": "listparticipants", "room": room_id})
+        return {
+            int(p["id"]): str(p.get("display", ""))
+            for p in data.get("participants", [])
+            if p.get("publisher")
+        }
+
+    async def publisher_streams(self, spec: RoomSpec, publisher_id: int) -> list[PublishedStream]:
+        """What ``publisher_id`` sends, stream by stream, with the negotiated codecs.
+
+        ``listparticipants`` does not tell (Janus 1.1), but the answer to a subscriber's
+        ``join`` (the ``attached`` event) does: a short-lived session joins as a subscriber
+        with the control token, reads it and leaves without answering the offer, so no
+        media flows to it.
+        """
+        control = self.handle.session
+        join = {
+            "request": "join",
+            "ptype": "subscriber",
+            "room": spec.room_id,
+            "streams": [{"feed": publisher_id}],
+            "token": control.token,
+        }
+        async with JanusSession(
+            control.http, control.api_url, control.token, poll_events=True
+        ) as probe:
+            handle = await probe.attach(VIDEOROOM)
+            for attempt in range(_SETUP_ATTEMPTS):
+                try:
+                    data, _ = await handle.request_async(join)
+                    break
+                except JanusPluginError as exc:
+                    # 428 "no such feed": a publisher that just joined is still setting up
+                    # its media; it becomes visible in a moment.
+                    if exc.code != 428 or attempt == _SETUP_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(0.25)
+        return [
+            PublishedStream(str(s.get("type", "")), str(s.get("codec", "")).lower())
+            for s in data.get("streams", [])
+            if s.get("active", True) and s.get("type") in ("audio", "video")
+        ]
+
+    async def rtp_forward(
+        self, spec: RoomSpec, publisher_id: int, *, video_port: int, audio_port: int | None
+    ) -> RtpForward:
+        """Forward a publisher's first video (and audio) stream as plain RTP to loopback
+        ports (``rtp_forward``); a publisher without audio gets a video forward only."""
+        body: dict[str, Any] = {
+            "request": "rtp_forward",
+            "room": spec.room_id,
+            "secret": spec.secret,
+            "admin_key": self.admin_key,
+            "publisher_id": publisher_id,
+            "host": "127.0.0.1",
+            "host_family": "ipv4",
+            "video_port": video_port,
+            "video_pt": FORWARD_VIDEO_PT,
+        }
+        if audio_port is not None:
+            body |= {"audio_port": audio_port, "audio_pt": FORWARD_AUDIO_PT}
+        return RtpForward.parse(publisher_id, await self.handle.request(body))
+
+    async def stop_rtp_forward(self, spec: RoomSpec, publisher_id: int, stream_id: int) -> None:
+        """Stop one forwarder (``stop_rtp_forward``)."""
+        await self.handle.request(
+            {
+                "request": "stop_rtp_forward",
+                "room": spec.room_id,
+                "secret": spec.secret,
+                "admin_key": self.admin_key,
+                "publisher_id": publisher_id,
+                "stream_id": stream_id,
+            }
+        )
 
     async def allow(self, spec: RoomSpec, tokens: list[str]) -> None:
         """Add ``tokens`` to the room's allowed list."""

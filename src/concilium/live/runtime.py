@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,9 +26,11 @@ from concilium.live.media import LiveMedia
 from concilium.live.media_server import MediaServer, MediaServerError
 from concilium.live.ptz import DirectorLock, PtzClient
 
-__all__ = ["LiveRuntime", "SessionRoom", "Subscriber", "media_lifespan"]
+__all__ = ["LiveRuntime", "MediaRestartHook", "SessionRoom", "Subscriber", "media_lifespan"]
 
 log = logging.getLogger(__name__)
+
+MediaRestartHook = Callable[[LiveMedia], Awaitable[None]]
 
 
 class Subscriber(Protocol):
@@ -88,6 +90,9 @@ class LiveRuntime:
     publishing_tokens: set[str] = field(default_factory=set)
     """Media credentials minted for a role that sends media (the proxy lets only these join
     a room as a publisher)."""
+    on_media_restart: list[MediaRestartHook] = field(default_factory=list)
+    """Run after Janus restarted and its rooms, mountpoints and tokens are back (e.g. the
+    HLS outputs forward their program again), with the reconnected control plane."""
 
     def room(self, session_id: int) -> SessionRoom:
         return self.rooms.setdefault(session_id, SessionRoom())
@@ -143,6 +148,11 @@ async def media_lifespan(settings: Settings, live: LiveRuntime) -> AsyncIterator
 
         async def restore() -> None:
             await media.reconnect()
+            for hook in list(live.on_media_restart):
+                try:
+                    await hook(media)
+                except Exception:  # one output failing must not keep the others down
+                    log.exception("live restart hook %r failed", hook)
 
         server.on_restart.append(restore)
         live.media, live.api_url = media, config.api_url

@@ -1172,7 +1172,10 @@ class MediaOutputs:
 def media_outputs(app: FastAPI) -> MediaOutputs:
     found: MediaOutputs | None = getattr(app.state, "live_outputs", None)
     if found is None:
-        found = MediaOutputs(HlsBroadcasts(app.state.runtime.settings.data_dir), set())
+        hls = HlsBroadcasts(app.state.runtime.settings.data_dir)
+        # Janus forgets its forwarders when it restarts: each program is forwarded again.
+        live_runtime(app).on_media_restart.append(lambda media: hls.restore(media.videoroom))
+        found = MediaOutputs(hls, set())
         app.state.live_outputs = found
     return found
 

@@ -47,7 +47,21 @@ export class JanusSession {
     this.id = null;
     this.pending = new Map();
     this.listeners = new Set();
+    this.lostListeners = new Set();
     this.closed = false;
+  }
+
+  /** Call `listener` once if Janus forgets this session (it restarted, or the session
+   * timed out): its handles and peer connections are gone and must be made again. */
+  onLost(listener) {
+    this.lostListeners.add(listener);
+  }
+
+  lost() {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepalive);
+    for (const listener of this.lostListeners) listener();
   }
 
   async post(path, body) {
@@ -77,12 +91,22 @@ export class JanusSession {
       try {
         const url = `${this.apiUrl}/${this.id}?maxev=10&token=${encodeURIComponent(this.token)}`;
         const response = await fetch(url);
+        // Janus answers 404 for a session it does not know: it restarted (or timed us out).
+        if (response.status === 404) {
+          this.lost();
+          return;
+        }
         messages = await response.json();
       } catch {
         await new Promise((resolve) => setTimeout(resolve, 500));
         continue;
       }
       for (const message of Array.isArray(messages) ? messages : [messages]) {
+        // 458 "no such session", the same said in a message.
+        if (message?.janus === "error" && message.error?.code === 458) {
+          this.lost();
+          return;
+        }
         this.dispatch(message);
       }
     }
@@ -181,6 +205,8 @@ const SIMULCAST_ENCODINGS = [
 /**
  * Join `room` as a publisher and send `stream`. With `simulcast`, the video is sent in
  * three resolutions so each subscriber can get the one its link and screen can take.
+ * With `id`, the feed claims that publisher id: a publisher coming back after a Janus
+ * restart keeps its feed id, so the program (and its HLS) find it again.
  * Resolves with { session, handleId, pc, publisherId }.
  */
 export async function publish({
@@ -190,41 +216,46 @@ export async function publish({
   stream,
   display = "",
   simulcast = false,
+  id = null,
   headers = {},
 }) {
   const session = await new JanusSession(apiUrl, token, { headers }).create();
-  const handleId = await session.attach(VIDEOROOM);
-  const joined = await session.message(handleId, {
-    request: "join",
-    ptype: "publisher",
-    room,
-    display,
-    token,
-  });
-  const publisherId = joined.plugindata.data.id;
-  const pc = newPeerConnection();
-  for (const track of stream.getTracks()) {
-    if (simulcast && track.kind === "video") {
-      pc.addTransceiver(track, {
-        direction: "sendonly",
-        streams: [stream],
-        sendEncodings: SIMULCAST_ENCODINGS.map((encoding) => ({ ...encoding })),
-      });
-    } else {
-      pc.addTrack(track, stream);
+  let pc = null;
+  try {
+    const handleId = await session.attach(VIDEOROOM);
+    const join = { request: "join", ptype: "publisher", room, display, token };
+    if (id !== null) join.id = id;
+    const joined = await session.message(handleId, join);
+    const publisherId = joined.plugindata.data.id;
+    pc = newPeerConnection();
+    for (const track of stream.getTracks()) {
+      if (simulcast && track.kind === "video") {
+        pc.addTransceiver(track, {
+          direction: "sendonly",
+          streams: [stream],
+          sendEncodings: SIMULCAST_ENCODINGS.map((encoding) => ({ ...encoding })),
+        });
+      } else {
+        pc.addTrack(track, stream);
+      }
     }
+    await pc.setLocalDescription(await pc.createOffer());
+    await gatheringComplete(pc);
+    const configured = await session.message(
+      handleId,
+      { request: "configure", audio: true, video: true },
+      { type: "offer", sdp: pc.localDescription.sdp },
+    );
+    await pc.setRemoteDescription(configured.jsep);
+    // Subscribers can only attach to a feed whose media path is up.
+    await connected(pc);
+    return { session, handleId, pc, publisherId, display };
+  } catch (error) {
+    // A failed attempt leaves nothing behind on Janus (a retry may claim the same id).
+    pc?.close();
+    await session.destroy();
+    throw error;
   }
-  await pc.setLocalDescription(await pc.createOffer());
-  await gatheringComplete(pc);
-  const configured = await session.message(
-    handleId,
-    { request: "configure", audio: true, video: true },
-    { type: "offer", sdp: pc.localDescription.sdp },
-  );
-  await pc.setRemoteDescription(configured.jsep);
-  // Subscribers can only attach to a feed whose media path is up.
-  await connected(pc);
-  return { session, handleId, pc, publisherId };
 }
 
 /**

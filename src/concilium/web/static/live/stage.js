@@ -40,8 +40,38 @@ export class Stage {
       });
     this.localStream = stream;
     this.mine = await publish({ ...this.config(), stream, display: display || this.grant.display });
+    this.mine.session.onLost(() => this.republish(this.mine));
     this.render();
     return this.mine.publisherId;
+  }
+
+  /** The media server restarted: publish the same stream again under the same feed id, so
+   * whoever showed it (the program, the HLS of a broadcast) finds it again. */
+  async republish(previous) {
+    previous.pc.close();
+    status("Media server restarted: publishing again…");
+    for (let attempt = 0; this.mine === previous && this.localStream; attempt += 1) {
+      try {
+        const again = await publish({
+          ...this.config(),
+          stream: this.localStream,
+          display: previous.display,
+          id: previous.publisherId,
+        });
+        if (this.mine !== previous) {
+          leave(again).catch(() => {});
+          return;
+        }
+        this.mine = again;
+        again.session.onLost(() => this.republish(again));
+        status("Publishing again after a media server restart.");
+        this.render();
+        return;
+      } catch (error) {
+        // Janus is still starting, or the room is not back yet: try again, less and less often.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 5000)));
+      }
+    }
   }
 
   /** Keep the subscriptions in step with the room's publishers, every two seconds. */
@@ -75,6 +105,11 @@ export class Stage {
       feed.open(video)
         .then((joined) => {
           entry.joined = joined;
+          // After a media server restart the feed is subscribed to again at the next refresh.
+          joined.session.onLost(() => {
+            joined.pc.close();
+            if (this.feeds.get(feed.id) === entry) this.feeds.delete(feed.id);
+          });
           this.render();
         })
         .catch((error) => {

@@ -41,13 +41,10 @@ import os
 import re
 import socket
 import statistics
+import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +56,10 @@ from concilium.live.media import LiveMedia
 from concilium.live.media_server import MediaServer
 from concilium.live.rooms import RoomSpec
 
-STATIC = Path(__file__).resolve().parents[1] / "src" / "concilium" / "web" / "static"
+# The page server the live tests use, so that bench and tests load the same janus-room.js.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "live"))
+from webrtc_harness import serve_harness  # type: ignore[import-not-found]
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -281,39 +281,6 @@ window.leaveAll = async () => {
 window.harnessReady = true;
 </script>
 """
-
-
-class _Harness(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        if self.path == "/":
-            self._send(HARNESS, "text/html")
-        elif self.path == "/static/live/janus-room.js":
-            self._send((STATIC / "live" / "janus-room.js").read_bytes(), "text/javascript")
-        else:
-            self.send_error(404)
-
-    def _send(self, body: bytes, content_type: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def harness_server() -> Iterator[str]:
-    """Serve the harness page and janus-room.js on a free loopback port."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Harness)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def free_port() -> int:
@@ -657,7 +624,7 @@ async def run(
     if participants < 2 or not 0 <= ring < participants:
         raise ValueError("need at least 2 participants and 0 <= ring < participants")
     print(f"glass-to-glass bench; at start: {load()}")
-    with tempfile.TemporaryDirectory() as data_dir, harness_server() as url:
+    with tempfile.TemporaryDirectory() as data_dir, serve_harness(HARNESS) as url:
         config = JanusConfig(
             Path(data_dir), http_port=free_port(), admin_port=free_port(), debug_level=3
         )

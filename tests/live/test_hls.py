@@ -268,6 +268,9 @@ def test_the_packager_command_makes_fmp4_hls_with_the_whole_ladder(tmp_path: Pat
     assert "anullsrc" not in " ".join(command)
     silent = ffmpeg_command("ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1")
     assert "anullsrc=channel_layout=stereo:sample_rate=48000" in silent  # no microphone
+    # The silence keeps the live pace; unthrottled it held the video back by seconds.
+    lavfi = silent.index("lavfi")
+    assert silent[lavfi - 2 : lavfi] == ["-re", "-f"]
     recorded = ffmpeg_command(
         "ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1", record_to=tmp_path / "part.mp4"
     )

@@ -298,7 +298,9 @@ def ffmpeg_command(
         str(sdp_path),
     ]
     if not audio:
-        command += ["-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=48000"]
+        # Silence at its own pace (``-re``): unthrottled, it runs ahead of the live video and
+        # the muxer holds the video back for seconds to interleave the two.
+        command += ["-re", "-f", "lavfi", "-i", "anullsrc=channel_layout=stereo:sample_rate=48000"]
     command += ["-filter_complex", graph]
     for i in range(n):
         command += ["-map", f"[v{i}]"]

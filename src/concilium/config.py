@@ -103,7 +103,8 @@ class Settings(BaseSettings):
     """PEM private key of that certificate (keep it mode 0600)."""
     dicom_tls_client_ca: Path | None = None
     """PEM certificates of the authorities whose client certificates are accepted: when set,
-    a node must present a certificate they signed (mutual TLS)."""
+    a node must present a certificate they signed (mutual TLS). The archive also trusts them,
+    instead of the system's authorities, when it calls a node registered for TLS."""
     dicomweb_cors_origins: list[str] = Field(default_factory=list)
     """Origins (``https://viewer.example.org``) whose browser viewers may call ``/dicomweb`` and
     ``/wado`` across origins (CORS); empty means same-origin only."""

@@ -12,6 +12,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
 from concilium.imaging.dicom_json import (
+    attributes_to_dicom_json,
     element_at_bulk_data_path,
     from_dicom_json,
     to_dicom_json,
@@ -88,6 +89,31 @@ def test_value_encodings_follow_annex_f() -> None:
     back = from_dicom_json(out)
     assert str(back.PatientName) == "Yamada^Tarou=山田^太郎=やまだ^たろう"
     assert back.FrameIncrementPointer == 0x00181063
+
+
+def test_plain_values_encode_as_the_same_values_in_a_dataset_would() -> None:
+    # Query results are encoded from plain values; a dataset holding them is the reference.
+    values = {
+        0x00100010: "Yamada^Tarou=山田^太郎",  # PN, several groups
+        0x00080061: ["CT", "MR"],  # CS, a list
+        0x00080060: "CT\\PT",  # CS, several values in one string
+        0x00081030: "",  # LO, empty
+        0x00081032: "",  # SQ, always empty
+        0x00201206: 3,  # IS from an integer
+        0x00280010: 512,  # US
+        0x0020000D: "1.2.3.4",  # UI
+        0x00080020: "20261122",  # DA
+        0x00080030: "101500.250000",  # TM
+        0x00324000: "a \\ b",  # LT keeps its backslash
+        0x00201208: None,  # IS, no value
+        0x00081190: "https://pacs.example/dicomweb/studies/1.2.3.4",  # UR
+    }
+    ds = Dataset()
+    for tag, value in values.items():
+        vr = "SQ" if tag == 0x00081032 else None
+        ds.add_new(tag, vr or pydicom.datadict.dictionary_VR(tag), [] if vr else value or None)
+    assert attributes_to_dicom_json(values) == to_dicom_json(ds)
+    assert list(attributes_to_dicom_json(values)) == sorted(f"{t:08X}" for t in values)
 
 
 def test_nested_bulk_data_uri_points_into_the_sequence() -> None:

@@ -179,6 +179,32 @@ def test_stow_answers_415_to_a_wrong_media_type_and_400_to_a_broken_body(live, m
     assert live.stored_files() == before
 
 
+def test_stow_of_a_body_broken_after_whole_parts_stores_none_of_them(live, metz, tmp_path):
+    paths = ct(tmp_path, "stow-broken-late", count=3)
+    head = b"--b\r\nContent-Type: application/dicom\r\n\r\n"
+    body = b"".join(head + p.read_bytes() + b"\r\n" for p in paths) + head + b"cut short"
+    before = live.stored_files()
+    broken = metz._session.post(
+        f"{live.url}/dicomweb/studies",
+        data=body,
+        headers={"Content-Type": 'multipart/related; type="application/dicom"; boundary=b'},
+    )
+    assert broken.status_code == 400
+    assert live.stored_files() == before
+    assert list((live.images / "tmp").iterdir()) == []  # the parts received are gone too
+    study_uid = pydicom.dcmread(paths[0]).StudyInstanceUID
+    assert metz.search_for_studies(search_filters={"StudyInstanceUID": study_uid}) == []
+
+
+def test_stow_leaves_one_audit_entry_per_study_it_stored_in(live, metz, tmp_path):
+    first = ct(tmp_path / "a", "stow-audit-a", count=3)
+    second = ct(tmp_path / "b", "stow-audit-b", count=2)
+    stores = live.audit_count("study.store")
+    response = metz.store_instances(read(first + second))
+    assert len(response[REFERENCED].value) == 5
+    assert live.audit_count("study.store") == stores + 2
+
+
 def test_stow_needs_the_write_scope(live, tmp_path):
     read_only = live.client(live.token(live.metz_user, "imaging:read"))
     (instance,) = read(ct(tmp_path, "stow-scope", count=1))
@@ -352,6 +378,9 @@ def test_retrieve_study_series_and_instance_give_the_original_bytes(live, metz, 
     ((content_type, body),) = multipart_parts(response)
     assert body == path.read_bytes()
     assert "transfer-syntax=1.2.840.10008.1.2.4.50" in content_type
+    # Sizes known from the index: the body goes with its length, not chunked.
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert "transfer-encoding" not in response.headers
 
 
 def test_metadata_points_to_bulk_data_that_can_be_retrieved(metz, samples):
@@ -609,13 +638,14 @@ def test_stow_over_the_size_limit_is_413_and_stores_nothing(client, world, runti
     assert [s["00100020"]["Value"] for s in found.json()] == [["CONC-000001"]]
 
 
-def test_no_transcoding_is_offered_and_xml_results_are_not_acceptable(live, metz, samples):
-    study, series, instance = uids(samples["jpeg"])
+def test_a_lossy_transfer_syntax_and_xml_results_are_not_acceptable(live, metz, samples):
+    # Decompression is offered (tests/imaging/test_transcoding.py); lossy compression is not.
+    study, series, instance = uids(samples["ct"])
     url = f"{live.url}/dicomweb/studies/{study}/series/{series}/instances/{instance}"
-    explicit = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.1'
-    refused = metz._session.get(url, headers={"Accept": explicit})
+    lossy = 'multipart/related; type="application/dicom"; transfer-syntax=1.2.840.10008.1.2.4.50'
+    refused = metz._session.get(url, headers={"Accept": lossy})
     assert refused.status_code == 406
-    assert "does not transcode" in refused.json()["detail"]
+    assert "never to a lossy syntax" in refused.json()["detail"]
     xml = metz._session.get(
         f"{live.url}/dicomweb/studies", headers={"Accept": "application/dicom+xml"}
     )

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import email.parser
 import email.policy
+import hashlib
 import os
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
@@ -92,6 +93,21 @@ def test_every_split_offset_gives_the_same_parts(tmp_path: Path) -> None:
     for size in (1, 2, 3, 5, 64):
         assert _collect(_chunks(body, size), boundary, tmp_path) == expected
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_part_is_hashed_as_it_is_written(tmp_path: Path) -> None:
+    contents = [os.urandom(20_000), b"", b"\r\n--hash-", b"DICM" * 3000]
+    body = b"".join(
+        b"--hash-b\r\nContent-Type: application/dicom\r\n\r\n" + c + b"\r\n" for c in contents
+    )
+    body += b"--hash-b--\r\n"
+    expected = [hashlib.sha256(c).hexdigest() for c in contents]
+    for chunk in (3, 997, 1 << 16):
+        parts = _parse(body, "hash-b", tmp_path, chunk=chunk)
+        assert [p.path.read_bytes() for p in parts] == contents
+        assert [p.sha256 for p in parts] == expected, chunk
+        for p in parts:
+            p.discard()
 
 
 def test_part_headers_are_parsed(tmp_path: Path) -> None:

@@ -375,3 +375,47 @@ def test_pages_of_the_archive_need_a_signed_in_reader(app, client, world, studie
     # Images are patient data: the platform administrator's office does not open them.
     assert browser.get("/imaging").status_code == 403
     assert browser.get("/admin/imaging/aes").status_code == 200
+
+
+def test_an_administrator_has_a_node_called_over_tls_and_back(app, world):
+    admin = signed_in(world, app, "metz-admin", (world.metz, "admin"))
+    form = {"host": "10.0.0.9", "port": "104", "site_id": str(world.metz.id)}
+    page = admin.get("/admin/imaging/aes").text
+    assert 'name="tls"' in page and "call it over TLS" in page
+    added = admin.post(
+        "/admin/imaging/aes", data={**form, "ae_title": "MTZ_PACS", "tls": "1", "allow_store": ""}
+    )
+    assert added.status_code == 303, added.text
+    assert admin.post("/admin/imaging/aes", data={**form, "ae_title": "MTZ_US"}).status_code == 303
+    listed = admin.get("/admin/imaging/aes").text
+    pacs_row = listed[listed.index("<code>MTZ_PACS</code>") : listed.index("<code>MTZ_US</code>")]
+    assert '<span class="badge">TLS</span>' in pacs_row and "Use plain TCP" in pacs_row
+    us_row = listed[listed.index("<code>MTZ_US</code>") :].split("</tr>")[0]
+    assert "plain TCP" in us_row and "Use TLS" in us_row
+    assert '<input type="hidden" name="tls" value="1">' in us_row
+
+    def tls_of(title: str) -> bool:
+        with world.runtime.sessions() as db:
+            ae = service.remote_ae(db, title)
+            assert ae is not None
+            return ae.tls
+
+    assert tls_of("MTZ_PACS") and not tls_of("MTZ_US")
+    # The row's button sends the other state.
+    assert admin.post("/admin/imaging/aes/MTZ_US/tls", data={"tls": "1"}).status_code == 303
+    assert admin.post("/admin/imaging/aes/MTZ_PACS/tls", data={"tls": ""}).status_code == 303
+    assert tls_of("MTZ_US") and not tls_of("MTZ_PACS")
+    listed = admin.get("/admin/imaging/aes").text
+    us_row = listed[listed.index("<code>MTZ_US</code>") :].split("</tr>")[0]
+    assert '<span class="badge">TLS</span>' in us_row
+
+    # Another site's administrator cannot change it, nor learn it exists.
+    briey_admin = signed_in(world, app, "briey-admin", (world.briey, "admin"))
+    assert briey_admin.post("/admin/imaging/aes/MTZ_US/tls", data={}).status_code == 404
+    assert tls_of("MTZ_US")
+    with world.runtime.sessions() as db:
+        changes = [
+            json.loads(e.detail)
+            for e in db.query(AuditEvent).filter_by(action="ae.manage", object_id="MTZ_US")
+        ]
+    assert [c["tls"] for c in changes] == [False, True]

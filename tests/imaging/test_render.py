@@ -308,3 +308,50 @@ def test_corrupt_pixel_data_ends_in_render_error(sample: Sample, tmp_path: Path,
             except RenderError:
                 outcomes.add("refused")
     assert outcomes <= {"ok", "refused"}
+
+
+# --------------------------------------------------------------------------------------------
+# Whole instances decompressed (WADO-RS transfer-syntax, PS3.18 8.7.3.5.2)
+
+EXPLICIT = "1.2.840.10008.1.2.1"
+
+
+@pytest.mark.parametrize("target", sorted(render.UNCOMPRESSED_SYNTAXES))
+@pytest.mark.parametrize("name", [*COMPRESSED, "MR_small_bigendian.dcm", "image_dfl.dcm"])
+def test_transcoding_keeps_the_instance_and_its_decoded_pixels(
+    sample: Sample, name: str, target: str
+) -> None:
+    path = sample(name)
+    original = pydicom.dcmread(path)
+    plugin = "pylibjpeg" if original.file_meta.TransferSyntaxUID.is_compressed else ""
+    expected = pixel_array(original, decoding_plugin=plugin)
+    ds = pydicom.dcmread(io.BytesIO(render.transcode(path, target)))
+    assert ds.file_meta.TransferSyntaxUID == target
+    assert "PixelData" in ds and not ds.file_meta.TransferSyntaxUID.is_encapsulated
+    assert ds.SOPInstanceUID == original.SOPInstanceUID
+    assert np.array_equal(ds.pixel_array, expected)
+
+
+def test_a_big_endian_object_comes_out_as_its_little_endian_twin(sample: Sample) -> None:
+    twin = pydicom.dcmread(sample("MR_small.dcm"))
+    ds = pydicom.dcmread(io.BytesIO(render.transcode(sample("MR_small_bigendian.dcm"), EXPLICIT)))
+    assert ds.PixelData == twin.PixelData
+    assert ds.Rows == twin.Rows and ds.WindowCenter == twin.WindowCenter
+
+
+@pytest.mark.filterwarnings("ignore:Expected explicit VR")
+@pytest.mark.parametrize("name", UNDECODABLE)
+def test_an_undecodable_instance_is_not_transcoded(sample: Sample, name: str) -> None:
+    with pytest.raises(RenderError):
+        render.transcode(sample(name), EXPLICIT)
+
+
+def test_only_uncompressed_little_endian_targets_are_produced(sample: Sample) -> None:
+    jpeg = "1.2.840.10008.1.2.4.50"
+    assert render.can_transcode(jpeg, EXPLICIT)
+    assert render.can_transcode("1.2.840.10008.1.2.2", "1.2.840.10008.1.2")
+    assert not render.can_transcode(EXPLICIT, jpeg)  # lossy
+    assert not render.can_transcode(jpeg, "1.2.840.10008.1.2.4.80")  # another codec
+    assert not render.can_transcode("1.2.840.10008.1.2.4.100", EXPLICIT)  # MPEG-2: no decoder
+    with pytest.raises(RenderError):
+        render.transcode(sample("CT_small.dcm"), jpeg)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import uuid
+
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
@@ -237,3 +241,180 @@ def test_a_page_of_studies_skips_what_the_reader_may_not_see(archive, world, tmp
         )
     assert [m.StudyDate for m in every] == ["20261101", "20261103", "20261105"]
     assert [m.StudyDate for m in page] == ["20261103", "20261105"]
+
+
+# --------------------------------------------------------------------------------------------
+# Batches (the parts of a STOW-RS request)
+
+
+def _received(archive, paths):
+    """Each file as a STOW-RS part: copied into the store's temporary area, then received."""
+    parts = []
+    for path in paths:
+        part = archive.store.root / "tmp" / f"part-{uuid.uuid4().hex}.bin"
+        shutil.copyfile(path, part)
+        parts.append((part, None))
+    received = service.receive_files(archive, parts)
+    assert all(isinstance(r, service.ReceivedInstance) for r in received), received
+    return received
+
+
+def _ct(tmp_path, seed, count):
+    study = SyntheticStudy(seed=seed)
+    return generate_ct_series(tmp_path / seed, count, study=study, rows=16, columns=16)
+
+
+def _store_audit(archive, outcome="success"):
+    with transaction(archive.sessions) as db:
+        return (
+            db.execute(
+                select(AuditEvent)
+                .where(AuditEvent.action == "study.store", AuditEvent.outcome == outcome)
+                .order_by(AuditEvent.seq)
+            )
+            .scalars()
+            .all()
+        )
+
+
+def _indexed_uids(archive):
+    with transaction(archive.sessions) as db:
+        return set(db.execute(select(ImagingInstance.sop_instance_uid)).scalars())
+
+
+def test_a_batch_is_indexed_with_one_audit_entry_per_study(archive, world, tmp_path):
+    from concilium.platform.patients import Demographics, create_patient
+
+    with transaction(archive.sessions) as db:
+        patient = create_patient(
+            db, audit.SYSTEM, world.metz.id, "CONC-000001", Demographics("Doe", "Jane")
+        )
+    first, second = _ct(tmp_path, "batch-a", 3), _ct(tmp_path, "batch-b", 2)
+    results = service.ingest_batch(
+        archive, _sender(world.metz.id), _received(archive, first + second)
+    )
+    assert [r.outcome for r in results] == [IngestOutcome.STORED] * 5
+    assert _indexed_uids(archive) == {r.sop_instance_uid for r in results}
+    assert {archive.store.read(r.address) for r in results} == {
+        p.read_bytes() for p in first + second
+    }
+    assert list((archive.store.root / "tmp").iterdir()) == []
+    entries = _store_audit(archive)
+    assert sorted((e.object_id, json.loads(e.detail)["instances"]) for e in entries) == sorted(
+        [(results[0].study_instance_uid, 3), (results[3].study_instance_uid, 2)]
+    )
+    # Who, which patient, what: the sender, the platform patient, the count and bytes.
+    assert {(e.actor, e.patient_id) for e in entries} == {("t", patient.id)}
+    sizes = {
+        results[0].study_instance_uid: sum(p.stat().st_size for p in first),
+        results[3].study_instance_uid: sum(p.stat().st_size for p in second),
+    }
+    for entry in entries:
+        detail = json.loads(entry.detail)
+        assert detail["bytes"] == sizes[entry.object_id]
+        assert detail["outcomes"] == {"stored": detail["instances"]}
+
+
+def test_a_batch_answers_known_repeated_and_new_instances_each_on_its_own(archive, world, tmp_path):
+    sender = _sender(world.metz.id)
+    paths = _ct(tmp_path, "mixed", 2)
+    known = _ingest(archive, sender, paths[0])
+    ds = pydicom.dcmread(paths[0])
+    ds.SeriesDescription = "CHANGED"
+    changed = tmp_path / "changed.dcm"
+    ds.save_as(changed)
+    batch = [paths[0], paths[1], paths[1], changed]
+    results = service.ingest_batch(archive, sender, _received(archive, batch))
+    assert [r.outcome for r in results] == [
+        IngestOutcome.DUPLICATE,
+        IngestOutcome.STORED,
+        IngestOutcome.DUPLICATE,
+        IngestOutcome.KEPT,
+    ]
+    assert results[3].address == known.address
+    assert set(archive.store.addresses()) == {known.address, results[1].address}
+    assert len(_indexed_uids(archive)) == 2
+    detail = json.loads(_store_audit(archive)[-1].detail)
+    assert detail["instances"] == 4
+    assert detail["outcomes"] == {"duplicate": 2, "stored": 1, "kept": 1}
+
+
+def test_a_refused_study_leaves_no_row_no_file_and_one_refusal(archive, world, tmp_path):
+    theirs, ours = _ct(tmp_path, "briey-owned", 3), _ct(tmp_path, "metz-owned", 1)
+    owned = _ingest(archive, _sender(world.briey.id), theirs[0])
+    results = service.ingest_batch(
+        archive, _sender(world.metz.id), _received(archive, theirs[1:] + ours)
+    )
+    assert [type(r) for r in results[:2]] == [service.NotAuthorized] * 2
+    assert results[2].outcome is IngestOutcome.STORED
+    assert _indexed_uids(archive) == {owned.sop_instance_uid, results[2].sop_instance_uid}
+    assert set(archive.store.addresses()) == {owned.address, results[2].address}
+    (refusal,) = _store_audit(archive, "refused")
+    assert refusal.object_id == owned.study_instance_uid
+
+
+def test_an_instance_of_a_series_of_another_study_fails_alone(archive, world, tmp_path):
+    sender = _sender(world.metz.id)
+    elsewhere = _ingest(archive, sender, _ct(tmp_path, "series-owner", 1)[0])
+    paths = _ct(tmp_path, "series-thief", 2)
+    ds = pydicom.dcmread(paths[0])
+    ds.SeriesInstanceUID = elsewhere.series_instance_uid
+    ds.save_as(paths[0])
+    misplaced, fine = service.ingest_batch(archive, sender, _received(archive, paths))
+    assert isinstance(misplaced, service.InvalidInstanceInStudy)
+    assert fine.outcome is IngestOutcome.STORED
+    assert _indexed_uids(archive) == {elsewhere.sop_instance_uid, fine.sop_instance_uid}
+    assert set(archive.store.addresses()) == {elsewhere.address, fine.address}
+
+
+def test_a_failed_batch_insert_leaves_nothing_and_each_instance_is_indexed_alone(
+    archive, world, tmp_path, monkeypatch
+):
+    real = service._insert_new
+
+    def racing(session, sender, study, indexes, items, now):
+        # Another writer indexes the first instance between the lookup and the INSERT.
+        study, _ = real(session, sender, study, indexes[:1], items, now)
+        return real(session, sender, study, indexes, items, now)
+
+    monkeypatch.setattr(service, "_insert_new", racing)
+    paths = _ct(tmp_path, "race", 3)
+    results = service.ingest_batch(archive, _sender(world.metz.id), _received(archive, paths))
+    assert [r.outcome for r in results] == [IngestOutcome.STORED] * 3
+    assert len(_indexed_uids(archive)) == 3
+    (entry,) = _store_audit(archive)
+    assert json.loads(entry.detail)["instances"] == 3
+
+
+def test_received_files_are_each_validated_and_synced_in_order(
+    archive, world, tmp_path, monkeypatch
+):
+    import hashlib
+
+    from concilium.imaging import storage
+    from concilium.imaging.parsing import MalformedObject
+
+    good = _ct(tmp_path, "receive", 2)
+    tmp = archive.store.root / "tmp"
+    files = []
+    for name, data in [
+        ("a", good[0].read_bytes()),
+        ("b", b"not DICOM"),
+        ("c", good[1].read_bytes()),
+    ]:
+        (tmp / name).write_bytes(data)
+        files.append((tmp / name, hashlib.sha256(data).hexdigest() if name == "c" else None))
+    synced = []
+    real_fdatasync = storage.os.fdatasync
+    monkeypatch.setattr(
+        storage.os, "fdatasync", lambda fd: (synced.append(fd), real_fdatasync(fd))[1]
+    )
+    first, refused, third = service.receive_files(archive, files)
+    assert isinstance(refused, MalformedObject)
+    assert (tmp / "b").exists()  # a refused file stays the caller's to remove
+    assert len(synced) == 2
+    assert first.record.instance.sop_instance_uid == pydicom.dcmread(good[0]).SOPInstanceUID
+    assert first.staged.address == hashlib.sha256(good[0].read_bytes()).hexdigest()
+    assert third.staged.address == files[2][1]
+    results = service.ingest_batch(archive, _sender(world.metz.id), [first, third])
+    assert [r.outcome for r in results] == [IngestOutcome.STORED] * 2

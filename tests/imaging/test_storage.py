@@ -195,3 +195,118 @@ def test_derived_data_is_kept_per_object_and_goes_with_it(tmp_path: Path) -> Non
         store.read_cache("../objects", stored.address)
     assert store.delete(stored.address)
     assert store.read_cache("metadata", stored.address) is None
+
+
+def _in_tmp(store: InstanceStore, name: str, data: bytes) -> Path:
+    path = store.root / "tmp" / name
+    path.write_bytes(data)
+    return path
+
+
+def _same_leaf_as(address: str, name: str = "neighbour") -> bytes:
+    return next(
+        data
+        for data in (f"{name} {n}".encode() for n in range(10**7))
+        if hashlib.sha256(data).hexdigest()[:4] == address[:4]
+    )
+
+
+def test_adopt_takes_the_writers_digest_and_syncs_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InstanceStore(tmp_path)
+    data = os.urandom(5000)
+    digest = hashlib.sha256(data).hexdigest()
+    hashed = store.adopt(_in_tmp(store, "part-1.bin", data))
+    assert (hashed.address, hashed.size) == (digest, 5000)
+    synced: list[int] = []
+    monkeypatch.setattr(storage.os, "fdatasync", synced.append)
+
+    def no_reading(*args: object) -> None:
+        raise AssertionError("the bytes were read again")
+
+    monkeypatch.setattr(storage.hashlib, "file_digest", no_reading)
+    staged = store.adopt(_in_tmp(store, "part-2.bin", data), address=digest)
+    assert (staged.address, staged.size, len(synced)) == (digest, 5000, 1)
+    # Its directory is made ahead, so that committing it is only a rename.
+    assert store.path_of(digest).parent.is_dir()
+    with pytest.raises(ValueError):
+        store.adopt(_in_tmp(store, "part-3.bin", data), address="../../etc/passwd")
+    with pytest.raises(storage.StorageError):
+        store.adopt(tmp_path / "elsewhere.bin", address=digest)
+
+
+def test_commit_all_renames_everything_then_syncs_each_directory_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InstanceStore(tmp_path)
+    first = os.urandom(3000)
+    neighbour = _same_leaf_as(hashlib.sha256(first).hexdigest())
+    staged = [
+        store.adopt(_in_tmp(store, f"part-{i}.bin", data))
+        for i, data in enumerate([first, neighbour, first])
+    ]
+    events: list[tuple[str, Path]] = []
+    real_fsync, real_replace = os.fsync, Path.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("sync-dir", Path(f"/proc/self/fd/{fd}").readlink()))
+        real_fsync(fd)
+
+    def replace(src: Path, dst: Path) -> Path:
+        events.append(("rename", dst))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(storage.os, "fsync", fsync)
+    monkeypatch.setattr(Path, "replace", replace)
+    results = store.commit_all(staged)
+    assert all(isinstance(r, storage.StoredObject) for r in results)
+    a, b, c = (r for r in results if isinstance(r, storage.StoredObject))
+    leaf = a.path.parent
+    assert b.path.parent == leaf and c.path == a.path
+    assert (a.created, b.created, c.created) == (True, True, False)
+    # Every rename comes before every sync, and each directory is synced once: the leaf
+    # that received the entries, and its parent, which received the new leaf.
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["rename", "rename", "sync-dir", "sync-dir"]
+    assert {path for kind, path in events if kind == "sync-dir"} == {leaf, leaf.parent}
+    assert _leftovers(store) == []
+    assert store.read(a.address) == first and store.read(b.address) == neighbour
+    # The leaf is now known durable: a later object there syncs only the leaf.
+    events.clear()
+    other = _in_tmp(store, "part-9.bin", _same_leaf_as(a.address, "later"))
+    (later,) = store.commit_all([store.adopt(other)])
+    assert isinstance(later, storage.StoredObject) and later.path.parent == leaf
+    assert events == [("rename", later.path), ("sync-dir", leaf)]
+
+
+def test_commit_all_reports_a_failed_sync_or_rename_on_those_objects_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = InstanceStore(tmp_path)
+    datas = [os.urandom(1000) for _ in range(3)]
+    staged = [store.adopt(_in_tmp(store, f"p{i}.bin", d)) for i, d in enumerate(datas)]
+    broken_leaf = store.path_of(staged[0].address).parent
+    real_sync, real_replace = storage._fsync_directory, Path.replace
+
+    def sync(directory: Path) -> None:
+        if directory == broken_leaf:
+            raise OSError(5, "Input/output error")
+        real_sync(directory)
+
+    def replace(src: Path, dst: Path) -> Path:
+        if dst == store.path_of(staged[1].address):
+            raise OSError(28, "No space left on device")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(storage, "_fsync_directory", sync)
+    monkeypatch.setattr(Path, "replace", replace)
+    results = store.commit_all(staged)
+    assert isinstance(results[0], storage.StorageError)
+    assert isinstance(results[1], storage.OutOfResources)
+    assert isinstance(results[2], storage.StoredObject) and results[2].created
+    assert _leftovers(store) == []  # the refused bytes are gone from the temporary area
+    # The leaf whose sync failed is not taken for durable: its parent is synced next time.
+    assert broken_leaf not in store._durable_leaves
+    # Every staged object was consumed, whatever became of it.
+    assert all(isinstance(r, storage.StorageError) for r in store.commit_all(staged))

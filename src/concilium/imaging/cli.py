@@ -15,7 +15,7 @@ import click
 from concilium.commands import cli_settings, cli_transaction, operator
 from concilium.config import Settings
 from concilium.imaging import service
-from concilium.imaging.dimse import DicomServer, DimseSettings, server_tls_context
+from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
 from concilium.imaging.parsing import InvalidInstance
 from concilium.imaging.service import Archive, DuplicatePolicy, Sender
 from concilium.platform import accounts
@@ -57,18 +57,30 @@ def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
 
 def start_dicom_server(settings: Settings, port: int | None = None) -> DicomServer:
     """Recover from an interrupted run, then serve DIMSE in a background thread."""
+    tls = dicom_tls(settings)
+    # Nodes registered with TLS are called with the listener's certificate, and trusted
+    # when the authority of its client certificates (or, without one, the system) vouches.
+    client_tls = ClientTls(
+        certificate=settings.dicom_tls_certificate,
+        key=settings.dicom_tls_key,
+        ca=settings.dicom_tls_client_ca,
+    )
     archive = make_archive(settings)
     archive.recover()
-    server = DicomServer(
-        archive,
-        DimseSettings(
-            ae_title=settings.dicom_ae_title,
-            host=settings.dicom_host,
-            port=settings.dicom_port if port is None else port,
-            allow_unknown_ae=settings.dicom_allow_unknown_ae,
-            tls=dicom_tls(settings),
-        ),
-    )
+    try:
+        server = DicomServer(
+            archive,
+            DimseSettings(
+                ae_title=settings.dicom_ae_title,
+                host=settings.dicom_host,
+                port=settings.dicom_port if port is None else port,
+                allow_unknown_ae=settings.dicom_allow_unknown_ae,
+                tls=tls,
+                client_tls=client_tls,
+            ),
+        )
+    except (OSError, ssl.SSLError) as exc:
+        raise click.ClickException(f"cannot load the DICOM TLS files: {exc}") from exc
     server.start()
     return server
 
@@ -185,6 +197,12 @@ def ae_group() -> None:
     show_default=True,
     help="May receive images by C-MOVE.",
 )
+@click.option(
+    "--tls/--no-tls",
+    default=False,
+    show_default=True,
+    help="Call it over TLS (C-MOVE results), its certificate verified.",
+)
 @click.option("--description", default="")
 def ae_add(
     ae_title: str,
@@ -194,6 +212,7 @@ def ae_add(
     store: bool,
     query: bool,
     move_destination: bool,
+    tls: bool,
     description: str,
 ) -> None:
     """Register a node of a site; it acts for that site."""
@@ -210,8 +229,19 @@ def ae_add(
             allow_query=query,
             allow_move_destination=move_destination,
             description=description,
+            tls=tls,
         )
         click.echo(f"AE {ae.ae_title} registered for {site.name}")
+
+
+@ae_group.command("tls")
+@click.argument("ae_title")
+@click.argument("state", type=click.Choice(["on", "off"]))
+def ae_tls(ae_title: str, state: str) -> None:
+    """Call a node over TLS from now on (on), or over plain TCP again (off)."""
+    with cli_transaction(cli_settings()) as session:
+        ae = service.set_remote_ae_tls(session, operator(), ae_title, state == "on")
+        click.echo(f"AE {ae.ae_title} is called over {'TLS' if ae.tls else 'plain TCP'}")
 
 
 @ae_group.command("list")
@@ -227,7 +257,9 @@ def ae_list() -> None:
                 )
                 if on
             )
-            click.echo(f"{ae.ae_title}\t{ae.host}:{ae.port}\tsite {ae.site_id}\t{flags or '-'}")
+            address = f"{ae.host}:{ae.port}"
+            transport = "tls" if ae.tls else "tcp"
+            click.echo(f"{ae.ae_title}\t{address}\tsite {ae.site_id}\t{flags or '-'}\t{transport}")
 
 
 @ae_group.command("remove")

@@ -10,8 +10,9 @@ dereferenced. Values of deferred elements are never read to produce the URI.
 from __future__ import annotations
 
 import base64
+import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydicom.datadict import dictionary_VR
@@ -24,6 +25,7 @@ from pydicom.valuerep import PersonName
 __all__ = [
     "BULK_DATA_VRS",
     "DEFAULT_BULK_DATA_THRESHOLD",
+    "attributes_to_dicom_json",
     "bulk_data_path",
     "element_at_bulk_data_path",
     "from_dicom_json",
@@ -44,6 +46,8 @@ _STRING_VRS = frozenset(
 _INT_VRS = frozenset({"IS", "SL", "SS", "UL", "US", "SV", "UV"})
 _FLOAT_VRS = frozenset({"DS", "FL", "FD"})
 _PN_GROUPS = ("Alphabetic", "Ideographic", "Phonetic")
+# Text VRs whose value is one string even with a backslash in it (PS3.5 6.2).
+_SINGLE_VALUED_VRS = frozenset({"LT", "ST", "UT"})
 
 
 def _tag_key(tag: int) -> str:
@@ -176,6 +180,49 @@ def _encode_values(vr: str, values: list[Any]) -> list[Any]:
         return [_json_number(v, as_int=False) for v in values]
     # Empty components of a multi-valued string are null in DICOM JSON (F.2.5).
     return [None if v in (None, "") else str(v) for v in values]
+
+
+@functools.cache
+def _attribute_key(tag: int) -> tuple[str, str]:
+    """The JSON key of a tag and its VR from the data dictionary."""
+    vr = str(dictionary_VR(tag))
+    return _tag_key(tag), vr.split(" or ")[0] if " or " in vr else vr
+
+
+def _plain_values(vr: str, value: Any) -> list[Any]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, list | tuple):
+        return list(value)
+    if isinstance(value, str) and "\\" in value and vr not in _SINGLE_VALUED_VRS:
+        return value.split("\\")
+    return [value]
+
+
+def attributes_to_dicom_json(attributes: Mapping[int, Any]) -> JsonObject:
+    """Encode plain values by tag as a DICOM JSON object (PS3.18 F.2), each VR taken from
+    the data dictionary.
+
+    A value is text, a number, a list of them for several values, or None or "" for an
+    empty attribute; a sequence is always sent empty. The result is what `to_dicom_json`
+    gives for a dataset of these values, without building one: query results (PS3.18
+    10.6.3.3) are many small attributes, and a dataset costs more to build than to encode.
+    """
+    out: JsonObject = {}
+    for tag in sorted(attributes):
+        key, vr = _attribute_key(tag)
+        value = attributes[tag]
+        if value is None or value == "" or vr == "SQ" or vr in BULK_DATA_VRS:
+            out[key] = {"vr": vr}
+        elif type(value) is str and vr in _STRING_VRS and "\\" not in value:
+            # The common case, a single text value, without the general conversions.
+            out[key] = {"vr": vr, "Value": [value]}
+        elif type(value) is int and vr in _INT_VRS:
+            out[key] = {"vr": vr, "Value": [value]}
+        else:
+            values = _plain_values(vr, value)
+            out[key] = {"vr": vr, "Value": _encode_values(vr, values)} if values else {"vr": vr}
+    return out
 
 
 def element_at_bulk_data_path(ds: Dataset, path: str) -> DataElement:

@@ -12,11 +12,14 @@ WADO-URI (PS3.18 9) is ``/wado``.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import fnmatch
 import json
+import os
 import re
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,7 +38,11 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from concilium.imaging import render, service
-from concilium.imaging.dicom_json import element_at_bulk_data_path, to_dicom_json
+from concilium.imaging.dicom_json import (
+    attributes_to_dicom_json,
+    element_at_bulk_data_path,
+    to_dicom_json,
+)
 from concilium.imaging.multipart import (
     BodyTooLarge,
     MultipartError,
@@ -227,10 +234,13 @@ def _referenced_item(request: Request, result: service.IngestResult) -> Dataset:
 
 
 async def _receive_parts(request: Request, archive: Archive) -> list[Part]:
-    """The whole body, parsed to temporary files before any instance is stored.
+    """The whole body, parsed to temporary files (each hashed as it is written) before any
+    instance is stored.
 
     Framing is checked to the close delimiter first, so a malformed body (400) or one over
-    the size limit (413) stores nothing.
+    the size limit (413) stores nothing. Parts are validated only then, not while the body
+    arrives: validation holds the interpreter, and would slow the event loop receiving the
+    rest of the body more than it gains.
     """
     content_type = request.headers.get("content-type", "")
     media_type, params = parse_content_type(content_type)
@@ -268,6 +278,7 @@ async def _receive_parts(request: Request, archive: Archive) -> list[Part]:
 
 
 def _discard(parts: Sequence[Part]) -> None:
+    # A part committed to the store is no longer there: unlinking it is harmless.
     for part in parts:
         part.discard()
 
@@ -278,25 +289,44 @@ def _store_all(
     """Every part answered on its own; those that may be stored go in as one batch."""
     outcome = _StowOutcome([], [])
     try:
-        accepted: list[tuple[Part, str, str]] = []
-        for part in parts:
-            sop_class, sop_instance, study_uid = _uids_of(part.path)
-            reason = _refusal_before_ingest(part, study, study_uid)
-            if reason is None:
-                accepted.append((part, sop_class, sop_instance))
+        readable = [i for i, part in enumerate(parts) if part.content_type in (DICOM, None)]
+        files = [(parts[i].path, parts[i].sha256 or None) for i in readable]
+        received = dict(zip(readable, service.receive_files(archive, files), strict=True))
+        accepted: list[service.ReceivedInstance] = []
+        for i, part in enumerate(parts):
+            got = received.get(i)  # None: not application/dicom, never read
+            if isinstance(got, service.ReceivedInstance):
+                instance = got.record.instance
+                study_uid = got.record.study.study_instance_uid
+                reason = _refusal_before_ingest(part, study, study_uid)
+                if reason is None:
+                    accepted.append(got)
+                    continue
+                got.staged.discard()
+                sop_class, sop_instance = instance.sop_class_uid, instance.sop_instance_uid
             else:
-                outcome.failed.append(_failed_item(sop_class, sop_instance, reason))
-        results = service.ingest_batch(archive, sender, [part.path for part, _, _ in accepted])
-        for (_, sop_class, sop_instance), result in zip(accepted, results, strict=True):
+                # Not an instance we can store: named as well as its bytes allow.
+                sop_class, sop_instance, study_uid = _uids_of(part.path)
+                reason = _refusal_before_ingest(part, study, study_uid)
+                if reason is None:
+                    kind = (
+                        failure_reason(got) if got is not None else FailureReason.CANNOT_UNDERSTAND
+                    )
+                    reason = STOW_RS_FAILURE_REASON[kind]
+            outcome.failed.append(_failed_item(sop_class, sop_instance, reason))
+        results = service.ingest_batch(archive, sender, accepted)
+        for item, result in zip(accepted, results, strict=True):
             if isinstance(result, Exception):  # answered per instance, never as a crash
                 kind = failure_reason(result)
                 reason = STOW_RS_FAILURE_REASON[kind]
-                outcome.failed.append(_failed_item(sop_class, sop_instance, reason))
+                instance = item.record.instance
+                failed = _failed_item(instance.sop_class_uid, instance.sop_instance_uid, reason)
+                outcome.failed.append(failed)
                 outcome.refused += kind is FailureReason.NOT_AUTHORIZED
             else:
-                item = _referenced_item(req, result)
-                outcome.referenced.append(item)
-                outcome.warnings += "WarningReason" in item
+                referenced = _referenced_item(req, result)
+                outcome.referenced.append(referenced)
+                outcome.warnings += "WarningReason" in referenced
     finally:
         _discard(parts)
     return outcome
@@ -315,7 +345,7 @@ def _stow_status(outcome: _StowOutcome) -> int:
 async def _stow(request: Request, ctx: Ctx, study: str | None) -> Response:
     archive = archive_of(request)
     # Authentication may have touched the token's last use: end that transaction now, as
-    # each instance is indexed in its own and SQLite lets one writer in at a time.
+    # the batch is indexed in one of its own and SQLite lets one writer in at a time.
     ctx.commit()
     parts = await _receive_parts(request, archive)
     outcome = await run_in_threadpool(_store_all, archive, _sender(ctx), parts, study, request)
@@ -511,9 +541,9 @@ def _int_param(request: Request, name: str) -> int | None:
     return value
 
 
-def _names(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword)
-    return str(value) if value is not None else ""
+def _names(match: service.Match, keyword: str) -> str:
+    value = match.value(keyword)
+    return "\\".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 _JSON_TYPES = frozenset({DICOM_JSON, "application/json", "application/*", "*/*", "*"})
@@ -530,7 +560,7 @@ def _qido(request: Request, ctx: Ctx, level: Level, fixed: dict[str, str]) -> Re
     # more results exist); fuzzy matching filters afterwards, so it needs every match.
     paged = not search.fuzzy
     try:
-        matches = service.find(
+        matches = service.search(
             ctx.db,
             ctx.principal,
             ctx.actor,
@@ -560,18 +590,25 @@ def _qido(request: Request, ctx: Ctx, level: Level, fixed: dict[str, str]) -> Re
     return JSONResponse(results, media_type=DICOM_JSON, headers=headers)
 
 
-def _qido_result(request: Request, match: Dataset, level: Level) -> dict[str, Any]:
-    del match.QueryRetrieveLevel
-    study = str(match.StudyInstanceUID)
+_STUDY_INSTANCE_UID = 0x0020000D
+_SERIES_INSTANCE_UID = 0x0020000E
+_SOP_INSTANCE_UID = 0x00080018
+_RETRIEVE_URL = 0x00081190
+
+
+def _qido_result(request: Request, match: service.Match, level: Level) -> dict[str, Any]:
+    """One result (PS3.18 10.6.3.3), with the Retrieve URL of what it matched."""
+    attributes = dict(match.attributes)
+    study = str(attributes[_STUDY_INSTANCE_UID])
     if level is Level.STUDY:
-        match.RetrieveURL = _study_url(request, study)
+        url = _study_url(request, study)
     elif level is Level.SERIES:
-        match.RetrieveURL = _series_url(request, study, str(match.SeriesInstanceUID))
+        url = _series_url(request, study, str(attributes[_SERIES_INSTANCE_UID]))
     else:
-        match.RetrieveURL = _instance_url(
-            request, study, str(match.SeriesInstanceUID), str(match.SOPInstanceUID)
-        )
-    return to_dicom_json(match)
+        series = str(attributes[_SERIES_INSTANCE_UID])
+        url = _instance_url(request, study, series, str(attributes[_SOP_INSTANCE_UID]))
+    attributes[_RETRIEVE_URL] = url
+    return attributes_to_dicom_json(attributes)
 
 
 @router.get("/dicomweb/studies")
@@ -715,36 +752,222 @@ def _matches(accepted: _Accepted, media_type: str) -> bool:
     return accepted.media_type == f"{major}/*"
 
 
-def _multipart_response(parts: list[OutgoingPart], part_type: str) -> StreamingResponse:
-    boundary = new_boundary()
-    return StreamingResponse(
-        write_multipart_related(parts, boundary),
-        media_type=None,
-        headers={"content-type": multipart_content_type(part_type, boundary)},
-    )
+class _MultipartResponse(StreamingResponse):
+    """A multipart/related body (PS3.18 8.7.3), streamed.
+
+    When the length of every part is known the body goes with its Content-Length instead of
+    chunked: a client then reads what arrives as it is, without parsing chunk framing, which
+    for a study of a thousand instances is most of what the client has to do.
+    """
+
+    def __init__(
+        self, parts: list[OutgoingPart], part_type: str, lengths: list[int] | None = None
+    ) -> None:
+        boundary = new_boundary()
+        super().__init__(
+            write_multipart_related(parts, boundary),
+            media_type=None,
+            headers={"content-type": multipart_content_type(part_type, boundary)},
+        )
+        in_memory = [p.content for p in parts if isinstance(p.content, bytes)]
+        if lengths is None and len(in_memory) == len(parts):
+            lengths = [len(content) for content in in_memory]
+        self._framing = [OutgoingPart(p.content_type, b"", p.headers) for p in parts]
+        self._boundary = boundary
+        self._lengths = lengths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._lengths is not None:
+            # The writer's own framing of the same parts without their content: the body's
+            # length never depends on how the writer happens to lay out its delimiters.
+            framing = write_multipart_related(self._framing, self._boundary)
+            overhead = sum([len(chunk) async for chunk in framing])
+            self.headers["content-length"] = str(overhead + sum(self._lengths))
+        await super().__call__(scope, receive, send)
+
+
+def _multipart_response(
+    parts: list[OutgoingPart], part_type: str, lengths: list[int] | None = None
+) -> StreamingResponse:
+    return _MultipartResponse(parts, part_type, lengths)
+
+
+_READ_PIECE = 1 << 20
+"""Largest piece of a stored file read at a time while sending it."""
+_READ_BATCH = 4 << 20
+"""Bytes read per trip to the worker thread, so that the trips cost little next to the reads."""
+_WILL_NEED = 16
+"""Stored files the kernel is asked to start reading ahead of the one being read: a disk
+serves several requests at once much faster than the same requests one after another."""
+_Piece = tuple[int, bytes, bool]
+"""(part index, bytes, whether they end the part)."""
+
+
+class _ReadAhead:
+    """Produces the contents of a response's parts in a worker thread, a batch of pieces
+    ahead of what is being sent: the disk (or the decoder) and the socket work at the same
+    time, and the event loop never waits for either. Parts are consumed in order, as the
+    writer does.
+    """
+
+    def __init__(
+        self, sources: Sequence[Callable[[], Iterator[bytes]]], files: Sequence[Path] = ()
+    ) -> None:
+        self._pieces = self._produce(sources, files)
+        self._ready: collections.deque[_Piece] = collections.deque()
+        self._ahead: asyncio.Future[list[_Piece]] | None = None
+        self._exhausted = False
+
+    @staticmethod
+    def _produce(
+        sources: Sequence[Callable[[], Iterator[bytes]]], files: Sequence[Path]
+    ) -> Iterator[_Piece]:
+        for path in files[:_WILL_NEED]:
+            _will_need(path)
+        for index, source in enumerate(sources):
+            if index + _WILL_NEED < len(files):
+                _will_need(files[index + _WILL_NEED])
+            previous: bytes | None = None
+            for piece in source():
+                if previous is not None:
+                    yield index, previous, False
+                previous = piece
+            yield index, previous or b"", True
+
+    def _batch(self) -> list[_Piece]:
+        batch: list[_Piece] = []
+        size = 0
+        for piece in self._pieces:
+            batch.append(piece)
+            size += len(piece[1])
+            if size >= _READ_BATCH:
+                break
+        return batch
+
+    def _read_ahead(self) -> None:
+        if self._ahead is None and not self._exhausted:
+            self._ahead = asyncio.get_running_loop().run_in_executor(None, self._batch)
+
+    async def _next(self) -> _Piece | None:
+        if not self._ready:
+            self._read_ahead()
+            if self._ahead is None:
+                return None
+            batch = await self._ahead
+            self._ahead = None
+            self._exhausted = not batch
+            self._ready.extend(batch)
+            self._read_ahead()
+        return self._ready.popleft() if self._ready else None
+
+    async def part(self, index: int) -> AsyncIterator[bytes]:
+        """The content of part ``index``, once the parts before it have been read."""
+        while (piece := await self._next()) is not None:
+            at, data, last = piece
+            if at != index:
+                raise RuntimeError(f"part {index} read out of order (at {at})")
+            if data:
+                yield data
+            if last:
+                return
+        raise RuntimeError(f"part {index} has no content")
+
+
+def _will_need(path: Path) -> None:
+    """Ask the kernel to read ``path`` into its cache in the background (a hint only)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # reading it will report the problem
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _stored_file(path: Path, length: int) -> Callable[[], Iterator[bytes]]:
+    def read() -> Iterator[bytes]:
+        sent = 0
+        with path.open("rb", buffering=0) as fh:
+            while piece := fh.read(_READ_PIECE):
+                sent += len(piece)
+                yield piece
+        if sent != length:
+            # The declared Content-Length is the index's: a file that differs cannot be sent.
+            raise OSError(f"{path.name}: {sent} bytes stored, {length} indexed")
+
+    return read
+
+
+def _transcoded(path: Path, transfer_syntax: str) -> Callable[[], Iterator[bytes]]:
+    def produce() -> Iterator[bytes]:
+        yield render.transcode(path, transfer_syntax)
+
+    return produce
+
+
+def _syntax_for(stored: str, wanted: Sequence[str | None]) -> str | None:
+    """The transfer syntax to send an instance stored in ``stored`` in: the first of the
+    accepted ``transfer-syntax`` values (None when absent) it can be sent in, else None."""
+    for syntax in wanted:
+        if syntax is None or syntax == "*" or syntax == stored:
+            return stored
+        if render.can_transcode(stored, syntax):
+            return syntax
+    return None
 
 
 def _instances_response(
     request: Request, ctx: Ctx, study: str, series: str | None = None, instance: str | None = None
 ) -> Response:
-    """Original Part 10 bytes of each instance (PS3.18 10.4.1.1.1).
+    """Each instance as a Part 10 object (PS3.18 10.4.1.1.1), in the first transfer syntax
+    the Accept header allows (8.7.3.5.2).
 
-    The archive does not transcode: instances go in their stored transfer syntax, which a
-    ``transfer-syntax`` parameter must then allow (absent or ``*`` allows any).
+    With ``transfer-syntax`` absent, ``*`` or the stored one, the stored bytes go as they are.
+    Explicit VR Little Endian and Implicit VR Little Endian are produced from any stored
+    syntax whose pixel data the archive decodes (`render.transcode`); anything else, a lossy
+    syntax above all, is refused with 406. Instances are transcoded as they are sent: one
+    whose pixel data turn out undecodable past the first part ends the response early.
     """
     choices = [c for c in _accepted(request, DICOM) if c.multipart and _matches(c, DICOM)]
     if not choices:
         raise _not_acceptable(f'instances are sent as multipart/related; type="{DICOM}"')
+    wanted = [c.transfer_syntax for c in choices]
     found = _locate(request, ctx, study, series, instance)
-    syntaxes = {c.transfer_syntax for c in choices}
-    if None not in syntaxes and "*" not in syntaxes:
-        other = sorted({i.transfer_syntax_uid for i in found} - {str(t) for t in syntaxes})
-        if other:
-            raise _not_acceptable(f"stored as {', '.join(other)}; this archive does not transcode")
-    parts = [
-        OutgoingPart(f"{DICOM}; transfer-syntax={i.transfer_syntax_uid}", i.path) for i in found
+    syntaxes = [_syntax_for(i.transfer_syntax_uid, wanted) for i in found]
+    pairs = list(zip(found, syntaxes, strict=True))
+    refused = sorted({i.transfer_syntax_uid for i, ts in pairs if ts is None})
+    if refused:
+        asked = ", ".join(str(w) for w in wanted)
+        produced = ", ".join(sorted(render.UNCOMPRESSED_SYNTAXES))
+        raise _not_acceptable(
+            f"transfer syntax {asked} cannot be produced from {', '.join(refused)}: instances "
+            f"are sent as stored, or decompressed to {produced}; never to a lossy syntax"
+        )
+    if len(found) == 1 and syntaxes[0] != found[0].transfer_syntax_uid:
+        # One instance: transcoded before answering, so that a failure is still a 406.
+        (item,), (syntax,) = found, syntaxes
+        try:
+            data = render.transcode(item.path, str(syntax))
+        except render.RenderError as exc:
+            raise _not_acceptable(f"cannot be sent in {syntax}: {exc}") from exc
+        part = OutgoingPart(f"{DICOM}; transfer-syntax={syntax}", data)
+        return _multipart_response([part], DICOM)
+    sources = [
+        _stored_file(i.path, i.size)
+        if ts == i.transfer_syntax_uid
+        else _transcoded(i.path, str(ts))
+        for i, ts in pairs
     ]
-    return _multipart_response(parts, DICOM)
+    reader = _ReadAhead(sources, [i.path for i in found])
+    parts = [
+        OutgoingPart(f"{DICOM}; transfer-syntax={ts}", reader.part(index))
+        for index, ts in enumerate(syntaxes)
+    ]
+    as_stored = all(ts == i.transfer_syntax_uid for i, ts in pairs)
+    return _multipart_response(parts, DICOM, [i.size for i in found] if as_stored else None)
 
 
 @router.get("/dicomweb/studies/{study}")

@@ -5,12 +5,15 @@ Services (PS3.4): Verification (A, C-ECHO), Storage SCP (B, C-STORE), Query/Retr
 request, calls `concilium.imaging.service` and translates the result or the exception into
 the DIMSE status of PS3.4 / PS3.7 Annex C. Who may do what is decided by the policy from
 the calling node's registration; associations from unregistered AE titles are rejected
-(PS3.8 7.1.1.9, "calling AE title not recognized") unless configured otherwise.
+(PS3.8 7.1.1.9, "calling AE title not recognized") unless configured otherwise. The
+associations the archive opens itself (C-MOVE sub-operations) go over TLS to the nodes
+registered with it (PS3.15 Annex B).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import logging
 import secrets
 import ssl
@@ -47,7 +50,13 @@ from concilium.imaging.tables import RemoteApplicationEntity
 from concilium.platform import audit
 from concilium.platform.db import transaction
 
-__all__ = ["ACCEPTED_TRANSFER_SYNTAXES", "DicomServer", "DimseSettings"]
+__all__ = [
+    "ACCEPTED_TRANSFER_SYNTAXES",
+    "ClientTls",
+    "DicomServer",
+    "DimseSettings",
+    "server_tls_context",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +108,99 @@ _CANCEL = 0xFE00
 
 
 @dataclass(frozen=True)
+class ClientTls:
+    """What the archive presents and trusts when it calls a node registered with TLS
+    (PS3.15 Annex B, BCP 195: TLS 1.2 or later, the peer's certificate verified)."""
+
+    certificate: Path | None = None
+    """Our certificate (chain, PEM), shown to a destination that asks for one."""
+    key: Path | None = None
+    """Its private key (PEM)."""
+    ca: Path | None = None
+    """Authorities (PEM) a destination's certificate must chain to; None: the system's."""
+
+    def __post_init__(self) -> None:
+        if (self.certificate is None) != (self.key is None):
+            raise ValueError("a client certificate needs its key, and a key its certificate")
+
+    def context(self, host: str, ae_title: str = "") -> ssl.SSLContext:
+        """A client context for a call to ``host``, naming ``ae_title`` if the handshake fails.
+
+        Raises `OSError` or `ssl.SSLError` when a file cannot be loaded.
+        """
+        context = _DestinationContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.destination = ae_title
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.ca is not None:
+            context.load_verify_locations(self.ca)
+        else:
+            context.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if self.certificate is not None and self.key is not None:
+            context.load_cert_chain(self.certificate, self.key)
+        # The chain is always verified (CERT_REQUIRED). The name is not checked for a node
+        # registered by its IP address when the installation names its own authority:
+        # certificates of modalities and PACS are issued to a host or device name and seldom
+        # list the address a hospital network reaches them at, and a certificate of that
+        # private authority already binds the peer. With the system's public authorities,
+        # whose certificates anyone can obtain for some name, the address must be in it.
+        context.check_hostname = not (self.ca is not None and _is_address(host))
+        return context
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class _DestinationSocket(ssl.SSLSocket):
+    """A client TLS socket that logs why TLS failed, naming the destination.
+
+    A node refusing the archive's certificate says so in an alert that, in TLS 1.3, arrives
+    on the first read after the client's side of the handshake: reads are watched too.
+    """
+
+    def do_handshake(self, block: bool = False) -> None:
+        try:
+            super().do_handshake(block)
+        except OSError as exc:
+            self._log_failure(exc)
+            raise
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        try:
+            return super().recv(buflen, flags)
+        except ssl.SSLError as exc:
+            self._log_failure(exc)
+            raise
+
+    def _log_failure(self, exc: OSError) -> None:
+        destination = getattr(self.context, "destination", "")
+        reason = (
+            exc.verify_message
+            if isinstance(exc, ssl.SSLCertVerificationError)
+            else getattr(exc, "reason", None) or str(exc)
+        )
+        # No PHI here: the node's title and address and the TLS error only.
+        log.error(
+            "TLS with %s (%s) failed: %s",
+            destination or "a DICOM node",
+            self.server_hostname,
+            reason,
+            extra={"ae_title": destination, "host": self.server_hostname, "reason": reason},
+        )
+
+
+class _DestinationContext(ssl.SSLContext):
+    """The client context of one call, which names its destination for the log."""
+
+    sslsocket_class = _DestinationSocket
+    destination: str = ""
+
+
+@dataclass(frozen=True)
 class DimseSettings:
     """How the DICOM server presents itself and whom it lets in."""
 
@@ -114,6 +216,8 @@ class DimseSettings:
     """Seconds of silence after which an association is aborted (PS3.8 9.1.5 ARTIM)."""
     tls: ssl.SSLContext | None = None
     """TLS for every association (see `server_tls_context`); None for plain TCP."""
+    client_tls: ClientTls = ClientTls()
+    """TLS of the associations the archive opens to nodes registered with TLS."""
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.ae_title.strip()) <= 16:
@@ -165,6 +269,9 @@ class DicomServer:
         self._server: Any = None
         self._ae = self._make_ae()
         self._nobody = secrets.token_hex(8)
+        # Unreadable certificate files are a configuration error: refuse to start, rather
+        # than fail the first C-MOVE to a TLS node.
+        settings.client_tls.context("localhost")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -342,6 +449,23 @@ class DicomServer:
                 destination_title=destination.ae_title if destination is not None else "",
             )
 
+    def _association(
+        self, destination: RemoteApplicationEntity, instances: list[service.RetrievableInstance]
+    ) -> tuple[str, int, dict[str, Any]]:
+        """Where and how pynetdicom opens the storage association of a C-MOVE.
+
+        A node registered with TLS is called over TLS only (PS3.15 Annex B), never over plain
+        TCP as a fallback. If the handshake fails (certificate not trusted, peer not speaking
+        TLS), the association is not established and pynetdicom answers the C-MOVE with
+        failure A801; `_DestinationSocket` logs the reason.
+        """
+        options: dict[str, Any] = {"contexts": _contexts_for(instances)}
+        if destination.tls:
+            host = destination.host
+            context = self.settings.client_tls.context(host, destination.ae_title)
+            options["tls_args"] = (context, host)
+        return destination.host, destination.port, options
+
     def _on_move(self, event: Event) -> Iterator[Any]:
         """PS3.4 C.4.2.3: C-STORE sub-operations to a registered destination."""
         peer = self._peer(event)
@@ -362,11 +486,11 @@ class DicomServer:
             yield None, None
             return
         except Exception as exc:
-            yield destination.host, destination.port, {"contexts": _contexts_for([])}
+            yield self._association(destination, [])
             yield 1
             yield _query_failure(exc), None
             return
-        yield destination.host, destination.port, {"contexts": _contexts_for(instances)}
+        yield self._association(destination, instances)
         yield from self._send(event, instances)
 
     def _on_get(self, event: Event) -> Iterator[Any]:

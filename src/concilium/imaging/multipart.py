@@ -3,11 +3,13 @@
 STOW-RS requests (PS3.18 10.5.1.2) and WADO-RS responses (PS3.18 8.7.3) carry instances,
 frames and bulk data as parts of a ``multipart/related`` body. The parser consumes body chunks
 as they arrive and writes each part to a temporary file, so a request of many gigabytes never
-sits in memory; the writer produces a response the same way.
+sits in memory, and hashes it on the way (SHA-256, the address the archive stores it under),
+so its bytes are never read again to be named; the writer produces a response the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tempfile
@@ -57,6 +59,8 @@ class Part:
     """Temporary file with the part's content; move it or call `discard`."""
     size: int
     """Content length in bytes."""
+    sha256: str = ""
+    """Lower-case hexadecimal SHA-256 of the content, computed as it was written."""
 
     @property
     def content_type(self) -> str | None:
@@ -138,19 +142,23 @@ class _PartSink:
         fd, name = tempfile.mkstemp(dir=tmp_dir, prefix="part-", suffix=".bin")
         self.path = Path(name)
         self._file: BinaryIO = os.fdopen(fd, "wb")
+        self._digest = hashlib.sha256()
         self.size = 0
         self._max = max_size
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | memoryview) -> None:
         if not data:
             return
         self.size += len(data)
         if self._max is not None and self.size > self._max:
             raise PartTooLarge(f"part exceeds {self._max} bytes")
+        self._digest.update(data)
         self._file.write(data)
 
-    def close(self) -> None:
+    def close(self) -> str:
+        """Close the file; returns the SHA-256 of what was written."""
         self._file.close()
+        return self._digest.hexdigest()
 
     def abort(self) -> None:
         self._file.close()
@@ -239,13 +247,16 @@ async def parse_multipart_related(
                         # Keep a tail that could be the start of a split delimiter.
                         safe = len(buffer) - (len(delimiter) - 1)
                         if safe > 0:
-                            sink.write(bytes(buffer[:safe]))
+                            # A view, not a copy: parts are large and each byte is handled once.
+                            with memoryview(buffer) as view:
+                                sink.write(view[:safe])
                             del buffer[:safe]
                         break
-                    sink.write(bytes(buffer[:index]))
+                    with memoryview(buffer) as view:
+                        sink.write(view[:index])
                     del buffer[: index + len(delimiter)]
-                    sink.close()
-                    part = Part(headers=headers, path=sink.path, size=sink.size)
+                    sha256 = sink.close()
+                    part = Part(headers=headers, path=sink.path, size=sink.size, sha256=sha256)
                     sink = None
                     state = "after_delimiter"
                     yield part

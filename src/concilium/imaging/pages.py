@@ -22,7 +22,7 @@ from pydicom.dataset import Dataset
 from concilium.imaging import service
 from concilium.imaging.deidentify import TemporalOption
 from concilium.imaging.dicomweb import archive_of
-from concilium.imaging.tables import ImagingStudy
+from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
 from concilium.platform import accounts, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, Decision, Target, decide
@@ -468,6 +468,7 @@ def aes_add(
     allow_store: Annotated[str, Form(max_length=8)] = "",
     allow_query: Annotated[str, Form(max_length=8)] = "",
     allow_move_destination: Annotated[str, Form(max_length=8)] = "",
+    tls: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Register a DICOM node of a site: it then acts for that site, within its flags."""
     form = {
@@ -479,6 +480,7 @@ def aes_add(
         "allow_store": bool(allow_store),
         "allow_query": bool(allow_query),
         "allow_move_destination": bool(allow_move_destination),
+        "tls": bool(tls),
     }
     ctx.authorize(Action.AE_MANAGE, _ae_target(site_id))
 
@@ -497,6 +499,7 @@ def aes_add(
             allow_query=bool(allow_query),
             allow_move_destination=bool(allow_move_destination),
             description=description,
+            tls=bool(tls),
         )
         ctx.commit()
 
@@ -508,9 +511,8 @@ def aes_add(
     )
 
 
-@router.post("/admin/imaging/aes/{ae_title}/remove")
-def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Response:
-    """Forget a DICOM node: its associations are refused from now on (audited)."""
+def _managed_ae(ctx: Ctx, ae_title: str) -> RemoteApplicationEntity:
+    """The node, if this person manages its site; another site's node looks absent."""
     ae = service.remote_ae(ctx.db, ae_title)
     if ae is None:
         raise NotFound(f"no AE title {ae_title!r}")
@@ -518,6 +520,26 @@ def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Re
         ctx.authorize(Action.AE_MANAGE, _ae_target(ae.site_id))
     except Forbidden:
         raise NotFound(f"no AE title {ae_title!r}") from None
+    return ae
+
+
+@router.post("/admin/imaging/aes/{ae_title}/tls")
+def aes_tls(
+    ae_title: str,
+    ctx: Annotated[Ctx, gate(Action.AE_MANAGE)],
+    tls: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Call a DICOM node over TLS (its certificate verified), or over plain TCP (audited)."""
+    ae = _managed_ae(ctx, ae_title)
+    service.set_remote_ae_tls(ctx.db, ctx.actor, ae.ae_title, bool(tls))
+    ctx.commit()
+    return redirect_to("/admin/imaging/aes")
+
+
+@router.post("/admin/imaging/aes/{ae_title}/remove")
+def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Response:
+    """Forget a DICOM node: its associations are refused from now on (audited)."""
+    ae = _managed_ae(ctx, ae_title)
     service.remove_remote_ae(ctx.db, ctx.actor, ae.ae_title)
     ctx.commit()
     return redirect_to("/admin/imaging/aes")

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 import pydicom
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
@@ -309,23 +311,45 @@ class ParsedInstance:
 # bad values out of the index rather than refuse the image.
 
 
-def _text(ds: Dataset, keyword: str) -> str | None:
-    if keyword not in ds:
+_Lookup = Callable[[str], DataElement | None]
+"""The top-level element of a data set with this keyword, if present."""
+
+
+@functools.cache
+def _tag_of(keyword: str) -> int:
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(keyword)
+    return tag
+
+
+def _dataset_lookup(ds: Dataset) -> _Lookup:
+    def element(keyword: str) -> DataElement | None:
+        found: DataElement | None = ds.get(_tag_of(keyword))
+        return found
+
+    return element
+
+
+def _text(element: _Lookup, keyword: str) -> str | None:
+    elem = element(keyword)
+    if elem is None:
         return None
-    value = ds[keyword].value
+    value = elem.value
     if value is None or value == "":
         return None
     if isinstance(value, pydicom.multival.MultiValue):
         return "\\".join(str(v) for v in value) or None
     text = str(value).strip()
-    if ds[keyword].VR == "PN":
+    if elem.VR == "PN":
         # Trailing empty components are insignificant (PS3.5 6.2, PN).
         text = "=".join(group.rstrip("^") for group in text.split("=")).rstrip("=")
     return text or None
 
 
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value: Any = ds.get(keyword)
+def _int(element: _Lookup, keyword: str) -> int | None:
+    elem = element(keyword)
+    value: Any = elem.value if elem is not None else None
     if value is None or value == "":
         return None
     if isinstance(value, pydicom.multival.MultiValue):
@@ -369,8 +393,8 @@ def parse_tm(value: str | None) -> dt.time | None:
         return None
 
 
-def _required_uid(ds: Dataset, keyword: str) -> str:
-    value = _text(ds, keyword)
+def _required_uid(element: _Lookup, keyword: str) -> str:
+    value = _text(element, keyword)
     if value is None:
         raise MissingAttribute(keyword)
     if not UID(value).is_valid:
@@ -380,56 +404,61 @@ def _required_uid(ds: Dataset, keyword: str) -> str:
 
 def extract_index_record(ds: Dataset, transfer_syntax_uid: str) -> IndexRecord:
     """Collect the index attributes of one instance; raises `MissingAttribute` on bad UIDs."""
-    sop_class_uid = _required_uid(ds, "SOPClassUID")
-    sop_instance_uid = _required_uid(ds, "SOPInstanceUID")
-    study_uid = _required_uid(ds, "StudyInstanceUID")
-    series_uid = _required_uid(ds, "SeriesInstanceUID")
-    charset = ds.get("SpecificCharacterSet")
+    return _index_record(_dataset_lookup(ds), transfer_syntax_uid)
+
+
+def _index_record(element: _Lookup, transfer_syntax_uid: str) -> IndexRecord:
+    sop_class_uid = _required_uid(element, "SOPClassUID")
+    sop_instance_uid = _required_uid(element, "SOPInstanceUID")
+    study_uid = _required_uid(element, "StudyInstanceUID")
+    series_uid = _required_uid(element, "SeriesInstanceUID")
+    charset_element = element("SpecificCharacterSet")
+    charset = charset_element.value if charset_element is not None else None
     if isinstance(charset, pydicom.multival.MultiValue):
         charset = "\\".join(str(c) for c in charset)
-    has_pixels = "Rows" in ds and "Columns" in ds
+    has_pixels = element("Rows") is not None and element("Columns") is not None
     return IndexRecord(
         patient=PatientAttributes(
-            patient_id=_text(ds, "PatientID") or "",
-            patient_name=_text(ds, "PatientName") or "",
-            issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-            birth_date=parse_da(_text(ds, "PatientBirthDate")),
-            sex=_text(ds, "PatientSex"),
+            patient_id=_text(element, "PatientID") or "",
+            patient_name=_text(element, "PatientName") or "",
+            issuer_of_patient_id=_text(element, "IssuerOfPatientID"),
+            birth_date=parse_da(_text(element, "PatientBirthDate")),
+            sex=_text(element, "PatientSex"),
         ),
         study=StudyAttributes(
             study_instance_uid=study_uid,
-            study_date=parse_da(_text(ds, "StudyDate")),
-            study_time=parse_tm(_text(ds, "StudyTime")),
-            accession_number=_text(ds, "AccessionNumber"),
-            study_id=_text(ds, "StudyID"),
-            study_description=_text(ds, "StudyDescription"),
-            referring_physician_name=_text(ds, "ReferringPhysicianName"),
-            institution_name=_text(ds, "InstitutionName"),
+            study_date=parse_da(_text(element, "StudyDate")),
+            study_time=parse_tm(_text(element, "StudyTime")),
+            accession_number=_text(element, "AccessionNumber"),
+            study_id=_text(element, "StudyID"),
+            study_description=_text(element, "StudyDescription"),
+            referring_physician_name=_text(element, "ReferringPhysicianName"),
+            institution_name=_text(element, "InstitutionName"),
         ),
         series=SeriesAttributes(
             series_instance_uid=series_uid,
-            modality=_text(ds, "Modality"),
-            series_number=_int(ds, "SeriesNumber"),
-            series_description=_text(ds, "SeriesDescription"),
-            body_part_examined=_text(ds, "BodyPartExamined"),
-            series_date=parse_da(_text(ds, "SeriesDate")),
-            series_time=parse_tm(_text(ds, "SeriesTime")),
+            modality=_text(element, "Modality"),
+            series_number=_int(element, "SeriesNumber"),
+            series_description=_text(element, "SeriesDescription"),
+            body_part_examined=_text(element, "BodyPartExamined"),
+            series_date=parse_da(_text(element, "SeriesDate")),
+            series_time=parse_tm(_text(element, "SeriesTime")),
             performed_procedure_step_start_date=parse_da(
-                _text(ds, "PerformedProcedureStepStartDate")
+                _text(element, "PerformedProcedureStepStartDate")
             ),
         ),
         instance=InstanceAttributes(
             sop_instance_uid=sop_instance_uid,
             sop_class_uid=sop_class_uid,
             transfer_syntax_uid=transfer_syntax_uid,
-            instance_number=_int(ds, "InstanceNumber"),
-            rows=_int(ds, "Rows"),
-            columns=_int(ds, "Columns"),
-            number_of_frames=(_int(ds, "NumberOfFrames") or 1) if has_pixels else None,
-            bits_allocated=_int(ds, "BitsAllocated"),
-            photometric_interpretation=_text(ds, "PhotometricInterpretation"),
-            content_date=parse_da(_text(ds, "ContentDate")),
-            content_time=parse_tm(_text(ds, "ContentTime")),
+            instance_number=_int(element, "InstanceNumber"),
+            rows=_int(element, "Rows"),
+            columns=_int(element, "Columns"),
+            number_of_frames=(_int(element, "NumberOfFrames") or 1) if has_pixels else None,
+            bits_allocated=_int(element, "BitsAllocated"),
+            photometric_interpretation=_text(element, "PhotometricInterpretation"),
+            content_date=parse_da(_text(element, "ContentDate")),
+            content_time=parse_tm(_text(element, "ContentTime")),
             specific_character_set=str(charset) if charset else None,
         ),
     )
@@ -516,12 +545,16 @@ def parse_instance(
         if transfer_syntax != DeflatedExplicitVRLittleEndian:
             _check_not_truncated(ds, size)
         # Converting every element exposes encoding errors now rather than in a later read
-        # by the viewer; deferred (large) values are left alone.
+        # by the viewer; deferred (large) values are left alone. The index attributes are
+        # then taken from the converted elements, each looked up once.
+        converted: dict[int, DataElement] = {}
         for tag in list(ds.keys()):
             raw = ds.get_item(tag, keep_deferred=True)
             if not (isinstance(raw, RawDataElement) and raw.value is None and raw.length):
-                _ = ds[tag]
-        record = extract_index_record(ds, str(transfer_syntax))
+                converted[tag] = ds[tag]
+        record = _index_record(
+            lambda keyword: converted.get(_tag_of(keyword)), str(transfer_syntax)
+        )
     except InvalidInstance:
         raise
     except Exception as exc:

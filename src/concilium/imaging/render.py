@@ -11,7 +11,8 @@ parsed as PS3.18 8.3.5.1.
 Decompression of JPEG (baseline, extended, lossless), JPEG-LS, JPEG 2000 and RLE uses
 pydicom's pixel data handlers backed by pylibjpeg and GDCM. Raw frames for WADO-RS ``frames``
 (PS3.18 8.7.2) are read straight from the file in their stored transfer syntax, or decoded
-to Explicit VR Little Endian on request.
+to Explicit VR Little Endian on request; whole instances are transcoded the same way to the
+uncompressed little endian transfer syntaxes (PS3.18 8.7.3.5.2, `transcode`).
 """
 
 from __future__ import annotations
@@ -30,20 +31,28 @@ from PIL import Image
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import get_frame
+from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_color_lut
 from pydicom.pixels.processing import apply_modality_lut as _pydicom_modality_lut
 from pydicom.pixels.utils import pack_bits, pixel_array
-from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 __all__ = [
     "DECODING_PLUGINS",
     "MEDIA_TYPES",
+    "UNCOMPRESSED_SYNTAXES",
     "RawFrame",
     "RenderError",
     "Viewport",
     "Window",
     "apply_modality_lut",
     "apply_voi",
+    "can_transcode",
     "decode_frame",
     "default_window",
     "encode_image",
@@ -55,6 +64,7 @@ __all__ = [
     "render",
     "render_frame",
     "thumbnail",
+    "transcode",
 ]
 
 Source = Dataset | Path | str
@@ -488,3 +498,92 @@ def _frame_as_explicit_vr_little_endian(source: Source, index: int) -> RawFrame:
         return RawFrame(pack_bits(arr), str(ExplicitVRLittleEndian))
     little = arr.astype(arr.dtype.newbyteorder("<"), copy=False)
     return RawFrame(np.ascontiguousarray(little).tobytes(), str(ExplicitVRLittleEndian))
+
+
+# --------------------------------------------------------------------------------------------
+# Whole instances in another transfer syntax
+
+#: What an instance can be transcoded to (PS3.18 8.7.3.5.2): Explicit VR Little Endian, the
+#: default of ``application/dicom``, and Implicit VR Little Endian, every node's baseline. Both
+#: are lossless from any stored syntax once its pixel data are decoded; a lossy syntax is
+#: never produced, since that would lose what the modality sent.
+UNCOMPRESSED_SYNTAXES = frozenset({str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian)})
+# Binary VRs whose values change byte order with the transfer syntax (PS3.5 7.3), by width.
+_WORD_WIDTHS = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
+
+
+def _decodable(transfer_syntax: UID) -> bool:
+    if not transfer_syntax.is_encapsulated:
+        return True
+    try:
+        decoder = get_decoder(transfer_syntax)
+    except NotImplementedError:
+        return False
+    return bool(set(decoder.available_plugins) & set(DECODING_PLUGINS))
+
+
+def can_transcode(stored: str, target: str) -> bool:
+    """Whether an instance stored in ``stored`` can be sent in ``target`` by `transcode`."""
+    return target in UNCOMPRESSED_SYNTAXES and _decodable(UID(stored))
+
+
+def transcode(path: Path | str, target: str) -> bytes:
+    """The stored Part 10 object re-encoded in ``target``, one of `UNCOMPRESSED_SYNTAXES`.
+
+    Compressed pixel data are decoded (colour comes out as RGB, Planar Configuration 0, as
+    for `frame_as_explicit_vr_little_endian`), big endian values turned little endian, and
+    everything else kept, the SOP Instance UID included: it is the same image, sent in
+    another encoding (PS3.5 10). Raises `RenderError` if the pixel data cannot be decoded.
+    """
+    if target not in UNCOMPRESSED_SYNTAXES:
+        raise RenderError(f"{target} is not a transfer syntax this archive produces")
+    return _guarded(_transcode, path, UID(target))
+
+
+def _transcode(path: Path | str, target: UID) -> bytes:
+    ds = pydicom.dcmread(path)
+    stored = UID(str(ds.file_meta.TransferSyntaxUID))
+    if stored.is_encapsulated and "PixelData" in ds:
+        _decompress(ds, stored)
+    elif not stored.is_little_endian:
+        _to_little_endian(ds)
+    ds.file_meta.TransferSyntaxUID = target
+    out = io.BytesIO()
+    # dcmwrite, not save_as: the latter refuses to change byte order even once it is done.
+    pydicom.dcmwrite(out, ds, enforce_file_format=True)
+    return out.getvalue()
+
+
+def _decompress(ds: Dataset, stored: UID) -> None:
+    if not _decodable(stored):
+        raise RenderError(f"no decoder for pixel data in {stored.name}")
+    failures: list[str] = []
+    for plugin in DECODING_PLUGINS:
+        try:
+            ds.decompress(decoding_plugin=plugin, generate_instance_uid=False)
+            return
+        except _NOT_DECODER_FAILURES:
+            raise
+        except BaseException as exc:
+            # As in _decode: each plugin fails its own way, some with a BaseException.
+            failures.append(f"{plugin}: {exc}")
+    raise RenderError("cannot decode pixel data: " + "; ".join(failures))
+
+
+def _to_little_endian(ds: Dataset) -> None:
+    """Swap the bytes of binary values read from a big endian object (PS3.5 7.3); pydicom
+    re-encodes the other values itself when writing."""
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                _to_little_endian(item)
+            continue
+        width = _WORD_WIDTHS.get(str(elem.VR))
+        if elem.tag == 0x7FE00010 and width is not None:
+            width = max(bits // 8, 2)
+        value = elem.value
+        if width is None or not isinstance(value, bytes | bytearray) or len(value) % width:
+            continue
+        swapped = np.frombuffer(value, dtype=f">u{width}").astype(f"<u{width}")
+        elem.value = swapped.tobytes()

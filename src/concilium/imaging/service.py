@@ -18,13 +18,13 @@ import datetime as dt
 import enum
 import fcntl
 import io
-import itertools
 import logging
+import operator
 import os
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -35,7 +35,20 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
-from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,7 +66,7 @@ from concilium.imaging.parsing import (
     parse_instance,
     parse_tm,
 )
-from concilium.imaging.storage import InstanceStore, StoredObject
+from concilium.imaging.storage import InstanceStore, StagedObject, StoredObject
 from concilium.imaging.tables import (
     ImagingInstance,
     ImagingSeries,
@@ -65,8 +78,18 @@ from concilium.platform.db import transaction, utcnow
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.events import EventBus
 from concilium.platform.patients import find_by_identifier
-from concilium.platform.policy import RULES, Action, Decision, Principal, Target, decide, has_scope
-from concilium.platform.sharing import active_share_targets, shared_resource_ids
+from concilium.platform.policy import (
+    RULES,
+    Action,
+    Decision,
+    Principal,
+    Target,
+    decide,
+    has_scope,
+    visible_sites,
+)
+from concilium.platform.sharing import active_share_targets
+from concilium.platform.tables import Share
 
 __all__ = [
     "DEVICE_ROLE",
@@ -76,7 +99,9 @@ __all__ = [
     "IngestResult",
     "InvalidQuery",
     "Level",
+    "Match",
     "NotAuthorized",
+    "ReceivedInstance",
     "RejectionReason",
     "RetrievableInstance",
     "Sender",
@@ -86,12 +111,16 @@ __all__ = [
     "export_path",
     "find",
     "ingest",
+    "ingest_batch",
     "list_remote_aes",
     "locate",
     "peer_principal",
+    "receive_files",
     "reject",
     "remote_ae",
     "remove_remote_ae",
+    "search",
+    "set_remote_ae_tls",
     "statistics",
     "stored_instances",
     "study_by_uid",
@@ -109,6 +138,8 @@ DEVICE_USER_ID = 0
 """User id of node principals; no account has it, so no share to a person ever matches."""
 STUDY_KIND = "study"
 """``resource_kind`` of study shares in `concilium.platform.sharing`."""
+PATIENT_KIND = "patient"
+"""``resource_kind`` of patient shares, whose ``resource_id`` is the patient's id."""
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 
 
@@ -269,15 +300,21 @@ def study_target(session: Session, study: ImagingStudy, now: dt.datetime) -> Tar
     A share of the study or of its patient counts: sharing a patient's record for a reading
     or a meeting shares their images too.
     """
-    sites, users = active_share_targets(session, STUDY_KIND, study.study_instance_uid, now)
-    if study.patient_id is not None:
-        p_sites, p_users = active_share_targets(session, "patient", str(study.patient_id), now)
+    return _target_of(session, study.study_instance_uid, study.site_id, study.patient_id, now)
+
+
+def _target_of(
+    session: Session, study_uid: str, site_id: int, patient_id: int | None, now: dt.datetime
+) -> Target:
+    sites, users = active_share_targets(session, STUDY_KIND, study_uid, now)
+    if patient_id is not None:
+        p_sites, p_users = active_share_targets(session, PATIENT_KIND, str(patient_id), now)
         sites, users = sites | p_sites, users | p_users
     return Target(
         kind=STUDY_KIND,
-        id=study.study_instance_uid,
-        site_ids=frozenset({study.site_id}),
-        patient_id=study.patient_id,
+        id=study_uid,
+        site_ids=frozenset({site_id}),
+        patient_id=patient_id,
         shared_site_ids=sites,
         shared_user_ids=users,
     )
@@ -367,86 +404,309 @@ def _announce(archive: Archive, sender: Sender, result: IngestResult, record: In
         )
 
 
-SYNC_THREADS = 8
-"""Files of one batch synced side by side: the disk serves concurrent syncs together."""
+@dataclass(frozen=True, slots=True)
+class ReceivedInstance:
+    """A validated object whose bytes are durable in the store's temporary area, waiting for
+    `ingest_batch` to commit and index it."""
+
+    staged: StagedObject
+    """The synced bytes, under their address."""
+    record: IndexRecord
+    """What the index keeps, read once from the header."""
+
+
+def receive_files(
+    archive: Archive, files: Sequence[tuple[Path, str | None]]
+) -> list[ReceivedInstance | Exception]:
+    """Validate Part 10 files written to the store's temporary area (e.g. the parts of a
+    STOW-RS request) and sync their bytes where they are.
+
+    Each file comes with the SHA-256 its writer computed as it wrote it, or None to have it
+    read again. Returns, in order, each file's `ReceivedInstance` or the exception that
+    refuses it (an `InvalidInstance` subclass, a storage error); a refused file stays the
+    caller's to remove. Files are parsed one after the other in the calling thread while
+    the syncs of those already parsed run side by side in the store's threads: parsing
+    holds the interpreter, syncing only waits for the disk.
+    """
+    results: list[ReceivedInstance | Exception] = []
+    pending: list[tuple[int, IndexRecord, Future[StagedObject]]] = []
+    for path, sha256 in files:
+        try:
+            record = parse_instance(path).record
+        except Exception as exc:
+            results.append(exc)
+            continue
+        results.append(InvalidInstance("not synced"))
+        pending.append((len(results) - 1, record, archive.store.adopt_later(path, address=sha256)))
+    for index, record, synced in pending:
+        try:
+            results[index] = ReceivedInstance(synced.result(), record)
+        except Exception as exc:
+            results[index] = exc
+    return results
 
 
 def ingest_batch(
-    archive: Archive, sender: Sender, paths: Sequence[Path]
+    archive: Archive, sender: Sender, received: Sequence[ReceivedInstance]
 ) -> list[IngestResult | Exception]:
-    """Ingest files received into the store's temporary area (e.g. the parts of one STOW-RS
-    request) as one batch; the files are consumed.
+    """Make received instances (e.g. the parts of one STOW-RS request) part of the archive
+    as one batch; their staged files are consumed.
 
-    Each file is validated and made durable on its own (synced, renamed, its directory
-    synced; the syncs of the batch run side by side), then all are indexed and audited in
-    one transaction where each instance has its own savepoint, so a refusal or failure
-    leaves the others stored. Returns, in order, each file's result or exception, once every
-    stored instance is durable and indexed. A crash before the commit leaves only
-    unindexed files, which `Archive.recover` removes.
+    The files are committed to the store together (`InstanceStore.commit_all`: renamed, each
+    directory synced once), then indexed in one transaction with one audit entry per study
+    (`_index_batch`); an instance refused or failing leaves no row and does not stop the
+    others. Returns, in order, each instance's result or exception, once every stored
+    instance is durable and indexed. A crash before the commit leaves only unindexed files,
+    which `Archive.recover` removes.
     """
-    results: list[IngestResult | Exception] = [InvalidInstance("not ingested")] * len(paths)
-    records: dict[int, IndexRecord] = {}
-    for i, path in enumerate(paths):
-        try:
-            records[i] = parse_instance(path).record
-        except Exception as exc:
-            results[i] = exc
-            path.unlink(missing_ok=True)
-
-    def make_durable(path: Path) -> StoredObject:
-        return archive.store.adopt(path).commit()
-
-    stored: dict[int, StoredObject] = {}
-    with ThreadPoolExecutor(max_workers=SYNC_THREADS) as pool:
-        futures = {i: pool.submit(make_durable, paths[i]) for i in records}
-        for i, future in futures.items():
-            try:
-                stored[i] = future.result()
-            except Exception as exc:
-                results[i] = exc
-                paths[i].unlink(missing_ok=True)
-    obsolete: list[str] = []
+    committed = archive.store.commit_all([item.staged for item in received])
+    stored = {i: c for i, c in enumerate(committed) if isinstance(c, StoredObject)}
+    results: list[IngestResult | Exception] = [
+        c if isinstance(c, Exception) else InvalidInstance("not indexed") for c in committed
+    ]
     try:
         with transaction(archive.sessions) as session:
-            now = archive.clock()
-            for i, stored_object in stored.items():
-                try:
-                    with session.begin_nested():
-                        result, old = _index_in(
-                            session, archive, sender, records[i], stored_object, now
-                        )
-                except _Refusal as refusal:
-                    audit.record_refusal(
-                        session,
-                        sender.actor,
-                        str(Action.STUDY_STORE),
-                        refusal.target,
-                        refusal.decision.reason,
-                    )
-                    results[i] = NotAuthorized(refusal.decision.reason)
-                    continue
-                except Exception as exc:
-                    results[i] = exc
-                    continue
-                results[i] = result
-                if old is not None:
-                    obsolete.append(old)
+            indexed, obsolete = _index_batch(
+                session,
+                archive,
+                sender,
+                [(received[i].record, stored_object) for i, stored_object in stored.items()],
+                archive.clock(),
+            )
     except BaseException:
         for stored_object in stored.values():
             if stored_object.created:
                 _forget_file(archive, stored_object.address)
         raise
+    for i, outcome in zip(stored, indexed, strict=True):
+        results[i] = outcome
     for i, stored_object in stored.items():
         outcome = results[i]
-        indexed = isinstance(outcome, IngestResult) and outcome.outcome is not IngestOutcome.KEPT
-        if stored_object.created and not indexed:
+        in_use = isinstance(outcome, IngestResult) and outcome.outcome is not IngestOutcome.KEPT
+        if stored_object.created and not in_use:
             _forget_file(archive, stored_object.address)
     for address in obsolete:
         _forget_file(archive, address)
     for i, outcome in enumerate(results):
         if isinstance(outcome, IngestResult):
-            _announce(archive, sender, outcome, records[i])
+            _announce(archive, sender, outcome, received[i].record)
     return results
+
+
+@dataclass
+class _StudyReceipt:
+    """What one request stored in one study: the content of its audit entry."""
+
+    study_uid: str
+    patient_id: int | None
+    basis: str
+    instances: int = 0
+    bytes: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: IngestOutcome, size: int) -> None:
+        self.instances += 1
+        self.bytes += size
+        self.outcomes[str(outcome)] = self.outcomes.get(str(outcome), 0) + 1
+
+
+_IN_CHUNK = 500
+"""UIDs per ``IN`` list, well under every backend's limit on bound parameters."""
+
+
+def _index_batch(
+    session: Session,
+    archive: Archive,
+    sender: Sender,
+    items: Sequence[tuple[IndexRecord, StoredObject]],
+    now: dt.datetime,
+) -> tuple[list[IngestResult | Exception], list[str]]:
+    """Index stored instances within the caller's transaction; returns each one's result or
+    exception, in order, and the files that replaced instances leave behind.
+
+    The policy is asked once per study, and the new instances of a study go in with one
+    multi-row INSERT (`_insert_new`). An instance already indexed or repeated in the batch
+    takes `_index_in` under its own savepoint, as does every instance of a study whose
+    INSERT failed (e.g. another writer has just indexed one of its UIDs): none of them
+    leaves a row unless it is reported stored. Each study the request stored in gets one
+    audit entry (who, which study and patient, how many instances and bytes); each study
+    the policy refused, one refusal.
+    """
+    results: list[IngestResult | Exception | None] = [None] * len(items)
+    obsolete: list[str] = []
+    receipts: dict[str, _StudyReceipt] = {}
+    refused: set[str] = set()
+    uids = [record.instance.sop_instance_uid for record, _ in items]
+    known: set[str] = set()
+    for start in range(0, len(uids), _IN_CHUNK):
+        chunk = uids[start : start + _IN_CHUNK]
+        query = select(ImagingInstance.sop_instance_uid).where(
+            ImagingInstance.sop_instance_uid.in_(chunk)
+        )
+        known.update(session.execute(query).scalars())
+    new_by_study: dict[str, list[int]] = {}
+    one_by_one: list[int] = []
+    for i, uid in enumerate(uids):
+        if uid in known:
+            one_by_one.append(i)
+        else:
+            known.add(uid)  # a repeat later in the batch meets this one as a duplicate
+            new_by_study.setdefault(items[i][0].study.study_instance_uid, []).append(i)
+
+    for study_uid, indexes in new_by_study.items():
+        study = _get_study(session, study_uid)
+        target = (
+            study_target(session, study, now)
+            if study is not None
+            else _new_study_target(sender.site_id, study_uid)
+        )
+        decision = decide(sender.principal, Action.STUDY_STORE, target)
+        if not decision.allowed:
+            audit.record_refusal(
+                session, sender.actor, str(Action.STUDY_STORE), target, decision.reason
+            )
+            refused.add(study_uid)
+            for i in indexes:
+                results[i] = NotAuthorized(decision.reason)
+            continue
+        try:
+            with session.begin_nested():
+                study, outcomes = _insert_new(session, sender, study, indexes, items, now)
+        except Exception as exc:
+            # The statement's parameters stay out of the log: they describe patients' images.
+            log.info("a batch INSERT failed (%s); indexing one by one", type(exc).__name__)
+            one_by_one.extend(indexes)
+            continue
+        for i, outcome in outcomes.items():
+            results[i] = outcome
+            if isinstance(outcome, IngestResult):
+                receipt = receipts.get(study_uid) or receipts.setdefault(
+                    study_uid, _StudyReceipt(study_uid, study.patient_id, decision.basis)
+                )
+                receipt.add(outcome.outcome, items[i][1].size)
+
+    for i in sorted(one_by_one):
+        record, stored = items[i]
+        try:
+            with session.begin_nested():
+                indexed = _index_in(session, archive, sender, record, stored, now)
+        except _Refusal as refusal:
+            if refusal.target.id not in refused:
+                refused.add(refusal.target.id)
+                audit.record_refusal(
+                    session,
+                    sender.actor,
+                    str(Action.STUDY_STORE),
+                    refusal.target,
+                    refusal.decision.reason,
+                )
+            results[i] = NotAuthorized(refusal.decision.reason)
+            continue
+        except Exception as exc:
+            results[i] = exc
+            continue
+        results[i] = indexed.result
+        if indexed.obsolete is not None:
+            obsolete.append(indexed.obsolete)
+        study_uid = indexed.result.study_instance_uid
+        receipt = receipts.get(study_uid) or receipts.setdefault(
+            study_uid, _StudyReceipt(study_uid, indexed.patient_id, indexed.basis)
+        )
+        receipt.add(indexed.result.outcome, stored.size)
+
+    for receipt in receipts.values():
+        audit.record(
+            session,
+            sender.actor,
+            str(Action.STUDY_STORE),
+            "success",
+            object_kind=STUDY_KIND,
+            object_id=receipt.study_uid,
+            patient_id=receipt.patient_id,
+            detail={
+                "instances": receipt.instances,
+                "bytes": receipt.bytes,
+                "outcomes": receipt.outcomes,
+                "basis": receipt.basis,
+            },
+        )
+    return [r if r is not None else InvalidInstance("not indexed") for r in results], obsolete
+
+
+def _insert_new(
+    session: Session,
+    sender: Sender,
+    study: ImagingStudy | None,
+    indexes: Sequence[int],
+    items: Sequence[tuple[IndexRecord, StoredObject]],
+    now: dt.datetime,
+) -> tuple[ImagingStudy, dict[int, IngestResult | Exception]]:
+    """Index instances of one study, none of them indexed yet, with one multi-row INSERT.
+
+    Runs under the caller's savepoint: an error leaves nothing. An instance whose series
+    belongs to another study is answered with `InvalidInstanceInStudy` and not inserted.
+    """
+    if study is None:
+        study = _create_study(session, sender.site_id, items[indexes[0]][0])
+    series_by_uid: dict[str, ImagingSeries | InvalidInstance] = {}
+    outcomes: dict[int, IngestResult | Exception] = {}
+    rows: list[dict[str, Any]] = []
+    for i in indexes:
+        record, stored = items[i]
+        series_uid = record.series.series_instance_uid
+        if series_uid not in series_by_uid:
+            try:
+                series_by_uid[series_uid] = _get_or_create_series(session, study, record)
+            except InvalidInstanceInStudy as exc:
+                series_by_uid[series_uid] = exc
+        series = series_by_uid[series_uid]
+        if isinstance(series, InvalidInstance):
+            outcomes[i] = series
+            continue
+        rows.append(_instance_row(record, stored, series, sender, now))
+        outcomes[i] = IngestResult(
+            IngestOutcome.STORED,
+            study.study_instance_uid,
+            series_uid,
+            record.instance.sop_instance_uid,
+            record.instance.sop_class_uid,
+            stored.address,
+        )
+    if rows:
+        session.execute(insert(ImagingInstance), rows)
+        study.updated_at = now
+        session.flush()
+    return study, outcomes
+
+
+def _instance_row(
+    record: IndexRecord,
+    stored: StoredObject,
+    series: ImagingSeries,
+    sender: Sender,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Column values of an instance's index row."""
+    instance = record.instance
+    return {
+        "series_id": series.id,
+        "sop_instance_uid": instance.sop_instance_uid,
+        "sop_class_uid": instance.sop_class_uid,
+        "transfer_syntax_uid": instance.transfer_syntax_uid,
+        "instance_number": instance.instance_number,
+        "rows": instance.rows,
+        "columns": instance.columns,
+        "number_of_frames": instance.number_of_frames,
+        "bits_allocated": instance.bits_allocated,
+        "photometric_interpretation": _clip(instance.photometric_interpretation, 16),
+        "content_date": instance.content_date,
+        "content_time": instance.content_time,
+        "specific_character_set": _clip(instance.specific_character_set, 128),
+        "address": stored.address,
+        "size": stored.size,
+        "source_ae_title": sender.ae_title,
+        "received_at": now,
+    }
 
 
 def _forget_file(archive: Archive, address: str) -> None:
@@ -466,10 +726,27 @@ def _forget_file(archive: Archive, address: str) -> None:
 def _index(
     archive: Archive, sender: Sender, record: IndexRecord, stored: StoredObject
 ) -> tuple[IngestResult, str | None]:
-    """Index one stored instance in one transaction; returns the result and a file to drop."""
+    """Index and audit one stored instance in one transaction; returns the result and a file
+    to drop."""
     try:
         with transaction(archive.sessions) as session:
-            return _index_in(session, archive, sender, record, stored, archive.clock())
+            indexed = _index_in(session, archive, sender, record, stored, archive.clock())
+            audit.record(
+                session,
+                sender.actor,
+                str(Action.STUDY_STORE),
+                "success",
+                object_kind=STUDY_KIND,
+                object_id=indexed.result.study_instance_uid,
+                patient_id=indexed.patient_id,
+                detail={
+                    "sop_instance_uid": indexed.result.sop_instance_uid,
+                    "outcome": str(indexed.result.outcome),
+                    "basis": indexed.basis,
+                    "bytes": stored.size,
+                },
+            )
+            return indexed.result, indexed.obsolete
     except _Refusal as refusal:
         raise _refuse(
             archive, sender.actor, Action.STUDY_STORE, refusal.target, refusal.decision
@@ -485,6 +762,19 @@ class _Refusal(Exception):
         self.decision = decision
 
 
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    """What `_index_in` did, and what its caller's audit entry needs."""
+
+    result: IngestResult
+    obsolete: str | None
+    """Address of bytes an instance replaced, to drop once committed."""
+    patient_id: int | None
+    """Platform patient of the study the instance is in."""
+    basis: str
+    """Why the policy let the sender store there."""
+
+
 def _index_in(
     session: Session,
     archive: Archive,
@@ -492,8 +782,8 @@ def _index_in(
     record: IndexRecord,
     stored: StoredObject,
     now: dt.datetime,
-) -> tuple[IngestResult, str | None]:
-    """Index one stored instance within the caller's transaction."""
+) -> _Indexed:
+    """Index one stored instance within the caller's transaction; the caller audits it."""
     uid = record.instance.sop_instance_uid
     existing = session.execute(
         select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
@@ -524,17 +814,7 @@ def _index_in(
             session.flush()
         if outcome is not IngestOutcome.REPLACED:
             series = existing.series
-            audit.record(
-                session,
-                sender.actor,
-                str(Action.STUDY_STORE),
-                "success",
-                object_kind=STUDY_KIND,
-                object_id=series.study.study_instance_uid,
-                patient_id=series.study.patient_id,
-                detail={"sop_instance_uid": uid, "outcome": str(outcome)},
-            )
-            return (
+            return _Indexed(
                 IngestResult(
                     outcome,
                     series.study.study_instance_uid,
@@ -544,51 +824,18 @@ def _index_in(
                     existing.address,
                 ),
                 None,
+                series.study.patient_id,
+                decision.basis,
             )
     else:
         outcome = IngestOutcome.STORED
     if study is None:
         study = _create_study(session, sender.site_id, record)
     series = _get_or_create_series(session, study, record)
-    session.add(
-        ImagingInstance(
-            series_id=series.id,
-            sop_instance_uid=uid,
-            sop_class_uid=record.instance.sop_class_uid,
-            transfer_syntax_uid=record.instance.transfer_syntax_uid,
-            instance_number=record.instance.instance_number,
-            rows=record.instance.rows,
-            columns=record.instance.columns,
-            number_of_frames=record.instance.number_of_frames,
-            bits_allocated=record.instance.bits_allocated,
-            photometric_interpretation=_clip(record.instance.photometric_interpretation, 16),
-            content_date=record.instance.content_date,
-            content_time=record.instance.content_time,
-            specific_character_set=_clip(record.instance.specific_character_set, 128),
-            address=stored.address,
-            size=stored.size,
-            source_ae_title=sender.ae_title,
-            received_at=now,
-        )
-    )
+    session.add(ImagingInstance(**_instance_row(record, stored, series, sender, now)))
     study.updated_at = now
     session.flush()
-    audit.record(
-        session,
-        sender.actor,
-        str(Action.STUDY_STORE),
-        "success",
-        object_kind=STUDY_KIND,
-        object_id=study.study_instance_uid,
-        patient_id=study.patient_id,
-        detail={
-            "sop_instance_uid": uid,
-            "outcome": str(outcome),
-            "basis": decision.basis,
-            "bytes": stored.size,
-        },
-    )
-    return (
+    return _Indexed(
         IngestResult(
             outcome,
             study.study_instance_uid,
@@ -598,6 +845,8 @@ def _index_in(
             stored.address,
         ),
         obsolete,
+        study.patient_id,
+        decision.basis,
     )
 
 
@@ -931,47 +1180,85 @@ def _modalities_match(values: list[str], sqlite: bool) -> ColumnElement[bool] | 
     )
 
 
-def _visible_candidates(
-    session: Session, principal: Principal, now: dt.datetime
-) -> ColumnElement[bool]:
-    """A superset of the studies ``principal`` may read; `decide` has the last word."""
+@dataclass(frozen=True)
+class _Readable:
+    """The studies a principal may read, as the facts an SQL condition tests.
+
+    `decide` grants ``study.read`` on any one fact of a study alone: a role at its site, an
+    active share of the study or of its patient to the principal or to one of their sites, a
+    break-the-glass grant on its patient. Asking the policy once about each such fact the
+    principal holds therefore selects exactly the studies it would grant one by one, without
+    asking it again per study (``tests/imaging/test_visibility.py`` holds it to that).
+    """
+
+    every_site: bool
+    """The policy grants the studies of every site (``visible_sites`` said so)."""
+    sites: frozenset[int]
+    """Sites whose studies are granted by a role there."""
+    share_sites: frozenset[int]
+    """Sites whose active shares grant what they share."""
+    share_user: int | None
+    """The principal's user id, when shares to them in person grant what they share."""
+    patients: frozenset[int]
+    """Platform patients whose studies are granted by a break-the-glass grant."""
+    now: dt.datetime
+
+    def condition(self) -> ColumnElement[bool]:
+        """SQL condition on `ImagingStudy` rows, with the bound values of `parameters`."""
+        return true() if self.every_site else _VISIBLE
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "visible_sites": sorted(self.sites),
+            "visible_share_user": DEVICE_USER_ID if self.share_user is None else self.share_user,
+            "visible_share_sites": sorted(self.share_sites),
+            "visible_patients": sorted(self.patients),
+            "visible_now": self.now,
+        }
+
+
+def _shared(kind: str) -> Any:
+    """What is actively shared with the recipients `_Readable` found to count."""
+    return select(Share.resource_id).where(
+        Share.resource_kind == kind,
+        Share.revoked_at.is_(None),
+        Share.expires_at > bindparam("visible_now"),
+        or_(
+            Share.to_user_id == bindparam("visible_share_user"),
+            Share.to_site_id.in_(bindparam("visible_share_sites", expanding=True)),
+        ),
+    )
+
+
+_VISIBLE = or_(
+    ImagingStudy.site_id.in_(bindparam("visible_sites", expanding=True)),
+    ImagingStudy.study_instance_uid.in_(_shared(STUDY_KIND)),
+    # A patient share names the platform patient by id, as text.
+    cast(ImagingStudy.patient_id, String).in_(_shared(PATIENT_KIND)),
+    ImagingStudy.patient_id.in_(bindparam("visible_patients", expanding=True)),
+)
+"""Built once: the facts differ from one request to the next, never the statement."""
+
+
+def _readable(principal: Principal, now: dt.datetime) -> _Readable:
+    """What ``principal`` may read, decided by the policy once per request."""
     if not may_read_any(principal):
-        return false()
-    rule = RULES[Action.STUDY_READ]
-    sites = principal.sites_with(rule.roles)
-    all_sites = frozenset(principal.roles)
-    shared_studies = shared_resource_ids(session, STUDY_KIND, principal.user_id, all_sites, now)
-    shared_patients = {
-        int(p)
-        for p in shared_resource_ids(session, "patient", principal.user_id, all_sites, now)
-        if p.isdigit()
-    }
-    clauses: list[ColumnElement[bool]] = [ImagingStudy.site_id.in_(sites)]
-    if shared_studies:
-        clauses.append(ImagingStudy.study_instance_uid.in_(shared_studies))
-    patients = shared_patients | set(principal.emergency_patient_ids)
-    if patients:
-        clauses.append(ImagingStudy.patient_id.in_(patients))
-    return or_(*clauses)
+        return _Readable(False, frozenset(), frozenset(), None, frozenset(), now)
+    action = Action.STUDY_READ
 
+    def grants(**facts: Any) -> bool:
+        return decide(principal, action, Target(kind=STUDY_KIND, **facts)).allowed
 
-class _Visibility:
-    """Asks the policy once per study, whatever the number of rows of that study."""
-
-    def __init__(self, session: Session, principal: Principal, now: dt.datetime) -> None:
-        self._session = session
-        self._principal = principal
-        self._now = now
-        self._decisions: dict[int, Decision] = {}
-
-    def decision(self, study: ImagingStudy) -> Decision:
-        if study.id not in self._decisions:
-            target = study_target(self._session, study, self._now)
-            self._decisions[study.id] = decide(self._principal, Action.STUDY_READ, target)
-        return self._decisions[study.id]
-
-    def allowed(self, study: ImagingStudy) -> bool:
-        return self.decision(study).allowed
+    own = frozenset(principal.roles)
+    me = principal.user_id
+    return _Readable(
+        every_site=visible_sites(principal, action) is None,
+        sites=frozenset(s for s in own if grants(site_ids=frozenset({s}))),
+        share_sites=frozenset(s for s in own if grants(shared_site_ids=frozenset({s}))),
+        share_user=me if me != DEVICE_USER_ID and grants(shared_user_ids=frozenset({me})) else None,
+        patients=frozenset(p for p in principal.emergency_patient_ids if grants(patient_id=p)),
+        now=now,
+    )
 
 
 def _study_has_accepted_instances() -> ColumnElement[bool]:
@@ -991,60 +1278,82 @@ def _series_has_accepted_instances() -> ColumnElement[bool]:
     )
 
 
+_PREFIXES = {Level.STUDY: "st_", Level.SERIES: "se_", Level.IMAGE: "in_"}
+_OWN_COLUMNS = {
+    Level.STUDY: ("id", "site_id", "patient_id", "updated_at"),
+    Level.SERIES: ("id",),
+    Level.IMAGE: ("id", "transfer_syntax_uid", "address", "size"),
+}
+
+
+def _label(level: Level, attribute: str) -> str:
+    return _PREFIXES[Level.STUDY if level is Level.PATIENT else level] + attribute
+
+
+def _level_columns(level: Level) -> list[Any]:
+    table = _TABLE_OF[level]
+    keys = [k.attribute for k in _KEYS.values() if _TABLE_OF[k.level] is table]
+    return [getattr(table, a).label(_label(level, a)) for a in (*_OWN_COLUMNS[level], *keys)]
+
+
+_COLUMNS = {
+    Level.STUDY: _level_columns(Level.STUDY),
+    Level.SERIES: _level_columns(Level.STUDY) + _level_columns(Level.SERIES),
+    Level.IMAGE: (
+        _level_columns(Level.STUDY) + _level_columns(Level.SERIES) + _level_columns(Level.IMAGE)
+    ),
+}
+"""What a query at each level reads: ids, the policy's facts and every matching key down to
+that level, as plain columns (no ORM objects: a page of results is built from rows)."""
+_LABELS = {keyword: _label(key.level, key.attribute) for keyword, key in _KEYS.items()}
+_SELECTS: dict[Level, Any] = {
+    Level.STUDY: (
+        select(*_COLUMNS[Level.STUDY])
+        .where(_study_has_accepted_instances())
+        .order_by(ImagingStudy.study_date, ImagingStudy.id)
+    ),
+    Level.SERIES: (
+        select(*_COLUMNS[Level.SERIES])
+        .select_from(ImagingStudy)
+        .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+        .where(_series_has_accepted_instances())
+        .order_by(ImagingStudy.id, ImagingSeries.series_number, ImagingSeries.id)
+    ),
+    Level.IMAGE: (
+        select(*_COLUMNS[Level.IMAGE])
+        .select_from(ImagingStudy)
+        .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
+        .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
+        .where(ImagingInstance.rejected_at.is_(None))
+        .order_by(
+            ImagingStudy.id, ImagingSeries.id, ImagingInstance.instance_number, ImagingInstance.id
+        )
+    ),
+}
+"""Each level's statement, built once (building one costs more than running it); a query
+adds its conditions and the reader's visibility."""
+
+
 def _rows(
     session: Session,
     principal: Principal,
     query: _Query,
     now: dt.datetime,
     *,
-    enough: int | None = None,
-) -> tuple[list[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]], _Visibility]:
-    """The rows matching ``query`` that ``principal`` may read, in order; with ``enough``,
-    reading (and asking the policy) stops once that many are found."""
-    visible = _visible_candidates(session, principal, now)
-    rows: Iterable[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]]
-    if query.level in (Level.PATIENT, Level.STUDY):
-        statement = (
-            select(ImagingStudy)
-            .where(visible, *query.conditions, _study_has_accepted_instances())
-            .order_by(ImagingStudy.study_date, ImagingStudy.id)
-        )
-        rows = ((study, None, None) for study in _stream(session, statement).scalars())
-    elif query.level is Level.SERIES:
-        statement2 = (
-            select(ImagingStudy, ImagingSeries)
-            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
-            .where(visible, *query.conditions, _series_has_accepted_instances())
-            .order_by(ImagingStudy.id, ImagingSeries.series_number, ImagingSeries.id)
-        )
-        rows = ((st, se, None) for st, se in _stream(session, statement2))
-    else:
-        statement3 = (
-            select(ImagingStudy, ImagingSeries, ImagingInstance)
-            .join(ImagingSeries, ImagingSeries.study_id == ImagingStudy.id)
-            .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
-            .where(visible, *query.conditions, ImagingInstance.rejected_at.is_(None))
-            .order_by(
-                ImagingStudy.id,
-                ImagingSeries.id,
-                ImagingInstance.instance_number,
-                ImagingInstance.id,
-            )
-        )
-        rows = ((st, se, inst) for st, se, inst in _stream(session, statement3))
-    visibility = _Visibility(session, principal, now)
-    allowed = (row for row in rows if visibility.allowed(row[0]))
-    return list(allowed if enough is None else itertools.islice(allowed, enough)), visibility
-
-
-_STREAM_ROWS = 500
-"""Rows read from the database at a time while matching."""
-
-
-def _stream(session: Session, statement: Any) -> Any:
-    """Execute ``statement`` reading its rows a batch at a time, so that a caller that has
-    found enough stops the reading early."""
-    return session.execute(statement.execution_options(yield_per=_STREAM_ROWS))
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Any]:
+    """The rows matching ``query`` that ``principal`` may read, in order, one SQL query;
+    ``limit`` and ``offset`` page them in the database."""
+    readable = _readable(principal, now)
+    base = _SELECTS[Level.STUDY if query.level is Level.PATIENT else query.level]
+    statement = base.where(readable.condition(), *query.conditions)
+    if offset:
+        statement = statement.offset(offset)
+    if limit is not None:
+        statement = statement.limit(limit)
+    # Plain rows of plain columns: the connection skips the ORM's work on each statement.
+    return list(session.connection().execute(statement, readable.parameters()))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1078,13 +1387,27 @@ class _Counts:
     sop_classes: dict[int, list[str]] = field(default_factory=dict)
 
 
-def _counts(session: Session, study_ids: set[int]) -> _Counts:
+_COUNTED = frozenset(
+    {
+        "NumberOfPatientRelatedSeries",
+        "NumberOfPatientRelatedInstances",
+        "NumberOfStudyRelatedSeries",
+        "NumberOfStudyRelatedInstances",
+        "ModalitiesInStudy",
+        "NumberOfSeriesRelatedInstances",
+    }
+)
+"""Return keys computed from the series and instances of the matched studies."""
+
+
+def _counts(session: Session, study_ids: set[int], *, sop_classes: bool) -> _Counts:
     counts = _Counts()
     if not study_ids:
         return counts
     ids = sorted(study_ids)
     accepted = ImagingInstance.rejected_at.is_(None)
-    for series_id, study_id, modality, n in session.execute(
+    connection = session.connection()
+    for series_id, study_id, modality, n in connection.execute(
         select(
             ImagingSeries.id,
             ImagingSeries.study_id,
@@ -1094,21 +1417,32 @@ def _counts(session: Session, study_ids: set[int]) -> _Counts:
         .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
         .where(ImagingSeries.study_id.in_(ids), accepted)
         .group_by(ImagingSeries.id, ImagingSeries.study_id, ImagingSeries.modality)
-    ).all():
+    ):
         counts.series[study_id] = counts.series.get(study_id, 0) + 1
         counts.instances_by_series[series_id] = n
         counts.instances_by_study[study_id] = counts.instances_by_study.get(study_id, 0) + n
         modalities = counts.modalities.setdefault(study_id, [])
         if modality and modality not in modalities:
             modalities.append(str(modality))
-    for study_id, sop_class in session.execute(
+    if not sop_classes:
+        return counts
+    for study_id, sop_class in connection.execute(
         select(ImagingSeries.study_id, ImagingInstance.sop_class_uid)
         .join(ImagingInstance, ImagingInstance.series_id == ImagingSeries.id)
         .where(ImagingSeries.study_id.in_(ids), accepted)
         .distinct()
-    ).all():
+    ):
         counts.sop_classes.setdefault(study_id, []).append(sop_class)
     return counts
+
+
+def _counts_for(session: Session, query: _Query, rows: Sequence[Any]) -> _Counts:
+    """Counts of the matched studies, read only when a return key needs them."""
+    asked = {keyword for _, keyword in query.requested}
+    sop_classes = "SOPClassesInStudy" in asked
+    if not (sop_classes or asked & _COUNTED):
+        return _Counts()
+    return _counts(session, {row.st_id for row in rows}, sop_classes=sop_classes)
 
 
 def _set(ds: Dataset, keyword_or_tag: str | int, value: Any) -> None:
@@ -1117,9 +1451,101 @@ def _set(ds: Dataset, keyword_or_tag: str | int, value: Any) -> None:
     if vr == "SQ":
         ds.add(DataElement(tag, vr, []))
         return
-    if isinstance(value, list):
-        value = [v for v in value if v != ""] or ""
     ds.add(DataElement(tag, vr, value if value != "" else None))
+
+
+_SPECIFIC_CHARACTER_SET = 0x00080005
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One C-FIND / QIDO-RS match (PS3.4 C.4.1.1.3.2): each attribute asked for, by tag, in
+    the order asked, as its DICOM value — text (DA and TM formatted), an integer, a list of
+    either for several values, or "" when the archive holds none."""
+
+    level: Level
+    attributes: dict[int, Any]
+
+    def value(self, keyword: str) -> Any:
+        """The value of the attribute named by ``keyword``, "" when absent."""
+        return self.attributes.get(int(Tag(keyword)), "")
+
+    def dataset(self) -> Dataset:
+        """The match as a C-FIND response identifier."""
+        ds = Dataset()
+        ds.QueryRetrieveLevel = str(self.level)
+        for tag, value in self.attributes.items():
+            _set(ds, tag, value)
+        return ds
+
+
+def _attributes(
+    wanted: Sequence[tuple[int, str]], value_of: Callable[[str], Any]
+) -> dict[int, Any]:
+    attributes: dict[int, Any] = {}
+    non_ascii = False
+    for tag, keyword in wanted:
+        value = _dicom_value(value_of(keyword))
+        if isinstance(value, list):
+            value = [v for v in value if v != ""] or ""
+            non_ascii = non_ascii or any(isinstance(v, str) and not v.isascii() for v in value)
+        elif isinstance(value, str):
+            non_ascii = non_ascii or not value.isascii()
+        attributes[tag] = value
+    if non_ascii:
+        # Values are held as Unicode; declare UTF-8 (PS3.5 6.1.2.5.3) only when it matters.
+        attributes[_SPECIFIC_CHARACTER_SET] = "ISO_IR 192"
+    return attributes
+
+
+def search(
+    session: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    identifier: Dataset,
+    *,
+    now: dt.datetime,
+    retrieve_ae_title: str = "",
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Match]:
+    """Match a query identifier against the studies ``principal`` may read.
+
+    Implements the C-FIND SCP behaviour of PS3.4 C.4.1.3 for the Patient Root and Study
+    Root models (the level comes from Query/Retrieve Level (0008,0052)), with single value,
+    universal, wildcard, list-of-UID and range matching (C.2.2.2). Keys the index does not
+    hold are returned empty. One SQL query finds and pages the matches, restricted to what
+    the policy lets ``principal`` read; the search is audited. Raises `InvalidQuery` (A900)
+    or `NotAuthorized` (0124).
+    """
+    level = _level_of(identifier)
+    if not may_read_any(principal):
+        raise NotAuthorized("this node or person may not query the archive")
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    query = _parse_identifier(identifier, level, sqlite)
+    matches: list[Match]
+    if level is Level.PATIENT:
+        # Patients gather several studies each, so they are paged once all are found.
+        rows = _rows(session, principal, query, now)
+        patients = _patient_matches(rows, query, _counts_for(session, query, rows))
+        matches = patients[offset : None if limit is None else offset + limit]
+    else:
+        rows = _rows(session, principal, query, now, limit=limit, offset=offset)
+        plan = _Plan(query, _counts_for(session, query, rows), retrieve_ae_title)
+        matches = [plan.match(row) for row in rows]
+    audit.record(
+        session,
+        actor,
+        "study.query",
+        "success",
+        object_kind=STUDY_KIND,
+        detail={
+            "level": str(level),
+            "matches": len(matches),
+            "studies": sorted({row.st_study_instance_uid for row in rows})[:50],
+        },
+    )
+    return matches
 
 
 def find(
@@ -1133,43 +1559,18 @@ def find(
     limit: int | None = None,
     offset: int = 0,
 ) -> list[Dataset]:
-    """Match a query identifier against the studies ``principal`` may read.
-
-    Implements the C-FIND SCP behaviour of PS3.4 C.4.1.3 for the Patient Root and Study
-    Root models (the level comes from Query/Retrieve Level (0008,0052)), with single value,
-    universal, wildcard, list-of-UID and range matching (C.2.2.2). Keys the index does not
-    hold are returned empty. Raises `InvalidQuery` (A900) or `NotAuthorized` (0124).
-    """
-    level = _level_of(identifier)
-    if not may_read_any(principal):
-        raise NotAuthorized("this node or person may not query the archive")
-    sqlite = session.get_bind().dialect.name == "sqlite"
-    query = _parse_identifier(identifier, level, sqlite)
-    # Patients gather several studies each, so they are paged only once all are found.
-    enough = None if level is Level.PATIENT or limit is None else offset + limit
-    rows, _ = _rows(session, principal, query, now, enough=enough)
-    if level is not Level.PATIENT:
-        # One match per row: page before building the responses, the costly part.
-        rows = rows[offset : None if limit is None else offset + limit]
-    counts = _counts(session, {study.id for study, _, _ in rows})
-    if level is Level.PATIENT:
-        patients = _patient_matches(rows, query, counts)
-        matches = patients[offset : None if limit is None else offset + limit]
-    else:
-        matches = [_match(row, query, counts, retrieve_ae_title) for row in rows]
-    audit.record(
+    """`search`, each match as a C-FIND response identifier (PS3.4 C.4.1.1.3.2)."""
+    matches = search(
         session,
+        principal,
         actor,
-        "study.query",
-        "success",
-        object_kind=STUDY_KIND,
-        detail={
-            "level": str(level),
-            "matches": len(matches),
-            "studies": sorted({study.study_instance_uid for study, _, _ in rows})[:50],
-        },
+        identifier,
+        now=now,
+        retrieve_ae_title=retrieve_ae_title,
+        limit=limit,
+        offset=offset,
     )
-    return matches
+    return [match.dataset() for match in matches]
 
 
 def _level_of(identifier: Dataset) -> Level:
@@ -1182,109 +1583,123 @@ def _level_of(identifier: Dataset) -> Level:
         ) from exc
 
 
-def _attribute(
-    keyword: str,
-    study: ImagingStudy,
-    series: ImagingSeries | None,
-    instance: ImagingInstance | None,
-) -> tuple[bool, Any]:
-    key = _KEYS.get(keyword)
-    if key is None:
-        return False, None
-    source: Any = {
-        Level.PATIENT: study,
-        Level.STUDY: study,
-        Level.SERIES: series,
-        Level.IMAGE: instance,
-    }[key.level]
-    if source is None:
-        return False, None
-    return True, getattr(source, key.attribute)
-
-
-def _match(
-    row: tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None],
-    query: _Query,
-    counts: _Counts,
-    retrieve_ae_title: str,
-) -> Dataset:
-    study, series, instance = row
-    computed: dict[str, Any] = {
-        "NumberOfStudyRelatedSeries": counts.series.get(study.id, 0),
-        "NumberOfStudyRelatedInstances": counts.instances_by_study.get(study.id, 0),
-        "ModalitiesInStudy": sorted(counts.modalities.get(study.id, [])),
-        "SOPClassesInStudy": sorted(counts.sop_classes.get(study.id, [])),
-        "RetrieveAETitle": retrieve_ae_title,
-        "InstanceAvailability": "ONLINE",
-    }
-    if series is not None:
-        computed["NumberOfSeriesRelatedInstances"] = counts.instances_by_series.get(series.id, 0)
-    if instance is not None:
-        computed["AvailableTransferSyntaxUID"] = instance.transfer_syntax_uid
-    ds = Dataset()
-    ds.QueryRetrieveLevel = str(query.level)
+def _wanted(query: _Query) -> list[tuple[int, str]]:
+    """Attributes each match returns: those asked for, then the unique keys down to the level."""
     wanted = list(query.requested)
+    asked = {keyword for _, keyword in wanted}
     depth = _DEPTH[query.level]
     for lvl in (Level.STUDY, Level.SERIES, Level.IMAGE):
         unique = _UNIQUE_KEY[lvl]
-        if _DEPTH[lvl] <= depth and unique not in {k for _, k in wanted}:
+        if _DEPTH[lvl] <= depth and unique not in asked:
             wanted.append((int(Tag(unique)), unique))
-    for tag, keyword in wanted:
-        known, value = _attribute(keyword, study, series, instance)
-        if not known:
-            value = computed.get(keyword, "")
-        _set(ds, tag, _dicom_value(value))
-    _mark_character_set(ds)
-    return ds
+    return wanted
 
 
-def _patient_matches(
-    rows: Sequence[tuple[ImagingStudy, ImagingSeries | None, ImagingInstance | None]],
-    query: _Query,
-    counts: _Counts,
-) -> list[Dataset]:
+_Getter = Callable[[Any], Any]
+
+
+def _listed(values: list[str]) -> Any:
+    return sorted(v for v in values if v != "") or ""
+
+
+class _Plan:
+    """How each match of a study, series or instance query is made from its row: one
+    getter per attribute, chosen once per query rather than once per row and attribute."""
+
+    def __init__(self, query: _Query, counts: _Counts, retrieve_ae_title: str) -> None:
+        self.level = query.level
+        depth = _DEPTH[query.level]
+        self.getters: list[tuple[int, _Getter]] = []
+        self.texts: list[int] = []
+        """Tags whose values may hold non-ASCII text."""
+        for tag, keyword in _wanted(query):
+            key = _KEYS.get(keyword)
+            if key is not None and _DEPTH[key.level] <= depth:
+                getter = self._column(keyword, key)
+                if key.kind is _Kind.TEXT or key.kind is _Kind.PERSON_NAME:
+                    self.texts.append(tag)
+            else:
+                getter = self._computed(keyword, depth, counts, retrieve_ae_title)
+                if keyword == "ModalitiesInStudy":
+                    self.texts.append(tag)
+            self.getters.append((tag, getter))
+
+    @staticmethod
+    def _column(keyword: str, key: _Key) -> _Getter:
+        get = operator.attrgetter(_LABELS[keyword])
+        if key.kind is _Kind.DATE:
+            return lambda row: _da(get(row))
+        if key.kind is _Kind.TIME:
+            return lambda row: _tm(get(row))
+
+        def value(row: Any) -> Any:
+            found = get(row)
+            return "" if found is None else found
+
+        return value
+
+    @staticmethod
+    def _computed(keyword: str, depth: int, counts: _Counts, retrieve_ae_title: str) -> _Getter:
+        if keyword == "NumberOfStudyRelatedSeries":
+            return lambda row: counts.series.get(row.st_id, 0)
+        if keyword == "NumberOfStudyRelatedInstances":
+            return lambda row: counts.instances_by_study.get(row.st_id, 0)
+        if keyword == "ModalitiesInStudy":
+            return lambda row: _listed(counts.modalities.get(row.st_id, []))
+        if keyword == "SOPClassesInStudy":
+            return lambda row: _listed(counts.sop_classes.get(row.st_id, []))
+        if keyword == "NumberOfSeriesRelatedInstances" and depth >= _DEPTH[Level.SERIES]:
+            return lambda row: counts.instances_by_series.get(row.se_id, 0)
+        if keyword == "AvailableTransferSyntaxUID" and depth >= _DEPTH[Level.IMAGE]:
+            return operator.attrgetter("in_transfer_syntax_uid")
+        constant = {"RetrieveAETitle": retrieve_ae_title, "InstanceAvailability": "ONLINE"}.get(
+            keyword, ""
+        )
+        return lambda _row: constant
+
+    def match(self, row: Any) -> Match:
+        attributes = {tag: get(row) for tag, get in self.getters}
+        for tag in self.texts:
+            if not _ascii(attributes[tag]):
+                # Values are held as Unicode; declare UTF-8 (PS3.5 6.1.2.5.3) when it matters.
+                attributes[_SPECIFIC_CHARACTER_SET] = "ISO_IR 192"
+                break
+        return Match(self.level, attributes)
+
+
+def _ascii(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_ascii(v) for v in value)
+    return not isinstance(value, str) or value.isascii()
+
+
+def _patient_matches(rows: Sequence[Any], query: _Query, counts: _Counts) -> list[Match]:
     # Each hospital names its patients under its own Patient ID: one match per site and ID.
-    groups: dict[tuple[int, str], list[ImagingStudy]] = {}
-    for study, _, _ in rows:
-        groups.setdefault((study.site_id, study.dicom_patient_id), []).append(study)
+    groups: dict[tuple[int, str], list[Any]] = {}
+    for row in rows:
+        groups.setdefault((row.st_site_id, row.st_dicom_patient_id), []).append(row)
+    wanted = list(query.requested)
+    if "PatientID" not in {k for _, k in wanted}:
+        wanted.append((int(Tag("PatientID")), "PatientID"))
     matches = []
     for studies in groups.values():
-        latest = max(studies, key=lambda s: (s.updated_at, s.id))
+        latest = max(studies, key=lambda s: (s.st_updated_at, s.st_id))
         computed = {
             "NumberOfPatientRelatedStudies": len(studies),
-            "NumberOfPatientRelatedSeries": sum(counts.series.get(s.id, 0) for s in studies),
+            "NumberOfPatientRelatedSeries": sum(counts.series.get(s.st_id, 0) for s in studies),
             "NumberOfPatientRelatedInstances": sum(
-                counts.instances_by_study.get(s.id, 0) for s in studies
+                counts.instances_by_study.get(s.st_id, 0) for s in studies
             ),
         }
-        ds = Dataset()
-        ds.QueryRetrieveLevel = str(Level.PATIENT)
-        wanted = list(query.requested)
-        if "PatientID" not in {k for _, k in wanted}:
-            wanted.append((int(Tag("PatientID")), "PatientID"))
-        for tag, keyword in wanted:
+
+        def value_of(keyword: str, latest: Any = latest, computed: Any = computed) -> Any:
             key = _KEYS.get(keyword)
             if key is not None and key.level is Level.PATIENT:
-                value = getattr(latest, key.attribute)
-            else:
-                value = computed.get(keyword, "")
-            _set(ds, tag, _dicom_value(value))
-        _mark_character_set(ds)
-        matches.append(ds)
+                return getattr(latest, _LABELS[keyword])
+            return computed.get(keyword, "")
+
+        matches.append(Match(Level.PATIENT, _attributes(wanted, value_of)))
     return matches
-
-
-def _mark_character_set(ds: Dataset) -> None:
-    # Values are held as Unicode; declare UTF-8 (PS3.5 6.1.2.5.3) only when it matters.
-    for elem in ds:
-        value = elem.value
-        values = value if isinstance(value, list | MultiValue) else [value]
-        if any(isinstance(v, str) and not v.isascii() for v in values):
-            ds.SpecificCharacterSet = "ISO_IR 192"
-            return
-        if elem.VR == "PN" and value is not None and not str(value).isascii():
-            ds.SpecificCharacterSet = "ISO_IR 192"
-            return
 
 
 # --------------------------------------------------------------------------------------------
@@ -1301,6 +1716,8 @@ class RetrievableInstance:
     transfer_syntax_uid: str
     path: Path
     """The stored Part 10 file, sent byte for byte."""
+    size: int = 0
+    """Size of the stored file in bytes."""
 
 
 def locate(
@@ -1318,8 +1735,9 @@ def locate(
 
     The identifier must carry the unique key of its level (and may list several values).
     Each study must be readable by the requester and, for a C-MOVE, by the destination
-    node too: images only go where the policy lets them be seen. Raises `InvalidQuery`
-    (A900) or `NotAuthorized` (0124).
+    node too: images only go where the policy lets them be seen. One audit entry per study
+    says how many of its instances went where. Raises `InvalidQuery` (A900) or
+    `NotAuthorized` (0124).
     """
     level = _level_of(identifier)
     unique = _UNIQUE_KEY[level]
@@ -1332,13 +1750,21 @@ def locate(
     sqlite = session.get_bind().dialect.name == "sqlite"
     query = _parse_identifier(identifier, Level.IMAGE, sqlite)
     query.level = Level.IMAGE
-    rows, visibility = _rows(session, principal, query, now)
-    studies: dict[int, ImagingStudy] = {}
-    for study, _, _ in rows:
-        studies[study.id] = study
-    for study in studies.values():
-        if destination is not None:
-            target = study_target(session, study, now)
+    rows = _rows(session, principal, query, now)
+    studies: dict[int, Any] = {}
+    instances: dict[int, int] = {}
+    for row in rows:
+        studies.setdefault(row.st_id, row)
+        instances[row.st_id] = instances.get(row.st_id, 0) + 1
+    # The rows are what the policy lets the requester read; it still has the last word on
+    # each study, and says on what basis (role, share, emergency) for the audit trail.
+    decisions: dict[int, Decision] = {}
+    for study_id, row in studies.items():
+        target = _target_of(
+            session, row.st_study_instance_uid, row.st_site_id, row.st_patient_id, now
+        )
+        decisions[study_id] = decide(principal, Action.STUDY_READ, target)
+        if destination is not None and decisions[study_id].allowed:
             decision = decide(destination, Action.STUDY_READ, target)
             if not decision.allowed:
                 session.rollback()
@@ -1349,32 +1775,36 @@ def locate(
                     target,
                     Decision(False, f"destination {destination_title}: {decision.reason}"),
                 )
-    for study in studies.values():
-        decision = visibility.decision(study)
+    for study_id, row in studies.items():
+        decision = decisions[study_id]
+        if not decision.allowed:
+            continue
         audit.record(
             session,
             actor,
             "study.retrieve",
             "emergency-override" if decision.emergency else "success",
             object_kind=STUDY_KIND,
-            object_id=study.study_instance_uid,
-            patient_id=study.patient_id,
+            object_id=row.st_study_instance_uid,
+            patient_id=row.st_patient_id,
             detail={
-                "instances": sum(1 for s, _, _ in rows if s.id == study.id),
+                "instances": instances[study_id],
                 "destination": destination_title,
                 "basis": decision.basis,
             },
         )
+    path_of = archive.store.path_of
     return [
         RetrievableInstance(
-            study.study_instance_uid,
-            instance.sop_class_uid,
-            instance.sop_instance_uid,
-            instance.transfer_syntax_uid,
-            archive.store.path_of(instance.address),
+            row.st_study_instance_uid,
+            row.in_sop_class_uid,
+            row.in_sop_instance_uid,
+            row.in_transfer_syntax_uid,
+            path_of(row.in_address),
+            row.in_size,
         )
-        for study, _, instance in rows
-        if instance is not None
+        for row in rows
+        if decisions[row.st_id].allowed
     ]
 
 
@@ -1548,6 +1978,7 @@ def add_remote_ae(
     allow_query: bool = False,
     allow_move_destination: bool = False,
     description: str = "",
+    tls: bool = False,
 ) -> RemoteApplicationEntity:
     """Register a node of a site; it then acts for that site (see `peer_principal`)."""
     title = _check_ae_title(ae_title)
@@ -1566,6 +1997,7 @@ def add_remote_ae(
         allow_store=allow_store,
         allow_query=allow_query,
         allow_move_destination=allow_move_destination,
+        tls=tls,
     )
     session.add(ae)
     session.flush()
@@ -1583,7 +2015,29 @@ def add_remote_ae(
             "store": allow_store,
             "query": allow_query,
             "move_destination": allow_move_destination,
+            "tls": tls,
         },
+    )
+    return ae
+
+
+def set_remote_ae_tls(
+    session: Session, actor: audit.Actor, ae_title: str, tls: bool
+) -> RemoteApplicationEntity:
+    """Call a registered node over TLS from now on, or over plain TCP again (audited)."""
+    ae = remote_ae(session, ae_title)
+    if ae is None:
+        raise NotFound(f"no AE title {ae_title!r}")
+    ae.tls = tls
+    audit.record(
+        session,
+        actor,
+        str(Action.AE_MANAGE),
+        "success",
+        object_kind="ae",
+        object_id=ae.ae_title,
+        site_id=ae.site_id,
+        detail={"tls": tls},
     )
     return ae
 

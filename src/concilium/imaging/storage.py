@@ -15,8 +15,8 @@ import hashlib
 import os
 import re
 import tempfile
-import threading
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -86,6 +86,12 @@ def _fsync_directory(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+SYNC_THREADS = 8
+"""Files and directories a store syncs side by side (`InstanceStore.adopt_later`,
+`InstanceStore.commit_all`): the disk serves concurrent syncs together, and a journalling
+filesystem commits them in one transaction."""
 
 
 def _translate_os_error(exc: OSError) -> StorageError:
@@ -185,10 +191,35 @@ class InstanceStore:
         self._tmp = self.root / _TMP_DIR
         self._objects.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
-        self._leaves_lock = threading.Lock()
+        self._tmp_resolved = self._tmp.resolve()
         self._durable_leaves: set[Path] = set()
         """Leaf directories whose own entry is known to be on disk."""
+        self._sync_pool: ThreadPoolExecutor | None = None
         self._make_fan_out()
+
+    def _syncs(self) -> ThreadPoolExecutor:
+        # Kept for the life of the store: starting threads for each batch costs more than
+        # a batch of syncs on a fast disk.
+        if self._sync_pool is None:
+            self._sync_pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="store-sync")
+        return self._sync_pool
+
+    def _fsync_directories(self, directories: Iterable[Path]) -> dict[Path, StorageError]:
+        """Sync each directory, side by side; returns those that failed, with the error."""
+        pending = list(directories)
+        failed: dict[Path, StorageError] = {}
+
+        def sync(directory: Path) -> None:
+            try:
+                _fsync_directory(directory)
+            except OSError as exc:
+                failed[directory] = _translate_os_error(exc)
+
+        if len(pending) == 1:
+            sync(pending[0])
+        elif pending:
+            list(self._syncs().map(sync, pending))
+        return failed
 
     def _make_fan_out(self) -> None:
         # The 256 first-level directories exist, durably, before the first write: a write
@@ -227,19 +258,37 @@ class InstanceStore:
             raise
         return StagedObject(self, writer.path, address, writer.size)
 
-    def adopt(self, path: Path) -> StagedObject:
+    def adopt(self, path: Path, *, address: str | None = None) -> StagedObject:
         """Stage a file another writer has put in the temporary area (e.g. a multipart part):
-        its bytes are hashed and synced where they are, never copied."""
-        if path.parent.resolve() != self._tmp.resolve():
+        its bytes are synced where they are, never copied.
+
+        `address` is the SHA-256 the writer computed while it wrote the file (see
+        `multipart.Part.sha256`); without it the file is read once more to hash it. The
+        directory the object will be committed to is made now if it is missing, so that its
+        commit is a rename: on some filesystems making a directory costs as much as syncing
+        the file, and adopting runs side by side with other work (see `commit_all`).
+        """
+        if path.parent.resolve() != self._tmp_resolved:
             raise StorageError("only files of the store's temporary area can be adopted")
+        if address is not None and not _ADDRESS.fullmatch(address):
+            raise ValueError(f"not a SHA-256 address: {address!r}")
         try:
             with path.open("rb") as fh:
-                address = hashlib.file_digest(fh, "sha256").hexdigest()
-                size = fh.tell()
+                if address is None:
+                    address = hashlib.file_digest(fh, "sha256").hexdigest()
+                size = os.fstat(fh.fileno()).st_size
                 os.fdatasync(fh.fileno())
+            leaf = self.path_of(address).parent
+            if leaf not in self._durable_leaves:
+                # Not synced here: `commit_all` syncs its parent before anything is stored.
+                leaf.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise _translate_os_error(exc) from exc
         return StagedObject(self, path, address, size)
+
+    def adopt_later(self, path: Path, *, address: str | None = None) -> Future[StagedObject]:
+        """`adopt` in one of the store's sync threads, while the caller goes on."""
+        return self._syncs().submit(self.adopt, path, address=address)
 
     async def stage_stream(
         self, chunks: AsyncIterable[bytes], *, max_size: int | None = None
@@ -298,17 +347,75 @@ class InstanceStore:
         """Make sure the leaf directory exists and its entry is on disk.
 
         Once per leaf and process: a leaf another thread or process has just made may not be
-        durable yet, so the first time this process meets it, its parent is synced too.
+        durable yet, so the first time this process meets it, its parent is synced too. Two
+        threads meeting a new leaf together both sync its parent, which is harmless, and
+        neither waits behind the other's sync.
         """
         if leaf in self._durable_leaves:
             return
-        with self._leaves_lock:
-            if leaf in self._durable_leaves:
-                return
-            leaf.parent.mkdir(exist_ok=True)  # a first level removed since start-up
-            leaf.mkdir(exist_ok=True)
-            _fsync_directory(leaf.parent)
-            self._durable_leaves.add(leaf)
+        leaf.parent.mkdir(exist_ok=True)  # a first level removed since start-up
+        leaf.mkdir(exist_ok=True)
+        _fsync_directory(leaf.parent)
+        self._durable_leaves.add(leaf)
+
+    def commit_all(self, staged: Sequence[StagedObject]) -> list[StoredObject | StorageError]:
+        """Move staged objects to their addresses as one batch; returns once all are durable.
+
+        Each result, in order, is the stored object or the error that kept that object out:
+        bytes that could not be moved are removed, bytes moved but not made durable are left
+        for recovery. Several objects under one address (identical bytes) are stored once.
+
+        Why an object reported stored survives a power cut: its data were synced when it was
+        staged (`stage_iter`, `adopt`), before the rename that gives it its address. The
+        rename changes one directory, its leaf, and is durable once that leaf is synced; a
+        leaf this process has not made durable yet is an entry of its first-level directory,
+        which is synced too (the first levels are durable from `__init__`). So, after every
+        rename of the batch, each of these directories is synced once, however many objects
+        it received, the syncs running side by side; an object is reported stored only once
+        the syncs it depends on have all succeeded. A crash before that leaves files no row
+        points at, which `concilium.imaging.service.Archive.recover` removes.
+        """
+        results: list[StoredObject | StorageError] = []
+        moved: list[tuple[int, StoredObject]] = []
+        new_leaves: set[Path] = set()
+        for item in staged:
+            if item._done:
+                results.append(StorageError("staged object already committed or discarded"))
+                continue
+            item._done = True
+            final = self.path_of(item.address)
+            try:
+                if final.parent not in self._durable_leaves:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    new_leaves.add(final.parent)
+                created = not final.is_file()
+                if created:
+                    item.path.replace(final)
+                else:
+                    # Same digest, same bytes: keep the first copy and drop ours.
+                    item.path.unlink(missing_ok=True)
+            except OSError as exc:
+                item.path.unlink(missing_ok=True)
+                results.append(_translate_os_error(exc))
+                continue
+            moved.append((len(results), StoredObject(item.address, item.size, final, created)))
+            results.append(moved[-1][1])
+        # The leaf is synced even for a deduplicated object: the copy found there may be
+        # another writer's, renamed but not yet synced.
+        directories = {stored.path.parent for _, stored in moved}
+        directories |= {leaf.parent for leaf in new_leaves}
+        failed = self._fsync_directories(directories)
+        for leaf in new_leaves - failed.keys():
+            if leaf.parent not in failed:
+                self._durable_leaves.add(leaf)
+        for index, stored in moved:
+            leaf = stored.path.parent
+            error = failed.get(leaf) or (failed.get(leaf.parent) if leaf in new_leaves else None)
+            if error is not None:
+                # Not durable, so not stored; the file is left for recovery, as another
+                # writer of the same bytes may be relying on it.
+                results[index] = error
+        return results
 
     # -- reading ---------------------------------------------------------------------------
 

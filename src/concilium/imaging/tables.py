@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String, Time
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Integer, String, Time, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concilium.platform.db import Base, UTCDateTime, utcnow
@@ -168,4 +168,8 @@ class RemoteApplicationEntity(Base):
     """May query and retrieve (C-FIND, C-MOVE and C-GET SCU)."""
     allow_move_destination: Mapped[bool] = mapped_column(Boolean, default=False)
     """May be named as the destination of a C-MOVE."""
+    tls: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The archive calls it over TLS (PS3.15 Annex B) and verifies its certificate: the
+    associations the archive opens itself, such as C-MOVE sub-operations. Its own calls to
+    the archive follow the listener's settings, the same for every node."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,144 @@
+"""Who sees which study: a search filters in SQL on facts the policy decided once per request,
+and must show exactly the studies `decide` grants one at a time — no more, no fewer."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+
+import pytest
+from pydicom.dataset import Dataset
+from sqlalchemy import select
+
+from concilium.imaging import service
+from concilium.imaging.service import Archive, Sender
+from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
+from concilium.imaging.tables import ImagingStudy
+from concilium.platform import accounts, audit, sharing
+from concilium.platform.db import transaction
+from concilium.platform.patients import Demographics, create_patient
+from concilium.platform.policy import Action, Principal, decide
+from concilium.platform.tables import Share, User
+
+
+@pytest.fixture
+def archive(runtime, tmp_path):
+    return Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)
+
+
+def _store(archive, tmp_path, site_id, seed, patient_id):
+    study = SyntheticStudy(seed=seed, patient=SyntheticPatient(patient_id=patient_id))
+    (path,) = generate_ct_series(tmp_path / seed, 1, study=study, rows=16, columns=16)
+    node = Principal(0, "node", {site_id: frozenset({"technologist"})})
+    sender = Sender(node, audit.Actor(None, "node", site_id=site_id), site_id)
+    return service.ingest(archive, sender, [path.read_bytes()]).study_instance_uid
+
+
+def _share(runtime, by, uid, *, kind="study", site=None, user=None, days=2):
+    now = runtime.now()
+    with transaction(runtime.sessions) as db:
+        share = sharing.create_share(
+            db,
+            audit.Actor(by.id, by.username),
+            resource_kind=kind,
+            resource_id=uid,
+            to_site_id=site,
+            to_user_id=user,
+            expires_at=now + timedelta(days=days),
+            now=now,
+        )
+        return share.id
+
+
+def _principal(runtime, user):
+    with transaction(runtime.sessions) as db:
+        return accounts.principal_for(db, db.get(User, user.id), runtime.now())
+
+
+def _searched(runtime, principal):
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = ""
+    with transaction(runtime.sessions) as db:
+        found = service.search(db, principal, audit.SYSTEM, identifier, now=runtime.now())
+    return {m.value("StudyInstanceUID") for m in found}
+
+
+def _granted(runtime, principal):
+    """The studies `decide` lets ``principal`` read, asked about one study at a time."""
+    now = runtime.now()
+    with transaction(runtime.sessions) as db:
+        return {
+            study.study_instance_uid
+            for study in db.execute(select(ImagingStudy)).scalars()
+            if decide(principal, Action.STUDY_READ, service.study_target(db, study, now)).allowed
+        }
+
+
+def test_a_search_shows_exactly_what_the_policy_grants(archive, world, runtime, clock, tmp_path):
+    metz, briey = world.metz, world.briey
+    metz_radiologist = world.user("metz-radio", (metz, "radiologist"))
+    briey_radiologist = world.user("briey-radio", (briey, "radiologist"))
+    briey_engineer = world.user("briey-engineer", (briey, "engineer"))
+    outsider = world.user("outsider", (metz, "engineer"))
+    specialist = world.user("specialist", (metz, "specialist"))
+    with transaction(runtime.sessions) as db:
+        patient = create_patient(
+            db, audit.SYSTEM, briey.id, "BRY-P", Demographics("Martin", "Paul")
+        ).id
+    mine = _store(archive, tmp_path, metz.id, "m1", "MTZ-1")
+    of_patient = _store(archive, tmp_path, briey.id, "b1", "BRY-P")
+    shared = _store(archive, tmp_path, briey.id, "b2", "BRY-2")
+    expired = _store(archive, tmp_path, briey.id, "b3", "BRY-3")
+    revoked = _store(archive, tmp_path, briey.id, "b4", "BRY-4")
+
+    _share(runtime, briey_radiologist, shared, site=metz.id, days=30)
+    _share(runtime, briey_radiologist, expired, site=metz.id, days=1)
+    gone = _share(runtime, briey_radiologist, revoked, site=metz.id, days=30)
+    with transaction(runtime.sessions) as db:
+        sharing.revoke_share(db, audit.SYSTEM, db.get(Share, gone), runtime.now(), None)
+    # A share to a site grants its readers only, not an engineer working there.
+    _share(runtime, metz_radiologist, mine, site=briey.id, days=30)
+    # A patient shared with one person shares their images with that person.
+    _share(runtime, briey_radiologist, str(patient), kind="patient", user=outsider.id, days=30)
+    clock.advance(days=2)
+
+    emergency = dataclasses.replace(
+        _principal(runtime, specialist), emergency_patient_ids=frozenset({patient})
+    )
+    node = Principal(0, "ae:METZ_WS", {metz.id: frozenset({"technologist"})}, scopes=None)
+    expected = {
+        "metz radiologist": (_principal(runtime, metz_radiologist), {mine, shared}),
+        "briey radiologist": (
+            _principal(runtime, briey_radiologist),
+            {mine, of_patient, shared, expired, revoked},
+        ),
+        "briey engineer": (_principal(runtime, briey_engineer), set()),
+        "outsider": (_principal(runtime, outsider), {of_patient}),
+        "emergency": (emergency, {mine, shared, of_patient}),
+        "metz node": (node, {mine, shared}),
+    }
+    for who, (principal, studies) in expected.items():
+        assert _granted(runtime, principal) == studies, who
+        assert _searched(runtime, principal) == studies, who
+
+
+def test_a_retrieval_audits_the_basis_of_each_study(archive, world, runtime, tmp_path):
+    reader = world.user("metz-reader", (world.metz, "radiologist"))
+    owner = world.user("briey-owner", (world.briey, "radiologist"))
+    theirs = _store(archive, tmp_path, world.briey.id, "r1", "BRY-R1")
+    hidden = _store(archive, tmp_path, world.briey.id, "r2", "BRY-R2")
+    _share(runtime, owner, theirs, site=world.metz.id)
+    principal = _principal(runtime, reader)
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.StudyInstanceUID = [theirs, hidden]
+    with transaction(runtime.sessions) as db:
+        found = service.locate(archive, db, principal, audit.SYSTEM, identifier, now=runtime.now())
+    assert {i.study_instance_uid for i in found} == {theirs}
+    assert all(i.path.stat().st_size == i.size for i in found)
+    with transaction(runtime.sessions) as db:
+        entries = db.execute(
+            select(audit.AuditEvent).where(audit.AuditEvent.action == "study.retrieve")
+        ).scalars()
+        assert [(e.object_id, e.outcome) for e in entries] == [(theirs, "success")]

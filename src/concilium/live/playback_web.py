@@ -3,10 +3,11 @@
 (``/live/library``).
 
 Both follow the session's own rule (``live.read`` on the session,
-:func:`concilium.live.web._load`): a viewer who may watch the session is granted a signed
-HLS address (``/api/v1/live/sessions/{id}/hls``, audited) under which its files are served
-without further database work, and, afterwards, may play its recordings. This router is
-matched before the session pages, so ``/live/library`` is never taken for a session id.
+:func:`concilium.live.web.authorized_session`): a viewer who may watch the session is
+granted a signed HLS address (``/api/v1/live/sessions/{id}/hls``, audited) under which its
+files are served without further database work, and, afterwards, may play its recordings.
+This router is matched before the session pages, so ``/live/library`` is never taken for a
+session id.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def live_hls_access(
     again before it lapses. Each grant is one audit entry (the files fetched under it are
     not audited one by one: they are checked by signature alone).
     """
-    live, decision = live_web._load(ctx, session_id, Action.LIVE_READ)
+    live, decision = live_web.authorized_session(ctx, session_id, Action.LIVE_READ)
     now = ctx.now.timestamp()
     capability = hls_signer(request.app).grant(live.id, now)
     audit.record(
@@ -131,7 +132,7 @@ async def live_hls_file(
 
 
 def _readable(ctx: Ctx, found: LiveRecording) -> LiveSession:
-    live, _ = live_web._load(ctx, found.session_id, Action.LIVE_READ)
+    live, _ = live_web.authorized_session(ctx, found.session_id, Action.LIVE_READ)
     return live
 
 

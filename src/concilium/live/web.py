@@ -116,7 +116,7 @@ def _media(request: Request | WebSocket) -> LiveMedia:
 # --- authorisation helpers -----------------------------------------------------------------
 
 
-def _load(ctx: Ctx, session_id: int, action: Action) -> tuple[LiveSession, Decision]:
+def authorized_session(ctx: Ctx, session_id: int, action: Action) -> tuple[LiveSession, Decision]:
     """The session, if the caller may perform ``action`` on it (404 and 403 alike audited)."""
     live = ctx.db.get(LiveSession, session_id)
     if live is None:
@@ -307,7 +307,7 @@ def api_create(body: SessionIn, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]) -
 def api_read(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
 ) -> SessionOut:
-    live, _ = _load(ctx, session_id, Action.LIVE_READ)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
     return SessionOut.of(live, live_runtime(request.app).room(live.id).program_feed)
 
 
@@ -326,7 +326,7 @@ def api_invite(
     session_id: int, body: InvitationIn, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> InvitationOut:
     """Invite a person of any site in a role (again: change their role)."""
-    live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
     invited = service.invite(
         ctx.db, ctx.actor, live, user_id=body.user_id, role=body.role, now=ctx.now
     )
@@ -339,7 +339,7 @@ def api_start(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> SessionOut:
     """Go live; refused (409) when the patient shown has not consented to teaching."""
-    live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
     _start(ctx, live)
     start_sources(request, ctx, live)
     return SessionOut.of(live)
@@ -349,7 +349,7 @@ def api_start(
 async def api_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> SessionOut:
-    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_MANAGE)
     service.end(ctx.db, ctx.actor, live, ctx.now)
     ctx.commit()
     await _close_room(request, live)
@@ -370,7 +370,7 @@ async def _close_room(request: Request, live: LiveSession) -> None:
 async def api_join(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> JoinOut:
-    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_JOIN)
     media = _media(request)
     _end_transaction(ctx)
     grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now)
@@ -395,7 +395,7 @@ async def api_join(
 async def api_leave(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> Response:
-    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_JOIN)
     _end_transaction(ctx)
     await service.leave(ctx.db, live_runtime(request.app).media, ctx.actor, live, ctx.now)
     ctx.commit()
@@ -407,7 +407,7 @@ async def api_feeds(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> list[FeedOut]:
     """Publishers in the session's room right now (VideoRoom ``listparticipants``)."""
-    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_JOIN)
     _end_transaction(ctx)
     if live.janus_room_id is None:
         return []
@@ -432,7 +432,7 @@ async def api_program(
     ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
 ) -> SessionOut:
     """Put a feed on program: every viewer switches to it."""
-    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_DIRECT)
     room = live_runtime(request.app).room(live.id)
     room.program_feed = body.feed
     audit.record(
@@ -461,7 +461,7 @@ def api_take_control(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)]
 ) -> ControlOut:
     """Take (or renew) control of the cameras."""
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
         service.take_control(ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now)
@@ -475,7 +475,7 @@ def api_take_control(
 def api_release_control(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)]
 ) -> ControlOut:
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
         service.release_control(
@@ -495,7 +495,7 @@ async def api_ptz(
     ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
 ) -> PtzOut:
     """Move a camera: only the director holding control, every command audited."""
-    live, _ = await run_in_threadpool(_load, ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_DIRECT)
     camera = service.get_camera(ctx.db, live, body.camera_id)
     command = service.ptz_command(body.move, speed=body.speed, preset=body.preset)
     host, port = camera.host, camera.port
@@ -980,7 +980,7 @@ def _session_view(
 def live_session(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_READ)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
     return _session_view(request, ctx, live)
 
 
@@ -1001,7 +1001,7 @@ def live_invite(
     username: Annotated[str, Form(max_length=64)],
     role: Annotated[str, Form(max_length=16)],
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
 
     def run() -> None:
         invitee = accounts.user_by_username(ctx.db, username)
@@ -1017,7 +1017,7 @@ def live_invite(
 def live_start(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
     try:
         _start(ctx, live)
     except ConciliumError as exc:
@@ -1033,7 +1033,7 @@ async def live_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
 ) -> Response:
     def end() -> tuple[LiveSession, Response | None]:
-        live, _ = _load(ctx, session_id, Action.LIVE_MANAGE)
+        live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
         try:
             service.end(ctx.db, ctx.actor, live, ctx.now)
         except ConciliumError as exc:
@@ -1058,7 +1058,7 @@ def live_add_source(
     kind: Annotated[str, Form(max_length=16)],
     reference: Line = "",
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
 
     def run() -> None:
         source = service.add_source(
@@ -1081,7 +1081,7 @@ def live_add_camera(
     port: Annotated[int, Form()],
     visca_address: Annotated[int, Form()] = 1,
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
 
     def run() -> None:
         service.add_camera(
@@ -1108,7 +1108,7 @@ def _console(request: Request, ctx: Ctx, live: LiveSession, name: str, **values:
 def live_join_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_JOIN)
     return _console(request, ctx, live, "join", sources=service.sources(ctx.db, live))
 
 
@@ -1116,7 +1116,7 @@ def live_join_page(
 def live_director_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
     return _console(
         request,
         ctx,
@@ -1132,7 +1132,7 @@ def live_director_page(
 def live_moderator_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MODERATE)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_MODERATE)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_MODERATE)
     return _console(request, ctx, live, "moderator")
 
 
@@ -1140,7 +1140,7 @@ def live_moderator_page(
 def live_watch_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
 ) -> Response:
-    live, _ = _load(ctx, session_id, Action.LIVE_READ)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
     return with_media_policy(_console(request, ctx, live, "watch"))
 
 
@@ -1297,7 +1297,7 @@ def api_source_states(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
 ) -> list[SourceStateOut]:
     """The fed sources of a live session, their state and the mountpoint to watch."""
-    live, _ = _load(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = authorized_session(ctx, session_id, Action.LIVE_JOIN)
     states = source_feeds(request.app).statuses(live.id)
     return [
         SourceStateOut(

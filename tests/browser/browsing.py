@@ -75,6 +75,13 @@ def wait_until(page: Any, expression: str, timeout: int = 10_000) -> None:
         time.sleep(0.1)
 
 
+def join_with_camera(page: Any) -> str:
+    """On a live session's join page, publish the fake camera; the feed id Janus gave it."""
+    page.get_by_role("button", name="Join with camera").click()
+    wait_until(page, "document.body.dataset.publishedFeed !== undefined", 20_000)
+    return str(page.evaluate("document.body.dataset.publishedFeed"))
+
+
 STAGE = "document.querySelector('[data-stage]')"
 """The live pages' stage video, as a page expression."""
 _FRAME = f"""() => {{

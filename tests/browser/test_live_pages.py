@@ -23,7 +23,14 @@ from media_peers import ffmpeg_camera
 from serving import free_port
 
 from . import browsing
-from .browsing import CHROMIUM_MEDIA_ARGS, STAGE, launch_chromium, stage_frame, wait_until
+from .browsing import (
+    CHROMIUM_MEDIA_ARGS,
+    STAGE,
+    join_with_camera,
+    launch_chromium,
+    stage_frame,
+    wait_until,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -181,8 +188,7 @@ def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
     publisher = tablet.new_page()
     sign_in(publisher, "theo")
     publisher.goto(f"{session_path}/join")
-    publisher.get_by_role("button", name="Join with camera").click()
-    wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", timeout=20_000)
+    join_with_camera(publisher)
 
     # A learner of the other hospital watches on a phone.
     phone = media_browser.new_context(viewport=PHONE, base_url=live_server.url)
@@ -240,8 +246,7 @@ def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_
         publisher = tablet.new_page()
         sign_in(publisher, "theo")
         publisher.goto(f"{session_path}/join")
-        publisher.get_by_role("button", name="Join with camera").click()
-        wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", 20_000)
+        join_with_camera(publisher)
 
         phone = media_browser.new_context(viewport=PHONE, base_url=live_server.url)
         viewer = phone.new_page()
@@ -313,9 +318,7 @@ def test_a_broadcast_carries_on_by_itself_after_the_media_server_restarts(
     publisher = tablet.new_page()
     sign_in(publisher, "theo")
     publisher.goto(f"{session_path}/join")
-    publisher.get_by_role("button", name="Join with camera").click()
-    wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", 20_000)
-    feed = publisher.evaluate("document.body.dataset.publishedFeed")
+    feed = join_with_camera(publisher)
 
     page.goto(f"{session_path}/director")
     page.locator(f"[data-feeds] button[data-feed='{feed}']").click()

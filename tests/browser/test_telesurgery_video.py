@@ -14,7 +14,15 @@ import pytest
 
 from serving import free_port
 
-from .browsing import CHROMIUM_MEDIA_ARGS, STAGE, launch_chromium, sign_in, stage_frame, wait_until
+from .browsing import (
+    CHROMIUM_MEDIA_ARGS,
+    STAGE,
+    join_with_camera,
+    launch_chromium,
+    sign_in,
+    stage_frame,
+    wait_until,
+)
 
 # The same provisioning as the supervision test: two sites, a procedure, its gateways.
 from .test_telesurgery_pages import PASSWORD, provision
@@ -97,8 +105,7 @@ def test_surgeon_sees_the_operating_room_video_under_the_state_and_latency(
     assert "(live)" in coordinator.locator("#video-session").inner_text()
     coordinator.get_by_role("link", name="the session's join page").click()
     coordinator.wait_for_url(re.compile(r".*/live/\d+/join$"))
-    coordinator.get_by_role("button", name="Join with camera").click()
-    wait_until(coordinator, "document.body.dataset.publishedFeed !== undefined", 20_000)
+    join_with_camera(coordinator)
 
     report_status(server, facts, 82.4)
 

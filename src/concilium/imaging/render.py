@@ -232,10 +232,19 @@ def _decode(
         candidates: tuple[str, ...] = ("",)
     else:
         candidates = plugins
+    return _with_first_decoder(
+        candidates,
+        lambda plugin: pixel_array(src, index=index, decoding_plugin=plugin),
+        f"cannot decode frame {index}",
+    )
+
+
+def _with_first_decoder(plugins: tuple[str, ...], decode: Callable[[str], _T], what: str) -> _T:
+    """``decode`` with the first of ``plugins`` that succeeds ("" is pydicom's native)."""
     failures: list[str] = []
-    for plugin in candidates:
+    for plugin in plugins:
         try:
-            return pixel_array(src, index=index, decoding_plugin=plugin)
+            return decode(plugin)
         except _NOT_DECODER_FAILURES:
             raise
         except BaseException as exc:
@@ -243,7 +252,7 @@ def _decode(
             # Rust-based ones (pylibjpeg-rle) panic with a BaseException; the WADO-RS adapter
             # needs one error to answer with, not a crash.
             failures.append(f"{plugin or 'native'}: {exc}")
-    raise RenderError(f"cannot decode frame {index}: " + "; ".join(failures))
+    raise RenderError(f"{what}: " + "; ".join(failures))
 
 
 def _functional_group_item(ds: Dataset, index: int, sequence: str) -> Dataset | None:
@@ -557,17 +566,11 @@ def _transcode(path: Path | str, target: UID) -> bytes:
 def _decompress(ds: Dataset, stored: UID) -> None:
     if not _decodable(stored):
         raise RenderError(f"no decoder for pixel data in {stored.name}")
-    failures: list[str] = []
-    for plugin in DECODING_PLUGINS:
-        try:
-            ds.decompress(decoding_plugin=plugin, generate_instance_uid=False)
-            return
-        except _NOT_DECODER_FAILURES:
-            raise
-        except BaseException as exc:
-            # As in _decode: each plugin fails its own way, some with a BaseException.
-            failures.append(f"{plugin}: {exc}")
-    raise RenderError("cannot decode pixel data: " + "; ".join(failures))
+    _with_first_decoder(
+        DECODING_PLUGINS,
+        lambda plugin: ds.decompress(decoding_plugin=plugin, generate_instance_uid=False),
+        "cannot decode pixel data",
+    )
 
 
 def _to_little_endian(ds: Dataset) -> None:

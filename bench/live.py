@@ -65,7 +65,7 @@ import httpx
 import glass_to_glass  # bench/ is sys.path[0] when run as a script
 from concilium.live import service as live_service
 from concilium.live.camera_simulator import SimulatedCamera
-from concilium.live.hls import HlsPipeline, HlsSettings, hls_root
+from concilium.live.hls import HlsPipeline, HlsSettings, free_udp_port, hls_root
 from concilium.live.janus_config import JanusConfig
 from concilium.live.media import LiveMedia
 from concilium.live.media_server import MediaServer
@@ -152,13 +152,6 @@ async def bench_janus(rounds: int) -> None:
 # --- HLS -----------------------------------------------------------------------------------
 
 
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _playlist_segments(text: str) -> tuple[str, list[str]]:
     init = re.search(r'#EXT-X-MAP:URI="([^"]+)"', text)
     uris = [line for line in text.splitlines() if line and not line.startswith("#")]
@@ -189,7 +182,7 @@ async def bench_hls_latency(out_dir: Path, seconds: float = 20.0) -> HlsPipeline
 
     Returns the pipeline, still running, with its sender (for the viewers' benchmark).
     """
-    port = _free_udp_port()
+    port = free_udp_port()
     pipeline = HlsPipeline(out_dir, port, HlsSettings())
     await pipeline.start()
     await asyncio.sleep(0.5)  # the packager listens before the first packet

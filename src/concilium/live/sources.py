@@ -32,7 +32,6 @@ import math
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -51,6 +50,7 @@ from sqlalchemy.orm import Session
 from concilium.imaging import render
 from concilium.imaging import service as imaging
 from concilium.imaging.service import Archive, Level
+from concilium.live.hls import free_udp_port
 from concilium.live.janus_client import JanusError
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import MountpointSpec
@@ -511,14 +511,6 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
-def free_udp_port() -> int:
-    """A UDP port free on 127.0.0.1 right now (Janus binds it for the mountpoint)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def find_ffmpeg() -> str:
     found = shutil.which("ffmpeg")
     if found is None:
@@ -546,7 +538,7 @@ class Feeder:
         self.media = media
         self.ffmpeg = ffmpeg or find_ffmpeg()
         self.status = SourceStatus(plan.source_id, plan.name, plan.kind)
-        self.port = free_udp_port()
+        self.port = free_udp_port()  # Janus binds it for the mountpoint
         self.process: asyncio.subprocess.Process | None = None
         self._mountpoint: MountpointSpec | None = None
 

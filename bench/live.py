@@ -9,9 +9,10 @@ Measures, on loopback:
 
 HLS (``--hls``, with Debian's ``ffmpeg``):
 
-* HLS live latency: an RTP stream (ffmpeg ``testsrc``, VP8, as Janus forwards a program
-  feed) enters the packager's port; for every segment, the time from its last frame entering
-  the pipeline (sender start + the frame's timestamp) to the segment being listed in the
+* HLS live latency: a live source (``bench/stamped_video.py``) stamps the wall-clock time
+  into every frame it captures and sends it as VP8 over RTP, as Janus forwards a program
+  feed, to the packager's port; for every segment, the time from the capture of its last
+  frame (the stamp read back from the decoded segment) to the segment being listed in the
   media playlist;
 * N concurrent simulated HLS viewers against a real ``concilium serve``: the bench signs in
   once and asks for the session's HLS address as the watch page does (the policy decides,
@@ -63,6 +64,7 @@ import av
 import httpx
 
 import glass_to_glass  # bench/ is sys.path[0] when run as a script
+import stamped_video
 from concilium.live import service as live_service
 from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.hls import HlsPipeline, HlsSettings, free_udp_port, hls_root
@@ -158,66 +160,74 @@ def _playlist_segments(text: str) -> tuple[str, list[str]]:
     return (init.group(1) if init else ""), uris
 
 
-def _segment_end(init: bytes, segment: bytes) -> float:
-    """Presentation time (s) just after the last frame of a fMP4 media segment."""
+def _last_frame_stamp(init: bytes, segment: bytes) -> float | None:
+    """Capture time (s since the epoch) stamped in the last video frame of a fMP4 segment."""
     with av.open(io.BytesIO(init + segment), "r") as container:
-        stream = container.streams.video[0]
-        times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None]
-        rate = float(stream.average_rate or 25)
-    return max(times) + 1 / rate
+        last = None
+        for frame in container.decode(video=0):
+            last = frame
+        if last is None:
+            return None
+        luma = last.to_ndarray(format="gray")
+    stamp = stamped_video.read_stamp(luma, time.time() * 1000)
+    return None if stamp is None else stamp / 1000
 
 
 async def _start_sender(port: int, size: str, fps: int) -> asyncio.subprocess.Process:
+    """A live source of stamped frames (``bench/stamped_video.py``) sending VP8 to ``port``."""
+    script = Path(__file__).with_name("stamped_video.py")
     return await asyncio.create_subprocess_exec(
-        "ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-re",
-        "-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}",
-        "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", str(fps),
-        "-b:v", "1500k", "-f", "rtp", f"rtp://127.0.0.1:{port}?pkt_size=1200",
+        sys.executable, str(script), str(port), "--size", size, "--fps", str(fps),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
 
 
 async def bench_hls_latency(out_dir: Path, seconds: float = 20.0) -> HlsPipeline:
-    """Start the packager on ``out_dir`` fed by a test pattern; print the live latency.
+    """Start the packager on ``out_dir`` fed by a stamped live source; print the latency
+    from each segment's last frame being captured to the segment being listed.
 
     Returns the pipeline, still running, with its sender (for the viewers' benchmark).
     """
     port = free_udp_port()
     pipeline = HlsPipeline(out_dir, port, HlsSettings())
     await pipeline.start()
-    await asyncio.sleep(0.5)  # the packager listens before the first packet
-    sender_started = time.time()
+    await pipeline.listening()
     sender = await _start_sender(port, "1280x720", 25)
     pipeline.sender = sender  # type: ignore[attr-defined]
     rendition = pipeline.settings.ladder[0].name
     playlist = out_dir / rendition / "index.m3u8"
     seen: set[str] = set()
     latencies: list[float] = []
-    first_end: float | None = None
+    unreadable = 0
+    first = True
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         listed_at = time.time()
         if playlist.is_file():
             init_name, uris = _playlist_segments(playlist.read_text())
-            for uri in uris:
-                if uri in seen:
-                    continue
-                seen.add(uri)
+            fresh = [uri for uri in uris if uri not in seen]
+            seen.update(fresh)
+            # Segments already listed at the first look were listed at an unknown time.
+            for uri in [] if first else fresh:
                 try:
                     init = (out_dir / rendition / init_name).read_bytes()
-                    end = _segment_end(init, (out_dir / rendition / uri).read_bytes())
+                    stamp = _last_frame_stamp(init, (out_dir / rendition / uri).read_bytes())
                 except (OSError, av.error.FFmpegError):
-                    continue
-                if first_end is None:  # segments present at the first look are skipped
-                    first_end = end
-                    continue
-                latencies.append(listed_at - (sender_started + end))
+                    stamp = None
+                if stamp is None:
+                    unreadable += 1
+                else:
+                    latencies.append(listed_at - stamp)
+            first = first and not uris
         await asyncio.sleep(0.05)
     if latencies:
-        report("hls live latency (720p rung)", latencies[2:] or latencies)
-        print(f"{'':<34} target p95 <= 6000 ms; segments {len(latencies)}, 1 s each")
+        report("hls live latency (720p rung)", latencies)
+        print(
+            f"{'':<34} capture of a segment's last frame -> segment listed; target p95 <="
+            f" 6000 ms; {len(latencies)} segments of 1 s, {unreadable} without a readable stamp"
+        )
     else:
-        print("hls live latency: no segment was produced")
+        print(f"hls live latency: no segment with a readable stamp ({unreadable} without)")
     return pipeline
 
 

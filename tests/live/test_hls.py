@@ -271,15 +271,19 @@ def test_the_packager_command_makes_fmp4_hls_with_the_whole_ladder(tmp_path: Pat
     # The silence keeps the live pace; unthrottled it held the video back by seconds.
     lavfi = silent.index("lavfi")
     assert silent[lavfi - 2 : lavfi] == ["-re", "-f"]
+    # That pace starts only once the program's input is probed, so the silence lags the
+    # video: the muxer may hold the live video back for it 0.2 s at most, not its 10 s.
+    assert silent[silent.index("-max_interleave_delta") + 1] == "200000"
     recorded = ffmpeg_command(
         "ffmpeg", tmp_path / "p.sdp", tmp_path, SMALL, "t1", record_to=tmp_path / "part.mp4"
     )
     assert recorded[recorded.index("-f", len(recorded) - 3) + 1] == "tee"
     hls_out, record_out = recorded[-1].split("|")
-    assert hls_out.startswith("[f=hls:") and "var_stream_map=v\\\\:0" in hls_out
+    assert hls_out.startswith("[f=hls:max_interleave_delta=200000:")
+    assert "var_stream_map=v\\\\:0" in hls_out
     assert record_out == (
         "[f=mp4:select=v\\\\:0,a\\\\:0:movflags=+frag_keyframe+empty_moov+default_base_moof"
-        f":flush_packets=1:onfail=ignore]{tmp_path / 'part.mp4'}"
+        f":flush_packets=1:onfail=ignore:max_interleave_delta=200000]{tmp_path / 'part.mp4'}"
     )
 
     sdp = program_sdp(5004, audio_port=5006)

@@ -85,6 +85,8 @@ _CONTENT_TYPES = {
     "mp4": "video/mp4",
 }
 _CODECS = {"vp8": "VP8", "vp9": "VP9", "h264": "H264"}
+MAX_INTERLEAVE_DELTA_US = 200_000
+"""Longest time (µs) the muxer holds the live video back waiting for audio to interleave."""
 
 
 @dataclass(frozen=True)
@@ -327,6 +329,11 @@ def ffmpeg_command(
         command += [f"-b:v:{i}", str(rate), f"-maxrate:v:{i}", str(rate * 11 // 10)]
         command += [f"-bufsize:v:{i}", str(rate)]
     command += ["-c:a", "aac", "-b:a", str(settings.audio_bitrate), "-ac", "2"]
+    # The muxer holds packets back until every stream has one to interleave with, for up to
+    # 10 s by default. The audio can lag the video by seconds: generated silence starts only
+    # once the program's RTP input has been probed, and a publisher's audio can stall. The
+    # live video must never wait for it more than this.
+    command += ["-max_interleave_delta", str(MAX_INTERLEAVE_DELTA_US)]
     options, target = _hls_options(out_dir, settings, run_tag)
     if record_to is None:
         command += ["-f", "hls"]
@@ -344,7 +351,12 @@ def ffmpeg_command(
         # A recording that cannot be written must not take the broadcast down.
         ("onfail", "ignore"),
     ]
-    slaves = [_tee_slave([("f", "hls"), *options], target), _tee_slave(recording, str(record_to))]
+    interleave = ("max_interleave_delta", str(MAX_INTERLEAVE_DELTA_US))
+    # Each of the tee's outputs interleaves again, with its own holding time.
+    slaves = [
+        _tee_slave([("f", "hls"), interleave, *options], target),
+        _tee_slave([*recording, interleave], str(record_to)),
+    ]
     # The tee muxer's outputs need the codec headers out of band (MP4 ``avcC``/``esds``).
     return [
         *command,

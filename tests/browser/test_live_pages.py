@@ -327,6 +327,10 @@ def test_a_broadcast_carries_on_by_itself_after_the_media_server_restarts(
         assert time.monotonic() < deadline, "no HLS segment after the program switch"
         time.sleep(0.5)
     before = hls_run(data_dir, session_id)[0]
+    # The director's page receives the program through Janus, as any participant does.
+    on_stage = f"{STAGE}.dataset.feed === '{feed}' && {STAGE}.currentTime > 0.5"
+    wait_until(page, on_stage, 30_000)
+    page.evaluate(f"window.streamBeforeRestart = {STAGE}.srcObject")
 
     os.kill(janus_of(live_server.pid), signal.SIGKILL)
     # The publisher's page notices, publishes again under the same feed id, and the HLS
@@ -342,6 +346,13 @@ def test_a_broadcast_carries_on_by_itself_after_the_media_server_restarts(
         time.sleep(0.5)
     assert publisher.evaluate("document.body.dataset.publishedFeed") == feed
     publisher.screenshot(path=str(artifacts / "live-join-after-restart.png"), full_page=True)
+    # The subscriber side: the director's page subscribes to the feed again by itself, and
+    # the new stream's picture moves.
+    wait_until(page, f"{STAGE}.srcObject !== window.streamBeforeRestart && {on_stage}", 60_000)
+    first = stage_frame(page)
+    time.sleep(0.6)
+    assert stage_frame(page) != first
+    page.screenshot(path=str(artifacts / "live-director-after-restart.png"), full_page=True)
     tablet.close()
 
     # The session ends: the program, as broadcast before and after the restart, goes to

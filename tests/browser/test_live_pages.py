@@ -222,6 +222,82 @@ def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
     phone.close()
 
 
+def test_the_cath_lab_sends_its_capture_device_at_its_own_frame_rate(
+    live_server, media_browser, artifacts
+):
+    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = organiser.new_page()
+    sign_in(page, "chloe")
+    session_path = schedule_live_session(page, "Cath lab 2, X-ray output")
+    for username, role in (("lea", "viewer"), ("theo", "presenter")):
+        page.get_by_label("User name").fill(username)
+        page.get_by_label("Role").select_option(role)
+        page.get_by_role("button", name="Invite").click()
+        page.wait_for_url(f"**{session_path}")
+    page.get_by_text("Name a source").click()
+    page.get_by_label("Source name").fill("Fluoroscopy")
+    page.get_by_label("Kind").last.select_option("capture")
+    page.get_by_role("button", name="Add source").click()
+    page.wait_for_url(f"**{session_path}")
+    organiser.close()
+
+    # The cath lab's PC: the frame grabber is one of its video inputs (Chromium's fake
+    # device stands in for it); the technologist picks it and sends it as "Fluoroscopy".
+    lab = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    publisher = lab.new_page()
+    sign_in(publisher, "theo")
+    publisher.goto(f"{session_path}/join")
+    publisher.get_by_label("Publish as").select_option("Fluoroscopy")
+    inputs = publisher.get_by_label("Camera or capture device")
+    inputs.focus()
+    wait_until(publisher, "document.querySelector('[data-video-input]').options.length > 1")
+    device = publisher.evaluate("document.querySelector('[data-video-input]').options[1].value")
+    inputs.select_option(device)
+    publisher.get_by_role("button", name="Send capture device").click()
+    wait_until(publisher, "document.body.dataset.publishedFeed !== undefined", 20_000)
+    feed = publisher.evaluate("document.body.dataset.publishedFeed")
+    sent = publisher.evaluate(
+        f"""(() => {{
+            const stream = {STAGE}.srcObject;
+            const track = stream.getVideoTracks()[0];
+            const settings = track.getSettings();
+            return {{
+                device: settings.deviceId, rate: settings.frameRate, width: settings.width,
+                height: settings.height, hint: track.contentHint,
+                audio: stream.getAudioTracks().length,
+                deviceRate: track.getCapabilities().frameRate.max,
+            }};
+        }})()"""
+    )
+    # The chosen device, its picture alone, at the device's own frame rate (Chromium's fake
+    # device runs at 20 fps, above a participant camera's 15) and 720p rather than a
+    # camera's 640x480; the encoder keeps the frame rate under congestion.
+    assert sent["deviceRate"] > 15
+    assert sent == {
+        "device": device,
+        "rate": sent["deviceRate"],
+        "deviceRate": sent["deviceRate"],
+        "width": 1280,
+        "height": 720,
+        "hint": "motion",
+        "audio": 0,
+    }
+
+    # The expert, at the other hospital, receives the moving picture under its source name.
+    phone = media_browser.new_context(viewport=PHONE, base_url=live_server.url)
+    viewer = phone.new_page()
+    sign_in(viewer, "lea")
+    viewer.goto(f"{session_path}/watch")
+    wait_until(viewer, f"{STAGE}.dataset.feed === '{feed}' && {STAGE}.currentTime > 0.5", 20_000)
+    first = stage_frame(viewer)
+    time.sleep(0.6)
+    assert stage_frame(viewer) != first
+    assert viewer.evaluate(f"{STAGE}.videoWidth") > 0
+    publisher.screenshot(path=str(artifacts / "live-join-capture-device.png"), full_page=True)
+    lab.close()
+    phone.close()
+
+
 def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_browser, artifacts):
     organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
     page = organiser.new_page()

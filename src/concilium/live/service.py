@@ -67,7 +67,7 @@ KINDS = ("supervision", "broadcast", "conference")
 STATUSES = ("scheduled", "live", "ended")
 SESSION_ROLES = ("director", "moderator", "presenter", "participant", "viewer")
 """Roles a person holds in one session (not their role at a site)."""
-SOURCE_KINDS = ("camera", "screen", "ip_camera", "dicom_cine")
+SOURCE_KINDS = ("camera", "capture", "screen", "ip_camera", "dicom_cine")
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
     "director": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_DIRECT}),
     "moderator": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_MODERATE}),

@@ -82,7 +82,8 @@ class LiveSource(Base):
     )
     name: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(16))
-    """``camera`` or ``screen`` (a browser), ``ip_camera`` or ``dicom_cine``."""
+    """``camera``, ``capture`` (a capture device) or ``screen`` (sent by a browser),
+    ``ip_camera`` or ``dicom_cine`` (fed by Concilium)."""
     reference: Mapped[str] = mapped_column(String(500), default="")
     """RTSP/RTP URL of an IP camera, or ``study/series`` UIDs of a DICOM cine loop."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

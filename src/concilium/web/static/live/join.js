@@ -13,6 +13,23 @@ wireSession({ telestration, extra: { program: (e) => stage.setProgram(e.feed), h
 
 const controls = document.querySelector("[data-join-controls]");
 const leaveButton = document.querySelector("[data-leave]");
+const videoInput = document.querySelector("[data-video-input]");
+
+// The cameras and capture devices of this machine. Browsers name them only once the page
+// may use one, so the list is filled again when the person opens it.
+async function listVideoInputs() {
+  if (!videoInput || !navigator.mediaDevices?.enumerateDevices) return;
+  const devices = (await navigator.mediaDevices.enumerateDevices())
+    .filter((device) => device.kind === "videoinput" && device.deviceId);
+  const chosen = videoInput.value;
+  videoInput.replaceChildren(new Option("Default camera", ""));
+  devices.forEach((device, index) => {
+    videoInput.append(new Option(device.label || `Video input ${index + 1}`, device.deviceId));
+  });
+  videoInput.value = [...videoInput.options].some((o) => o.value === chosen) ? chosen : "";
+}
+listVideoInputs().catch(() => {});
+videoInput?.addEventListener("focus", () => listVideoInputs().catch(() => {}));
 
 async function start(kind) {
   controls.querySelectorAll("button").forEach((b) => { b.disabled = true; });
@@ -20,7 +37,7 @@ async function start(kind) {
     const grant = await stage.join();
     if (kind !== "none" && grant.may_publish) {
       const display = document.querySelector("[data-source-name]")?.value;
-      const feed = await stage.publish(kind, display);
+      const feed = await stage.publish(kind, display, videoInput?.value ?? "");
       document.body.dataset.publishedFeed = feed;
       status(`You are live as ${grant.role}.`);
     } else {

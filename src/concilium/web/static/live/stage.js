@@ -6,6 +6,23 @@
 import { leave, publish, subscribe, watch } from "./janus-room.js";
 import { api, csrfHeaders, status } from "./live-common.js";
 
+/** getUserMedia constraints: a participant's camera and microphone at a conference's modest
+ * size, or a capture device's picture alone at its own frame rate and up to 720p (the
+ * rooms' H.264 level 3.1), so that an angiography run at 15-30 fps keeps every frame. */
+export function captureConstraints(kind, deviceId = "") {
+  const device = deviceId ? { deviceId: { exact: deviceId } } : {};
+  if (kind === "capture") {
+    return {
+      video: { ...device, width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+      audio: false,
+    };
+  }
+  return {
+    video: { ...device, width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } },
+    audio: true,
+  };
+}
+
 export class Stage {
   constructor({ stage, tiles = null }) {
     this.stageVideo = stage;
@@ -30,14 +47,18 @@ export class Stage {
     return this.grant;
   }
 
-  /** Publish the camera (or the screen) under `display`. */
-  async publish(kind, display) {
+  /** Publish under `display` a camera, a capture device (the video output of an X-ray
+   * system or an endoscope through a frame grabber) or the screen; `deviceId` picks the
+   * camera or capture device, the default one when empty. */
+  async publish(kind, display, deviceId = "") {
     const stream = kind === "screen"
       ? await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false })
-      : await navigator.mediaDevices.getUserMedia({
-        video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } },
-        audio: true,
-      });
+      : await navigator.mediaDevices.getUserMedia(captureConstraints(kind, deviceId));
+    if (kind === "capture") {
+      // Dynamic images: under congestion the encoder lowers the resolution, never the
+      // frame rate ("motion" maps to the maintain-framerate degradation preference).
+      for (const track of stream.getVideoTracks()) track.contentHint = "motion";
+    }
     this.localStream = stream;
     this.mine = await publish({ ...this.config(), stream, display: display || this.grant.display });
     this.mine.session.onLost(() => this.republish(this.mine));

@@ -68,6 +68,34 @@ async def test_subscriber_receives_moving_video_from_publisher(
     assert base64.b64decode(first.split(",", 1)[1]) != base64.b64decode(second.split(",", 1)[1])
 
 
+async def test_a_sender_over_the_rooms_size_is_refused_and_the_room_carries_on(
+    live_media: LiveMedia, harness_url: str, tmp_path: Path
+) -> None:
+    await live_media.create_room(RoomSpec(3003, description="MDT", publishers=1))
+    first = await live_media.issue("dr.first", 3003)
+    late = await live_media.issue("dr.late", 3003)
+    watcher = await live_media.issue("dr.watcher", 3003)
+    api_url = live_media.config.api_url
+    small = {"apiUrl": api_url, "room": 3003, "width": 160, "height": 120}
+
+    async with chromium(tmp_path / "chromium-profile") as context:
+        publisher = await open_harness(context, harness_url)
+        refused = await open_harness(context, harness_url)
+        subscriber = await open_harness(context, harness_url)
+        feed = await publish(publisher, token=first.token, display="First", **small)
+        # Janus's own refusal reaches the page that asked, by its code and reason.
+        with pytest.raises(
+            Exception, match=r"Janus error 432: Maximum number of publishers \(1\) already reached"
+        ):
+            await publish(refused, token=late.token, display="Late", **small)
+        # The room carries on for the others: the first camera is still received.
+        await subscribe(subscriber, apiUrl=api_url, token=watcher.token, room=3003, feed=feed)
+        await subscriber.wait_for_function(
+            "document.querySelector('video').currentTime > 0.5", timeout=20_000
+        )
+        assert await live_media.videoroom.publishers(3003) == {feed: "First"}
+
+
 async def test_subscriber_switches_between_simulcast_layers(
     live_media: LiveMedia, harness_url: str, tmp_path: Path
 ) -> None:

@@ -15,7 +15,7 @@ from concilium.live import protocol, service
 from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.media import LiveMedia
 from concilium.live.ptz import DirectorLock, NotDirector, PtzClient
-from concilium.live.tables import LiveParticipant
+from concilium.live.tables import LiveParticipant, LiveSession
 from concilium.live.visca import Direction, PanTiltDrive, Preset, PresetAction
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
@@ -67,6 +67,19 @@ def test_session_and_question_lifecycles():
     ):
         with pytest.raises(Conflict):
             move(status, action)
+
+
+def test_a_sessions_room_takes_as_many_senders_as_its_kind_needs():
+    sizes = {}
+    for kind in service.KINDS:
+        live = LiveSession(id=7, kind=kind, janus_room_id=5_000_007, record=False)
+        sizes[kind] = service.room_spec(live).publishers
+    # Twenty doctors with camera and microphone; six cameras with the team's tablets.
+    assert sizes["conference"] >= 20
+    assert sizes["broadcast"] >= 6 + 2
+    assert sizes["supervision"] >= 2
+    with pytest.raises(Conflict, match="not live"):
+        service.room_spec(LiveSession(id=8, kind="conference", janus_room_id=None))
 
 
 def test_ptz_pad_moves_become_visca_commands():

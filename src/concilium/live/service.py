@@ -51,6 +51,7 @@ from concilium.platform.tables import Patient, User
 __all__ = [
     "KINDS",
     "ROOM_ID_BASE",
+    "ROOM_PUBLISHERS",
     "SESSION_ROLES",
     "JoinGrant",
     "broadcast_refusal",
@@ -68,6 +69,11 @@ STATUSES = ("scheduled", "live", "ended")
 SESSION_ROLES = ("director", "moderator", "presenter", "participant", "viewer")
 """Roles a person holds in one session (not their role at a site)."""
 SOURCE_KINDS = ("camera", "capture", "screen", "ip_camera", "dicom_cine")
+ROOM_PUBLISHERS = {"supervision": 6, "broadcast": 12, "conference": 30}
+"""Most media senders in a session's room, by kind: a cath lab's capture device and room
+camera with the expert; an operating room's six cameras with the team's tablets; a
+multidisciplinary meeting of about twenty doctors, each with camera and microphone, with
+room for latecomers and shared screens. Janus refuses one more with its own error (432)."""
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
     "director": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_DIRECT}),
     "moderator": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_MODERATE}),
@@ -418,7 +424,12 @@ def room_spec(live: LiveSession) -> RoomSpec:
     """The Janus room of a live session."""
     if live.janus_room_id is None:
         raise Conflict("this session is not live")
-    return RoomSpec(live.janus_room_id, description=f"session {live.id}", record=live.record)
+    return RoomSpec(
+        live.janus_room_id,
+        description=f"session {live.id}",
+        publishers=ROOM_PUBLISHERS[live.kind],
+        record=live.record,
+    )
 
 
 async def ensure_room(media: LiveMedia, live: LiveSession) -> int:

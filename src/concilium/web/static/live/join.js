@@ -48,7 +48,10 @@ async function start(kind) {
     controls.remove();
     leaveButton.hidden = false;
   } catch (error) {
-    status(`Could not join: ${error.message}`);
+    // Janus's 432: the room already has as many senders as the session's kind allows.
+    status(error.code === 432
+      ? "The room already has as many cameras as it takes: join without sending, or ask the organiser."
+      : `Could not join: ${error.message}`);
     controls.querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
 }

@@ -298,6 +298,61 @@ def test_the_cath_lab_sends_its_capture_device_at_its_own_frame_rate(
     phone.close()
 
 
+def test_in_a_meeting_the_stage_gets_the_full_picture_and_tiles_a_smaller_layer(
+    live_server, media_browser, artifacts
+):
+    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    chair = organiser.new_page()
+    sign_in(chair, "chloe")
+    session_path = schedule_live_session(chair, "Thoracic oncology meeting", "Conference")
+    for username in ("lea", "theo"):
+        chair.get_by_label("User name").fill(username)
+        chair.get_by_label("Role").select_option("participant")
+        chair.get_by_role("button", name="Invite").click()
+        chair.wait_for_url(f"**{session_path}")
+
+    # Three doctors, each with camera and microphone.
+    pages = {"chloe": chair}
+    contexts = [organiser]
+    for username in ("theo", "lea"):
+        context = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+        contexts.append(context)
+        pages[username] = context.new_page()
+        sign_in(pages[username], username)
+    feeds = {}
+    for username in ("chloe", "theo", "lea"):
+        pages[username].goto(f"{session_path}/join")
+        feeds[username] = join_with_camera(pages[username])
+
+    # Léa sees one colleague on the stage and the other as a tile: Janus sends the stage
+    # the camera's full 640x480 layer and the tile the lowest one the camera sends (Chromium
+    # sends two layers of a 640x480 camera, three from 960x540 up: 320 or 160 wide).
+    lea = pages["lea"]
+    tile = "document.querySelector('[data-tiles] video')"
+    others = f"['{feeds['chloe']}', '{feeds['theo']}']"
+    wait_until(
+        lea,
+        f"{tile} !== null && {others}.includes({STAGE}.dataset.feed)"
+        f" && {others}.includes({tile}.dataset.feed)",
+        30_000,
+    )
+    on_stage = lea.evaluate(f"{STAGE}.dataset.feed")
+    in_tile = lea.evaluate(f"{tile}.dataset.feed")
+    assert {on_stage, in_tile} == {feeds["chloe"], feeds["theo"]}
+    layers = f"{STAGE}.videoWidth === 640 && [160, 320].includes({tile}.videoWidth)"
+    wait_until(lea, layers, 40_000)
+    lea.screenshot(path=str(artifacts / "live-meeting-desktop.png"), full_page=True)
+
+    # She puts the tile on the stage: the layers swap.
+    name = "Chloé Coordinator" if in_tile == feeds["chloe"] else "Théo Technologist"
+    lea.get_by_role("button", name=f"Watch {name}").click()
+    wait_until(lea, f"{STAGE}.dataset.feed === '{in_tile}'", 10_000)
+    wait_until(lea, layers, 40_000)
+    assert lea.evaluate(f"{tile}.dataset.feed") == on_stage
+    for context in contexts:
+        context.close()
+
+
 def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_browser, artifacts):
     organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
     page = organiser.new_page()

@@ -70,10 +70,15 @@ def test_session_and_question_lifecycles():
 
 
 def test_a_sessions_room_takes_as_many_senders_as_its_kind_needs():
-    sizes = {}
+    sizes, keyframes = {}, {}
     for kind in service.KINDS:
         live = LiveSession(id=7, kind=kind, janus_room_id=5_000_007, record=False)
         sizes[kind] = service.room_spec(live).publishers
+        keyframes[kind] = service.room_spec(live).fir_freq
+    # A meeting's tiles and stage take simulcast layers: a tile put on the stage gets the
+    # full picture at the next keyframe, asked for more often than in other rooms.
+    assert {"conference"} == service.SIMULCAST_KINDS
+    assert keyframes["conference"] < keyframes["supervision"] == keyframes["broadcast"]
     # Twenty doctors with camera and microphone; six cameras with the team's tablets.
     assert sizes["conference"] >= 20
     assert sizes["broadcast"] >= 6 + 2

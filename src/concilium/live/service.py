@@ -53,6 +53,7 @@ __all__ = [
     "ROOM_ID_BASE",
     "ROOM_PUBLISHERS",
     "SESSION_ROLES",
+    "SIMULCAST_KINDS",
     "JoinGrant",
     "broadcast_refusal",
     "capable_users",
@@ -74,6 +75,14 @@ ROOM_PUBLISHERS = {"supervision": 6, "broadcast": 12, "conference": 30}
 camera with the expert; an operating room's six cameras with the team's tablets; a
 multidisciplinary meeting of about twenty doctors, each with camera and microphone, with
 room for latecomers and shared screens. Janus refuses one more with its own error (432)."""
+SIMULCAST_KINDS = frozenset({"conference"})
+"""Kinds whose participants send their camera in three simulcast layers: everyone sees
+everyone, as small tiles (the lowest layer) around the one on the stage (the highest), so
+each participant receives a fraction of what full pictures would cost. Supervision and
+broadcasts send one full-quality stream, the one recorded and packaged for the audience."""
+SIMULCAST_FIR_SECONDS = 3
+"""Keyframe request period of a simulcast room: a tile put on the stage reaches the highest
+layer at the next keyframe (see ``RoomSpec.fir_freq``)."""
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
     "director": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_DIRECT}),
     "moderator": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_MODERATE}),
@@ -429,6 +438,7 @@ def room_spec(live: LiveSession) -> RoomSpec:
         description=f"session {live.id}",
         publishers=ROOM_PUBLISHERS[live.kind],
         record=live.record,
+        fir_freq=SIMULCAST_FIR_SECONDS if live.kind in SIMULCAST_KINDS else RoomSpec.fir_freq,
     )
 
 
@@ -451,6 +461,8 @@ class JoinGrant:
     """Whether their page sends a camera or a screen."""
     credential: RoomCredential
     """Short-lived Janus credential for the session's room only."""
+    simulcast: bool = False
+    """Whether their camera goes in simulcast layers (:data:`SIMULCAST_KINDS`)."""
 
 
 async def join(
@@ -476,7 +488,9 @@ async def join(
     # The database is touched from a worker thread: on SQLite a transaction may wait for
     # the write lock when it begins, which must never happen on the event loop.
     role = await asyncio.to_thread(_note_join, db, actor, actor.user_id, live, now)
-    return JoinGrant(role, role in PUBLISHING_ROLES, credential)
+    return JoinGrant(
+        role, role in PUBLISHING_ROLES, credential, simulcast=live.kind in SIMULCAST_KINDS
+    )
 
 
 def _note_join(

@@ -253,6 +253,7 @@ class JoinOut(BaseModel):
     expires_at: float
     role: str
     may_publish: bool
+    simulcast: bool
     api_url: str
     display: str
 
@@ -386,6 +387,7 @@ async def api_join(
         expires_at=credential.expires_at,
         role=grant.role,
         may_publish=grant.may_publish,
+        simulcast=grant.simulcast,
         api_url=JANUS_PATH,
         display=ctx.user.full_name,
     )

@@ -3,7 +3,7 @@
 // cameras, cine loops), and show the program feed on the stage (the picture telestration
 // is drawn over) unless the person chose another view.
 
-import { leave, publish, subscribe, watch } from "./janus-room.js";
+import { leave, publish, selectSubstream, subscribe, watch } from "./janus-room.js";
 import { api, csrfHeaders, status } from "./live-common.js";
 
 /** getUserMedia constraints: a participant's camera and microphone at a conference's modest
@@ -30,6 +30,7 @@ export class Stage {
     this.grant = null;
     this.mine = null;
     this.localStream = null;
+    this.simulcast = false; // whether my camera goes in simulcast layers
     this.feeds = new Map(); // feed id -> { video, joined, display }
     this.program = null;
     this.chosen = null; // a view the person picked instead of the program
@@ -60,7 +61,14 @@ export class Stage {
       for (const track of stream.getVideoTracks()) track.contentHint = "motion";
     }
     this.localStream = stream;
-    this.mine = await publish({ ...this.config(), stream, display: display || this.grant.display });
+    // In a meeting a camera goes in simulcast layers, each viewer taking the one it shows.
+    this.simulcast = Boolean(this.grant.simulcast) && kind === "camera";
+    this.mine = await publish({
+      ...this.config(),
+      stream,
+      display: display || this.grant.display,
+      simulcast: this.simulcast,
+    });
     this.mine.session.onLost(() => this.republish(this.mine));
     this.render();
     return this.mine.publisherId;
@@ -77,6 +85,7 @@ export class Stage {
           ...this.config(),
           stream: this.localStream,
           display: previous.display,
+          simulcast: this.simulcast,
           id: previous.publisherId,
         });
         if (this.mine !== previous) {
@@ -173,6 +182,7 @@ export class Stage {
       if (this.stageVideo.srcObject !== source) this.stageVideo.srcObject = source;
       this.stageVideo.dataset.feed = chosen;
     }
+    if (this.grant?.simulcast) this.pickLayers(chosen);
     if (!this.tiles) return;
     const shown = [...this.feeds.entries()].filter(([id]) => id !== chosen);
     const tiles = shown.map(([id, entry]) => {
@@ -195,6 +205,17 @@ export class Stage {
       tiles.unshift(back);
     }
     this.tiles.replaceChildren(...tiles);
+  }
+
+  /** In a simulcast room, ask Janus for the highest layer of the feed on the stage and the
+   * lowest of every tile; a camera sending one layer only keeps it. */
+  pickLayers(onStage) {
+    for (const [id, entry] of this.feeds) {
+      const wanted = id === onStage ? 2 : 0;
+      if (!entry.joined?.videoMid || entry.substream === wanted) continue;
+      entry.substream = wanted;
+      selectSubstream(entry.joined, wanted).catch(() => { entry.substream = undefined; });
+    }
   }
 
   /** Hang up everything and tell Concilium (credentials are revoked). */

@@ -99,8 +99,13 @@ def send(port: int, width: int, height: int, fps: int) -> None:
     except (BrokenPipeError, KeyboardInterrupt, SystemExit):
         pass
     finally:
-        encoder.terminate()
-        encoder.wait()
+        # End of input ends the encoder; it reads its pipe and would not see a signal.
+        encoder.stdin.close()
+        try:
+            encoder.wait(5)
+        except subprocess.TimeoutExpired:
+            encoder.kill()
+            encoder.wait()
 
 
 def main() -> None:

@@ -205,3 +205,42 @@ def test_a_frame_in_a_syntax_it_is_not_stored_in_is_not_acceptable(metz, study):
         )
     assert refused.value.response.status_code == 406
     assert refused.value.response.headers["content-type"] == "application/problem+json"
+
+
+def wado_uri(live: LiveArchive, ds: Dataset, **extra: str) -> str:
+    """A WADO-URI address (PS3.18 9.1) of a stored instance."""
+    query = {
+        "requestType": "WADO",
+        "studyUID": ds.StudyInstanceUID,
+        "seriesUID": ds.SeriesInstanceUID,
+        "objectUID": ds.SOPInstanceUID,
+        "contentType": "application/dicom",
+        **extra,
+    }
+    return f"{live.url}/wado?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+@pytest.mark.parametrize("name", ["jpeg-baseline", "jpeg-2000", "rle-rgb", "big-endian"])
+def test_wado_uri_sends_the_transfer_syntax_asked_for(live, metz, study, name):
+    original = study[name]
+    for target in (EXPLICIT, IMPLICIT):
+        response = metz._session.get(wado_uri(live, original, transferSyntax=target))
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/dicom"
+        ds = pydicom.dcmread(io.BytesIO(response.content))
+        assert ds.file_meta.TransferSyntaxUID == target
+        assert ds.SOPInstanceUID == original.SOPInstanceUID
+        assert np.array_equal(ds.pixel_array, decoded(original))
+
+
+def test_wado_uri_sends_the_stored_bytes_unless_asked_otherwise(live, metz, study):
+    original = study["jpeg-ls"]
+    for extra in ({}, {"transferSyntax": "*"}, {"transferSyntax": JPEG_LS}):
+        response = metz._session.get(wado_uri(live, original, **extra))
+        ds = pydicom.dcmread(io.BytesIO(response.content))
+        assert ds.file_meta.TransferSyntaxUID == JPEG_LS
+        assert ds.PixelData == original.PixelData
+    refused = metz._session.get(wado_uri(live, original, transferSyntax=JPEG_BASELINE))
+    assert refused.status_code == 406
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert f"transfer syntax {JPEG_BASELINE} cannot be produced" in refused.json()["detail"]

@@ -1241,8 +1241,10 @@ def retrieve_instance_thumbnail(
 def wado_uri(request: Request, ctx: _READ) -> Response:
     """WADO-URI Retrieve Instance (PS3.18 9.1): the object as stored, or rendered.
 
-    ``contentType=application/dicom`` gives the Part 10 bytes; ``image/jpeg`` (default) or
-    ``image/png`` a rendered frame (``frameNumber``, ``windowCenter``/``windowWidth``,
+    ``contentType=application/dicom`` gives the Part 10 object: as stored, or in the
+    ``transferSyntax`` asked for when the archive can produce it, as
+    WADO-RS does (`render.transcode`); else 406. ``image/jpeg`` (default) or ``image/png``
+    give a rendered frame (``frameNumber``, ``windowCenter``/``windowWidth``,
     ``rows``/``columns``).
     """
     params = request.query_params
@@ -1254,7 +1256,7 @@ def wado_uri(request: Request, ctx: _READ) -> Response:
     (found,) = _locate(request, ctx, *uids)
     content_type = params.get("contentType", "image/jpeg").split(",")[0].strip()
     if content_type == DICOM:
-        return StreamingResponse(_file_chunks(found.path), media_type=DICOM)
+        return _wado_uri_object(found, params.get("transferSyntax") or None)
     if content_type not in render.MEDIA_TYPES:
         raise _not_acceptable(f"contentType: {DICOM} or one of {', '.join(render.MEDIA_TYPES)}")
     try:
@@ -1273,6 +1275,25 @@ def wado_uri(request: Request, ctx: _READ) -> Response:
     except (ValueError, render.RenderError) as exc:
         raise _bad_request(str(exc)) from exc
     return Response(data, media_type=content_type)
+
+
+def _wado_uri_object(found: service.RetrievableInstance, wanted: str | None) -> Response:
+    """The Part 10 object in ``wanted`` (absent or ``*``: as stored)."""
+    stored = found.transfer_syntax_uid
+    syntax = _syntax_for(stored, [wanted])
+    if syntax is None:
+        produced = ", ".join(sorted(render.UNCOMPRESSED_SYNTAXES))
+        raise _not_acceptable(
+            f"transfer syntax {wanted} cannot be produced from {stored}: objects are sent as "
+            f"stored, or decompressed to {produced}; never to a lossy syntax"
+        )
+    if syntax == stored:
+        return StreamingResponse(_file_chunks(found.path), media_type=DICOM)
+    try:
+        data = render.transcode(found.path, syntax)
+    except render.RenderError as exc:
+        raise _not_acceptable(f"cannot be sent in {syntax}: {exc}") from exc
+    return Response(data, media_type=DICOM)
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,6 +73,22 @@ def recorded_session(data_dir: Path) -> None:
                         {"at": 5.0, "kind": "program", "label": "Program: feed 2"},
                         {"at": 6.5, "kind": "question", "label": "Which ring size?"},
                     ],
+                    # A red line drawn at 1 s, wiped at 4 s, a green one drawn at 5.5 s.
+                    telestration=[
+                        {
+                            "at": 1.0,
+                            "points": [[0.1, 0.5], [0.9, 0.5]],
+                            "color": "#ff0000",
+                            "width": 6,
+                        },
+                        {"at": 4.0, "points": [], "color": "#ff0000", "width": 6},
+                        {
+                            "at": 5.5,
+                            "points": [[0.5, 0.1], [0.5, 0.9]],
+                            "color": "#00ff00",
+                            "width": 6,
+                        },
+                    ],
                 )
             )
     finally:
@@ -90,6 +106,24 @@ def wait_for_time(page, check, timeout: float = 10.0) -> float:  # type: ignore[
             raise AssertionError(f"currentTime stayed at {value}")
         time.sleep(0.1)
     return value
+
+
+LAYER = "document.querySelector('[data-telestration]')"
+DRAWN = f"""(() => {{
+    const c = {LAYER};
+    const px = (x, y) => c.getContext('2d').getImageData(x * c.width, y * c.height, 1, 1).data;
+    const [red, green] = [px(0.3, 0.5), px(0.5, 0.3)];
+    return {{ red: red[0] > 200 && red[3] > 0, green: green[1] > 200 && green[3] > 0 }};
+}})()"""
+"""Which of the test's two strokes the layer over the player shows now."""
+
+
+def drawn_at(page, seconds: float) -> dict[str, bool]:  # type: ignore[no-untyped-def]
+    """Seek the paused recording to ``seconds``; the strokes drawn over it then."""
+    page.locator("video").evaluate(f"v => {{ v.pause(); v.currentTime = {seconds}; }}")
+    wait_for_time(page, lambda t: abs(t - seconds) < 0.01)
+    time.sleep(0.3)  # the seeked event redraws the layer
+    return dict(page.evaluate(DRAWN))
 
 
 def test_a_person_plays_a_recording_and_jumps_to_a_chapter(server, browser, artifacts) -> None:  # type: ignore[no-untyped-def]
@@ -112,6 +146,12 @@ def test_a_person_plays_a_recording_and_jumps_to_a_chapter(server, browser, arti
     page.get_by_role("button", name="0:05").click()
     jumped = wait_for_time(page, lambda t: t >= 5.0, timeout=5)
     assert jumped < 7.9  # it jumped to the chapter, it did not play through
+    # The drawings come back over the picture when they were made, until wiped.
+    assert drawn_at(page, 0.5) == {"red": False, "green": False}
+    assert drawn_at(page, 2.0) == {"red": True, "green": False}
+    assert drawn_at(page, 4.5) == {"red": False, "green": False}
+    assert drawn_at(page, 6.0) == {"red": False, "green": True}
+    assert drawn_at(page, 1.5) == {"red": True, "green": False}  # and when going back
     overflow = page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
     page.screenshot(path=str(artifacts / "live-library-phone.png"))
     assert not overflow

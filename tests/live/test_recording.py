@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import av
@@ -76,6 +77,11 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
                 db, coord.id, live, "Which  annuloplasty ring?", datetime.now(UTC)
             )
             service.moderate(db, actor, live, asked.id, "approve", rt.now())
+            # The coordinator circles something on the picture at the same moment.
+            service.add_stroke(
+                db, coord.id, live, points=[(0.2, 0.3), (0.4, 0.5)], color="#ff0000", width=4,
+                source_id=None, now=datetime.now(UTC),
+            )  # fmt: skip
 
     room_id = await service.ensure_room(live_media, live)
     camera = await live_media.issue("or-camera", room_id)
@@ -127,7 +133,14 @@ def check_library(app, world, recording_ids: list[int], feed: int, vp8_feed: int
                    rt.settings.data_dir / row.path)
             for feed, row in rows.items()
         }  # fmt: skip
+        drawn = {feed: list(row.telestration) for feed, row in rows.items()}
     recording_id, media_type, codec, duration, kept, path = made[feed]
+    # The stroke is kept with each recording that ran while it was drawn, at its moment.
+    for strokes in drawn.values():
+        (stroke,) = strokes
+        assert stroke["points"] == [[0.2, 0.3], [0.4, 0.5]]
+        assert (stroke["color"], stroke["width"]) == ("#ff0000", 4)
+    assert abs(drawn[feed][0]["at"] - kept[1]["at"]) < 0.5
     # H.264 goes into MP4 as it was sent: ISO BMFF, moov first (+faststart), no re-encoding.
     assert (media_type, codec) == ("video/mp4", "h264") and path.suffix == ".mp4"
     head = path.read_bytes()[:64]
@@ -428,6 +441,33 @@ def test_program_chapters_follow_the_joined_parts_and_land_on_the_joins() -> Non
         Chapter(20.0, "program", "Program: feed 2"),  # put on the join, where it shows
         Chapter(27.0, "question", "And now?"),
     ]
+
+
+def test_strokes_are_placed_on_the_recordings_timeline_with_their_clears() -> None:
+    start = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    line = [[0.1, 0.1], [0.9, 0.9]]
+    drawn = [
+        recording.DrawnStroke(at(26), line, "#00ff00", 3),
+        recording.DrawnStroke(at(4.256), line, "#ff0000", 2),
+        recording.DrawnStroke(at(12), [], "#ff0000", 2),  # a clear
+        recording.DrawnStroke(at(50), line, "#ff0000", 2),  # after the recording
+    ]
+    # A feed's recording of one piece, 0-40 s of wall clock: offsets from its first frame.
+    placed = recording.placed_strokes(recording.span_position(start, 40.0), drawn)
+    assert [(s["at"], s["color"], len(s["points"])) for s in placed] == [
+        (4.26, "#ff0000", 2),
+        (12.0, "#ff0000", 0),
+        (26.0, "#00ff00", 2),
+    ]
+    # The program, joined from two runs with a 3 s gap (see the chapters): the stroke drawn
+    # after the gap moves back by it.
+    parts = [(at(0), 20.0), (at(23), 10.0)]
+    placed = recording.placed_strokes(partial(recording.program_position, parts), drawn)
+    assert [s["at"] for s in placed] == [4.26, 12.0, 23.0]
 
 
 def test_the_library_says_what_each_recording_is() -> None:

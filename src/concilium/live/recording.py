@@ -24,6 +24,7 @@ audit entries and the session's approved or answered questions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -39,7 +40,7 @@ import av
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concilium.live.tables import LiveMessage, LiveRecording, LiveSession
+from concilium.live.tables import LiveMessage, LiveRecording, LiveSession, LiveStroke
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
 from concilium.platform.tables import AuditEvent
@@ -47,6 +48,7 @@ from concilium.platform.tables import AuditEvent
 __all__ = [
     "PROGRAM_FEED",
     "Chapter",
+    "DrawnStroke",
     "MjrFile",
     "ProcessedRecording",
     "ProgramPart",
@@ -54,6 +56,7 @@ __all__ = [
     "describe",
     "group_sources",
     "note_part_start",
+    "placed_strokes",
     "postprocess_program",
     "postprocess_room",
     "program_chapters",
@@ -61,6 +64,7 @@ __all__ = [
     "program_parts_dir",
     "publish_recordings",
     "recordings_root",
+    "span_position",
 ]
 
 log = logging.getLogger(__name__)
@@ -243,6 +247,17 @@ def _chapters(
     return sorted((Chapter(round(c.at, 2), c.kind, c.label) for c in found), key=lambda c: c.at)
 
 
+def span_position(started_at: datetime, duration: float) -> Callable[[datetime], float | None]:
+    """Where a wall-clock instant falls in a recording of one piece: its offset from the
+    first frame, or None outside the recording."""
+
+    def position(when: datetime) -> float | None:
+        at = (when - started_at).total_seconds()
+        return at if 0 <= at <= duration else None
+
+    return position
+
+
 def chapters(
     started_at: datetime,
     duration: float,
@@ -251,12 +266,34 @@ def chapters(
 ) -> list[Chapter]:
     """Chapters within a recording, in time order: each program switch and each question
     (approved or answered ones only: what the audience saw)."""
+    return _chapters(span_position(started_at, duration), program_switches, questions)
 
-    def position(when: datetime) -> float | None:
-        at = (when - started_at).total_seconds()
-        return at if 0 <= at <= duration else None
 
-    return _chapters(position, program_switches, questions)
+@dataclass(frozen=True)
+class DrawnStroke:
+    """A telestration stroke as the session kept it."""
+
+    drawn_at: datetime
+    points: list[list[float]]
+    """Picture-relative ``[x, y]`` points; empty for a clear."""
+    color: str
+    width: int
+
+
+def placed_strokes(
+    position: Callable[[datetime], float | None], strokes: Iterable[DrawnStroke]
+) -> list[dict[str, Any]]:
+    """The strokes drawn while a recording ran, placed on its timeline in time order, so that
+    a player draws each from its instant until the next clear (an empty stroke)."""
+    placed = []
+    for stroke in strokes:
+        at = position(stroke.drawn_at)
+        if at is not None:
+            placed.append(
+                {"at": round(at, 2), "points": stroke.points, "color": stroke.color,
+                 "width": stroke.width}
+            )  # fmt: skip
+    return sorted(placed, key=lambda s: float(s["at"]))
 
 
 def program_position(parts: Sequence[tuple[datetime, float]], when: datetime) -> float | None:
@@ -530,6 +567,15 @@ def _shown_questions(db: Session, live: LiveSession) -> list[tuple[datetime, str
     return [(at, body) for at, body in rows]
 
 
+def _drawn_strokes(db: Session, live: LiveSession) -> list[DrawnStroke]:
+    rows = db.execute(
+        select(LiveStroke.created_at, LiveStroke.points, LiveStroke.color, LiveStroke.width)
+        .where(LiveStroke.session_id == live.id)
+        .order_by(LiveStroke.id)
+    ).all()
+    return [DrawnStroke(when, list(points), color, width) for when, points, color, width in rows]
+
+
 def publish_recordings(
     db: Session,
     live: LiveSession,
@@ -540,12 +586,16 @@ def publish_recordings(
     """Keep a library row per processed recording, with its chapters; audited."""
     switches = _program_switches(db, live)
     asked = _shown_questions(db, live)
+    drawn = _drawn_strokes(db, live)
     rows: list[LiveRecording] = []
     for item in processed:
+        position: Callable[[datetime], float | None]
         if item.parts:
             found = program_chapters(item.parts, switches, asked)
+            position = functools.partial(program_position, item.parts)
         else:
             found = chapters(item.started_at, item.duration, switches, asked)
+            position = span_position(item.started_at, item.duration)
         row = LiveRecording(
             session_id=live.id,
             feed=item.feed,
@@ -555,6 +605,7 @@ def publish_recordings(
             started_at=item.started_at,
             duration=item.duration,
             chapters=[c.as_dict() for c in found],
+            telestration=placed_strokes(position, drawn),
             created_at=now,
         )
         db.add(row)

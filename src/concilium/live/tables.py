@@ -169,4 +169,9 @@ class LiveRecording(Base):
     """Seconds."""
     chapters: Mapped[list[Any]] = mapped_column(JSON)
     """``[{"at": seconds, "kind": "program"|"question", "label": str}, ...]``."""
+    telestration: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The session's strokes drawn while this recording ran, in time order:
+    ``[{"at": seconds, "points": [[x, y], ...], "color": str, "width": int}, ...]``; a
+    stroke without points wipes what was drawn before it (migration
+    ``0008_live_recording_telestration``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     """Loopback port of the Janus API; browsers reach it through Concilium at ``/janus``."""
     live_janus_admin_port: int = Field(default=7288, ge=1, le=65535)
     """Loopback port of the Janus Admin API; never exposed, used by Concilium only."""
+    live_webrtc_viewers: int = Field(default=10, ge=0, le=1000)
+    """Viewers of a broadcast watch over WebRTC (well under a second behind) while fewer than
+    this many people receive the session's room over WebRTC; beyond, they join the HLS
+    audience (a few seconds behind, served by any cache at any size). 0: always HLS."""
     telesurgery_qualification_max_age_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     """A telesurgical procedure starts only after a passing link qualification younger than
     this (the network between the two sites may have changed since)."""

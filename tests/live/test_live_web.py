@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from concilium.live import service
+from concilium.live.media import LiveMedia
+from concilium.live.web import live_runtime
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.web.context import SESSION_COOKIE
@@ -360,6 +363,43 @@ def test_a_script_schedules_invites_starts_and_ends_through_the_json_api(
     # A token without the live:direct scope cannot take the cameras, whatever the roles.
     refused = client.post(f"/api/v1/live/sessions/{sid}/control", headers=h)
     assert refused.status_code == 403 and "live.direct" in refused.json()["detail"]
+
+
+def test_a_broadcast_viewer_is_sent_to_hls_once_enough_people_receive_over_webrtc(
+    app, world, people, live_id, janus_config
+):
+    hls = f'data-hls-access="/api/v1/live/sessions/{live_id}/hls"'
+    viewer = signed_in(app, world, people["viewer"])
+    # No media server: the audience can only watch HLS.
+    assert hls in viewer.get(f"/live/{live_id}/watch").text
+
+    # A media server, with a room of two WebRTC receivers at most for viewers. Counting
+    # credentials needs only Concilium's own book, not Janus itself, which is not started.
+    runtime = live_runtime(app)
+    runtime.media = LiveMedia(janus_config, httpx.AsyncClient(), clock=world.runtime.now)
+    world.runtime.settings.live_webrtc_viewers = 2
+    with world.runtime.sessions() as db:
+        room = service.get_session(db, live_id).janus_room_id
+    now = world.runtime.now().timestamp()
+    book = runtime.media.book
+    try:
+        assert hls not in viewer.get(f"/live/{live_id}/watch").text
+        first = book.mint("metz-coord", room, now, 600)
+        camera = book.mint("metz-tech", room, now, 600)
+        runtime.publishing_tokens.add(camera.token)  # a camera sends, it does not receive
+        book.mint("elsewhere", room + 1, now, 600)  # another session's room
+        assert hls not in viewer.get(f"/live/{live_id}/watch").text
+        book.mint("briey-student-2", room, now, 600)
+        assert hls in viewer.get(f"/live/{live_id}/watch").text
+        # One leaves: the next viewer gets the low-delay picture again.
+        book.forget(first.token)
+        assert hls not in viewer.get(f"/live/{live_id}/watch").text
+        # The team stays on WebRTC however many watch.
+        book.mint("briey-student-3", room, now, 600)
+        coord = signed_in(app, world, people["coord"])
+        assert hls not in coord.get(f"/live/{live_id}/watch").text
+    finally:
+        runtime.media = None
 
 
 def test_the_director_puts_a_feed_on_program_and_every_viewer_follows(

@@ -87,6 +87,21 @@ def test_a_sessions_room_takes_as_many_senders_as_its_kind_needs():
         service.room_spec(LiveSession(id=8, kind="conference", janus_room_id=None))
 
 
+def test_broadcast_viewers_watch_over_webrtc_until_the_room_is_busy_then_over_hls():
+    # A broadcast's viewers: WebRTC while fewer than the limit receive the room, then HLS.
+    assert not service.watches_over_hls("broadcast", "viewer", 9, 10)
+    assert service.watches_over_hls("broadcast", "viewer", 10, 10)
+    assert service.watches_over_hls("broadcast", "viewer", 1500, 10)
+    assert service.watches_over_hls("broadcast", "viewer", 0, 0)  # 0: HLS for everyone
+    # Without a media server there is no WebRTC to give.
+    assert service.watches_over_hls("broadcast", "viewer", None, 10)
+    # The team talks and sees every switch at once; other kinds have no HLS output.
+    for role in ("director", "moderator", "presenter", "participant"):
+        assert not service.watches_over_hls("broadcast", role, 1500, 10)
+    for kind in ("supervision", "conference"):
+        assert not service.watches_over_hls(kind, "viewer", 1500, 10)
+
+
 def test_ptz_pad_moves_become_visca_commands():
     assert service.ptz_command("up", speed=5) == PanTiltDrive(Direction.UP, 5, 5)
     assert service.ptz_command("preset_recall", preset=3) == Preset(PresetAction.RECALL, 3)

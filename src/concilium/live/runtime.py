@@ -94,6 +94,17 @@ class LiveRuntime:
     """Run after Janus restarted and its rooms, mountpoints and tokens are back (e.g. the
     HLS outputs forward their program again), with the reconnected control plane."""
 
+    def webrtc_receivers(self, room_id: int | None, now: float) -> int | None:
+        """People holding a valid credential to receive ``room_id`` (publishers' credentials
+        aside); None when no media server runs."""
+        if self.media is None:
+            return None
+        return sum(
+            1
+            for credential in self.media.book.valid(now)
+            if credential.room_id == room_id and credential.token not in self.publishing_tokens
+        )
+
     def room(self, session_id: int) -> SessionRoom:
         return self.rooms.setdefault(session_id, SessionRoom())
 

@@ -62,6 +62,7 @@ __all__ = [
     "next_status",
     "ptz_command",
     "session_target",
+    "watches_over_hls",
 ]
 
 KINDS = ("supervision", "broadcast", "conference")
@@ -427,6 +428,22 @@ def end(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> Li
         patient_id=live.patient_id,
     )
     return live
+
+
+def watches_over_hls(
+    kind: str, role: str, webrtc_receivers: int | None, webrtc_viewers: int
+) -> bool:
+    """Whether a person's watch page plays the program over HLS rather than WebRTC.
+
+    Only a broadcast has an HLS output, and only its viewers may be sent there: the
+    interactive roles talk with the team and follow the director's switches at once. A viewer
+    stays on WebRTC, well under a second behind, while fewer than ``webrtc_viewers`` people
+    receive the room (``webrtc_receivers``; None when no media server runs, so HLS); the
+    audience beyond watches HLS, which a cache serves at any size.
+    """
+    if kind != "broadcast" or role != "viewer":
+        return False
+    return webrtc_receivers is None or webrtc_receivers >= webrtc_viewers
 
 
 def room_spec(live: LiveSession) -> RoomSpec:

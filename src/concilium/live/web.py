@@ -1143,7 +1143,14 @@ def live_watch_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
 ) -> Response:
     live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
-    return with_media_policy(_console(request, ctx, live, "watch"))
+    runtime = live_runtime(request.app)
+    over_hls = service.watches_over_hls(
+        live.kind,
+        service.role_of(ctx.db, live, ctx.user.id) or "participant",
+        runtime.webrtc_receivers(live.janus_room_id, ctx.now.timestamp()),
+        request.app.state.runtime.settings.live_webrtc_viewers,
+    )
+    return with_media_policy(_console(request, ctx, live, "watch", over_hls=over_hls))
 
 
 # --- HLS and recordings (concilium.live.hls, concilium.live.recording) ---------------------

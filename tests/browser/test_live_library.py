@@ -158,6 +158,13 @@ def test_a_person_plays_a_recording_and_jumps_to_a_chapter(server, browser, arti
 
 
 @pytest.fixture
+def mass_audience(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every viewer of a broadcast is sent to HLS, as once the room has its fill of WebRTC
+    receivers (``live_webrtc_viewers``); set before the server starts."""
+    monkeypatch.setenv("CONCILIUM_LIVE_WEBRTC_VIEWERS", "0")
+
+
+@pytest.fixture
 def program_on_air(server):  # type: ignore[no-untyped-def]
     """A broadcast on air: a Briey learner invited as a viewer, and the HLS packager fed a
     test pattern over RTP (as Janus forwards the program feed) writing into the server's
@@ -243,7 +250,7 @@ the page takes the hls.js path."""
 
 @pytest.mark.parametrize("player", ["native", "hls.js"])
 def test_a_viewer_of_a_broadcast_watches_the_program_over_hls(  # type: ignore[no-untyped-def]
-    server, program_on_air, browser, artifacts, player
+    mass_audience, server, program_on_air, browser, artifacts, player
 ) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844}, base_url=server.url)
     if player == "hls.js":

@@ -118,6 +118,26 @@ def schedule_live_session(  # type: ignore[no-untyped-def]
     return re.sub(r"^https?://[^/]+", "", page.url)
 
 
+def invite(page, session_path: str, **roles: str) -> None:  # type: ignore[no-untyped-def]
+    """On a session's page, invite each person (user name = role in the session)."""
+    for username, role in roles.items():
+        page.get_by_label("User name").fill(username)
+        page.get_by_label("Role").select_option(role)
+        page.get_by_role("button", name="Invite").click()
+        page.wait_for_url(f"**{session_path}")
+
+
+def add_source(page, session_path: str, name: str, kind: str, reference: str = "") -> None:  # type: ignore[no-untyped-def]
+    """On a session's page, name a source the director may put on program."""
+    page.get_by_text("Name a source").click()
+    page.get_by_label("Source name").fill(name)
+    page.get_by_label("Kind").last.select_option(kind)
+    if reference:
+        page.get_by_label("Camera URL or study/series UIDs").fill(reference)
+    page.get_by_role("button", name="Add source").click()
+    page.wait_for_url(f"**{session_path}")
+
+
 def test_director_moves_the_camera_from_the_console(live_server, media_browser, camera, artifacts):
     context = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
     page = context.new_page()
@@ -171,14 +191,7 @@ def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
     page = organiser.new_page()
     sign_in(page, "chloe")
     session_path = schedule_live_session(page, "Cath lab supervision")
-    page.get_by_label("User name").fill("lea")
-    page.get_by_label("Role").select_option("viewer")
-    page.get_by_role("button", name="Invite").click()
-    page.wait_for_url(f"**{session_path}")
-    page.get_by_label("User name").fill("theo")
-    page.get_by_label("Role").select_option("presenter")
-    page.get_by_role("button", name="Invite").click()
-    page.wait_for_url(f"**{session_path}")
+    invite(page, session_path, lea="viewer", theo="presenter")
     organiser.close()
 
     # The OR's tablet: the technologist publishes the room camera.
@@ -229,16 +242,8 @@ def test_the_cath_lab_sends_its_capture_device_at_its_own_frame_rate(
     page = organiser.new_page()
     sign_in(page, "chloe")
     session_path = schedule_live_session(page, "Cath lab 2, X-ray output")
-    for username, role in (("lea", "viewer"), ("theo", "presenter")):
-        page.get_by_label("User name").fill(username)
-        page.get_by_label("Role").select_option(role)
-        page.get_by_role("button", name="Invite").click()
-        page.wait_for_url(f"**{session_path}")
-    page.get_by_text("Name a source").click()
-    page.get_by_label("Source name").fill("Fluoroscopy")
-    page.get_by_label("Kind").last.select_option("capture")
-    page.get_by_role("button", name="Add source").click()
-    page.wait_for_url(f"**{session_path}")
+    invite(page, session_path, lea="viewer", theo="presenter")
+    add_source(page, session_path, "Fluoroscopy", "capture")
     organiser.close()
 
     # The cath lab's PC: the frame grabber is one of its video inputs (Chromium's fake
@@ -305,11 +310,7 @@ def test_in_a_meeting_the_stage_gets_the_full_picture_and_tiles_a_smaller_layer(
     chair = organiser.new_page()
     sign_in(chair, "chloe")
     session_path = schedule_live_session(chair, "Thoracic oncology meeting", "Conference")
-    for username in ("lea", "theo"):
-        chair.get_by_label("User name").fill(username)
-        chair.get_by_label("Role").select_option("participant")
-        chair.get_by_role("button", name="Invite").click()
-        chair.wait_for_url(f"**{session_path}")
+    invite(chair, session_path, lea="participant", theo="participant")
 
     # Three doctors, each with camera and microphone.
     pages = {"chloe": chair}
@@ -358,18 +359,9 @@ def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_
     page = organiser.new_page()
     sign_in(page, "chloe")
     session_path = schedule_live_session(page, "OR 3, ceiling camera")
-    for username, role in (("lea", "viewer"), ("theo", "presenter")):
-        page.get_by_label("User name").fill(username)
-        page.get_by_label("Role").select_option(role)
-        page.get_by_role("button", name="Invite").click()
-        page.wait_for_url(f"**{session_path}")
+    invite(page, session_path, lea="viewer", theo="presenter")
     with ffmpeg_camera("rtp") as camera_url:
-        page.get_by_text("Name a source").click()
-        page.get_by_label("Source name").fill("Ceiling camera")
-        page.get_by_label("Kind").last.select_option("ip_camera")
-        page.get_by_label("Camera URL or study/series UIDs").fill(camera_url)
-        page.get_by_role("button", name="Add source").click()
-        page.wait_for_url(f"**{session_path}")
+        add_source(page, session_path, "Ceiling camera", "ip_camera", camera_url)
         organiser.close()
 
         # The surgeon's tablet publishes: the picture everyone sees by default.
@@ -440,10 +432,7 @@ def test_a_broadcast_carries_on_by_itself_after_the_media_server_restarts(
     sign_in(page, "chloe")
     session_path = schedule_live_session(page, "Valve repair, broadcast", "Broadcast", record=True)
     session_id = int(session_path.rsplit("/", 1)[-1])
-    page.get_by_label("User name").fill("theo")
-    page.get_by_label("Role").select_option("presenter")
-    page.get_by_role("button", name="Invite").click()
-    page.wait_for_url(f"**{session_path}")
+    invite(page, session_path, theo="presenter")
 
     tablet = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
     publisher = tablet.new_page()

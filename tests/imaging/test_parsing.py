@@ -157,6 +157,51 @@ def test_unknown_transfer_syntax_is_refused(ct_series: list[Path], tmp_path: Pat
     assert info.value.stow_rs_failure_reason == 0xC122
 
 
+def test_a_bad_value_is_refused_after_good_ones_of_the_same_series(
+    ct_series: list[Path], tmp_path: Path
+) -> None:
+    for path in ct_series:
+        parse_instance(path)
+    data = ct_series[0].read_bytes()
+    rows = data.index(b"\x28\x00\x10\x00US\x02\x00")
+    # Rows with three bytes: a US value must be a multiple of two bytes long.
+    cut = data[:rows] + b"\x28\x00\x10\x00US\x03\x00" + data[rows + 8 : rows + 10] + b"\x00"
+    path = tmp_path / "odd-rows.dcm"
+    path.write_bytes(cut + data[rows + 10 :])
+    with pytest.raises(MalformedObject, match="0028,0010"):
+        parse_instance(path)
+
+
+def test_a_value_accepted_before_is_refused_when_validation_is_stricter(
+    ct_series: list[Path], tmp_path: Path
+) -> None:
+    data = ct_series[0].read_bytes()
+    thickness = data.index(b"\x18\x00\x50\x00DS") + 6
+    length = int.from_bytes(data[thickness : thickness + 2], "little")
+    # Slice Thickness (DS) that is no number: read as text unless validation raises.
+    path = tmp_path / "not-a-number.dcm"
+    path.write_bytes(data[: thickness + 2] + b"x" * length + data[thickness + 2 + length :])
+    assert parse_instance(path).record.series.modality == "CT"
+    settings = pydicom.config.settings
+    mode = settings.reading_validation_mode
+    settings.reading_validation_mode = pydicom.config.RAISE
+    try:
+        with pytest.raises(MalformedObject, match="float"):
+            parse_instance(path)
+    finally:
+        settings.reading_validation_mode = mode
+
+
+def test_parsed_data_set_still_reads_every_value(ct_series: list[Path]) -> None:
+    first = parse_instance(ct_series[0])
+    again = parse_instance(ct_series[0])
+    reference = pydicom.dcmread(ct_series[0])
+    for ds in (first.dataset, again.dataset):
+        for keyword in ("PatientName", "StudyInstanceUID", "Rows", "PixelSpacing", "Modality"):
+            assert ds[keyword].value == reference[keyword].value
+        assert ds.PixelData == reference.PixelData
+
+
 def test_status_tables_cover_every_reason() -> None:
     assert set(C_STORE_STATUS) == set(FailureReason) == set(STOW_RS_FAILURE_REASON)
     assert C_STORE_STATUS[FailureReason.OUT_OF_RESOURCES] == 0xA700

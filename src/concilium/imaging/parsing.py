@@ -25,11 +25,13 @@ from types import MappingProxyType
 from typing import Any
 
 import pydicom
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import InvalidDicomError
+from pydicom.hooks import hooks as conversion_hooks
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
+from pydicom.valuerep import AMBIGUOUS_VR
 from pynetdicom import AllStoragePresentationContexts
 
 from concilium.imaging.multipart import BodyTooLarge, PartTooLarge
@@ -65,6 +67,8 @@ DEFER_SIZE = 4096
 _PREAMBLE_LENGTH = 128
 _UNDEFINED_LENGTH = 0xFFFFFFFF
 _LONGEST_ELEMENT_HEADER = 12
+_SPECIFIC_CHARACTER_SET = 0x00080005
+_NOT_MEMOIZED_VRS = frozenset({"SQ", "UN"}) | frozenset(str(vr) for vr in AMBIGUOUS_VR)
 
 
 class FailureReason(enum.Enum):
@@ -506,6 +510,111 @@ def _check_not_truncated(ds: Dataset, size: int) -> None:
         raise MalformedObject("file truncated inside an element header")
 
 
+_MEMO_ENTRIES = 8192
+_MEMO_VALUE_BYTES = 1024
+_MemoKey = tuple[int, str | None, bytes, bool, bool, str | tuple[str, ...], tuple[object, ...]]
+_converted_memo: dict[_MemoKey, DataElement] = {}
+"""Elements converted without error, by everything their conversion depends on.
+
+The instances of a series repeat most of their header byte for byte (patient, study, series,
+equipment, geometry), so a value converted once need not be converted again to be checked.
+Entries are never handed to callers (they could change them): only `_index_record` reads
+them. Bounded, and cleared whole when full: a miss only costs the conversion it saves.
+"""
+
+
+@functools.cache
+def _dictionary_vr(tag: int) -> str | None:
+    try:
+        return str(dictionary_VR(tag))
+    except KeyError:
+        return None
+
+
+def _conversion_settings() -> tuple[object, ...] | None:
+    """pydicom's settings that change what a conversion returns or whether it raises, or
+    None when conversions are customised beyond what a key can hold. They may be changed at
+    run time (e.g. validation made stricter), so they are part of the key."""
+    config = pydicom.config
+    if config.data_element_callback is not None or conversion_hooks.raw_element_kwargs:
+        return None
+    return (
+        config.settings.reading_validation_mode,
+        config.convert_wrong_length_to_UN,
+        config.replace_un_with_known_vr,
+        config.use_DS_decimal,
+        config.use_DS_numpy,
+        config.use_IS_numpy,
+        conversion_hooks.raw_element_vr,
+        conversion_hooks.raw_element_value,
+    )
+
+
+def _memo_key(
+    raw: RawDataElement, encoding: str | tuple[str, ...], settings: tuple[object, ...]
+) -> _MemoKey | None:
+    """Key of an element whose conversion depends only on its own bytes, the character set
+    and pydicom's settings, or None.
+
+    Left out, and converted through the data set as always: private elements (their VR
+    depends on a private creator), sequences (their items carry offsets and inherit from the
+    parent), ambiguous VRs (resolved from other elements), UN (may be replaced by the
+    dictionary VR), undefined lengths and long values.
+    """
+    value = raw.value
+    if value is None or len(value) > _MEMO_VALUE_BYTES or raw.length == _UNDEFINED_LENGTH:
+        return None
+    tag = int(raw.tag)
+    if tag >> 16 & 1:
+        return None
+    vr = raw.VR if raw.VR is not None else _dictionary_vr(tag)
+    if vr is None or vr in _NOT_MEMOIZED_VRS:
+        return None
+    return (tag, raw.VR, bytes(value), raw.is_implicit_VR, raw.is_little_endian, encoding, settings)
+
+
+def _convert_all(ds: Dataset) -> dict[int, DataElement]:
+    """Every element of `ds` but the deferred ones, converted; raises what conversion raises.
+
+    What a conversion depends on is what `Dataset.__getitem__` passes it (the raw element
+    and the character set) and pydicom's settings, so an element equal in all of it to one
+    converted without error converts without error again and is taken from
+    `_converted_memo`.
+    Memoized elements stay raw in `ds`, converted again on access, to the same value.
+    """
+    converted: dict[int, DataElement] = {}
+    encoding: str | tuple[str, ...] | None = None
+    settings = _conversion_settings()
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(raw, RawDataElement):
+            converted[tag] = ds[tag]
+            continue
+        if raw.value is None and raw.length:
+            continue
+        if tag == _SPECIFIC_CHARACTER_SET:
+            # Read in the default repertoire, as `Dataset.__getitem__` does.
+            converted[tag] = ds[tag]
+            continue
+        if encoding is None:
+            charset = ds.original_character_set or ds._character_set
+            encoding = charset if isinstance(charset, str) else tuple(charset)
+        key = _memo_key(raw, encoding, settings) if settings is not None else None
+        if key is None:
+            converted[tag] = ds[tag]
+            continue
+        elem = _converted_memo.get(key)
+        if elem is None:
+            elem = convert_raw_data_element(
+                raw, encoding=encoding if isinstance(encoding, str) else list(encoding), ds=ds
+            )
+            if len(_converted_memo) >= _MEMO_ENTRIES:
+                _converted_memo.clear()
+            _converted_memo[key] = elem
+        converted[tag] = elem
+    return converted
+
+
 def parse_instance(
     path: Path | str,
     *,
@@ -547,11 +656,7 @@ def parse_instance(
         # Converting every element exposes encoding errors now rather than in a later read
         # by the viewer; deferred (large) values are left alone. The index attributes are
         # then taken from the converted elements, each looked up once.
-        converted: dict[int, DataElement] = {}
-        for tag in list(ds.keys()):
-            raw = ds.get_item(tag, keep_deferred=True)
-            if not (isinstance(raw, RawDataElement) and raw.value is None and raw.length):
-                converted[tag] = ds[tag]
+        converted = _convert_all(ds)
         record = _index_record(
             lambda keyword: converted.get(_tag_of(keyword)), str(transfer_syntax)
         )

@@ -268,7 +268,9 @@ class InstanceStore:
         commit is a rename: on some filesystems making a directory costs as much as syncing
         the file, and adopting runs side by side with other work (see `commit_all`).
         """
-        if path.parent.resolve() != self._tmp_resolved:
+        # Resolving costs a system call per path component; the parts of a request are
+        # named under the temporary area as the store itself spells it.
+        if path.parent != self._tmp and path.parent.resolve() != self._tmp_resolved:
             raise StorageError("only files of the store's temporary area can be adopted")
         if address is not None and not _ADDRESS.fullmatch(address):
             raise ValueError(f"not a SHA-256 address: {address!r}")

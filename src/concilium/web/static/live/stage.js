@@ -9,7 +9,7 @@ import { api, csrfHeaders, status } from "./live-common.js";
 /** getUserMedia constraints: a participant's camera and microphone at a conference's modest
  * size, or a capture device's picture alone at its own frame rate and up to 720p (the
  * rooms' H.264 level 3.1), so that an angiography run at 15-30 fps keeps every frame. */
-export function captureConstraints(kind, deviceId = "") {
+function captureConstraints(kind, deviceId = "") {
   const device = deviceId ? { deviceId: { exact: deviceId } } : {};
   if (kind === "capture") {
     return {
@@ -31,7 +31,7 @@ export class Stage {
     this.mine = null;
     this.localStream = null;
     this.simulcast = false; // whether my camera goes in simulcast layers
-    this.feeds = new Map(); // feed id -> { video, joined, display }
+    this.feeds = new Map(); // feed id -> { video, joined, display, substream }
     this.program = null;
     this.chosen = null; // a view the person picked instead of the program
     this.timer = null;

@@ -4,7 +4,9 @@ Both servers run on this machine with their own temporary storage and receive th
 synthetic data (``concilium.imaging.synthetic``):
 
 1. C-STORE ingest of a CT study (512x512 slices) with DCMTK ``storescu``, one association;
-2. STOW-RS ingest of the same slices under new UIDs, ``dicomweb_client`` in batches of 50;
+2. STOW-RS ingest of the same slices under new UIDs, ``dicomweb_client`` in batches of 50,
+   then the same loop against ``bench/stow_sink.py``, which reads each request and discards
+   it: the client's own ceiling on this machine, which bounds any server's ratio;
 3. QIDO-RS study searches (p50/p95) once ``--studies`` one-instance studies are indexed;
 4. WADO-RS retrieve of the whole CT study (multipart, streamed, bytes counted);
 5. study metadata (``/studies/{uid}/metadata``);
@@ -478,6 +480,34 @@ def phase_stow(servers: list[Server], files: list[Path], batch: int, every: int)
             stow_one(server, datasets, batch, every)
         except Exception as exc:
             failure(server, "STOW-RS", exc)
+    ceiling = stow_client_ceiling(datasets, batch)
+    rates = {s.name: s.results["stow_rate"] for s in servers if "stow_rate" in s.results}
+    bound = ", ".join(f"{ceiling / rate:.2f}x {name}" for name, rate in rates.items())
+    say(
+        f"  client alone (bench/stow_sink.py reads each request and discards it): "
+        f"{ceiling:.1f}/s, the most any server can reach here ({bound})"
+    )
+
+
+def stow_client_ceiling(datasets: list[Dataset], batch: int) -> float:
+    """Instances per second of the same dicomweb-client loop against a server doing nothing
+    but read the bodies: the client's own cost, shared by every server measured."""
+    port = free_port()
+    sink = subprocess.Popen(
+        [PYTHON, "-m", "uvicorn", "--app-dir", str(REPO / "bench"), "stow_sink:app",
+         "--host", LOOPBACK, "--port", str(port), "--lifespan", "off", "--log-level", "warning"],
+    )  # fmt: skip
+    try:
+        wait_until(lambda: socket.create_connection((LOOPBACK, port), 1).close() is None, 30,
+                   "the STOW-RS sink")  # fmt: skip
+        client = DICOMwebClient(f"http://{LOOPBACK}:{port}/dicomweb", timeout=600)
+        start = time.perf_counter()
+        for first in range(0, len(datasets), batch):
+            client.store_instances(datasets[first : first + batch])
+        return len(datasets) / (time.perf_counter() - start)
+    finally:
+        sink.terminate()
+        sink.wait(10)
 
 
 def stow_one(server: Server, datasets: list[Dataset], batch: int, every: int) -> None:

@@ -96,3 +96,10 @@ _FRAME = f"""() => {{
 def stage_frame(page: Any) -> str:
     """The picture the stage video shows now, as a PNG data URL."""
     return str(page.evaluate(_FRAME))
+
+
+def picture_moves(page: Any) -> bool:
+    """Whether the stage shows another picture 0.6 s later (live video, not a still)."""
+    first = stage_frame(page)
+    time.sleep(0.6)
+    return stage_frame(page) != first

@@ -19,8 +19,8 @@ from .browsing import (
     STAGE,
     join_with_camera,
     launch_chromium,
+    picture_moves,
     sign_in,
-    stage_frame,
     wait_until,
 )
 
@@ -65,12 +65,6 @@ def report_status(server, facts: dict[str, str], latency_ms: float) -> None:
         },
     )
     assert response.status_code == 201, response.text
-
-
-def picture_moves(page) -> bool:
-    first = stage_frame(page)
-    time.sleep(0.6)
-    return bool(stage_frame(page) != first)
 
 
 def badge_over_video(page) -> bool:

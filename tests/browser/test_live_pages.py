@@ -293,6 +293,14 @@ def test_the_cath_lab_sends_its_capture_device_at_its_own_frame_rate(
     wait_until(viewer, f"{STAGE}.dataset.feed === '{feed}' && {STAGE}.currentTime > 0.5", 20_000)
     assert picture_moves(viewer)
     assert viewer.evaluate(f"{STAGE}.videoWidth") > 0
+    # The drawing layer covers the picture exactly, whatever its shape, so that strokes land
+    # on the same spot of the picture for everyone and in the recording.
+    shapes = f"""(() => {{
+        const v = {STAGE}, c = document.querySelector('[data-telestration]');
+        return [v.videoWidth / v.videoHeight, c.clientWidth / c.clientHeight];
+    }})()"""
+    wait_until(viewer, f"Math.abs({shapes}[0] - {shapes}[1]) < 0.02", 10_000)
+    assert abs(viewer.evaluate(shapes)[0] - 16 / 9) < 0.02
     publisher.screenshot(path=str(artifacts / "live-join-capture-device.png"), full_page=True)
     lab.close()
     phone.close()

@@ -124,6 +124,14 @@ export class Telestration {
     this.color = color;
     this.onStroke = onStroke;
     new ResizeObserver(() => this.redraw()).observe(canvas);
+    // The picture and the layer over it take the video's own shape: a stroke's coordinates
+    // are then the picture's, the same on every screen and in the recording.
+    const video = canvas.parentElement?.querySelector("video");
+    video?.addEventListener("resize", () => {
+      if (video.videoWidth && video.videoHeight) {
+        canvas.parentElement.style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
+      }
+    });
     if (enabled) this.enableDrawing();
   }
 

@@ -118,6 +118,25 @@ def schedule_live_session(  # type: ignore[no-untyped-def]
     return re.sub(r"^https?://[^/]+", "", page.url)
 
 
+def organise(  # type: ignore[no-untyped-def]
+    media_browser,
+    live_server,
+    title: str,
+    kind: str = "Supervision",
+    record: bool = False,
+    **roles: str,
+):
+    """Chloé, the Metz coordinator, on a desktop, schedules a session, takes it live and
+    invites each person (user name = role in the session); her context, page and the
+    session's URL path."""
+    context = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
+    page = context.new_page()
+    sign_in(page, "chloe")
+    session_path = schedule_live_session(page, title, kind, record=record)
+    invite(page, session_path, **roles)
+    return context, page, session_path
+
+
 def invite(page, session_path: str, **roles: str) -> None:  # type: ignore[no-untyped-def]
     """On a session's page, invite each person (user name = role in the session)."""
     for username, role in roles.items():
@@ -187,11 +206,9 @@ def test_director_moves_the_camera_from_the_console(live_server, media_browser, 
 def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
     live_server, media_browser, artifacts
 ):
-    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
-    page = organiser.new_page()
-    sign_in(page, "chloe")
-    session_path = schedule_live_session(page, "Cath lab supervision")
-    invite(page, session_path, lea="viewer", theo="presenter")
+    organiser, _, session_path = organise(
+        media_browser, live_server, "Cath lab supervision", lea="viewer", theo="presenter"
+    )
     organiser.close()
 
     # The OR's tablet: the technologist publishes the room camera.
@@ -235,11 +252,9 @@ def test_camera_published_from_the_join_page_reaches_a_viewer_of_another_site(
 def test_the_cath_lab_sends_its_capture_device_at_its_own_frame_rate(
     live_server, media_browser, artifacts
 ):
-    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
-    page = organiser.new_page()
-    sign_in(page, "chloe")
-    session_path = schedule_live_session(page, "Cath lab 2, X-ray output")
-    invite(page, session_path, lea="viewer", theo="presenter")
+    organiser, page, session_path = organise(
+        media_browser, live_server, "Cath lab 2, X-ray output", lea="viewer", theo="presenter"
+    )
     add_source(page, session_path, "Fluoroscopy", "capture")
     organiser.close()
 
@@ -309,11 +324,10 @@ def test_the_cath_lab_sends_its_capture_device_at_its_own_frame_rate(
 def test_in_a_meeting_the_stage_gets_the_full_picture_and_tiles_a_smaller_layer(
     live_server, media_browser, artifacts
 ):
-    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
-    chair = organiser.new_page()
-    sign_in(chair, "chloe")
-    session_path = schedule_live_session(chair, "Thoracic oncology meeting", "Conference")
-    invite(chair, session_path, lea="participant", theo="participant")
+    organiser, chair, session_path = organise(
+        media_browser, live_server, "Thoracic oncology meeting", "Conference",
+        lea="participant", theo="participant",
+    )  # fmt: skip
 
     # Three doctors, each with camera and microphone.
     pages = {"chloe": chair}
@@ -358,11 +372,9 @@ def test_in_a_meeting_the_stage_gets_the_full_picture_and_tiles_a_smaller_layer(
 
 
 def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_browser, artifacts):
-    organiser = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
-    page = organiser.new_page()
-    sign_in(page, "chloe")
-    session_path = schedule_live_session(page, "OR 3, ceiling camera")
-    invite(page, session_path, lea="viewer", theo="presenter")
+    organiser, page, session_path = organise(
+        media_browser, live_server, "OR 3, ceiling camera", lea="viewer", theo="presenter"
+    )
     with ffmpeg_camera("rtp") as camera_url:
         add_source(page, session_path, "Ceiling camera", "ip_camera", camera_url)
         organiser.close()
@@ -427,13 +439,12 @@ def test_a_broadcast_carries_on_by_itself_after_the_media_server_restarts(
     live_server, media_browser, artifacts
 ):
     data_dir = Path(live_server.env["CONCILIUM_DATA_DIR"])
-    director = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
-    page = director.new_page()
-    page.on("dialog", lambda dialog: dialog.accept())
-    sign_in(page, "chloe")
-    session_path = schedule_live_session(page, "Valve repair, broadcast", "Broadcast", record=True)
+    director, page, session_path = organise(
+        media_browser, live_server, "Valve repair, broadcast", "Broadcast", record=True,
+        theo="presenter",
+    )  # fmt: skip
+    page.on("dialog", lambda dialog: dialog.accept())  # ending the session asks to confirm
     session_id = int(session_path.rsplit("/", 1)[-1])
-    invite(page, session_path, theo="presenter")
 
     tablet = media_browser.new_context(viewport=DESKTOP, base_url=live_server.url)
     publisher = tablet.new_page()

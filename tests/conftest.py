@@ -23,6 +23,7 @@ from concilium.platform import accounts, audit, authn, totp
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import migrate, transaction
 from concilium.platform.tables import Site, User
+from concilium.services import TOKEN_SCOPES
 from concilium.web.app import create_app
 from concilium.web.runtime import Runtime
 
@@ -208,6 +209,7 @@ class World:
                 list(scopes),
                 days,
                 self.runtime.now(),
+                known_scopes=TOKEN_SCOPES,
             )
             return issued.secret
 

@@ -15,7 +15,7 @@ from concilium.platform import accounts, audit, authn, demo, totp
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import migrate, utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
-from concilium.platform.policy import TOKEN_SCOPES
+from concilium.services import TOKEN_SCOPES
 
 SERVICE_COMMAND_GROUPS: tuple[str, ...] = (
     "concilium.imaging.cli:dicom",
@@ -215,7 +215,15 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
         if owner is None:
             raise click.ClickException(f"no user {username!r}")
         issued = authn.issue_token(
-            session, settings, operator(), owner, name, list(scopes), days, utcnow()
+            session,
+            settings,
+            operator(),
+            owner,
+            name,
+            list(scopes),
+            days,
+            utcnow(),
+            known_scopes=TOKEN_SCOPES,
         )
         click.echo(f"token {issued.record.public_id} expires {issued.record.expires_at:%Y-%m-%d}")
         click.echo(issued.secret)

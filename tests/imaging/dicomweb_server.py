@@ -15,6 +15,7 @@ from concilium.platform import accounts, audit, authn, sharing
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import transaction
 from concilium.platform.tables import Site, User
+from concilium.services import TOKEN_SCOPES
 from concilium.web.runtime import Runtime
 from serving import running_server
 
@@ -89,7 +90,15 @@ def _token(runtime: Runtime, user: User, scopes: tuple[str, ...] = SCOPES) -> st
         owner = db.get(User, user.id)
         assert owner is not None
         issued = authn.issue_token(
-            db, runtime.settings, audit.SYSTEM, owner, "dicomweb", list(scopes), 30, runtime.now()
+            db,
+            runtime.settings,
+            audit.SYSTEM,
+            owner,
+            "dicomweb",
+            list(scopes),
+            30,
+            runtime.now(),
+            known_scopes=TOKEN_SCOPES,
         )
         return issued.secret
 

@@ -11,13 +11,14 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from concilium.imaging import service
+from concilium.imaging.actions import ImagingAction
 from concilium.imaging.service import Archive, Sender
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingStudy
 from concilium.platform import accounts, audit, sharing
 from concilium.platform.db import transaction
 from concilium.platform.patients import Demographics, create_patient
-from concilium.platform.policy import Action, Principal, decide
+from concilium.platform.policy import Principal, decide
 from concilium.platform.tables import Share, User
 
 
@@ -71,7 +72,9 @@ def _granted(runtime, principal):
         return {
             study.study_instance_uid
             for study in db.execute(select(ImagingStudy)).scalars()
-            if decide(principal, Action.STUDY_READ, service.study_target(db, study, now)).allowed
+            if decide(
+                principal, ImagingAction.STUDY_READ, service.study_target(db, study, now)
+            ).allowed
         }
 
 

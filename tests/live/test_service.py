@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from concilium.live import protocol, service
+from concilium.live.actions import LiveAction
 from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.media import LiveMedia
 from concilium.live.ptz import DirectorLock, NotDirector, PtzClient
@@ -146,9 +147,9 @@ def test_websocket_frames_are_parsed_or_refused_with_a_reason():
 def test_invitation_roles_decide_what_an_invitee_may_do():
     # Invitees of another site: the viewer watches, the director directs, nobody else does.
     invited = [(10, "viewer"), (11, "director"), (12, "moderator")]
-    assert service.capable_users(invited, Action.LIVE_JOIN) == {10, 11, 12}
-    assert service.capable_users(invited, Action.LIVE_DIRECT) == {11}
-    assert service.capable_users(invited, Action.LIVE_MODERATE) == {12}
+    assert service.capable_users(invited, LiveAction.LIVE_JOIN) == {10, 11, 12}
+    assert service.capable_users(invited, LiveAction.LIVE_DIRECT) == {11}
+    assert service.capable_users(invited, LiveAction.LIVE_MODERATE) == {12}
     from concilium.platform.policy import Target
 
     def target(action: Action) -> Target:
@@ -163,13 +164,15 @@ def test_invitation_roles_decide_what_an_invitee_may_do():
     briey_director = Principal(11, "d", {2: frozenset({"specialist"})})
     stranger = Principal(13, "s", {2: frozenset({"specialist"})})
     metz_learner = Principal(14, "l", {1: frozenset({"learner"})})
-    assert decide(briey_viewer, Action.LIVE_JOIN, target(Action.LIVE_JOIN)).allowed
-    assert not decide(briey_viewer, Action.LIVE_DIRECT, target(Action.LIVE_DIRECT)).allowed
-    assert decide(briey_director, Action.LIVE_DIRECT, target(Action.LIVE_DIRECT)).allowed
-    assert not decide(briey_director, Action.LIVE_MANAGE, target(Action.LIVE_MANAGE)).allowed
-    assert not decide(stranger, Action.LIVE_READ, target(Action.LIVE_READ)).allowed
-    assert decide(metz_learner, Action.LIVE_READ, target(Action.LIVE_READ)).allowed
-    assert not decide(metz_learner, Action.LIVE_MANAGE, target(Action.LIVE_MANAGE)).allowed
+    assert decide(briey_viewer, LiveAction.LIVE_JOIN, target(LiveAction.LIVE_JOIN)).allowed
+    assert not decide(briey_viewer, LiveAction.LIVE_DIRECT, target(LiveAction.LIVE_DIRECT)).allowed
+    assert decide(briey_director, LiveAction.LIVE_DIRECT, target(LiveAction.LIVE_DIRECT)).allowed
+    assert not decide(
+        briey_director, LiveAction.LIVE_MANAGE, target(LiveAction.LIVE_MANAGE)
+    ).allowed
+    assert not decide(stranger, LiveAction.LIVE_READ, target(LiveAction.LIVE_READ)).allowed
+    assert decide(metz_learner, LiveAction.LIVE_READ, target(LiveAction.LIVE_READ)).allowed
+    assert not decide(metz_learner, LiveAction.LIVE_MANAGE, target(LiveAction.LIVE_MANAGE)).allowed
 
 
 # --- on the database -----------------------------------------------------------------------
@@ -259,11 +262,13 @@ def test_an_invitation_is_a_share_and_carries_a_role(world):
         assert sorted(rows) == sorted([(doctor.id, "director"), (viewer.id, "director")])
         shares = db.execute(select(Share).where(Share.resource_kind == "live_session")).scalars()
         assert {s.to_user_id for s in shares} == {viewer.id}
-        target = service.session_target(db, live, Action.LIVE_DIRECT, now)
+        target = service.session_target(db, live, LiveAction.LIVE_DIRECT, now)
         assert target.shared_user_ids == {viewer.id}
         # The share lapses a day after the session: the invitation no longer opens it.
         later = now + timedelta(days=2)
-        assert service.session_target(db, live, Action.LIVE_READ, later).shared_user_ids == set()
+        assert (
+            service.session_target(db, live, LiveAction.LIVE_READ, later).shared_user_ids == set()
+        )
 
 
 def test_questions_are_moderated_merged_and_answered(world):

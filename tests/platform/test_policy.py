@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from concilium.imaging.actions import ImagingAction
 from concilium.platform.policy import (
-    RULES,
     Action,
+    PlatformAction,
     Principal,
+    Rule,
     Target,
     decide,
     visible_sites,
 )
+from concilium.services import ACTIONS
+from concilium.telesurgery.actions import TelesurgeryAction
 
 METZ, BRIEY, NANCY = 1, 2, 3
 
@@ -34,105 +38,120 @@ def patient_at(*sites, shared_sites=(), shared_users=(), pid=7):
 
 
 def test_anonymous_is_refused_everything():
-    for action in Action:
+    for action in ACTIONS:
         assert not decide(None, action, patient_at(METZ)).allowed
 
 
 def test_role_at_owning_site_grants():
-    d = decide(person({METZ: {"radiologist"}}), Action.PATIENT_READ, patient_at(METZ))
+    d = decide(person({METZ: {"radiologist"}}), PlatformAction.PATIENT_READ, patient_at(METZ))
     assert d.allowed and d.basis == "role"
 
 
 def test_same_role_at_another_site_does_not():
     assert not decide(
-        person({BRIEY: {"radiologist"}}), Action.PATIENT_READ, patient_at(METZ)
+        person({BRIEY: {"radiologist"}}), PlatformAction.PATIENT_READ, patient_at(METZ)
     ).allowed
 
 
 def test_patient_known_at_two_sites_is_readable_from_both():
     target = patient_at(METZ, BRIEY)
-    assert decide(person({BRIEY: {"coordinator"}}), Action.PATIENT_READ, target).allowed
+    assert decide(person({BRIEY: {"coordinator"}}), PlatformAction.PATIENT_READ, target).allowed
 
 
 @pytest.mark.parametrize("role", ["learner", "engineer"])
 def test_non_clinical_roles_never_read_patients(role):
-    assert not decide(person({METZ: {role}}), Action.PATIENT_READ, patient_at(METZ)).allowed
+    assert not decide(person({METZ: {role}}), PlatformAction.PATIENT_READ, patient_at(METZ)).allowed
 
 
 def test_share_to_site_grants_read_not_write():
     p = person({BRIEY: {"radiologist"}})
     target = patient_at(METZ, shared_sites=[BRIEY])
-    assert decide(p, Action.PATIENT_READ, target).basis == "share"
-    assert not decide(p, Action.PATIENT_WRITE, target).allowed
-    assert not decide(p, Action.SHARE_MANAGE, target).allowed
+    assert decide(p, PlatformAction.PATIENT_READ, target).basis == "share"
+    assert not decide(p, PlatformAction.PATIENT_WRITE, target).allowed
+    assert not decide(p, PlatformAction.SHARE_MANAGE, target).allowed
 
 
 def test_share_to_site_needs_a_clinical_role_there():
     p = person({BRIEY: {"learner"}})
-    assert not decide(p, Action.PATIENT_READ, patient_at(METZ, shared_sites=[BRIEY])).allowed
+    assert not decide(
+        p, PlatformAction.PATIENT_READ, patient_at(METZ, shared_sites=[BRIEY])
+    ).allowed
 
 
 def test_share_to_person():
     p = person({NANCY: {"specialist"}})
-    assert decide(p, Action.PATIENT_READ, patient_at(METZ, shared_users=[10])).allowed
-    assert not decide(p, Action.PATIENT_READ, patient_at(METZ, shared_users=[11])).allowed
+    assert decide(p, PlatformAction.PATIENT_READ, patient_at(METZ, shared_users=[10])).allowed
+    assert not decide(p, PlatformAction.PATIENT_READ, patient_at(METZ, shared_users=[11])).allowed
 
 
 def test_break_the_glass_grants_that_patient_only_and_is_marked():
     p = person({BRIEY: {"specialist"}}, emergency_patient_ids=frozenset({7}))
-    d = decide(p, Action.PATIENT_READ, patient_at(METZ, pid=7))
+    d = decide(p, PlatformAction.PATIENT_READ, patient_at(METZ, pid=7))
     assert d.allowed and d.emergency
-    assert not decide(p, Action.PATIENT_READ, patient_at(METZ, pid=8)).allowed
-    assert not decide(p, Action.PATIENT_MERGE, patient_at(METZ, pid=7)).allowed
+    assert not decide(p, PlatformAction.PATIENT_READ, patient_at(METZ, pid=8)).allowed
+    assert not decide(p, PlatformAction.PATIENT_MERGE, patient_at(METZ, pid=7)).allowed
 
 
 def test_token_scopes_narrow_but_never_widen():
     admin_token = person({METZ: {"admin"}}, scopes=frozenset({"admin"}))
     assert decide(
-        admin_token, Action.USER_MANAGE, Target("user", site_ids=frozenset({METZ}))
+        admin_token, PlatformAction.USER_MANAGE, Target("user", site_ids=frozenset({METZ}))
     ).allowed
-    assert not decide(admin_token, Action.PATIENT_READ, patient_at(METZ)).allowed
+    assert not decide(admin_token, PlatformAction.PATIENT_READ, patient_at(METZ)).allowed
     learner_token = person({METZ: {"learner"}}, scopes=frozenset({"patients:read", "admin"}))
-    assert not decide(learner_token, Action.PATIENT_READ, patient_at(METZ)).allowed
+    assert not decide(learner_token, PlatformAction.PATIENT_READ, patient_at(METZ)).allowed
     assert not decide(
-        learner_token, Action.USER_MANAGE, Target("user", site_ids=frozenset({METZ}))
+        learner_token, PlatformAction.USER_MANAGE, Target("user", site_ids=frozenset({METZ}))
     ).allowed
 
 
 def test_platform_admin_administers_but_reads_no_patient():
     it = person({}, is_platform_admin=True)
-    assert decide(it, Action.SITE_MANAGE).allowed
-    assert decide(it, Action.USER_MANAGE, Target("user", site_ids=frozenset({BRIEY}))).allowed
-    for action in (Action.PATIENT_READ, Action.CONSENT_READ, Action.EMERGENCY_REQUEST):
+    assert decide(it, PlatformAction.SITE_MANAGE).allowed
+    assert decide(
+        it, PlatformAction.USER_MANAGE, Target("user", site_ids=frozenset({BRIEY}))
+    ).allowed
+    for action in (
+        PlatformAction.PATIENT_READ,
+        PlatformAction.CONSENT_READ,
+        PlatformAction.EMERGENCY_REQUEST,
+    ):
         assert not decide(it, action, patient_at(METZ)).allowed
 
 
 def test_site_admin_only_administers_own_site():
     admin = person({METZ: {"admin"}})
-    assert decide(admin, Action.USER_MANAGE, Target("user", site_ids=frozenset({METZ}))).allowed
-    assert not decide(
-        admin, Action.USER_MANAGE, Target("user", site_ids=frozenset({BRIEY}))
+    assert decide(
+        admin, PlatformAction.USER_MANAGE, Target("user", site_ids=frozenset({METZ}))
     ).allowed
-    assert not decide(admin, Action.SITE_MANAGE).allowed
+    assert not decide(
+        admin, PlatformAction.USER_MANAGE, Target("user", site_ids=frozenset({BRIEY}))
+    ).allowed
+    assert not decide(admin, PlatformAction.SITE_MANAGE).allowed
 
 
 def test_own_account_and_tokens_are_self_service():
     p = person({METZ: {"learner"}})
     mine = Target("token", site_ids=frozenset({METZ}), owner_user_id=10)
     theirs = Target("token", site_ids=frozenset({METZ}), owner_user_id=11)
-    assert decide(p, Action.TOKEN_MANAGE, mine).basis == "self"
-    assert not decide(p, Action.TOKEN_MANAGE, theirs).allowed
+    assert decide(p, PlatformAction.TOKEN_MANAGE, mine).basis == "self"
+    assert not decide(p, PlatformAction.TOKEN_MANAGE, theirs).allowed
 
 
 def test_visible_sites_for_lists_match_decisions():
     p = person({METZ: {"radiologist"}, BRIEY: {"learner"}})
-    assert visible_sites(p, Action.PATIENT_READ) == frozenset({METZ})
-    assert visible_sites(person({}, is_platform_admin=True), Action.USER_READ) is None
-    assert visible_sites(person({}, is_platform_admin=True), Action.PATIENT_READ) == frozenset()
+    assert visible_sites(p, PlatformAction.PATIENT_READ) == frozenset({METZ})
+    assert visible_sites(person({}, is_platform_admin=True), PlatformAction.USER_READ) is None
+    assert (
+        visible_sites(person({}, is_platform_admin=True), PlatformAction.PATIENT_READ)
+        == frozenset()
+    )
 
 
-def test_every_action_has_a_rule():
-    assert set(RULES) == set(Action)
+def test_every_action_is_named_once():
+    names = [action.value for action in ACTIONS]
+    assert len(names) == len(set(names))
+    assert all(isinstance(action.rule, Rule) for action in ACTIONS)
 
 
 def study_at(site, shared_sites=(), pid=None):
@@ -146,40 +165,52 @@ def study_at(site, shared_sites=(), pid=None):
 
 
 def test_study_read_follows_patient_read_roles_shares_and_emergency():
-    assert decide(person({METZ: {"radiologist"}}), Action.STUDY_READ, study_at(METZ)).allowed
-    assert not decide(person({BRIEY: {"radiologist"}}), Action.STUDY_READ, study_at(METZ)).allowed
-    shared = decide(person({BRIEY: {"radiologist"}}), Action.STUDY_READ, study_at(METZ, [BRIEY]))
+    assert decide(person({METZ: {"radiologist"}}), ImagingAction.STUDY_READ, study_at(METZ)).allowed
+    assert not decide(
+        person({BRIEY: {"radiologist"}}), ImagingAction.STUDY_READ, study_at(METZ)
+    ).allowed
+    shared = decide(
+        person({BRIEY: {"radiologist"}}), ImagingAction.STUDY_READ, study_at(METZ, [BRIEY])
+    )
     assert shared.basis == "share"
     assert not decide(
-        person({BRIEY: {"learner"}}), Action.STUDY_READ, study_at(METZ, [BRIEY])
+        person({BRIEY: {"learner"}}), ImagingAction.STUDY_READ, study_at(METZ, [BRIEY])
     ).allowed
     glass = person({NANCY: {"specialist"}}, emergency_patient_ids=frozenset({7}))
-    assert decide(glass, Action.STUDY_READ, study_at(METZ, pid=7)).emergency
-    assert not decide(person({}, is_platform_admin=True), Action.STUDY_READ, study_at(METZ)).allowed
+    assert decide(glass, ImagingAction.STUDY_READ, study_at(METZ, pid=7)).emergency
+    assert not decide(
+        person({}, is_platform_admin=True), ImagingAction.STUDY_READ, study_at(METZ)
+    ).allowed
 
 
 def test_study_store_needs_a_storing_role_at_the_owning_site():
     for role in ("technologist", "radiologist", "admin"):
-        assert decide(person({METZ: {role}}), Action.STUDY_STORE, study_at(METZ)).allowed
-    assert not decide(person({METZ: {"coordinator"}}), Action.STUDY_STORE, study_at(METZ)).allowed
-    assert not decide(person({BRIEY: {"technologist"}}), Action.STUDY_STORE, study_at(METZ)).allowed
+        assert decide(person({METZ: {role}}), ImagingAction.STUDY_STORE, study_at(METZ)).allowed
+    assert not decide(
+        person({METZ: {"coordinator"}}), ImagingAction.STUDY_STORE, study_at(METZ)
+    ).allowed
+    assert not decide(
+        person({BRIEY: {"technologist"}}), ImagingAction.STUDY_STORE, study_at(METZ)
+    ).allowed
 
 
 def test_a_dicom_node_is_limited_by_its_scopes():
     store_only = person({METZ: {"technologist"}}, scopes=frozenset({"imaging:write"}))
-    assert decide(store_only, Action.STUDY_STORE, study_at(METZ)).allowed
-    assert not decide(store_only, Action.STUDY_READ, study_at(METZ)).allowed
+    assert decide(store_only, ImagingAction.STUDY_STORE, study_at(METZ)).allowed
+    assert not decide(store_only, ImagingAction.STUDY_READ, study_at(METZ)).allowed
     query = person({BRIEY: {"technologist"}}, scopes=frozenset({"imaging:read"}))
-    assert decide(query, Action.STUDY_READ, study_at(METZ, [BRIEY])).allowed
-    assert not decide(query, Action.PATIENT_READ, patient_at(BRIEY)).allowed
+    assert decide(query, ImagingAction.STUDY_READ, study_at(METZ, [BRIEY])).allowed
+    assert not decide(query, PlatformAction.PATIENT_READ, patient_at(BRIEY)).allowed
 
 
 def test_only_a_site_administrator_deletes_studies_and_manages_nodes():
-    assert decide(person({METZ: {"admin"}}), Action.STUDY_DELETE, study_at(METZ)).allowed
-    assert not decide(person({METZ: {"radiologist"}}), Action.STUDY_DELETE, study_at(METZ)).allowed
+    assert decide(person({METZ: {"admin"}}), ImagingAction.STUDY_DELETE, study_at(METZ)).allowed
+    assert not decide(
+        person({METZ: {"radiologist"}}), ImagingAction.STUDY_DELETE, study_at(METZ)
+    ).allowed
     ae = Target("ae", site_ids=frozenset({METZ}))
-    assert decide(person({METZ: {"admin"}}), Action.AE_MANAGE, ae).allowed
-    assert not decide(person({BRIEY: {"admin"}}), Action.AE_MANAGE, ae).allowed
+    assert decide(person({METZ: {"admin"}}), ImagingAction.AE_MANAGE, ae).allowed
+    assert not decide(person({BRIEY: {"admin"}}), ImagingAction.AE_MANAGE, ae).allowed
 
 
 def procedure_between(console, robot, pid=7):
@@ -192,16 +223,16 @@ def test_a_procedure_belongs_to_both_its_sites_and_no_other():
     procedure = procedure_between(METZ, BRIEY)
     for site in (METZ, BRIEY):
         engineer = person({site: {"engineer"}})
-        assert decide(engineer, Action.PROCEDURE_READ, procedure).allowed
-        assert decide(engineer, Action.PROCEDURE_SUPERVISE, procedure).allowed
-        assert decide(engineer, Action.PROCEDURE_MANAGE, procedure).allowed
+        assert decide(engineer, TelesurgeryAction.PROCEDURE_READ, procedure).allowed
+        assert decide(engineer, TelesurgeryAction.PROCEDURE_SUPERVISE, procedure).allowed
+        assert decide(engineer, TelesurgeryAction.PROCEDURE_MANAGE, procedure).allowed
     elsewhere = person({NANCY: {"engineer", "specialist", "coordinator", "admin"}})
     for action in (
-        Action.PROCEDURE_READ,
-        Action.PROCEDURE_MANAGE,
-        Action.PROCEDURE_START,
-        Action.PROCEDURE_SUPERVISE,
-        Action.PROCEDURE_INGEST,
+        TelesurgeryAction.PROCEDURE_READ,
+        TelesurgeryAction.PROCEDURE_MANAGE,
+        TelesurgeryAction.PROCEDURE_START,
+        TelesurgeryAction.PROCEDURE_SUPERVISE,
+        TelesurgeryAction.PROCEDURE_INGEST,
     ):
         assert not decide(elsewhere, action, procedure).allowed, action
 
@@ -211,20 +242,20 @@ def test_only_the_surgeon_role_starts_and_only_engineers_supervise_or_report():
     specialist = person({METZ: {"specialist"}})
     engineer = person({METZ: {"engineer"}})
     coordinator = person({BRIEY: {"coordinator"}})
-    assert decide(specialist, Action.PROCEDURE_START, procedure).allowed
-    assert not decide(engineer, Action.PROCEDURE_START, procedure).allowed
-    assert not decide(coordinator, Action.PROCEDURE_SUPERVISE, procedure).allowed
-    assert decide(engineer, Action.PROCEDURE_INGEST, procedure).allowed
-    assert not decide(specialist, Action.PROCEDURE_INGEST, procedure).allowed
+    assert decide(specialist, TelesurgeryAction.PROCEDURE_START, procedure).allowed
+    assert not decide(engineer, TelesurgeryAction.PROCEDURE_START, procedure).allowed
+    assert not decide(coordinator, TelesurgeryAction.PROCEDURE_SUPERVISE, procedure).allowed
+    assert decide(engineer, TelesurgeryAction.PROCEDURE_INGEST, procedure).allowed
+    assert not decide(specialist, TelesurgeryAction.PROCEDURE_INGEST, procedure).allowed
     admin = person({}, is_platform_admin=True)
-    assert not decide(admin, Action.PROCEDURE_READ, procedure).allowed
+    assert not decide(admin, TelesurgeryAction.PROCEDURE_READ, procedure).allowed
 
 
 def test_a_gateway_token_reports_the_timeline_and_nothing_else():
     procedure = procedure_between(METZ, BRIEY)
     gateway = person({BRIEY: {"engineer"}}, scopes=frozenset({"telesurgery:gateway"}))
-    assert decide(gateway, Action.PROCEDURE_INGEST, procedure).allowed
-    assert not decide(gateway, Action.PROCEDURE_READ, procedure).allowed
-    assert not decide(gateway, Action.PROCEDURE_MANAGE, procedure).allowed
+    assert decide(gateway, TelesurgeryAction.PROCEDURE_INGEST, procedure).allowed
+    assert not decide(gateway, TelesurgeryAction.PROCEDURE_READ, procedure).allowed
+    assert not decide(gateway, TelesurgeryAction.PROCEDURE_MANAGE, procedure).allowed
     reader = person({BRIEY: {"engineer"}}, scopes=frozenset({"telesurgery:read"}))
-    assert not decide(reader, Action.PROCEDURE_INGEST, procedure).allowed
+    assert not decide(reader, TelesurgeryAction.PROCEDURE_INGEST, procedure).allowed

@@ -38,6 +38,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from concilium.imaging import render, service
+from concilium.imaging.actions import ImagingAction
 from concilium.imaging.dicom_json import (
     attributes_to_dicom_json,
     element_at_bulk_data_path,
@@ -60,7 +61,6 @@ from concilium.imaging.parsing import STOW_RS_FAILURE_REASON, FailureReason, fai
 from concilium.imaging.service import Archive, DuplicatePolicy, IngestOutcome, Level
 from concilium.platform import audit
 from concilium.platform.errors import ConciliumError, NotFound
-from concilium.platform.policy import RULES, Action
 from concilium.web.context import Ctx, gate, runtime_of
 
 __all__ = ["DicomwebCORSMiddleware", "archive_of", "router"]
@@ -70,8 +70,8 @@ router = APIRouter(tags=["dicomweb"])
 DICOM_JSON = "application/dicom+json"
 DICOM = "application/dicom"
 OCTET_STREAM = "application/octet-stream"
-_READ = Annotated[Ctx, gate(Action.STUDY_READ)]
-_STORE = Annotated[Ctx, gate(Action.STUDY_STORE)]
+_READ = Annotated[Ctx, gate(ImagingAction.STUDY_READ)]
+_STORE = Annotated[Ctx, gate(ImagingAction.STUDY_STORE)]
 _BASE = "/dicomweb"
 MAX_RESULTS = 1000
 """Most matches one QIDO-RS response returns; more are paged with ``offset`` (8.3.4.4)."""
@@ -172,7 +172,7 @@ def _sender(ctx: Ctx) -> service.Sender:
     # A new study belongs to the site where the caller may store; with several such sites
     # the lowest id is taken, so the owner never depends on dictionary order.
     # The gate let the caller in, so they hold a storing role somewhere.
-    sites = ctx.principal.sites_with(RULES[Action.STUDY_STORE].roles)
+    sites = ctx.principal.sites_with(ImagingAction.STUDY_STORE.rule.roles)
     return service.Sender(ctx.principal, ctx.actor, min(sites))
 
 

@@ -31,8 +31,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response
 
+from concilium.imaging.actions import ImagingAction
 from concilium.platform.errors import ConciliumError, NotFound
-from concilium.platform.policy import Action
 from concilium.web.context import Ctx, gate, runtime_of
 
 router = APIRouter(include_in_schema=False)
@@ -43,7 +43,7 @@ DICOMWEB_ROOT = "/dicomweb"
 """The data source: this server's DICOMweb, same origin, so the session cookie goes along."""
 INSTALL_HINT = "run `make ohif` (or tools/install-ohif) on the server, then reload"
 
-_READ = Annotated[Ctx, gate(Action.STUDY_READ)]
+_READ = Annotated[Ctx, gate(ImagingAction.STUDY_READ)]
 # What moves each kind of asset from the root to the mount point.
 _MOVES = {
     ".js": (b'__webpack_require__.p = "/";', f'__webpack_require__.p = "{MOUNT}/";'.encode()),

@@ -20,12 +20,13 @@ from fastapi.responses import Response, StreamingResponse
 from pydicom.dataset import Dataset
 
 from concilium.imaging import service
+from concilium.imaging.actions import ImagingAction
 from concilium.imaging.deidentify import TemporalOption
 from concilium.imaging.dicomweb import archive_of
 from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
 from concilium.platform import accounts, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
-from concilium.platform.policy import Action, Decision, Target, decide
+from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
 from concilium.platform.tables import Share, User
 from concilium.web.context import Ctx, gate
 from concilium.web.pages import redirect_to, render_page, run_form_action
@@ -115,7 +116,7 @@ def _find(ctx: Ctx, identifier: Dataset, limit: int | None = None, offset: int =
 @router.get("/imaging")
 def studies_page(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.STUDY_READ)],
+    ctx: Annotated[Ctx, gate(ImagingAction.STUDY_READ)],
     patient_name: Short = "",
     patient_id: Short = "",
     date_from: Annotated[str, Query(max_length=10)] = "",
@@ -157,7 +158,7 @@ def studies_page(
         page=page,
         more=more,
         query=query,
-        may_manage_nodes=decide(ctx.principal, Action.AE_MANAGE, _own_sites(ctx)).allowed,
+        may_manage_nodes=decide(ctx.principal, ImagingAction.AE_MANAGE, _own_sites(ctx)).allowed,
     )
 
 
@@ -205,10 +206,10 @@ def _study(ctx: Ctx, study_uid: str, action: Action) -> tuple[ImagingStudy, Targ
     if study is None:
         raise NotFound("no such study")
     target = service.study_target(ctx.db, study, ctx.now)
-    if not decide(ctx.principal, Action.STUDY_READ, target).allowed:
+    if not decide(ctx.principal, ImagingAction.STUDY_READ, target).allowed:
         # Invisible and absent look the same, as on DICOMweb; the refusal is audited.
         try:
-            ctx.authorize(Action.STUDY_READ, target)
+            ctx.authorize(ImagingAction.STUDY_READ, target)
         except Forbidden:
             raise NotFound("no such study") from None
     decision = ctx.authorize(action, target)
@@ -217,7 +218,7 @@ def _study(ctx: Ctx, study_uid: str, action: Action) -> tuple[ImagingStudy, Targ
 
 @router.get("/imaging/studies/{study}")
 def study_page(
-    request: Request, study: str, ctx: Annotated[Ctx, gate(Action.STUDY_READ)]
+    request: Request, study: str, ctx: Annotated[Ctx, gate(ImagingAction.STUDY_READ)]
 ) -> Response:
     return _study_view(request, ctx, study, "")
 
@@ -225,7 +226,7 @@ def study_page(
 def _study_view(
     request: Request, ctx: Ctx, study_uid: str, error: str, status: int = 200
 ) -> Response:
-    study, target, decision = _study(ctx, study_uid, Action.STUDY_READ)
+    study, target, decision = _study(ctx, study_uid, ImagingAction.STUDY_READ)
     identifier = Dataset()
     identifier.QueryRetrieveLevel = "SERIES"
     identifier.StudyInstanceUID = study.study_instance_uid
@@ -233,7 +234,7 @@ def _study_view(
         setattr(identifier, keyword, "")
     series = [{k: _text(m, k) for k in _SERIES_KEYS} for m in _find(ctx, identifier)]
     ctx.commit()  # the query's audit entry
-    can_share = decide(ctx.principal, Action.SHARE_MANAGE, target).allowed
+    can_share = decide(ctx.principal, PlatformAction.SHARE_MANAGE, target).allowed
     sites = {s.id: s.name for s in accounts.list_sites(ctx.db)}
     people = _people(ctx) if can_share else []
     return render_page(
@@ -247,7 +248,7 @@ def _study_view(
         emergency=decision.emergency,
         shared=decision.basis == "share",
         can_share=can_share,
-        can_remove=decide(ctx.principal, Action.STUDY_DELETE, target).allowed,
+        can_remove=decide(ctx.principal, ImagingAction.STUDY_DELETE, target).allowed,
         shares=sharing.shares_of(ctx.db, service.STUDY_KIND, study.study_instance_uid)
         if can_share
         else [],
@@ -279,14 +280,14 @@ def _study_action(request: Request, ctx: Ctx, study_uid: str, run: Any, done: st
 def study_share(
     request: Request,
     study: str,
-    ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)],
     expires_on: Annotated[str, Form(max_length=10)],
     to_site_id: Annotated[str, Form(max_length=12)] = "",
     to_user_id: Annotated[str, Form(max_length=12)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Share the study with another site or one person until a day (audited)."""
-    found, target, _ = _study(ctx, study, Action.SHARE_MANAGE)
+    found, target, _ = _study(ctx, study, PlatformAction.SHARE_MANAGE)
 
     def run() -> None:
         try:
@@ -320,10 +321,10 @@ def study_share(
 
 @router.post("/imaging/studies/{study}/shares/{share_id}/revoke")
 def study_share_revoke(
-    study: str, share_id: int, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]
+    study: str, share_id: int, ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)]
 ) -> Response:
     """End a share of the study now (audited)."""
-    found, target, _ = _study(ctx, study, Action.SHARE_MANAGE)
+    found, target, _ = _study(ctx, study, PlatformAction.SHARE_MANAGE)
     share: Share = sharing.get_share(ctx.db, share_id)
     if share.resource_kind != service.STUDY_KIND or share.resource_id != found.study_instance_uid:
         raise NotFound(f"share {share_id} not found")
@@ -336,11 +337,11 @@ def study_share_revoke(
 def study_reject(
     request: Request,
     study: str,
-    ctx: Annotated[Ctx, gate(Action.STUDY_DELETE)],
+    ctx: Annotated[Ctx, gate(ImagingAction.STUDY_DELETE)],
     reason: Annotated[str, Form(max_length=16)],
 ) -> Response:
     """Withdraw the study from every query and retrieval (IHE IOCM rejection, audited)."""
-    found, _, _ = _study(ctx, study, Action.STUDY_DELETE)
+    found, _, _ = _study(ctx, study, ImagingAction.STUDY_DELETE)
     uid = found.study_instance_uid
 
     def run() -> None:
@@ -360,10 +361,10 @@ def study_reject(
 
 @router.post("/imaging/studies/{study}/delete")
 def study_delete(
-    request: Request, study: str, ctx: Annotated[Ctx, gate(Action.STUDY_DELETE)]
+    request: Request, study: str, ctx: Annotated[Ctx, gate(ImagingAction.STUDY_DELETE)]
 ) -> Response:
     """Remove the study and its files for good (administrators of its site, audited)."""
-    found, _, _ = _study(ctx, study, Action.STUDY_DELETE)
+    found, _, _ = _study(ctx, study, ImagingAction.STUDY_DELETE)
     uid = found.study_instance_uid
     ctx.commit()  # the service deletes in its own transaction
     try:
@@ -377,11 +378,11 @@ def study_delete(
 def study_teaching_export(
     request: Request,
     study: str,
-    ctx: Annotated[Ctx, gate(Action.STUDY_READ)],
+    ctx: Annotated[Ctx, gate(ImagingAction.STUDY_READ)],
     retain_dates: Annotated[str, Query(max_length=8)] = "",
 ) -> Response:
     """The study de-identified by the PS3.15 basic profile, as a ZIP (audited)."""
-    found, _, _ = _study(ctx, study, Action.STUDY_READ)
+    found, _, _ = _study(ctx, study, ImagingAction.STUDY_READ)
     temporal = TemporalOption.MODIFIED_DATES if retain_dates else TemporalOption.REMOVE
     # Spooled to a file: a large study is never held whole in memory.
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response
@@ -422,12 +423,12 @@ def study_teaching_export(
 
 
 @router.get("/admin/imaging/aes")
-def aes_page(request: Request, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Response:
+def aes_page(request: Request, ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)]) -> Response:
     return _aes_view(request, ctx, "", {})
 
 
 def _managed_sites(ctx: Ctx) -> list[tuple[int, str]]:
-    managed = ctx.visible_sites(Action.AE_MANAGE)
+    managed = ctx.visible_sites(ImagingAction.AE_MANAGE)
     sites = accounts.list_sites(ctx.db)
     return [(s.id, s.name) for s in sites if managed is None or s.id in managed]
 
@@ -435,9 +436,9 @@ def _managed_sites(ctx: Ctx) -> list[tuple[int, str]]:
 def _aes_view(
     request: Request, ctx: Ctx, error: str, form: dict[str, Any], status: int = 200
 ) -> Response:
-    ctx.authorize(Action.AE_MANAGE, _own_sites(ctx))
+    ctx.authorize(ImagingAction.AE_MANAGE, _own_sites(ctx))
     sites = _managed_sites(ctx)
-    managed = ctx.visible_sites(Action.AE_MANAGE)
+    managed = ctx.visible_sites(ImagingAction.AE_MANAGE)
     return render_page(
         request,
         "imaging/aes.html",
@@ -459,7 +460,7 @@ def _ae_target(site_id: int) -> Target:
 @router.post("/admin/imaging/aes")
 def aes_add(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.AE_MANAGE)],
+    ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)],
     ae_title: Annotated[str, Form(max_length=64)],
     host: Annotated[str, Form(max_length=255)],
     port: Annotated[str, Form(max_length=5)],
@@ -482,7 +483,7 @@ def aes_add(
         "allow_move_destination": bool(allow_move_destination),
         "tls": bool(tls),
     }
-    ctx.authorize(Action.AE_MANAGE, _ae_target(site_id))
+    ctx.authorize(ImagingAction.AE_MANAGE, _ae_target(site_id))
 
     def run() -> None:
         if not port.strip().isdigit():
@@ -517,7 +518,7 @@ def _managed_ae(ctx: Ctx, ae_title: str) -> RemoteApplicationEntity:
     if ae is None:
         raise NotFound(f"no AE title {ae_title!r}")
     try:
-        ctx.authorize(Action.AE_MANAGE, _ae_target(ae.site_id))
+        ctx.authorize(ImagingAction.AE_MANAGE, _ae_target(ae.site_id))
     except Forbidden:
         raise NotFound(f"no AE title {ae_title!r}") from None
     return ae
@@ -526,7 +527,7 @@ def _managed_ae(ctx: Ctx, ae_title: str) -> RemoteApplicationEntity:
 @router.post("/admin/imaging/aes/{ae_title}/tls")
 def aes_tls(
     ae_title: str,
-    ctx: Annotated[Ctx, gate(Action.AE_MANAGE)],
+    ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)],
     tls: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Call a DICOM node over TLS (its certificate verified), or over plain TCP (audited)."""
@@ -537,7 +538,7 @@ def aes_tls(
 
 
 @router.post("/admin/imaging/aes/{ae_title}/remove")
-def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(Action.AE_MANAGE)]) -> Response:
+def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)]) -> Response:
     """Forget a DICOM node: its associations are refused from now on (audited)."""
     ae = _managed_ae(ctx, ae_title)
     service.remove_remote_ae(ctx.db, ctx.actor, ae.ae_title)

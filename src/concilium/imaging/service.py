@@ -51,6 +51,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from concilium.imaging.actions import ImagingAction
 from concilium.imaging.deidentify import (
     DeidentificationError,
     DeidentificationOptions,
@@ -78,7 +79,6 @@ from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.events import EventBus
 from concilium.platform.patients import find_by_identifier
 from concilium.platform.policy import (
-    RULES,
     Action,
     Decision,
     Principal,
@@ -257,8 +257,8 @@ class Sender:
 
 def peer_principal(ae: RemoteApplicationEntity, *, as_destination: bool = False) -> Principal:
     """The principal a registered node acts as (requester, or C-MOVE destination)."""
-    read_scope = RULES[Action.STUDY_READ].scope
-    write_scope = RULES[Action.STUDY_STORE].scope
+    read_scope = ImagingAction.STUDY_READ.rule.scope
+    write_scope = ImagingAction.STUDY_STORE.rule.scope
     scopes: set[str] = set()
     if as_destination:
         if ae.allow_move_destination:
@@ -283,7 +283,7 @@ def peer_actor(ae: RemoteApplicationEntity, ip: str = "") -> audit.Actor:
 
 def may_read_any(principal: Principal) -> bool:
     """Whether ``principal`` holds any way to read studies (else queries are refused)."""
-    rule = RULES[Action.STUDY_READ]
+    rule = ImagingAction.STUDY_READ.rule
     return has_scope(principal, rule) and (
         bool(principal.roles) or bool(principal.emergency_patient_ids)
     )
@@ -565,10 +565,10 @@ def _index_batch(
             if study is not None
             else _new_study_target(sender.site_id, study_uid)
         )
-        decision = decide(sender.principal, Action.STUDY_STORE, target)
+        decision = decide(sender.principal, ImagingAction.STUDY_STORE, target)
         if not decision.allowed:
             audit.record_refusal(
-                session, sender.actor, str(Action.STUDY_STORE), target, decision.reason
+                session, sender.actor, str(ImagingAction.STUDY_STORE), target, decision.reason
             )
             refused.add(study_uid)
             for i in indexes:
@@ -601,7 +601,7 @@ def _index_batch(
                 audit.record_refusal(
                     session,
                     sender.actor,
-                    str(Action.STUDY_STORE),
+                    str(ImagingAction.STUDY_STORE),
                     refusal.target,
                     refusal.decision.reason,
                 )
@@ -623,7 +623,7 @@ def _index_batch(
         audit.record(
             session,
             sender.actor,
-            str(Action.STUDY_STORE),
+            str(ImagingAction.STUDY_STORE),
             "success",
             object_kind=STUDY_KIND,
             object_id=receipt.study_uid,
@@ -739,7 +739,7 @@ def _index(
             audit.record(
                 session,
                 sender.actor,
-                str(Action.STUDY_STORE),
+                str(ImagingAction.STUDY_STORE),
                 "success",
                 object_kind=STUDY_KIND,
                 object_id=indexed.result.study_instance_uid,
@@ -754,7 +754,7 @@ def _index(
             return indexed.result, indexed.obsolete
     except _Refusal as refusal:
         raise _refuse(
-            archive, sender.actor, Action.STUDY_STORE, refusal.target, refusal.decision
+            archive, sender.actor, ImagingAction.STUDY_STORE, refusal.target, refusal.decision
         ) from None
 
 
@@ -799,7 +799,7 @@ def _index_in(
         if study is not None
         else _new_study_target(sender.site_id, record.study.study_instance_uid)
     )
-    decision = decide(sender.principal, Action.STUDY_STORE, target)
+    decision = decide(sender.principal, ImagingAction.STUDY_STORE, target)
     if not decision.allowed:
         raise _Refusal(target, decision)
     obsolete: str | None = None
@@ -1249,7 +1249,7 @@ def _readable(principal: Principal, now: dt.datetime) -> _Readable:
     """What ``principal`` may read, decided by the policy once per request."""
     if not may_read_any(principal):
         return _Readable(False, frozenset(), frozenset(), None, frozenset(), now)
-    action = Action.STUDY_READ
+    action = ImagingAction.STUDY_READ
 
     def grants(**facts: Any) -> bool:
         return decide(principal, action, Target(kind=STUDY_KIND, **facts)).allowed
@@ -1768,15 +1768,15 @@ def locate(
         target = _target_of(
             session, row.st_study_instance_uid, row.st_site_id, row.st_patient_id, now
         )
-        decisions[study_id] = decide(principal, Action.STUDY_READ, target)
+        decisions[study_id] = decide(principal, ImagingAction.STUDY_READ, target)
         if destination is not None and decisions[study_id].allowed:
-            decision = decide(destination, Action.STUDY_READ, target)
+            decision = decide(destination, ImagingAction.STUDY_READ, target)
             if not decision.allowed:
                 session.rollback()
                 raise _refuse(
                     archive,
                     actor,
-                    Action.STUDY_READ,
+                    ImagingAction.STUDY_READ,
                     target,
                     Decision(False, f"destination {destination_title}: {decision.reason}"),
                 )
@@ -1828,7 +1828,7 @@ def delete_study(
     now = archive.clock()
     with transaction(archive.sessions) as session:
         study, target = _authorised_study(
-            archive, session, principal, actor, study_instance_uid, Action.STUDY_DELETE, now
+            archive, session, principal, actor, study_instance_uid, ImagingAction.STUDY_DELETE, now
         )
         addresses = list(
             session.execute(
@@ -1844,7 +1844,7 @@ def delete_study(
         audit.record(
             session,
             actor,
-            str(Action.STUDY_DELETE),
+            str(ImagingAction.STUDY_DELETE),
             "success",
             object_kind=STUDY_KIND,
             object_id=study_instance_uid,
@@ -1888,7 +1888,7 @@ def reject(
     now = archive.clock()
     with transaction(archive.sessions) as session:
         study, target = _authorised_study(
-            archive, session, principal, actor, study_instance_uid, Action.STUDY_DELETE, now
+            archive, session, principal, actor, study_instance_uid, ImagingAction.STUDY_DELETE, now
         )
         series = select(ImagingSeries.id).where(ImagingSeries.study_id == study.id)
         if series_instance_uid is not None:
@@ -2009,7 +2009,7 @@ def add_remote_ae(
     audit.record(
         session,
         actor,
-        str(Action.AE_MANAGE),
+        str(ImagingAction.AE_MANAGE),
         "success",
         object_kind="ae",
         object_id=title,
@@ -2037,7 +2037,7 @@ def set_remote_ae_tls(
     audit.record(
         session,
         actor,
-        str(Action.AE_MANAGE),
+        str(ImagingAction.AE_MANAGE),
         "success",
         object_kind="ae",
         object_id=ae.ae_title,
@@ -2071,7 +2071,7 @@ def remove_remote_ae(session: Session, actor: audit.Actor, ae_title: str) -> Non
     audit.record(
         session,
         actor,
-        str(Action.AE_MANAGE),
+        str(ImagingAction.AE_MANAGE),
         "success",
         object_kind="ae",
         object_id=ae.ae_title,
@@ -2154,7 +2154,13 @@ def write_teaching_export(
     whole: a teaching file with a hole in it would be misread. Audited as ``study.export``.
     """
     study, target = _authorised_study(
-        archive, session, principal, actor, study_instance_uid, Action.STUDY_READ, archive.clock()
+        archive,
+        session,
+        principal,
+        actor,
+        study_instance_uid,
+        ImagingAction.STUDY_READ,
+        archive.clock(),
     )
     options = DeidentificationOptions(salt=salt, temporal=temporal)
     instances = stored_instances(session, study_instance_uid, accepted_only=True)

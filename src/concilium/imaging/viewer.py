@@ -14,11 +14,12 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from concilium.imaging.actions import ImagingAction
 from concilium.imaging.service import STUDY_KIND, study_by_uid, study_target
 from concilium.imaging.tables import ImagingStudy
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
-from concilium.platform.policy import Action, Decision, decide
+from concilium.platform.policy import Decision, decide
 from concilium.web.context import Ctx, gate, record_refusal
 from concilium.web.pages import render_page
 
@@ -46,9 +47,9 @@ def _visible_study(ctx: Ctx, study_uid: str) -> tuple[ImagingStudy, Decision]:
     if study is None:
         raise NotFound("no such study")
     target = study_target(ctx.db, study, ctx.now)
-    decision = decide(ctx.principal, Action.STUDY_READ, target)
+    decision = decide(ctx.principal, ImagingAction.STUDY_READ, target)
     if not decision.allowed:
-        record_refusal(ctx.db, ctx.actor, Action.STUDY_READ, target, decision.reason)
+        record_refusal(ctx.db, ctx.actor, ImagingAction.STUDY_READ, target, decision.reason)
         raise NotFound("no such study")
     ctx.decisions.append(decision)
     return study, decision
@@ -56,7 +57,7 @@ def _visible_study(ctx: Ctx, study_uid: str) -> tuple[ImagingStudy, Decision]:
 
 @router.get("/imaging/studies/{study}/viewer")
 def study_viewer(
-    request: Request, study: str, ctx: Annotated[Ctx, gate(Action.STUDY_READ)]
+    request: Request, study: str, ctx: Annotated[Ctx, gate(ImagingAction.STUDY_READ)]
 ) -> Response:
     """The viewer page of one study: series thumbnails, slices, windows, zoom, measure, cine."""
     found, decision = _visible_study(ctx, study)

@@ -21,12 +21,12 @@ from fastapi.responses import FileResponse, Response
 
 from concilium.live import recording
 from concilium.live import web as live_web
+from concilium.live.actions import LiveAction
 from concilium.live.hls import HlsSigner, hls_headers, hls_root, resolve_hls_file
 from concilium.live.tables import LiveRecording, LiveSession
 from concilium.platform import audit
 from concilium.platform.encryption import load_or_create_key
 from concilium.platform.errors import Forbidden, NotFound
-from concilium.platform.policy import Action
 from concilium.web.context import Ctx, gate, runtime_of
 from concilium.web.pages import render_page
 from concilium.web.problems import problem
@@ -42,7 +42,7 @@ HLS_JS = Path(__file__).resolve().parents[3] / "frontend" / "node_modules" / "hl
 
 
 @router.get("/live/assets/hls.min.js")
-def hls_library(ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> Response:
+def hls_library(ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
     """hls.js, served from the installed package (not a copy in the repository)."""
     path = HLS_JS / "hls.min.js"
     if not path.is_file():
@@ -69,7 +69,7 @@ def hls_signer(app: FastAPI) -> HlsSigner:
 
 @api_router.get("/api/v1/live/sessions/{session_id}/hls")
 def live_hls_access(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> dict[str, object]:
     """The address of the session's HLS master playlist, for those who may watch it.
 
@@ -77,7 +77,7 @@ def live_hls_access(
     again before it lapses. Each grant is one audit entry (the files fetched under it are
     not audited one by one: they are checked by signature alone).
     """
-    live, decision = live_web.authorized_session(ctx, session_id, Action.LIVE_READ)
+    live, decision = live_web.authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     now = ctx.now.timestamp()
     capability = hls_signer(request.app).grant(live.id, now)
     audit.record(
@@ -132,12 +132,12 @@ async def live_hls_file(
 
 
 def _readable(ctx: Ctx, found: LiveRecording) -> LiveSession:
-    live, _ = live_web.authorized_session(ctx, found.session_id, Action.LIVE_READ)
+    live, _ = live_web.authorized_session(ctx, found.session_id, LiveAction.LIVE_READ)
     return live
 
 
 @router.get("/live/library")
-def live_library(request: Request, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> Response:
+def live_library(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
     """Recordings of the sessions the caller may see, newest first."""
     sessions = {s.id: s for s in live_web._visible(ctx)}
     found = recording.session_recordings(ctx.db, sessions)
@@ -153,7 +153,7 @@ def live_library(request: Request, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) 
 
 @router.get("/live/library/{recording_id}")
 def live_library_item(
-    request: Request, recording_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+    request: Request, recording_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> Response:
     """One recording with its chapters."""
     found = recording.get_recording(ctx.db, recording_id)
@@ -170,7 +170,9 @@ def live_library_item(
 
 
 @router.get("/live/library/{recording_id}/media")
-def live_library_media(recording_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> Response:
+def live_library_media(
+    recording_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
+) -> Response:
     """The recording's file (byte ranges honoured, so the player can seek)."""
     found = recording.get_recording(ctx.db, recording_id)
     live = _readable(ctx, found)

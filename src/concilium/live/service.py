@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.media import LiveMedia
 from concilium.live.ptz import CommandRecord, DirectorLock, PtzClient, directed_send
@@ -85,11 +86,11 @@ SIMULCAST_FIR_SECONDS = 3
 """Keyframe request period of a simulcast room: a tile put on the stage reaches the highest
 layer at the next keyframe (see ``RoomSpec.fir_freq``)."""
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "director": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_DIRECT}),
-    "moderator": frozenset({Action.LIVE_READ, Action.LIVE_JOIN, Action.LIVE_MODERATE}),
-    "presenter": frozenset({Action.LIVE_READ, Action.LIVE_JOIN}),
-    "participant": frozenset({Action.LIVE_READ, Action.LIVE_JOIN}),
-    "viewer": frozenset({Action.LIVE_READ, Action.LIVE_JOIN}),
+    "director": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_DIRECT}),
+    "moderator": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_MODERATE}),
+    "presenter": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
+    "participant": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
+    "viewer": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
 }
 """What an invitation in each role lets its holder do in that session."""
 PUBLISHING_ROLES = frozenset({"director", "presenter", "participant"})

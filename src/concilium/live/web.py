@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from concilium.config import Settings
 from concilium.imaging.dicomweb import archive_of
 from concilium.live import protocol, recording, service, sources
+from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia
@@ -42,7 +43,7 @@ from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.accounts import principal_for
 from concilium.platform.authn import mfa_required, resume_session
 from concilium.platform.errors import ConciliumError, Conflict, Forbidden, InvalidInput, NotFound
-from concilium.platform.policy import Action, Decision, Principal, Target, decide
+from concilium.platform.policy import Action, Decision, PlatformAction, Principal, Target, decide
 from concilium.platform.tables import Site, User
 from concilium.web.context import SESSION_COOKIE, Ctx, gate, record_refusal, runtime_of
 from concilium.web.pages import redirect_to, render_page, run_form_action
@@ -144,16 +145,16 @@ def _may(ctx: Ctx, live: LiveSession, action: Action) -> bool:
 
 
 def _visible(ctx: Ctx) -> list[LiveSession]:
-    sites = ctx.visible_sites(Action.LIVE_READ) or frozenset()
+    sites = ctx.visible_sites(LiveAction.LIVE_READ) or frozenset()
     invited = sharing.shared_resource_ids(
         ctx.db, service.RESOURCE_KIND, ctx.user.id, frozenset(), ctx.now
     )
     found = service.list_sessions(ctx.db, sites, invited)
-    return [s for s in found if _may(ctx, s, Action.LIVE_READ)]
+    return [s for s in found if _may(ctx, s, LiveAction.LIVE_READ)]
 
 
 def _organiser_sites(ctx: Ctx) -> list[tuple[int, str]]:
-    allowed = ctx.visible_sites(Action.LIVE_MANAGE) or frozenset()
+    allowed = ctx.visible_sites(LiveAction.LIVE_MANAGE) or frozenset()
     return [(s.id, s.name) for s in accounts.list_sites(ctx.db) if s.id in allowed]
 
 
@@ -175,11 +176,13 @@ def _create(
     patient_id: int | None,
     record: bool,
 ) -> LiveSession:
-    ctx.authorize(Action.LIVE_MANAGE, Target("live_session", site_ids=frozenset({site_id})))
+    ctx.authorize(LiveAction.LIVE_MANAGE, Target("live_session", site_ids=frozenset({site_id})))
     if patient_id is not None:
         # Showing a patient to others needs the right to see that patient oneself.
         patient = patients.get_patient(ctx.db, patient_id)
-        ctx.authorize(Action.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now))
+        ctx.authorize(
+            PlatformAction.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now)
+        )
     live = service.create_session(
         ctx.db,
         ctx.actor,
@@ -286,12 +289,12 @@ class ControlOut(BaseModel):
 
 
 @api_router.get("/sessions")
-def api_list(ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> list[SessionOut]:
+def api_list(ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> list[SessionOut]:
     return [SessionOut.of(s) for s in _visible(ctx)]
 
 
 @api_router.post("/sessions", status_code=201)
-def api_create(body: SessionIn, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]) -> SessionOut:
+def api_create(body: SessionIn, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]) -> SessionOut:
     live = _create(
         ctx,
         kind=body.kind,
@@ -306,9 +309,9 @@ def api_create(body: SessionIn, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]) -
 
 @api_router.get("/sessions/{session_id}")
 def api_read(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> SessionOut:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     return SessionOut.of(live, live_runtime(request.app).room(live.id).program_feed)
 
 
@@ -324,10 +327,10 @@ class InvitationOut(BaseModel):
 
 @api_router.post("/sessions/{session_id}/invitations", status_code=201)
 def api_invite(
-    session_id: int, body: InvitationIn, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
+    session_id: int, body: InvitationIn, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> InvitationOut:
     """Invite a person of any site in a role (again: change their role)."""
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
     invited = service.invite(
         ctx.db, ctx.actor, live, user_id=body.user_id, role=body.role, now=ctx.now
     )
@@ -337,10 +340,10 @@ def api_invite(
 
 @api_router.post("/sessions/{session_id}/start")
 def api_start(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> SessionOut:
     """Go live; refused (409) when the patient shown has not consented to teaching."""
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
     _start(ctx, live)
     start_sources(request, ctx, live)
     return SessionOut.of(live)
@@ -348,9 +351,9 @@ def api_start(
 
 @api_router.post("/sessions/{session_id}/end")
 async def api_end(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> SessionOut:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
     service.end(ctx.db, ctx.actor, live, ctx.now)
     ctx.commit()
     await _close_room(request, live)
@@ -369,9 +372,9 @@ async def _close_room(request: Request, live: LiveSession) -> None:
 
 @api_router.post("/sessions/{session_id}/join")
 async def api_join(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> JoinOut:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
     media = _media(request)
     _end_transaction(ctx)
     grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now)
@@ -395,9 +398,9 @@ async def api_join(
 
 @api_router.post("/sessions/{session_id}/leave", status_code=204)
 async def api_leave(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> Response:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
     _end_transaction(ctx)
     await service.leave(ctx.db, live_runtime(request.app).media, ctx.actor, live, ctx.now)
     ctx.commit()
@@ -406,10 +409,10 @@ async def api_leave(
 
 @api_router.get("/sessions/{session_id}/feeds")
 async def api_feeds(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> list[FeedOut]:
     """Publishers in the session's room right now (VideoRoom ``listparticipants``)."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_JOIN)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
     _end_transaction(ctx)
     if live.janus_room_id is None:
         return []
@@ -431,10 +434,10 @@ async def api_program(
     request: Request,
     session_id: int,
     body: ProgramIn,
-    ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
 ) -> SessionOut:
     """Put a feed on program: every viewer switches to it."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
     room = live_runtime(request.app).room(live.id)
     room.program_feed = body.feed
     audit.record(
@@ -460,10 +463,10 @@ def _control_out(request: Request, live: LiveSession, now: float) -> ControlOut:
 
 @api_router.post("/sessions/{session_id}/control")
 def api_take_control(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
 ) -> ControlOut:
     """Take (or renew) control of the cameras."""
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
         service.take_control(ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now)
@@ -475,9 +478,9 @@ def api_take_control(
 
 @api_router.delete("/sessions/{session_id}/control")
 def api_release_control(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
 ) -> ControlOut:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
         service.release_control(
@@ -494,10 +497,10 @@ async def api_ptz(
     request: Request,
     session_id: int,
     body: PtzIn,
-    ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
 ) -> PtzOut:
     """Move a camera: only the director holding control, every command audited."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
     camera = service.get_camera(ctx.db, live, body.camera_id)
     command = service.ptz_command(body.move, speed=body.speed, preset=body.preset)
     host, port = camera.host, camera.port
@@ -565,7 +568,7 @@ def check_janus_request(
 @router.api_route(JANUS_PATH, methods=["POST"])
 @router.api_route(JANUS_PATH + "/{tail:path}", methods=["GET", "POST"])
 async def janus_proxy(
-    request: Request, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)], tail: str = ""
+    request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)], tail: str = ""
 ) -> Response:
     """Forward a Janus API request carrying one of the caller's own media credentials."""
     # The long poll may last 30 s.
@@ -657,20 +660,20 @@ def authorize_peer(
         or user.disabled
         or (not web_session.mfa_verified and mfa_required(user, settings))
     ):
-        record_refusal(db, anonymous, Action.LIVE_READ, target, "not authenticated")
+        record_refusal(db, anonymous, LiveAction.LIVE_READ, target, "not authenticated")
         raise Forbidden("sign in first")
     principal: Principal = principal_for(db, user, now)
     actor = audit.Actor(user.id, user.username, role=principal.primary_role(), ip=ip)
     live = db.get(LiveSession, session_id)
     if live is None:
-        record_refusal(db, actor, Action.LIVE_READ, target, "no such session")
+        record_refusal(db, actor, LiveAction.LIVE_READ, target, "no such session")
         raise NotFound(f"live session {session_id} not found")
 
     def allowed(action: Action) -> bool:
         return decide(principal, action, service.session_target(db, live, action, now)).allowed
 
-    if not allowed(Action.LIVE_READ):
-        record_refusal(db, actor, Action.LIVE_READ, target, "live.read not permitted")
+    if not allowed(LiveAction.LIVE_READ):
+        record_refusal(db, actor, LiveAction.LIVE_READ, target, "live.read not permitted")
         raise Forbidden("you are not invited to this session")
     role = service.role_of(db, live, user.id) or "participant"
     return Peer(
@@ -678,9 +681,9 @@ def authorize_peer(
         username=user.username,
         full_name=user.full_name,
         session_id=live.id,
-        may_join=allowed(Action.LIVE_JOIN),
-        may_moderate=allowed(Action.LIVE_MODERATE),
-        may_draw=allowed(Action.LIVE_DIRECT) or role in service.PUBLISHING_ROLES,
+        may_join=allowed(LiveAction.LIVE_JOIN),
+        may_moderate=allowed(LiveAction.LIVE_MODERATE),
+        may_draw=allowed(LiveAction.LIVE_DIRECT) or role in service.PUBLISHING_ROLES,
     )
 
 
@@ -912,7 +915,7 @@ def _list_view(
 
 
 @router.get("/live")
-def live_list(request: Request, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> Response:
+def live_list(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
     # A list shows only what decide grants, one session at a time (``_visible``).
     return _list_view(request, ctx)
 
@@ -920,7 +923,7 @@ def live_list(request: Request, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]) -> 
 @router.post("/live")
 def live_create(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)],
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)],
     kind: Annotated[str, Form(max_length=16)],
     title: Annotated[str, Form(max_length=200)],
     site_id: Annotated[int, Form()],
@@ -965,10 +968,10 @@ def _session_view(
         cameras=service.cameras(ctx.db, live),
         source_kinds=service.SOURCE_KINDS,
         my_role=service.role_of(ctx.db, live, ctx.user.id),
-        can_manage=_may(ctx, live, Action.LIVE_MANAGE),
-        can_join=_may(ctx, live, Action.LIVE_JOIN),
-        can_direct=_may(ctx, live, Action.LIVE_DIRECT),
-        can_moderate=_may(ctx, live, Action.LIVE_MODERATE),
+        can_manage=_may(ctx, live, LiveAction.LIVE_MANAGE),
+        can_join=_may(ctx, live, LiveAction.LIVE_JOIN),
+        can_direct=_may(ctx, live, LiveAction.LIVE_DIRECT),
+        can_moderate=_may(ctx, live, LiveAction.LIVE_MODERATE),
         consent=(
             patients.has_consent(ctx.db, live.patient_id, "teaching")
             if live.patient_id is not None
@@ -980,9 +983,9 @@ def _session_view(
 
 @router.get("/live/{session_id}")
 def live_session(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     return _session_view(request, ctx, live)
 
 
@@ -999,11 +1002,11 @@ def _session_action(request: Request, ctx: Ctx, live: LiveSession, run: Any) -> 
 def live_invite(
     request: Request,
     session_id: int,
-    ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)],
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)],
     username: Annotated[str, Form(max_length=64)],
     role: Annotated[str, Form(max_length=16)],
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
 
     def run() -> None:
         invitee = accounts.user_by_username(ctx.db, username)
@@ -1017,9 +1020,9 @@ def live_invite(
 
 @router.post("/live/{session_id}/start")
 def live_start(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
     try:
         _start(ctx, live)
     except ConciliumError as exc:
@@ -1032,10 +1035,10 @@ def live_start(
 
 @router.post("/live/{session_id}/end")
 async def live_end(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MANAGE)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> Response:
     def end() -> tuple[LiveSession, Response | None]:
-        live, _ = authorized_session(ctx, session_id, Action.LIVE_MANAGE)
+        live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
         try:
             service.end(ctx.db, ctx.actor, live, ctx.now)
         except ConciliumError as exc:
@@ -1055,12 +1058,12 @@ async def live_end(
 def live_add_source(
     request: Request,
     session_id: int,
-    ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
     name: Annotated[str, Form(max_length=100)],
     kind: Annotated[str, Form(max_length=16)],
     reference: Line = "",
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
 
     def run() -> None:
         source = service.add_source(
@@ -1077,13 +1080,13 @@ def live_add_source(
 def live_add_camera(
     request: Request,
     session_id: int,
-    ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)],
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
     name: Annotated[str, Form(max_length=100)],
     host: Annotated[str, Form(max_length=255)],
     port: Annotated[int, Form()],
     visca_address: Annotated[int, Form()] = 1,
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
 
     def run() -> None:
         service.add_camera(
@@ -1108,17 +1111,17 @@ def _console(request: Request, ctx: Ctx, live: LiveSession, name: str, **values:
 
 @router.get("/live/{session_id}/join")
 def live_join_page(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
     return _console(request, ctx, live, "join", sources=service.sources(ctx.db, live))
 
 
 @router.get("/live/{session_id}/director")
 def live_director_page(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_DIRECT)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_DIRECT)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     return _console(
         request,
         ctx,
@@ -1132,17 +1135,17 @@ def live_director_page(
 
 @router.get("/live/{session_id}/moderator")
 def live_moderator_page(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_MODERATE)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MODERATE)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_MODERATE)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MODERATE)
     return _console(request, ctx, live, "moderator")
 
 
 @router.get("/live/{session_id}/watch")
 def live_watch_page(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_READ)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_READ)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     runtime = live_runtime(request.app)
     over_hls = service.watches_over_hls(
         live.kind,
@@ -1303,10 +1306,10 @@ class SourceStateOut(BaseModel):
 
 @api_router.get("/sessions/{session_id}/sources")
 def api_source_states(
-    request: Request, session_id: int, ctx: Annotated[Ctx, gate(Action.LIVE_JOIN)]
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> list[SourceStateOut]:
     """The fed sources of a live session, their state and the mountpoint to watch."""
-    live, _ = authorized_session(ctx, session_id, Action.LIVE_JOIN)
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
     states = source_feeds(request.app).statuses(live.id)
     return [
         SourceStateOut(

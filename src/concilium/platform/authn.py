@@ -16,7 +16,6 @@ from concilium.platform import audit, totp
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
 from concilium.platform.passwords import verify_password
-from concilium.platform.policy import TOKEN_SCOPES
 from concilium.platform.tables import ApiToken, LoginAttempt, User, WebSession
 
 TOKEN_PREFIX = "cnc"  # noqa: S105 - a label, not a secret
@@ -205,10 +204,14 @@ def issue_token(
     scopes: Sequence[str],
     days: int,
     now: datetime,
+    *,
+    known_scopes: frozenset[str],
 ) -> IssuedToken:
-    unknown = sorted(set(scopes) - TOKEN_SCOPES)
+    """Mint a token of ``user`` carrying ``scopes``, some of the installation's
+    ``known_scopes``; its secret is in the result, and only its hash is kept."""
+    unknown = sorted(set(scopes) - known_scopes)
     if unknown or not scopes:
-        raise InvalidInput(f"scopes must be some of {sorted(TOKEN_SCOPES)}; unknown: {unknown}")
+        raise InvalidInput(f"scopes must be some of {sorted(known_scopes)}; unknown: {unknown}")
     if not 1 <= days <= settings.token_max_days:
         raise InvalidInput(f"a token lives 1 to {settings.token_max_days} days")
     if not name.strip():

@@ -3,14 +3,15 @@
 Every access, from every adapter (HTTP, DICOM, HL7, OpenIGTLink), is decided here by
 ``decide``: a pure function of who asks (``Principal``), what they want to do (``Action``)
 and on what (``Target``). Callers gather the facts (memberships, active shares, active
-break-the-glass grants); this module holds the rules and nothing else.
+break-the-glass grants); every action carries the rule that grants it, declared as data
+by the platform (:class:`PlatformAction`) and by each service beside its domain; this
+module decides and does nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 CLINICAL_ROLES = frozenset(
     {"radiologist", "referring_physician", "specialist", "coordinator", "technologist"}
@@ -18,42 +19,6 @@ CLINICAL_ROLES = frozenset(
 """Roles whose work needs patient data at their own site."""
 EMERGENCY_ROLES = frozenset({"radiologist", "referring_physician", "specialist"})
 """Roles that may break the glass: physicians facing an emergency."""
-
-
-class Action(StrEnum):
-    """Everything a principal can ask to do; each route declares exactly one."""
-
-    HOME = "home"
-    SITE_LIST = "site.list"
-    SITE_MANAGE = "site.manage"
-    USER_READ = "user.read"
-    USER_MANAGE = "user.manage"
-    TOKEN_MANAGE = "token.manage"  # noqa: S105 - an action name
-    PATIENT_READ = "patient.read"
-    PATIENT_WRITE = "patient.write"
-    PATIENT_MERGE = "patient.merge"
-    CONSENT_READ = "consent.read"
-    CONSENT_RECORD = "consent.record"
-    SHARE_MANAGE = "share.manage"
-    EMERGENCY_REQUEST = "emergency.request"
-    AUDIT_READ = "audit.read"
-    AUDIT_EXPORT = "audit.export"
-    ALERT_MANAGE = "alert.manage"
-    METRICS_READ = "metrics.read"
-    STUDY_READ = "study.read"
-    STUDY_STORE = "study.store"
-    STUDY_DELETE = "study.delete"
-    AE_MANAGE = "ae.manage"
-    LIVE_READ = "live.read"
-    LIVE_MANAGE = "live.manage"
-    LIVE_JOIN = "live.join"
-    LIVE_DIRECT = "live.direct"
-    LIVE_MODERATE = "live.moderate"
-    PROCEDURE_READ = "procedure.read"
-    PROCEDURE_MANAGE = "procedure.manage"
-    PROCEDURE_START = "procedure.start"
-    PROCEDURE_SUPERVISE = "procedure.supervise"
-    PROCEDURE_INGEST = "procedure.ingest"
 
 
 @dataclass(frozen=True)
@@ -76,94 +41,104 @@ class Rule:
     """Platform administrators are granted it wherever the target lives."""
 
 
-_ANY = frozenset({"*"})
-_ADMIN = frozenset({"admin"})
-_PATIENT_READERS = CLINICAL_ROLES | _ADMIN
-_PATIENT_WRITERS = frozenset({"admin", "coordinator", "referring_physician"})
-_CONSENT_RECORDERS = frozenset(
+@dataclass(frozen=True)
+class Action:
+    """Something a principal can ask to do, with the rule that grants it; each route
+    declares exactly one. The platform's actions are in :class:`PlatformAction`; each
+    service declares its own beside its domain (``concilium.imaging.actions`` ...)."""
+
+    value: str
+    """Stable name, as the audit trail records it (``study.read``)."""
+    rule: Rule = field(compare=False)
+    """How it is granted."""
+
+    def __post_init__(self) -> None:
+        if not self.value or not self.value.replace(".", "").replace("_", "").isalnum():
+            raise ValueError(f"an action is named like 'area.verb', got {self.value!r}")
+
+    def __str__(self) -> str:
+        return self.value
+
+
+ANY_ROLE = frozenset({"*"})
+"""Roles of a rule granted to whoever holds any role (at the owning site, or any site)."""
+ADMIN = frozenset({"admin"})
+PATIENT_READERS = CLINICAL_ROLES | ADMIN
+"""Roles reading patient data at their own site."""
+PATIENT_WRITERS = frozenset({"admin", "coordinator", "referring_physician"})
+CONSENT_RECORDERS = frozenset(
     {"admin", "coordinator", "referring_physician", "specialist", "radiologist"}
 )
-_STUDY_STORERS = frozenset({"technologist", "radiologist", "admin"})
-_LIVE_ORGANISERS = frozenset(
-    {"admin", "coordinator", "specialist", "radiologist", "referring_physician"}
-)
-_LIVE_DIRECTORS = frozenset({"coordinator", "specialist", "technologist", "engineer"})
-_PROCEDURE_TEAM = frozenset({"specialist", "engineer", "coordinator"})
-_PROCEDURE_SUPERVISORS = frozenset({"engineer", "specialist"})
 
-RULES: Mapping[Action, Rule] = {
-    Action.HOME: Rule(_ANY, "", any_site=True, self_service=True),
-    Action.SITE_LIST: Rule(_ANY, "", any_site=True, self_service=True),
-    Action.SITE_MANAGE: Rule(frozenset(), "admin"),
-    Action.USER_READ: Rule(_ADMIN, "admin", self_service=True),
-    Action.USER_MANAGE: Rule(_ADMIN, "admin"),
-    Action.TOKEN_MANAGE: Rule(_ADMIN, "admin", self_service=True),
+
+class PlatformAction:
+    """The platform's own actions: accounts, patients and consent, shares, audit."""
+
+    HOME = Action("home", Rule(ANY_ROLE, "", any_site=True, self_service=True))
+    SITE_LIST = Action("site.list", Rule(ANY_ROLE, "", any_site=True, self_service=True))
+    SITE_MANAGE = Action("site.manage", Rule(frozenset(), "admin"))
+    USER_READ = Action("user.read", Rule(ADMIN, "admin", self_service=True))
+    USER_MANAGE = Action("user.manage", Rule(ADMIN, "admin"))
+    TOKEN_MANAGE = Action("token.manage", Rule(ADMIN, "admin", self_service=True))
     # Patient data: granted by a role at the patient's sites, a share or a break-the-glass
     # grant, never by being a platform administrator (an IT role, not a clinical one).
-    Action.PATIENT_READ: Rule(
-        _PATIENT_READERS, "patients:read", via_share=True, via_emergency=True, platform_admin=False
-    ),
-    Action.PATIENT_WRITE: Rule(
-        _PATIENT_WRITERS, "patients:write", via_emergency=True, platform_admin=False
-    ),
-    Action.PATIENT_MERGE: Rule(_ADMIN, "patients:write", platform_admin=False),
-    Action.CONSENT_READ: Rule(
-        _PATIENT_READERS, "patients:read", via_share=True, via_emergency=True, platform_admin=False
-    ),
-    Action.CONSENT_RECORD: Rule(
-        _CONSENT_RECORDERS, "patients:write", via_emergency=True, platform_admin=False
-    ),
-    Action.SHARE_MANAGE: Rule(
-        frozenset({"admin", "coordinator", "referring_physician", "radiologist", "specialist"}),
-        "patients:write",
-        platform_admin=False,
-    ),
-    Action.EMERGENCY_REQUEST: Rule(
-        EMERGENCY_ROLES, "patients:read", any_site=True, platform_admin=False
-    ),
-    Action.AUDIT_READ: Rule(_ADMIN, "audit:read"),
-    Action.AUDIT_EXPORT: Rule(frozenset(), "audit:read"),
-    Action.ALERT_MANAGE: Rule(_ADMIN, "admin"),
-    Action.METRICS_READ: Rule(frozenset({"engineer", "admin"}), "metrics", any_site=True),
-    # Images are patient data: read like the patient record (role at the owning site, a share
-    # of the study, break-the-glass on its patient), never by the platform administrator.
-    Action.STUDY_READ: Rule(
-        _PATIENT_READERS, "imaging:read", via_share=True, via_emergency=True, platform_admin=False
-    ),
-    # A study belongs to the site that sends it: storing into it needs a role there.
-    Action.STUDY_STORE: Rule(_STUDY_STORERS, "imaging:write", platform_admin=False),
-    Action.STUDY_DELETE: Rule(_ADMIN, "imaging:delete", platform_admin=False),
-    Action.AE_MANAGE: Rule(_ADMIN, "admin"),
-    # Live sessions belong to the site that runs them; an invitation is a share of the session
-    # to one person, and the session builds its target so that only the invitees whose role
-    # in the session carries the action count as shared (see concilium.live.service).
-    # A session may show a patient, so the platform administrator is not granted by office.
-    Action.LIVE_READ: Rule(_ANY, "live:read", via_share=True, platform_admin=False),
-    Action.LIVE_MANAGE: Rule(_LIVE_ORGANISERS, "live:manage", platform_admin=False),
-    Action.LIVE_JOIN: Rule(_ANY, "live:join", via_share=True, platform_admin=False),
-    Action.LIVE_DIRECT: Rule(_LIVE_DIRECTORS, "live:direct", via_share=True, platform_admin=False),
-    Action.LIVE_MODERATE: Rule(
-        _LIVE_ORGANISERS, "live:moderate", via_share=True, platform_admin=False
-    ),
-    # A telesurgical procedure belongs to both its sites (console and robot). The surgeon is a
-    # specialist; engineers enrol the gateways, issue keys and supervise the link. It treats a
-    # patient, so the platform administrator is not granted by office.
-    Action.PROCEDURE_READ: Rule(_PROCEDURE_TEAM, "telesurgery:read", platform_admin=False),
-    Action.PROCEDURE_MANAGE: Rule(_PROCEDURE_TEAM, "telesurgery:manage", platform_admin=False),
-    Action.PROCEDURE_START: Rule(
-        frozenset({"specialist"}), "telesurgery:manage", platform_admin=False
-    ),
-    Action.PROCEDURE_SUPERVISE: Rule(
-        _PROCEDURE_SUPERVISORS, "telesurgery:read", platform_admin=False
-    ),
-    # Gateways report their timeline with a token of this scope held by an engineer account.
-    Action.PROCEDURE_INGEST: Rule(
-        frozenset({"engineer"}), "telesurgery:gateway", platform_admin=False
-    ),
-}
+    PATIENT_READ = Action(
+        "patient.read",
+        Rule(
+            PATIENT_READERS,
+            "patients:read",
+            via_share=True,
+            via_emergency=True,
+            platform_admin=False,
+        ),
+    )
+    PATIENT_WRITE = Action(
+        "patient.write",
+        Rule(PATIENT_WRITERS, "patients:write", via_emergency=True, platform_admin=False),
+    )
+    PATIENT_MERGE = Action("patient.merge", Rule(ADMIN, "patients:write", platform_admin=False))
+    CONSENT_READ = Action(
+        "consent.read",
+        Rule(
+            PATIENT_READERS,
+            "patients:read",
+            via_share=True,
+            via_emergency=True,
+            platform_admin=False,
+        ),
+    )
+    CONSENT_RECORD = Action(
+        "consent.record",
+        Rule(CONSENT_RECORDERS, "patients:write", via_emergency=True, platform_admin=False),
+    )
+    SHARE_MANAGE = Action(
+        "share.manage",
+        Rule(
+            frozenset({"admin", "coordinator", "referring_physician", "radiologist", "specialist"}),
+            "patients:write",
+            platform_admin=False,
+        ),
+    )
+    EMERGENCY_REQUEST = Action(
+        "emergency.request",
+        Rule(EMERGENCY_ROLES, "patients:read", any_site=True, platform_admin=False),
+    )
+    AUDIT_READ = Action("audit.read", Rule(ADMIN, "audit:read"))
+    AUDIT_EXPORT = Action("audit.export", Rule(frozenset(), "audit:read"))
+    ALERT_MANAGE = Action("alert.manage", Rule(ADMIN, "admin"))
+    METRICS_READ = Action(
+        "metrics.read", Rule(frozenset({"engineer", "admin"}), "metrics", any_site=True)
+    )
 
-TOKEN_SCOPES = frozenset(rule.scope for rule in RULES.values() if rule.scope)
-"""Every scope an API token can carry."""
+
+def actions_of(namespace: type) -> tuple[Action, ...]:
+    """The actions a namespace class (``PlatformAction``, a service's) declares."""
+    return tuple(v for v in vars(namespace).values() if isinstance(v, Action))
+
+
+def token_scopes(actions: Iterable[Action]) -> frozenset[str]:
+    """Every scope an API token can carry, given every action of the installation."""
+    return frozenset(action.rule.scope for action in actions if action.rule.scope)
 
 
 @dataclass(frozen=True)
@@ -181,7 +156,7 @@ class Principal:
     """Patients this principal holds an active break-the-glass grant on."""
 
     def sites_with(self, roles: frozenset[str]) -> frozenset[int]:
-        if roles == _ANY:
+        if roles == ANY_ROLE:
             return frozenset(self.roles)
         return frozenset(site for site, held in self.roles.items() if held & roles)
 
@@ -237,7 +212,7 @@ def decide(principal: Principal | None, action: Action, target: Target = NOTHING
     """Decide whether ``principal`` may perform ``action`` on ``target``."""
     if principal is None:
         return Decision(False, "authentication required")
-    rule = RULES[action]
+    rule = action.rule
     if not has_scope(principal, rule):
         return Decision(False, f"token lacks scope {rule.scope!r}")
     if rule.self_service and target.owner_user_id == principal.user_id:
@@ -253,7 +228,7 @@ def decide(principal: Principal | None, action: Action, target: Target = NOTHING
         return Decision(True, "role held at an owning site", "role", granting_sites)
     if rule.via_share and (
         principal.user_id in target.shared_user_ids
-        or (principal.sites_with(_PATIENT_READERS) & target.shared_site_ids)
+        or (principal.sites_with(PATIENT_READERS) & target.shared_site_ids)
     ):
         return Decision(True, "shared with this site or person", "share")
     if (
@@ -271,7 +246,7 @@ def visible_sites(principal: Principal, action: Action) -> frozenset[int] | None
     List queries filter with this, then add what is shared or emergency-granted, so that a
     list never shows what ``decide`` would refuse for one object.
     """
-    rule = RULES[action]
+    rule = action.rule
     if not has_scope(principal, rule):
         return frozenset()
     if principal.is_platform_admin and rule.platform_admin:

@@ -30,12 +30,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from concilium.live import service as live_service
+from concilium.live.actions import LiveAction
 from concilium.live.tables import LiveSession
 from concilium.platform import accounts, patients
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
-from concilium.platform.policy import Action, Target, decide
+from concilium.platform.policy import Action, PlatformAction, Target, decide
 from concilium.platform.tables import User
 from concilium.telesurgery import procedures as domain
+from concilium.telesurgery.actions import TelesurgeryAction
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
 from concilium.web.context import Ctx, gate, record_refusal, runtime_of
 from concilium.web.pages import render_page, run_form_action
@@ -86,9 +88,9 @@ def _may(ctx: Ctx, procedure: Procedure, action: Action) -> bool:
 
 
 def _visible(ctx: Ctx) -> list[Procedure]:
-    sites = ctx.visible_sites(Action.PROCEDURE_READ)
+    sites = ctx.visible_sites(TelesurgeryAction.PROCEDURE_READ)
     found = domain.list_procedures(ctx.db, sites if sites is not None else frozenset())
-    return [p for p in found if _may(ctx, p, Action.PROCEDURE_READ)]
+    return [p for p in found if _may(ctx, p, TelesurgeryAction.PROCEDURE_READ)]
 
 
 def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
@@ -97,7 +99,8 @@ def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
     both = frozenset({body.console_site_id, body.robot_site_id})
     for site in both:
         ctx.authorize(
-            Action.PROCEDURE_MANAGE, Target(domain.RESOURCE_KIND, site_ids=frozenset({site}))
+            TelesurgeryAction.PROCEDURE_MANAGE,
+            Target(domain.RESOURCE_KIND, site_ids=frozenset({site})),
         )
     procedure = domain.create_procedure(
         ctx.db,
@@ -275,27 +278,29 @@ class TimelineOut(BaseModel):
 
 
 @api_router.get("/procedures")
-def api_list(ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]) -> list[ProcedureOut]:
+def api_list(ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]) -> list[ProcedureOut]:
     return [_out(ctx, p) for p in _visible(ctx)]
 
 
 @api_router.post("/procedures", status_code=201)
 def api_create(
-    body: ProcedureIn, ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)]
+    body: ProcedureIn, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)]
 ) -> ProcedureOut:
     return _out(ctx, _create(ctx, body))
 
 
 @api_router.get("/procedures/{procedure_id}")
-def api_read(procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]) -> ProcedureOut:
-    return _out(ctx, _load(ctx, procedure_id, Action.PROCEDURE_READ))
+def api_read(
+    procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
+) -> ProcedureOut:
+    return _out(ctx, _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ))
 
 
 @api_router.post("/procedures/{procedure_id}/gateways", status_code=201)
 def api_enrol(
-    procedure_id: int, body: EnrolIn, ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)]
+    procedure_id: int, body: EnrolIn, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)]
 ) -> EnrolOut:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_MANAGE)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
     _, token = domain.enrol_gateway(
         ctx.db, ctx.actor, procedure, body.role, body.public_name, ctx.now
     )
@@ -305,9 +310,9 @@ def api_enrol(
 
 @api_router.post("/procedures/{procedure_id}/keys", status_code=201)
 def api_issue_keys(
-    procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)]
+    procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)]
 ) -> KeysOut:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_MANAGE)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
     directory = domain.key_directory(ctx.runtime.settings.data_dir, procedure.id)
     issued, paths = domain.issue_keys(ctx.db, ctx.actor, procedure, directory, ctx.now)
     ctx.commit()
@@ -316,9 +321,11 @@ def api_issue_keys(
 
 @api_router.post("/procedures/{procedure_id}/start", response_model=None)
 def api_start(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_START)]
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_START)],
 ) -> ProcedureOut | JSONResponse:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_START)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_START)
     try:
         _start(ctx, procedure)
     except domain.StartRefused as exc:
@@ -329,10 +336,10 @@ def api_start(
 @api_router.get("/procedures/{procedure_id}/timeline")
 def api_timeline(
     procedure_id: int,
-    ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)],
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
     after: int = 0,
 ) -> list[TimelineOut]:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
     return [TimelineOut.of(e) for e in domain.timeline(ctx.db, procedure, after)]
 
 
@@ -341,17 +348,17 @@ def api_ingest(
     request: Request,
     procedure_id: int,
     body: IngestIn,
-    ctx: Annotated[Ctx, gate(Action.PROCEDURE_INGEST)],
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_INGEST)],
     x_gateway_token: Annotated[str, Header(max_length=200)] = "",
 ) -> list[TimelineOut]:
     """A gateway reports state transitions, alarms and refusals (kept and audited) and its
     latest link status (shown live, not kept)."""
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_INGEST)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_INGEST)
     gateway = domain.gateway_for_token(ctx.db, procedure, x_gateway_token)
     if gateway is None:
         target = domain.procedure_target(procedure)
         reason = "unknown gateway token"
-        record_refusal(ctx.db, ctx.actor, Action.PROCEDURE_INGEST, target, reason)
+        record_refusal(ctx.db, ctx.actor, TelesurgeryAction.PROCEDURE_INGEST, target, reason)
         raise Forbidden("send the gateway's enrolment token in X-Gateway-Token")
     try:
         events = [domain.TimelineEvent(e.at, e.kind, e.state, e.detail) for e in body.events]
@@ -367,14 +374,14 @@ def api_ingest(
 
 @api_router.get("/procedures/{procedure_id}/events")
 def api_events(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
 ) -> StreamingResponse:
     """Server-sent events (HTML Living Standard 9.2): ``timeline`` for each new entry and
     ``status`` for each new link status sample, until the client goes away.
 
     The handler itself runs in a worker thread (it reads the database); the stream, on the
     event loop, reads through its own short read-only sessions in worker threads."""
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
     # Only the id goes on: the request's own session is released now (on SQLite every
     # transaction takes the write lock, so a long-lived stream must not keep one open).
     known_id = procedure.id
@@ -424,7 +431,7 @@ def _user_names(ctx: Ctx, ids: list[int]) -> dict[int, str]:
 
 
 def _planner_sites(ctx: Ctx) -> list[tuple[int, str]]:
-    allowed = ctx.visible_sites(Action.PROCEDURE_MANAGE) or frozenset()
+    allowed = ctx.visible_sites(TelesurgeryAction.PROCEDURE_MANAGE) or frozenset()
     return [(s.id, s.name) for s in accounts.list_sites(ctx.db) if s.id in allowed]
 
 
@@ -446,7 +453,9 @@ def _list_page(
 
 
 @router.get("/telesurgery")
-def list_page(request: Request, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]) -> Response:
+def list_page(
+    request: Request, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
+) -> Response:
     return _list_page(request, ctx)
 
 
@@ -460,7 +469,7 @@ def _ids(text: str) -> list[int]:
 @router.post("/telesurgery")
 def create_page(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)],
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
     title: Annotated[str, Form(max_length=200)],
     console_site_id: Annotated[int, Form()],
     robot_site_id: Annotated[int, Form()],
@@ -508,7 +517,7 @@ def _may_open_video(ctx: Ctx, procedure: Procedure) -> bool:
     """Whether the caller may create the video session at the robot site."""
     sites = frozenset({procedure.robot_site_id})
     at_robot_site = Target(live_service.RESOURCE_KIND, site_ids=sites)
-    return decide(ctx.principal, Action.LIVE_MANAGE, at_robot_site).allowed
+    return decide(ctx.principal, LiveAction.LIVE_MANAGE, at_robot_site).allowed
 
 
 def _procedure_view(
@@ -525,9 +534,9 @@ def _procedure_view(
         sites=_site_names(ctx),
         people=_user_names(ctx, team),
         timeline=domain.timeline(ctx.db, procedure),
-        may_start=_may(ctx, procedure, Action.PROCEDURE_START),
-        may_supervise=_may(ctx, procedure, Action.PROCEDURE_SUPERVISE),
-        may_manage=_may(ctx, procedure, Action.PROCEDURE_MANAGE),
+        may_start=_may(ctx, procedure, TelesurgeryAction.PROCEDURE_START),
+        may_supervise=_may(ctx, procedure, TelesurgeryAction.PROCEDURE_SUPERVISE),
+        may_manage=_may(ctx, procedure, TelesurgeryAction.PROCEDURE_MANAGE),
         may_open_video=_may_open_video(ctx, procedure),
         video=domain.video_session(ctx.db, procedure),
         max_age_hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours,
@@ -537,21 +546,21 @@ def _procedure_view(
 
 @router.get("/telesurgery/{procedure_id}")
 def procedure_page(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
 ) -> Response:
-    return _procedure_view(request, ctx, _load(ctx, procedure_id, Action.PROCEDURE_READ))
+    return _procedure_view(request, ctx, _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ))
 
 
 @router.post("/telesurgery/{procedure_id}/video")
 def video_page(
     request: Request,
     procedure_id: int,
-    ctx: Annotated[Ctx, gate(Action.PROCEDURE_MANAGE)],
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
     live_session_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Link the live session carrying the video: an existing one (its number; the caller
     manages it) or, when no number is given, a new supervision session at the robot site."""
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_MANAGE)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
 
     def run() -> None:
         wanted = live_session_id.strip()
@@ -561,21 +570,23 @@ def video_page(
             live = ctx.db.get(LiveSession, int(wanted))
             if live is None:
                 target = Target(live_service.RESOURCE_KIND, wanted)
-                record_refusal(ctx.db, ctx.actor, Action.LIVE_MANAGE, target, "none")
+                record_refusal(ctx.db, ctx.actor, LiveAction.LIVE_MANAGE, target, "none")
                 raise NotFound(f"live session {wanted} not found")
             ctx.authorize(
-                Action.LIVE_MANAGE,
-                live_service.session_target(ctx.db, live, Action.LIVE_MANAGE, ctx.now),
+                LiveAction.LIVE_MANAGE,
+                live_service.session_target(ctx.db, live, LiveAction.LIVE_MANAGE, ctx.now),
             )
             domain.link_video(ctx.db, ctx.actor, procedure, live, ctx.now)
         else:
             at_robot_site = frozenset({procedure.robot_site_id})
             ctx.authorize(
-                Action.LIVE_MANAGE, Target(live_service.RESOURCE_KIND, site_ids=at_robot_site)
+                LiveAction.LIVE_MANAGE, Target(live_service.RESOURCE_KIND, site_ids=at_robot_site)
             )
             # Showing a patient to others needs the right to see that patient oneself.
             patient = patients.get_patient(ctx.db, procedure.patient_id)
-            ctx.authorize(Action.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now))
+            ctx.authorize(
+                PlatformAction.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now)
+            )
             domain.open_video(ctx.db, ctx.actor, procedure, ctx.now)
         ctx.commit()
 
@@ -588,8 +599,10 @@ def video_page(
 
 
 @router.post("/telesurgery/{procedure_id}/start")
-def start_page(procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_START)]) -> Response:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_START)
+def start_page(
+    procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_START)]
+) -> Response:
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_START)
     # A refusal is shown by the page it returns to: the reasons, now also in the timeline.
     with contextlib.suppress(domain.StartRefused):
         _start(ctx, procedure)
@@ -600,9 +613,9 @@ def start_page(procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_STAR
 def qualification_report(
     procedure_id: int,
     qualification_id: int,
-    ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)],
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
 ) -> Response:
-    procedure = _load(ctx, procedure_id, Action.PROCEDURE_READ)
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
     record = ctx.db.get(QualificationRecord, qualification_id)
     if record is None or record.procedure_id != procedure.id:
         raise NotFound(f"qualification {qualification_id} not found")
@@ -622,8 +635,8 @@ def _live_page(
     may_watch = video is not None and (
         decide(
             ctx.principal,
-            Action.LIVE_JOIN,
-            live_service.session_target(ctx.db, video, Action.LIVE_JOIN, ctx.now),
+            LiveAction.LIVE_JOIN,
+            live_service.session_target(ctx.db, video, LiveAction.LIVE_JOIN, ctx.now),
         ).allowed
     )
     return render_page(
@@ -641,15 +654,23 @@ def _live_page(
 
 @router.get("/telesurgery/{procedure_id}/supervise")
 def supervise_page(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_SUPERVISE)]
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_SUPERVISE)],
 ) -> Response:
     return _live_page(
-        request, ctx, procedure_id, Action.PROCEDURE_SUPERVISE, "telesurgery/supervise.html"
+        request,
+        ctx,
+        procedure_id,
+        TelesurgeryAction.PROCEDURE_SUPERVISE,
+        "telesurgery/supervise.html",
     )
 
 
 @router.get("/telesurgery/{procedure_id}/surgeon")
 def surgeon_page(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(Action.PROCEDURE_READ)]
+    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
 ) -> Response:
-    return _live_page(request, ctx, procedure_id, Action.PROCEDURE_READ, "telesurgery/surgeon.html")
+    return _live_page(
+        request, ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ, "telesurgery/surgeon.html"
+    )

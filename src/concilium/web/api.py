@@ -9,7 +9,7 @@ from pydantic import AwareDatetime
 
 from concilium.platform import audit
 from concilium.platform.patients import Demographics
-from concilium.platform.policy import Action
+from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import Consent
 from concilium.web import flows
 from concilium.web.context import Ctx, gate
@@ -46,29 +46,29 @@ Offset = Annotated[int, Query(ge=0)]
 
 
 @router.get("/me")
-def me(ctx: Annotated[Ctx, gate(Action.HOME)]) -> MeOut:
-    ctx.authorize(Action.HOME)
+def me(ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> MeOut:
+    ctx.authorize(PlatformAction.HOME)
     scopes = sorted(ctx.principal.scopes) if ctx.principal.scopes is not None else None
     return MeOut(user=UserOut.of(ctx.user), scopes=scopes)
 
 
 @router.get("/sites")
-def list_sites(ctx: Annotated[Ctx, gate(Action.SITE_LIST)]) -> list[SiteOut]:
+def list_sites(ctx: Annotated[Ctx, gate(PlatformAction.SITE_LIST)]) -> list[SiteOut]:
     return [SiteOut.of(s) for s in flows.list_sites(ctx)]
 
 
 @router.post("/sites", status_code=201)
-def create_site(body: SiteIn, ctx: Annotated[Ctx, gate(Action.SITE_MANAGE)]) -> SiteOut:
+def create_site(body: SiteIn, ctx: Annotated[Ctx, gate(PlatformAction.SITE_MANAGE)]) -> SiteOut:
     return SiteOut.of(flows.create_site(ctx, body.name, body.finess))
 
 
 @router.get("/users")
-def list_users(ctx: Annotated[Ctx, gate(Action.USER_READ)]) -> list[UserOut]:
+def list_users(ctx: Annotated[Ctx, gate(PlatformAction.USER_READ)]) -> list[UserOut]:
     return [UserOut.of(u) for u in flows.list_users(ctx)]
 
 
 @router.post("/users", status_code=201)
-def create_user(body: UserIn, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> UserOut:
+def create_user(body: UserIn, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> UserOut:
     user = flows.create_user(
         ctx,
         username=body.username,
@@ -84,47 +84,49 @@ def create_user(body: UserIn, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> 
 
 
 @router.get("/users/{user_id}")
-def read_user(user_id: int, ctx: Annotated[Ctx, gate(Action.USER_READ)]) -> UserOut:
+def read_user(user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_READ)]) -> UserOut:
     return UserOut.of(flows.read_user(ctx, user_id))
 
 
 @router.put("/users/{user_id}/roles")
 def set_roles(
-    user_id: int, body: RolesIn, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]
+    user_id: int, body: RolesIn, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]
 ) -> UserOut:
     return UserOut.of(flows.set_user_roles(ctx, user_id, [(r.site_id, r.role) for r in body.roles]))
 
 
 @router.post("/users/{user_id}/disable")
-def disable_user(user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> UserOut:
+def disable_user(user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> UserOut:
     return UserOut.of(flows.set_user_disabled(ctx, user_id, True))
 
 
 @router.post("/users/{user_id}/enable")
-def enable_user(user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> UserOut:
+def enable_user(user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> UserOut:
     return UserOut.of(flows.set_user_disabled(ctx, user_id, False))
 
 
 @router.get("/tokens")
-def list_tokens(ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)]) -> list[TokenOut]:
+def list_tokens(ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]) -> list[TokenOut]:
     return [TokenOut.of(t) for t in flows.list_tokens(ctx)]
 
 
 @router.post("/tokens", status_code=201)
-def issue_token(body: TokenIn, ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)]) -> IssuedTokenOut:
+def issue_token(
+    body: TokenIn, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]
+) -> IssuedTokenOut:
     issued = flows.issue_token(ctx, body.name, body.scopes, body.days, body.user_id)
     return IssuedTokenOut(**TokenOut.of(issued.record).model_dump(), secret=issued.secret)
 
 
 @router.delete("/tokens/{token_id}", status_code=204)
-def revoke_token(token_id: str, ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)]) -> Response:
+def revoke_token(token_id: str, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]) -> Response:
     flows.revoke_token(ctx, token_id)
     return Response(status_code=204)
 
 
 @router.get("/patients")
 def search_patients(
-    ctx: Annotated[Ctx, gate(Action.PATIENT_READ)],
+    ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_READ)],
     q: Annotated[str, Query(max_length=100)] = "",
     limit: Limit = 50,
     offset: Offset = 0,
@@ -133,19 +135,23 @@ def search_patients(
 
 
 @router.post("/patients", status_code=201)
-def create_patient(body: PatientIn, ctx: Annotated[Ctx, gate(Action.PATIENT_WRITE)]) -> PatientOut:
+def create_patient(
+    body: PatientIn, ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_WRITE)]
+) -> PatientOut:
     who = Demographics(body.family_name, body.given_name, body.birth_date, body.sex)
     return PatientOut.of(flows.create_patient(ctx, body.site_id, body.identifier, who))
 
 
 @router.get("/patients/{patient_id}")
-def read_patient(patient_id: int, ctx: Annotated[Ctx, gate(Action.PATIENT_READ)]) -> PatientOut:
+def read_patient(
+    patient_id: int, ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_READ)]
+) -> PatientOut:
     return PatientOut.of(flows.read_patient(ctx, patient_id))
 
 
 @router.put("/patients/{patient_id}")
 def update_patient(
-    patient_id: int, body: DemographicsIn, ctx: Annotated[Ctx, gate(Action.PATIENT_WRITE)]
+    patient_id: int, body: DemographicsIn, ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_WRITE)]
 ) -> PatientOut:
     who = Demographics(body.family_name, body.given_name, body.birth_date, body.sex)
     return PatientOut.of(flows.update_patient(ctx, patient_id, who))
@@ -153,14 +159,14 @@ def update_patient(
 
 @router.post("/patients/{patient_id}/identifiers", status_code=201)
 def add_identifier(
-    patient_id: int, body: IdentifierIn, ctx: Annotated[Ctx, gate(Action.PATIENT_WRITE)]
+    patient_id: int, body: IdentifierIn, ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_WRITE)]
 ) -> PatientOut:
     return PatientOut.of(flows.add_identifier(ctx, patient_id, body.site_id, body.value))
 
 
 @router.post("/patients/{patient_id}/merge")
 def merge_patient(
-    patient_id: int, body: MergeIn, ctx: Annotated[Ctx, gate(Action.PATIENT_MERGE)]
+    patient_id: int, body: MergeIn, ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_MERGE)]
 ) -> PatientOut:
     return PatientOut.of(flows.merge_patients(ctx, patient_id, body.duplicate_id))
 
@@ -179,7 +185,7 @@ def _consent_out(c: Consent) -> ConsentOut:
 
 @router.get("/patients/{patient_id}/consents")
 def read_consents(
-    patient_id: int, ctx: Annotated[Ctx, gate(Action.CONSENT_READ)]
+    patient_id: int, ctx: Annotated[Ctx, gate(PlatformAction.CONSENT_READ)]
 ) -> ConsentSummary:
     _, standing, history = flows.consents(ctx, patient_id)
     return ConsentSummary(standing=standing, history=[_consent_out(c) for c in history])
@@ -187,7 +193,7 @@ def read_consents(
 
 @router.post("/patients/{patient_id}/consents", status_code=201)
 def record_consent(
-    patient_id: int, body: ConsentIn, ctx: Annotated[Ctx, gate(Action.CONSENT_RECORD)]
+    patient_id: int, body: ConsentIn, ctx: Annotated[Ctx, gate(PlatformAction.CONSENT_RECORD)]
 ) -> ConsentOut:
     consent = flows.record_consent(
         ctx, patient_id, body.purpose, body.decision, body.site_id, body.note
@@ -196,13 +202,15 @@ def record_consent(
 
 
 @router.get("/patients/{patient_id}/shares")
-def list_shares(patient_id: int, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]) -> list[ShareOut]:
+def list_shares(
+    patient_id: int, ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)]
+) -> list[ShareOut]:
     return [ShareOut.of(s) for s in flows.patient_shares(ctx, patient_id)]
 
 
 @router.post("/patients/{patient_id}/shares", status_code=201)
 def share_patient(
-    patient_id: int, body: ShareIn, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]
+    patient_id: int, body: ShareIn, ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)]
 ) -> ShareOut:
     share = flows.share_patient(
         ctx,
@@ -216,13 +224,13 @@ def share_patient(
 
 
 @router.delete("/shares/{share_id}")
-def revoke_share(share_id: int, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]) -> ShareOut:
+def revoke_share(share_id: int, ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)]) -> ShareOut:
     return ShareOut.of(flows.revoke_share(ctx, share_id))
 
 
 @router.post("/emergency-access", status_code=201)
 def emergency_access(
-    body: EmergencyIn, ctx: Annotated[Ctx, gate(Action.EMERGENCY_REQUEST)]
+    body: EmergencyIn, ctx: Annotated[Ctx, gate(PlatformAction.EMERGENCY_REQUEST)]
 ) -> EmergencyOut:
     grant = flows.break_the_glass(ctx, body.site_id, body.identifier, body.justification)
     return EmergencyOut(grant_id=grant.id, patient_id=grant.patient_id, expires_at=grant.expires_at)
@@ -230,7 +238,7 @@ def emergency_access(
 
 @router.get("/audit-events")
 def audit_events(
-    ctx: Annotated[Ctx, gate(Action.AUDIT_READ)],
+    ctx: Annotated[Ctx, gate(PlatformAction.AUDIT_READ)],
     actor: Annotated[str, Query(max_length=64)] = "",
     action: Annotated[str, Query(max_length=64)] = "",
     outcome: Annotated[str, Query(max_length=24)] = "",
@@ -245,7 +253,7 @@ def audit_events(
 
 
 @router.get("/alerts")
-def alerts(ctx: Annotated[Ctx, gate(Action.ALERT_MANAGE)]) -> list[AlertOut]:
+def alerts(ctx: Annotated[Ctx, gate(PlatformAction.ALERT_MANAGE)]) -> list[AlertOut]:
     return [
         AlertOut(
             id=a.id, created_at=a.created_at, kind=a.kind, message=a.message, site_ids=a.site_ids
@@ -255,6 +263,6 @@ def alerts(ctx: Annotated[Ctx, gate(Action.ALERT_MANAGE)]) -> list[AlertOut]:
 
 
 @router.post("/alerts/{alert_id}/acknowledge", status_code=204)
-def acknowledge(alert_id: int, ctx: Annotated[Ctx, gate(Action.ALERT_MANAGE)]) -> Response:
+def acknowledge(alert_id: int, ctx: Annotated[Ctx, gate(PlatformAction.ALERT_MANAGE)]) -> Response:
     flows.acknowledge_alert(ctx, alert_id)
     return Response(status_code=204)

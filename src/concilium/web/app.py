@@ -19,7 +19,7 @@ from concilium.imaging import pages as imaging_pages
 from concilium.imaging import viewer as imaging_viewer
 from concilium.live import playback_web as live_playback_web
 from concilium.live import web as live_web
-from concilium.platform.policy import Action
+from concilium.platform.policy import PlatformAction
 from concilium.telesurgery import web as telesurgery_web
 from concilium.web import api, ops, pages, problems
 from concilium.web.context import Ctx, gate
@@ -86,9 +86,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/api/openapi.json", tags=["operations"], include_in_schema=False)
-    def openapi(ctx: Annotated[Ctx, gate(Action.HOME)]) -> dict[str, Any]:
+    def openapi(ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> dict[str, Any]:
         """The OpenAPI document of every JSON API, for signed-in users and tokens."""
-        ctx.authorize(Action.HOME)
+        ctx.authorize(PlatformAction.HOME)
         return get_openapi(
             title="Concilium API",
             version=__version__,

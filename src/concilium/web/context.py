@@ -26,7 +26,6 @@ from concilium.platform.authn import mfa_required, resume_session, token_user
 from concilium.platform.errors import Forbidden, Unauthenticated
 from concilium.platform.policy import (
     NOTHING,
-    RULES,
     Action,
     Decision,
     Principal,
@@ -116,7 +115,7 @@ def record_refusal(
 
 def may_attempt(principal: Principal, action: Action) -> bool:
     """Whether any object could ever be granted: refuses early those who hold no way in."""
-    rule = RULES[action]
+    rule = action.rule
     if not has_scope(principal, rule):
         return False
     if rule.self_service or (principal.is_platform_admin and rule.platform_admin):

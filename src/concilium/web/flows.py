@@ -12,7 +12,7 @@ from datetime import datetime
 from concilium.platform import accounts, audit, authn, patients, sharing
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.errors import InvalidInput, NotFound
-from concilium.platform.policy import Action, Target
+from concilium.platform.policy import Action, PlatformAction, Target
 from concilium.platform.tables import (
     Alert,
     ApiToken,
@@ -24,6 +24,7 @@ from concilium.platform.tables import (
     Site,
     User,
 )
+from concilium.services import TOKEN_SCOPES
 from concilium.web.context import Ctx
 from concilium.web.targets import sites_target, token_target, user_target
 
@@ -31,14 +32,14 @@ from concilium.web.targets import sites_target, token_target, user_target
 
 
 def create_site(ctx: Ctx, name: str, finess: str) -> Site:
-    ctx.authorize(Action.SITE_MANAGE)
+    ctx.authorize(PlatformAction.SITE_MANAGE)
     site = accounts.create_site(ctx.db, ctx.actor, name, finess)
     ctx.commit()
     return site
 
 
 def list_sites(ctx: Ctx) -> Sequence[Site]:
-    ctx.authorize(Action.SITE_LIST)
+    ctx.authorize(PlatformAction.SITE_LIST)
     return accounts.list_sites(ctx.db)
 
 
@@ -64,8 +65,10 @@ def create_user(
     grants = _grants(roles)
     if not grants:
         raise InvalidInput("a user needs at least one role at a site")
-    ctx.authorize(Action.USER_MANAGE, sites_target(frozenset(g.site_id for g in grants), "user"))
-    managed = ctx.visible_sites(Action.USER_MANAGE)
+    ctx.authorize(
+        PlatformAction.USER_MANAGE, sites_target(frozenset(g.site_id for g in grants), "user")
+    )
+    managed = ctx.visible_sites(PlatformAction.USER_MANAGE)
     if managed is not None and any(g.site_id not in managed for g in grants):
         raise InvalidInput("you can only give roles at sites you administer")
     user = accounts.create_user(
@@ -85,8 +88,8 @@ def create_user(
 
 
 def list_users(ctx: Ctx) -> Sequence[User]:
-    ctx.authorize(Action.USER_READ, Target(kind="user", owner_user_id=ctx.user.id))
-    sites = ctx.visible_sites(Action.USER_READ)
+    ctx.authorize(PlatformAction.USER_READ, Target(kind="user", owner_user_id=ctx.user.id))
+    sites = ctx.visible_sites(PlatformAction.USER_READ)
     if sites is not None and not sites:
         return [ctx.user]
     return accounts.list_users(ctx.db, sites)
@@ -94,13 +97,13 @@ def list_users(ctx: Ctx) -> Sequence[User]:
 
 def read_user(ctx: Ctx, user_id: int) -> User:
     user, target = user_target(ctx.db, user_id)
-    ctx.authorize(Action.USER_READ, target)
+    ctx.authorize(PlatformAction.USER_READ, target)
     return user
 
 
 def set_user_disabled(ctx: Ctx, user_id: int, disabled: bool) -> User:
     user, target = user_target(ctx.db, user_id)
-    ctx.authorize(Action.USER_MANAGE, target)
+    ctx.authorize(PlatformAction.USER_MANAGE, target)
     accounts.set_disabled(ctx.db, ctx.actor, user, disabled)
     ctx.commit()
     return user
@@ -109,8 +112,10 @@ def set_user_disabled(ctx: Ctx, user_id: int, disabled: bool) -> User:
 def set_user_roles(ctx: Ctx, user_id: int, roles: Sequence[tuple[int, str]]) -> User:
     user, target = user_target(ctx.db, user_id)
     grants = _grants(roles)
-    ctx.authorize(Action.USER_MANAGE, target)
-    accounts.set_roles(ctx.db, ctx.actor, user, ctx.visible_sites(Action.USER_MANAGE), grants)
+    ctx.authorize(PlatformAction.USER_MANAGE, target)
+    accounts.set_roles(
+        ctx.db, ctx.actor, user, ctx.visible_sites(PlatformAction.USER_MANAGE), grants
+    )
     ctx.commit()
     return user
 
@@ -122,17 +127,25 @@ def issue_token(
     ctx: Ctx, name: str, scopes: Sequence[str], days: int, user_id: int | None = None
 ) -> authn.IssuedToken:
     owner, target = user_target(ctx.db, user_id if user_id is not None else ctx.user.id)
-    ctx.authorize(Action.TOKEN_MANAGE, target)
+    ctx.authorize(PlatformAction.TOKEN_MANAGE, target)
     issued = authn.issue_token(
-        ctx.db, ctx.runtime.settings, ctx.actor, owner, name, scopes, days, ctx.now
+        ctx.db,
+        ctx.runtime.settings,
+        ctx.actor,
+        owner,
+        name,
+        scopes,
+        days,
+        ctx.now,
+        known_scopes=TOKEN_SCOPES,
     )
     ctx.commit()
     return issued
 
 
 def list_tokens(ctx: Ctx) -> Sequence[ApiToken]:
-    ctx.authorize(Action.TOKEN_MANAGE, Target(kind="token", owner_user_id=ctx.user.id))
-    sites = ctx.visible_sites(Action.TOKEN_MANAGE)
+    ctx.authorize(PlatformAction.TOKEN_MANAGE, Target(kind="token", owner_user_id=ctx.user.id))
+    sites = ctx.visible_sites(PlatformAction.TOKEN_MANAGE)
     if sites is None:
         return authn.list_tokens(ctx.db, None)
     user_ids = [u.id for u in accounts.list_users(ctx.db, sites)] if sites else []
@@ -141,7 +154,7 @@ def list_tokens(ctx: Ctx) -> Sequence[ApiToken]:
 
 def revoke_token(ctx: Ctx, public_id: str) -> ApiToken:
     token, target = token_target(ctx.db, public_id)
-    ctx.authorize(Action.TOKEN_MANAGE, target)
+    ctx.authorize(PlatformAction.TOKEN_MANAGE, target)
     authn.revoke_token(ctx.db, ctx.actor, token, ctx.now)
     ctx.commit()
     return token
@@ -157,7 +170,7 @@ def _patient(ctx: Ctx, patient_id: int, action: Action) -> tuple[Patient, str]:
 
 
 def read_patient(ctx: Ctx, patient_id: int) -> Patient:
-    patient, outcome = _patient(ctx, patient_id, Action.PATIENT_READ)
+    patient, outcome = _patient(ctx, patient_id, PlatformAction.PATIENT_READ)
     audit.record(
         ctx.db,
         ctx.actor,
@@ -172,7 +185,7 @@ def read_patient(ctx: Ctx, patient_id: int) -> Patient:
 
 
 def search_patients(ctx: Ctx, text: str, limit: int, offset: int) -> Sequence[Patient]:
-    sites = ctx.visible_sites(Action.PATIENT_READ)
+    sites = ctx.visible_sites(PlatformAction.PATIENT_READ)
     shared = sharing.shared_resource_ids(
         ctx.db, "patient", ctx.user.id, frozenset(ctx.principal.roles), ctx.now
     )
@@ -191,38 +204,38 @@ def search_patients(ctx: Ctx, text: str, limit: int, offset: int) -> Sequence[Pa
 
 
 def create_patient(ctx: Ctx, site_id: int, identifier: str, who: patients.Demographics) -> Patient:
-    ctx.authorize(Action.PATIENT_WRITE, sites_target(frozenset({site_id}), "patient"))
+    ctx.authorize(PlatformAction.PATIENT_WRITE, sites_target(frozenset({site_id}), "patient"))
     patient = patients.create_patient(ctx.db, ctx.actor, site_id, identifier, who)
     ctx.commit()
     return patient
 
 
 def update_patient(ctx: Ctx, patient_id: int, who: patients.Demographics) -> Patient:
-    patient, _ = _patient(ctx, patient_id, Action.PATIENT_WRITE)
+    patient, _ = _patient(ctx, patient_id, PlatformAction.PATIENT_WRITE)
     patients.update_demographics(ctx.db, ctx.actor, patient, who)
     ctx.commit()
     return patient
 
 
 def add_identifier(ctx: Ctx, patient_id: int, site_id: int, value: str) -> Patient:
-    patient, _ = _patient(ctx, patient_id, Action.PATIENT_WRITE)
+    patient, _ = _patient(ctx, patient_id, PlatformAction.PATIENT_WRITE)
     # Registering a patient at a site is acting at that site too.
-    ctx.authorize(Action.PATIENT_WRITE, sites_target(frozenset({site_id}), "patient"))
+    ctx.authorize(PlatformAction.PATIENT_WRITE, sites_target(frozenset({site_id}), "patient"))
     patients.add_identifier(ctx.db, ctx.actor, patient, site_id, value)
     ctx.commit()
     return patient
 
 
 def merge_patients(ctx: Ctx, survivor_id: int, duplicate_id: int) -> Patient:
-    survivor, _ = _patient(ctx, survivor_id, Action.PATIENT_MERGE)
-    duplicate, _ = _patient(ctx, duplicate_id, Action.PATIENT_MERGE)
+    survivor, _ = _patient(ctx, survivor_id, PlatformAction.PATIENT_MERGE)
+    duplicate, _ = _patient(ctx, duplicate_id, PlatformAction.PATIENT_MERGE)
     patients.merge(ctx.db, ctx.actor, survivor, duplicate)
     ctx.commit()
     return survivor
 
 
 def consents(ctx: Ctx, patient_id: int) -> tuple[Patient, dict[str, str], Sequence[Consent]]:
-    patient, outcome = _patient(ctx, patient_id, Action.CONSENT_READ)
+    patient, outcome = _patient(ctx, patient_id, PlatformAction.CONSENT_READ)
     standing = patients.current_consent(ctx.db, patient.id)
     history = patients.consent_history(ctx.db, patient.id)
     audit.record(
@@ -241,7 +254,7 @@ def consents(ctx: Ctx, patient_id: int) -> tuple[Patient, dict[str, str], Sequen
 def record_consent(
     ctx: Ctx, patient_id: int, purpose: str, decision: str, site_id: int, note: str
 ) -> Consent:
-    patient, _ = _patient(ctx, patient_id, Action.CONSENT_RECORD)
+    patient, _ = _patient(ctx, patient_id, PlatformAction.CONSENT_RECORD)
     if site_id not in ctx.principal.roles:
         raise InvalidInput("record consent at a site where you hold a role")
     consent = patients.record_consent(ctx.db, ctx.actor, patient, purpose, decision, site_id, note)
@@ -261,7 +274,7 @@ def share_patient(
     expires_at: datetime,
     reason: str,
 ) -> Share:
-    patient, _ = _patient(ctx, patient_id, Action.SHARE_MANAGE)
+    patient, _ = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
     if to_site_id is not None:
         accounts.get_site(ctx.db, to_site_id)
     if to_user_id is not None:
@@ -283,7 +296,7 @@ def share_patient(
 
 
 def patient_shares(ctx: Ctx, patient_id: int) -> Sequence[Share]:
-    patient, _ = _patient(ctx, patient_id, Action.SHARE_MANAGE)
+    patient, _ = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
     return sharing.shares_of(ctx.db, "patient", str(patient.id))
 
 
@@ -291,14 +304,14 @@ def revoke_share(ctx: Ctx, share_id: int) -> Share:
     share = sharing.get_share(ctx.db, share_id)
     if share.resource_kind != "patient":
         raise NotFound(f"share {share_id} not found")
-    patient, _ = _patient(ctx, int(share.resource_id), Action.SHARE_MANAGE)
+    patient, _ = _patient(ctx, int(share.resource_id), PlatformAction.SHARE_MANAGE)
     sharing.revoke_share(ctx.db, ctx.actor, share, ctx.now, patient.id)
     ctx.commit()
     return share
 
 
 def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str) -> EmergencyGrant:
-    ctx.authorize(Action.EMERGENCY_REQUEST)
+    ctx.authorize(PlatformAction.EMERGENCY_REQUEST)
     patient = patients.find_by_identifier(ctx.db, site_id, identifier.strip())
     if patient is None:
         raise NotFound("no patient with that identifier at that site")
@@ -321,8 +334,12 @@ def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str)
 def search_audit(
     ctx: Ctx, criteria: audit.AuditFilter, limit: int, offset: int
 ) -> list[AuditEvent]:
-    ctx.authorize(Action.AUDIT_READ, Target(kind="audit", site_ids=frozenset(ctx.principal.roles)))
-    found = audit.search(ctx.db, ctx.visible_sites(Action.AUDIT_READ), criteria, limit, offset)
+    ctx.authorize(
+        PlatformAction.AUDIT_READ, Target(kind="audit", site_ids=frozenset(ctx.principal.roles))
+    )
+    found = audit.search(
+        ctx.db, ctx.visible_sites(PlatformAction.AUDIT_READ), criteria, limit, offset
+    )
     audit.record(ctx.db, ctx.actor, "audit.query", "success", detail={"results": len(found)})
     ctx.commit()
     return found
@@ -330,16 +347,16 @@ def search_audit(
 
 def open_alerts(ctx: Ctx) -> list[Alert]:
     ctx.authorize(
-        Action.ALERT_MANAGE, Target(kind="alert", site_ids=frozenset(ctx.principal.roles))
+        PlatformAction.ALERT_MANAGE, Target(kind="alert", site_ids=frozenset(ctx.principal.roles))
     )
-    return sharing.open_alerts(ctx.db, ctx.visible_sites(Action.ALERT_MANAGE))
+    return sharing.open_alerts(ctx.db, ctx.visible_sites(PlatformAction.ALERT_MANAGE))
 
 
 def acknowledge_alert(ctx: Ctx, alert_id: int) -> None:
     ctx.authorize(
-        Action.ALERT_MANAGE, Target(kind="alert", site_ids=frozenset(ctx.principal.roles))
+        PlatformAction.ALERT_MANAGE, Target(kind="alert", site_ids=frozenset(ctx.principal.roles))
     )
     sharing.acknowledge_alert(
-        ctx.db, ctx.actor, alert_id, ctx.visible_sites(Action.ALERT_MANAGE), ctx.now
+        ctx.db, ctx.actor, alert_id, ctx.visible_sites(PlatformAction.ALERT_MANAGE), ctx.now
     )
     ctx.commit()

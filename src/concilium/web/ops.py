@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from concilium.platform.db import ping
-from concilium.platform.policy import Action
+from concilium.platform.policy import PlatformAction
 from concilium.web.context import Ctx, gate, runtime_of
 
 router = APIRouter(tags=["operations"])
@@ -52,8 +52,8 @@ def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-def metrics(ctx: Annotated[Ctx, gate(Action.METRICS_READ)]) -> Response:
+def metrics(ctx: Annotated[Ctx, gate(PlatformAction.METRICS_READ)]) -> Response:
     """Prometheus exposition; needs a token with the ``metrics`` scope."""
-    ctx.authorize(Action.METRICS_READ)
+    ctx.authorize(PlatformAction.METRICS_READ)
     registry = ctx.request.app.state.metrics.registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

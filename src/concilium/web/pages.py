@@ -17,11 +17,15 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from concilium.config import ROLES
+from concilium.imaging.actions import ImagingAction
+from concilium.live.actions import LiveAction
 from concilium.platform import audit, authn, patients, totp
 from concilium.platform.accounts import list_sites
 from concilium.platform.errors import ConciliumError, InvalidInput
-from concilium.platform.policy import TOKEN_SCOPES, Action, Target, decide
+from concilium.platform.policy import PlatformAction, Target, decide
 from concilium.platform.tables import User
+from concilium.services import TOKEN_SCOPES
+from concilium.telesurgery.actions import TelesurgeryAction
 from concilium.web import flows
 from concilium.web.context import (
     LOGIN_CSRF_COOKIE,
@@ -79,16 +83,16 @@ def _nav(ctx: Ctx) -> list[tuple[str, str]]:
     p = ctx.principal
     entries = [("/", "Home")]
     candidates = [
-        (Action.PATIENT_READ, "/patients", "Patients"),
-        (Action.STUDY_READ, "/imaging", "Imaging"),
-        (Action.LIVE_READ, "/live", "Live"),
-        (Action.LIVE_READ, "/live/library", "Recordings"),
-        (Action.PROCEDURE_READ, "/telesurgery", "Telesurgery"),
-        (Action.EMERGENCY_REQUEST, "/emergency", "Emergency access"),
-        (Action.USER_MANAGE, "/admin/users", "Users"),
-        (Action.SITE_MANAGE, "/admin/sites", "Sites"),
-        (Action.AE_MANAGE, "/admin/imaging/aes", "DICOM nodes"),
-        (Action.AUDIT_READ, "/audit", "Audit log"),
+        (PlatformAction.PATIENT_READ, "/patients", "Patients"),
+        (ImagingAction.STUDY_READ, "/imaging", "Imaging"),
+        (LiveAction.LIVE_READ, "/live", "Live"),
+        (LiveAction.LIVE_READ, "/live/library", "Recordings"),
+        (TelesurgeryAction.PROCEDURE_READ, "/telesurgery", "Telesurgery"),
+        (PlatformAction.EMERGENCY_REQUEST, "/emergency", "Emergency access"),
+        (PlatformAction.USER_MANAGE, "/admin/users", "Users"),
+        (PlatformAction.SITE_MANAGE, "/admin/sites", "Sites"),
+        (ImagingAction.AE_MANAGE, "/admin/imaging/aes", "DICOM nodes"),
+        (PlatformAction.AUDIT_READ, "/audit", "Audit log"),
     ]
     entries += [(href, label) for action, href, label in candidates if may_attempt(p, action)]
     entries += [("/tokens", "API tokens"), ("/account", "Account")]
@@ -236,7 +240,7 @@ def _finish_second_factor(ctx: Ctx, target: str) -> Response:
 @router.get("/login/totp")
 def totp_page(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.HOME, allow_pending_mfa=True)],
+    ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)],
     next: str = "/",
 ) -> Response:
     return render_page(request, "totp.html", ctx, next=_safe_next(next), error="")
@@ -245,7 +249,7 @@ def totp_page(
 @router.post("/login/totp")
 def totp_submit(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.HOME, allow_pending_mfa=True)],
+    ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)],
     code: Annotated[str, Form(max_length=12)],
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
@@ -291,7 +295,7 @@ def _enrol_view(
 @router.get("/login/enrol")
 def enrol_page(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.HOME, allow_pending_mfa=True)],
+    ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)],
     next: str = "/",
 ) -> Response:
     if ctx.user.totp_secret:
@@ -302,7 +306,7 @@ def enrol_page(
 @router.post("/login/enrol")
 def enrol_submit(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.HOME, allow_pending_mfa=True)],
+    ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)],
     sealed: Annotated[str, Form(max_length=500)],
     code: Annotated[str, Form(max_length=12)],
     next: Annotated[str, Form(max_length=500)] = "/",
@@ -324,7 +328,7 @@ def enrol_submit(
 
 
 @router.post("/logout")
-def logout(ctx: Annotated[Ctx, gate(Action.HOME, allow_pending_mfa=True)]) -> Response:
+def logout(ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)]) -> Response:
     """Signing out ends every session of the account, on every device."""
     ended = authn.end_all_sessions(ctx.db, ctx.user.id)
     audit.record(ctx.db, ctx.actor, "auth.logout", "success", detail={"sessions_ended": ended})
@@ -338,12 +342,14 @@ def logout(ctx: Annotated[Ctx, gate(Action.HOME, allow_pending_mfa=True)]) -> Re
 
 
 @router.get("/")
-def home(request: Request, ctx: Annotated[Ctx, gate(Action.HOME)]) -> Response:
-    ctx.authorize(Action.HOME)
+def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Response:
+    ctx.authorize(PlatformAction.HOME)
     p = ctx.principal
     sites = {s.id: s for s in list_sites(ctx.db)}
     alerts = (
-        flows.open_alerts(ctx) if decide(p, Action.ALERT_MANAGE, _own_sites(ctx)).allowed else []
+        flows.open_alerts(ctx)
+        if decide(p, PlatformAction.ALERT_MANAGE, _own_sites(ctx)).allowed
+        else []
     )
     return render_page(
         request,
@@ -351,7 +357,8 @@ def home(request: Request, ctx: Annotated[Ctx, gate(Action.HOME)]) -> Response:
         ctx,
         sites=sites,
         alerts=alerts,
-        can=lambda action: decide(p, Action(action), _own_sites(ctx)).allowed,
+        can=lambda action: decide(p, action, _own_sites(ctx)).allowed,
+        actions=PlatformAction,
         memberships=sorted((sites[s].name, sorted(r)) for s, r in p.roles.items() if s in sites),
     )
 
@@ -361,8 +368,8 @@ def _own_sites(ctx: Ctx) -> Target:
 
 
 @router.get("/account")
-def account(request: Request, ctx: Annotated[Ctx, gate(Action.HOME)]) -> Response:
-    ctx.authorize(Action.HOME)
+def account(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Response:
+    ctx.authorize(PlatformAction.HOME)
     sites = _site_names(ctx)
     return render_page(
         request,
@@ -374,7 +381,9 @@ def account(request: Request, ctx: Annotated[Ctx, gate(Action.HOME)]) -> Respons
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
-def acknowledge_alert(alert_id: int, ctx: Annotated[Ctx, gate(Action.ALERT_MANAGE)]) -> Response:
+def acknowledge_alert(
+    alert_id: int, ctx: Annotated[Ctx, gate(PlatformAction.ALERT_MANAGE)]
+) -> Response:
     flows.acknowledge_alert(ctx, alert_id)
     return redirect_to("/")
 
@@ -383,15 +392,15 @@ def acknowledge_alert(alert_id: int, ctx: Annotated[Ctx, gate(Action.ALERT_MANAG
 
 
 @router.get("/admin/sites")
-def sites_page(request: Request, ctx: Annotated[Ctx, gate(Action.SITE_MANAGE)]) -> Response:
-    ctx.authorize(Action.SITE_MANAGE)
+def sites_page(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.SITE_MANAGE)]) -> Response:
+    ctx.authorize(PlatformAction.SITE_MANAGE)
     return render_page(request, "sites.html", ctx, sites=flows.list_sites(ctx), error="")
 
 
 @router.post("/admin/sites")
 def sites_create(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.SITE_MANAGE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.SITE_MANAGE)],
     name: Annotated[str, Form(max_length=200)],
     finess: Annotated[str, Form(max_length=9)],
 ) -> Response:
@@ -406,12 +415,12 @@ def sites_create(
 
 
 def _managed_sites(ctx: Ctx) -> list[Any]:
-    managed = ctx.visible_sites(Action.USER_MANAGE)
+    managed = ctx.visible_sites(PlatformAction.USER_MANAGE)
     return [s for s in list_sites(ctx.db) if managed is None or s.id in managed]
 
 
 @router.get("/admin/users")
-def users_page(request: Request, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> Response:
+def users_page(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> Response:
     return _users_view(request, ctx, "", {})
 
 
@@ -437,7 +446,7 @@ def _users_view(
 @router.post("/admin/users")
 def users_create(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.USER_MANAGE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)],
     username: Annotated[str, Form(max_length=63)],
     full_name: Annotated[str, Form(max_length=200)],
     password: Annotated[str, Form(max_length=1000)],
@@ -480,7 +489,7 @@ def users_create(
 
 @router.get("/admin/users/{user_id}")
 def user_page(
-    request: Request, user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]
+    request: Request, user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]
 ) -> Response:
     user = flows.read_user(ctx, user_id)
     return _user_view(request, ctx, user, "")
@@ -503,7 +512,7 @@ def _user_view(request: Request, ctx: Ctx, user: User, error: str, status: int =
 
 @router.post("/admin/users/{user_id}/roles")
 async def user_roles(
-    request: Request, user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]
+    request: Request, user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]
 ) -> Response:
     form = await request.form()
     grants: list[tuple[int, str]] = []
@@ -525,13 +534,13 @@ async def user_roles(
 
 
 @router.post("/admin/users/{user_id}/disable")
-def user_disable(user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> Response:
+def user_disable(user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> Response:
     flows.set_user_disabled(ctx, user_id, True)
     return redirect_to(f"/admin/users/{user_id}")
 
 
 @router.post("/admin/users/{user_id}/enable")
-def user_enable(user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> Response:
+def user_enable(user_id: int, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> Response:
     flows.set_user_disabled(ctx, user_id, False)
     return redirect_to(f"/admin/users/{user_id}")
 
@@ -540,7 +549,9 @@ def user_enable(user_id: int, ctx: Annotated[Ctx, gate(Action.USER_MANAGE)]) -> 
 
 
 @router.get("/tokens")
-def tokens_page(request: Request, ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)]) -> Response:
+def tokens_page(
+    request: Request, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]
+) -> Response:
     return _tokens_view(request, ctx, issued=None, error="")
 
 
@@ -565,7 +576,7 @@ def _tokens_view(
 
 @router.post("/tokens")
 async def tokens_create(
-    request: Request, ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)]
+    request: Request, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]
 ) -> Response:
     form = await request.form()
     scopes = [str(s) for s in form.getlist("scopes")]
@@ -587,7 +598,9 @@ async def tokens_create(
 
 
 @router.post("/tokens/{token_id}/revoke")
-def tokens_revoke(token_id: str, ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)]) -> Response:
+def tokens_revoke(
+    token_id: str, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]
+) -> Response:
     flows.revoke_token(ctx, token_id)
     return redirect_to("/tokens")
 
@@ -598,7 +611,7 @@ def tokens_revoke(token_id: str, ctx: Annotated[Ctx, gate(Action.TOKEN_MANAGE)])
 @router.get("/patients")
 def patients_page(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.PATIENT_READ)],
+    ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_READ)],
     q: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     return _patients_view(request, ctx, q, "", {})
@@ -609,7 +622,7 @@ def _patients_view(
 ) -> Response:
     found = flows.search_patients(ctx, q, 100, 0)
     sites = _site_names(ctx)
-    writable = ctx.visible_sites(Action.PATIENT_WRITE)
+    writable = ctx.visible_sites(PlatformAction.PATIENT_WRITE)
     write_sites = [(i, n) for i, n in sites.items() if writable is None or i in writable]
     return render_page(
         request,
@@ -637,7 +650,7 @@ def _date_or_none(text: str) -> date | None:
 @router.post("/patients")
 def patients_create(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.PATIENT_WRITE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_WRITE)],
     site_id: Annotated[int, Form()],
     identifier: Annotated[str, Form(max_length=64)],
     family_name: Annotated[str, Form(max_length=100)],
@@ -666,7 +679,7 @@ def patients_create(
 
 @router.get("/patients/{patient_id}")
 def patient_page(
-    request: Request, patient_id: int, ctx: Annotated[Ctx, gate(Action.PATIENT_READ)]
+    request: Request, patient_id: int, ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_READ)]
 ) -> Response:
     return _patient_view(request, ctx, patient_id, "")
 
@@ -677,7 +690,7 @@ def _patient_view(
     patient = flows.read_patient(ctx, patient_id)
     _, standing, history = flows.consents(ctx, patient_id)
     target = patients.patient_target(ctx.db, patient, ctx.now)
-    can_share = decide(ctx.principal, Action.SHARE_MANAGE, target).allowed
+    can_share = decide(ctx.principal, PlatformAction.SHARE_MANAGE, target).allowed
     shares = flows.patient_shares(ctx, patient_id) if can_share else []
     sites = _site_names(ctx)
     names = {u.id: u.full_name for u in _people(ctx)}
@@ -693,11 +706,11 @@ def _patient_view(
         sites=sites,
         names=names,
         error=error,
-        can_write=decide(ctx.principal, Action.PATIENT_WRITE, target).allowed,
-        can_consent=decide(ctx.principal, Action.CONSENT_RECORD, target).allowed,
+        can_write=decide(ctx.principal, PlatformAction.PATIENT_WRITE, target).allowed,
+        can_consent=decide(ctx.principal, PlatformAction.CONSENT_RECORD, target).allowed,
         can_share=can_share,
-        can_merge=decide(ctx.principal, Action.PATIENT_MERGE, target).allowed,
-        emergency=decide(ctx.principal, Action.PATIENT_READ, target).emergency,
+        can_merge=decide(ctx.principal, PlatformAction.PATIENT_MERGE, target).allowed,
+        emergency=decide(ctx.principal, PlatformAction.PATIENT_READ, target).emergency,
         my_sites=[(s, sites[s]) for s in sorted(ctx.principal.roles) if s in sites],
         purposes=patients.PURPOSES,
         decisions=patients.DECISIONS,
@@ -742,7 +755,7 @@ def _patient_action(request: Request, ctx: Ctx, patient_id: int, run: Any) -> Re
 def patient_identifier(
     request: Request,
     patient_id: int,
-    ctx: Annotated[Ctx, gate(Action.PATIENT_WRITE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_WRITE)],
     site_id: Annotated[int, Form()],
     value: Annotated[str, Form(max_length=64)],
 ) -> Response:
@@ -755,7 +768,7 @@ def patient_identifier(
 def patient_consent(
     request: Request,
     patient_id: int,
-    ctx: Annotated[Ctx, gate(Action.CONSENT_RECORD)],
+    ctx: Annotated[Ctx, gate(PlatformAction.CONSENT_RECORD)],
     purpose: Annotated[str, Form(max_length=32)],
     decision: Annotated[str, Form(max_length=16)],
     site_id: Annotated[int, Form()],
@@ -773,7 +786,7 @@ def patient_consent(
 def patient_share(
     request: Request,
     patient_id: int,
-    ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)],
     expires_on: Annotated[str, Form(max_length=10)],
     to_site_id: Annotated[str, Form(max_length=12)] = "",
     to_user_id: Annotated[str, Form(max_length=12)] = "",
@@ -796,7 +809,7 @@ def patient_share(
 
 
 @router.post("/shares/{share_id}/revoke")
-def share_revoke(share_id: int, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]) -> Response:
+def share_revoke(share_id: int, ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)]) -> Response:
     share = flows.revoke_share(ctx, share_id)
     return redirect_to(f"/patients/{share.resource_id}")
 
@@ -805,7 +818,7 @@ def share_revoke(share_id: int, ctx: Annotated[Ctx, gate(Action.SHARE_MANAGE)]) 
 def patient_merge(
     request: Request,
     patient_id: int,
-    ctx: Annotated[Ctx, gate(Action.PATIENT_MERGE)],
+    ctx: Annotated[Ctx, gate(PlatformAction.PATIENT_MERGE)],
     duplicate_id: Annotated[int, Form()],
 ) -> Response:
     return _patient_action(
@@ -815,9 +828,9 @@ def patient_merge(
 
 @router.get("/emergency")
 def emergency_page(
-    request: Request, ctx: Annotated[Ctx, gate(Action.EMERGENCY_REQUEST)]
+    request: Request, ctx: Annotated[Ctx, gate(PlatformAction.EMERGENCY_REQUEST)]
 ) -> Response:
-    ctx.authorize(Action.EMERGENCY_REQUEST)
+    ctx.authorize(PlatformAction.EMERGENCY_REQUEST)
     return render_page(
         request,
         "emergency.html",
@@ -832,7 +845,7 @@ def emergency_page(
 @router.post("/emergency")
 def emergency_open(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.EMERGENCY_REQUEST)],
+    ctx: Annotated[Ctx, gate(PlatformAction.EMERGENCY_REQUEST)],
     site_id: Annotated[int, Form()],
     identifier: Annotated[str, Form(max_length=64)],
     justification: Text,
@@ -871,7 +884,7 @@ def _day(text: str, end: bool = False) -> datetime | None:
 @router.get("/audit")
 def audit_page(
     request: Request,
-    ctx: Annotated[Ctx, gate(Action.AUDIT_READ)],
+    ctx: Annotated[Ctx, gate(PlatformAction.AUDIT_READ)],
     actor: Annotated[str, Query(max_length=64)] = "",
     action: Annotated[str, Query(max_length=64)] = "",
     outcome: Annotated[str, Query(max_length=24)] = "",
@@ -909,17 +922,17 @@ def audit_page(
         page=page,
         more=len(events) > per_page,
         outcomes=audit.OUTCOMES,
-        can_export=decide(ctx.principal, Action.AUDIT_EXPORT).allowed,
+        can_export=decide(ctx.principal, PlatformAction.AUDIT_EXPORT).allowed,
     )
 
 
 @router.get("/audit/export")
 def audit_export(
-    ctx: Annotated[Ctx, gate(Action.AUDIT_EXPORT)],
+    ctx: Annotated[Ctx, gate(PlatformAction.AUDIT_EXPORT)],
     fmt: Annotated[str, Query(alias="format", pattern="^(fhir|syslog)$")] = "fhir",
 ) -> Response:
     """Whole trail as NDJSON FHIR AuditEvent resources or RFC 5424 lines."""
-    ctx.authorize(Action.AUDIT_EXPORT)
+    ctx.authorize(PlatformAction.AUDIT_EXPORT)
     audit.record(ctx.db, ctx.actor, "audit.export", "success", detail={"format": fmt})
     ctx.commit()
     sessions = ctx.runtime.read_sessions  # a long export never holds up writers

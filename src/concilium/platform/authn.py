@@ -284,3 +284,47 @@ def list_tokens(session: Session, user_ids: Sequence[int] | None) -> Sequence[Ap
     if user_ids is not None:
         query = query.where(ApiToken.user_id.in_(user_ids))
     return session.execute(query).scalars().all()
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request, a websocket or a proxied call comes from."""
+
+    user: User
+    """The signed-in account."""
+    web_session: WebSession | None
+    """The browser session, when identified by its cookie (None for a bearer token)."""
+    scopes: frozenset[str] | None
+    """Scopes of the bearer token used; None for a browser session (no scope limit)."""
+
+
+def authenticate(
+    session: Session,
+    settings: Settings,
+    now: datetime,
+    *,
+    bearer: str | None,
+    cookie: str | None,
+    allow_pending_mfa: bool = False,
+) -> Identity:
+    """Identify the caller by a bearer token, else by the session cookie: the one way in for
+    pages, the JSON API, websockets and the media proxy alike.
+
+    Touching a session (or ending an expired one) is committed here: it stands whatever the
+    caller does next. Raises :class:`Unauthenticated` with a reason a person can act on.
+    """
+    if bearer is not None:
+        user, token = token_user(session, bearer, now)
+        return Identity(user, None, frozenset(token.scopes))
+    if not cookie:
+        raise Unauthenticated("sign in or send a bearer token")
+    web_session = resume_session(session, settings, cookie, now)
+    session.commit()
+    if web_session is None:
+        raise Unauthenticated("your session has ended; sign in again")
+    owner = session.get(User, web_session.user_id)
+    if owner is None or owner.disabled:
+        raise Unauthenticated("this account is disabled")
+    if not allow_pending_mfa and not web_session.mfa_verified and mfa_required(owner, settings):
+        raise Unauthenticated("complete the second factor to continue")
+    return Identity(owner, web_session, None)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from concilium.platform import audit
 from concilium.platform.accounts import principal_for
-from concilium.platform.authn import mfa_required, resume_session, token_user
+from concilium.platform.authn import Identity, authenticate
 from concilium.platform.errors import Forbidden, Unauthenticated
 from concilium.platform.policy import (
     NOTHING,
@@ -167,27 +167,18 @@ def _identify(
     now: datetime,
     allow_pending: bool,
     sent_csrf: str,
-) -> tuple[User, WebSession | None, frozenset[str] | None]:
-    bearer = _bearer(request)
-    if bearer is not None:
-        user, token = token_user(db, bearer, now)
-        return user, None, frozenset(token.scopes)
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        raise Unauthenticated("sign in or send a bearer token")
-    web_session = resume_session(db, runtime.settings, cookie, now)
-    # The touch (or the end of an expired session) stands whatever the request does next.
-    db.commit()
-    if web_session is None:
-        raise Unauthenticated("your session has ended; sign in again")
-    owner = db.get(User, web_session.user_id)
-    if owner is None or owner.disabled:
-        raise Unauthenticated("this account is disabled")
-    pending = not web_session.mfa_verified and mfa_required(owner, runtime.settings)
-    if pending and not allow_pending:
-        raise Unauthenticated("complete the second factor to continue")
-    _check_csrf(request, web_session, sent_csrf)
-    return owner, web_session, None
+) -> Identity:
+    identity = authenticate(
+        db,
+        runtime.settings,
+        now,
+        bearer=_bearer(request),
+        cookie=request.cookies.get(SESSION_COOKIE),
+        allow_pending_mfa=allow_pending,
+    )
+    if identity.web_session is not None:
+        _check_csrf(request, identity.web_session, sent_csrf)
+    return identity
 
 
 def _admit(
@@ -206,13 +197,13 @@ def _admit(
     The handler starts inside an open transaction, so it never begins one on the loop.
     """
     try:
-        user, web_session, scopes = _identify(request, runtime, db, now, allow, sent_csrf)
+        identity = _identify(request, runtime, db, now, allow, sent_csrf)
     except Unauthenticated:
         anonymous = audit.Actor(None, "", ip=client_ip(request))
         record_refusal(db, anonymous, action, NOTHING, "not authenticated")
         raise
-    principal = principal_for(db, user, now, scopes)
-    ctx = Ctx(request, runtime, db, principal, user, web_session, action, now)
+    principal = principal_for(db, identity.user, now, identity.scopes)
+    ctx = Ctx(request, runtime, db, principal, identity.user, identity.web_session, action, now)
     if not may_attempt(principal, action):
         record_refusal(db, ctx.actor, action, NOTHING, "role does not permit this")
         raise Forbidden(f"your roles do not permit {action.value}")

@@ -31,7 +31,8 @@ SPECIALTY_CODE = re.compile(r"[a-z][a-z0-9_-]*")
 """Specialty codes are lower-case stable codes (``"radiology"``), never display names."""
 
 
-def _check_specialties(specialties: Iterable[str]) -> None:
+def check_specialty_codes(specialties: Iterable[str]) -> None:
+    """Refuse anything that is not a specialty code, with a :class:`ValueError`."""
     for specialty in specialties:
         if not isinstance(specialty, str) or not SPECIALTY_CODE.fullmatch(specialty):
             raise ValueError(
@@ -69,7 +70,7 @@ class QuorumRules:
                 raise ValueError(
                     f"each requirement must be a non-empty frozenset, got {requirement!r}"
                 )
-            _check_specialties(requirement)
+            check_specialty_codes(requirement)
             for specialty in sorted(requirement):
                 if specialty in seen:
                     raise ValueError(
@@ -86,7 +87,7 @@ class QuorumRules:
         for and no more.
         """
         added = frozenset(specialties)
-        _check_specialties(added)
+        check_specialty_codes(added)
         kept = tuple(r for r in self.required if not r & added)
         singles = tuple(frozenset({s}) for s in sorted(added))
         return QuorumRules(self.min_specialties, kept + singles)
@@ -123,7 +124,7 @@ class Attendance:
             raise ValueError(f"person must be a non-empty identifier, got {self.person!r}")
         if not isinstance(self.specialties, frozenset):
             raise ValueError(f"specialties must be a frozenset, got {self.specialties!r}")
-        _check_specialties(self.specialties)
+        check_specialty_codes(self.specialties)
         _check_instant("joined", self.joined)
         if self.left is not None:
             _check_instant("left", self.left)
@@ -169,7 +170,7 @@ def assess(rules: QuorumRules, members: Mapping[str, frozenset[str]]) -> QuorumR
     for person, specialties in members.items():
         if not isinstance(specialties, frozenset):
             raise ValueError(f"specialties of {person} must be a frozenset")
-        _check_specialties(specialties)
+        check_specialty_codes(specialties)
     by_specialty = _match(rules.required, members)
     counted = {person: specialty for specialty, person in sorted(by_specialty.items())}
     covered = frozenset(by_specialty)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -216,7 +217,7 @@ def cancellation(event: CalendarEvent, product_id: str = PRODUCT_ID) -> bytes:
     return _serialise(_calendar([event], Method.CANCEL, product_id, name=""))
 
 
-def feed(events: list[CalendarEvent], name: str, product_id: str = PRODUCT_ID) -> bytes:
+def feed(events: Sequence[CalendarEvent], name: str, product_id: str = PRODUCT_ID) -> bytes:
     """A calendar to subscribe to, holding ``events`` (cancelled ones stay, marked so)."""
     _check_text("name", name, multiline=False)
     uids = [event.uid for event in events]
@@ -250,7 +251,7 @@ def vtimezone(timezone: str, first: datetime, last: datetime) -> Timezone:
 
 
 def _calendar(
-    events: list[CalendarEvent], method: Method | None, product_id: str, name: str
+    events: Sequence[CalendarEvent], method: Method | None, product_id: str, name: str
 ) -> Calendar:
     _check_text("product_id", product_id, multiline=False)
     calendar = Calendar()

@@ -1,0 +1,1 @@
+"""Multidisciplinary meetings (RCP, tumour boards): cases, agenda, quorum, decisions, minutes."""

@@ -50,6 +50,7 @@ $(OHIF): tools/install-ohif
 lint: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: setup
 	$(BIN)/mypy
@@ -64,4 +65,4 @@ serve: setup
 	$(BIN)/concilium serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache test-artifacts frontend/node_modules frontend/ohif
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts frontend/node_modules frontend/ohif

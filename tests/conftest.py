@@ -18,14 +18,14 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy.engine import make_url
 
+from concilium.app import create_app
 from concilium.config import Settings
 from concilium.platform import accounts, audit, authn, totp
 from concilium.platform.accounts import RoleGrant
-from concilium.platform.db import migrate, transaction
+from concilium.platform.db import transaction
+from concilium.platform.runtime import Runtime
 from concilium.platform.tables import Site, User
-from concilium.services import TOKEN_SCOPES
-from concilium.web.app import create_app
-from concilium.web.runtime import Runtime
+from concilium.services import TOKEN_SCOPES, migrate_database
 
 # Test folders are separate top-level packages (importlib import mode): shared helper
 # modules of this folder, such as ``serving``, are imported from here.
@@ -58,7 +58,7 @@ def _pg_admin() -> psycopg.Connection:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "concilium.db"
-    migrate(f"sqlite:///{path}")
+    migrate_database(f"sqlite:///{path}")
     return path
 
 
@@ -70,7 +70,9 @@ def pg_template() -> Iterator[str]:
     name = f"concilium_tpl_{uuid.uuid4().hex[:8]}"
     with _pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    migrate(make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False))
+    migrate_database(
+        make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    )
     yield name
     with _pg_admin() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

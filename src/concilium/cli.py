@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import click
 
-from concilium.commands import cli_settings, cli_transaction, operator
+from concilium.commands import Installation, cli_settings, cli_transaction, migrate_schema, operator
 from concilium.config import ROLES
 from concilium.platform import accounts, audit, authn, demo, totp
 from concilium.platform.accounts import RoleGrant
-from concilium.platform.db import migrate, utcnow
+from concilium.platform.db import utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
-from concilium.services import TOKEN_SCOPES
-
-SERVICE_COMMAND_GROUPS: tuple[str, ...] = (
-    "concilium.imaging.cli:dicom",
-    "concilium.telesurgery.cli:telesurgery",
-)
-"""``module:attribute`` of each service's click group, mounted as a subcommand."""
+from concilium.platform.services import resolve
+from concilium.services import SCHEMA, SERVICES, TOKEN_SCOPES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Concilium: the hospitals of a region working as one team at a distance."""
+    ctx.obj = Installation(SCHEMA, TOKEN_SCOPES)
 
 
 @main.command()
@@ -34,31 +30,22 @@ def main() -> None:
 @click.option("--port", type=int, help="Listen port (default: CONCILIUM_HTTP_PORT).")
 @click.option("--no-migrate", is_flag=True, help="Do not bring the schema up to date first.")
 def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
-    """Serve the web UI and the APIs (stops gracefully on SIGTERM or Ctrl-C)."""
+    """Serve the web UI, the APIs and the protocol listeners (stops gracefully on SIGTERM)."""
     import uvicorn
 
-    from concilium.web.app import create_app
+    from concilium.app import application
+    from concilium.assembly import Assembly
     from concilium.web.observability import configure_logging
 
     settings = cli_settings()
     configure_logging(settings.log_level)
     if not no_migrate:
-        migrate(settings.effective_database_url)
-    app = create_app(settings)
-    if settings.live_enabled:
-        from concilium.live.web import install_media_server
-
-        install_media_server(app, settings)  # Janus runs and stops with the server
-    from concilium.imaging.cli import make_archive, start_dicom_server
-
-    dicom_server = None
-    if settings.dicom_port:
-        dicom_server = start_dicom_server(settings)  # recovers the archive first
-    else:
-        make_archive(settings).recover()  # what an interrupted run left is removed
+        migrate_schema(settings)
+    assembly = Assembly.build(settings)
+    assembly.open()  # what an interrupted run left is recovered first
     try:
         uvicorn.run(
-            app,
+            application(assembly, serve=True),
             host=host or settings.http_host,
             port=port or settings.http_port,
             log_config=None,
@@ -68,16 +55,14 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
             timeout_graceful_shutdown=20,
         )
     finally:
-        if dicom_server is not None:
-            dicom_server.stop()
+        assembly.close()
 
 
 @main.command("migrate")
 @click.option("--revision", default="head", show_default=True)
 def migrate_command(revision: str) -> None:
     """Create or upgrade the database schema."""
-    settings = cli_settings()
-    migrate(settings.effective_database_url, revision)
+    migrate_schema(cli_settings(), revision)
     click.echo(f"schema at {revision}")
 
 
@@ -249,7 +234,7 @@ def demo_group() -> None:
 def demo_load() -> None:
     """Two hospitals, one user per role, a few patients; prints the sign-in details."""
     settings = cli_settings()
-    migrate(settings.effective_database_url)
+    migrate_schema(settings)
     key = load_or_create_key(settings.data_dir, settings.secret_key)
     with cli_transaction(settings) as session:
         accounts_loaded = demo.load(session, key)
@@ -325,11 +310,6 @@ def config_show() -> None:
     click.echo(json.dumps(cli_settings().masked(), indent=2, default=str))
 
 
-def _mount_service_groups() -> None:
-    for spec in SERVICE_COMMAND_GROUPS:
-        module_name, attribute = spec.split(":")
-        group = getattr(importlib.import_module(module_name), attribute)
-        main.add_command(group)
-
-
-_mount_service_groups()
+for _service in SERVICES:
+    if _service.commands:
+        main.add_command(resolve(_service.commands, click.Group))

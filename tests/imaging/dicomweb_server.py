@@ -14,9 +14,9 @@ from concilium.config import Settings
 from concilium.platform import accounts, audit, authn, sharing
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import transaction
+from concilium.platform.runtime import Runtime
 from concilium.platform.tables import Site, User
 from concilium.services import TOKEN_SCOPES
-from concilium.web.runtime import Runtime
 from serving import running_server
 
 SCOPES = ("imaging:read", "imaging:write")

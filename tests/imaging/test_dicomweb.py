@@ -19,10 +19,11 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
+from concilium.app import create_app
 from concilium.config import Settings
 from concilium.imaging.dicomweb import fuzzy_name_match
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
-from concilium.web.app import create_app
+from concilium.services import migrate_database
 
 from .dicomweb_server import LiveArchive, start_live_archive
 
@@ -573,6 +574,7 @@ def test_cors_is_answered_for_configured_origins_on_dicomweb_only(tmp_path):
         "Access-Control-Request-Method": "GET",
         "Access-Control-Request-Headers": "authorization",
     }
+    migrate_database(settings.effective_database_url)
     with TestClient(create_app(settings)) as client:
         allowed = client.options("/dicomweb/studies", headers=preflight)
         assert allowed.headers["access-control-allow-origin"] == "https://viewer.example.org"
@@ -586,6 +588,7 @@ def test_cors_is_answered_for_configured_origins_on_dicomweb_only(tmp_path):
 
 def test_no_cors_by_default(tmp_path):
     settings = Settings(data_dir=tmp_path / "var", database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    migrate_database(settings.effective_database_url)
     with TestClient(create_app(settings)) as client:
         response = client.options(
             "/dicomweb/studies",

@@ -18,7 +18,8 @@ from concilium.imaging.storage import InstanceStore
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingInstance
 from concilium.platform import accounts, audit
-from concilium.platform.db import make_engine, make_sessionmaker, migrate, transaction
+from concilium.platform.db import make_engine, make_sessionmaker, transaction
+from concilium.services import migrate_database
 from serving import free_port
 
 from .dcmtk import require_dcmtk, run
@@ -66,7 +67,7 @@ def test_kill_during_ingest_keeps_every_acknowledged_instance_and_nothing_else(t
     require_dcmtk()
     data_dir = tmp_path / "var"
     url = f"sqlite:///{data_dir / 'concilium.db'}"
-    migrate(url)
+    migrate_database(url)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
     with transaction(sessions) as db:

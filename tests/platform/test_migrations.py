@@ -7,12 +7,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
-from concilium.platform.db import Base, alembic_config, migrate
-from concilium.platform.tables import import_all_tables
+from concilium.platform.db import Base, alembic_config
+from concilium.services import SCHEMA, migrate_database
 
 
 def test_migrated_schema_matches_tables(database_url):
-    import_all_tables()
+    SCHEMA.load_tables()
     engine = create_engine(database_url)
     with engine.connect() as conn:
         diff = compare_metadata(
@@ -23,9 +23,9 @@ def test_migrated_schema_matches_tables(database_url):
 
 
 def test_migrate_from_empty_down_and_up_again(database_url):
-    command.downgrade(alembic_config(database_url), "base")
+    command.downgrade(alembic_config(database_url, SCHEMA), "base")
     engine = create_engine(database_url)
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
-    migrate(database_url)
+    migrate_database(database_url)
     assert {"users", "sites", "audit_events", "patients"} <= set(inspect(engine).get_table_names())
     engine.dispose()

@@ -6,7 +6,6 @@ import pytest
 
 from concilium.imaging.actions import ImagingAction
 from concilium.platform.policy import (
-    Action,
     PlatformAction,
     Principal,
     Rule,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.tables import AuditEvent
+from concilium.telesurgery.web import status_board
 
 
 @pytest.fixture
@@ -169,7 +170,7 @@ def test_timeline_ingest_needs_the_gateway_scope_and_its_enrolment_token(client,
     assert [json.loads(e.detail)["state"] for e in audited] == ["ENGAGED", "HOLD"]
     assert all(e.actor == "briey-gateway" for e in audited)
     assert gateway_token not in " ".join(e.detail for e in audited)
-    board = client.app.state.telesurgery_status
+    board = status_board(client.app)
     assert board.latest(created["id"])[1]["latency_ms"] == 76.2
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from concilium.web.app import iter_routes
+from concilium.app import iter_routes
 from concilium.web.observability import JsonFormatter
 
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from concilium.app import iter_routes
 from concilium.config import ROLES
 from concilium.live import service as live_service
 from concilium.live.hls import HlsSigner
@@ -14,13 +15,11 @@ from concilium.live.playback_web import CAPABILITY_PATHS, hls_signer
 from concilium.live.tables import LiveRecording
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.db import transaction
+from concilium.services import SERVICES
 from concilium.telesurgery import procedures as ts_procedures
 from concilium.telesurgery.tables import QualificationRecord as TsQualification
-from concilium.web.app import iter_routes
-from concilium.web.ops import PUBLIC_PATHS as OPS_PUBLIC
-from concilium.web.pages import PUBLIC_PATHS as PAGES_PUBLIC
 
-PUBLIC = OPS_PUBLIC | PAGES_PUBLIC
+PUBLIC = frozenset().union(*(s.public_paths for s in SERVICES))
 # Routes authenticated by a signed capability in the path, not by a session (HLS files, which
 # a cache may serve): no gate, and each refuses an unsigned, forged or expired address.
 CAPABILITY = CAPABILITY_PATHS

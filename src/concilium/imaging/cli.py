@@ -12,30 +12,25 @@ from types import FrameType
 
 import click
 
-from concilium.commands import cli_settings, cli_transaction, operator
+from concilium.commands import cli_settings, cli_transaction, migrate_schema, operator
 from concilium.config import Settings
 from concilium.imaging import service
 from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
 from concilium.imaging.parsing import InvalidInstance
-from concilium.imaging.service import Archive, DuplicatePolicy, Sender
+from concilium.imaging.process import archive_for
+from concilium.imaging.service import Archive, Sender
 from concilium.platform import accounts
-from concilium.platform.db import make_engine, make_sessionmaker, migrate, transaction
+from concilium.platform.db import transaction
 from concilium.platform.errors import ConciliumError
-from concilium.platform.events import make_bus
 from concilium.platform.policy import Principal
+from concilium.platform.runtime import Runtime
 
 __all__ = ["dicom", "make_archive", "start_dicom_server"]
 
 
 def make_archive(settings: Settings) -> Archive:
-    """The archive of this installation: ``<data_dir>/images`` and the configured database."""
-    engine = make_engine(settings.effective_database_url)
-    return Archive(
-        settings.data_dir / "images",
-        make_sessionmaker(engine),
-        make_bus(settings.redis_url),
-        duplicate_policy=DuplicatePolicy(settings.dicom_duplicate_policy),
-    )
+    """The archive of this installation, for a command that runs on its own."""
+    return archive_for(Runtime.start(settings))
 
 
 def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
@@ -55,8 +50,11 @@ def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
         raise click.ClickException(f"cannot load the DICOM TLS certificate: {exc}") from exc
 
 
-def start_dicom_server(settings: Settings, port: int | None = None) -> DicomServer:
-    """Recover from an interrupted run, then serve DIMSE in a background thread."""
+def start_dicom_server(
+    settings: Settings, port: int | None = None, archive: Archive | None = None
+) -> DicomServer:
+    """Serve DIMSE in a background thread on ``archive`` (that of the process); without one,
+    the installation's archive is recovered from an interrupted run first."""
     tls = dicom_tls(settings)
     # Nodes registered with TLS are called with the listener's certificate, and trusted
     # when the authority of its client certificates (or, without one, the system) vouches.
@@ -65,8 +63,9 @@ def start_dicom_server(settings: Settings, port: int | None = None) -> DicomServ
         key=settings.dicom_tls_key,
         ca=settings.dicom_tls_client_ca,
     )
-    archive = make_archive(settings)
-    archive.recover()
+    if archive is None:
+        archive = make_archive(settings)
+        archive.recover()
     try:
         server = DicomServer(
             archive,
@@ -97,7 +96,7 @@ def dicom_serve(port: int | None, no_migrate: bool) -> None:
     """Serve only the DICOM services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET)."""
     settings = cli_settings()
     if not no_migrate:
-        migrate(settings.effective_database_url)
+        migrate_schema(settings)
     server = start_dicom_server(settings, port)
     stop = threading.Event()
 

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import pydicom
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydicom.datadict import dictionary_VR, keyword_for_tag, tag_for_keyword
@@ -37,6 +37,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from concilium.config import Settings
 from concilium.imaging import render, service
 from concilium.imaging.actions import ImagingAction
 from concilium.imaging.dicom_json import (
@@ -58,10 +59,11 @@ from concilium.imaging.multipart import (
     write_multipart_related,
 )
 from concilium.imaging.parsing import STOW_RS_FAILURE_REASON, FailureReason, failure_reason
-from concilium.imaging.service import Archive, DuplicatePolicy, IngestOutcome, Level
+from concilium.imaging.process import ImagingProcess
+from concilium.imaging.service import Archive, IngestOutcome, Level
 from concilium.platform import audit
 from concilium.platform.errors import ConciliumError, NotFound
-from concilium.web.context import Ctx, gate, runtime_of
+from concilium.web.context import Ctx, gate, process_of, runtime_of
 
 __all__ = ["DicomwebCORSMiddleware", "archive_of", "router"]
 
@@ -116,26 +118,9 @@ def _not_acceptable(detail: str) -> DicomwebError:
 
 
 def archive_of(request: Request) -> Archive:
-    """The archive of this application: ``<data_dir>/images`` on the runtime's database.
-
-    Made once per application and kept in its state, so that the HTTP side shares the
-    database sessions, event bus and clock of everything else in the process.
-    """
-    state = request.app.state
-    archive: Archive | None = getattr(state, "archive", None)
-    if archive is None:
-        runtime = runtime_of(request)
-        settings = runtime.settings
-        archive = Archive(
-            settings.data_dir / "images",
-            runtime.sessions,
-            runtime.bus,
-            duplicate_policy=DuplicatePolicy(settings.dicom_duplicate_policy),
-            clock=runtime.now,
-        )
-        archive.open_for_writing()
-        state.archive = archive
-    return archive
+    """The archive of this process (see :class:`ImagingProcess`): the HTTP side shares the
+    database sessions, event bus and clock of everything else in the process."""
+    return process_of(request.app, ImagingProcess).archive
 
 
 def _base_url(request: Request) -> str:
@@ -1332,3 +1317,8 @@ class DicomwebCORSMiddleware:
 
 def _is_dicomweb_path(path: str) -> bool:
     return path.startswith(f"{_BASE}/") or path == _BASE or path == "/wado"
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """Let the configured viewer origins call ``/dicomweb`` and ``/wado`` across origins."""
+    app.add_middleware(DicomwebCORSMiddleware, origins=settings.dicomweb_cors_origins)

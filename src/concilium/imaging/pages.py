@@ -29,7 +29,8 @@ from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
 from concilium.platform.tables import Share, User
 from concilium.web.context import Ctx, gate
-from concilium.web.pages import redirect_to, render_page, run_form_action
+from concilium.web.forms import redirect_to, run_form_action
+from concilium.web.rendering import render_page
 
 router = APIRouter(include_in_schema=False)
 

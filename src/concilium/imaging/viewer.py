@@ -21,7 +21,7 @@ from concilium.platform import audit
 from concilium.platform.errors import NotFound
 from concilium.platform.policy import Decision, decide
 from concilium.web.context import Ctx, gate, record_refusal
-from concilium.web.pages import render_page
+from concilium.web.rendering import render_page
 
 __all__ = ["WINDOW_PRESETS", "router"]
 

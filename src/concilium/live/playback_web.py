@@ -23,13 +23,13 @@ from concilium.live import recording
 from concilium.live import web as live_web
 from concilium.live.actions import LiveAction
 from concilium.live.hls import HlsSigner, hls_headers, hls_root, resolve_hls_file
+from concilium.live.process import LiveProcess
 from concilium.live.tables import LiveRecording, LiveSession
 from concilium.platform import audit
-from concilium.platform.encryption import load_or_create_key
 from concilium.platform.errors import Forbidden, NotFound
-from concilium.web.context import Ctx, gate, runtime_of
-from concilium.web.pages import render_page
+from concilium.web.context import Ctx, gate, process_of, runtime_of
 from concilium.web.problems import problem
+from concilium.web.rendering import render_page
 
 __all__ = ["CAPABILITY_PATHS", "HLS_JS", "api_router", "hls_signer", "router"]
 
@@ -58,13 +58,8 @@ CAPABILITY_PATHS = frozenset({"/live/{session_id}/hls/{expires}/{signature}/{nam
 
 
 def hls_signer(app: FastAPI) -> HlsSigner:
-    """The process's HLS signer, keyed from the installation's secret key (made once)."""
-    signer: HlsSigner | None = getattr(app.state, "hls_signer", None)
-    if signer is None:
-        settings = app.state.runtime.settings
-        signer = HlsSigner(load_or_create_key(settings.data_dir, settings.secret_key))
-        app.state.hls_signer = signer
-    return signer
+    """The process's HLS signer, keyed from the installation's secret key."""
+    return process_of(app, LiveProcess).hls_signer
 
 
 @api_router.get("/api/v1/live/sessions/{session_id}/hls")

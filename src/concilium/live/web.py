@@ -15,8 +15,7 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,22 +33,23 @@ from concilium.imaging.dicomweb import archive_of
 from concilium.live import protocol, recording, service, sources
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
-from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia
+from concilium.live.process import LiveProcess, MediaOutputs
 from concilium.live.ptz import DirectorLockHeld, NotDirector, PtzError
-from concilium.live.runtime import LiveRuntime, Member, SessionRoom, media_lifespan
+from concilium.live.runtime import LiveRuntime, Member, SessionRoom
 from concilium.live.tables import LiveMessage, LiveSession, LiveSource, LiveStroke
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.accounts import principal_for
 from concilium.platform.authn import mfa_required, resume_session
 from concilium.platform.errors import ConciliumError, Conflict, Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, Decision, PlatformAction, Principal, Target, decide
+from concilium.platform.runtime import Runtime
 from concilium.platform.tables import Site, User
-from concilium.web.context import SESSION_COOKIE, Ctx, gate, record_refusal, runtime_of
-from concilium.web.pages import redirect_to, render_page, run_form_action
-from concilium.web.runtime import Runtime
+from concilium.web.context import SESSION_COOKIE, Ctx, gate, process_of, record_refusal, runtime_of
+from concilium.web.forms import redirect_to, run_form_action
+from concilium.web.rendering import render_page
 
-__all__ = ["JANUS_PATH", "api_router", "install_media_server", "live_runtime", "router"]
+__all__ = ["JANUS_PATH", "api_router", "live_runtime", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -81,30 +81,8 @@ class MediaUnavailable(ConciliumError):
 
 
 def live_runtime(app: FastAPI) -> LiveRuntime:
-    """The live state of this application, created on first use."""
-    live: LiveRuntime | None = getattr(app.state, "live", None)
-    if live is None:
-        live = LiveRuntime()
-        app.state.live = live
-    return live
-
-
-def install_media_server(app: FastAPI, settings: Settings) -> None:
-    """Run Janus for the life of ``app`` (the ``concilium serve`` hook)."""
-    inner = app.router.lifespan_context
-    live = live_runtime(app)
-
-    @asynccontextmanager
-    async def lifespan(application: FastAPI) -> AsyncIterator[Any]:
-        async with (
-            media_lifespan(settings, live),
-            sources_lifespan(application),
-            outputs_lifespan(application),
-            inner(application) as state,
-        ):
-            yield state
-
-    app.router.lifespan_context = lifespan
+    """The live state of this process (see :class:`LiveProcess`)."""
+    return process_of(app, LiveProcess).live
 
 
 def _media(request: Request | WebSocket) -> LiveMedia:
@@ -1173,35 +1151,9 @@ def with_media_policy(response: Response) -> Response:
     return response
 
 
-@dataclass
-class MediaOutputs:
-    """The HLS output of the broadcasts and the recordings being post-processed."""
-
-    hls: HlsBroadcasts
-    tasks: set[asyncio.Task[list[int]]]
-
-
 def media_outputs(app: FastAPI) -> MediaOutputs:
-    found: MediaOutputs | None = getattr(app.state, "live_outputs", None)
-    if found is None:
-        hls = HlsBroadcasts(app.state.runtime.settings.data_dir)
-        # Janus forgets its forwarders when it restarts: each program is forwarded again.
-        live_runtime(app).on_media_restart.append(lambda media: hls.restore(media.videoroom))
-        found = MediaOutputs(hls, set())
-        app.state.live_outputs = found
-    return found
-
-
-@asynccontextmanager
-async def outputs_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Packagers stop with the server (before Janus); recordings finish processing."""
-    try:
-        yield
-    finally:
-        outputs = media_outputs(app)
-        await outputs.hls.close()
-        if outputs.tasks:
-            await asyncio.wait(outputs.tasks, timeout=60)
+    """The HLS outputs and recordings of this process (see :class:`LiveProcess`)."""
+    return process_of(app, LiveProcess).outputs
 
 
 async def program_to_hls(request: Request, live: LiveSession, feed: int | None) -> None:
@@ -1255,21 +1207,8 @@ async def publish_session_recordings(runtime: Runtime, session_id: int, rec_dir:
 
 
 def source_feeds(app: FastAPI) -> sources.SourceFeeds:
-    """The source feeders of this application, created on first use."""
-    found: sources.SourceFeeds | None = getattr(app.state, "live_sources", None)
-    if found is None:
-        found = sources.SourceFeeds()
-        app.state.live_sources = found
-    return found
-
-
-@asynccontextmanager
-async def sources_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Feeders stop with the server, before Janus."""
-    try:
-        yield
-    finally:
-        await source_feeds(app).close()
+    """The source feeders of this process (see :class:`LiveProcess`)."""
+    return process_of(app, LiveProcess).sources
 
 
 def start_sources(

@@ -54,6 +54,11 @@ def list_sites(session: Session) -> Sequence[Site]:
     return session.execute(select(Site).order_by(Site.name)).scalars().all()
 
 
+def site_names(session: Session) -> dict[int, str]:
+    """Every hospital's name, by site id."""
+    return {s.id: s.name for s in list_sites(session)}
+
+
 def get_site(session: Session, site_id: int) -> Site:
     site = session.get(Site, site_id)
     if site is None:
@@ -137,6 +142,13 @@ def user_by_username(session: Session, username: str) -> User | None:
     return session.execute(
         select(User).where(User.username == username.strip().lower())
     ).scalar_one_or_none()
+
+
+def active_users(session: Session) -> Sequence[User]:
+    """Every account that is not disabled, by full name (people to share or invite to)."""
+    return (
+        session.execute(select(User).where(~User.disabled).order_by(User.full_name)).scalars().all()
+    )
 
 
 def list_users(session: Session, site_ids: frozenset[int] | None) -> Sequence[User]:

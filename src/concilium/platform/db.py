@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -126,18 +129,45 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
-def alembic_config(url: str) -> AlembicConfig:
+@dataclass(frozen=True)
+class Schema:
+    """What the database of an installation holds: the platform's tables and each service's.
+
+    The migrations form one linear history whose steps live with the service they concern
+    (one Alembic version location per service)."""
+
+    table_modules: tuple[str, ...]
+    """Modules whose import declares tables on :data:`Base`'s metadata."""
+    version_locations: tuple[Path, ...]
+    """Folders of migration scripts (the platform's first)."""
+
+    def load_tables(self) -> None:
+        """Import every table module, so that :data:`Base`'s metadata is the whole schema."""
+        for module in self.table_modules:
+            importlib.import_module(module)
+
+
+PLATFORM_SCHEMA = Schema(("concilium.platform.tables",), (MIGRATIONS_DIR / "versions",))
+"""The platform's own tables and migrations."""
+
+
+def alembic_config(url: str, schema: Schema) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option(
+        "version_locations", os.pathsep.join(str(p) for p in schema.version_locations)
+    )
+    cfg.attributes["schema"] = schema
     return cfg
 
 
-def migrate(url: str, revision: str = "head") -> None:
+def migrate(url: str, schema: Schema, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (Alembic upgrade)."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url), revision)
+    command.upgrade(alembic_config(url, schema), revision)
 
 
 def ping(engine: Engine) -> None:

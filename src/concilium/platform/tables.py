@@ -1,12 +1,10 @@
 """Tables of the trust layer: sites, users, sessions, tokens, patients, consent, shares, audit.
 
-Each service keeps its own tables in its own package; ``import_all_tables`` loads them all
-so that migrations and schema checks see the whole database.
+Each service keeps its own tables in its own package, declared in its descriptor.
 """
 
 from __future__ import annotations
 
-import importlib
 from datetime import date, datetime
 
 from sqlalchemy import (
@@ -22,18 +20,6 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concilium.platform.db import Base, UTCDateTime, utcnow
-
-SERVICE_TABLE_MODULES: tuple[str, ...] = (
-    "concilium.imaging.tables",
-    "concilium.live.tables",
-    "concilium.telesurgery.tables",
-)
-"""Modules of the other services that define tables (added as services land)."""
-
-
-def import_all_tables() -> None:
-    for module in SERVICE_TABLE_MODULES:
-        importlib.import_module(module)
 
 
 class Site(Base):

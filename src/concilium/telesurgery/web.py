@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -38,10 +37,12 @@ from concilium.platform.policy import Action, PlatformAction, Target, decide
 from concilium.platform.tables import User
 from concilium.telesurgery import procedures as domain
 from concilium.telesurgery.actions import TelesurgeryAction
+from concilium.telesurgery.process import TelesurgeryProcess
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
-from concilium.web.context import Ctx, gate, record_refusal, runtime_of
-from concilium.web.pages import render_page, run_form_action
+from concilium.web.context import Ctx, gate, process_of, record_refusal, runtime_of
+from concilium.web.forms import run_form_action
 from concilium.web.problems import problem
+from concilium.web.rendering import render_page
 
 __all__ = ["api_router", "router", "status_board"]
 
@@ -54,18 +55,9 @@ EVENT_POLL_SECONDS = 0.5
 """How often the event stream looks for new timeline entries and status samples."""
 
 
-_board_lock = threading.Lock()
-
-
 def status_board(app: FastAPI) -> domain.LinkStatusBoard:
-    """The link status board of this application, created on first use."""
-    with _board_lock:  # one board per application: each subscribes to the bus once
-        board: domain.LinkStatusBoard | None = getattr(app.state, "telesurgery_status", None)
-        if board is None:
-            runtime = getattr(app.state, "runtime", None)
-            board = domain.LinkStatusBoard(runtime.bus if runtime is not None else None)
-            app.state.telesurgery_status = board
-    return board
+    """The link status board of this process (see :class:`TelesurgeryProcess`)."""
+    return process_of(app, TelesurgeryProcess).board
 
 
 def _max_age(ctx: Ctx) -> timedelta:

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio import CapacityLimiter, to_thread
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
 
 from concilium.platform import audit
@@ -34,10 +34,13 @@ from concilium.platform.policy import (
     has_scope,
     visible_sites,
 )
+from concilium.platform.runtime import Runtime
+from concilium.platform.services import Processes
 from concilium.platform.tables import User, WebSession
-from concilium.web.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 SESSION_COOKIE = "concilium_session"
 LOGIN_CSRF_COOKIE = "concilium_login_csrf"
@@ -47,6 +50,13 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+def process_of(app: FastAPI, kind: type[T]) -> T:
+    """The runtime of the service whose runtime is a ``kind``, built by the process
+    assembly at start (``concilium.assembly``)."""
+    processes: Processes = app.state.assembly
+    return processes.service(kind)
 
 
 def client_ip(request: Request) -> str:

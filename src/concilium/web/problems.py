@@ -40,7 +40,7 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
 
 
 def _page(request: Request, status: int, title: str, detail: str) -> Response:
-    from concilium.web.pages import render_error
+    from concilium.web.rendering import render_error
 
     if status == 401:
         target = request.url.path

@@ -3,11 +3,11 @@
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from concilium.platform.db import Base
-from concilium.platform.tables import import_all_tables
+from concilium.platform.db import PLATFORM_SCHEMA, Base, Schema
 
-import_all_tables()
 config = context.config
+schema: Schema = config.attributes.get("schema", PLATFORM_SCHEMA)
+schema.load_tables()
 url = config.get_main_option("sqlalchemy.url")
 assert url
 connectable = create_engine(url, poolclass=pool.NullPool)

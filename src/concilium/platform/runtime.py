@@ -17,17 +17,27 @@ from concilium.platform.events import EventBus, make_bus
 
 @dataclass
 class Runtime:
+    """The platform's share of a process, which every service builds on."""
+
     settings: Settings
+    """The effective configuration."""
     engine: Engine
+    """The database (a serving engine: writes begin off the event loop)."""
     sessions: sessionmaker[Session]
+    """Sessions for the requests' units of work."""
     read_sessions: sessionmaker[Session]
     """Sessions for readers that must never hold up writers (event streams, polls)."""
     box: SecretBox
+    """Encryption of secrets at rest (second factors)."""
     bus: EventBus
+    """The one event bus of the process (Redis pub/sub between processes when set)."""
     clock: Callable[[], datetime] = field(default=utcnow)
+    """The current time (tests move it by hand)."""
+    token_scopes: frozenset[str] = frozenset()
+    """Every scope an API token can carry in this installation (from every action)."""
 
     @classmethod
-    def start(cls, settings: Settings) -> Runtime:
+    def start(cls, settings: Settings, token_scopes: frozenset[str] = frozenset()) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url, serving=True)
         reader = make_engine(settings.effective_database_url, read_only=True)
@@ -38,6 +48,7 @@ class Runtime:
             read_sessions=make_sessionmaker(reader),
             box=SecretBox(load_or_create_key(settings.data_dir, settings.secret_key)),
             bus=make_bus(settings.redis_url),
+            token_scopes=token_scopes,
         )
 
     def now(self) -> datetime:

@@ -16,9 +16,6 @@ from concilium.web.context import Ctx, gate, runtime_of
 
 router = APIRouter(tags=["operations"])
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz"})
-"""Probes for load balancers and orchestrators; they disclose nothing."""
-
 
 @router.get("/healthz")
 def healthz() -> dict[str, str]:

@@ -24,9 +24,8 @@ from concilium.platform.tables import (
     Site,
     User,
 )
-from concilium.services import TOKEN_SCOPES
+from concilium.portal.targets import sites_target, token_target, user_target
 from concilium.web.context import Ctx
-from concilium.web.targets import sites_target, token_target, user_target
 
 # --- sites ---------------------------------------------------------------------------------
 
@@ -137,7 +136,7 @@ def issue_token(
         scopes,
         days,
         ctx.now,
-        known_scopes=TOKEN_SCOPES,
+        known_scopes=ctx.runtime.token_scopes,
     )
     ctx.commit()
     return issued

@@ -11,9 +11,8 @@ from concilium.platform import audit
 from concilium.platform.patients import Demographics
 from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import Consent
-from concilium.web import flows
-from concilium.web.context import Ctx, gate
-from concilium.web.schemas import (
+from concilium.portal import flows
+from concilium.portal.schemas import (
     AlertOut,
     AuditEventOut,
     ConsentIn,
@@ -38,6 +37,7 @@ from concilium.web.schemas import (
     UserIn,
     UserOut,
 )
+from concilium.web.context import Ctx, gate
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 

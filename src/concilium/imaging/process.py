@@ -1,0 +1,62 @@
+"""What the image archive holds in a running process: one archive (files, index, the
+process's event bus) and, when the process serves DICOM, the listener."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+
+from concilium.imaging.dimse import DicomServer
+from concilium.imaging.service import Archive, DuplicatePolicy
+from concilium.platform.runtime import Runtime
+
+
+def archive_for(runtime: Runtime) -> Archive:
+    """The archive of this installation, ``<data_dir>/images``, on the process's database,
+    event bus and clock."""
+    settings = runtime.settings
+    return Archive(
+        settings.data_dir / "images",
+        runtime.sessions,
+        runtime.bus,
+        duplicate_policy=DuplicatePolicy(settings.dicom_duplicate_policy),
+        clock=runtime.now,
+    )
+
+
+class ImagingProcess:
+    """The archive and its DICOM listener, with one ordered life (see ``ServiceRuntime``)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.archive = archive_for(runtime)
+        """The one archive of the process: DICOM, DICOMweb, pages and other services."""
+        self.dicom: DicomServer | None = None
+        """The DICOM listener, while the process serves it (``dicom_port`` not 0)."""
+
+    def open(self) -> None:
+        """Remove what an interrupted run left, then write alongside other processes."""
+        self.archive.recover()
+        self.archive.open_for_writing()
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[None]:
+        """Listen for DICOM associations for the life of the server, when configured."""
+        from concilium.imaging.cli import start_dicom_server
+
+        settings = self.runtime.settings
+        if settings.dicom_port:
+            self.dicom = await to_thread.run_sync(
+                lambda: start_dicom_server(settings, archive=self.archive)
+            )
+        try:
+            yield
+        finally:
+            if self.dicom is not None:
+                await to_thread.run_sync(self.dicom.stop)
+                self.dicom = None
+
+    def close(self) -> None:
+        self.archive.close()

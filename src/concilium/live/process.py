@@ -1,0 +1,66 @@
+"""What live sessions hold in a running process: the live state (media control plane,
+websocket rooms, director locks, PTZ connections), the HLS outputs and recordings being
+processed, the fed sources, and the media server the process supervises."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from concilium.live import sources
+from concilium.live.hls import HlsBroadcasts, HlsSigner
+from concilium.live.runtime import LiveRuntime, media_lifespan
+from concilium.platform.encryption import load_or_create_key
+from concilium.platform.runtime import Runtime
+
+
+@dataclass
+class MediaOutputs:
+    """The HLS output of the broadcasts and the recordings being post-processed."""
+
+    hls: HlsBroadcasts
+    tasks: set[asyncio.Task[list[int]]] = field(default_factory=set)
+
+    async def close(self) -> None:
+        """Packagers stop; recordings finish processing (a minute at most)."""
+        await self.hls.close()
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=60)
+
+
+class LiveProcess:
+    """The live service of one process, with one ordered life (see ``ServiceRuntime``)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.live = LiveRuntime()
+        """Media control plane, rooms, locks and camera connections."""
+        self.outputs = MediaOutputs(HlsBroadcasts(runtime.settings.data_dir))
+        """HLS packagers and recordings in post-processing."""
+        self.sources = sources.SourceFeeds()
+        """Feeders of IP cameras and cine loops."""
+        settings = runtime.settings
+        self.hls_signer = HlsSigner(load_or_create_key(settings.data_dir, settings.secret_key))
+        """Signs the audience's expiring HLS addresses, keyed from the installation's key."""
+        # Janus forgets its forwarders when it restarts: each program is forwarded again.
+        hls = self.outputs.hls
+        self.live.on_media_restart.append(lambda media: hls.restore(media.videoroom))
+
+    def open(self) -> None:
+        """Nothing to recover: rooms are made again at the next join."""
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[None]:
+        """Run Janus for the life of the server when configured; packagers and feeders stop
+        before it."""
+        async with AsyncExitStack() as stack:
+            if self.runtime.settings.live_enabled:
+                await stack.enter_async_context(media_lifespan(self.runtime.settings, self.live))
+            stack.push_async_callback(self.sources.close)
+            stack.push_async_callback(self.outputs.close)
+            yield
+
+    def close(self) -> None:
+        """Nothing to release beyond what :meth:`serve` stopped."""

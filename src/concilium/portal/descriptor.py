@@ -1,0 +1,41 @@
+"""How the platform's own pages plug into the process assembly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from concilium.platform.db import MIGRATIONS_DIR
+from concilium.platform.policy import PlatformAction, actions_of
+from concilium.platform.services import NavEntry, ServiceDescriptor
+
+SERVICE = ServiceDescriptor(
+    name="portal",
+    summary="Sign-in, home, administration, patients and consent, emergency access, audit.",
+    actions=actions_of(PlatformAction),
+    tables="concilium.platform.tables",
+    migrations=MIGRATIONS_DIR / "versions",
+    routers=(
+        "concilium.portal.ops:router",
+        "concilium.portal.api:router",
+        "concilium.portal.signin:router",
+        "concilium.portal.home:router",
+        "concilium.portal.admin:router",
+        "concilium.portal.patients:router",
+        "concilium.portal.emergency:router",
+        "concilium.portal.audit_log:router",
+    ),
+    documented_routers=("concilium.portal.ops:router", "concilium.portal.api:router"),
+    nav=(
+        NavEntry(PlatformAction.HOME, "/", "Home", 0),
+        NavEntry(PlatformAction.PATIENT_READ, "/patients", "Patients", 10),
+        NavEntry(PlatformAction.EMERGENCY_REQUEST, "/emergency", "Emergency access", 60),
+        NavEntry(PlatformAction.USER_MANAGE, "/admin/users", "Users", 70),
+        NavEntry(PlatformAction.SITE_MANAGE, "/admin/sites", "Sites", 80),
+        NavEntry(PlatformAction.AUDIT_READ, "/audit", "Audit log", 100),
+        NavEntry(PlatformAction.TOKEN_MANAGE, "/tokens", "API tokens", 110),
+        NavEntry(PlatformAction.HOME, "/account", "Account", 120),
+    ),
+    templates=Path(__file__).with_name("templates"),
+    # Probes for load balancers (they disclose nothing), and the sign-in page.
+    public_paths=frozenset({"/healthz", "/readyz", "/login"}),
+)

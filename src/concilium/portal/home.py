@@ -1,0 +1,68 @@
+"""The home page of each person, their account page, and the administrators' alerts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from concilium.platform import authn
+from concilium.platform.accounts import list_sites, site_names
+from concilium.platform.policy import PlatformAction, Target, decide
+from concilium.portal import flows
+from concilium.web.context import Ctx, gate
+from concilium.web.forms import redirect_to
+from concilium.web.rendering import render_page
+
+router = APIRouter(include_in_schema=False)
+
+
+# --- home and account ---------------------------------------------------------------------------
+
+
+@router.get("/")
+def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Response:
+    ctx.authorize(PlatformAction.HOME)
+    p = ctx.principal
+    sites = {s.id: s for s in list_sites(ctx.db)}
+    alerts = (
+        flows.open_alerts(ctx)
+        if decide(p, PlatformAction.ALERT_MANAGE, _own_sites(ctx)).allowed
+        else []
+    )
+    return render_page(
+        request,
+        "portal/home.html",
+        ctx,
+        sites=sites,
+        alerts=alerts,
+        can=lambda action: decide(p, action, _own_sites(ctx)).allowed,
+        actions=PlatformAction,
+        memberships=sorted((sites[s].name, sorted(r)) for s, r in p.roles.items() if s in sites),
+    )
+
+
+def _own_sites(ctx: Ctx) -> Target:
+    return Target(kind="site", site_ids=frozenset(ctx.principal.roles))
+
+
+@router.get("/account")
+def account(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Response:
+    ctx.authorize(PlatformAction.HOME)
+    sites = site_names(ctx.db)
+    return render_page(
+        request,
+        "portal/account.html",
+        ctx,
+        sites=sites,
+        mfa_required=authn.mfa_required(ctx.user, ctx.runtime.settings),
+    )
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge_alert(
+    alert_id: int, ctx: Annotated[Ctx, gate(PlatformAction.ALERT_MANAGE)]
+) -> Response:
+    flows.acknowledge_alert(ctx, alert_id)
+    return redirect_to("/")

@@ -1,0 +1,78 @@
+"""Pages rendered on the server: one template environment holding every service's
+templates, the menu each person sees, and the error page.
+
+The application assembly builds the :class:`Pages` of a process once, from the service
+descriptors, and keeps it on the application; handlers render through :func:`render_page`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+
+from concilium.platform.services import NavEntry
+from concilium.web.context import Ctx, may_attempt
+from concilium.web.labels import PURPOSE_LABELS, ROLE_LABELS
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+"""The layout every page extends (``base.html``), its macros and the error page."""
+STATIC_DIR = Path(__file__).with_name("static")
+"""The style sheet and script of every page, served at ``/static``."""
+
+
+@dataclass(frozen=True)
+class Pages:
+    """The templates and the menu of one application."""
+
+    templates: Jinja2Templates
+    """Every service's templates, named ``<service>/<file>``, over the shared layout."""
+    nav: tuple[NavEntry, ...]
+    """Every menu entry, in menu order."""
+
+    @classmethod
+    def build(cls, services: Iterable[tuple[str, Path]], nav: Iterable[NavEntry]) -> Pages:
+        """From each service's name and templates folder, and every menu entry."""
+        prefixed = PrefixLoader({name: FileSystemLoader(folder) for name, folder in services})
+        loader = ChoiceLoader([FileSystemLoader(TEMPLATES_DIR), prefixed])
+        templates = Jinja2Templates(directory=TEMPLATES_DIR)
+        templates.env.loader = loader
+        return cls(templates, tuple(sorted(nav, key=lambda entry: entry.order)))
+
+    def menu(self, ctx: Ctx) -> list[tuple[str, str]]:
+        """Entries the policy could ever let this person use."""
+        return [(e.href, e.label) for e in self.nav if may_attempt(ctx.principal, e.action)]
+
+
+def pages_of(request: Request) -> Pages:
+    pages: Pages = request.app.state.pages
+    return pages
+
+
+def render_page(
+    request: Request, name: str, ctx: Ctx | None, status: int = 200, **values: Any
+) -> HTMLResponse:
+    """Render template ``name`` for ``ctx``'s person (None on public pages)."""
+    pages = pages_of(request)
+    context: dict[str, Any] = {
+        "ctx": ctx,
+        "user": ctx.user if ctx else None,
+        "csrf": ctx.csrf_token if ctx else "",
+        "role_labels": ROLE_LABELS,
+        "purpose_labels": PURPOSE_LABELS,
+        "nav": pages.menu(ctx) if ctx else [],
+        "path": request.url.path,
+        **values,
+    }
+    return pages.templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def render_error(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
+    """The error page: what happened, for a browser."""
+    return render_page(request, "error.html", None, status, title=title, detail=detail)

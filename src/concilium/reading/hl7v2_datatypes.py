@@ -19,6 +19,7 @@ from concilium.reading.hl7v2_encoding import (
     Segment,
     compose_field,
 )
+from concilium.reading.hl7v2_errors import ErrorCode, HL7Error
 
 _DTM = re.compile(
     r"^(\d{4})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:(\d{2})(?:\.(\d{1,4}))?)?)?)?)?)?"
@@ -63,6 +64,36 @@ def parse_date(text: str) -> date:
         raise ValueError("not an HL7 date (YYYY[MM[DD]])")
     year, month, day = match.group(1), match.group(2), match.group(3)
     return date(int(year), int(month or 1), int(day or 1))
+
+
+def read_date(segment: Segment, field: int, component: int = 1, *, name: str) -> date | None:
+    """A DT field of a segment, None when empty, :class:`HL7Error` 102 when malformed."""
+    value = segment.get(field, component)
+    if not value.strip():
+        return None
+    try:
+        return parse_date(value)
+    except ValueError:
+        location = segment.location(field, component if component > 1 else None)
+        raise HL7Error(
+            ErrorCode.DATA_TYPE_ERROR, f"{location} ({name}) is not an HL7 date", location
+        ) from None
+
+
+def read_datetime(
+    segment: Segment, field: int, zone: tzinfo, component: int = 1, *, name: str
+) -> datetime | None:
+    """A DTM/TS field of a segment, None when empty, :class:`HL7Error` 102 when malformed."""
+    value = segment.get(field, component)
+    if not value.strip():
+        return None
+    try:
+        return parse_datetime(value, zone)
+    except ValueError:
+        location = segment.location(field, component if component > 1 else None)
+        raise HL7Error(
+            ErrorCode.DATA_TYPE_ERROR, f"{location} ({name}) is not an HL7 date/time", location
+        ) from None
 
 
 def format_datetime(value: datetime) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
@@ -154,6 +155,11 @@ class Message:
                 ErrorLocation(segment_id),
             )
         return found
+
+
+def new_control_id() -> str:
+    """A fresh message control ID (MSH-10), 20 characters as v2.5.1 allows."""
+    return uuid.uuid4().hex[:20].upper()
 
 
 def parse_message(raw: bytes, *, fallback_charset: str = LATIN_1) -> Message:

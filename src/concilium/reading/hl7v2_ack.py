@@ -14,12 +14,16 @@ define. The ACK is written in the version of the message when it is supported.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from concilium.reading.hl7v2 import SUPPORTED_VERSIONS, MessageHeader, MessageType
+from concilium.reading.hl7v2 import (
+    SUPPORTED_VERSIONS,
+    MessageHeader,
+    MessageType,
+    new_control_id,
+)
 from concilium.reading.hl7v2_charsets import CODECS, encode_message
 from concilium.reading.hl7v2_datatypes import format_datetime
 from concilium.reading.hl7v2_encoding import (
@@ -51,11 +55,6 @@ def acknowledgment_code_for(errors: Sequence[HL7Error]) -> AcknowledgmentCode:
     if any(error.rejects for error in errors):
         return AcknowledgmentCode.REJECT
     return AcknowledgmentCode.ERROR
-
-
-def new_control_id() -> str:
-    """A fresh message control ID (MSH-10), 20 characters as v2.5.1 allows."""
-    return uuid.uuid4().hex[:20].upper()
 
 
 def build_ack(

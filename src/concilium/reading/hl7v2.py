@@ -41,7 +41,7 @@ from concilium.reading.hl7v2_encoding import (
     compose_field,
     compose_segment,
 )
-from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error
+from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error, failure_trace
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +175,7 @@ def parse_message(raw: bytes, *, fallback_charset: str = LATIN_1) -> Message:
     except Exception as exc:
         # The guarantee of this function is that callers need to handle one error type;
         # the cause is logged by class only, the message may hold patient data.
-        logger.warning("unexpected %s while parsing an HL7 message", type(exc).__name__)
+        logger.warning("unexpected failure parsing an HL7 message: %s", failure_trace(exc))
         raise HL7Error(
             ErrorCode.APPLICATION_INTERNAL_ERROR, "the message could not be parsed"
         ) from exc

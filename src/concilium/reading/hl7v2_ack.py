@@ -14,15 +14,19 @@ define. The ACK is written in the version of the message when it is supported.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
 from concilium.reading.hl7v2 import (
     SUPPORTED_VERSIONS,
+    Message,
     MessageHeader,
     MessageType,
     new_control_id,
+    parse_message,
+    peek_header,
 )
 from concilium.reading.hl7v2_charsets import CODECS, encode_message
 from concilium.reading.hl7v2_datatypes import format_datetime
@@ -32,7 +36,9 @@ from concilium.reading.hl7v2_encoding import (
     compose_field,
     compose_segment,
 )
-from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error
+from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error, failure_trace
+
+logger = logging.getLogger(__name__)
 
 ACK_VERSION = "2.5.1"
 """Version of an ACK to a message whose own version is not supported."""
@@ -55,6 +61,38 @@ def acknowledgment_code_for(errors: Sequence[HL7Error]) -> AcknowledgmentCode:
     if any(error.rejects for error in errors):
         return AcknowledgmentCode.REJECT
     return AcknowledgmentCode.ERROR
+
+
+UNKNOWN_SENDER = MessageHeader(MessageType(""), control_id="", version=ACK_VERSION)
+"""Header answered when not even the MSH of a message could be read: MSA-2 stays empty."""
+
+Process = Callable[[Message], Awaitable[None]]
+"""Application processing of an accepted message; raises :class:`HL7Error` to refuse it."""
+
+
+async def respond(raw: bytes, process: Process, *, now: datetime) -> bytes:
+    """Accept or refuse one inbound message and write the ACK that says so (§2.9.2).
+
+    The message is parsed, then given to ``process``; an :class:`HL7Error` from either
+    becomes an AE or AR with its ERR, any other failure of ``process`` an AR with error 207
+    (logged by class only), success an AA. Never raises.
+    """
+    try:
+        message = parse_message(raw)
+    except HL7Error as error:
+        return build_ack(peek_header(raw) or UNKNOWN_SENDER, now=now, errors=[error])
+    try:
+        await process(message)
+    except HL7Error as error:
+        return build_ack(message.header, now=now, errors=[error])
+    except Exception as exc:
+        logger.error("processing of %s failed: %s", message.header.message_type, failure_trace(exc))
+        failure = HL7Error(
+            ErrorCode.APPLICATION_INTERNAL_ERROR,
+            f"the receiving application failed ({type(exc).__name__}); send again later",
+        )
+        return build_ack(message.header, now=now, errors=[failure])
+    return build_ack(message.header, now=now)
 
 
 def build_ack(

@@ -11,6 +11,7 @@ and what is wrong with them, never the patient data they contain.
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 
@@ -142,3 +143,13 @@ class HL7Error(Exception):
     def rejects(self) -> bool:
         """True when the error refuses the whole message (AR) rather than its content (AE)."""
         return self.code in REJECTING_CODES
+
+
+def failure_trace(exc: BaseException) -> str:
+    """An unexpected exception for a log line: its class and stack, not its message.
+
+    The message of an exception raised while handling a message can quote patient data;
+    the stack shows where it happened without it.
+    """
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    return f"{type(exc).__name__}\n{stack}".rstrip()

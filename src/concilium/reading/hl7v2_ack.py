@@ -15,11 +15,13 @@ define. The ACK is written in the version of the message when it is supported.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from enum import StrEnum
 
 from concilium.reading.hl7v2 import (
+    PROCESSING_IDS,
     SUPPORTED_VERSIONS,
     Message,
     MessageHeader,
@@ -126,13 +128,17 @@ def compose_ack(
     enc = DEFAULT_ENCODING
     code = code or acknowledgment_code_for(errors)
     version = received.version if received.version in SUPPORTED_VERSIONS else ACK_VERSION
+    # A refused message may carry anything in its MSH: echo only what is well formed, so
+    # that the ACK itself is valid.
     trigger = received.message_type.trigger
+    trigger = trigger if re.fullmatch(r"[A-Z0-9]{3}", trigger) else ""
+    processing_id = received.processing_id if received.processing_id in PROCESSING_IDS else "P"
     # MSH-9.3 (message structure) exists from v2.3.1 on.
     structure = "ACK" if version != "2.3" and trigger else ""
     header = MessageHeader(
         message_type=MessageType("ACK", trigger, structure),
         control_id=control_id or new_control_id(),
-        processing_id=received.processing_id if received.processing_id else "P",
+        processing_id=processing_id,
         version=version,
         sending_application=received.receiving_application,
         sending_facility=received.receiving_facility,

@@ -73,7 +73,7 @@ async def exchange(port: int, data: bytes) -> bytes:
     while True:
         try:
             chunk = await asyncio.wait_for(reader.read(65536), timeout=0.5)
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):
             break
         if not chunk:
             break
@@ -346,3 +346,15 @@ def test_the_client_reports_a_refused_connection() -> None:
             await send_message("127.0.0.1", port, adt())
 
     asyncio.run(scenario())
+
+
+def test_connections_above_the_limit_are_closed_and_the_others_served() -> None:
+    async def scenario(port: int) -> tuple[bytes, str]:
+        connection = await MllpConnection.open("127.0.0.1", port)
+        async with connection:
+            await connection.send(adt("FIRST"))
+            refused = await exchange(port, frame(adt("SECOND")))
+            ack = await connection.send(adt("THIRD"))
+        return refused, ack.require("MSA").get(2)
+
+    assert run(scenario, settings=MllpServerSettings(max_connections=1)) == (b"", "THIRD")

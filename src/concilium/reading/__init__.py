@@ -1,2 +1,147 @@
 """Teleradiology: orders from the hospital information system, worklists, rota and routing,
-reports and results."""
+reports and results.
+
+This is the public face of the service's foundation: HL7 v2 parsing and acknowledgments,
+patient and order messages read into plain data, ORU^R01 reports, the MLLP transport, and
+the on-call rota and routing decisions. Everything here is free of storage and web
+concerns; adapters call these functions.
+"""
+
+from concilium.reading.adt import (
+    AdtEvent,
+    IdentifierChange,
+    Merge,
+    Patient,
+    PatientIdentifierChange,
+    PatientMerge,
+    PatientUpdate,
+    Sex,
+    Visit,
+    read_adt,
+    read_patient,
+    read_visit,
+)
+from concilium.reading.hl7v2 import (
+    SUPPORTED_VERSIONS,
+    Message,
+    MessageHeader,
+    MessageType,
+    check_message_type,
+    new_control_id,
+    parse_message,
+    peek_header,
+)
+from concilium.reading.hl7v2_ack import (
+    AcknowledgmentCode,
+    acknowledgment_code_for,
+    build_ack,
+    respond,
+)
+from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error, Severity
+from concilium.reading.mllp import (
+    MllpConnection,
+    MllpError,
+    MllpServer,
+    MllpServerSettings,
+    MllpTimeout,
+    PeerInfo,
+    send_message,
+)
+from concilium.reading.orders import (
+    ImagingOrder,
+    OrderAction,
+    OrderMessage,
+    OrderStatus,
+    Priority,
+    ScheduledProcedureStep,
+    order_status,
+    read_order_message,
+)
+from concilium.reading.oru import (
+    Envelope,
+    ImagingReport,
+    ReportSection,
+    ResultStatus,
+    build_oru_r01,
+)
+from concilium.reading.rota import (
+    FixedPeriod,
+    HolidayShift,
+    NightShift,
+    OnCallPeriod,
+    Rota,
+    WeekendShift,
+)
+from concilium.reading.routing import (
+    ExamFacts,
+    NoRoute,
+    RoutingDecision,
+    RoutingRule,
+    RoutingTable,
+    explain_route,
+    route,
+)
+
+__all__ = [
+    "SUPPORTED_VERSIONS",
+    "AcknowledgmentCode",
+    "AdtEvent",
+    "Envelope",
+    "ErrorCode",
+    "ErrorLocation",
+    "ExamFacts",
+    "FixedPeriod",
+    "HL7Error",
+    "HolidayShift",
+    "IdentifierChange",
+    "ImagingOrder",
+    "ImagingReport",
+    "Merge",
+    "Message",
+    "MessageHeader",
+    "MessageType",
+    "MllpConnection",
+    "MllpError",
+    "MllpServer",
+    "MllpServerSettings",
+    "MllpTimeout",
+    "NightShift",
+    "NoRoute",
+    "OnCallPeriod",
+    "OrderAction",
+    "OrderMessage",
+    "OrderStatus",
+    "Patient",
+    "PatientIdentifierChange",
+    "PatientMerge",
+    "PatientUpdate",
+    "PeerInfo",
+    "Priority",
+    "ReportSection",
+    "ResultStatus",
+    "Rota",
+    "RoutingDecision",
+    "RoutingRule",
+    "RoutingTable",
+    "ScheduledProcedureStep",
+    "Severity",
+    "Sex",
+    "Visit",
+    "WeekendShift",
+    "acknowledgment_code_for",
+    "build_ack",
+    "build_oru_r01",
+    "check_message_type",
+    "explain_route",
+    "new_control_id",
+    "order_status",
+    "parse_message",
+    "peek_header",
+    "read_adt",
+    "read_order_message",
+    "read_patient",
+    "read_visit",
+    "respond",
+    "route",
+    "send_message",
+]

@@ -10,7 +10,8 @@ import socket
 import pytest
 
 from concilium.telesurgery.impairment import ImpairedDirection as Direction
-from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy, profile
+from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy, link_kind, profile
+from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
 from concilium.telesurgery.openigtlink import Transform
 from concilium.telesurgery.robot_simulator import KinematicArm
 
@@ -54,11 +55,34 @@ def test_bandwidth_cap_serialises_and_tail_drops():
     assert direction.counters.queue_dropped == 7
 
 
+def test_one_kind_is_held_back_and_the_rest_of_the_flow_overtakes_it():
+    p = ImpairmentProfile(delay_ms=10, hold_back_ms=((Kind.HEARTBEAT_REPLY, 50.0),))
+    direction = Direction(p, random.Random(0))
+    kinds = [Kind.COMMAND, Kind.HEARTBEAT_REPLY, Kind.COMMAND, Kind.COMMAND]
+    [[command], [reply], [second], [third]] = [
+        direction.schedule(i * 0.001, 100, kind) for i, kind in enumerate(kinds)
+    ]
+    assert reply == pytest.approx(0.001 + 0.010 + 0.050)
+    assert command < second < third < reply, "the rest of the flow must not wait for it"
+    assert second == pytest.approx(0.002 + 0.010)
+    assert direction.counters.held_back == 1
+
+
+def test_the_kind_is_read_from_the_link_datagram_header():
+    session = LinkSession(ProcedureKeys.generate("p"), "console")
+    assert link_kind(session.seal(Kind.HEARTBEAT_REPLY, b"x", 0)) == Kind.HEARTBEAT_REPLY
+    assert link_kind(b"ping") is None
+
+
 def test_profile_validation():
     with pytest.raises(ValueError, match="loss must be a probability"):
         ImpairmentProfile(loss=1.5)
     with pytest.raises(ValueError, match="unknown profile"):
         profile("moon")
+    with pytest.raises(ValueError, match="not a link datagram kind"):
+        ImpairmentProfile(hold_back_ms=((99, 10.0),))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="HEARTBEAT_REPLY must not be negative"):
+        ImpairmentProfile(hold_back_ms=((Kind.HEARTBEAT_REPLY, -1.0),))
 
 
 def test_proxy_forwards_both_ways_and_cut_stops_traffic():

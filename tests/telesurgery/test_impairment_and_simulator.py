@@ -112,6 +112,40 @@ def test_proxy_forwards_both_ways_and_cut_stops_traffic():
     assert (data, back, cut) == (b"ping", b"pong", 1)
 
 
+def test_proxy_forwards_the_rest_of_the_flow_while_one_kind_is_held_back():
+    session = LinkSession(ProcedureKeys.generate("p"), "console")
+    reply = session.seal(Kind.HEARTBEAT_REPLY, b"r", 0)
+    command = session.seal(Kind.COMMAND, b"c", 0)
+
+    async def scenario() -> list[tuple[bytes, float]]:
+        loop = asyncio.get_running_loop()
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        held = ImpairmentProfile(hold_back_ms=((Kind.HEARTBEAT_REPLY, 300.0),))
+        proxy = ImpairmentProxy(server.getsockname(), held)
+        await proxy.start()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setblocking(False)
+        start = loop.time()
+        client.sendto(reply, proxy.address)
+        await asyncio.sleep(0.01)
+        client.sendto(command, proxy.address)
+        arrivals = []
+        for _ in range(2):
+            data, _ = await asyncio.wait_for(loop.sock_recvfrom(server, 100), 2)
+            arrivals.append((data, loop.time() - start))
+        proxy.close()
+        server.close()
+        client.close()
+        return arrivals
+
+    [(first, first_at), (second, second_at)] = asyncio.run(scenario())
+    assert (first, second) == (command, reply)
+    assert first_at < 0.15, f"the command waited {first_at * 1000:.0f} ms for the held-back reply"
+    assert second_at >= 0.3
+
+
 def test_arm_respects_velocity_and_position_limits():
     arm = KinematicArm()
     arm.set_target(Transform(translation=(500.0, 10.0, 0.0)))

@@ -144,6 +144,8 @@ class ImpairedDirection:
         self._link_free_at = 0.0
         self.pending: list[tuple[float, int, bytes]] = []
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = 0.0
+        """Departure time (monotonic) the timer is armed for."""
         self._order = 0
 
     def push(self, departure: float, data: bytes) -> None:
@@ -289,11 +291,20 @@ class ImpairmentProxy:
     def _arm(self, direction: ImpairedDirection, send: Any) -> None:
         # One timer per direction, draining a heap in departure order: separate timers with
         # equal deadlines would fire in arbitrary order and reorder the flow.
-        if direction.timer is not None or not direction.pending:
+        if not direction.pending:
             return
+        due = direction.pending[0][0]
+        if direction.timer is not None:
+            # A datagram held back (reordering, hold-back) armed the timer for later than
+            # the one just queued: the rest of the flow must not wait for it.
+            if direction.timer_due <= due:
+                return
+            direction.timer.cancel()
         loop = asyncio.get_running_loop()
-        delay = direction.pending[0][0] - time.monotonic()
-        direction.timer = loop.call_later(max(0.0, delay), self._drain, direction, send)
+        direction.timer_due = due
+        direction.timer = loop.call_later(
+            max(0.0, due - time.monotonic()), self._drain, direction, send
+        )
 
     def _drain(self, direction: ImpairedDirection, send: Any) -> None:
         direction.timer = None

@@ -17,6 +17,7 @@ from concilium.telesurgery import openigtlink as igtl
 from concilium.telesurgery.impairment import profile
 from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
+from concilium.telesurgery.reporting import TimelineReporter
 from concilium.telesurgery.safety import SafetyState
 
 
@@ -339,3 +340,101 @@ def test_re_engaging_far_from_the_robot_is_refused_as_a_jump(make_rig):
     refusal = next(s for s in rig.console.statuses if s.error_name == "LIMIT")
     assert refusal.message.startswith("jump of 19.00 mm")
     assert len(rig.simulator.executed) == 2
+
+
+# --- an on-path attacker skewing the robot's clock offset -----------------------------------
+
+MS = 1_000_000
+
+
+def _late(rig) -> list[float]:
+    budget = rig.thresholds.command_freshness_ms / 1000
+    return [age for age in rig.simulator.executed_ages if age > budget]
+
+
+def test_held_back_heartbeat_replies_never_get_a_late_command_executed(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    budget_ms = rig.thresholds.command_freshness_ms
+    # Console to robot: every datagram 30 ms past the freshness budget; the heartbeat replies
+    # a further 50 ms, so the robot's offset estimate moves by half their round trip.
+    rig.proxy.forward.profile = replace(
+        profile("lan"),
+        delay_ms=budget_ms + 30,
+        hold_back_ms=((Kind.HEARTBEAT_REPLY, 50.0),),
+    )
+    clock = rig.robot.session.clock
+    wait_for(
+        lambda: clock.best() is not None and clock.best().rtt_ns > (budget_ms + 50) * MS,
+        what="only held-back heartbeat replies in the robot's clock window",
+    )
+    # Both gateways share this machine's clock: the true offset is zero.
+    assert clock.offset_ns < -(budget_ms / 2) * MS, "the attack did not skew the offset"
+    streamer = Streamer(rig).start()
+    session = rig.robot.session
+    try:
+        rig.client.send_message(pyigtl.StringMessage("ENGAGE", device_name="CONTROL"))
+        rig.loop.call(rig.simulator.send_local, "CONFIRM_ENGAGE")
+        wait_for(
+            lambda: session.drops["stale"] + session.received["command"] >= 100,
+            timeout=10,
+            what=lambda: f"100 commands through the attack: {rig.robot.stats()}",
+        )
+    finally:
+        streamer.stop()
+    late = _late(rig)
+    assert not late, f"{len(late)} command(s) executed late, up to {max(late) * 1000:.0f} ms"
+    assert session.drops["stale"] >= 100
+    assert rig.engagements() == 0, "the ENGAGE request was just as late"
+
+
+def test_heartbeat_replies_held_back_past_the_halt_threshold_hold_the_robot(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    halt_ms = rig.thresholds.latency_halt_ms
+    streamer = Streamer(rig).start()
+    rig.engage()
+    try:
+        wait_for(lambda: len(rig.simulator.executed) >= 20, what="commands flowing")
+        # Only the heartbeat replies are held back; the commands themselves arrive on time.
+        rig.proxy.forward.profile = replace(
+            profile("lan"), hold_back_ms=((Kind.HEARTBEAT_REPLY, halt_ms + 100),)
+        )
+        wait_for(
+            lambda: rig.robot.state is SafetyState.HOLD,
+            what=lambda: f"HOLD: {rig.robot.stats()} {rig.robot.safety.timeline}",
+        )
+        hold = rig.robot.safety.timeline[-1]
+        assert f"above halt threshold {halt_ms:g} ms" in hold.reason
+        assert hold.reason.startswith("clock round trip"), hold.reason
+        wait_for(
+            lambda: any(s.error_name == "HOLD" for s in rig.console.statuses),
+            what="HOLD reported to the console",
+        )
+    finally:
+        streamer.stop()
+    assert not _late(rig)
+
+
+def test_a_console_clock_stepped_ahead_raises_the_clock_alarm_and_holds(make_rig):
+    rig = make_rig(profile=profile("lan"))
+    reporter = TimelineReporter("http://127.0.0.1:9", 1, "api", "gateway")
+    reporter.attach(rig.robot)
+    streamer = Streamer(rig).start()
+    rig.engage()
+    try:
+        wait_for(lambda: len(rig.simulator.executed) >= 20, what="commands flowing")
+        # Its commands now say they were sent a second after the robot received them.
+        rig.console.link.clock_ns = lambda: time.time_ns() + 1_000 * MS
+        wait_for(lambda: rig.robot.state is SafetyState.HOLD, what="HOLD")
+        wait_for(
+            lambda: any(s.error_name == "CLOCK_ALARM" for s in rig.console.statuses),
+            what="clock alarm reported to the console",
+        )
+    finally:
+        streamer.stop()
+    hold = next(t for t in rig.robot.safety.timeline if t.state is SafetyState.HOLD)
+    assert hold.reason.startswith("clock alarm: command"), hold.reason
+    assert rig.robot.session.drops["negative_age"] >= 1
+    reporter.collect_counters()
+    alarms = [e["detail"] for e in reporter.pending if e["kind"] == "alarm"]
+    assert any("dropped: negative_age" in a for a in alarms), alarms
+    assert not _late(rig)

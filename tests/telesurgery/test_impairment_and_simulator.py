@@ -10,7 +10,8 @@ import socket
 import pytest
 
 from concilium.telesurgery.impairment import ImpairedDirection as Direction
-from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy, profile
+from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy, link_kind, profile
+from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
 from concilium.telesurgery.openigtlink import Transform
 from concilium.telesurgery.robot_simulator import KinematicArm
 
@@ -54,11 +55,34 @@ def test_bandwidth_cap_serialises_and_tail_drops():
     assert direction.counters.queue_dropped == 7
 
 
+def test_one_kind_is_held_back_and_the_rest_of_the_flow_overtakes_it():
+    p = ImpairmentProfile(delay_ms=10, hold_back_ms=((Kind.HEARTBEAT_REPLY, 50.0),))
+    direction = Direction(p, random.Random(0))
+    kinds = [Kind.COMMAND, Kind.HEARTBEAT_REPLY, Kind.COMMAND, Kind.COMMAND]
+    [[command], [reply], [second], [third]] = [
+        direction.schedule(i * 0.001, 100, kind) for i, kind in enumerate(kinds)
+    ]
+    assert reply == pytest.approx(0.001 + 0.010 + 0.050)
+    assert command < second < third < reply, "the rest of the flow must not wait for it"
+    assert second == pytest.approx(0.002 + 0.010)
+    assert direction.counters.held_back == 1
+
+
+def test_the_kind_is_read_from_the_link_datagram_header():
+    session = LinkSession(ProcedureKeys.generate("p"), "console")
+    assert link_kind(session.seal(Kind.HEARTBEAT_REPLY, b"x", 0)) == Kind.HEARTBEAT_REPLY
+    assert link_kind(b"ping") is None
+
+
 def test_profile_validation():
     with pytest.raises(ValueError, match="loss must be a probability"):
         ImpairmentProfile(loss=1.5)
     with pytest.raises(ValueError, match="unknown profile"):
         profile("moon")
+    with pytest.raises(ValueError, match="not a link datagram kind"):
+        ImpairmentProfile(hold_back_ms=((99, 10.0),))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="HEARTBEAT_REPLY must not be negative"):
+        ImpairmentProfile(hold_back_ms=((Kind.HEARTBEAT_REPLY, -1.0),))
 
 
 def test_proxy_forwards_both_ways_and_cut_stops_traffic():
@@ -86,6 +110,40 @@ def test_proxy_forwards_both_ways_and_cut_stops_traffic():
 
     data, back, cut = asyncio.run(scenario())
     assert (data, back, cut) == (b"ping", b"pong", 1)
+
+
+def test_proxy_forwards_the_rest_of_the_flow_while_one_kind_is_held_back():
+    session = LinkSession(ProcedureKeys.generate("p"), "console")
+    reply = session.seal(Kind.HEARTBEAT_REPLY, b"r", 0)
+    command = session.seal(Kind.COMMAND, b"c", 0)
+
+    async def scenario() -> list[tuple[bytes, float]]:
+        loop = asyncio.get_running_loop()
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("127.0.0.1", 0))
+        server.setblocking(False)
+        held = ImpairmentProfile(hold_back_ms=((Kind.HEARTBEAT_REPLY, 300.0),))
+        proxy = ImpairmentProxy(server.getsockname(), held)
+        await proxy.start()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setblocking(False)
+        start = loop.time()
+        client.sendto(reply, proxy.address)
+        await asyncio.sleep(0.01)
+        client.sendto(command, proxy.address)
+        arrivals = []
+        for _ in range(2):
+            data, _ = await asyncio.wait_for(loop.sock_recvfrom(server, 100), 2)
+            arrivals.append((data, loop.time() - start))
+        proxy.close()
+        server.close()
+        client.close()
+        return arrivals
+
+    [(first, first_at), (second, second_at)] = asyncio.run(scenario())
+    assert (first, second) == (command, reply)
+    assert first_at < 0.15, f"the command waited {first_at * 1000:.0f} ms for the held-back reply"
+    assert second_at >= 0.3
 
 
 def test_arm_respects_velocity_and_position_limits():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import replace
 
 import pytest
@@ -18,6 +19,7 @@ from concilium.telesurgery.link import (
     LinkSession,
     ProcedureKeys,
     ReplayWindow,
+    judge_freshness,
     load_keys,
     write_keys,
 )
@@ -168,3 +170,102 @@ def test_malformed_key_file_is_refused(tmp_path):
     path.chmod(0o600)
     with pytest.raises(KeyFileError, match="malformed"):
         load_keys(path)
+
+
+# --- an on-path attacker skewing the clock offset -----------------------------------------
+
+CONSOLE_AHEAD = 3_000 * MS
+"""The console's clock reads this much more than the robot's."""
+
+
+def exchange(console, robot, sent, out_ns=MS, back_ns=MS):
+    """One robot heartbeat at robot time ``sent``, answered at once, the heartbeat taking
+    ``out_ns`` and the reply ``back_ns`` on the wire; returns the robot's sample."""
+    console_time = sent + CONSOLE_AHEAD + out_ns
+    heartbeat = console.open(robot.seal(Kind.HEARTBEAT, b"", sent), console_time)
+    reply = console.seal(
+        Kind.HEARTBEAT_REPLY, console.heartbeat_reply_payload(heartbeat), console_time
+    )
+    return robot.on_heartbeat_reply(robot.open(reply, sent + out_ns + back_ns))
+
+
+def command_aged(console, robot, sent, age_ns):
+    """A command sealed at robot time ``sent`` (console clock) and opened ``age_ns`` later."""
+    data = console.seal(Kind.COMMAND, b"pose", sent + CONSOLE_AHEAD)
+    return robot.open(data, sent + age_ns)
+
+
+def test_held_back_heartbeat_replies_cannot_pass_a_late_command_off_as_fresh(keys):
+    console = LinkSession(keys, "console", freshness_ns=150 * MS)
+    robot = LinkSession(keys, "robot", freshness_ns=150 * MS)
+    # Every heartbeat reply held back by 800 ms: the offset estimate moves by 400 ms.
+    for i in range(40):
+        exchange(console, robot, i * 10 * MS, back_ns=801 * MS)
+    assert robot.clock.offset_ns == CONSOLE_AHEAD - 400 * MS
+    late = command_aged(console, robot, 1_000 * MS, 505 * MS)
+    assert isinstance(late, Dropped), "a 505 ms old command was accepted"
+    assert late.reason is Drop.STALE
+    # The offset may be wrong by half the round trip it was measured on, so the age of a
+    # command is known to within 401 ms: a command is fresh only if it is fresh at worst.
+    assert late.age_ns == 105 * MS and late.uncertainty_ns >= 401 * MS
+    # A command that is truly fresh still goes through, although its age looks negative.
+    fresh = command_aged(console, robot, 1_600 * MS, 5 * MS)
+    assert isinstance(fresh, Datagram) and fresh.latency_ns == -395 * MS
+
+
+def test_the_lowest_delay_sample_still_wins_over_held_back_ones(keys):
+    console = LinkSession(keys, "console", freshness_ns=150 * MS)
+    robot = LinkSession(keys, "robot", freshness_ns=150 * MS)
+    for i in range(40):
+        exchange(console, robot, i * 10 * MS, back_ns=(801 if i % 4 else 1) * MS)
+    assert robot.clock.offset_ns == CONSOLE_AHEAD and robot.clock.best().rtt_ns == 2 * MS
+    assert isinstance(command_aged(console, robot, 1_000 * MS, 140 * MS), Datagram)
+    assert command_aged(console, robot, 1_100 * MS, 151 * MS).reason is Drop.STALE
+
+
+def test_random_asymmetric_delays_never_let_a_late_command_through(keys):
+    rng = random.Random(5905)
+    budget = 150 * MS
+    for trial in range(200):
+        console = LinkSession(keys, "console", freshness_ns=budget)
+        robot = LinkSession(keys, "robot", freshness_ns=budget)
+        for i in range(rng.randint(1, 40)):
+            out, back = (rng.choice((0, rng.randint(0, 300 * MS))) for _ in range(2))
+            exchange(console, robot, i * 10 * MS, out, back)
+        for j in range(20):
+            age = rng.randint(0, 400 * MS)
+            result = command_aged(console, robot, (1_000 + 10 * j) * MS, age)
+            if isinstance(result, Datagram):
+                assert age <= budget, f"trial {trial}: a {age / MS:.1f} ms old command passed"
+            else:
+                assert result.reason is Drop.STALE
+
+
+def test_a_command_younger_than_the_clock_allows_raises_the_clock_alarm(keys):
+    console, robot = synced_pair(keys)
+    # The console's clock jumped a second ahead after the exchange (uncertainty 1 ms).
+    data = console.seal(Kind.COMMAND, b"pose", 1_010 * MS)
+    result = robot.open(data, 12 * MS)
+    assert isinstance(result, Dropped) and result.reason is Drop.NEGATIVE_AGE
+    assert result.age_ns == -998 * MS
+    assert robot.drops[Drop.NEGATIVE_AGE] == 1 and robot.drops[Drop.STALE] == 0
+    # Within the uncertainty, a slightly negative age is what an exact clock would show.
+    assert isinstance(robot.open(console.seal(Kind.COMMAND, b"ok", 13 * MS), 12 * MS), Datagram)
+
+
+def test_freshness_is_judged_on_the_age_at_worst():
+    assert judge_freshness(100 * MS, 50 * MS, 150 * MS) is None
+    assert judge_freshness(100 * MS, 51 * MS, 150 * MS) is Drop.STALE
+    assert judge_freshness(-50 * MS, 50 * MS, 150 * MS) is None
+    assert judge_freshness(-51 * MS, 50 * MS, 150 * MS) is Drop.NEGATIVE_AGE
+
+
+def test_clock_uncertainty_is_half_the_round_trip_growing_with_the_sample_age():
+    clock = ClockEstimator()
+    assert clock.uncertainty_ns(0) is None
+    clock.add(0, 11 * MS, 11 * MS, 21 * MS)  # 21 ms round trip
+    assert clock.uncertainty_ns(21 * MS) == 10_500_001
+    # Two clocks within RFC 5905's 500 ppm of true time drift apart by up to 1 ms a second.
+    assert clock.uncertainty_ns(1_021 * MS) == 11_500_001
+    with pytest.raises(ValueError, match="negative round trip"):
+        clock.add(0, 10 * MS, 30 * MS, 5 * MS)

@@ -228,3 +228,28 @@ def test_the_example_procedure_file_documents_the_defaults():
     assert QualificationThresholds.from_mapping(data["qualification"]) == (
         QualificationThresholds()
     )
+
+
+def test_a_clock_round_trip_above_halt_holds_until_it_comes_back_down():
+    machine = engaged(latency_halt_ms=200)
+    assert machine.on_clock(0.01, round_trip_ms=150) == []
+    [t] = machine.on_clock(0.02, round_trip_ms=250)
+    assert t.state is S.HOLD
+    assert t.reason == "clock round trip 250.0 ms above halt threshold 200 ms"
+    # Re-engaged while the round trip is still above halt: the next command holds again.
+    machine.request_engage(0.03)
+    machine.confirm_engage(0.03)
+    decision, [t] = machine.on_command(0.04, latency_ms=10, jitter_ms=1)
+    assert not decision.execute and t.state is S.HOLD and "round trip" in t.reason
+    assert machine.on_clock(0.05, round_trip_ms=20) == []
+    machine.request_engage(0.06)
+    machine.confirm_engage(0.06)
+    assert machine.on_command(0.07, latency_ms=10, jitter_ms=1)[0].execute
+
+
+def test_a_clock_alarm_holds_a_moving_robot():
+    machine = SafetyStateMachine(SafetyThresholds())
+    assert machine.clock_alarm(0.0, "command 998.0 ms ahead") == []
+    machine = engaged()
+    [t] = machine.clock_alarm(0.01, "command 998.0 ms ahead")
+    assert t.state is S.HOLD and t.reason == "clock alarm: command 998.0 ms ahead"

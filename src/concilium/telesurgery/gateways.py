@@ -7,9 +7,10 @@ from the robot side are passed to the console.
 
 Robot gateway: receives COMMAND datagrams, runs them through the safety state machine and
 the motion limits, and drives the robot controller as an OpenIGTLink client (TRANSFORM
-"TARGET", STRING "SAFETY"). Every transition and refusal is reported as a STATUS to the
-console; the controller's TRANSFORM "MEASURED" flows back as TELEMETRY and its STRING
-"LOCAL" messages carry the local team's confirmations and takeovers.
+"TARGET", STRING "SAFETY"). The link's clock estimate (the round trip its offset comes from)
+and its clock alarms feed the safety state machine too. Every transition and refusal is
+reported as a STATUS to the console; the controller's TRANSFORM "MEASURED" flows back as
+TELEMETRY and its STRING "LOCAL" messages carry the local team's confirmations and takeovers.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from typing import Any
 from concilium.telesurgery import devices
 from concilium.telesurgery import openigtlink as igtl
 from concilium.telesurgery.limits import MotionLimits, Rotation, Vector, check_command
-from concilium.telesurgery.link import Datagram, Kind, LinkEndpoint, LinkSession, ProcedureKeys
+from concilium.telesurgery.link import (
+    ClockSample,
+    Datagram,
+    Drop,
+    Dropped,
+    Kind,
+    LinkEndpoint,
+    LinkSession,
+    ProcedureKeys,
+)
 from concilium.telesurgery.motion import MotionMapper, MotionScaling
 from concilium.telesurgery.safety import (
     SafetyState,
@@ -361,6 +371,8 @@ class RobotGateway:
         """The last executed command: position, sender's time, orientation."""
         self._last_state_refusal = -math.inf
         self._state_refusals_since_report = 0
+        self._last_clock_alarm = -math.inf
+        self._clock_alarms_since_report = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -374,6 +386,8 @@ class RobotGateway:
             local=self.link_local,
             remote=self.link_remote,
             heartbeat_interval=self.heartbeat_interval,
+            on_dropped=self.on_link_dropped,
+            on_clock=self.on_clock_sample,
         )
         self._robot_task = self._loop.create_task(self._robot_connection())
         self._beacon_task = self._loop.create_task(self._state_beacon())
@@ -455,11 +469,13 @@ class RobotGateway:
                 state = self.safety.state
                 link = self.session
                 rtt = link.clock.rtt_ns
+                uncertainty = link.clock.uncertainty_ns(time.time_ns())
                 text = (
                     f"state {state.value}; link one-way "
                     f"{(self.safety.smoothed_latency_ms or 0.0):.1f} ms, jitter "
                     f"{link.jitter.jitter_ns / 1e6:.1f} ms, RTT "
-                    f"{'?' if rtt is None else f'{rtt / 1e6:.1f}'} ms"
+                    f"{'?' if rtt is None else f'{rtt / 1e6:.1f}'} ms, clock +-"
+                    f"{'?' if uncertainty is None else f'{uncertainty / 1e6:.1f}'} ms"
                 )
                 self._send_console(_status(status_for_state(state), state.value, text))
 
@@ -587,6 +603,39 @@ class RobotGateway:
             self._send_robot(igtl.Message(devices.TARGET, content, timestamp=message.timestamp))
         # From the kernel's receipt of the datagram: includes waiting for this process.
         self.forwarding_ns.append(time.time_ns() - datagram.arrived_ns)
+
+    def on_clock_sample(self, sample: ClockSample) -> None:
+        """A heartbeat exchange completed: the safety state machine judges the round trip of
+        the exchange the clock offset now comes from (not necessarily this one)."""
+        best = self.session.clock.best()
+        if self.safety is None or best is None:
+            return
+        self._apply(self.safety.on_clock(self._now(), best.rtt_ns / 1e6))
+
+    def on_link_dropped(self, dropped: Dropped) -> None:
+        """A datagram was dropped: a command with an impossible age is a clock alarm."""
+        if dropped.reason is not Drop.NEGATIVE_AGE or self.safety is None:
+            return
+        now = self._now()
+        detail = (
+            f"command {-(dropped.age_ns or 0) / 1e6:.1f} ms younger than possible "
+            f"(clock uncertainty +-{(dropped.uncertainty_ns or 0) / 1e6:.1f} ms)"
+        )
+        self._apply(self.safety.clock_alarm(now, detail))
+        # Every command may raise it while the clocks disagree: report in batches.
+        self._clock_alarms_since_report += 1
+        if now - self._last_clock_alarm >= REFUSAL_STATUS_INTERVAL:
+            count = self._clock_alarms_since_report
+            self._last_clock_alarm = now
+            self._clock_alarms_since_report = 0
+            self.refusals.append(f"clock alarm: {detail}")
+            self._send_console(
+                _status(
+                    igtl.StatusCode.UNKNOWN_ERROR,
+                    "CLOCK_ALARM",
+                    f"{count} command(s) dropped, {detail}",
+                )
+            )
 
     def _refuse_for_state(self, now: float, reason: str) -> None:
         # At 1 kHz a refusal per command would flood the console; report them in batches.

@@ -1,9 +1,11 @@
 """User-space UDP impairment proxy: delay, jitter, loss, reordering, duplication, bandwidth
-cap and scheduled outages, with seeded randomness so test runs are reproducible.
+cap, scheduled outages and an on-path attacker's hold-back of one kind of link datagram,
+with seeded randomness so test runs are reproducible.
 
 Endpoint A sends to the proxy's listening port; the proxy forwards to endpoint B from its
 own upstream socket and sends B's answers back to A's last address. Each direction has
-its own copy of the profile's impairments.
+its own copy of the profile's impairments; replacing one direction's ``profile`` impairs
+that direction alone.
 """
 
 from __future__ import annotations
@@ -17,7 +19,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from concilium.telesurgery.link import drain_udp_socket, open_udp_socket
+from concilium.telesurgery.link import HEADER_SIZE, Kind, drain_udp_socket, open_udp_socket
+
+
+def link_kind(data: bytes) -> int | None:
+    """The kind byte of a link datagram's clear header (None for anything shorter)."""
+    return data[1] if len(data) >= HEADER_SIZE else None
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,10 @@ class ImpairmentProfile:
     """Queueing delay above which the bandwidth cap drops datagrams (tail drop)."""
     outages: tuple[tuple[float, float], ...] = field(default_factory=tuple)
     """Scheduled outages as (start, duration) in seconds from proxy start."""
+    hold_back_ms: tuple[tuple[Kind, float], ...] = field(default_factory=tuple)
+    """Extra delay for link datagrams of the given kinds, as (kind, ms): what an on-path
+    attacker does who reads the clear header and holds back, say, only the heartbeat
+    replies. The rest of the flow overtakes them."""
 
     def __post_init__(self) -> None:
         for name in ("loss", "reorder", "duplicate"):
@@ -58,6 +69,11 @@ class ImpairmentProfile:
         for start, duration in self.outages:
             if start < 0 or duration <= 0:
                 raise ValueError(f"outage ({start}, {duration}) needs start >= 0, duration > 0")
+        for kind, delay in self.hold_back_ms:
+            if kind not in Kind._value2member_map_:
+                raise ValueError(f"hold-back kind {kind!r} is not a link datagram kind")
+            if not delay >= 0:
+                raise ValueError(f"hold-back delay for {Kind(kind).name} must not be negative")
 
 
 PROFILES: dict[str, ImpairmentProfile] = {
@@ -111,6 +127,8 @@ class DirectionCounters:
     """Dropped by the bandwidth cap."""
     reordered: int = 0
     """Held back to be overtaken."""
+    held_back: int = 0
+    """Held back for their kind (the profile's ``hold_back_ms``)."""
     duplicated: int = 0
     """Delivered twice."""
 
@@ -126,6 +144,8 @@ class ImpairedDirection:
         self._link_free_at = 0.0
         self.pending: list[tuple[float, int, bytes]] = []
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_due = 0.0
+        """Departure time (monotonic) the timer is armed for."""
         self._order = 0
 
     def push(self, departure: float, data: bytes) -> None:
@@ -133,8 +153,9 @@ class ImpairedDirection:
         self._order += 1
         heapq.heappush(self.pending, (departure, self._order, data))
 
-    def schedule(self, now: float, size: int) -> list[float]:
-        """Departure times for one datagram arriving at ``now`` (empty when dropped)."""
+    def schedule(self, now: float, size: int, kind: int | None = None) -> list[float]:
+        """Departure times for one datagram of link ``kind`` arriving at ``now`` (empty
+        when dropped)."""
         p = self.profile
         self.counters.received += 1
         if p.loss and self.rng.random() < p.loss:
@@ -159,6 +180,12 @@ class ImpairedDirection:
             # Jitter on a real path rarely reorders packets of one flow: keep FIFO order.
             departure = max(departure, self._last_departure)
             self._last_departure = departure
+        for held_kind, held_ms in p.hold_back_ms:
+            if held_kind == kind:
+                # After the FIFO bookkeeping: what follows is not held behind it.
+                self.counters.held_back += 1
+                departure += held_ms / 1000.0
+                break
         times = [departure]
         if p.duplicate and self.rng.random() < p.duplicate:
             self.counters.duplicated += 1
@@ -257,18 +284,27 @@ class ImpairmentProxy:
             direction.counters.received += 1
             direction.counters.cut += 1
             return
-        for departure in direction.schedule(now, len(data)):
+        for departure in direction.schedule(now, len(data), link_kind(data)):
             direction.push(departure, data)
         self._arm(direction, send)
 
     def _arm(self, direction: ImpairedDirection, send: Any) -> None:
         # One timer per direction, draining a heap in departure order: separate timers with
         # equal deadlines would fire in arbitrary order and reorder the flow.
-        if direction.timer is not None or not direction.pending:
+        if not direction.pending:
             return
+        due = direction.pending[0][0]
+        if direction.timer is not None:
+            # A datagram held back (reordering, hold-back) armed the timer for later than
+            # the one just queued: the rest of the flow must not wait for it.
+            if direction.timer_due <= due:
+                return
+            direction.timer.cancel()
         loop = asyncio.get_running_loop()
-        delay = direction.pending[0][0] - time.monotonic()
-        direction.timer = loop.call_later(max(0.0, delay), self._drain, direction, send)
+        direction.timer_due = due
+        direction.timer = loop.call_later(
+            max(0.0, due - time.monotonic()), self._drain, direction, send
+        )
 
     def _drain(self, direction: ImpairedDirection, send: Any) -> None:
         direction.timer = None

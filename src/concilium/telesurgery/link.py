@@ -1,6 +1,7 @@
 """The WAN link between the console gateway and the robot gateway: authenticated, encrypted
 UDP datagrams with sequence numbers, sender timestamps, replay and reordering protection,
-freshness checks and NTP-style clock offset and RTT estimation (RFC 5905 section 8).
+freshness checks and NTP-style clock offset and RTT estimation (RFC 5905 section 8), the
+offset carrying the error bound an on-path attacker cannot shrink (see :class:`ClockEstimator`).
 
 Datagram layout (all integers big-endian)::
 
@@ -34,11 +35,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 LINK_VERSION = 1
 """Version of the datagram format."""
@@ -52,6 +55,10 @@ _HEARTBEAT_REPLY = struct.Struct(">Qqq")
 
 REPLAY_WINDOW = 1024
 """Width of the sliding anti-replay window, in sequence numbers (RFC 4303 section 3.4.3)."""
+
+MAX_RELATIVE_DRIFT_PPM = 1_000
+"""How fast the two clocks may drift apart after an exchange: each within the frequency
+tolerance of RFC 5905's clock discipline (MAXFREQ, 500 ppm; the Linux kernel's bound too)."""
 
 
 class Kind(IntEnum):
@@ -81,6 +88,7 @@ class Drop(StrEnum):
     REPLAY = "replay"
     REORDERED = "reordered"
     STALE = "stale"
+    NEGATIVE_AGE = "negative_age"
     UNSYNCHRONISED = "unsynchronised"
     OLD_EPOCH = "old_epoch"
     HANDLER_ERROR = "handler_error"
@@ -219,10 +227,25 @@ class ClockSample:
 
 
 class ClockEstimator:
-    """Clock offset and RTT from heartbeat exchanges, trusting the lowest-delay recent sample.
+    """Clock offset and RTT from heartbeat exchanges, trusting the lowest-delay recent sample,
+    and the bound on that offset's error.
 
     The sample with the smallest round trip has the least queueing asymmetry, which is what
     the NTP clock filter (RFC 5905 section 10) relies on too.
+
+    Why the bound is sound: in an exchange, the heartbeat takes ``d1`` on the wire and the
+    reply ``d2``, so the sample's round trip is ``d1 + d2`` and its offset is off by
+    ``(d1 - d2) / 2``. The timestamps are authenticated and an on-path attacker can only add
+    delay, never make a datagram arrive before it was sent: ``d1, d2 >= 0``, hence the error
+    is at most half the round trip *of the sample used*. Holding back one direction (the
+    replies, say) moves the offset, but by no more than it lengthens that round trip, so for
+    a received datagram ``age_est - rtt/2 <= age_true <= age_est + rtt/2``. The attacker can
+    hide where the delay is, not how much there is; the lowest-delay choice keeps the bound
+    tight while some exchanges go through untouched. After the exchange the bound grows by
+    the clocks' relative drift (:data:`MAX_RELATIVE_DRIFT_PPM`), as RFC 5905's dispersion
+    grows with time. A clock stepped during an exchange is refused (:meth:`add`); one
+    stepped later shows as an impossible age (:func:`judge_freshness`) once the step exceeds
+    the bound.
     """
 
     def __init__(self, history: int = 32) -> None:
@@ -231,16 +254,20 @@ class ClockEstimator:
         self._best: ClockSample | None = None
 
     def add(self, t1: int, t2: int, t3: int, t4: int) -> ClockSample:
-        """Record an exchange: t1 sent, t2 peer received, t3 peer replied, t4 reply received."""
-        sample = ClockSample(
-            offset_ns=((t2 - t1) + (t3 - t4)) // 2,
-            rtt_ns=max(0, (t4 - t1) - (t3 - t2)),
-            at_ns=t4,
-        )
+        """Record an exchange: t1 sent, t2 peer received, t3 peer replied, t4 reply received.
+
+        Raises ValueError when the peer claims to have held the heartbeat longer than the
+        whole round trip took (a clock stepped during the exchange): no bound holds then.
+        """
+        rtt = (t4 - t1) - (t3 - t2)
+        if rtt < 0 or t3 < t2:
+            raise ValueError(f"exchange with a negative round trip ({rtt} ns) or turnaround")
+        sample = ClockSample(offset_ns=((t2 - t1) + (t3 - t4)) // 2, rtt_ns=rtt, at_ns=t4)
         self._samples.append(sample)
         self.history.append(sample)
-        # Chosen once per exchange, not per datagram: every datagram reads the offset.
-        self._best = min(self._samples, key=lambda s: s.rtt_ns)
+        # Chosen once per exchange, not per datagram: every datagram reads the offset. Of
+        # equal round trips the newest wins, having drifted least.
+        self._best = min(reversed(self._samples), key=lambda s: s.rtt_ns)
         return sample
 
     @property
@@ -249,13 +276,23 @@ class ClockEstimator:
         return bool(self._samples)
 
     def best(self) -> ClockSample | None:
-        """The lowest-RTT recent sample."""
+        """The lowest-RTT recent sample: the one the offset comes from."""
         return self._best
 
     @property
     def offset_ns(self) -> int:
         """Best estimate of peer clock minus local clock (0 before any exchange)."""
         return self._best.offset_ns if self._best is not None else 0
+
+    def uncertainty_ns(self, now_ns: int) -> int | None:
+        """Bound on the offset's error at local time ``now_ns`` (None before any exchange):
+        half the round trip of the sample used (plus 1 ns for the offset's rounding), grown
+        by the drift since."""
+        best = self._best
+        if best is None:
+            return None
+        drift_ns = max(0, now_ns - best.at_ns) * MAX_RELATIVE_DRIFT_PPM // 1_000_000
+        return best.rtt_ns // 2 + 1 + drift_ns
 
     @property
     def rtt_ns(self) -> int | None:
@@ -312,6 +349,27 @@ class Dropped:
     """Why it was dropped."""
     kind: Kind | None = None
     """Its kind, when the header was readable."""
+    age_ns: int | None = None
+    """Estimated age of a command refused for its age (STALE, NEGATIVE_AGE)."""
+    uncertainty_ns: int | None = None
+    """Bound on the error of that estimate (the clock offset's)."""
+
+
+def judge_freshness(age_ns: int, uncertainty_ns: int, budget_ns: int) -> Drop | None:
+    """Whether a command may be executed, from its estimated age and the bound on that
+    estimate's error (:meth:`ClockEstimator.uncertainty_ns`): None to execute it.
+
+    The true age lies within ``age_ns +- uncertainty_ns``. The command is fresh only if it is
+    fresh at worst, ``age_ns + uncertainty_ns <= budget_ns``, so that no skew of the offset
+    passes a late command off as fresh. A true age is never negative: an estimate below
+    ``-uncertainty_ns`` means the clocks are not what the estimator believes (a clock
+    stepped, a peer stamping wrongly), and freshness cannot be judged at all.
+    """
+    if age_ns < -uncertainty_ns:
+        return Drop.NEGATIVE_AGE
+    if age_ns + uncertainty_ns > budget_ns:
+        return Drop.STALE
+    return None
 
 
 @dataclass(frozen=True)
@@ -347,8 +405,9 @@ def link_quality(before: SequenceCount | None, now: SequenceCount) -> tuple[floa
 class LinkSession:
     """Pure state of one end of the link: sealing, opening, replay, freshness, clock.
 
-    ``freshness_ns`` is the age beyond which a COMMAND is dropped instead of executed late;
-    it needs the clock offset, so commands are refused until a heartbeat exchange completed.
+    ``freshness_ns`` is the age beyond which a COMMAND is dropped instead of executed late,
+    judged at worst over the clock offset's uncertainty (:func:`judge_freshness`); it needs
+    the clock offset, so commands are refused until a heartbeat exchange completed.
     """
 
     def __init__(
@@ -448,12 +507,14 @@ class LinkSession:
             latency_ns = now_ns - sent_local_ns
             network_ns = arrived_ns - sent_local_ns
         if kind is Kind.COMMAND:
-            if latency_ns is None:
+            uncertainty_ns = self.clock.uncertainty_ns(now_ns)
+            if latency_ns is None or uncertainty_ns is None:
                 self._window.accept(sequence)
                 return Dropped(Drop.UNSYNCHRONISED, kind)
-            if latency_ns > self.freshness_ns:
+            refused = judge_freshness(latency_ns, uncertainty_ns, self.freshness_ns)
+            if refused is not None:
                 self._window.accept(sequence)
-                return Dropped(Drop.STALE, kind)
+                return Dropped(refused, kind, latency_ns, uncertainty_ns)
             self.jitter.add(network_ns if network_ns is not None else latency_ns)
         self._window.accept(sequence)
         self._peer_epoch_last_ns = max(self._peer_epoch_last_ns, sent_ns)
@@ -476,7 +537,11 @@ class LinkSession:
         if t1 > reply.arrived_ns:
             self.drops[Drop.MALFORMED] += 1
             return None
-        return self.clock.add(t1, t2, reply.sent_ns, reply.arrived_ns)
+        try:
+            return self.clock.add(t1, t2, reply.sent_ns, reply.arrived_ns)
+        except ValueError:
+            self.drops[Drop.MALFORMED] += 1
+            return None
 
     def sequence_count(self) -> SequenceCount:
         """What arrived of the peer's current epoch, for :func:`link_quality`."""
@@ -487,6 +552,7 @@ class LinkSession:
     def stats(self) -> dict[str, object]:
         """Counters and estimates, for status pages and reports."""
         rtt = self.clock.rtt_ns
+        best = self.clock.best()
         return {
             "sent": dict(self.sent),
             "received": dict(self.received),
@@ -494,6 +560,7 @@ class LinkSession:
             "reordered_accepted": self.reordered,
             "rtt_ms": None if rtt is None else rtt / 1e6,
             "offset_ms": self.clock.offset_ns / 1e6,
+            "offset_rtt_ms": None if best is None else best.rtt_ns / 1e6,
             "jitter_ms": self.jitter.jitter_ns / 1e6,
         }
 
@@ -501,6 +568,12 @@ class LinkSession:
 # --- asyncio endpoint ---------------------------------------------------------------------
 
 Handler = Callable[[Datagram], None]
+DropHook = Callable[[Dropped], None]
+ClockHook = Callable[[ClockSample], None]
+
+_LOGGED_ALARMS = frozenset({Drop.AUTH_FAILED, Drop.UNKNOWN_KEY, Drop.MALFORMED, Drop.NEGATIVE_AGE})
+"""Drops that raise the endpoint's log alarm: someone else talking on the link, or a clock
+that cannot be trusted."""
 
 
 _SO_TIMESTAMPNS = 35
@@ -565,6 +638,9 @@ class LinkEndpoint:
     The peer address is learnt from authenticated datagrams when not configured, so the
     robot side works behind NAT or an impairment proxy without knowing the console's port.
     Datagrams are read with ``recvmsg`` to get the kernel's receive timestamps.
+
+    ``on_dropped`` hears of every datagram dropped, ``on_clock`` of every heartbeat exchange
+    the clock estimator took in: the hooks the safety logic judges the link by.
     """
 
     def __init__(
@@ -575,9 +651,13 @@ class LinkEndpoint:
         remote: tuple[str, int] | None = None,
         heartbeat_interval: float = 0.01,
         clock_ns: Callable[[], int] = time.time_ns,
+        on_dropped: DropHook | None = None,
+        on_clock: ClockHook | None = None,
     ) -> None:
         self.session = session
         self.handler = handler
+        self.on_dropped = on_dropped
+        self.on_clock = on_clock
         self.sock = sock
         self.remote = remote
         self.heartbeat_interval = heartbeat_interval
@@ -596,11 +676,21 @@ class LinkEndpoint:
         local: tuple[str, int] = ("127.0.0.1", 0),
         remote: tuple[str, int] | None = None,
         heartbeat_interval: float = 0.01,
+        on_dropped: DropHook | None = None,
+        on_clock: ClockHook | None = None,
     ) -> LinkEndpoint:
         """Bind a UDP socket and start the heartbeats."""
         loop = asyncio.get_running_loop()
         sock, kernel_timestamps = open_udp_socket(local)
-        endpoint = cls(session, handler, sock, remote, heartbeat_interval)
+        endpoint = cls(
+            session,
+            handler,
+            sock,
+            remote,
+            heartbeat_interval,
+            on_dropped=on_dropped,
+            on_clock=on_clock,
+        )
         endpoint.kernel_timestamps = kernel_timestamps
         endpoint._loop = loop
         loop.add_reader(sock.fileno(), endpoint._on_readable)
@@ -634,15 +724,19 @@ class LinkEndpoint:
         """Process one datagram from ``addr``."""
         result = self.session.open(data, self.clock_ns(), arrived_ns)
         if isinstance(result, Dropped):
-            if result.reason in (Drop.AUTH_FAILED, Drop.UNKNOWN_KEY, Drop.MALFORMED):
+            if result.reason in _LOGGED_ALARMS:
                 self._alarm(result.reason, addr)
+            if self.on_dropped is not None:
+                self._call(self.on_dropped, result, "drop hook")
             return
         self.remote = (str(addr[0]), int(addr[1]))
         if result.kind is Kind.HEARTBEAT:
             self.send(Kind.HEARTBEAT_REPLY, self.session.heartbeat_reply_payload(result))
             return
         if result.kind is Kind.HEARTBEAT_REPLY:
-            self.session.on_heartbeat_reply(result)
+            sample = self.session.on_heartbeat_reply(result)
+            if sample is not None and self.on_clock is not None:
+                self._call(self.on_clock, sample, "clock hook")
             return
         try:
             self.handler(result)
@@ -650,6 +744,14 @@ class LinkEndpoint:
             # A handler bug must not take the link down; the datagram is counted as lost.
             logger.exception("link handler failed on a %s datagram", result.kind.name)
             self.session.drops[Drop.HANDLER_ERROR] += 1
+
+    @staticmethod
+    def _call(hook: Callable[[_T], None], value: _T, what: str) -> None:
+        # Like the handler, a hook's bug must not take the link down.
+        try:
+            hook(value)
+        except Exception:
+            logger.exception("link %s failed", what)
 
     def _alarm(self, reason: str, addr: object) -> None:
         # Forged traffic can arrive at line rate; one log line a second is enough to alert.

@@ -28,8 +28,15 @@ logger = logging.getLogger(__name__)
 
 MAX_PENDING = 10_000
 """Events kept while the platform is unreachable; the oldest go first beyond this."""
-ALARM_DROPS = (Drop.AUTH_FAILED, Drop.UNKNOWN_KEY, Drop.MALFORMED, Drop.REPLAY)
-"""Link drops that mean someone else is talking on the link: each new one raises an alarm."""
+ALARM_DROPS = (
+    Drop.AUTH_FAILED,
+    Drop.UNKNOWN_KEY,
+    Drop.MALFORMED,
+    Drop.REPLAY,
+    Drop.NEGATIVE_AGE,
+)
+"""Link drops that mean someone else is talking on the link, or that the link's clock cannot
+be trusted (a command younger than possible): each new one raises an alarm."""
 
 
 class TimelineReporter:
@@ -84,8 +91,9 @@ class TimelineReporter:
 
     def collect_counters(self) -> None:
         """Turn what the gateway counted since the last report into timeline events: an
-        alarm for datagrams that failed authentication or were malformed or replayed, and a
-        refusal for commands refused (for the robot's state or a motion limit)."""
+        alarm for datagrams that failed authentication or were malformed or replayed and for
+        commands younger than the link's clock allows, and a refusal for commands refused
+        (for the robot's state or a motion limit)."""
         gateway = self._gateway
         if gateway is None:
             return

@@ -4,7 +4,8 @@ States and transitions::
 
     DISENGAGED --(surgeon request + local confirmation)--> ENGAGED
     ENGAGED    --(smoothed latency or jitter above warning)--> DEGRADED --(back below)--> ENGAGED
-    ENGAGED/DEGRADED --(no fresh command within the watchdog, latency above halt,
+    ENGAGED/DEGRADED --(no fresh command within the watchdog, latency or the clock's
+                        round trip above halt, clock alarm,
                         or robot controller lost)-----------------> HOLD
     HOLD       --(hold_to_disengage elapsed)-------------> DISENGAGED
     HOLD/DISENGAGED --(surgeon request + local confirmation)--> ENGAGED
@@ -51,11 +52,14 @@ class SafetyThresholds:
     latency_warning_ms: float = 100.0
     """Smoothed one-way latency above which the state is DEGRADED."""
     latency_halt_ms: float = 200.0
-    """One-way latency above which the robot is put in HOLD."""
+    """One-way latency, or round trip of the heartbeat exchange the link's clock offset
+    comes from, above which the robot is put in HOLD."""
     jitter_warning_ms: float = 10.0
     """Interarrival jitter (RFC 3550) above which the state is DEGRADED."""
     command_freshness_ms: float = 150.0
-    """Commands older than this on arrival are dropped, never executed late."""
+    """Commands that may be older than this on arrival are dropped, never executed late: the
+    estimated age plus the clock offset's uncertainty (half the round trip it comes from)
+    must be within it."""
     hold_to_disengage_s: float = 10.0
     """Time spent in HOLD before the robot disengages."""
 
@@ -159,6 +163,8 @@ class SafetyStateMachine:
         self.entered_at = now
         self.last_command_at: float | None = None
         self.smoothed_latency_ms: float | None = None
+        self.clock_round_trip_ms: float | None = None
+        """Round trip of the exchange the link's clock offset comes from (None before one)."""
         self._surgeon_requested = False
         self._local_confirmed = False
 
@@ -223,6 +229,35 @@ class SafetyStateMachine:
             return []
         return self._transition(SafetyState.HOLD, now, "robot controller disconnected")
 
+    def on_clock(self, now: float, round_trip_ms: float) -> list[Transition]:
+        """The link's clock estimate changed: ``round_trip_ms`` is the round trip of the
+        exchange its offset now comes from. Half of it bounds the offset's error, hence every
+        command's age; above the halt threshold the link cannot be trusted with motion."""
+        self.clock_round_trip_ms = round_trip_ms
+        changes = self.tick(now)
+        if self.state in MOVING_STATES:
+            changes += self._hold_for_round_trip(now)
+        return changes
+
+    def clock_alarm(self, now: float, detail: str) -> list[Transition]:
+        """A command came with an age below zero by more than the clock's uncertainty: the
+        clocks are not what the link believes, so no command's freshness can be judged."""
+        changes = self.tick(now)
+        if self.state in MOVING_STATES:
+            changes += self._transition(SafetyState.HOLD, now, f"clock alarm: {detail}")
+        return changes
+
+    def _hold_for_round_trip(self, now: float) -> list[Transition]:
+        round_trip = self.clock_round_trip_ms
+        halt = self.thresholds.latency_halt_ms
+        if round_trip is None or round_trip <= halt:
+            return []
+        return self._transition(
+            SafetyState.HOLD,
+            now,
+            f"clock round trip {round_trip:.1f} ms above halt threshold {halt:g} ms",
+        )
+
     def on_command(
         self, now: float, latency_ms: float, jitter_ms: float
     ) -> tuple[CommandDecision, list[Transition]]:
@@ -238,6 +273,10 @@ class SafetyStateMachine:
                 f"latency {latency_ms:.1f} ms above halt threshold {t.latency_halt_ms:g} ms",
             )
             return CommandDecision(False, "latency above halt threshold"), changes
+        # Re-engaged while the clock's round trip is still above halt.
+        held = self._hold_for_round_trip(now)
+        if held:
+            return CommandDecision(False, "clock round trip above halt threshold"), changes + held
         self.last_command_at = now
         # The warning follows a smoothed latency (same gain as RFC 3550's jitter, 1/16) so a
         # single late packet does not flap the state; the halt threshold above is immediate.

@@ -137,3 +137,27 @@ def test_concurrent_writers_keep_one_chain(runtime):
     assert verify(runtime) == []
     with runtime.sessions() as db:
         assert audit.chain_length(db) == 40
+
+
+def test_database_refuses_truncate(runtime):
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no TRUNCATE; its DELETE fires the row triggers")
+    fill(runtime, 2)
+    for table in ("audit_events", "audit_head"):
+        with pytest.raises(DBAPIError, match="append-only"), runtime.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {table}"))
+    assert verify(runtime) == []
+    with runtime.sessions() as db:
+        assert audit.chain_length(db) == 2
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["UPDATE audit_head SET seq = 1, last_hash = :genesis", "DELETE FROM audit_head"],
+)
+def test_database_refuses_rewinding_the_head(runtime, sql):
+    fill(runtime, 2)
+    with pytest.raises(DBAPIError, match="only moves forward"), runtime.engine.begin() as conn:
+        conn.execute(text(sql), {"genesis": audit.GENESIS_HASH})
+    fill(runtime, 1)
+    assert verify(runtime) == []

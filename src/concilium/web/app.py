@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +21,7 @@ from concilium.imaging import pages as imaging_pages
 from concilium.imaging import viewer as imaging_viewer
 from concilium.live import playback_web as live_playback_web
 from concilium.live import web as live_web
+from concilium.platform.audit_checkpoints import AuditCheckpointer
 from concilium.platform.policy import Action
 from concilium.telesurgery import web as telesurgery_web
 from concilium.web import api, ops, pages, problems
@@ -62,12 +65,28 @@ def iter_routes(app: FastAPI) -> Iterator[APIRoute]:
                 yield route
 
 
+def audit_checkpointer(runtime: Runtime) -> AuditCheckpointer:
+    """Checkpoints of the audit chain for as long as the server runs (see the settings)."""
+    settings = runtime.settings
+    return AuditCheckpointer(
+        runtime.read_sessions,
+        runtime.audit_checkpoints,
+        runtime.now,
+        every=timedelta(seconds=settings.audit_checkpoint_seconds),
+        entries=settings.audit_checkpoint_entries,
+        poll=min(settings.audit_checkpoint_seconds, 5.0),
+    )
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     runtime = runtime or Runtime.start(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        checkpointer = audit_checkpointer(runtime)
+        await asyncio.to_thread(checkpointer.start)
         yield
+        await asyncio.to_thread(checkpointer.stop)
         runtime.close()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from concilium.config import Settings
+from concilium.platform.audit_checkpoints import CheckpointLog
 from concilium.platform.db import make_engine, make_sessionmaker, utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.events import EventBus, make_bus
@@ -24,6 +25,8 @@ class Runtime:
     """Sessions for readers that must never hold up writers (event streams, polls)."""
     box: SecretBox
     bus: EventBus
+    audit_checkpoints: CheckpointLog
+    """Where signed checkpoints of the audit chain's head are written and read back."""
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -31,13 +34,17 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url, serving=True)
         reader = make_engine(settings.effective_database_url, read_only=True)
+        key = load_or_create_key(settings.data_dir, settings.secret_key)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
             read_sessions=make_sessionmaker(reader),
-            box=SecretBox(load_or_create_key(settings.data_dir, settings.secret_key)),
+            box=SecretBox(key),
             bus=make_bus(settings.redis_url),
+            audit_checkpoints=CheckpointLog.in_data_dir(
+                settings.data_dir, key, settings.audit_syslog_destination
+            ),
         )
 
     def now(self) -> datetime:

@@ -189,6 +189,18 @@ class Reading:
     """Why it cannot be trusted; empty when it is readable and its signature holds."""
 
 
+def _checkpoint_text(line: str) -> str | None:
+    """The checkpoint's JSON in a line of a checkpoint file or of a collector's file (where it
+    is the MSG after the structured data); None if the line is no checkpoint at all."""
+    if line.startswith("{"):
+        return line
+    sd = line.find(SD_ID)
+    if sd < 0:
+        return None
+    start = line.find("{", sd)
+    return line[start:] if start >= 0 else ""
+
+
 def _read_lines(path: Path, signer: CheckpointSigner, strict: bool) -> Iterator[Reading]:
     with path.open(encoding="utf-8", errors="replace") as handle:
         for number, raw in enumerate(handle, start=1):
@@ -196,16 +208,11 @@ def _read_lines(path: Path, signer: CheckpointSigner, strict: bool) -> Iterator[
             where = f"{path}:{number}"
             if not line:
                 continue
-            if line.startswith("{"):
-                text = line
-            elif SD_ID in line and "{" in line[line.index(SD_ID) :]:
-                sd = line.index(SD_ID)
-                text = line[line.index("{", sd) :]
-            elif strict:
-                yield Reading(where, None, "not a checkpoint")
+            text = _checkpoint_text(line)
+            if text is None:
+                if strict:  # a collector's file holds other messages too; this one does not
+                    yield Reading(where, None, "not a checkpoint")
                 continue
-            else:
-                continue  # a collector's file holds other messages too
             try:
                 checkpoint = Checkpoint.from_json(text)
             except ValueError as exc:

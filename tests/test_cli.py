@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -136,3 +137,72 @@ def test_a_relative_data_dir_is_made_absolute(run, monkeypatch, tmp_path):
     monkeypatch.setenv("CONCILIUM_DATA_DIR", "var")
     shown = json.loads(run("config", "show").output)
     assert shown["data_dir"] == str(tmp_path.resolve() / "var")
+
+
+def five_sites(run):
+    """Five audit entries, cheaply."""
+    run("migrate")
+    for n in range(5):
+        run("site", "create", "--name", f"CH {n}", "--finess", f"54000004{n}")
+
+
+def cut_tail(database_url, keep):
+    """Delete the newest entries and rewind the head, every trigger bypassed."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_events DISABLE TRIGGER ALL"))
+            conn.execute(text("ALTER TABLE audit_head DISABLE TRIGGER ALL"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+            conn.execute(text("DROP TRIGGER audit_head_no_rewind"))
+        conn.execute(text("DELETE FROM audit_events WHERE seq > :k"), {"k": keep})
+        last = conn.execute(text("SELECT hash FROM audit_events WHERE seq = :k"), {"k": keep})
+        conn.execute(
+            text("UPDATE audit_head SET seq = :k, last_hash = :h"), {"k": keep, "h": last.scalar()}
+        )
+    engine.dispose()
+
+
+def test_audit_verify_reports_a_cut_tail_from_the_checkpoints(run, database_url):
+    five_sites(run)
+    warned = run("audit", "verify")
+    assert "no checkpoint of the chain yet" in warned.stderr
+    taken = run("audit", "checkpoint").output
+    seq = int(taken.split()[3])
+    assert "intact" in run("audit", "verify").output
+    assert "1 checkpoints agree" in run("audit", "verify").output
+    cut_tail(database_url, keep=3)
+    result = run("audit", "verify", ok=False)
+    assert result.exit_code == 1
+    assert f"attests entry {seq}" in result.stderr
+    assert "the chain ends at entry 3: entries cut" in result.stderr
+
+
+def test_audit_verify_reads_checkpoints_collected_by_syslog(run, database_url, tmp_path):
+    from concilium.platform.audit_checkpoints import Checkpoint, to_syslog
+
+    five_sites(run)
+    run("audit", "checkpoint")
+    data_dir_file = tmp_path / "var" / "audit" / "checkpoints.jsonl"
+    collected = tmp_path / "collector.log"
+    checkpoint = Checkpoint.from_json(data_dir_file.read_text())
+    collected.write_text(to_syslog(checkpoint, "concilium-host") + "\n")
+    data_dir_file.unlink()  # the data dir copy is gone with the tail
+    cut_tail(database_url, keep=3)
+    assert run("audit", "verify").exit_code == 0  # nothing left to compare with
+    result = run("audit", "verify", "--checkpoints", str(collected), ok=False)
+    assert result.exit_code == 1
+    assert f"checkpoint {collected}:1: attests entry {checkpoint.seq}" in result.stderr
+
+
+def test_audit_verify_reports_an_altered_checkpoint(run, tmp_path):
+    five_sites(run)
+    run("audit", "checkpoint")
+    path = tmp_path / "var" / "audit" / "checkpoints.jsonl"
+    path.write_text(re.sub(r'"seq":\d+', '"seq":2', path.read_text()))
+    result = run("audit", "verify", ok=False)
+    assert result.exit_code == 1
+    assert f"checkpoint {path}:1: signature does not match" in result.stderr

@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from concilium.commands import Installation, cli_settings, cli_transaction, migrate_schema, operator
-from concilium.config import ROLES
+from concilium.config import ROLES, Settings
 from concilium.platform import accounts, audit, authn, demo, totp
 from concilium.platform.accounts import RoleGrant
+from concilium.platform.audit_checkpoints import CheckpointLog, read_head
 from concilium.platform.db import utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.services import resolve
@@ -254,16 +255,53 @@ def audit_group() -> None:
     """The audit trail."""
 
 
+def _checkpoint_log(settings: Settings) -> CheckpointLog:
+    key = load_or_create_key(settings.data_dir, settings.secret_key)
+    return CheckpointLog.in_data_dir(settings.data_dir, key, settings.audit_syslog_destination)
+
+
 @audit_group.command("verify")
-def audit_verify() -> None:
-    """Check the hash chain; exit status 1 if any entry was altered or deleted."""
-    with cli_transaction(cli_settings()) as session:
-        breaks = audit.verify(session)
+@click.option(
+    "--checkpoints",
+    "others",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="More checkpoints: a copy of the data dir file, or a syslog collector's file "
+    "(repeatable).",
+)
+def audit_verify(others: tuple[Path, ...]) -> None:
+    """Check the hash chain, and the chain against the signed checkpoints of its head; exit
+    status 1 if any entry was altered or deleted, the tail cut, or a checkpoint altered."""
+    settings = cli_settings()
+    checkpoints = list(_checkpoint_log(settings).read(others))
+    with cli_transaction(settings) as session:
+        breaks = audit.verify(session, checkpoints)
+        length = audit.chain_length(session)
     if breaks:
         for b in breaks:
-            click.echo(f"entry {b.seq}: {b.problem}", err=True)
+            subject = f"checkpoint {b.checkpoint}" if b.checkpoint else f"entry {b.seq}"
+            click.echo(f"{subject}: {b.problem}", err=True)
         raise SystemExit(1)
-    click.echo("audit chain intact")
+    if length and not checkpoints:
+        click.echo(
+            "no checkpoint of the chain yet: a cut tail would go unnoticed "
+            "(`concilium serve` takes them; `concilium audit checkpoint` takes one now)",
+            err=True,
+        )
+    click.echo(f"audit chain intact: {length} entries, {len(checkpoints)} checkpoints agree")
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Take a signed checkpoint of the chain's head now (the server takes them on its own)."""
+    settings = cli_settings()
+    with cli_transaction(settings) as session:
+        seq, digest = read_head(session)
+    if seq == 0:
+        click.echo("the audit chain is empty: nothing to checkpoint")
+        return
+    taken = _checkpoint_log(settings).take(seq, digest, utcnow())
+    click.echo(f"checkpoint of entry {taken.seq} ({taken.hash[:16]}…) written")
 
 
 @audit_group.command("export")

@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     """Base URL users reach the web UI at (used in links, QR codes, CORS)."""
     secret_key: str = ""
-    """Key for encrypting second-factor secrets at rest; empty means generated in the data dir."""
+    """Key for encrypting second-factor secrets at rest and, through a key derived from it,
+    signing audit checkpoints (changing it makes earlier checkpoints fail verification);
+    empty means generated in the data dir."""
     cookie_secure: bool = True
     """Send the session cookie with the Secure attribute (browsers accept it on loopback too)."""
     session_idle_minutes: int = Field(default=30, ge=1)
@@ -80,6 +82,22 @@ class Settings(BaseSettings):
     """How long a break-the-glass grant lasts."""
     token_max_days: int = Field(default=365, ge=1)
     """Longest lifetime an API token may be given."""
+    audit_checkpoint_seconds: float = Field(default=60.0, ge=1, le=86400)
+    """While ``concilium serve`` runs, it appends a signed checkpoint of the audit chain's head
+    (sequence number, hash, time) to ``<data_dir>/audit/checkpoints.jsonl``, and sends it to
+    ``audit_syslog_address``: at start, at stop, and at most this long after the chain grows.
+    ``concilium audit verify`` reports a chain cut or rewound below any checkpoint; entries
+    added since the latest one are covered by the next."""
+    audit_checkpoint_entries: int = Field(default=1000, ge=1)
+    """A checkpoint is also taken as soon as this many entries were added since the last one
+    (a thread reads the head every 5 seconds, or every ``audit_checkpoint_seconds`` if
+    shorter; requests never wait for a checkpoint)."""
+    audit_syslog_address: str = ""
+    """``host:port`` (``[address]:port`` for IPv6) of a syslog collector that receives each
+    audit checkpoint as an RFC 5424 message over UDP (RFC 5426); empty means the data dir
+    file only. A collector out of reach of the database's administrators keeps the
+    checkpoints even if the data dir is altered: give its file to ``audit verify
+    --checkpoints``."""
     log_level: str = "INFO"
     """Level of the JSON application log on standard error."""
     redis_url: str = ""
@@ -135,6 +153,13 @@ class Settings(BaseSettings):
         # Helpers started from here (Janus, ffmpeg) may run in another working directory.
         return value.expanduser().resolve()
 
+    @field_validator("audit_syslog_address")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        if value:
+            _host_port(value)
+        return value
+
     @field_validator("mfa_required_roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
@@ -164,6 +189,11 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'concilium.db').resolve()}"
 
+    @cached_property
+    def audit_syslog_destination(self) -> tuple[str, int] | None:
+        """``audit_syslog_address`` as (host, port), or None when not configured."""
+        return _host_port(self.audit_syslog_address) if self.audit_syslog_address else None
+
     def masked(self) -> dict[str, Any]:
         """Effective values for display, with secrets and URL passwords masked."""
         values: dict[str, Any] = {}
@@ -178,6 +208,18 @@ class Settings(BaseSettings):
             values[name] = value
         values["effective_database_url"] = mask_url_password(self.effective_database_url)
         return values
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    parts = urlsplit(f"//{value}")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{value!r}: {exc}") from exc
+    extra = parts.path or parts.query or parts.fragment or parts.username is not None
+    if not parts.hostname or not port or extra:
+        raise ValueError(f"{value!r} is not host:port (or [IPv6 address]:port)")
+    return parts.hostname, port
 
 
 def mask_url_password(url: str) -> str:

@@ -2,7 +2,9 @@
 
 Each entry's hash covers its content and the previous entry's hash, so altering or deleting
 any entry breaks the chain from that point on (``verify``). The database also refuses
-UPDATE and DELETE on the table (triggers created by the migration).
+UPDATE, DELETE and TRUNCATE on the table and any rewinding of its head (triggers created by
+the migrations). Signed checkpoints of the head kept outside the database
+(``audit_checkpoints``) show a tail cut by someone able to bypass those triggers.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from concilium.platform.audit_checkpoints import Checkpoint, Reading
 from concilium.platform.db import utcnow
 from concilium.platform.policy import Target
 from concilium.platform.tables import AuditEvent, AuditHead
@@ -127,15 +130,49 @@ def record_refusal(
 @dataclass(frozen=True)
 class ChainBreak:
     seq: int
+    """The entry concerned (0 for an unreadable checkpoint)."""
     problem: str
+    checkpoint: str = ""
+    """The checkpoint that shows the problem (``file:line``); empty for the chain itself."""
 
 
-def verify(session: Session, batch: int = 5000) -> list[ChainBreak]:
-    """Walk the whole chain; report every altered, deleted or reordered entry."""
+def _checkpoint_breaks(
+    readings: Iterable[Reading],
+) -> tuple[list[ChainBreak], dict[int, dict[str, tuple[str, Checkpoint]]]]:
+    """Untrustworthy checkpoints, and the others by sequence number then hash (the same head
+    checkpointed many times is checked once)."""
     breaks: list[ChainBreak] = []
+    anchors: dict[int, dict[str, tuple[str, Checkpoint]]] = {}
+    for reading in readings:
+        if reading.checkpoint is None or reading.problem:
+            seq = reading.checkpoint.seq if reading.checkpoint is not None else 0
+            breaks.append(ChainBreak(seq, reading.problem, reading.where))
+            continue
+        by_hash = anchors.setdefault(reading.checkpoint.seq, {})
+        by_hash.setdefault(reading.checkpoint.hash, (reading.where, reading.checkpoint))
+    return breaks, anchors
+
+
+def _when(checkpoint: Checkpoint) -> str:
+    return "taken " + checkpoint.at.isoformat(timespec="seconds")
+
+
+def verify(
+    session: Session, checkpoints: Iterable[Reading] = (), batch: int = 5000
+) -> list[ChainBreak]:
+    """Walk the whole chain; report every altered, deleted or reordered entry.
+
+    Each of ``checkpoints`` (see ``audit_checkpoints.CheckpointLog.read``) is checked
+    against the chain: an altered checkpoint, one naming an entry the chain no longer has
+    (its tail was cut), or a different hash at its sequence number (rewritten) is reported.
+    """
+    breaks, anchors = _checkpoint_breaks(checkpoints)
     expected_prev = GENESIS_HASH
     expected_seq = 1
     last_seq = 0
+    for digest, (where, _) in anchors.pop(0, {}).items():
+        if digest != GENESIS_HASH:
+            breaks.append(ChainBreak(0, "attests an empty chain with a hash", where))
     while True:
         rows = (
             session.execute(
@@ -158,6 +195,13 @@ def verify(session: Session, batch: int = 5000) -> list[ChainBreak]:
                 breaks.append(ChainBreak(event.seq, "previous-hash link broken"))
             if chain_hash(event) != event.hash:
                 breaks.append(ChainBreak(event.seq, "content altered"))
+            for digest, (where, checkpoint) in anchors.pop(event.seq, {}).items():
+                if digest != event.hash:
+                    problem = (
+                        f"attests entry {event.seq} with another hash "
+                        f"({_when(checkpoint)}): the chain was rewritten"
+                    )
+                    breaks.append(ChainBreak(event.seq, problem, where))
             expected_prev = event.hash
             expected_seq = event.seq + 1
             last_seq = event.seq
@@ -166,6 +210,16 @@ def verify(session: Session, batch: int = 5000) -> list[ChainBreak]:
         breaks.append(ChainBreak(last_seq + 1, f"entries {last_seq + 1}..{head.seq} missing"))
     elif head.last_hash != expected_prev:
         breaks.append(ChainBreak(last_seq, "chain tip does not match the last entry"))
+    for seq in sorted(anchors):
+        for where, checkpoint in anchors[seq].values():
+            if seq > last_seq:
+                problem = (
+                    f"attests entry {seq} ({_when(checkpoint)}), but the chain ends at "
+                    f"entry {last_seq}: entries cut"
+                )
+            else:
+                problem = f"attests entry {seq} ({_when(checkpoint)}), which is missing"
+            breaks.append(ChainBreak(seq, problem, where))
     return breaks
 
 

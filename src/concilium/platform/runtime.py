@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from concilium.config import Settings
+from concilium.platform.audit_checkpoints import CheckpointLog
 from concilium.platform.db import make_engine, make_sessionmaker, utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.events import EventBus, make_bus
@@ -31,6 +32,8 @@ class Runtime:
     """Encryption of secrets at rest (second factors)."""
     bus: EventBus
     """The one event bus of the process (Redis pub/sub between processes when set)."""
+    audit_checkpoints: CheckpointLog
+    """Where signed checkpoints of the audit chain's head are written and read back."""
     clock: Callable[[], datetime] = field(default=utcnow)
     """The current time (tests move it by hand)."""
     token_scopes: frozenset[str] = frozenset()
@@ -41,14 +44,18 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url, serving=True)
         reader = make_engine(settings.effective_database_url, read_only=True)
+        key = load_or_create_key(settings.data_dir, settings.secret_key)
         return cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
             read_sessions=make_sessionmaker(reader),
-            box=SecretBox(load_or_create_key(settings.data_dir, settings.secret_key)),
+            box=SecretBox(key),
             bus=make_bus(settings.redis_url),
             token_scopes=token_scopes,
+            audit_checkpoints=CheckpointLog.in_data_dir(
+                settings.data_dir, key, settings.audit_syslog_destination
+            ),
         )
 
     def now(self) -> datetime:

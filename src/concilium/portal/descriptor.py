@@ -36,6 +36,7 @@ SERVICE = ServiceDescriptor(
         NavEntry(PlatformAction.HOME, "/account", "Account", 120),
     ),
     templates=Path(__file__).with_name("templates"),
+    runtime="concilium.portal.process:PlatformProcess",
     # Probes for load balancers (they disclose nothing), and the sign-in page.
     public_paths=frozenset({"/healthz", "/readyz", "/login"}),
 )

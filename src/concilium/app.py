@@ -20,6 +20,7 @@ from concilium.platform.runtime import Runtime
 from concilium.platform.services import resolve
 from concilium.web import problems
 from concilium.web.context import Ctx, gate
+from concilium.web.language import LanguageMiddleware
 from concilium.web.observability import AccessLogMiddleware, Metrics, SecurityHeadersMiddleware
 from concilium.web.rendering import STATIC_DIR, Pages
 
@@ -103,6 +104,7 @@ def application(assembly: Assembly, *, serve: bool = False, owned: bool = False)
             assert callable(install), service.middleware
             install(app, runtime.settings)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(LanguageMiddleware)
     app.add_middleware(AccessLogMiddleware, metrics=app.state.metrics)
     return app
 

@@ -15,9 +15,10 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypeVar
 
 from concilium.config import Settings
+from concilium.platform import i18n
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import ServiceDescriptor, ServiceRuntime
-from concilium.services import SERVICES, TOKEN_SCOPES
+from concilium.services import LOCALE_FOLDERS, SERVICES, TOKEN_SCOPES
 
 T = TypeVar("T")
 
@@ -47,6 +48,7 @@ class Assembly:
         services: Sequence[ServiceDescriptor] = SERVICES,
     ) -> Assembly:
         """Build every runtime; nothing is started yet (see :meth:`open`)."""
+        i18n.load_catalogues(LOCALE_FOLDERS)
         runtime = runtime or Runtime.start(settings, TOKEN_SCOPES)
         if not runtime.token_scopes:
             runtime.token_scopes = TOKEN_SCOPES

@@ -6,9 +6,14 @@ Adding a service is one line here and a package holding its descriptor
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from concilium.platform.db import Schema, migrate
 from concilium.platform.policy import Action, token_scopes
 from concilium.platform.services import ServiceDescriptor, resolve
+
+TOOLKIT_LOCALE = Path(__file__).parent / "web" / "locale"
+"""Catalogues of the shared layout, macros and error pages (``concilium.web``)."""
 
 REGISTRY: tuple[str, ...] = (
     "concilium.portal.descriptor:SERVICE",
@@ -32,6 +37,13 @@ SCHEMA = Schema(
     version_locations=tuple(s.migrations for s in SERVICES if s.migrations),
 )
 """The whole database: every service's tables and migrations."""
+
+
+LOCALE_FOLDERS: tuple[Path, ...] = (
+    TOOLKIT_LOCALE,
+    *(s.locale for s in SERVICES if s.locale is not None),
+)
+"""Every translation catalogue folder: the shared pages' and each service's."""
 
 
 def migrate_database(url: str, revision: str = "head") -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from concilium.imaging.actions import ImagingAction
+from concilium.platform.i18n import N_
 from concilium.platform.policy import actions_of
 from concilium.platform.services import NavEntry, ServiceDescriptor
 
@@ -25,11 +26,12 @@ SERVICE = ServiceDescriptor(
     documented_routers=("concilium.imaging.dicomweb:router",),
     commands="concilium.imaging.cli:dicom",
     nav=(
-        NavEntry(ImagingAction.STUDY_READ, "/imaging", "Imaging", 20),
-        NavEntry(ImagingAction.AE_MANAGE, "/admin/imaging/aes", "DICOM nodes", 90),
+        NavEntry(ImagingAction.STUDY_READ, "/imaging", N_("Imaging"), 20),
+        NavEntry(ImagingAction.AE_MANAGE, "/admin/imaging/aes", N_("DICOM nodes"), 90),
     ),
     templates=_HERE / "templates",
     static=_HERE / "static",
+    locale=_HERE / "locale",
     runtime="concilium.imaging.process:ImagingProcess",
     middleware="concilium.imaging.dicomweb:install_cors",
 )

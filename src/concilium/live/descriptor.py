@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from concilium.live.actions import LiveAction
+from concilium.platform.i18n import N_
 from concilium.platform.policy import actions_of
 from concilium.platform.services import NavEntry, ServiceDescriptor
 
@@ -27,10 +28,11 @@ SERVICE = ServiceDescriptor(
         "concilium.live.playback_web:api_router",
     ),
     nav=(
-        NavEntry(LiveAction.LIVE_READ, "/live", "Live", 30),
-        NavEntry(LiveAction.LIVE_READ, "/live/library", "Recordings", 40),
+        NavEntry(LiveAction.LIVE_READ, "/live", N_("Live"), 30),
+        NavEntry(LiveAction.LIVE_READ, "/live/library", N_("Recordings"), 40),
     ),
     templates=_HERE / "templates",
     static=_HERE / "static",
+    locale=_HERE / "locale",
     runtime="concilium.live.process:LiveProcess",
 )

@@ -1,13 +1,20 @@
-"""Domain errors: each maps to one HTTP status and problem type in the web adapter."""
+"""Domain errors: each maps to one HTTP status and problem type in the web adapter.
+
+A ``title`` names the kind of problem in English (it also forms the problem type URI) and is
+translated where it is shown; a ``detail`` is written for the person, in their language
+(``_("...")`` where it is raised).
+"""
 
 from __future__ import annotations
+
+from concilium.platform.i18n import N_
 
 
 class ConciliumError(Exception):
     """Base of the errors a user can be told about."""
 
     status = 400
-    title = "Bad request"
+    title = N_("Bad request")
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -16,29 +23,29 @@ class ConciliumError(Exception):
 
 class InvalidInput(ConciliumError):
     status = 422
-    title = "Invalid input"
+    title = N_("Invalid input")
 
 
 class NotFound(ConciliumError):
     status = 404
-    title = "Not found"
+    title = N_("Not found")
 
 
 class Conflict(ConciliumError):
     status = 409
-    title = "Conflict"
+    title = N_("Conflict")
 
 
 class Unauthenticated(ConciliumError):
     status = 401
-    title = "Authentication required"
+    title = N_("Authentication required")
 
 
 class Forbidden(ConciliumError):
     status = 403
-    title = "Forbidden"
+    title = N_("Forbidden")
 
 
 class TooManyRequests(ConciliumError):
     status = 429
-    title = "Too many requests"
+    title = N_("Too many requests")

@@ -104,6 +104,8 @@ class ServiceDescriptor:
     """Folder of its page templates, named ``<name>/<template>`` by the pages."""
     static: Path | None = None
     """Folder served at ``/static/<name>``."""
+    locale: Path | None = None
+    """Folder of its translation catalogues (``<lang>/LC_MESSAGES/messages.po``)."""
     runtime: str = ""
     """``module:attribute`` of its :data:`RuntimeFactory`, when it holds process state."""
     middleware: str = ""

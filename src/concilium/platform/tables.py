@@ -31,6 +31,10 @@ class Site(Base):
     finess: Mapped[str] = mapped_column(String(9), unique=True)
     """National establishment identifier (FINESS: nine digits)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    """IANA zone of the site: its people read and enter times in it."""
+    holiday_region: Mapped[str] = mapped_column(String(32), default="FR")
+    """Which public holidays it keeps (``concilium.platform.holidays.REGIONS``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -56,6 +60,10 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    """Language of the interface the person chose (None: their browser's)."""
+    timezone: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """IANA zone the person reads times in (None: their site's)."""
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", cascade="all, delete-orphan", lazy="selectin"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from concilium.platform.db import MIGRATIONS_DIR
+from concilium.platform.i18n import N_
 from concilium.platform.policy import PlatformAction, actions_of
 from concilium.platform.services import NavEntry, ServiceDescriptor
 
@@ -26,16 +27,17 @@ SERVICE = ServiceDescriptor(
     ),
     documented_routers=("concilium.portal.ops:router", "concilium.portal.api:router"),
     nav=(
-        NavEntry(PlatformAction.HOME, "/", "Home", 0),
-        NavEntry(PlatformAction.PATIENT_READ, "/patients", "Patients", 10),
-        NavEntry(PlatformAction.EMERGENCY_REQUEST, "/emergency", "Emergency access", 60),
-        NavEntry(PlatformAction.USER_MANAGE, "/admin/users", "Users", 70),
-        NavEntry(PlatformAction.SITE_MANAGE, "/admin/sites", "Sites", 80),
-        NavEntry(PlatformAction.AUDIT_READ, "/audit", "Audit log", 100),
-        NavEntry(PlatformAction.TOKEN_MANAGE, "/tokens", "API tokens", 110),
-        NavEntry(PlatformAction.HOME, "/account", "Account", 120),
+        NavEntry(PlatformAction.HOME, "/", N_("Home"), 0),
+        NavEntry(PlatformAction.PATIENT_READ, "/patients", N_("Patients"), 10),
+        NavEntry(PlatformAction.EMERGENCY_REQUEST, "/emergency", N_("Emergency access"), 60),
+        NavEntry(PlatformAction.USER_MANAGE, "/admin/users", N_("Users"), 70),
+        NavEntry(PlatformAction.SITE_MANAGE, "/admin/sites", N_("Sites"), 80),
+        NavEntry(PlatformAction.AUDIT_READ, "/audit", N_("Audit log"), 100),
+        NavEntry(PlatformAction.TOKEN_MANAGE, "/tokens", N_("API tokens"), 110),
+        NavEntry(PlatformAction.HOME, "/account", N_("Account"), 120),
     ),
     templates=Path(__file__).with_name("templates"),
+    locale=Path(__file__).with_name("locale"),
     runtime="concilium.portal.process:PlatformProcess",
     # Probes for load balancers (they disclose nothing), and the sign-in page.
     public_paths=frozenset({"/healthz", "/readyz", "/login"}),

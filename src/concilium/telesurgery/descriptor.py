@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from concilium.platform.i18n import N_
 from concilium.platform.policy import actions_of
 from concilium.platform.services import NavEntry, ServiceDescriptor
 from concilium.telesurgery.actions import TelesurgeryAction
@@ -19,8 +20,9 @@ SERVICE = ServiceDescriptor(
     routers=("concilium.telesurgery.web:api_router", "concilium.telesurgery.web:router"),
     documented_routers=("concilium.telesurgery.web:api_router",),
     commands="concilium.telesurgery.cli:telesurgery",
-    nav=(NavEntry(TelesurgeryAction.PROCEDURE_READ, "/telesurgery", "Telesurgery", 50),),
+    nav=(NavEntry(TelesurgeryAction.PROCEDURE_READ, "/telesurgery", N_("Telesurgery"), 50),),
     templates=_HERE / "templates",
     static=_HERE / "static",
+    locale=_HERE / "locale",
     runtime="concilium.telesurgery.process:TelesurgeryProcess",
 )

@@ -24,6 +24,7 @@ from concilium.platform import audit
 from concilium.platform.accounts import principal_for
 from concilium.platform.authn import Identity, authenticate
 from concilium.platform.errors import Forbidden, Unauthenticated
+from concilium.platform.i18n import _
 from concilium.platform.policy import (
     NOTHING,
     Action,
@@ -99,7 +100,7 @@ class Ctx:
         decision = decide(self.principal, action, target)
         if not decision.allowed:
             record_refusal(self.db, self.actor, action, target, decision.reason)
-            raise Forbidden(decision.reason)
+            raise Forbidden(_("You do not have access to this."))
         self.decisions.append(decision)
         return decision
 
@@ -167,7 +168,7 @@ def _check_csrf(request: Request, web_session: WebSession, sent: str) -> None:
     if request.method in SAFE_METHODS:
         return
     if not sent or not secrets.compare_digest(sent, web_session.csrf_token):
-        raise Forbidden("missing or wrong CSRF token; reload the page and try again")
+        raise Forbidden(_("This form has expired. Reload the page and try again."))
 
 
 def _identify(
@@ -216,7 +217,7 @@ def _admit(
     ctx = Ctx(request, runtime, db, principal, identity.user, identity.web_session, action, now)
     if not may_attempt(principal, action):
         record_refusal(db, ctx.actor, action, NOTHING, "role does not permit this")
-        raise Forbidden(f"your roles do not permit {action.value}")
+        raise Forbidden(_("Your roles do not give access to this page or action."))
     db.connection()  # begin the handler's transaction here, off the event loop
     return ctx
 

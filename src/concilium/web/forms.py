@@ -11,6 +11,7 @@ from fastapi import Form
 from fastapi.responses import RedirectResponse, Response
 
 from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx
 
 Text = Annotated[str, Form(max_length=2000)]
@@ -29,7 +30,7 @@ def date_or_none(text: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError as exc:
-        raise InvalidInput("dates are written YYYY-MM-DD") from exc
+        raise InvalidInput(_("Write dates as DD/MM/YYYY or pick one in the calendar.")) from exc
 
 
 def run_form_action(

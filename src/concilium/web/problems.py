@@ -11,11 +11,20 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from concilium.platform.errors import ConciliumError
+from concilium.platform.i18n import N_, _
 
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://concilium.invalid/problems/"
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+INVALID_INPUT = N_("Invalid input")
+SERVER_ERROR = N_("Server error")
+HTTP_TITLES = {404: N_("Not found"), 405: N_("Method not allowed")}
+"""Problems the framework raises itself, by status."""
+HTTP_DETAILS = {
+    404: N_("There is nothing at this address. Check it, or start again from the home page."),
+    405: N_("This address does not accept that kind of request."),
+}
 
 
 def wants_page(request: Request) -> bool:
@@ -29,7 +38,7 @@ def wants_page(request: Request) -> bool:
 def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
     body = {
         "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
-        "title": title,
+        "title": _(title),
         "status": status,
         "detail": detail,
         "instance": request.url.path,
@@ -45,7 +54,7 @@ def _page(request: Request, status: int, title: str, detail: str) -> Response:
     if status == 401:
         target = request.url.path
         return RedirectResponse(f"/login?next={target}", status_code=303)
-    return render_error(request, status, title, detail)
+    return render_error(request, status, _(title), detail)
 
 
 def install(app: FastAPI) -> None:
@@ -63,23 +72,25 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
         if wants_page(request):
-            return _page(request, 422, "Invalid input", detail)
-        return problem(422, "Invalid input", detail, request, errors=errors)
+            return _page(request, 422, INVALID_INPUT, detail)
+        return problem(422, INVALID_INPUT, detail, request, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "Error")
+        title = HTTP_TITLES.get(exc.status_code, N_("Error"))
+        detail = _(HTTP_DETAILS[exc.status_code]) if exc.status_code in HTTP_DETAILS else ""
+        detail = detail or str(exc.detail)
         if wants_page(request):
-            return _page(request, exc.status_code, title, str(exc.detail))
-        return problem(exc.status_code, title, str(exc.detail), request)
+            return _page(request, exc.status_code, title, detail)
+        return problem(exc.status_code, title, detail, request)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", extra={"path_template": _template(request)})
-        detail = "an unexpected error occurred; it was logged and nothing was saved"
+        detail = _("An unexpected error occurred; it was logged and nothing was saved.")
         if wants_page(request):
-            return _page(request, 500, "Server error", detail)
-        return problem(500, "Server error", detail, request)
+            return _page(request, 500, SERVER_ERROR, detail)
+        return problem(500, SERVER_ERROR, detail, request)
 
 
 def _template(request: Request) -> str:

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
-from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader
+from jinja2 import ChoiceLoader, FileSystemLoader, PrefixLoader, pass_context
+from jinja2.runtime import Context
 
+from concilium.platform import i18n
 from concilium.platform.services import NavEntry
+from concilium.platform.tables import Site
 from concilium.web.context import Ctx, may_attempt
 from concilium.web.labels import PURPOSE_LABELS, ROLE_LABELS
 
@@ -42,12 +47,47 @@ class Pages:
         prefixed = PrefixLoader({name: FileSystemLoader(folder) for name, folder in services})
         loader = ChoiceLoader([FileSystemLoader(TEMPLATES_DIR), prefixed])
         templates = Jinja2Templates(directory=TEMPLATES_DIR)
-        templates.env.loader = loader
+        env = templates.env
+        env.loader = loader
+        env.add_extension("jinja2.ext.i18n")
+        env.install_gettext_callables(  # type: ignore[attr-defined]
+            i18n.gettext, i18n.ngettext, newstyle=True, pgettext=i18n.pgettext
+        )
+        env.globals["script_messages"] = i18n.script_messages
+        env.filters["datetime"] = _show_datetime
+        env.filters["date"] = _show_date
+        env.filters["time"] = _show_time
         return cls(templates, tuple(sorted(nav, key=lambda entry: entry.order)))
 
     def menu(self, ctx: Ctx) -> list[tuple[str, str]]:
         """Entries the policy could ever let this person use."""
         return [(e.href, e.label) for e in self.nav if may_attempt(ctx.principal, e.action)]
+
+
+@pass_context
+def _show_datetime(context: Context, value: datetime | None, form: str = "short") -> str:
+    return "" if value is None else i18n.show_datetime(value, context["zone"], form)
+
+
+@pass_context
+def _show_date(context: Context, value: date | datetime | None, form: str = "short") -> str:
+    return "" if value is None else i18n.show_date(value, context["zone"], form)
+
+
+@pass_context
+def _show_time(context: Context, value: datetime | None) -> str:
+    return "" if value is None else i18n.show_time(value, context["zone"])
+
+
+def reader_zone(ctx: Ctx | None) -> ZoneInfo:
+    """The zone a person reads times in: theirs, else their site's, else the default."""
+    if ctx is None:
+        return i18n.zone(None)
+    if ctx.user.timezone:
+        return i18n.zone(ctx.user.timezone)
+    site_ids = sorted(m.site_id for m in ctx.user.memberships)
+    site = ctx.db.get(Site, site_ids[0]) if site_ids else None
+    return i18n.zone(site.timezone if site is not None else None)
 
 
 def pages_of(request: Request) -> Pages:
@@ -68,6 +108,8 @@ def render_page(
         "purpose_labels": PURPOSE_LABELS,
         "nav": pages.menu(ctx) if ctx else [],
         "path": request.url.path,
+        "locale": i18n.current_locale(),
+        "zone": reader_zone(ctx),
         **values,
     }
     return pages.templates.TemplateResponse(request, name, context, status_code=status)

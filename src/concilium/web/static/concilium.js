@@ -1,5 +1,7 @@
 // Small progressive enhancements; every page works without them.
 
+import { _ } from "/static/i18n.js";
+
 // Ask before destructive actions marked with data-confirm.
 document.addEventListener("submit", (event) => {
   const button = event.submitter;
@@ -13,7 +15,7 @@ document.addEventListener("submit", (event) => {
 for (const element of document.querySelectorAll("[data-copy]")) {
   element.setAttribute("role", "button");
   element.setAttribute("tabindex", "0");
-  element.title = "Copy";
+  element.title = _("Copy");
   const copy = async () => {
     await navigator.clipboard?.writeText(element.textContent.trim());
     element.dataset.copied = "true";

@@ -223,6 +223,7 @@ def test_the_example_procedure_file_documents_the_defaults():
 
     path = Path(telesurgery.__file__).parent / "procedure.example.toml"
     data = load_procedure_file(path)
+    assert data["link_class"] == "lan"
     assert SafetyThresholds.from_mapping(data["safety"]) == SafetyThresholds()
     assert MotionLimits.from_mapping(data["limits"]) == MotionLimits()
     assert QualificationThresholds.from_mapping(data["qualification"]) == (
@@ -253,3 +254,41 @@ def test_a_clock_alarm_holds_a_moving_robot():
     machine = engaged()
     [t] = machine.clock_alarm(0.01, "command 998.0 ms ahead")
     assert t.state is S.HOLD and t.reason == "clock alarm: command 998.0 ms ahead"
+
+
+def test_the_lan_class_is_the_defaults_and_each_class_fits_its_link():
+    from concilium.telesurgery.impairment import PROFILES
+    from concilium.telesurgery.limits import MotionLimits
+    from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
+
+    assert DEFAULT_LINK_CLASS == "lan"
+    assert LINK_CLASSES["lan"].safety == SafetyThresholds()
+    assert LINK_CLASSES["lan"].limits == MotionLimits()
+    defaults = LINK_CLASSES["lan"]
+    travel_mm = defaults.limits.max_velocity_mm_s * defaults.safety.command_freshness_ms
+    turn_deg = defaults.limits.max_angular_velocity_deg_s * defaults.safety.command_freshness_ms
+    for preset in LINK_CLASSES.values():
+        profile = PROFILES[preset.profile]
+        safety, limits = preset.safety, preset.limits
+        # A command needs about one round trip: the budget leaves room beyond it.
+        assert safety.command_freshness_ms >= 2 * profile.delay_ms + 50, preset.name
+        # Not DEGRADED on the link's own delay.
+        assert safety.latency_warning_ms > profile.delay_ms + 10 * profile.jitter_ms, preset.name
+        # The tool moves no further within one freshness budget than at the defaults.
+        budget = safety.command_freshness_ms
+        assert limits.max_velocity_mm_s * budget <= travel_mm, preset.name
+        assert limits.max_angular_velocity_deg_s * budget <= turn_deg, preset.name
+    far = LINK_CLASSES["intercontinental"].safety
+    # DEGRADED warns before commands start being refused (half the budget, symmetric path).
+    assert far.latency_warning_ms < far.command_freshness_ms / 2
+
+
+def test_a_procedure_file_names_its_link_class_and_overrides_its_values(tmp_path):
+    path = tmp_path / "procedure.toml"
+    path.write_text('link_class = "intercontinental"\n[safety]\nwatchdog_ms = 40\n')
+    thresholds = load_thresholds(path)
+    assert thresholds.command_freshness_ms == 250 and thresholds.latency_halt_ms == 300
+    assert thresholds.watchdog_ms == 40
+    path.write_text('link_class = "orbital"\n')
+    with pytest.raises(ValueError, match="unknown link class 'orbital'; known: lan, regional"):
+        load_thresholds(path)

@@ -213,22 +213,30 @@ def test_losing_the_robot_controller_holds_only_when_moving():
     assert t.state is S.HOLD and "disconnected" in t.reason
 
 
-def test_the_example_procedure_file_documents_the_defaults():
+def test_the_example_procedure_file_documents_the_defaults_and_pins_none(tmp_path):
+    import re
+    import tomllib
     from pathlib import Path
 
     from concilium import telesurgery
     from concilium.telesurgery.limits import MotionLimits
     from concilium.telesurgery.qualification import QualificationThresholds
-    from concilium.telesurgery.safety import load_procedure_file
+    from concilium.telesurgery.safety import load_procedure_file, resolve_link_class
 
     path = Path(telesurgery.__file__).parent / "procedure.example.toml"
-    data = load_procedure_file(path)
-    assert data["link_class"] == "lan"
-    assert SafetyThresholds.from_mapping(data["safety"]) == SafetyThresholds()
-    assert MotionLimits.from_mapping(data["limits"]) == MotionLimits()
-    assert QualificationThresholds.from_mapping(data["qualification"]) == (
+    # Every option is shown, commented out, with its default.
+    shown = tomllib.loads(re.sub(r"^# (\w+ = .*)$", r"\1", path.read_text(), flags=re.M))
+    assert shown["link_class"] == "lan"
+    assert SafetyThresholds.from_mapping(shown["safety"]) == SafetyThresholds()
+    assert MotionLimits.from_mapping(shown["limits"]) == MotionLimits()
+    assert QualificationThresholds.from_mapping(shown["qualification"]) == (
         QualificationThresholds()
     )
+    # As it is, the file sets nothing: a copy takes its link class's values whole.
+    data = load_procedure_file(path)
+    assert all(value == {} for value in data.values()), data
+    far = resolve_link_class(data, "intercontinental")
+    assert SafetyThresholds.from_mapping(far["safety"]).command_freshness_ms == 250
 
 
 def test_a_clock_round_trip_above_halt_holds_until_it_comes_back_down():

@@ -230,11 +230,12 @@ def judge(m: Measurements, t: QualificationThresholds, safety: SafetyThresholds)
 
     Against the safety thresholds, by the rules the robot gateway applies:
 
-    - ``command_age_p999_ms``: the 99.9th percentile of the commands' age at worst (estimated
-      age plus the clock offset's uncertainty, :func:`concilium.telesurgery.link.
-      judge_freshness`) within ``command_freshness_ms``. The percentile is the one the round
-      trip is judged at; the few commands beyond it are refused like lost ones, which the
-      loss and outage criteria bound;
+    - ``command_age_p999_ms``: the 99.9th percentile of the commands' age at worst
+      (estimated age plus the clock offset's uncertainty, as
+      :func:`concilium.telesurgery.link.judge_freshness` takes them) within
+      ``command_freshness_ms``. The percentile is the round trip's: the one command in a
+      thousand it leaves out would be refused as stale, like a lost one, a tenth of the
+      loss accepted by default;
     - ``clock_rtt_p999_ms``: the 99.9th percentile of the heartbeat round trip within
       ``latency_halt_ms``. The robot holds when the round trip of the exchange its clock
       offset comes from, the lowest of the last 32, exceeds it: with nearly every exchange

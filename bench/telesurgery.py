@@ -6,7 +6,12 @@ delay from the console's send to the controller's receipt is what the two gatewa
 loopback add. Then the console gateway is frozen (SIGSTOP), which cuts the link as the
 robot side sees it, and the time to HOLD is measured.
 
+With ``--profile`` the link goes through the impairment proxy (``telesurgery impair``, a
+process of its own) with that network profile, and the delay includes the network's; the
+gateways apply the thresholds of ``--link-class`` (lan by default).
+
 Run: .venv/bin/python bench/telesurgery.py [--seconds 10] [--rate 1000]
+     [--profile intercontinental-12000km --link-class intercontinental]
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import json
 import math
 import multiprocessing as mp
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -25,10 +31,14 @@ import time
 from pathlib import Path
 
 from concilium.telesurgery import openigtlink as igtl
+from concilium.telesurgery.impairment import PROFILES
 from concilium.telesurgery.link import ProcedureKeys, write_keys
-from concilium.telesurgery.safety import SafetyThresholds
+from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
 
 CLI = "from concilium.telesurgery.cli import telesurgery; telesurgery()"
+STARTUP_TIMEOUT = 60.0
+"""How long the gateway processes may take to start: importing the command line takes
+seconds on a loaded machine."""
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -50,7 +60,7 @@ def read_exactly(sock: socket.socket, size: int) -> bytes:
 def robot_controller(port: int, results: mp.connection.Connection, stop_after: float) -> None:
     """Accept the robot gateway, confirm engagement, record what arrives and when."""
     server = socket.create_server(("127.0.0.1", port))
-    server.settimeout(10)
+    server.settimeout(STARTUP_TIMEOUT)
     conn, _ = server.accept()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn.sendall(igtl.pack(igtl.Message("LOCAL", igtl.String("CONFIRM_ENGAGE"))))
@@ -100,40 +110,67 @@ def main() -> int:
         action="store_true",
         help="SCHED_FIFO for the gateways (--rt-priority) and for this bench's peers",
     )
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="network profile of an impairment proxy between the gateways (default: none)",
+    )
+    parser.add_argument(
+        "--link-class",
+        choices=list(LINK_CLASSES),
+        default=DEFAULT_LINK_CLASS,
+        help="threshold preset both gateways apply",
+    )
     args = parser.parse_args()
     rt_args = ["--rt-priority", "50"] if args.rt else []
-    thresholds = SafetyThresholds()
+    class_args = ["--link-class", args.link_class]
+    thresholds = LINK_CLASSES[args.link_class].safety
 
     workdir = Path(tempfile.mkdtemp(prefix="telesurgery-bench-"))
     keys_path = workdir / "keys.json"
     write_keys(ProcedureKeys.generate("bench"), keys_path)
     robot_port = free_port()
     link_port = free_port(socket.SOCK_DGRAM)
+    proxy_port = free_port(socket.SOCK_DGRAM)
     console_port = free_port()
+    remote_port = link_port if args.profile is None else proxy_port
 
     if args.rt:
         # The console and the robot controller are real-time peers on their own machines.
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(40))
     parent, child = mp.Pipe()
     controller = mp.Process(
-        target=robot_controller, args=(robot_port, child, args.seconds + 8.0), daemon=True
+        target=robot_controller,
+        args=(robot_port, child, args.seconds + 8.0 + STARTUP_TIMEOUT),
+        daemon=True,
     )
     controller.start()
     time.sleep(0.2)
     robot_gw = subprocess.Popen(
         [sys.executable, "-c", CLI, "robot-gateway", "--keys", str(keys_path),
          "--robot", f"127.0.0.1:{robot_port}", "--link-bind", f"127.0.0.1:{link_port}",
-         *rt_args],
+         *class_args, *rt_args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
+    proxy = None
+    if args.profile is not None:
+        proxy = subprocess.Popen(
+            [sys.executable, "-c", CLI, "impair", "--listen", f"127.0.0.1:{proxy_port}",
+             "--upstream", f"127.0.0.1:{link_port}", "--profile", args.profile],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        if args.rt:
+            # The proxy plays the network, which no other work on this machine delays.
+            os.sched_setscheduler(proxy.pid, os.SCHED_FIFO, os.sched_param(50))
     console_gw = subprocess.Popen(
         [sys.executable, "-c", CLI, "console-gateway", "--keys", str(keys_path),
-         "--remote", f"127.0.0.1:{link_port}", "--link-bind", "127.0.0.1:0",
-         "--igtl-bind", f"127.0.0.1:{console_port}", *rt_args],
+         "--remote", f"127.0.0.1:{remote_port}", "--link-bind", "127.0.0.1:0",
+         "--igtl-bind", f"127.0.0.1:{console_port}", *class_args, *rt_args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + STARTUP_TIMEOUT
         while True:
             try:
                 console = socket.create_connection(("127.0.0.1", console_port), timeout=1)
@@ -143,7 +180,13 @@ def main() -> int:
                     raise
                 time.sleep(0.05)
         console.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        time.sleep(0.5)  # heartbeats synchronise the clocks
+        if proxy is not None and proxy.stderr is not None:
+            # The proxy says so on standard error once it is about to bind its port.
+            ready, _, _ = select.select([proxy.stderr], [], [], STARTUP_TIMEOUT)
+            if not ready or not proxy.stderr.readline().startswith("impairing"):
+                raise RuntimeError("the impairment proxy did not start")
+        # Heartbeats synchronise the clocks (and fill the clock filter over a long path).
+        time.sleep(0.5 if args.profile is None else 1.0)
 
         period = 1.0 / args.rate
         count = int(args.seconds * args.rate)
@@ -177,7 +220,7 @@ def main() -> int:
         time.sleep(0.02)
         cut_ns = time.time_ns()
         console_gw.send_signal(signal.SIGSTOP)
-        time.sleep(0.3)
+        time.sleep(0.3 if args.profile is None else 0.5)
         console_gw.send_signal(signal.SIGCONT)
         time.sleep(0.2)
         console.close()
@@ -185,6 +228,9 @@ def main() -> int:
         for process in (console_gw, robot_gw):
             process.send_signal(signal.SIGCONT)
             process.terminate()
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
         outputs = [p.communicate(timeout=10)[0] for p in (console_gw, robot_gw)]
     targets, states = parent.recv()
     controller.join(5)
@@ -201,13 +247,22 @@ def main() -> int:
     stats = [json.loads(o.strip().splitlines()[-1]) if o.strip() else {} for o in outputs]
 
     mode = "SCHED_FIFO" if args.rt else "default scheduling"
+    path = "loopback" if args.profile is None else f"profile {args.profile}"
     print(f"commands sent:            {count} at {args.rate:g} Hz over {args.seconds:g} s ({mode})")
-    print(f"commands executed:        {len(targets)}")
     print(
-        f"gateway-added latency:    p50 {percentile(before_cut, 50):.3f} ms, "
-        f"p99 {percentile(before_cut, 99):.3f} ms, max {max(before_cut):.3f} ms "
-        "(console send -> robot receipt, both gateways + loopback)"
+        f"link class:               {args.link_class} (freshness "
+        f"{thresholds.command_freshness_ms:g} ms, halt {thresholds.latency_halt_ms:g} ms); {path}"
     )
+    print(f"commands executed:        {len(targets)}")
+    label = "gateway-added latency:" if args.profile is None else "latency:"
+    if before_cut:
+        print(
+            f"{label.ljust(26)}p50 {percentile(before_cut, 50):.3f} ms, "
+            f"p99 {percentile(before_cut, 99):.3f} ms, max {max(before_cut):.3f} ms "
+            f"(console send -> robot receipt, both gateways + {path})"
+        )
+    else:
+        print(f"{label.ljust(26)}no command executed")
     print(f"commands executed late:   {late} (age > {thresholds.command_freshness_ms:g} ms)")
     if holds:
         print(
@@ -229,7 +284,7 @@ def main() -> int:
     for name, data in zip(("console gateway", "robot gateway"), stats, strict=True):
         print(f"{name} counters: {json.dumps(data.get('gateway', {}))}")
         print(f"{name} link drops: {json.dumps(data.get('link', {}).get('drops', {}))}")
-    return 0 if late == 0 else 1
+    return 0 if late == 0 and targets else 1
 
 
 if __name__ == "__main__":

@@ -89,6 +89,9 @@ def provision(server) -> dict[str, str]:
         "Arm-1",
         "--patient",
         str(patient_id),
+        # The link is qualified on a 12,000 km profile: the procedure is planned for it.
+        "--link-class",
+        "intercontinental",
     ).strip()
     robot_token = server.cli(
         "telesurgery",

@@ -11,14 +11,14 @@ from dataclasses import replace
 
 import numpy as np
 import pyigtl
-from telesurgery_rig import Streamer, transform_message, wait_for
+from telesurgery_rig import RIG_THRESHOLDS, Streamer, transform_message, wait_for
 
 from concilium.telesurgery import openigtlink as igtl
 from concilium.telesurgery.impairment import profile
 from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
 from concilium.telesurgery.reporting import TimelineReporter
-from concilium.telesurgery.safety import SafetyState
+from concilium.telesurgery.safety import LINK_CLASSES, MOVING_STATES, SafetyState
 
 
 def test_commands_reach_the_simulated_robot_in_order(make_rig):
@@ -72,6 +72,79 @@ def test_intercontinental_profile_stays_engaged(make_rig):
     beacon = next(s for s in rig.console.statuses if "RTT" in s.message)
     assert beacon.error_name == "ENGAGED"
     assert 140 < float(re.search(r"RTT ([0-9.]+) ms", beacon.message).group(1)) < 1000
+
+
+def test_intercontinental_link_with_its_link_class_executes_fresh_commands_and_holds_on_cut(
+    make_rig,
+):
+    # The procedure is planned for the distance: the intercontinental class (freshness
+    # 250 ms, halt 300 ms, warning 110 ms, its speed limits) over the 75 ms one-way profile.
+    # Only the watchdog is the rig's (RIG_THRESHOLDS): it is the same 50 ms in every class,
+    # and timed with this class and profile by the bench.
+    preset = LINK_CLASSES["intercontinental"]
+    thresholds = replace(preset.safety, watchdog_ms=RIG_THRESHOLDS.watchdog_ms)
+    rig = make_rig(profile=profile(preset.profile), thresholds=thresholds, limits=preset.limits)
+    budget = thresholds.command_freshness_ms / 1000
+    watchdog = thresholds.watchdog_ms / 1000
+    session = rig.robot.session
+    # Both gateways read this machine's clock: the true age of a command when the robot
+    # gateway has executed it is the time since the console gateway stamped it.
+    true_ages: list[float] = []
+    handler = rig.robot.link.handler
+
+    def timed(datagram):
+        executed = rig.robot.counters["executed"]
+        handler(datagram)
+        if rig.robot.counters["executed"] > executed:
+            true_ages.append((time.time_ns() - datagram.sent_ns) / 1e9)
+
+    rig.robot.link.handler = timed
+    streamer = Streamer(rig).start()
+    try:
+        rig.engage()
+        wait_for(
+            lambda: len(rig.simulator.executed) >= 200,
+            timeout=10,
+            what=lambda: f"200 commands: {rig.robot.stats()} {rig.robot.safety.timeline}",
+        )
+        # The robot judges each command one round trip old at worst, about 150 ms: within
+        # this budget, where the default 150 ms refuses them all.
+        assert session.clock.best().rtt_ns > 140_000_000, "the profile did not delay the link"
+        assert session.drops["stale"] < rig.robot.counters["executed"], rig.robot.stats()
+        # From the surgeon's pose to the robot controller: the one-way delay and more.
+        ages = sorted(rig.simulator.executed_ages)
+        assert 0.07 < ages[len(ages) // 2] < budget, f"median age {ages[len(ages) // 2]:.3f} s"
+
+        # A stall of this shared machine longer than the watchdog holds the robot, as it
+        # should; the cut is measured from a moving state.
+        for _ in range(3):
+            if rig.robot.state in MOVING_STATES:
+                break
+            executed = len(rig.simulator.executed)
+            rig.engage()
+            wait_for(lambda n=executed: len(rig.simulator.executed) > n + 20, what="moving again")
+
+        def cut() -> tuple[float, SafetyState]:
+            rig.proxy.cut()
+            return rig.loop.loop.time(), rig.robot.state
+
+        cut_at, state_at_cut = rig.loop.call(cut)
+        assert state_at_cut in MOVING_STATES, rig.robot.safety.timeline
+        wait_for(lambda: rig.robot.state is SafetyState.HOLD, what="HOLD")
+        hold = rig.robot.safety.timeline[-1]
+        assert hold.at > cut_at
+        assert hold.reason.startswith("no fresh command for"), hold.reason
+        silent = hold.at - rig.robot.safety.last_command_at
+        # Never before the watchdog; the upper bound leaves room for a busy CI machine.
+        assert watchdog < silent <= watchdog + 0.1, f"HOLD after {silent * 1000:.1f} ms"
+        # The commands in flight when the link was cut still arrive, up to one way later.
+        one_way = profile(preset.profile).delay_ms / 1000
+        assert hold.at - cut_at <= one_way + watchdog + 0.1, f"{hold.at - cut_at:.3f} s"
+        wait_for(lambda: rig.simulator.safety_state == "HOLD", what="robot told to hold")
+    finally:
+        streamer.stop()
+    assert len(true_ages) == rig.robot.counters["executed"] >= 200
+    assert max(true_ages) < budget, f"a command was executed {max(true_ages):.3f} s old"
 
 
 def test_cut_link_holds_within_watchdog_and_restoring_needs_reengagement(make_rig):

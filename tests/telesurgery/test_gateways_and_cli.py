@@ -64,6 +64,35 @@ def test_bad_procedure_thresholds_are_reported(tmp_path):
     assert "latency_warning_ms (300) must be below latency_halt_ms" in result.output
 
 
+def test_gateways_apply_the_link_class_of_the_option_or_the_file(tmp_path):
+    keys = tmp_path / "keys.json"
+    CliRunner().invoke(telesurgery, ["generate-keys", "--procedure-id", "P", str(keys)])
+    procedure = tmp_path / "procedure.toml"
+    # Within the defaults (200 ms halt), not within the intercontinental class's budget.
+    procedure.write_text("[safety]\nlatency_halt_ms = 200\n")
+    base = ["--keys", str(keys), "--procedure", str(procedure), "--link-class", "intercontinental"]
+    for command in (
+        ["robot-gateway", "--robot", "127.0.0.1:1"],
+        ["console-gateway", "--remote", "127.0.0.1:1"],
+    ):
+        result = CliRunner().invoke(telesurgery, [*command, *base])
+        assert result.exit_code != 0
+        assert "command_freshness_ms (250.0) must not exceed latency_halt_ms (200" in result.output
+    procedure.write_text('link_class = "regional"\n')
+    result = CliRunner().invoke(telesurgery, ["robot-gateway", "--robot", "127.0.0.1:1", *base])
+    assert result.exit_code != 0
+    assert "names link class 'regional', not 'intercontinental'" in result.output
+
+
+def test_link_classes_are_listed_with_their_values():
+    result = CliRunner().invoke(telesurgery, ["link-classes"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split(":")[0] for line in lines[::2]] == ["lan", "regional", "intercontinental"]
+    assert "freshness 250 ms, halt 300 ms" in lines[5]
+    assert "profile intercontinental-12000km" in lines[5]
+
+
 def test_addresses_are_validated():
     result = CliRunner().invoke(
         telesurgery, ["impair", "--listen", "nowhere", "--upstream", "1:2", "--profile", "lan"]

@@ -12,7 +12,7 @@ from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.telesurgery.cli import telesurgery
 from concilium.telesurgery.link import load_keys
-from concilium.telesurgery.tables import QualificationRecord
+from concilium.telesurgery.tables import Procedure, QualificationRecord
 
 
 def test_an_operator_prepares_and_qualifies_a_procedure(world, tmp_path):
@@ -75,3 +75,36 @@ def test_an_operator_prepares_and_qualifies_a_procedure(world, tmp_path):
         assert (settings.data_dir / record.html_path).is_file()
     missing = run("qualify", "--procedure", "999", "--duration", "0.2", code=1)
     assert "procedure 999 not found" in missing
+
+    far = run(
+        "procedure", "create",
+        "--title", "Remote biopsy from abroad",
+        "--console-site", world.metz.finess,
+        "--robot-site", world.briey.finess,
+        "--surgeon", "metz-surgeon",
+        "--robot", "Arm-3",
+        "--patient", str(patient_id),
+        "--thresholds", str(thresholds),
+        "--link-class", "intercontinental",
+    ).strip()  # fmt: skip
+    with world.runtime.sessions() as db:
+        recorded = db.get(Procedure, int(far)).thresholds
+    assert recorded["link_class"] == "intercontinental"
+    assert recorded["safety"]["command_freshness_ms"] == 250.0
+    assert recorded["limits"]["max_velocity_mm_s"] == 120.0
+    # The file's own values still apply over the class's.
+    assert recorded["qualification"]["rtt_p999_ms"] == 1000
+    thresholds.write_text('link_class = "lan"\n')
+    conflict = run(
+        "procedure", "create",
+        "--title", "Remote biopsy",
+        "--console-site", world.metz.finess,
+        "--robot-site", world.briey.finess,
+        "--surgeon", "metz-surgeon",
+        "--robot", "Arm-3",
+        "--patient", str(patient_id),
+        "--thresholds", str(thresholds),
+        "--link-class", "intercontinental",
+        code=1,
+    )  # fmt: skip
+    assert "names link class 'lan', not 'intercontinental'" in conflict

@@ -22,6 +22,7 @@ from concilium.telesurgery.qualification import (
     QualificationThresholds,
     judge,
 )
+from concilium.telesurgery.safety import INTERCONTINENTAL, SafetyThresholds
 from concilium.telesurgery.tables import Procedure
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
@@ -84,6 +85,7 @@ def test_a_started_procedure_does_not_start_again():
 
 def test_thresholds_are_completed_with_defaults_and_outage_follows_the_watchdog():
     effective = procedures.effective_thresholds({"safety": {"watchdog_ms": 40.0}})
+    assert effective["link_class"] == "lan"
     assert effective["safety"]["watchdog_ms"] == 40.0
     assert effective["safety"]["latency_halt_ms"] == 200.0
     assert effective["qualification"]["max_outage_ms"] == 40.0
@@ -97,11 +99,34 @@ def test_thresholds_are_completed_with_defaults_and_outage_follows_the_watchdog(
         ({"safety": {"latency_warning_ms": 300}}, "must be below"),
         ({"network": {}}, "unknown threshold section"),
         ({"limits": {"max_jump_mm": -1}}, "positive"),
+        ({"link_class": "interplanetary"}, "unknown link class 'interplanetary'"),
+        ({"safety": 3}, "section safety must be a table"),
     ],
 )
 def test_bad_thresholds_are_refused(sections, message):
     with pytest.raises(InvalidInput, match=message):
         procedures.effective_thresholds(sections)
+
+
+def test_a_link_class_is_the_base_the_procedure_file_overrides_value_by_value():
+    effective = procedures.effective_thresholds(
+        {"safety": {"watchdog_ms": 40.0}, "limits": {"max_jump_mm": 3.0}}, "intercontinental"
+    )
+    assert effective["link_class"] == "intercontinental"
+    assert effective["safety"]["command_freshness_ms"] == 250.0
+    assert effective["safety"]["latency_halt_ms"] == 300.0
+    assert effective["safety"]["watchdog_ms"] == 40.0
+    assert effective["limits"]["max_velocity_mm_s"] == 120.0
+    assert effective["limits"]["max_jump_mm"] == 3.0
+    assert effective["qualification"]["max_outage_ms"] == 40.0
+    # The class can be named by the file itself, as the gateways read it.
+    named = procedures.effective_thresholds({"link_class": "intercontinental"})
+    assert named["safety"] == INTERCONTINENTAL.sections()["safety"]
+    with pytest.raises(InvalidInput, match="names link class 'lan', not 'intercontinental'"):
+        procedures.effective_thresholds({"link_class": "lan"}, "intercontinental")
+    # A file value the class's other values make inconsistent is refused, not clamped.
+    with pytest.raises(InvalidInput, match="must not exceed latency_halt_ms"):
+        procedures.effective_thresholds({"safety": {"latency_halt_ms": 200.0}}, "intercontinental")
 
 
 # --- with a database ----------------------------------------------------------------------
@@ -120,10 +145,13 @@ def report(go: bool) -> QualificationReport:
     m = Measurements(duration_s=1.0, rate_hz=100.0, bitrate_bps=1e6, commands_sent=100)
     m.commands_received = 100
     m.rtt_ms = {"p50": 150.0, "p99": 152.0, "p999": 153.0 if go else 400.0, "max": 160.0}
+    m.command_age_ms = {"p50": 151.0, "p99": 153.0, "p999": 154.0, "max": 155.0}
     m.jitter_ms = {"p50": 0.5, "p99": 1.0, "p999": 2.0, "max": 3.0}
     m.throughput_bps = 1e6
     thresholds = QualificationThresholds()
-    return QualificationReport("intercontinental-12000km", "x", thresholds, m, judge(m, thresholds))
+    safety = INTERCONTINENTAL.safety
+    verdict = judge(m, thresholds, safety)
+    return QualificationReport("intercontinental-12000km", "x", thresholds, safety, m, verdict)
 
 
 @pytest.fixture
@@ -199,6 +227,40 @@ def test_planning_checks_the_people_and_the_sites(world, planned):
                 robot_site_id=world.metz.id,
                 **common,
             )
+
+
+def test_the_link_class_is_recorded_and_qualification_judges_by_its_thresholds(world, planned):
+    with transaction(world.runtime.sessions) as db:
+        lan = db.get(Procedure, planned.procedure_id)
+        patient_id, surgeon_id = lan.patient_id, lan.surgeon_id
+        far = procedures.create_procedure(
+            db,
+            planned.surgeon,
+            title="Remote nephrectomy",
+            console_site_id=world.metz.id,
+            robot_site_id=world.briey.id,
+            surgeon_id=surgeon_id,
+            robot_name="Arm-1",
+            patient_id=patient_id,
+            link_class="intercontinental",
+            now=NOW,
+        )
+        assert procedures.link_class_of(lan) == "lan"
+        assert procedures.link_class_of(far) == "intercontinental"
+        assert far.thresholds["safety"]["command_freshness_ms"] == 250.0
+        assert procedures.timeline(db, far)[-1].detail == "planned (link class intercontinental)"
+        db.expunge(lan)
+        db.expunge(far)
+    # The same 12,000 km link: no-go for the procedure planned on the defaults (its commands
+    # would be stale), within the freshness budget of the one planned for the distance.
+    for procedure, fresh in ((lan, False), (far, True)):
+        report = procedures.run_qualification(
+            procedure, "intercontinental-12000km", 0.5, rate_hz=200, bitrate_bps=1e6
+        )
+        assert report.safety == SafetyThresholds.from_mapping(procedure.thresholds["safety"])
+        assert report.link_class == procedures.link_class_of(procedure)
+        criterion = next(c for c in report.verdict.criteria if c.name == "command_age_p999_ms")
+        assert criterion.passed is fresh, report.verdict.reasons
 
 
 def test_keys_need_both_gateways_and_are_written_0600_never_stored(world, planned, tmp_path):

@@ -90,6 +90,7 @@ def test_bad_input_is_answered_with_problem_json(client, world, team):
 def test_start_is_refused_with_reasons_and_the_refusal_is_audited(client, world, team):
     created, auth = plan(client, world, team)
     assert created["thresholds"]["safety"]["latency_halt_ms"] == 180.0
+    assert created["link_class"] == "lan"
     assert "no passing link qualification" in created["start_refused_because"]
     surgeon_token = world.token(team["surgeon"], "telesurgery:manage")
     response = client.post(
@@ -209,6 +210,44 @@ def test_planning_from_the_page_reports_bad_input_in_the_form(app, world, team):
     )
     assert response.status_code == 422
     assert "no user named &#39;nobody&#39;" in response.text
+
+
+def test_planning_from_the_page_records_the_chosen_link_class(app, world, team):
+    with transaction(world.runtime.sessions) as db:
+        from concilium.platform.tables import Membership
+
+        db.add(Membership(user_id=team["engineer"].id, site_id=world.metz.id, role="engineer"))
+    browser = world.client(app)
+    csrf = world.sign_in(browser, team["engineer"])
+    form = browser.get("/telesurgery").text
+    assert '<select id="f-link-class" name="link_class"' in form
+    assert '<option value="intercontinental">' in form
+    assert '<option value="lan" selected>' in form
+    data = {
+        "csrf_token": csrf,
+        "title": "Remote nephrectomy",
+        "console_site_id": world.metz.id,
+        "robot_site_id": world.briey.id,
+        "surgeon": team["surgeon"].username,
+        "robot_name": "Arm",
+        "patient_id": team["patient_id"],
+    }
+    unknown = browser.post("/telesurgery", data={**data, "link_class": "orbital"})
+    assert unknown.status_code == 422
+    assert "unknown link class &#39;orbital&#39;" in unknown.text
+    created = browser.post("/telesurgery", data={**data, "link_class": "intercontinental"})
+    assert created.status_code == 303, created.text
+    page = browser.get(created.headers["location"])
+    assert "link class <b>intercontinental</b>" in page.text
+    assert "<dt>command_freshness_ms</dt><dd>250.0</dd>" in page.text
+    procedure_id = int(created.headers["location"].rsplit("/", 1)[1])
+    token = world.token(team["engineer"], "telesurgery:read")
+    api = browser.get(
+        f"/api/v1/telesurgery/procedures/{procedure_id}",
+        headers={"authorization": f"Bearer {token}"},
+    ).json()
+    assert api["link_class"] == "intercontinental"
+    assert api["thresholds"]["limits"]["max_velocity_mm_s"] == 120.0
 
 
 def test_a_blocked_start_from_the_page_lands_in_the_timeline(app, client, world, team):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 from click.testing import CliRunner
@@ -17,8 +18,12 @@ from concilium.telesurgery.qualification import (
     judge,
     percentile,
     qualify,
+    render_html,
     write_report,
 )
+from concilium.telesurgery.safety import INTERCONTINENTAL, SafetyThresholds
+
+DEFAULTS = SafetyThresholds()
 
 
 def good_measurements(**changes) -> Measurements:
@@ -26,6 +31,7 @@ def good_measurements(**changes) -> Measurements:
     m.commands_sent = 100
     m.commands_received = 100
     m.rtt_ms = {"p50": 150, "p99": 155, "p999": 160, "max": 161}
+    m.command_age_ms = {"p50": 100, "p99": 120, "p999": 130, "max": 131}
     m.jitter_ms = {"p50": 0.5, "p99": 2, "p999": 3, "max": 3}
     m.longest_outage_ms = 12
     m.throughput_bps = 1e6
@@ -35,7 +41,7 @@ def good_measurements(**changes) -> Measurements:
 
 
 def test_verdict_is_go_when_every_criterion_passes():
-    verdict = judge(good_measurements(), QualificationThresholds())
+    verdict = judge(good_measurements(), QualificationThresholds(), DEFAULTS)
     assert verdict.go and verdict.reasons == []
 
 
@@ -43,17 +49,60 @@ def test_verdict_lists_a_reason_per_failed_criterion():
     m = good_measurements(
         loss=0.05, longest_outage_ms=80, rtt_ms={"p999": 300}, throughput_bps=0.5e6
     )
-    verdict = judge(m, QualificationThresholds(max_outage_ms=50))
+    verdict = judge(m, QualificationThresholds(max_outage_ms=50), SafetyThresholds())
     assert not verdict.go
     failed = {c.name for c in verdict.criteria if not c.passed}
-    assert failed == {"rtt_p999_ms", "loss", "longest_outage_ms", "throughput_ratio"}
+    # The round trip fails the qualification criterion and the safety halt threshold both.
+    assert failed == {
+        "rtt_p999_ms",
+        "clock_rtt_p999_ms",
+        "loss",
+        "longest_outage_ms",
+        "throughput_ratio",
+    }
     assert "longest_outage_ms 80 is above the limit 50" in verdict.reasons
 
 
 def test_missing_measurements_fail():
-    m = good_measurements(rtt_ms={})
-    verdict = judge(m, QualificationThresholds())
+    m = good_measurements(rtt_ms={}, command_age_ms={})
+    verdict = judge(m, QualificationThresholds(), DEFAULTS)
     assert "rtt_p999_ms: not measured" in verdict.reasons
+    assert "command_age_p999_ms: not measured" in verdict.reasons
+    assert not verdict.go
+
+
+def test_commands_too_old_for_the_freshness_budget_are_no_go_whatever_the_criteria():
+    # A round trip well within the qualification's own limit, but commands that would reach
+    # the robot past the freshness budget (their age at worst is about one round trip).
+    m = good_measurements(
+        rtt_ms={"p50": 150, "p99": 158, "p999": 162, "max": 163},
+        command_age_ms={"p50": 152, "p99": 158, "p999": 161, "max": 162},
+    )
+    criteria = QualificationThresholds(rtt_p999_ms=250)
+    verdict = judge(m, criteria, SafetyThresholds(command_freshness_ms=150))
+    assert not verdict.go
+    assert verdict.reasons == [
+        "command_age_p999_ms 161 is above the limit 150: commands would be refused as stale "
+        "by the freshness budget (command_freshness_ms 150 ms)"
+    ]
+    fresh = next(c for c in verdict.criteria if c.name == "command_age_p999_ms")
+    assert (fresh.measured, fresh.limit, fresh.threshold) == (
+        161,
+        150,
+        "safety.command_freshness_ms",
+    )
+    assert judge(m, criteria, SafetyThresholds(command_freshness_ms=161)).go
+
+
+def test_a_round_trip_above_the_halt_threshold_is_no_go():
+    m = good_measurements(rtt_ms={"p50": 150, "p99": 170, "p999": 210, "max": 215})
+    verdict = judge(m, QualificationThresholds(), SafetyThresholds(latency_halt_ms=200))
+    assert verdict.reasons == [
+        "clock_rtt_p999_ms 210 is above the limit 200: the robot would hold for the clock's "
+        "round trip (latency_halt_ms 200 ms)"
+    ]
+    halt = next(c for c in verdict.criteria if c.name == "clock_rtt_p999_ms")
+    assert halt.threshold == "safety.latency_halt_ms"
 
 
 def test_thresholds_are_validated():
@@ -91,7 +140,7 @@ def test_analyse_finds_loss_outages_and_ipdv():
 CI_THRESHOLDS = QualificationThresholds(rtt_p999_ms=1000, jitter_p99_ms=100)
 
 
-def test_qualify_intercontinental_passes(tmp_path):
+def test_intercontinental_link_fails_the_default_budget_and_passes_its_preset(tmp_path):
     report = qualify(
         profile("intercontinental-12000km"),
         CI_THRESHOLDS,
@@ -99,16 +148,36 @@ def test_qualify_intercontinental_passes(tmp_path):
         rate_hz=250,
         bitrate_bps=2e6,
         seed=1,
+        safety=INTERCONTINENTAL.safety,
+        link_class=INTERCONTINENTAL.name,
     )
     m = report.measurements
     assert report.verdict.go, report.verdict.reasons
     assert 140 < m.rtt_ms["p50"] < 200
     assert 65 < m.one_way_ms["p50"] < 100
+    # The age the robot would judge is about one round trip: the offset is exact on a
+    # symmetric path, and its uncertainty is half the lowest round trip.
+    assert 140 < m.command_age_ms["p50"] < 200
     json_path, html_path = write_report(report, tmp_path)
     data = json.loads(json_path.read_text())
     assert data["go"] is True and data["profile"] == "intercontinental-12000km"
+    assert data["link_class"] == "intercontinental"
+    assert data["safety"]["command_freshness_ms"] == 250
     page = html_path.read_text()
     assert "<svg" in page and "<polyline" in page and "GO" in page
+    assert "command_age_p999_ms" in page and "safety.command_freshness_ms" in page
+    assert "link class <b>intercontinental</b>" in page
+
+    # The same link, judged against the defaults (150 ms budget): every command would be
+    # refused as stale, so it is no-go, and the reason names the budget.
+    verdict = judge(m, CI_THRESHOLDS, DEFAULTS)
+    assert not verdict.go
+    [reason] = [r for r in verdict.reasons if r.startswith("command_age_p999_ms ")]
+    assert "refused as stale by the freshness budget (command_freshness_ms 150 ms)" in reason
+    # Not a tail: half the commands or more are too old.
+    assert m.command_age_ms["p50"] > DEFAULTS.command_freshness_ms
+    page = render_html(replace(report, safety=DEFAULTS, verdict=verdict, link_class=""))
+    assert "NO-GO" in page and "refused as stale" in page
 
 
 def test_qualify_degraded_fails_with_reasons():
@@ -119,6 +188,7 @@ def test_qualify_degraded_fails_with_reasons():
         rate_hz=250,
         bitrate_bps=4e6,
         seed=1,
+        safety=DEFAULTS,
     )
     assert not report.verdict.go
     failed = {c.name for c in report.verdict.criteria if not c.passed}
@@ -147,3 +217,48 @@ def test_cli_qualify_exit_code_follows_the_verdict(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert result.output.startswith("GO")
+
+
+def test_cli_qualify_judges_with_the_link_class_of_the_file_or_the_option(tmp_path):
+    procedure = tmp_path / "procedure.toml"
+    procedure.write_text("[qualification]\njitter_p99_ms = 100\nrtt_p999_ms = 1000\n")
+    runner = CliRunner()
+    args = [
+        "qualify",
+        "--profile",
+        "intercontinental-12000km",
+        "--duration",
+        "0.6",
+        "--rate",
+        "200",
+        "--bitrate",
+        "1000000",
+    ]
+    result = runner.invoke(
+        telesurgery, [*args, "--thresholds", str(procedure), "--out", str(tmp_path / "a")]
+    )
+    assert result.exit_code == 1, result.output
+    assert "command_freshness_ms 150 ms" in result.output
+    result = runner.invoke(
+        telesurgery,
+        [
+            *args,
+            "--thresholds",
+            str(procedure),
+            "--link-class",
+            "intercontinental",
+            "--out",
+            str(tmp_path / "b"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "b" / "qualification.json").read_text())
+    assert data["link_class"] == "intercontinental"
+    assert data["safety"]["command_freshness_ms"] == 250
+    # A file naming one class cannot be judged as another.
+    procedure.write_text('link_class = "lan"\n')
+    result = runner.invoke(
+        telesurgery, [*args, "--thresholds", str(procedure), "--link-class", "intercontinental"]
+    )
+    assert result.exit_code == 1
+    assert "the procedure names link class 'lan', not 'intercontinental'" in result.output

@@ -213,21 +213,30 @@ def test_losing_the_robot_controller_holds_only_when_moving():
     assert t.state is S.HOLD and "disconnected" in t.reason
 
 
-def test_the_example_procedure_file_documents_the_defaults():
+def test_the_example_procedure_file_documents_the_defaults_and_pins_none(tmp_path):
+    import re
+    import tomllib
     from pathlib import Path
 
     from concilium import telesurgery
     from concilium.telesurgery.limits import MotionLimits
     from concilium.telesurgery.qualification import QualificationThresholds
-    from concilium.telesurgery.safety import load_procedure_file
+    from concilium.telesurgery.safety import load_procedure_file, resolve_link_class
 
     path = Path(telesurgery.__file__).parent / "procedure.example.toml"
-    data = load_procedure_file(path)
-    assert SafetyThresholds.from_mapping(data["safety"]) == SafetyThresholds()
-    assert MotionLimits.from_mapping(data["limits"]) == MotionLimits()
-    assert QualificationThresholds.from_mapping(data["qualification"]) == (
+    # Every option is shown, commented out, with its default.
+    shown = tomllib.loads(re.sub(r"^# (\w+ = .*)$", r"\1", path.read_text(), flags=re.M))
+    assert shown["link_class"] == "lan"
+    assert SafetyThresholds.from_mapping(shown["safety"]) == SafetyThresholds()
+    assert MotionLimits.from_mapping(shown["limits"]) == MotionLimits()
+    assert QualificationThresholds.from_mapping(shown["qualification"]) == (
         QualificationThresholds()
     )
+    # As it is, the file sets nothing: a copy takes its link class's values whole.
+    data = load_procedure_file(path)
+    assert all(value == {} for value in data.values()), data
+    far = resolve_link_class(data, "intercontinental")
+    assert SafetyThresholds.from_mapping(far["safety"]).command_freshness_ms == 250
 
 
 def test_a_clock_round_trip_above_halt_holds_until_it_comes_back_down():
@@ -253,3 +262,41 @@ def test_a_clock_alarm_holds_a_moving_robot():
     machine = engaged()
     [t] = machine.clock_alarm(0.01, "command 998.0 ms ahead")
     assert t.state is S.HOLD and t.reason == "clock alarm: command 998.0 ms ahead"
+
+
+def test_the_lan_class_is_the_defaults_and_each_class_fits_its_link():
+    from concilium.telesurgery.impairment import PROFILES
+    from concilium.telesurgery.limits import MotionLimits
+    from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
+
+    assert DEFAULT_LINK_CLASS == "lan"
+    assert LINK_CLASSES["lan"].safety == SafetyThresholds()
+    assert LINK_CLASSES["lan"].limits == MotionLimits()
+    defaults = LINK_CLASSES["lan"]
+    travel_mm = defaults.limits.max_velocity_mm_s * defaults.safety.command_freshness_ms
+    turn_deg = defaults.limits.max_angular_velocity_deg_s * defaults.safety.command_freshness_ms
+    for preset in LINK_CLASSES.values():
+        profile = PROFILES[preset.profile]
+        safety, limits = preset.safety, preset.limits
+        # A command needs about one round trip: the budget leaves room beyond it.
+        assert safety.command_freshness_ms >= 2 * profile.delay_ms + 50, preset.name
+        # Not DEGRADED on the link's own delay.
+        assert safety.latency_warning_ms > profile.delay_ms + 10 * profile.jitter_ms, preset.name
+        # The tool moves no further within one freshness budget than at the defaults.
+        budget = safety.command_freshness_ms
+        assert limits.max_velocity_mm_s * budget <= travel_mm, preset.name
+        assert limits.max_angular_velocity_deg_s * budget <= turn_deg, preset.name
+    far = LINK_CLASSES["intercontinental"].safety
+    # DEGRADED warns before commands start being refused (half the budget, symmetric path).
+    assert far.latency_warning_ms < far.command_freshness_ms / 2
+
+
+def test_a_procedure_file_names_its_link_class_and_overrides_its_values(tmp_path):
+    path = tmp_path / "procedure.toml"
+    path.write_text('link_class = "intercontinental"\n[safety]\nwatchdog_ms = 40\n')
+    thresholds = load_thresholds(path)
+    assert thresholds.command_freshness_ms == 250 and thresholds.latency_halt_ms == 300
+    assert thresholds.watchdog_ms == 40
+    path.write_text('link_class = "orbital"\n')
+    with pytest.raises(ValueError, match="unknown link class 'orbital'; known: lan, regional"):
+        load_thresholds(path)

@@ -7,13 +7,21 @@ from concilium.telesurgery.link import ProcedureKeys, load_keys
 from concilium.telesurgery.motion import MotionScaling
 from concilium.telesurgery.qualification import QualificationThresholds, judge, qualify
 from concilium.telesurgery.robot_simulator import RobotSimulator
-from concilium.telesurgery.safety import SafetyState, SafetyStateMachine, SafetyThresholds
+from concilium.telesurgery.safety import (
+    LINK_CLASSES,
+    LinkClass,
+    SafetyState,
+    SafetyStateMachine,
+    SafetyThresholds,
+)
 
 __all__ = [
+    "LINK_CLASSES",
     "PROFILES",
     "ConsoleGateway",
     "ImpairmentProfile",
     "ImpairmentProxy",
+    "LinkClass",
     "MotionLimits",
     "MotionScaling",
     "ProcedureKeys",

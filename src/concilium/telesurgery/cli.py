@@ -30,7 +30,12 @@ from concilium.telesurgery.qualification import qualify, write_report
 from concilium.telesurgery.reporting import TimelineReporter
 from concilium.telesurgery.robot_simulator import DEFAULT_PORT
 from concilium.telesurgery.robot_simulator import serve as serve_simulator
-from concilium.telesurgery.safety import SafetyThresholds, load_procedure_file
+from concilium.telesurgery.safety import (
+    LINK_CLASSES,
+    SafetyThresholds,
+    load_procedure_file,
+    resolve_link_class,
+)
 
 DEFAULT_LINK_PORT = 18950
 """UDP port of the robot gateway's link endpoint."""
@@ -103,6 +108,24 @@ def _procedure(path: Path | None) -> dict[str, Any]:
         raise click.ClickException(f"cannot read procedure file {path}: {exc}") from exc
 
 
+def _settings(path: Path | None, link_class: str | None) -> dict[str, Any]:
+    """A procedure file's sections over the preset of its link class."""
+    try:
+        return resolve_link_class(_procedure(path), link_class)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+LINK_CLASS = click.option(
+    "--link-class",
+    type=click.Choice(list(LINK_CLASSES)),
+    default=None,
+    help="Threshold preset for the distance between console and robot (default: the "
+    "procedure file's link_class, else lan); the file's values override it. "
+    "See `telesurgery link-classes`.",
+)
+
+
 def _realtime(priority: int | None) -> None:
     """Move this process to SCHED_FIFO: a gateway must not wait behind batch work."""
     if priority is None:
@@ -164,6 +187,7 @@ def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
 @click.option("--igtl-bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Motion scaling.")
 @click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@LINK_CLASS
 @click.option(
     "--report-to",
     default=None,
@@ -181,6 +205,7 @@ def console_gateway(
     igtl_bind: tuple[str, int],
     scale: float,
     procedure: Path | None,
+    link_class: str | None,
     report_to: str | None,
     report_procedure: int | None,
     rt_priority: int | None,
@@ -190,7 +215,7 @@ def console_gateway(
     keys = _keys(keys_path)
     _realtime(rt_priority)
     try:
-        safety = SafetyThresholds.from_mapping(_procedure(procedure).get("safety", {}))
+        safety = SafetyThresholds.from_mapping(_settings(procedure, link_class)["safety"])
         scaling = MotionScaling(scale)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -241,6 +266,7 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     "--link-bind", type=ADDRESS, default=f"0.0.0.0:{DEFAULT_LINK_PORT}", show_default=True
 )
 @click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@LINK_CLASS
 @click.option(
     "--report-to",
     default=None,
@@ -256,6 +282,7 @@ def robot_gateway(
     robot: tuple[str, int],
     link_bind: tuple[str, int],
     procedure: Path | None,
+    link_class: str | None,
     report_to: str | None,
     report_procedure: int | None,
     rt_priority: int | None,
@@ -264,7 +291,7 @@ def robot_gateway(
     reporter = _reporter(report_to, report_procedure)
     keys = _keys(keys_path)
     _realtime(rt_priority)
-    data = _procedure(procedure)
+    data = _settings(procedure, link_class)
     try:
         thresholds = SafetyThresholds.from_mapping(data.get("safety", {}))
         limits = MotionLimits.from_mapping(data.get("limits", {}))
@@ -332,7 +359,14 @@ def impair(
 @click.option(
     "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help="bit/s"
 )
-@click.option("--thresholds", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--thresholds",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="Procedure file: its [qualification] criteria and the [safety] thresholds the "
+    "link must allow.",
+)
+@LINK_CLASS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path())
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
@@ -341,7 +375,7 @@ def impair(
     type=int,
     default=None,
     help="Judge with this procedure's thresholds and keep the report with it "
-    "(in the data directory; --out and --thresholds are then ignored).",
+    "(in the data directory; --out, --thresholds and --link-class are then ignored).",
 )
 def qualify_command(
     profile_name: str,
@@ -349,22 +383,38 @@ def qualify_command(
     rate: float,
     bitrate: float,
     thresholds: Path | None,
+    link_class: str | None,
     out: Path,
     seed: int,
     procedure_id: int | None,
 ) -> None:
-    """Measure a link session and write a go/no-go report; exit status 1 on no-go."""
+    """Measure a link session and write a go/no-go report; exit status 1 on no-go.
+
+    The link is judged against the procedure's safety thresholds too: no-go when its
+    commands would reach the robot too late for the freshness budget."""
     if procedure_id is not None:
         _qualify_procedure(procedure_id, profile_name, duration, rate, bitrate, seed)
         return
+    settings = _settings(thresholds, link_class)
     try:
-        criteria = procedures.qualification_thresholds(_procedure(thresholds))
+        criteria = procedures.qualification_thresholds(settings)
+        safety = SafetyThresholds.from_mapping(settings["safety"])
     except (TypeError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     chosen = None if profile_name == "direct" else profile(profile_name)
     report = _with_progress(
         duration,
-        lambda progress: qualify(chosen, criteria, duration, rate, bitrate, seed, progress),
+        lambda progress: qualify(
+            chosen,
+            criteria,
+            duration,
+            rate,
+            bitrate,
+            seed,
+            progress,
+            safety=safety,
+            link_class=settings["link_class"],
+        ),
     )
     json_path, html_path = write_report(report, out)
     verdict = "GO" if report.verdict.go else "NO-GO"
@@ -373,6 +423,20 @@ def qualify_command(
         click.echo(f"  - {reason}")
     if not report.verdict.go:
         sys.exit(1)
+
+
+@telesurgery.command("link-classes")
+def link_classes() -> None:
+    """The threshold presets by link class, with the profile to qualify them on."""
+    for preset in LINK_CLASSES.values():
+        safety, limits = preset.safety, preset.limits
+        click.echo(f"{preset.name}: {preset.title}")
+        click.echo(
+            f"  freshness {safety.command_freshness_ms:g} ms, halt {safety.latency_halt_ms:g} ms, "
+            f"warning {safety.latency_warning_ms:g} ms, watchdog {safety.watchdog_ms:g} ms; "
+            f"speed {limits.max_velocity_mm_s:g} mm/s, "
+            f"{limits.max_angular_velocity_deg_s:g} deg/s; profile {preset.profile}"
+        )
 
 
 # --- procedures on the platform -----------------------------------------------------------
@@ -404,6 +468,7 @@ def procedure_group() -> None:
     default=None,
     help="Procedure file (TOML or JSON) with [safety], [limits], [qualification].",
 )
+@LINK_CLASS
 def procedure_create(
     title: str,
     console_site: str,
@@ -413,8 +478,10 @@ def procedure_create(
     robot_name: str,
     patient_id: int,
     thresholds: Path | None,
+    link_class: str | None,
 ) -> None:
-    """Plan a procedure; prints its number."""
+    """Plan a procedure; prints its number. Its thresholds are the link class's preset,
+    overridden by the procedure file's values."""
     settings = cli_settings()
     sections = _procedure(thresholds)
     with cli_transaction(settings) as db:
@@ -429,6 +496,7 @@ def procedure_create(
             robot_name=robot_name,
             patient_id=patient_id,
             thresholds=sections,
+            link_class=link_class,
             now=datetime.now(UTC),
         )
         click.echo(procedure.id)

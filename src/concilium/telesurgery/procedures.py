@@ -39,7 +39,12 @@ from concilium.telesurgery.qualification import (
     qualify,
     write_report,
 )
-from concilium.telesurgery.safety import SafetyState, SafetyThresholds
+from concilium.telesurgery.safety import (
+    DEFAULT_LINK_CLASS,
+    SafetyState,
+    SafetyThresholds,
+    resolve_link_class,
+)
 from concilium.telesurgery.tables import (
     EnrolledGateway,
     IssuedKey,
@@ -70,30 +75,39 @@ class StartRefused(Conflict):
 # --- thresholds ---------------------------------------------------------------------------
 
 
-def effective_thresholds(sections: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
-    """Validate a procedure's ``safety``, ``limits`` and ``qualification`` sections and fill
-    in every default, so that the stored record says exactly what the gateways will apply.
+def effective_thresholds(
+    sections: Mapping[str, Any] | None, link_class: str | None = None
+) -> dict[str, Any]:
+    """Validate a procedure's ``safety``, ``limits`` and ``qualification`` sections over the
+    preset of its link class (``link_class``, or the one the sections name, or ``lan``) and
+    fill in every value, so that the stored record says exactly what the gateways will
+    apply, and which class it started from (``link_class``).
 
     Raises:
-        InvalidInput: an unknown section or key, or an inconsistent value.
+        InvalidInput: an unknown class, section or key, or an inconsistent value.
     """
     data = dict(sections or {})
-    unknown = set(data) - {"safety", "limits", "qualification"}
+    unknown = set(data) - {"link_class", "safety", "limits", "qualification"}
     if unknown:
         raise InvalidInput(f"unknown threshold section(s): {', '.join(sorted(unknown))}")
     try:
-        for name in ("safety", "limits", "qualification"):
-            if not isinstance(data.get(name, {}), Mapping):
-                raise ValueError(f"section {name} must be a table of values")
-        safety = SafetyThresholds.from_mapping(data.get("safety", {}))
-        limits = MotionLimits.from_mapping(data.get("limits", {}))
-        qualification = qualification_thresholds(data)
+        if not isinstance(data.get("qualification", {}), Mapping):
+            raise ValueError("section qualification must be a table of values")
+        resolved = resolve_link_class(data, link_class)
+        safety = SafetyThresholds.from_mapping(resolved["safety"])
+        limits = MotionLimits.from_mapping(resolved["limits"])
+        qualification = qualification_thresholds(resolved)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(str(exc)) from exc
     limits_dict = asdict(limits)
     for corner in ("workspace_min_mm", "workspace_max_mm"):
         limits_dict[corner] = list(limits_dict[corner])
-    return {"safety": asdict(safety), "limits": limits_dict, "qualification": asdict(qualification)}
+    return {
+        "link_class": resolved["link_class"],
+        "safety": asdict(safety),
+        "limits": limits_dict,
+        "qualification": asdict(qualification),
+    }
 
 
 def qualification_thresholds(sections: Mapping[str, Any]) -> QualificationThresholds:
@@ -104,6 +118,12 @@ def qualification_thresholds(sections: Mapping[str, Any]) -> QualificationThresh
     if watchdog is not None:
         section.setdefault("max_outage_ms", watchdog)
     return QualificationThresholds.from_mapping(section)
+
+
+def link_class_of(procedure: Procedure) -> str:
+    """The link class a procedure was planned for (those planned before classes existed
+    were planned on the defaults, the ``lan`` class)."""
+    return str(procedure.thresholds.get("link_class") or DEFAULT_LINK_CLASS)
 
 
 # --- planning -----------------------------------------------------------------------------
@@ -139,8 +159,10 @@ def create_procedure(
     now: datetime,
     local_team_ids: Sequence[int] = (),
     thresholds: Mapping[str, Any] | None = None,
+    link_class: str | None = None,
 ) -> Procedure:
-    """Plan a procedure.
+    """Plan a procedure: its thresholds are those of ``link_class`` (or of the class the
+    ``thresholds`` sections name, or ``lan``), overridden by ``thresholds``.
 
     Raises:
         InvalidInput: same site twice, a surgeon who is not a specialist at the console site,
@@ -181,7 +203,7 @@ def create_procedure(
         local_team_ids=team,
         robot_name=robot_name,
         patient_id=patient_id,
-        thresholds=effective_thresholds(thresholds),
+        thresholds=effective_thresholds(thresholds, link_class),
         status="planned",
         created_by_id=actor.user_id,
         created_at=now,
@@ -196,9 +218,21 @@ def create_procedure(
         object_kind=RESOURCE_KIND,
         object_id=procedure.id,
         patient_id=patient_id,
-        detail={"console_site_id": console_site_id, "robot_site_id": robot_site_id},
+        detail={
+            "console_site_id": console_site_id,
+            "robot_site_id": robot_site_id,
+            "link_class": procedure.thresholds["link_class"],
+        },
     )
-    _append(db, procedure, now, "platform", "procedure", "", "planned")
+    _append(
+        db,
+        procedure,
+        now,
+        "platform",
+        "procedure",
+        "",
+        f"planned (link class {procedure.thresholds['link_class']})",
+    )
     return procedure
 
 
@@ -375,7 +409,7 @@ def run_qualification(
     progress: Callable[[float], None] | None = None,
 ) -> QualificationReport:
     """Measure a link session (through a local proxy with ``profile_name``, or direct) and
-    judge it against the procedure's own criteria.
+    judge it against the procedure's own criteria and safety thresholds.
 
     Raises:
         InvalidInput: unknown profile.
@@ -384,7 +418,18 @@ def run_qualification(
         raise InvalidInput(f"unknown network profile {profile_name!r}")
     chosen = None if profile_name == "direct" else profile(profile_name)
     criteria = qualification_thresholds(procedure.thresholds)
-    return qualify(chosen, criteria, duration_s, rate_hz, bitrate_bps, seed, progress)
+    safety = SafetyThresholds.from_mapping(procedure.thresholds.get("safety", {}))
+    return qualify(
+        chosen,
+        criteria,
+        duration_s,
+        rate_hz,
+        bitrate_bps,
+        seed,
+        progress,
+        safety=safety,
+        link_class=link_class_of(procedure),
+    )
 
 
 def record_qualification(

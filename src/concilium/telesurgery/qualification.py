@@ -5,6 +5,15 @@ Metrics follow the IP performance metrics RFCs: round-trip delay (RFC 2681) from
 exchanges, one-way delay (RFC 7679) with the NTP-style clock offset, delay variation as
 IPDV (RFC 3393, consecutive packets), loss (RFC 7680), reordering (RFC 4737) and outages as
 gaps in command reception. The verdict is the pure function :func:`judge`.
+
+The link is judged against the procedure's safety thresholds too, by the rule the robot
+gateway applies to every command (:func:`concilium.telesurgery.link.judge_freshness`): a
+command is executed only if its estimated age plus the clock offset's uncertainty (half the
+round trip of the heartbeat exchange the offset comes from, plus drift) is within
+``command_freshness_ms``. The session measures exactly that figure for every probe, on the
+robot side's own clock estimate, so a link whose commands would be refused as stale is
+no-go however good its other figures; and the robot holds when the clock's round trip
+exceeds ``latency_halt_ms``, so the measured round trip must stay below it.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ from concilium.telesurgery.link import (
     LinkSession,
     ProcedureKeys,
 )
+from concilium.telesurgery.safety import SafetyThresholds
 
 PADDING_DATAGRAM_SIZE = 1200
 """Payload size of the padding datagrams standing in for video (fits a 1280-byte MTU)."""
@@ -99,6 +109,10 @@ class Measurements:
     """Round-trip time percentiles (p50, p99, p999, max)."""
     one_way_ms: dict[str, float] = field(default_factory=dict)
     """One-way latency percentiles, console to robot."""
+    command_age_ms: dict[str, float] = field(default_factory=dict)
+    """Percentiles of each command's age at worst as the robot side judges it: the age
+    estimated on arrival plus the clock offset's uncertainty (what must be within the
+    freshness budget)."""
     jitter_ms: dict[str, float] = field(default_factory=dict)
     """Delay variation percentiles between consecutive commands."""
     longest_outage_ms: float = 0.0
@@ -109,6 +123,8 @@ class Measurements:
     """Average video (padding) bitrate received."""
     latency_series: list[tuple[float, float]] = field(default_factory=list)
     """(time s, one-way latency ms), down-sampled for plotting."""
+    command_age_series: list[tuple[float, float]] = field(default_factory=list)
+    """(time s, command age at worst ms), down-sampled for plotting."""
     rtt_series: list[tuple[float, float]] = field(default_factory=list)
     """(time s, RTT ms) for plotting."""
     throughput_series: list[tuple[float, float]] = field(default_factory=list)
@@ -131,6 +147,8 @@ class Criterion:
     """Whether the measurement is within the threshold."""
     reason: str
     """Why it failed (empty when passed)."""
+    threshold: str = ""
+    """The threshold the limit is, as ``section.name`` of the procedure file."""
 
 
 @dataclass(frozen=True)
@@ -158,20 +176,26 @@ class QualificationReport:
     """UTC start time, ISO 8601."""
     thresholds: QualificationThresholds
     """Criteria used."""
+    safety: SafetyThresholds
+    """The procedure's safety thresholds the link was judged against."""
     measurements: Measurements
     """What was measured."""
     verdict: Verdict
     """The decision."""
+    link_class: str = ""
+    """The procedure's link class, when known."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "profile": self.profile,
+            "link_class": self.link_class,
             "started_at": self.started_at,
             "go": self.verdict.go,
             "reasons": self.verdict.reasons,
             "criteria": [asdict(c) for c in self.verdict.criteria],
             "thresholds": asdict(self.thresholds),
+            "safety": asdict(self.safety),
             "measurements": asdict(self.measurements),
         }
 
@@ -200,26 +224,92 @@ def summarise(values: Sequence[float]) -> dict[str, float]:
     }
 
 
-def judge(m: Measurements, t: QualificationThresholds) -> Verdict:
-    """Go/no-go from measurements and thresholds; a missing measurement fails its criterion."""
+def judge(m: Measurements, t: QualificationThresholds, safety: SafetyThresholds) -> Verdict:
+    """Go/no-go from measurements, the qualification criteria and the procedure's safety
+    thresholds; a missing measurement fails its criterion.
+
+    Against the safety thresholds, by the rules the robot gateway applies:
+
+    - ``command_age_p999_ms``: the 99.9th percentile of the commands' age at worst
+      (estimated age plus the clock offset's uncertainty, as
+      :func:`concilium.telesurgery.link.judge_freshness` takes them) within
+      ``command_freshness_ms``. The percentile is the round trip's: the one command in a
+      thousand it leaves out would be refused as stale, like a lost one, a tenth of the
+      loss accepted by default;
+    - ``clock_rtt_p999_ms``: the 99.9th percentile of the heartbeat round trip within
+      ``latency_halt_ms``. The robot holds when the round trip of the exchange its clock
+      offset comes from, the lowest of the last 32, exceeds it: with nearly every exchange
+      within the halt, the lowest of 32 is.
+    """
 
     def criterion(
-        name: str, measured: float, limit: float, higher_is_better: bool = False
+        name: str,
+        measured: float,
+        limit: float,
+        threshold: str,
+        higher_is_better: bool = False,
+        consequence: str = "",
     ) -> Criterion:
         if math.isnan(measured):
-            return Criterion(name, measured, limit, False, f"{name}: not measured")
+            return Criterion(name, measured, limit, False, f"{name}: not measured", threshold)
         ok = measured >= limit if higher_is_better else measured <= limit
         relation = "below" if higher_is_better else "above"
-        reason = "" if ok else f"{name} {measured:.3g} is {relation} the limit {limit:.3g}"
-        return Criterion(name, measured, limit, ok, reason)
+        reason = (
+            "" if ok else f"{name} {measured:.3g} is {relation} the limit {limit:.3g}{consequence}"
+        )
+        return Criterion(name, measured, limit, ok, reason, threshold)
 
     throughput_ratio = m.throughput_bps / m.bitrate_bps if m.bitrate_bps > 0 else 1.0
+    freshness = safety.command_freshness_ms
+    halt = safety.latency_halt_ms
     criteria = (
-        criterion("rtt_p999_ms", m.rtt_ms.get("p999", math.nan), t.rtt_p999_ms),
-        criterion("jitter_p99_ms", m.jitter_ms.get("p99", math.nan), t.jitter_p99_ms),
-        criterion("loss", m.loss if m.commands_sent else math.nan, t.max_loss),
-        criterion("longest_outage_ms", m.longest_outage_ms, t.max_outage_ms),
-        criterion("throughput_ratio", throughput_ratio, t.min_throughput_ratio, True),
+        criterion(
+            "rtt_p999_ms",
+            m.rtt_ms.get("p999", math.nan),
+            t.rtt_p999_ms,
+            "qualification.rtt_p999_ms",
+        ),
+        criterion(
+            "jitter_p99_ms",
+            m.jitter_ms.get("p99", math.nan),
+            t.jitter_p99_ms,
+            "qualification.jitter_p99_ms",
+        ),
+        criterion(
+            "loss", m.loss if m.commands_sent else math.nan, t.max_loss, "qualification.max_loss"
+        ),
+        criterion(
+            "longest_outage_ms",
+            m.longest_outage_ms,
+            t.max_outage_ms,
+            "qualification.max_outage_ms",
+        ),
+        criterion(
+            "throughput_ratio",
+            throughput_ratio,
+            t.min_throughput_ratio,
+            "qualification.min_throughput_ratio",
+            higher_is_better=True,
+        ),
+        criterion(
+            "command_age_p999_ms",
+            m.command_age_ms.get("p999", math.nan),
+            freshness,
+            "safety.command_freshness_ms",
+            consequence=(
+                f": commands would be refused as stale by the freshness budget "
+                f"(command_freshness_ms {freshness:g} ms)"
+            ),
+        ),
+        criterion(
+            "clock_rtt_p999_ms",
+            m.rtt_ms.get("p999", math.nan),
+            halt,
+            "safety.latency_halt_ms",
+            consequence=(
+                f": the robot would hold for the clock's round trip (latency_halt_ms {halt:g} ms)"
+            ),
+        ),
     )
     return Verdict(go=all(c.passed for c in criteria), criteria=criteria)
 
@@ -235,11 +325,13 @@ def analyse(
     rtts: Sequence[tuple[float, float]],
     padding: Sequence[tuple[float, int]],
     link_drops: Mapping[str, int],
+    command_ages: Sequence[tuple[float, float]] = (),
 ) -> Measurements:
     """Turn raw observations into measurements.
 
     ``arrivals`` are (time s, probe index, one-way latency ms, reordered) for each unique
-    probe received; ``rtts`` are (time s, ms); ``padding`` are (time s, bytes) received.
+    probe received; ``rtts`` are (time s, ms); ``padding`` are (time s, bytes) received;
+    ``command_ages`` are (time s, age at worst ms) for each probe received.
     """
     m = Measurements(duration_s=duration_s, rate_hz=rate_hz, bitrate_bps=bitrate_bps)
     m.commands_sent = sent
@@ -250,6 +342,7 @@ def analyse(
     m.link_drops = dict(link_drops)
     latencies = [a[2] for a in arrivals]
     m.one_way_ms = summarise(latencies)
+    m.command_age_ms = summarise([a[1] for a in command_ages])
     by_index = sorted(arrivals, key=lambda a: a[1])
     ipdv = [abs(b[2] - a[2]) for a, b in itertools.pairwise(by_index) if b[1] == a[1] + 1]
     m.jitter_ms = summarise(ipdv)
@@ -280,6 +373,10 @@ def analyse(
     ]
     step = max(1, len(arrivals) // 2000)
     m.latency_series = [(round(a[0], 4), round(a[2], 3)) for a in sorted(arrivals)[::step]]
+    age_step = max(1, len(command_ages) // 2000)
+    m.command_age_series = [
+        (round(t, 4), round(age, 3)) for t, age in sorted(command_ages)[::age_step]
+    ]
     m.rtt_series = [(round(t, 4), round(v, 3)) for t, v in rtts]
     return m
 
@@ -306,6 +403,7 @@ async def run_session(
     start = 0.0
     start_wall_ns = 0
     arrivals: list[tuple[float, int, float, bool]] = []
+    command_ages: list[tuple[float, float]] = []
     seen: set[int] = set()
     duplicates = 0
     padding: list[tuple[float, int]] = []
@@ -321,7 +419,13 @@ async def run_session(
             return
         seen.add(index)
         latency = (d.network_latency_ns or 0) / 1e6
-        arrivals.append(((d.arrived_ns - start_wall_ns) / 1e9, index, latency, d.reordered))
+        at = (d.arrived_ns - start_wall_ns) / 1e9
+        arrivals.append((at, index, latency, d.reordered))
+        # What the robot gateway's link compares with the freshness budget: the age when
+        # processed, on this side's clock estimate, plus that estimate's error bound.
+        uncertainty_ns = robot.clock.uncertainty_ns(d.received_ns)
+        if d.latency_ns is not None and uncertainty_ns is not None:
+            command_ages.append((at, (d.latency_ns + uncertainty_ns) / 1e6))
 
     def on_console(d: Datagram) -> None:
         if measuring and d.kind is Kind.PADDING:
@@ -377,6 +481,7 @@ async def run_session(
                 rtts=rtts,
                 padding=padding,
                 link_drops={str(k): v for k, v in drops.items()},
+                command_ages=command_ages,
             ),
             reordered_drops,
         )
@@ -444,8 +549,12 @@ def qualify(
     bitrate_bps: float = 4_000_000.0,
     seed: int = 0,
     progress: Callable[[float], None] | None = None,
+    *,
+    safety: SafetyThresholds,
+    link_class: str = "",
 ) -> QualificationReport:
-    """Run a qualification session and judge it."""
+    """Run a qualification session and judge it against the qualification criteria and the
+    procedure's ``safety`` thresholds (of its ``link_class``, named in the report)."""
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     measurements = asyncio.run(
         run_session(profile, duration_s, rate_hz, bitrate_bps, seed=seed, progress=progress)
@@ -454,8 +563,10 @@ def qualify(
         profile=profile.name if profile else "direct",
         started_at=started,
         thresholds=thresholds,
+        safety=safety,
         measurements=measurements,
-        verdict=judge(measurements, thresholds),
+        verdict=judge(measurements, thresholds, safety),
+        link_class=link_class,
     )
 
 
@@ -476,17 +587,18 @@ def _svg_plot(
     series: Sequence[tuple[float, float]],
     title: str,
     unit: str,
-    limit: float | None = None,
+    limits: Sequence[tuple[float, str]] = (),
     width: int = 720,
     height: int = 220,
 ) -> str:
+    """A line plot of ``series`` with a dashed, labelled line for each of ``limits``."""
     pad = 40
     if not series:
         return f"<p>{html.escape(title)}: no data</p>"
     xs = [p[0] for p in series]
     ys = [p[1] for p in series]
     x0, x1 = min(xs), max(xs) or 1.0
-    top = max([*ys, limit or 0.0]) * 1.1 or 1.0
+    top = max([*ys, *(value for value, _ in limits)]) * 1.1 or 1.0
     span = (x1 - x0) or 1.0
 
     def sx(x: float) -> float:
@@ -508,10 +620,14 @@ def _svg_plot(
         f'<text x="{width - pad - 30}" y="{height - pad + 16}" font-size="10">{x1:.1f} s</text>',
         f'<polyline fill="none" stroke="#1f5fa8" stroke-width="1" points="{points}"/>',
     ]
-    if limit is not None:
+    for value, label in limits:
         parts.append(
-            f'<line x1="{pad}" y1="{sy(limit):.1f}" x2="{width - pad}" y2="{sy(limit):.1f}" '
+            f'<line x1="{pad}" y1="{sy(value):.1f}" x2="{width - pad}" y2="{sy(value):.1f}" '
             'stroke="#c0392b" stroke-dasharray="4 3"/>'
+        )
+        parts.append(
+            f'<text x="{width - pad - 4}" y="{sy(value) - 3:.1f}" font-size="10" '
+            f'text-anchor="end" fill="#c0392b">{html.escape(label)} {value:g}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -519,12 +635,41 @@ def _svg_plot(
 
 def render_html(report: QualificationReport) -> str:
     """A self-contained HTML page with inline SVG plots."""
-    m, v = report.measurements, report.verdict
+    m, v, safety = report.measurements, report.verdict, report.safety
     verdict = "GO" if v.go else "NO-GO"
     rows = "".join(
         f"<tr><td>{html.escape(c.name)}</td><td>{c.measured:.4g}</td><td>{c.limit:.4g}</td>"
-        f"<td>{'pass' if c.passed else 'FAIL'}</td></tr>"
+        f"<td>{html.escape(c.threshold)}</td><td>{'pass' if c.passed else 'FAIL'}</td></tr>"
         for c in v.criteria
+    )
+    link_class = (
+        f" of link class <b>{html.escape(report.link_class)}</b>" if report.link_class else ""
+    )
+    plots = "\n".join(
+        (
+            _svg_plot(m.latency_series, "One-way latency, console to robot", "ms"),
+            _svg_plot(
+                m.command_age_series,
+                "Command age at worst, as the robot judges freshness",
+                "ms",
+                [(safety.command_freshness_ms, "command_freshness_ms")],
+            ),
+            _svg_plot(
+                m.rtt_series,
+                "Round-trip time",
+                "ms",
+                [
+                    (report.thresholds.rtt_p999_ms, "rtt_p999_ms"),
+                    (safety.latency_halt_ms, "latency_halt_ms"),
+                ],
+            ),
+            _svg_plot(
+                m.throughput_series,
+                "Video throughput received",
+                "kbit/s",
+                [(m.bitrate_bps / 1000, "planned")],
+            ),
+        )
     )
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in v.reasons)
     return f"""<!DOCTYPE html>
@@ -536,13 +681,16 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:.3em .6em}
 <h1 class="{"go" if v.go else "nogo"}">Link qualification: {verdict}</h1>
 <p>Profile <b>{html.escape(report.profile)}</b>, started {html.escape(report.started_at)},
 {m.duration_s:g} s at {m.rate_hz:g} commands/s and {m.bitrate_bps / 1e6:g} Mbit/s video.</p>
+<p>Judged against the procedure's safety thresholds{link_class}: a command is executed only
+if its age at worst (estimated age plus the clock offset's uncertainty) is within the
+freshness budget of {safety.command_freshness_ms:g} ms; the robot holds when the clock's
+round trip exceeds {safety.latency_halt_ms:g} ms.</p>
 {"<h2>Reasons</h2><ul>" + reasons + "</ul>" if reasons else ""}
 <h2>Criteria</h2>
-<table><tr><th>criterion</th><th>measured</th><th>limit</th><th>result</th></tr>{rows}</table>
+<table><tr><th>criterion</th><th>measured</th><th>limit</th><th>threshold</th><th>result</th></tr>
+{rows}</table>
 <h2>Over time</h2>
-{_svg_plot(m.latency_series, "One-way latency, console to robot", "ms")}
-{_svg_plot(m.rtt_series, "Round-trip time", "ms", report.thresholds.rtt_p999_ms)}
-{_svg_plot(m.throughput_series, "Video throughput received", "kbit/s", m.bitrate_bps / 1000)}
+{plots}
 <h2>Counts</h2>
 <p>{m.commands_sent} commands sent, {m.commands_received} received, {m.reordered} reordered,
 {m.duplicates} duplicated; {len(m.outages)} outage(s), longest {m.longest_outage_ms:.1f} ms.</p>

@@ -21,11 +21,12 @@ import json
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.openigtlink import Status, StatusCode
 
 
@@ -101,8 +102,137 @@ def load_procedure_file(path: Path) -> dict[str, Any]:
 
 
 def load_thresholds(path: Path) -> SafetyThresholds:
-    """Load the ``[safety]`` section of a procedure file."""
-    return SafetyThresholds.from_mapping(load_procedure_file(path).get("safety", {}))
+    """Load the safety thresholds of a procedure file: its link class's, overridden by its
+    ``[safety]`` section."""
+    return SafetyThresholds.from_mapping(resolve_link_class(load_procedure_file(path))["safety"])
+
+
+# --- presets by link class ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkClass:
+    """Safety thresholds and motion limits fitted to the distance between console and robot.
+
+    A procedure names its class (``link_class`` in the procedure file, ``--link-class`` when
+    planning); the values of its ``[safety]`` and ``[limits]`` sections override the class's
+    one by one. What distance changes is the time a command needs: the robot executes a
+    command only if its age at worst, about one round trip on a symmetric path
+    (:func:`concilium.telesurgery.link.judge_freshness`), is within the freshness budget.
+    """
+
+    name: str
+    """How a procedure names the class."""
+    title: str
+    """One line for the planning form and the command line."""
+    profile: str
+    """The impairment profile (:data:`concilium.telesurgery.impairment.PROFILES`) of such a
+    link, to qualify and rehearse on."""
+    safety: SafetyThresholds
+    """The safety thresholds of the class."""
+    limits: MotionLimits
+    """The motion limits of the class."""
+
+    def sections(self) -> dict[str, dict[str, Any]]:
+        """The class as procedure file sections (``safety``, ``limits``)."""
+        limits = asdict(self.limits)
+        for corner in ("workspace_min_mm", "workspace_max_mm"):
+            limits[corner] = list(limits[corner])
+        return {"safety": asdict(self.safety), "limits": limits}
+
+
+LAN = LinkClass(
+    "lan",
+    "Same hospital or metropolitan fibre (one-way delay under 1 ms)",
+    "lan",
+    SafetyThresholds(),
+    MotionLimits(),
+)
+"""The defaults. On a link of well under a millisecond a command reaches the robot in
+microseconds; the 150 ms freshness budget and the 200 ms halt are not what such a link
+spends, they are how late the robot may act on a command if the network degrades (a round
+trip up to about 140 ms still executes), in line with the latency surgeons operated at over
+long distances (Operation Lindbergh, New York to Strasbourg, 2001: 155 ms). 200 mm/s and
+360 deg/s leave the surgeon's hand its natural speed."""
+
+REGIONAL = LinkClass(
+    "regional",
+    "Hospitals of one region or neighbouring regions (up to about 1,000 km)",
+    "regional-500km",
+    SafetyThresholds(),
+    MotionLimits(),
+)
+"""The defaults too. 500 km of fibre is about 5 ms one way, a round trip of 10 to 20 ms
+with routing: more than 100 ms of the 150 ms budget is left for the network to degrade
+before a command is refused, and a delay this short is not perceptible at the console, so
+speeds need no reduction."""
+
+INTERCONTINENTAL = LinkClass(
+    "intercontinental",
+    "Another continent (about 12,000 km, 150 ms round trip)",
+    "intercontinental-12000km",
+    SafetyThresholds(
+        latency_warning_ms=110.0,
+        latency_halt_ms=300.0,
+        command_freshness_ms=250.0,
+    ),
+    MotionLimits(max_velocity_mm_s=120.0, max_angular_velocity_deg_s=216.0),
+)
+"""12,000 km of fibre is about 60 ms one way at 2/3 c, 75 ms with routing: a command needs
+a round trip, about 150 ms, before the robot may execute it, which the default 150 ms budget
+never allows. So:
+
+- ``command_freshness_ms`` 250: the round trip plus 100 ms for jitter bursts and route
+  changes; the robot never executes a command more than 250 ms after the console gateway
+  sent it, within the 150 to 250 ms round trips at which remote operations were performed;
+- ``latency_halt_ms`` 300: the robot holds when the clock's round trip doubles (a route
+  change, congestion); simulator studies of added latency find surgeons' performance
+  intact up to about 200 ms and degrading from about 300 ms;
+- ``latency_warning_ms`` 110: DEGRADED when the one-way delay grows past the path's 75 ms
+  by a third, before commands start being refused near 125 ms (half the budget on a
+  symmetric path), so the surgeon is warned before the robot holds;
+- ``max_velocity_mm_s`` 120 and ``max_angular_velocity_deg_s`` 216: the tool may move no
+  further within one freshness budget than at the defaults (200 mm/s x 150 ms = 30 mm,
+  360 deg/s x 150 ms = 54 deg), as surgeons slow down to operate over such a delay; the
+  surgeon's console keeps within them with its motion scaling;
+- the watchdog stays at 50 ms: it watches for silence in the command stream as it
+  arrives, and a long path delays the stream without thinning it.
+"""
+
+LINK_CLASSES: dict[str, LinkClass] = {c.name: c for c in (LAN, REGIONAL, INTERCONTINENTAL)}
+"""The presets, by name."""
+DEFAULT_LINK_CLASS = LAN.name
+"""The class of a procedure that names none."""
+
+
+def resolve_link_class(data: Mapping[str, Any], link_class: str | None = None) -> dict[str, Any]:
+    """A procedure's sections with its link class filled in: the class named by
+    ``link_class``, or by the file's own ``link_class`` key, or :data:`DEFAULT_LINK_CLASS`;
+    its ``safety`` and ``limits`` values are the base, the file's values override them one
+    by one. The ``qualification`` section is passed on as it is. The result names its
+    ``link_class``.
+
+    Raises:
+        ValueError: an unknown class, two different classes named, or a section that is not
+            a table of values.
+    """
+    named = data.get("link_class")
+    if named is not None and not isinstance(named, str):
+        raise ValueError(f"link_class must be a name, got {named!r}")
+    if link_class is not None and named is not None and link_class != named:
+        raise ValueError(f"the procedure names link class {named!r}, not {link_class!r}")
+    name = link_class or named or DEFAULT_LINK_CLASS
+    preset = LINK_CLASSES.get(name)
+    if preset is None:
+        raise ValueError(f"unknown link class {name!r}; known: {', '.join(LINK_CLASSES)}")
+    resolved: dict[str, Any] = {k: v for k, v in data.items() if k != "link_class"}
+    resolved["link_class"] = name
+    for section, base in preset.sections().items():
+        given = data.get(section, {})
+        if not isinstance(given, Mapping):
+            raise ValueError(f"section {section} must be a table of values")
+        resolved[section] = {**base, **given}
+    return resolved
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from concilium.platform.tables import User
 from concilium.telesurgery import procedures as domain
 from concilium.telesurgery.actions import TelesurgeryAction
 from concilium.telesurgery.process import TelesurgeryProcess
+from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
 from concilium.web.context import Ctx, gate, process_of, record_refusal, runtime_of
 from concilium.web.forms import run_form_action
@@ -105,6 +106,7 @@ def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
         robot_name=body.robot_name,
         patient_id=body.patient_id,
         thresholds=body.thresholds,
+        link_class=body.link_class,
         now=ctx.now,
     )
     ctx.commit()
@@ -131,7 +133,10 @@ class ProcedureIn(BaseModel):
     local_team_ids: list[int] = Field(default_factory=list, max_length=50)
     robot_name: str = Field(min_length=1, max_length=100)
     patient_id: int
-    thresholds: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    thresholds: dict[str, Any] = Field(default_factory=dict)
+    link_class: str | None = Field(default=None, max_length=32)
+    """Threshold preset (``lan``, ``regional``, ``intercontinental``); ``thresholds`` override
+    it value by value."""
 
 
 class GatewayOut(BaseModel):
@@ -160,6 +165,7 @@ class ProcedureOut(BaseModel):
     local_team_ids: list[int]
     robot_name: str
     patient_id: int
+    link_class: str
     thresholds: dict[str, Any]
     consent: bool
     key_id: int | None
@@ -194,6 +200,7 @@ def _out(ctx: Ctx, procedure: Procedure) -> ProcedureOut:
         local_team_ids=list(procedure.local_team_ids),
         robot_name=procedure.robot_name,
         patient_id=procedure.patient_id,
+        link_class=domain.link_class_of(procedure),
         thresholds=procedure.thresholds,
         consent=facts.consent,
         key_id=key.key_id if key else None,
@@ -439,6 +446,7 @@ def _list_page(
         sites=_site_names(ctx),
         planner_sites=_planner_sites(ctx),
         all_sites=sorted(_site_names(ctx).items()),
+        link_classes=list(LINK_CLASSES.values()),
         error=error,
         form=form or {},
     )
@@ -469,6 +477,7 @@ def create_page(
     robot_name: Annotated[str, Form(max_length=100)],
     patient_id: Annotated[int, Form()],
     local_team: Annotated[str, Form(max_length=500)] = "",
+    link_class: Annotated[str, Form(max_length=32)] = DEFAULT_LINK_CLASS,
 ) -> Response:
     form = {
         "title": title,
@@ -478,6 +487,7 @@ def create_page(
         "robot_name": robot_name,
         "patient_id": patient_id,
         "local_team": local_team,
+        "link_class": link_class,
     }
     try:
         surgeon_user = accounts.user_by_username(ctx.db, surgeon.strip())
@@ -497,6 +507,7 @@ def create_page(
             local_team_ids=team,
             robot_name=robot_name,
             patient_id=patient_id,
+            link_class=link_class,
         )
         procedure = _create(ctx, body)
     except (InvalidInput, NotFound) as exc:

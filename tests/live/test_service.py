@@ -271,6 +271,27 @@ def test_an_invitation_is_a_share_and_carries_a_role(world):
         )
 
 
+def test_the_sessions_target_counts_the_owning_sites_staff_as_participants_for_drawing(world):
+    doctor, viewer, _ = _setup(world)
+    watcher = world.user("metz-student", (world.metz, "learner"))
+    staff = world.user("metz-nurse", (world.metz, "learner"))
+    now = world.runtime.now()
+    actor = audit.Actor(doctor.id, doctor.username)
+    with transaction(world.runtime.sessions) as db:
+        live = service.create_session(
+            db, actor, kind="broadcast", title="Valve, live", site_id=world.metz.id,
+            scheduled_at=now, now=now,
+        )  # fmt: skip
+        service.invite(db, actor, live, user_id=watcher.id, role="viewer", now=now)
+        service.invite(db, actor, live, user_id=viewer.id, role="presenter", now=now)
+        drawing = service.session_target(db, live, LiveAction.LIVE_DRAW, now).shared_user_ids
+        chatting = service.session_target(db, live, LiveAction.LIVE_CHAT, now).shared_user_ids
+    # The organiser (director), the invited presenter and the staff member not invited draw;
+    # the person of the site invited only to watch does not.
+    assert drawing == {doctor.id, viewer.id, staff.id}
+    assert chatting == {watcher.id, viewer.id}  # invitees; the staff chat by their site role
+
+
 def test_questions_are_moderated_merged_and_answered(world):
     doctor, viewer, _ = _setup(world)
     now = world.runtime.now()

@@ -47,10 +47,13 @@ from concilium.live.visca import (
 from concilium.platform import audit, sharing
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.policy import Action, Target
-from concilium.platform.tables import Patient, User
+from concilium.platform.tables import Membership, Patient, User
 
 __all__ = [
+    "BY_SESSION_ROLE",
+    "DEFAULT_ROLE",
     "KINDS",
+    "ROLE_ACTIONS",
     "ROOM_ID_BASE",
     "ROOM_PUBLISHERS",
     "SESSION_ROLES",
@@ -63,6 +66,7 @@ __all__ = [
     "next_status",
     "ptz_command",
     "session_target",
+    "sharers",
     "watches_over_hls",
 ]
 
@@ -85,16 +89,25 @@ broadcasts send one full-quality stream, the one recorded and packaged for the a
 SIMULCAST_FIR_SECONDS = 3
 """Keyframe request period of a simulcast room: a tile put on the stage reaches the highest
 layer at the next keyframe (see ``RoomSpec.fir_freq``)."""
-ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "director": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_DIRECT}),
-    "moderator": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_MODERATE}),
-    "presenter": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
-    "participant": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
-    "viewer": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
-}
-"""What an invitation in each role lets its holder do in that session."""
 PUBLISHING_ROLES = frozenset({"director", "presenter", "participant"})
 """Roles that send media; a viewer or a moderator only receives."""
+DEFAULT_ROLE = "participant"
+"""The role in a session of a person of its owning site who was not invited."""
+_TAKING_PART = frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_CHAT})
+ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
+    "director": _TAKING_PART | {LiveAction.LIVE_DRAW, LiveAction.LIVE_DIRECT},
+    "moderator": _TAKING_PART | {LiveAction.LIVE_MODERATE},
+    "presenter": _TAKING_PART | {LiveAction.LIVE_DRAW},
+    "participant": _TAKING_PART | {LiveAction.LIVE_DRAW},
+    "viewer": _TAKING_PART,
+}
+"""What a role in a session lets its holder do there: an invitation in that role, or, for
+the actions of :data:`BY_SESSION_ROLE`, the :data:`DEFAULT_ROLE` of the owning site's staff.
+Those who send media (:data:`PUBLISHING_ROLES`) draw on the picture."""
+BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW})
+"""Actions the owning site's staff hold by their role in the session (their invitation's,
+running or lapsed, else :data:`DEFAULT_ROLE`), whatever their role at the site: drawing
+goes with sending media, and a person of the site invited only to watch does not draw."""
 ROOM_ID_BASE = 10_000_000
 """Janus room ids of live sessions are this plus the session id (stable across restarts)."""
 CREDENTIAL_TTL = 4 * 3600.0
@@ -178,6 +191,22 @@ def capable_users(participants: Iterable[tuple[int, str]], action: Action) -> fr
     return frozenset(user for user, role in participants if action in ROLE_ACTIONS.get(role, ()))
 
 
+def sharers(
+    action: Action,
+    invited: Mapping[int, str],
+    shared_users: Iterable[int],
+    staff: Iterable[int] = (),
+) -> frozenset[int]:
+    """Who a session counts as shared with for ``action``: the invitees (user id to role in
+    the session) whose invitation runs (``shared_users``) and whose role carries it; for an
+    action of :data:`BY_SESSION_ROLE`, also the owning site's ``staff`` whose role in the
+    session (invited, else :data:`DEFAULT_ROLE`) carries it."""
+    found = frozenset(shared_users) & capable_users(invited.items(), action)
+    if action in BY_SESSION_ROLE:
+        found |= capable_users(((u, invited.get(u, DEFAULT_ROLE)) for u in staff), action)
+    return found
+
+
 _DIRECTIONS = {
     "up": Direction.UP,
     "down": Direction.DOWN,
@@ -211,8 +240,14 @@ def ptz_command(move: str, *, speed: int = 8, preset: int = 0) -> Command:
 # --- sessions ------------------------------------------------------------------------------
 
 
+def find_session(db: Session, session_id: int) -> LiveSession | None:
+    """The session of this id, if there is one."""
+    return db.get(LiveSession, session_id)
+
+
 def get_session(db: Session, session_id: int) -> LiveSession:
-    live = db.get(LiveSession, session_id)
+    """The session of this id; :class:`NotFound` otherwise."""
+    live = find_session(db, session_id)
     if live is None:
         raise NotFound(f"live session {session_id} not found")
     return live
@@ -229,15 +264,25 @@ def participants(db: Session, live: LiveSession) -> list[LiveParticipant]:
 
 
 def session_target(db: Session, live: LiveSession, action: Action, now: datetime) -> Target:
-    """The facts ``decide`` needs about a session for ``action``."""
+    """The facts ``decide`` needs about a session for ``action`` (see :func:`sharers`)."""
     _, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
-    invited = [(p.user_id, p.role) for p in participants(db, live)]
+    invited = {p.user_id: p.role for p in participants(db, live)}
+    staff = _site_staff(db, live.site_id) if action in BY_SESSION_ROLE else ()
     return Target(
         kind=RESOURCE_KIND,
         id=str(live.id),
         site_ids=frozenset({live.site_id}),
         patient_id=live.patient_id,
-        shared_user_ids=shared_users & capable_users(invited, action),
+        shared_user_ids=sharers(action, invited, shared_users, staff),
+    )
+
+
+def _site_staff(db: Session, site_id: int) -> list[int]:
+    """People holding any role at the site."""
+    return list(
+        db.execute(
+            select(Membership.user_id).where(Membership.site_id == site_id).distinct()
+        ).scalars()
     )
 
 
@@ -514,7 +559,7 @@ async def join(
 def _note_join(
     db: Session, actor: audit.Actor, user_id: int, live: LiveSession, now: datetime
 ) -> str:
-    role = role_of(db, live, user_id) or "participant"
+    role = role_of(db, live, user_id) or DEFAULT_ROLE
     found = db.execute(
         select(LiveParticipant).where(
             LiveParticipant.session_id == live.id, LiveParticipant.user_id == actor.user_id

@@ -41,8 +41,15 @@ from concilium.live.runtime import LiveRuntime, Member, SessionRoom, media_lifes
 from concilium.live.tables import LiveMessage, LiveSession, LiveSource, LiveStroke
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.accounts import principal_for
-from concilium.platform.authn import mfa_required, resume_session
-from concilium.platform.errors import ConciliumError, Conflict, Forbidden, InvalidInput, NotFound
+from concilium.platform.authn import authenticate
+from concilium.platform.errors import (
+    ConciliumError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from concilium.platform.policy import Action, Decision, PlatformAction, Principal, Target, decide
 from concilium.platform.tables import Site, User
 from concilium.web.context import SESSION_COOKIE, Ctx, gate, record_refusal, runtime_of
@@ -628,13 +635,14 @@ def question_visible(status: str, author_id: int, member: Member) -> bool:
 
 @dataclass(frozen=True)
 class Peer:
-    """Who is on the other end of a session websocket, established once at connection."""
+    """Who is on the other end of a session websocket, and what the policy lets them do
+    there (asked again for every message)."""
 
     user_id: int
     username: str
     full_name: str
     session_id: int
-    may_join: bool
+    may_chat: bool
     may_moderate: bool
     may_draw: bool
 
@@ -649,22 +657,17 @@ def authorize_peer(
     """Authenticate by the session cookie and authorise by the policy, as ``gate`` does for
     a request; run at connection and again for every message, so signing out, an expired
     session or a withdrawn invitation stops a connected socket too."""
-    anonymous = audit.Actor(None, "", ip=ip)
-    target = Target("live_session", str(session_id))
-    web_session = resume_session(db, settings, cookie, now) if cookie else None
-    db.commit()
-    user = db.get(User, web_session.user_id) if web_session is not None else None
-    if (
-        web_session is None
-        or user is None
-        or user.disabled
-        or (not web_session.mfa_verified and mfa_required(user, settings))
-    ):
+    target = Target(service.RESOURCE_KIND, str(session_id))
+    try:
+        identity = authenticate(db, settings, now, bearer=None, cookie=cookie)
+    except Unauthenticated:
+        anonymous = audit.Actor(None, "", ip=ip)
         record_refusal(db, anonymous, LiveAction.LIVE_READ, target, "not authenticated")
-        raise Forbidden("sign in first")
+        raise Forbidden("sign in first") from None
+    user = identity.user
     principal: Principal = principal_for(db, user, now)
     actor = audit.Actor(user.id, user.username, role=principal.primary_role(), ip=ip)
-    live = db.get(LiveSession, session_id)
+    live = service.find_session(db, session_id)
     if live is None:
         record_refusal(db, actor, LiveAction.LIVE_READ, target, "no such session")
         raise NotFound(f"live session {session_id} not found")
@@ -675,15 +678,14 @@ def authorize_peer(
     if not allowed(LiveAction.LIVE_READ):
         record_refusal(db, actor, LiveAction.LIVE_READ, target, "live.read not permitted")
         raise Forbidden("you are not invited to this session")
-    role = service.role_of(db, live, user.id) or "participant"
     return Peer(
         user_id=user.id,
         username=user.username,
         full_name=user.full_name,
         session_id=live.id,
-        may_join=allowed(LiveAction.LIVE_JOIN),
+        may_chat=allowed(LiveAction.LIVE_CHAT),
         may_moderate=allowed(LiveAction.LIVE_MODERATE),
-        may_draw=allowed(LiveAction.LIVE_DIRECT) or role in service.PUBLISHING_ROLES,
+        may_draw=allowed(LiveAction.LIVE_DRAW),
     )
 
 
@@ -696,7 +698,7 @@ def _hello(db: Session, peer: Peer) -> dict[str, Any]:
     return {
         "type": "hello",
         "me": peer.user_id,
-        "may_chat": peer.may_join,
+        "may_chat": peer.may_chat,
         "may_moderate": peer.may_moderate,
         "may_draw": peer.may_draw,
         "chat": [_message_event(m, names) for m in service.chat_history(db, live)],
@@ -752,7 +754,7 @@ def _apply(
     names = {peer.user_id: peer.full_name}
     everyone: Audience = None
     if isinstance(message, protocol.Chat):
-        if not peer.may_join:
+        if not peer.may_chat:
             raise Forbidden("viewers do not chat; ask a question instead")
         chat = service.post_chat(db, peer.user_id, live, message.body, now)
         return [(_message_event(chat, names), everyone)]

@@ -25,10 +25,10 @@ from concilium.live.hls import (
     free_rtp_ports,
 )
 from concilium.live.media import LiveMedia
+from concilium.live.program import record_switch
 from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
 from concilium.live.tables import LiveRecording
 from concilium.live.web import publish_session_recordings
-from concilium.platform import audit
 from concilium.platform.db import transaction
 
 from .sessions import start_broadcast
@@ -63,16 +63,8 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
 
     def switch_and_ask(feed: int) -> None:
         with transaction(rt.sessions) as db:  # what the director's switch leaves behind
-            audit.record(
-                db,
-                actor,
-                "live.program",
-                "success",
-                object_kind="live_session",
-                object_id=session_id,
-                detail={"feed": feed},
-            )
             live = service.get_session(db, session_id)
+            record_switch(db, actor, live, feed, datetime.now(UTC))
             asked = service.submit_question(
                 db, coord.id, live, "Which  annuloplasty ring?", datetime.now(UTC)
             )
@@ -227,10 +219,8 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
 
     def switched(feed: int) -> None:  # what the director's switch leaves behind
         with transaction(rt.sessions) as db:
-            audit.record(
-                db, actor, "live.program", "success", object_kind="live_session",
-                object_id=session_id, detail={"feed": feed},
-            )  # fmt: skip
+            live = service.get_session(db, session_id)
+            record_switch(db, actor, live, feed, datetime.now(UTC))
 
     async def program(feed: int, segments: int) -> None:
         await asyncio.to_thread(switched, feed)

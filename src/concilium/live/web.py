@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from concilium.config import Settings
 from concilium.imaging.dicomweb import archive_of
-from concilium.live import protocol, recording, service, sources
+from concilium.live import program, protocol, recording, service, sources
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.hls import HlsBroadcasts
@@ -447,15 +447,7 @@ async def api_program(
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
     room = live_runtime(request.app).room(live.id)
     room.program_feed = body.feed
-    audit.record(
-        ctx.db,
-        ctx.actor,
-        "live.program",
-        "success",
-        object_kind=service.RESOURCE_KIND,
-        object_id=live.id,
-        detail={"feed": body.feed},
-    )
+    program.record_switch(ctx.db, ctx.actor, live, body.feed, ctx.now)
     ctx.commit()
     await room.broadcast({"type": "program", "feed": body.feed})
     await program_to_hls(request, live, body.feed)

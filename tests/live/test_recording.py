@@ -27,8 +27,8 @@ from concilium.live.hls import (
 from concilium.live.media import LiveMedia
 from concilium.live.program import record_switch
 from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
+from concilium.live.sessions import publish_session_recordings
 from concilium.live.tables import LiveRecording
-from concilium.live.web import publish_session_recordings
 from concilium.platform.db import transaction
 
 from .sessions import start_broadcast
@@ -110,7 +110,9 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
     assert sent == f"H264 {H264_CONSTRAINED_BASELINE}"
     assert vp8_sent == "VP8"
 
-    ids = await publish_session_recordings(rt, session_id, rec_dir)
+    ids = await publish_session_recordings(
+        rt.sessions, rt.settings.data_dir, rt.now, session_id, rec_dir
+    )
 
     assert len(ids) == 2
     await asyncio.to_thread(check_library, app, world, ids, feed, vp8_feed)
@@ -257,7 +259,10 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
         "program-parts/program-*.mp4"))  # fmt: skip
     assert len(parts) == 2  # one part per packager run, so one per program switch
 
-    ids = await publish_session_recordings(rt, session_id, live_media.videoroom.rec_dir(room_id))
+    rec_dir = live_media.videoroom.rec_dir(room_id)
+    ids = await publish_session_recordings(
+        rt.sessions, rt.settings.data_dir, rt.now, session_id, rec_dir
+    )
 
     def program_row() -> tuple[int, Path, float, list[dict[str, object]], str]:
         with rt.sessions() as db:

@@ -11,18 +11,15 @@ content security policy holds and Janus stays on loopback.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
-from anyio import from_thread
 from fastapi import APIRouter, FastAPI, Form, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
@@ -31,13 +28,14 @@ from starlette.concurrency import run_in_threadpool
 
 from concilium.config import Settings
 from concilium.imaging.dicomweb import archive_of
-from concilium.live import program, protocol, recording, service, sources
+from concilium.live import protocol, service, sources
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia
 from concilium.live.ptz import DirectorLockHeld, NotDirector, PtzError
 from concilium.live.runtime import LiveRuntime, Member, SessionRoom, media_lifespan
+from concilium.live.sessions import LiveSessions, MediaOutputs
 from concilium.live.tables import LiveMessage, LiveSession, LiveSource, LiveStroke
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.accounts import principal_for
@@ -54,7 +52,6 @@ from concilium.platform.policy import Action, Decision, PlatformAction, Principa
 from concilium.platform.tables import Site, User
 from concilium.web.context import SESSION_COOKIE, Ctx, gate, record_refusal, runtime_of
 from concilium.web.pages import redirect_to, render_page, run_form_action
-from concilium.web.runtime import Runtime
 
 __all__ = ["JANUS_PATH", "api_router", "install_media_server", "live_runtime", "router"]
 
@@ -205,18 +202,6 @@ def _create(
     return live
 
 
-def _start(ctx: Ctx, live: LiveSession) -> None:
-    consent = live.patient_id is not None and patients.has_consent(
-        ctx.db, live.patient_id, "teaching"
-    )
-    try:
-        service.start(ctx.db, ctx.actor, live, ctx.now, teaching_consent=consent)
-    except ConciliumError:
-        ctx.commit()  # the refusal itself stays in the audit trail
-        raise
-    ctx.commit()
-
-
 # --- JSON API ------------------------------------------------------------------------------
 
 
@@ -346,13 +331,12 @@ def api_invite(
 
 
 @api_router.post("/sessions/{session_id}/start")
-def api_start(
+async def api_start(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> SessionOut:
     """Go live; refused (409) when the patient shown has not consented to teaching."""
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
-    _start(ctx, live)
-    start_sources(request, ctx, live)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    await live_sessions(request).start(ctx.db, ctx.actor, live, ctx.now)
     return SessionOut.of(live)
 
 
@@ -361,20 +345,8 @@ async def api_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> SessionOut:
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
-    service.end(ctx.db, ctx.actor, live, ctx.now)
-    ctx.commit()
-    await _close_room(request, live)
+    await live_sessions(request).end(ctx.db, ctx.actor, live, ctx.now)
     return SessionOut.of(live)
-
-
-async def _close_room(request: Request, live: LiveSession) -> None:
-    """Everyone is sent out of the media room, its credentials revoked, the sockets told."""
-    state = live_runtime(request.app)
-    if state.media is not None and live.janus_room_id in state.media.registry.rooms:
-        await state.media.destroy_room(live.janus_room_id)
-    await state.room(live.id).broadcast({"type": "ended"})
-    await source_feeds(request.app).stop(live.id)
-    await close_outputs(request, live)
 
 
 @api_router.post("/sessions/{session_id}/join")
@@ -445,12 +417,7 @@ async def api_program(
 ) -> SessionOut:
     """Put a feed on program: every viewer switches to it."""
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
-    room = live_runtime(request.app).room(live.id)
-    room.program_feed = body.feed
-    program.record_switch(ctx.db, ctx.actor, live, body.feed, ctx.now)
-    ctx.commit()
-    await room.broadcast({"type": "program", "feed": body.feed})
-    await program_to_hls(request, live, body.feed)
+    await live_sessions(request).switch_program(ctx.db, ctx.actor, live, body.feed, ctx.now)
     return SessionOut.of(live, body.feed)
 
 
@@ -992,6 +959,21 @@ def _session_action(request: Request, ctx: Ctx, live: LiveSession, run: Any) -> 
     )
 
 
+async def _session_step(
+    request: Request, ctx: Ctx, live: LiveSession, run: Callable[[], Awaitable[object]]
+) -> Response:
+    """As :func:`_session_action`, for a step that awaits the media plane: a user error
+    shows the session page again with the message; success goes back to it."""
+    try:
+        await run()
+    except ConciliumError as exc:
+        await run_in_threadpool(ctx.db.rollback)
+        if exc.status in {401, 403, 404}:
+            raise
+        return await run_in_threadpool(_session_view, request, ctx, live, exc.detail, exc.status)
+    return redirect_to(f"/live/{live.id}")
+
+
 @router.post("/live/{session_id}/invite")
 def live_invite(
     request: Request,
@@ -1013,43 +995,29 @@ def live_invite(
 
 
 @router.post("/live/{session_id}/start")
-def live_start(
+async def live_start(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
-    try:
-        _start(ctx, live)
-    except ConciliumError as exc:
-        if exc.status in {401, 403, 404}:
-            raise
-        return _session_view(request, ctx, live, exc.detail, exc.status)
-    start_sources(request, ctx, live)
-    return redirect_to(f"/live/{live.id}")
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    sessions = live_sessions(request)
+    return await _session_step(
+        request, ctx, live, lambda: sessions.start(ctx.db, ctx.actor, live, ctx.now)
+    )
 
 
 @router.post("/live/{session_id}/end")
 async def live_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> Response:
-    def end() -> tuple[LiveSession, Response | None]:
-        live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
-        try:
-            service.end(ctx.db, ctx.actor, live, ctx.now)
-        except ConciliumError as exc:
-            ctx.db.rollback()
-            return live, _session_view(request, ctx, live, exc.detail, exc.status)
-        ctx.commit()
-        return live, None
-
-    live, refused = await run_in_threadpool(end)
-    if refused is not None:
-        return refused
-    await _close_room(request, live)
-    return redirect_to(f"/live/{live.id}")
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    sessions = live_sessions(request)
+    return await _session_step(
+        request, ctx, live, lambda: sessions.end(ctx.db, ctx.actor, live, ctx.now)
+    )
 
 
 @router.post("/live/{session_id}/sources")
-def live_add_source(
+async def live_add_source(
     request: Request,
     session_id: int,
     ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
@@ -1057,17 +1025,21 @@ def live_add_source(
     kind: Annotated[str, Form(max_length=16)],
     reference: Line = "",
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
 
-    def run() -> None:
+    def add() -> LiveSource:
         source = service.add_source(
             ctx.db, ctx.actor, live, name=name, kind=kind, reference=reference
         )
         ctx.commit()
-        if live.status == "live":
-            start_sources(request, ctx, live, [source])
+        return source
 
-    return _session_action(request, ctx, live, run)
+    async def run() -> None:
+        source = await run_in_threadpool(add)
+        if live.status == "live":  # it is fed at once
+            await live_sessions(request).feed_sources(ctx.db, live, ctx.now, [source])
+
+    return await _session_step(request, ctx, live, run)
 
 
 @router.post("/live/{session_id}/cameras")
@@ -1167,21 +1139,14 @@ def with_media_policy(response: Response) -> Response:
     return response
 
 
-@dataclass
-class MediaOutputs:
-    """The HLS output of the broadcasts and the recordings being post-processed."""
-
-    hls: HlsBroadcasts
-    tasks: set[asyncio.Task[list[int]]]
-
-
 def media_outputs(app: FastAPI) -> MediaOutputs:
+    """The HLS outputs of this application, created on first use."""
     found: MediaOutputs | None = getattr(app.state, "live_outputs", None)
     if found is None:
         hls = HlsBroadcasts(app.state.runtime.settings.data_dir)
         # Janus forgets its forwarders when it restarts: each program is forwarded again.
         live_runtime(app).on_media_restart.append(lambda media: hls.restore(media.videoroom))
-        found = MediaOutputs(hls, set())
+        found = MediaOutputs(hls)
         app.state.live_outputs = found
     return found
 
@@ -1192,57 +1157,7 @@ async def outputs_lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        outputs = media_outputs(app)
-        await outputs.hls.close()
-        if outputs.tasks:
-            await asyncio.wait(outputs.tasks, timeout=60)
-
-
-async def program_to_hls(request: Request, live: LiveSession, feed: int | None) -> None:
-    """A broadcast's HLS output follows the program; WebRTC viewers carry on if it fails."""
-    media = live_runtime(request.app).media
-    if live.kind != "broadcast" or live.status != "live" or media is None:
-        return
-    spec = media.registry.rooms.get(live.janus_room_id or 0)
-    if spec is None:
-        return
-    try:
-        await media_outputs(request.app).hls.show(live.id, media.videoroom, spec, feed)
-    except (ConciliumError, OSError, RuntimeError, ValueError) as exc:
-        log.warning("HLS of session %s not following feed %s: %s", live.id, feed, exc)
-
-
-async def close_outputs(request: Request, live: LiveSession) -> None:
-    """The session ended: its HLS stops, its recordings go to the library in the background."""
-    outputs = media_outputs(request.app)
-    await outputs.hls.stop(live.id)
-    media = live_runtime(request.app).media
-    if not live.record or live.janus_room_id is None or media is None:
-        return
-    rec_dir = media.videoroom.rec_dir(live.janus_room_id)
-    task = asyncio.create_task(publish_session_recordings(runtime_of(request), live.id, rec_dir))
-    outputs.tasks.add(task)
-    task.add_done_callback(outputs.tasks.discard)
-
-
-async def publish_session_recordings(runtime: Runtime, session_id: int, rec_dir: Path) -> list[int]:
-    """Post-process a session's ``.mjr`` files and keep them in the library; their ids."""
-    data_dir = runtime.settings.data_dir
-    out_dir = recording.recordings_root(data_dir) / str(session_id)
-    try:
-        processed = await recording.postprocess_room(rec_dir, out_dir)
-    except FileNotFoundError as exc:
-        log.error("recordings of session %s not processed: %s", session_id, exc)
-        return []
-
-    def save() -> list[int]:
-        with runtime.sessions() as db:
-            live = service.get_session(db, session_id)
-            rows = recording.publish_recordings(db, live, processed, data_dir, runtime.now())
-            db.commit()
-            return [r.id for r in rows]
-
-    return await asyncio.to_thread(save)
+        await media_outputs(app).close()
 
 
 # --- fed sources: IP cameras and cine loops (concilium.live.sources) -----------------------
@@ -1266,25 +1181,18 @@ async def sources_lifespan(app: FastAPI) -> AsyncIterator[None]:
         await source_feeds(app).close()
 
 
-def start_sources(
-    request: Request, ctx: Ctx, live: LiveSession, chosen: list[LiveSource] | None = None
-) -> None:
-    """The session went live (or a source was added to a live session): feed its IP cameras
-    and cine loops, or only the ``chosen`` ones, into their mountpoints.
-
-    Runs in the handler's worker thread: cine loops are authorised for the organiser on the
-    request's database session, then the feeders start on the event loop.
-    """
-    if live.janus_room_id is None:
-        return
-    fed = service.sources(ctx.db, live) if chosen is None else chosen
-    plans = sources.plan_sources(ctx.db, archive_of(request), live, fed, ctx.now)
-    ctx.commit()
-    if plans:
-        media = live_runtime(request.app).media
-        from_thread.run_sync(
-            source_feeds(request.app).launch, media, live.id, live.janus_room_id, plans
-        )
+def live_sessions(request: Request) -> LiveSessions:
+    """The sessions service of this application, on the parts it holds (each made once)."""
+    runtime = runtime_of(request)
+    return LiveSessions(
+        live=live_runtime(request.app),
+        outputs=media_outputs(request.app),
+        feeds=source_feeds(request.app),
+        archive=archive_of(request),
+        database=runtime.sessions,
+        data_dir=runtime.settings.data_dir,
+        clock=runtime.now,
+    )
 
 
 class SourceStateOut(BaseModel):

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import pytest
 
-from concilium.live import recording, service
+from concilium.live import chat, recording, service, telestration
 from concilium.live.hls import (
     HlsBroadcasts,
     HlsPipeline,
@@ -65,12 +65,12 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
         with transaction(rt.sessions) as db:  # what the director's switch leaves behind
             live = service.get_session(db, session_id)
             record_switch(db, actor, live, feed, datetime.now(UTC))
-            asked = service.submit_question(
+            asked = chat.submit_question(
                 db, coord.id, live, "Which  annuloplasty ring?", datetime.now(UTC)
             )
-            service.moderate(db, actor, live, asked.id, "approve", rt.now())
+            chat.moderate(db, actor, live, asked.id, "approve", rt.now())
             # The coordinator circles something on the picture at the same moment.
-            service.add_stroke(
+            telestration.add_stroke(
                 db, coord.id, live, points=[(0.2, 0.3), (0.4, 0.5)], color="#ff0000", width=4,
                 source_id=None, now=datetime.now(UTC),
             )  # fmt: skip

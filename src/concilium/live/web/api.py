@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from concilium.live import service
+from concilium.live import direction, service
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.ptz import DirectorLockHeld, NotDirector, PtzError
@@ -267,7 +267,9 @@ def api_take_control(
     live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
-        service.take_control(ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now)
+        direction.take_control(
+            ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now
+        )
     except DirectorLockHeld as exc:
         raise Conflict(f"the cameras are directed by {exc.holder}") from exc
     ctx.commit()
@@ -281,7 +283,7 @@ def api_release_control(
     live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
-        service.release_control(
+        direction.release_control(
             ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now
         )
     except NotDirector as exc:
@@ -299,14 +301,14 @@ async def api_ptz(
 ) -> PtzOut:
     """Move a camera: only the director holding control, every command audited."""
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
-    camera = service.get_camera(ctx.db, live, body.camera_id)
-    command = service.ptz_command(body.move, speed=body.speed, preset=body.preset)
+    camera = direction.get_camera(ctx.db, live, body.camera_id)
+    command = direction.ptz_command(body.move, speed=body.speed, preset=body.preset)
     host, port = camera.host, camera.port
     end_transaction(ctx)
     live_state = live_runtime(request.app)
     client = await live_state.camera(body.camera_id, host, port)
     try:
-        record = await service.drive_camera(
+        record = await direction.drive_camera(
             ctx.db, ctx.actor, live, live_state.lock(live.id), client, command, ctx.now.timestamp()
         )
     except NotDirector as exc:

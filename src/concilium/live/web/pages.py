@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from concilium.live import service
+from concilium.live import direction, service
 from concilium.live.actions import LiveAction
 from concilium.live.tables import LiveSession, LiveSource
 from concilium.live.web.access import (
@@ -130,7 +130,7 @@ def _session_view(
         invited=[(p, people.get(p.user_id)) for p in service.participants(ctx.db, live)],
         roles=service.SESSION_ROLES,
         sources=service.sources(ctx.db, live),
-        cameras=service.cameras(ctx.db, live),
+        cameras=direction.cameras(ctx.db, live),
         source_kinds=service.SOURCE_KINDS,
         my_role=service.role_of(ctx.db, live, ctx.user.id),
         can_manage=may(ctx, live, LiveAction.LIVE_MANAGE),
@@ -259,7 +259,7 @@ def live_add_camera(
     live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
 
     def run() -> None:
-        service.add_camera(
+        direction.add_camera(
             ctx.db, ctx.actor, live, name=name, host=host, port=port, visca_address=visca_address
         )
         ctx.commit()
@@ -299,7 +299,7 @@ def live_director_page(
         "director",
         sources=service.sources(ctx.db, live),
         source_states=source_feeds(request.app).statuses(live.id),
-        cameras=service.cameras(ctx.db, live),
+        cameras=direction.cameras(ctx.db, live),
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concilium.config import Settings
-from concilium.live import protocol, service
+from concilium.live import chat, protocol, service, telestration
 from concilium.live.actions import LiveAction
 from concilium.live.runtime import Member, SessionRoom
 from concilium.live.tables import LiveMessage, LiveSession, LiveStroke
@@ -123,13 +123,13 @@ def _hello(db: Session, peer: Peer) -> dict[str, Any]:
         "may_chat": peer.may_chat,
         "may_moderate": peer.may_moderate,
         "may_draw": peer.may_draw,
-        "chat": [_message_event(m, names) for m in service.chat_history(db, live)],
+        "chat": [_message_event(m, names) for m in chat.chat_history(db, live)],
         "questions": [
             _message_event(q, names)
-            for q in service.questions(db, live)
+            for q in chat.questions(db, live)
             if question_visible(q.status, q.user_id, member)
         ],
-        "strokes": [_stroke_event(s) for s in service.strokes(db, live)],
+        "strokes": [_stroke_event(s) for s in telestration.strokes(db, live)],
     }
 
 
@@ -144,8 +144,8 @@ class _NullSocket:
 
 def _names(db: Session, live: LiveSession) -> dict[int, str]:
     ids = {p.user_id for p in service.participants(db, live)}
-    ids |= {m.user_id for m in service.chat_history(db, live)}
-    ids |= {q.user_id for q in service.questions(db, live)}
+    ids |= {m.user_id for m in chat.chat_history(db, live)}
+    ids |= {q.user_id for q in chat.questions(db, live)}
     return {u.id: u.full_name for u in (db.get(User, i) for i in ids) if u is not None}
 
 
@@ -178,16 +178,16 @@ def _apply(
     if isinstance(message, protocol.Chat):
         if not peer.may_chat:
             raise Forbidden("viewers do not chat; ask a question instead")
-        chat = service.post_chat(db, peer.user_id, live, message.body, now)
-        return [(_message_event(chat, names), everyone)]
+        line = chat.post_chat(db, peer.user_id, live, message.body, now)
+        return [(_message_event(line, names), everyone)]
     if isinstance(message, protocol.Question):
-        question = service.submit_question(db, peer.user_id, live, message.body, now)
+        question = chat.submit_question(db, peer.user_id, live, message.body, now)
         return [(_message_event(question, names), (question.user_id, question.status, ""))]
     if isinstance(message, protocol.Moderate):
         if not peer.may_moderate:
             raise Forbidden("only moderators moderate questions")
-        before = service.get_question(db, live, message.question_id).status
-        question = service.moderate(
+        before = chat.get_question(db, live, message.question_id).status
+        question = chat.moderate(
             db,
             _socket_actor(peer, ip),
             live,
@@ -203,7 +203,7 @@ def _apply(
     if not peer.may_draw:
         raise Forbidden("only presenters and the director draw on the picture")
     if isinstance(message, protocol.Stroke):
-        stroke = service.add_stroke(
+        stroke = telestration.add_stroke(
             db,
             peer.user_id,
             live,
@@ -214,7 +214,7 @@ def _apply(
             now=now,
         )
         return [(_stroke_event(stroke), everyone)]
-    service.clear_strokes(db, peer.user_id, live, now)
+    telestration.clear_strokes(db, peer.user_id, live, now)
     return [({"type": "clear", "by": peer.user_id}, everyone)]
 
 

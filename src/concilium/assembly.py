@@ -52,8 +52,12 @@ class Assembly:
         runtime = runtime or Runtime.start(settings, TOKEN_SCOPES)
         if not runtime.token_scopes:
             runtime.token_scopes = TOKEN_SCOPES
-        built = [s.build_runtime(runtime) for s in services]
-        return cls(runtime, services, [process for process in built if process is not None])
+        assembly = cls(runtime, services, [])
+        for service in services:
+            made = service.build_runtime(runtime, assembly)
+            if made is not None:
+                assembly.processes = (*assembly.processes, made)
+        return assembly
 
     def service(self, kind: type[T]) -> T:
         """The runtime of the service whose runtime is a ``kind``."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import pytest
 
-from concilium.live import recording, service
+from concilium.live import chat, recording, service, telestration
 from concilium.live.hls import (
     HlsBroadcasts,
     HlsPipeline,
@@ -25,10 +25,10 @@ from concilium.live.hls import (
     free_rtp_ports,
 )
 from concilium.live.media import LiveMedia
+from concilium.live.program import record_switch
 from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
+from concilium.live.sessions import publish_session_recordings
 from concilium.live.tables import LiveRecording
-from concilium.live.web import publish_session_recordings
-from concilium.platform import audit
 from concilium.platform.db import transaction
 
 from .sessions import start_broadcast
@@ -63,22 +63,14 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
 
     def switch_and_ask(feed: int) -> None:
         with transaction(rt.sessions) as db:  # what the director's switch leaves behind
-            audit.record(
-                db,
-                actor,
-                "live.program",
-                "success",
-                object_kind="live_session",
-                object_id=session_id,
-                detail={"feed": feed},
-            )
             live = service.get_session(db, session_id)
-            asked = service.submit_question(
+            record_switch(db, actor, live, feed, datetime.now(UTC))
+            asked = chat.submit_question(
                 db, coord.id, live, "Which  annuloplasty ring?", datetime.now(UTC)
             )
-            service.moderate(db, actor, live, asked.id, "approve", rt.now())
+            chat.moderate(db, actor, live, asked.id, "approve", rt.now())
             # The coordinator circles something on the picture at the same moment.
-            service.add_stroke(
+            telestration.add_stroke(
                 db, coord.id, live, points=[(0.2, 0.3), (0.4, 0.5)], color="#ff0000", width=4,
                 source_id=None, now=datetime.now(UTC),
             )  # fmt: skip
@@ -118,7 +110,9 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
     assert sent == f"H264 {H264_CONSTRAINED_BASELINE}"
     assert vp8_sent == "VP8"
 
-    ids = await publish_session_recordings(rt, session_id, rec_dir)
+    ids = await publish_session_recordings(
+        rt.sessions, rt.settings.data_dir, rt.now, session_id, rec_dir
+    )
 
     assert len(ids) == 2
     await asyncio.to_thread(check_library, app, world, ids, feed, vp8_feed)
@@ -227,10 +221,8 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
 
     def switched(feed: int) -> None:  # what the director's switch leaves behind
         with transaction(rt.sessions) as db:
-            audit.record(
-                db, actor, "live.program", "success", object_kind="live_session",
-                object_id=session_id, detail={"feed": feed},
-            )  # fmt: skip
+            live = service.get_session(db, session_id)
+            record_switch(db, actor, live, feed, datetime.now(UTC))
 
     async def program(feed: int, segments: int) -> None:
         await asyncio.to_thread(switched, feed)
@@ -267,7 +259,10 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
         "program-parts/program-*.mp4"))  # fmt: skip
     assert len(parts) == 2  # one part per packager run, so one per program switch
 
-    ids = await publish_session_recordings(rt, session_id, live_media.videoroom.rec_dir(room_id))
+    rec_dir = live_media.videoroom.rec_dir(room_id)
+    ids = await publish_session_recordings(
+        rt.sessions, rt.settings.data_dir, rt.now, session_id, rec_dir
+    )
 
     def program_row() -> tuple[int, Path, float, list[dict[str, object]], str]:
         with rt.sessions() as db:

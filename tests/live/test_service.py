@@ -11,13 +11,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from concilium.live import protocol, service
+from concilium.live import chat, protocol, service
 from concilium.live.actions import LiveAction
-from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.media import LiveMedia
-from concilium.live.ptz import DirectorLock, NotDirector, PtzClient
 from concilium.live.tables import LiveParticipant, LiveSession
-from concilium.live.visca import Direction, PanTiltDrive, Preset, PresetAction
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput
@@ -57,7 +54,7 @@ def test_session_and_question_lifecycles():
     for status, event in (("live", "start"), ("ended", "end"), ("ended", "start")):
         with pytest.raises(Conflict):
             service.next_status(status, event)
-    move = service.next_question_status
+    move = chat.next_question_status
     assert move("submitted", "approve") == "approved"
     assert move("approved", "answer") == "answered"
     assert move("submitted", "merge") == "merged"
@@ -101,20 +98,6 @@ def test_broadcast_viewers_watch_over_webrtc_until_the_room_is_busy_then_over_hl
         assert not service.watches_over_hls("broadcast", role, 1500, 10)
     for kind in ("supervision", "conference"):
         assert not service.watches_over_hls(kind, "viewer", 1500, 10)
-
-
-def test_ptz_pad_moves_become_visca_commands():
-    assert service.ptz_command("up", speed=5) == PanTiltDrive(Direction.UP, 5, 5)
-    assert service.ptz_command("preset_recall", preset=3) == Preset(PresetAction.RECALL, 3)
-    assert service.ptz_command("home").payload() == bytes.fromhex("81010604ff")
-    assert service.ptz_command("zoom_in").payload() == bytes.fromhex("8101040702ff")
-    for bad in (
-        {"move": "spin"},
-        {"move": "up", "speed": 0},
-        {"move": "preset_set", "preset": 200},
-    ):
-        with pytest.raises(InvalidInput):
-            service.ptz_command(**bad)
 
 
 def test_websocket_frames_are_parsed_or_refused_with_a_reason():
@@ -271,59 +254,25 @@ def test_an_invitation_is_a_share_and_carries_a_role(world):
         )
 
 
-def test_questions_are_moderated_merged_and_answered(world):
+def test_the_sessions_target_counts_the_owning_sites_staff_as_participants_for_drawing(world):
     doctor, viewer, _ = _setup(world)
+    watcher = world.user("metz-student", (world.metz, "learner"))
+    staff = world.user("metz-nurse", (world.metz, "learner"))
     now = world.runtime.now()
     actor = audit.Actor(doctor.id, doctor.username)
     with transaction(world.runtime.sessions) as db:
         live = service.create_session(
-            db,
-            actor,
-            kind="broadcast",
-            title="Teaching session",
-            site_id=world.metz.id,
-            scheduled_at=now,
-            now=now,
-        )
-        first = service.submit_question(db, viewer.id, live, "Which access?", now)
-        twin = service.submit_question(db, viewer.id, live, "Femoral or radial?", now)
-        spam = service.submit_question(db, viewer.id, live, "buy now", now)
-        service.moderate(db, actor, live, first.id, "approve", now)
-        service.moderate(db, actor, live, twin.id, "merge", now, into=first.id)
-        service.moderate(db, actor, live, spam.id, "reject", now)
-        service.moderate(db, actor, live, first.id, "answer", now, answer="Radial, here.")
-        with pytest.raises(Conflict):
-            service.moderate(db, actor, live, spam.id, "approve", now)
-        with pytest.raises(Conflict, match="still open"):
-            third = service.submit_question(db, viewer.id, live, "Again?", now)
-            service.moderate(db, actor, live, third.id, "merge", now, into=spam.id)
-        states = {
-            q.body: (q.status, q.merged_into_id, q.answer) for q in service.questions(db, live)
-        }
-    assert states["Which access?"] == ("answered", None, "Radial, here.")
-    assert states["Femoral or radial?"] == ("merged", first.id, "")
-    assert states["buy now"] == ("rejected", None, "")
-
-
-def test_telestration_strokes_are_kept_and_a_clear_starts_over(world):
-    doctor, _, _ = _setup(world)
-    now = world.runtime.now()
-    with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
-            db,
-            audit.Actor(doctor.id, doctor.username),
-            kind="supervision",
-            title="Strokes",
-            site_id=world.metz.id,
-            scheduled_at=now,
-            now=now,
-        )
-        draw = dict(color="#ff0000", width=3, source_id=None, now=now)
-        service.add_stroke(db, doctor.id, live, points=[(0.1, 0.1), (0.2, 0.2)], **draw)
-        service.clear_strokes(db, doctor.id, live, now)
-        service.add_stroke(db, doctor.id, live, points=[(0.5, 0.5)], **draw)
-        assert [s.points for s in service.strokes(db, live)] == [[[0.5, 0.5]]]
-        assert len(service.strokes(db, live, since_clear=False)) == 3
+            db, actor, kind="broadcast", title="Valve, live", site_id=world.metz.id,
+            scheduled_at=now, now=now,
+        )  # fmt: skip
+        service.invite(db, actor, live, user_id=watcher.id, role="viewer", now=now)
+        service.invite(db, actor, live, user_id=viewer.id, role="presenter", now=now)
+        drawing = service.session_target(db, live, LiveAction.LIVE_DRAW, now).shared_user_ids
+        chatting = service.session_target(db, live, LiveAction.LIVE_CHAT, now).shared_user_ids
+    # The organiser (director), the invited presenter and the staff member not invited draw;
+    # the person of the site invited only to watch does not.
+    assert drawing == {doctor.id, viewer.id, staff.id}
+    assert chatting == {watcher.id, viewer.id}  # invitees; the staff chat by their site role
 
 
 # --- with Janus and a camera ---------------------------------------------------------------
@@ -364,45 +313,3 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
                 assert grant.credential.token not in await media.admin.list_tokens()
         finally:
             await media.close()
-
-
-@pytest.mark.anyio
-async def test_only_the_director_holding_control_moves_the_camera_and_it_is_audited(world):
-    doctor, viewer, _ = await asyncio.to_thread(_setup, world)  # the database, off the loop
-    now = world.runtime.now()
-    director = audit.Actor(doctor.id, doctor.username)
-    other = audit.Actor(viewer.id, viewer.username)
-    lock = DirectorLock("1")
-    async with SimulatedCamera() as camera, PtzClient("127.0.0.1", camera.port) as client:
-        with transaction(world.runtime.sessions) as db:
-            await asyncio.to_thread(db.connection)  # begun off the loop, as the server does
-            live = service.create_session(
-                db,
-                director,
-                kind="supervision",
-                title="PTZ",
-                site_id=world.metz.id,
-                scheduled_at=now,
-                now=now,
-            )
-            service.take_control(db, director, live, lock, 100.0)
-            with pytest.raises(NotDirector):
-                await service.drive_camera(
-                    db, other, live, lock, client, service.ptz_command("left"), 101.0
-                )
-            record = await service.drive_camera(
-                db, director, live, lock, client, PanTiltDrive(Direction.RIGHT, 0x18, 0x17), 101.0
-            )
-            assert record.ok
-            await asyncio.sleep(0.2)
-            stop = service.ptz_command("stop")
-            await service.drive_camera(db, director, live, lock, client, stop, 101.5)
-        assert camera.state.pan > 0
-    with world.runtime.read_sessions() as db:
-        rows = db.execute(
-            select(AuditEvent.action, AuditEvent.detail).where(AuditEvent.action.like("live.%"))
-        ).all()
-    ptz = [json.loads(detail) for action, detail in rows if action == "live.ptz"]
-    assert [p["outcome"] for p in ptz] == ["completed", "completed"]
-    assert "RIGHT" in ptz[0]["command"]
-    assert "live.direct.take" in [action for action, _ in rows]

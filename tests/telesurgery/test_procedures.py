@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 from dataclasses import dataclass
@@ -10,6 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from concilium import live
+from concilium.imaging.service import Archive
+from concilium.live import LiveSession, LiveSessions, MediaOutputs
+from concilium.live.hls import HlsBroadcasts
+from concilium.live.runtime import LiveRuntime
+from concilium.live.sources import SourceFeeds
 from concilium.platform import accounts, audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput
@@ -332,6 +339,61 @@ def test_start_is_refused_with_reasons_then_allowed(world, planned):
             ).scalars()
         ]
     assert outcomes == ["refused", "refused", "success"]
+
+
+def live_sessions(world) -> LiveSessions:
+    """The live service's sessions of a process without a media server."""
+    rt = world.runtime
+    return LiveSessions(
+        live=LiveRuntime(),
+        outputs=MediaOutputs(HlsBroadcasts(rt.settings.data_dir)),
+        feeds=SourceFeeds(),
+        archive=Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus),
+        database=rt.sessions,
+        data_dir=rt.settings.data_dir,
+        clock=rt.now,
+    )
+
+
+def test_the_video_goes_live_through_the_live_service_and_the_surgeon_may_watch(world, planned):
+    # The robot site's staff open it (here its engineer); the surgeon is invited to watch.
+    sessions = live_sessions(world)
+
+    async def open_video() -> tuple[int, int]:
+        db = world.runtime.sessions()
+        try:
+            procedure = await asyncio.to_thread(db.get, Procedure, planned.procedure_id)
+            assert procedure is not None
+            video = await procedures.open_video(db, planned.engineer, procedure, NOW, sessions)
+            await asyncio.to_thread(db.commit)
+            return video.id, procedure.surgeon_id
+        finally:
+            await asyncio.to_thread(db.close)
+
+    video_id, surgeon_id = asyncio.run(open_video())
+    with world.runtime.sessions() as db:
+        procedure = db.get(Procedure, planned.procedure_id)
+        assert procedure is not None and procedure.live_session_id == video_id
+        video = procedures.video_session(db, procedure)
+        assert video is not None and (video.kind, video.status) == ("supervision", "live")
+        assert video.site_id == world.briey.id and video.janus_room_id is not None
+        assert live.role_of(db, video, surgeon_id) == "viewer"
+        started = db.execute(
+            select(AuditEvent.outcome).where(AuditEvent.action == "live.start")
+        ).scalars()
+        assert list(started) == ["success"]
+
+
+def test_an_ended_procedure_opens_no_video(world, planned):
+    with transaction(world.runtime.sessions) as db:
+        procedure = db.get(Procedure, planned.procedure_id)
+        assert procedure is not None
+        procedure.status = "ended"
+        with pytest.raises(Conflict, match="has ended"):
+            asyncio.run(
+                procedures.open_video(db, planned.surgeon, procedure, NOW, live_sessions(world))
+            )
+        assert db.execute(select(LiveSession)).scalars().all() == []
 
 
 def test_timeline_ingest_appends_and_audits(world, planned):

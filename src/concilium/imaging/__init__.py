@@ -1,1 +1,5 @@
-"""Imaging archive core: storage, parsing, DICOMweb encodings, rendering and de-identification."""
+"""Imaging: the image archive — store, index, DICOMweb, DIMSE, render, de-identify, share."""
+
+from concilium.imaging.process import ImagingProcess
+
+__all__ = ["ImagingProcess"]

@@ -11,6 +11,7 @@ from anyio import to_thread
 from concilium.imaging.dimse import DicomServer
 from concilium.imaging.service import Archive, DuplicatePolicy
 from concilium.platform.runtime import Runtime
+from concilium.platform.services import Processes
 
 
 def archive_for(runtime: Runtime) -> Archive:
@@ -29,7 +30,7 @@ def archive_for(runtime: Runtime) -> Archive:
 class ImagingProcess:
     """The archive and its DICOM listener, with one ordered life (see ``ServiceRuntime``)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.runtime = runtime
         self.archive = archive_for(runtime)
         """The one archive of the process: DICOM, DICOMweb, pages and other services."""

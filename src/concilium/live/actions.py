@@ -33,3 +33,16 @@ class LiveAction:
         "live.moderate",
         Rule(_ORGANISERS, "live:moderate", via_share=True, platform_admin=False),
     )
+    # Chat and drawing are part of taking part: a token needs the same scope as joining.
+    LIVE_CHAT = Action(
+        "live.chat", Rule(ANY_ROLE, "live:join", via_share=True, platform_admin=False)
+    )
+    """Write in the session's chat: whoever may join it (a viewer too; questions go to the
+    moderators, chat lines to everyone)."""
+    LIVE_DRAW = Action(
+        "live.draw", Rule(_DIRECTORS, "live:join", via_share=True, platform_admin=False)
+    )
+    """Draw on the picture: those who direct by their site role, and those whose role in the
+    session sends media (director, presenter, participant; staff of the owning site who
+    were not invited take part as participants). The target lists the latter as shared
+    (:data:`concilium.live.service.ROLE_ACTIONS`)."""

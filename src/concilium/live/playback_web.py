@@ -3,7 +3,7 @@
 (``/live/library``).
 
 Both follow the session's own rule (``live.read`` on the session,
-:func:`concilium.live.web.authorized_session`): a viewer who may watch the session is
+:func:`concilium.live.web.access.authorized_session`): a viewer who may watch the session is
 granted a signed HLS address (``/api/v1/live/sessions/{id}/hls``, audited) under which its
 files are served without further database work, and, afterwards, may play its recordings.
 This router is matched before the session pages, so ``/live/library`` is never taken for a
@@ -20,11 +20,12 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
 from concilium.live import recording
-from concilium.live import web as live_web
 from concilium.live.actions import LiveAction
 from concilium.live.hls import HlsSigner, hls_headers, hls_root, resolve_hls_file
 from concilium.live.process import LiveProcess
 from concilium.live.tables import LiveRecording, LiveSession
+from concilium.live.web.access import authorized_session, visible_sessions
+from concilium.live.web.pages import KIND_LABELS
 from concilium.platform import audit
 from concilium.platform.errors import Forbidden, NotFound
 from concilium.web.context import Ctx, gate, process_of, runtime_of
@@ -72,7 +73,7 @@ def live_hls_access(
     again before it lapses. Each grant is one audit entry (the files fetched under it are
     not audited one by one: they are checked by signature alone).
     """
-    live, decision = live_web.authorized_session(ctx, session_id, LiveAction.LIVE_READ)
+    live, decision = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     now = ctx.now.timestamp()
     capability = hls_signer(request.app).grant(live.id, now)
     audit.record(
@@ -127,21 +128,21 @@ async def live_hls_file(
 
 
 def _readable(ctx: Ctx, found: LiveRecording) -> LiveSession:
-    live, _ = live_web.authorized_session(ctx, found.session_id, LiveAction.LIVE_READ)
+    live, _ = authorized_session(ctx, found.session_id, LiveAction.LIVE_READ)
     return live
 
 
 @router.get("/live/library")
 def live_library(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
     """Recordings of the sessions the caller may see, newest first."""
-    sessions = {s.id: s for s in live_web._visible(ctx)}
+    sessions = {s.id: s for s in visible_sessions(ctx)}
     found = recording.session_recordings(ctx.db, sessions)
     return render_page(
         request,
         "live/library.html",
         ctx,
         recordings=[(r, sessions[r.session_id]) for r in found],
-        kinds=live_web.KIND_LABELS,
+        kinds=KIND_LABELS,
         describe=recording.describe,
     )
 
@@ -159,7 +160,7 @@ def live_library_item(
         ctx,
         item=found,
         live=live,
-        kinds=live_web.KIND_LABELS,
+        kinds=KIND_LABELS,
         describe=recording.describe,
     )
 

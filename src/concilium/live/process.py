@@ -1,49 +1,47 @@
 """What live sessions hold in a running process: the live state (media control plane,
 websocket rooms, director locks, PTZ connections), the HLS outputs and recordings being
-processed, the fed sources, and the media server the process supervises."""
+processed, the fed sources, the sessions service working on them, and the media server the
+process supervises."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 
+from concilium.imaging import ImagingProcess
 from concilium.live import sources
 from concilium.live.hls import HlsBroadcasts, HlsSigner
 from concilium.live.runtime import LiveRuntime, media_lifespan
+from concilium.live.sessions import LiveSessions, MediaOutputs
 from concilium.platform.encryption import load_or_create_key
 from concilium.platform.runtime import Runtime
-
-
-@dataclass
-class MediaOutputs:
-    """The HLS output of the broadcasts and the recordings being post-processed."""
-
-    hls: HlsBroadcasts
-    tasks: set[asyncio.Task[list[int]]] = field(default_factory=set)
-
-    async def close(self) -> None:
-        """Packagers stop; recordings finish processing (a minute at most)."""
-        await self.hls.close()
-        if self.tasks:
-            await asyncio.wait(self.tasks, timeout=60)
+from concilium.platform.services import Processes
 
 
 class LiveProcess:
     """The live service of one process, with one ordered life (see ``ServiceRuntime``)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.runtime = runtime
+        settings = runtime.settings
         self.live = LiveRuntime()
         """Media control plane, rooms, locks and camera connections."""
-        self.outputs = MediaOutputs(HlsBroadcasts(runtime.settings.data_dir))
+        self.outputs = MediaOutputs(HlsBroadcasts(settings.data_dir))
         """HLS packagers and recordings in post-processing."""
         self.sources = sources.SourceFeeds()
         """Feeders of IP cameras and cine loops."""
-        settings = runtime.settings
         self.hls_signer = HlsSigner(load_or_create_key(settings.data_dir, settings.secret_key))
         """Signs the audience's expiring HLS addresses, keyed from the installation's key."""
+        self.sessions = LiveSessions(
+            live=self.live,
+            outputs=self.outputs,
+            feeds=self.sources,
+            archive=built.service(ImagingProcess).archive,
+            database=runtime.sessions,
+            data_dir=settings.data_dir,
+            clock=runtime.now,
+        )
+        """Sessions going live, on program and ending, with everything that goes with it."""
         # Janus forgets its forwarders when it restarts: each program is forwarded again.
         hls = self.outputs.hls
         self.live.on_media_restart.append(lambda media: hls.restore(media.videoroom))

@@ -17,8 +17,8 @@ new run) under ``<session>/program-parts/``; at the end the parts are joined wit
 concat demuxer (``-c copy``) into one MP4, listed in the library as "Program"
 (:data:`PROGRAM_FEED`).
 
-The chapter list is a pure function of what the live service already keeps: ``live.program``
-audit entries and the session's approved or answered questions.
+The chapter list is a pure function of what the live service already keeps: the session's
+program switches (:mod:`concilium.live.program`) and its approved or answered questions.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ import av
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.live import program
 from concilium.live.tables import LiveMessage, LiveRecording, LiveSession, LiveStroke
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
-from concilium.platform.tables import AuditEvent
 
 __all__ = [
     "PROGRAM_FEED",
@@ -533,27 +533,6 @@ async def postprocess_program(out_dir: Path, *, ffmpeg: str) -> ProcessedRecordi
     )
 
 
-def _program_switches(db: Session, live: LiveSession) -> list[tuple[datetime, int | None]]:
-    rows = db.execute(
-        select(AuditEvent.at, AuditEvent.detail)
-        .where(
-            AuditEvent.action == "live.program",
-            AuditEvent.outcome == "success",
-            AuditEvent.object_kind == "live_session",
-            AuditEvent.object_id == str(live.id),
-        )
-        .order_by(AuditEvent.seq)
-    ).all()
-    found: list[tuple[datetime, int | None]] = []
-    for at, detail in rows:
-        try:
-            feed = json.loads(detail or "{}").get("feed")
-        except ValueError:
-            feed = None
-        found.append((at, int(feed) if isinstance(feed, int) else None))
-    return found
-
-
 def _shown_questions(db: Session, live: LiveSession) -> list[tuple[datetime, str]]:
     rows = db.execute(
         select(LiveMessage.created_at, LiveMessage.body)
@@ -584,7 +563,7 @@ def publish_recordings(
     now: datetime,
 ) -> list[LiveRecording]:
     """Keep a library row per processed recording, with its chapters; audited."""
-    switches = _program_switches(db, live)
+    switches = program.switches(db, live)
     asked = _shown_questions(db, live)
     drawn = _drawn_strokes(db, live)
     rows: list[LiveRecording] = []

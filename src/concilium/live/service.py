@@ -1,9 +1,13 @@
-"""Live sessions as the platform sees them: schedule, invite, join, moderate, direct.
+"""Live sessions as the platform sees them: schedule, invite, go live, join, leave, end;
+the sources they show.
 
 Architecture "Data flows" 2 (live supervision / broadcast). The decisions are pure functions
-of their inputs (``check_title``, ``broadcast_refusal``, ``next_status``,
-``next_question_status``, ``ptz_command``, ``capable_users``); the functions taking a
-``Session`` apply them, write the tables and the audit trail, and never import the web layer.
+of their inputs (``check_title``, ``broadcast_refusal``, ``next_status``, ``capable_users``,
+``sharers``, ``watches_over_hls``); the functions taking a ``Session`` apply them, write the
+tables and the audit trail, and never import the web layer. Chat and questions are in
+:mod:`concilium.live.chat`, telestration in :mod:`concilium.live.telestration`, the cameras
+and their director in :mod:`concilium.live.direction`; going live and ending with
+everything that goes with it in :mod:`concilium.live.sessions`.
 
 Who may do what is decided by :func:`concilium.platform.policy.decide`. The facts it needs
 come from :func:`session_target`: the owning site, and the invitees whose role in the session
@@ -24,33 +28,22 @@ from sqlalchemy.orm import Session
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.media import LiveMedia
-from concilium.live.ptz import CommandRecord, DirectorLock, PtzClient, directed_send
 from concilium.live.rooms import RoomSpec
 from concilium.live.tables import (
-    LiveCamera,
-    LiveMessage,
     LiveParticipant,
     LiveSession,
     LiveSource,
-    LiveStroke,
-)
-from concilium.live.visca import (
-    Command,
-    Direction,
-    Home,
-    PanTiltDrive,
-    Preset,
-    PresetAction,
-    Zoom,
-    ZoomAction,
 )
 from concilium.platform import audit, sharing
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.policy import Action, Target
-from concilium.platform.tables import Patient, User
+from concilium.platform.tables import Membership, Patient, User
 
 __all__ = [
+    "BY_SESSION_ROLE",
+    "DEFAULT_ROLE",
     "KINDS",
+    "ROLE_ACTIONS",
     "ROOM_ID_BASE",
     "ROOM_PUBLISHERS",
     "SESSION_ROLES",
@@ -59,10 +52,9 @@ __all__ = [
     "broadcast_refusal",
     "capable_users",
     "check_title",
-    "next_question_status",
     "next_status",
-    "ptz_command",
     "session_target",
+    "sharers",
     "watches_over_hls",
 ]
 
@@ -85,34 +77,31 @@ broadcasts send one full-quality stream, the one recorded and packaged for the a
 SIMULCAST_FIR_SECONDS = 3
 """Keyframe request period of a simulcast room: a tile put on the stage reaches the highest
 layer at the next keyframe (see ``RoomSpec.fir_freq``)."""
-ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "director": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_DIRECT}),
-    "moderator": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_MODERATE}),
-    "presenter": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
-    "participant": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
-    "viewer": frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN}),
-}
-"""What an invitation in each role lets its holder do in that session."""
 PUBLISHING_ROLES = frozenset({"director", "presenter", "participant"})
 """Roles that send media; a viewer or a moderator only receives."""
+DEFAULT_ROLE = "participant"
+"""The role in a session of a person of its owning site who was not invited."""
+_TAKING_PART = frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_CHAT})
+ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
+    "director": _TAKING_PART | {LiveAction.LIVE_DRAW, LiveAction.LIVE_DIRECT},
+    "moderator": _TAKING_PART | {LiveAction.LIVE_MODERATE},
+    "presenter": _TAKING_PART | {LiveAction.LIVE_DRAW},
+    "participant": _TAKING_PART | {LiveAction.LIVE_DRAW},
+    "viewer": _TAKING_PART,
+}
+"""What a role in a session lets its holder do there: an invitation in that role, or, for
+the actions of :data:`BY_SESSION_ROLE`, the :data:`DEFAULT_ROLE` of the owning site's staff.
+Those who send media (:data:`PUBLISHING_ROLES`) draw on the picture."""
+BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW})
+"""Actions the owning site's staff hold by their role in the session (their invitation's,
+running or lapsed, else :data:`DEFAULT_ROLE`), whatever their role at the site: drawing
+goes with sending media, and a person of the site invited only to watch does not draw."""
 ROOM_ID_BASE = 10_000_000
 """Janus room ids of live sessions are this plus the session id (stable across restarts)."""
 CREDENTIAL_TTL = 4 * 3600.0
 """Lifetime of a media credential minted at join, in seconds."""
 RESOURCE_KIND = "live_session"
 """``resource_kind`` of the shares that carry invitations."""
-
-_QUESTION_MOVES: Mapping[str, Mapping[str, str]] = {
-    "submitted": {
-        "approve": "approved",
-        "reject": "rejected",
-        "merge": "merged",
-        "answer": "answered",
-    },
-    "approved": {"reject": "rejected", "merge": "merged", "answer": "answered"},
-}
-"""Question moderation: rejected, answered and merged questions are final."""
-
 
 # --- pure decisions ------------------------------------------------------------------------
 
@@ -165,54 +154,38 @@ def next_status(status: str, event: str) -> str:
     raise Conflict(f"a {status} session cannot {event}")
 
 
-def next_question_status(status: str, action: str) -> str:
-    """Where a moderation ``action`` takes a question in ``status``."""
-    moved = _QUESTION_MOVES.get(status, {}).get(action)
-    if moved is None:
-        raise Conflict(f"a {status} question cannot be given {action}")
-    return moved
-
-
 def capable_users(participants: Iterable[tuple[int, str]], action: Action) -> frozenset[int]:
     """Invitees (user id, session role) whose role carries ``action``."""
     return frozenset(user for user, role in participants if action in ROLE_ACTIONS.get(role, ()))
 
 
-_DIRECTIONS = {
-    "up": Direction.UP,
-    "down": Direction.DOWN,
-    "left": Direction.LEFT,
-    "right": Direction.RIGHT,
-    "stop": Direction.STOP,
-}
-
-
-def ptz_command(move: str, *, speed: int = 8, preset: int = 0) -> Command:
-    """The VISCA command for a director's move on the PTZ pad."""
-    if not 1 <= speed <= 0x17:
-        raise InvalidInput("speed must be 1..23")
-    if move in _DIRECTIONS:
-        return PanTiltDrive(_DIRECTIONS[move], pan_speed=speed, tilt_speed=speed)
-    if move == "home":
-        return Home()
-    if move in ("zoom_in", "zoom_out", "zoom_stop"):
-        action = {"zoom_in": ZoomAction.TELE, "zoom_out": ZoomAction.WIDE}.get(
-            move, ZoomAction.STOP
-        )
-        return Zoom(action)
-    if move in ("preset_set", "preset_recall"):
-        if not 0 <= preset <= 127:
-            raise InvalidInput("preset must be 0..127")
-        kind = PresetAction.SET if move == "preset_set" else PresetAction.RECALL
-        return Preset(kind, preset)
-    raise InvalidInput(f"unknown PTZ move {move!r}")
+def sharers(
+    action: Action,
+    invited: Mapping[int, str],
+    shared_users: Iterable[int],
+    staff: Iterable[int] = (),
+) -> frozenset[int]:
+    """Who a session counts as shared with for ``action``: the invitees (user id to role in
+    the session) whose invitation runs (``shared_users``) and whose role carries it; for an
+    action of :data:`BY_SESSION_ROLE`, also the owning site's ``staff`` whose role in the
+    session (invited, else :data:`DEFAULT_ROLE`) carries it."""
+    found = frozenset(shared_users) & capable_users(invited.items(), action)
+    if action in BY_SESSION_ROLE:
+        found |= capable_users(((u, invited.get(u, DEFAULT_ROLE)) for u in staff), action)
+    return found
 
 
 # --- sessions ------------------------------------------------------------------------------
 
 
+def find_session(db: Session, session_id: int) -> LiveSession | None:
+    """The session of this id, if there is one."""
+    return db.get(LiveSession, session_id)
+
+
 def get_session(db: Session, session_id: int) -> LiveSession:
-    live = db.get(LiveSession, session_id)
+    """The session of this id; :class:`NotFound` otherwise."""
+    live = find_session(db, session_id)
     if live is None:
         raise NotFound(f"live session {session_id} not found")
     return live
@@ -229,15 +202,25 @@ def participants(db: Session, live: LiveSession) -> list[LiveParticipant]:
 
 
 def session_target(db: Session, live: LiveSession, action: Action, now: datetime) -> Target:
-    """The facts ``decide`` needs about a session for ``action``."""
+    """The facts ``decide`` needs about a session for ``action`` (see :func:`sharers`)."""
     _, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
-    invited = [(p.user_id, p.role) for p in participants(db, live)]
+    invited = {p.user_id: p.role for p in participants(db, live)}
+    staff = _site_staff(db, live.site_id) if action in BY_SESSION_ROLE else ()
     return Target(
         kind=RESOURCE_KIND,
         id=str(live.id),
         site_ids=frozenset({live.site_id}),
         patient_id=live.patient_id,
-        shared_user_ids=shared_users & capable_users(invited, action),
+        shared_user_ids=sharers(action, invited, shared_users, staff),
+    )
+
+
+def _site_staff(db: Session, site_id: int) -> list[int]:
+    """People holding any role at the site."""
+    return list(
+        db.execute(
+            select(Membership.user_id).where(Membership.site_id == site_id).distinct()
+        ).scalars()
     )
 
 
@@ -514,7 +497,7 @@ async def join(
 def _note_join(
     db: Session, actor: audit.Actor, user_id: int, live: LiveSession, now: datetime
 ) -> str:
-    role = role_of(db, live, user_id) or "participant"
+    role = role_of(db, live, user_id) or DEFAULT_ROLE
     found = db.execute(
         select(LiveParticipant).where(
             LiveParticipant.session_id == live.id, LiveParticipant.user_id == actor.user_id
@@ -574,7 +557,7 @@ def list_sessions(
     return list(db.execute(query.order_by(LiveSession.scheduled_at)).scalars())
 
 
-# --- sources and cameras -------------------------------------------------------------------
+# --- sources -------------------------------------------------------------------------------
 
 
 def add_source(
@@ -612,263 +595,3 @@ def sources(db: Session, live: LiveSession) -> list[LiveSource]:
             select(LiveSource).where(LiveSource.session_id == live.id).order_by(LiveSource.id)
         ).scalars()
     )
-
-
-def add_camera(
-    db: Session,
-    actor: audit.Actor,
-    live: LiveSession,
-    *,
-    name: str,
-    host: str,
-    port: int,
-    visca_address: int = 1,
-) -> LiveCamera:
-    """Register a PTZ camera reachable over VISCA over IP."""
-    name, host = name.strip(), host.strip()
-    if not 1 <= len(name) <= 100 or not re.match(r"^[A-Za-z0-9.:-]{1,255}$", host):
-        raise InvalidInput("give the camera a name and a host name or address")
-    if not 1 <= port <= 65535 or not 1 <= visca_address <= 7:
-        raise InvalidInput("port must be 1..65535 and the VISCA address 1..7")
-    camera = LiveCamera(
-        session_id=live.id, name=name, host=host, port=port, visca_address=visca_address
-    )
-    db.add(camera)
-    db.flush()
-    audit.record(
-        db,
-        actor,
-        "live.camera.add",
-        "success",
-        object_kind=RESOURCE_KIND,
-        object_id=live.id,
-        detail={"camera": camera.id, "host": host, "port": port},
-    )
-    return camera
-
-
-def cameras(db: Session, live: LiveSession) -> list[LiveCamera]:
-    return list(
-        db.execute(
-            select(LiveCamera).where(LiveCamera.session_id == live.id).order_by(LiveCamera.id)
-        ).scalars()
-    )
-
-
-def get_camera(db: Session, live: LiveSession, camera_id: int) -> LiveCamera:
-    camera = db.get(LiveCamera, camera_id)
-    if camera is None or camera.session_id != live.id:
-        raise NotFound(f"camera {camera_id} not found in this session")
-    return camera
-
-
-# --- chat, questions, telestration ---------------------------------------------------------
-
-
-def post_chat(
-    db: Session, user_id: int, live: LiveSession, body: str, now: datetime
-) -> LiveMessage:
-    message = LiveMessage(
-        session_id=live.id,
-        user_id=user_id,
-        kind="chat",
-        body=body,
-        status="posted",
-        created_at=now,
-        updated_at=now,
-    )
-    db.add(message)
-    db.flush()
-    return message
-
-
-def submit_question(
-    db: Session, user_id: int, live: LiveSession, body: str, now: datetime
-) -> LiveMessage:
-    question = LiveMessage(
-        session_id=live.id,
-        user_id=user_id,
-        kind="question",
-        body=body,
-        status="submitted",
-        created_at=now,
-        updated_at=now,
-    )
-    db.add(question)
-    db.flush()
-    return question
-
-
-def get_question(db: Session, live: LiveSession, question_id: int) -> LiveMessage:
-    question = db.get(LiveMessage, question_id)
-    if question is None or question.session_id != live.id or question.kind != "question":
-        raise NotFound(f"question {question_id} not found in this session")
-    return question
-
-
-def moderate(
-    db: Session,
-    actor: audit.Actor,
-    live: LiveSession,
-    question_id: int,
-    action: str,
-    now: datetime,
-    *,
-    answer: str = "",
-    into: int | None = None,
-) -> LiveMessage:
-    """Approve, reject, answer or merge a question (merging keeps a link to the survivor)."""
-    question = get_question(db, live, question_id)
-    status = next_question_status(question.status, action)
-    if action == "merge":
-        if into is None or into == question.id:
-            raise InvalidInput("merge into another question of this session")
-        survivor = get_question(db, live, into)
-        if survivor.status in ("rejected", "merged"):
-            raise Conflict("merge into a question that is still open or answered")
-        question.merged_into_id = survivor.id
-    if action == "answer":
-        if not answer.strip():
-            raise InvalidInput("write the answer")
-        question.answer = answer.strip()
-    question.status = status
-    question.updated_at = now
-    audit.record(
-        db,
-        actor,
-        f"live.question.{action}",
-        "success",
-        object_kind=RESOURCE_KIND,
-        object_id=live.id,
-        detail={"question": question.id, "into": into},
-    )
-    return question
-
-
-def questions(db: Session, live: LiveSession) -> list[LiveMessage]:
-    return list(
-        db.execute(
-            select(LiveMessage)
-            .where(LiveMessage.session_id == live.id, LiveMessage.kind == "question")
-            .order_by(LiveMessage.id)
-        ).scalars()
-    )
-
-
-def chat_history(db: Session, live: LiveSession, limit: int = 100) -> list[LiveMessage]:
-    rows = db.execute(
-        select(LiveMessage)
-        .where(LiveMessage.session_id == live.id, LiveMessage.kind == "chat")
-        .order_by(LiveMessage.id.desc())
-        .limit(limit)
-    ).scalars()
-    return list(reversed(list(rows)))
-
-
-def add_stroke(
-    db: Session,
-    user_id: int,
-    live: LiveSession,
-    *,
-    points: Iterable[tuple[float, float]],
-    color: str,
-    width: int,
-    source_id: int | None,
-    now: datetime,
-) -> LiveStroke:
-    stroke = LiveStroke(
-        session_id=live.id,
-        user_id=user_id,
-        source_id=source_id,
-        color=color,
-        width=width,
-        points=[[x, y] for x, y in points],
-        created_at=now,
-    )
-    db.add(stroke)
-    db.flush()
-    return stroke
-
-
-def strokes(db: Session, live: LiveSession, *, since_clear: bool = True) -> list[LiveStroke]:
-    """Telestration strokes of the session, by default those drawn since the last clear."""
-    found = list(
-        db.execute(
-            select(LiveStroke).where(LiveStroke.session_id == live.id).order_by(LiveStroke.id)
-        ).scalars()
-    )
-    if since_clear:
-        cleared = [i for i, stroke in enumerate(found) if not stroke.points]
-        found = found[cleared[-1] + 1 :] if cleared else found
-    return found
-
-
-# --- direction -----------------------------------------------------------------------------
-
-
-def take_control(
-    db: Session, actor: audit.Actor, live: LiveSession, lock: DirectorLock, now: float
-) -> float:
-    """Take (or renew) the director lock; returns the end of the lease."""
-    lock.take(actor.username, now)
-    audit.record(
-        db, actor, "live.direct.take", "success", object_kind=RESOURCE_KIND, object_id=live.id
-    )
-    return lock.until
-
-
-def release_control(
-    db: Session, actor: audit.Actor, live: LiveSession, lock: DirectorLock, now: float
-) -> None:
-    lock.release(actor.username, now)
-    audit.record(
-        db, actor, "live.direct.release", "success", object_kind=RESOURCE_KIND, object_id=live.id
-    )
-
-
-async def drive_camera(
-    db: Session,
-    actor: audit.Actor,
-    live: LiveSession,
-    lock: DirectorLock,
-    client: PtzClient,
-    command: Command,
-    now: float,
-) -> CommandRecord:
-    """Send a PTZ command on behalf of the director holding the lock; audited either way.
-
-    The caller holds no transaction: the camera answers first, the audit entry follows."""
-    record = await directed_send(lock, client, command, director=actor.username, now=now)
-    await asyncio.to_thread(  # off the loop, as in join
-        audit.record,
-        db,
-        actor,
-        "live.ptz",
-        "success" if record.ok else "failure",
-        object_kind=RESOURCE_KIND,
-        object_id=live.id,
-        detail={
-            "camera": record.camera,
-            "command": record.command,
-            "outcome": record.outcome,
-            "attempts": record.attempts,
-        },
-    )
-    return record
-
-
-def clear_strokes(db: Session, user_id: int, live: LiveSession, now: datetime) -> LiveStroke:
-    """Wipe the telestration layer: strokes stay in the record, after a clear marker (a
-    stroke without points) that later joiners start from."""
-    marker = LiveStroke(
-        session_id=live.id,
-        user_id=user_id,
-        source_id=None,
-        color="#000000",
-        width=0,
-        points=[],
-        created_at=now,
-    )
-    db.add(marker)
-    db.flush()
-    return marker

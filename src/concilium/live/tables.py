@@ -1,5 +1,5 @@
 """Tables of the live service: sessions, who is invited in which role, sources, cameras,
-chat and questions, telestration strokes.
+chat and questions, telestration strokes, program switches, recordings.
 
 Rooms, credentials and the director lock live in memory next to Janus
 (:mod:`concilium.live.media`, :mod:`concilium.live.ptz`); what is kept here is what must
@@ -157,7 +157,7 @@ class LiveRecording(Base):
         ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
     )
     feed: Mapped[int] = mapped_column(BigInteger)
-    """Janus publisher id whose media this is (what ``live.program`` audit entries name)."""
+    """Janus publisher id whose media this is (what program switches name)."""
     path: Mapped[str] = mapped_column(String(500))
     """File relative to the data dir (``live/recordings/<session>/<name>``)."""
     media_type: Mapped[str] = mapped_column(String(32))
@@ -175,3 +175,19 @@ class LiveRecording(Base):
     stroke without points wipes what was drawn before it (migration
     ``0008_live_recording_telestration``)."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LiveProgramSwitch(Base):
+    """The director put a feed on program: what the audience watched from then on."""
+
+    __tablename__ = "live_program_switches"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("live_sessions.id", ondelete="CASCADE"), index=True
+    )
+    feed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    """Janus publisher id put on program; None when the program was cleared."""
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """Who switched (None for switches carried over from the audit trail without one)."""
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """When the switch was made: recordings place their chapters from it."""

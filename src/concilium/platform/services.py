@@ -74,8 +74,9 @@ class Processes(Protocol):
     def service(self, kind: type[T]) -> T: ...
 
 
-RuntimeFactory = Callable[["Runtime"], ServiceRuntime]
-"""Builds a service's runtime from the platform's runtime (settings, database, bus, clock)."""
+RuntimeFactory = Callable[["Runtime", Processes], ServiceRuntime]
+"""Builds a service's runtime from the platform's runtime (settings, database, bus, clock)
+and the runtimes of the services built before it (a service reaches another's through it)."""
 
 
 @dataclass(frozen=True)
@@ -114,15 +115,16 @@ class ServiceDescriptor:
     public_paths: frozenset[str] = field(default_factory=frozenset)
     """Paths it serves to anyone, signed in or not (the route audit checks them)."""
 
-    def build_runtime(self, runtime: Runtime) -> ServiceRuntime | None:
-        """The service's runtime for this process (None when it holds no process state)."""
+    def build_runtime(self, runtime: Runtime, built: Processes) -> ServiceRuntime | None:
+        """The service's runtime for this process (None when it holds no process state),
+        given the runtimes of the services registered before it."""
         if not self.runtime:
             return None
         factory = resolve(self.runtime, object)
         if not callable(factory):
             raise TypeError(f"{self.runtime} is not a runtime factory")
-        built: ServiceRuntime = factory(runtime)
-        return built
+        made: ServiceRuntime = factory(runtime, built)
+        return made
 
     def __post_init__(self) -> None:
         if not self.name.isidentifier():

@@ -11,6 +11,7 @@ from anyio import to_thread
 
 from concilium.platform.audit_checkpoints import AuditCheckpointer
 from concilium.platform.runtime import Runtime
+from concilium.platform.services import Processes
 
 
 def audit_checkpointer(runtime: Runtime) -> AuditCheckpointer:
@@ -29,7 +30,7 @@ def audit_checkpointer(runtime: Runtime) -> AuditCheckpointer:
 class PlatformProcess:
     """The platform's part of a process's life (see ``ServiceRuntime``)."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.checkpointer = audit_checkpointer(runtime)
         """Takes a checkpoint at start, when due, and at stop."""
 

@@ -8,6 +8,7 @@ is the pure function :func:`may_start`; every act and every refusal is audited.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -23,8 +24,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from concilium.live import service as live_service
-from concilium.live.tables import LiveSession
+from concilium import live as live_service
+from concilium.live import LiveSession, LiveSessions
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.events import EventBus
@@ -611,7 +612,7 @@ def video_session(db: Session, procedure: Procedure) -> LiveSession | None:
     """The live session carrying the procedure's video, if one is linked."""
     if procedure.live_session_id is None:
         return None
-    return db.get(LiveSession, procedure.live_session_id)
+    return live_service.find_session(db, procedure.live_session_id)
 
 
 def link_video(
@@ -644,12 +645,24 @@ def link_video(
     return live
 
 
-def open_video(db: Session, actor: audit.Actor, procedure: Procedure, now: datetime) -> LiveSession:
-    """Create a supervision live session at the robot site, take it live and link it.
+async def open_video(
+    db: Session, actor: audit.Actor, procedure: Procedure, now: datetime, sessions: LiveSessions
+) -> LiveSession:
+    """Create a supervision live session at the robot site, take it live through the live
+    service's ``sessions`` (with everything going live brings there) and link it.
 
     Supervision without recording is care, not teaching: it needs no teaching consent
-    (:func:`concilium.live.service.broadcast_refusal`)."""
-    live = live_service.create_session(
+    (:func:`concilium.live.service.broadcast_refusal`). The session goes live committed; the
+    link is left to the caller's transaction.
+
+    Raises:
+        Conflict: the procedure has ended (and no session is created).
+    """
+    if procedure.status == "ended":
+        raise Conflict("the procedure has ended")
+    # The database is touched from worker threads: never on the event loop.
+    live = await asyncio.to_thread(
+        live_service.create_session,
         db,
         actor,
         kind="supervision",
@@ -659,8 +672,8 @@ def open_video(db: Session, actor: audit.Actor, procedure: Procedure, now: datet
         now=now,
         patient_id=procedure.patient_id,
     )
-    live_service.start(db, actor, live, now, teaching_consent=False)
-    return link_video(db, actor, procedure, live, now)
+    await sessions.start(db, actor, live, now)
+    return await asyncio.to_thread(link_video, db, actor, procedure, live, now)
 
 
 # --- timeline -----------------------------------------------------------------------------

@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from concilium.platform.runtime import Runtime
+from concilium.platform.services import Processes
 from concilium.telesurgery.procedures import LinkStatusBoard
 
 
 class TelesurgeryProcess:
     """The link status board, subscribed once to the process's bus."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.board = LinkStatusBoard(runtime.bus)
         """The latest status sample of each gateway's link."""
 

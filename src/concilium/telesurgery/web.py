@@ -28,11 +28,10 @@ from fastapi.responses import (
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from concilium.live import service as live_service
-from concilium.live.actions import LiveAction
-from concilium.live.tables import LiveSession
+from concilium import live as live_service
+from concilium.live import LiveAction, LiveProcess
 from concilium.platform import accounts, patients
-from concilium.platform.errors import Forbidden, InvalidInput, NotFound
+from concilium.platform.errors import ConciliumError, Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, PlatformAction, Target, decide
 from concilium.platform.tables import User
 from concilium.telesurgery import procedures as domain
@@ -41,7 +40,6 @@ from concilium.telesurgery.process import TelesurgeryProcess
 from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
 from concilium.web.context import Ctx, gate, process_of, record_refusal, runtime_of
-from concilium.web.forms import run_form_action
 from concilium.web.problems import problem
 from concilium.web.rendering import render_page
 
@@ -555,50 +553,64 @@ def procedure_page(
 
 
 @router.post("/telesurgery/{procedure_id}/video")
-def video_page(
+async def video_page(
     request: Request,
     procedure_id: int,
     ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
     live_session_id: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     """Link the live session carrying the video: an existing one (its number; the caller
-    manages it) or, when no number is given, a new supervision session at the robot site."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    manages it) or, when no number is given, a new supervision session at the robot site,
+    taken live through the live service."""
+    procedure = await run_in_threadpool(
+        _load, ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE
+    )
 
-    def run() -> None:
-        wanted = live_session_id.strip()
-        if wanted:
-            if not wanted.isdigit():
-                raise InvalidInput("a live session is given by its number")
-            live = ctx.db.get(LiveSession, int(wanted))
-            if live is None:
-                target = Target(live_service.RESOURCE_KIND, wanted)
-                record_refusal(ctx.db, ctx.actor, LiveAction.LIVE_MANAGE, target, "none")
-                raise NotFound(f"live session {wanted} not found")
-            ctx.authorize(
-                LiveAction.LIVE_MANAGE,
-                live_service.session_target(ctx.db, live, LiveAction.LIVE_MANAGE, ctx.now),
-            )
-            domain.link_video(ctx.db, ctx.actor, procedure, live, ctx.now)
-        else:
-            at_robot_site = frozenset({procedure.robot_site_id})
-            ctx.authorize(
-                LiveAction.LIVE_MANAGE, Target(live_service.RESOURCE_KIND, site_ids=at_robot_site)
-            )
-            # Showing a patient to others needs the right to see that patient oneself.
-            patient = patients.get_patient(ctx.db, procedure.patient_id)
-            ctx.authorize(
-                PlatformAction.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now)
-            )
-            domain.open_video(ctx.db, ctx.actor, procedure, ctx.now)
+    def link_existing(wanted: str) -> None:
+        if not wanted.isdigit():
+            raise InvalidInput("a live session is given by its number")
+        live = live_service.find_session(ctx.db, int(wanted))
+        if live is None:
+            target = Target(live_service.RESOURCE_KIND, wanted)
+            record_refusal(ctx.db, ctx.actor, LiveAction.LIVE_MANAGE, target, "none")
+            raise NotFound(f"live session {wanted} not found")
+        ctx.authorize(
+            LiveAction.LIVE_MANAGE,
+            live_service.session_target(ctx.db, live, LiveAction.LIVE_MANAGE, ctx.now),
+        )
+        domain.link_video(ctx.db, ctx.actor, procedure, live, ctx.now)
         ctx.commit()
 
-    return run_form_action(
-        ctx,
-        run,
-        lambda exc: _procedure_view(request, ctx, procedure, exc.detail, exc.status),
-        f"/telesurgery/{procedure.id}",
-    )
+    def may_open() -> None:
+        at_robot_site = frozenset({procedure.robot_site_id})
+        ctx.authorize(
+            LiveAction.LIVE_MANAGE, Target(live_service.RESOURCE_KIND, site_ids=at_robot_site)
+        )
+        # Showing a patient to others needs the right to see that patient oneself.
+        patient = patients.get_patient(ctx.db, procedure.patient_id)
+        ctx.authorize(
+            PlatformAction.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now)
+        )
+
+    wanted = live_session_id.strip()
+    try:
+        if wanted:
+            await run_in_threadpool(link_existing, wanted)
+        else:
+            await run_in_threadpool(may_open)
+            sessions = process_of(request.app, LiveProcess).sessions
+            await domain.open_video(ctx.db, ctx.actor, procedure, ctx.now, sessions)
+            await run_in_threadpool(ctx.commit)
+    except ConciliumError as exc:
+        # As a form does: a user error shows the page again and saves nothing; refusals go
+        # to the error handlers.
+        await run_in_threadpool(ctx.db.rollback)
+        if exc.status in {401, 403, 404}:
+            raise
+        return await run_in_threadpool(
+            _procedure_view, request, ctx, procedure, exc.detail, exc.status
+        )
+    return RedirectResponse(f"/telesurgery/{procedure.id}", status_code=303)
 
 
 @router.post("/telesurgery/{procedure_id}/start")

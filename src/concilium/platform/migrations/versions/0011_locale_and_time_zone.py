@@ -1,14 +1,14 @@
 """platform: each site's time zone and holiday region, each person's language and zone
 
 Revision ID: 0011_locale_and_time_zone
-Revises: 0009_audit_truncate_guard
+Revises: 0010_live_program_switches
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011_locale_and_time_zone"
-down_revision = "0009_audit_truncate_guard"
+down_revision = "0010_live_program_switches"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,333 @@
+"""The live pages under ``/live``: the list and the scheduling form, a session's page
+(invitations, sources, cameras, going live and ending), and the consoles (join, director,
+moderator, watch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from concilium.live import direction, service
+from concilium.live.actions import LiveAction
+from concilium.live.tables import LiveSession, LiveSource
+from concilium.live.web.access import (
+    authorized_session,
+    create_session,
+    may,
+    organiser_sites,
+    visible_sessions,
+)
+from concilium.live.web.state import live_runtime, live_sessions, source_feeds
+from concilium.platform import accounts, patients
+from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.tables import Site, User
+from concilium.web.context import Ctx, gate
+from concilium.web.forms import redirect_to, run_form_action
+from concilium.web.rendering import render_page
+
+router = APIRouter(include_in_schema=False)
+
+KIND_LABELS = {
+    "supervision": "Supervision",
+    "broadcast": "Broadcast",
+    "conference": "Conference",
+}
+"""How each kind of session is named on the pages."""
+MEDIA_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "media-src 'self' blob:; worker-src 'self' blob:; frame-ancestors 'none'; "
+    "form-action 'self'"
+)
+"""The usual content security policy plus ``blob:`` media and workers: hls.js feeds the
+video element through Media Source Extensions, whose object URLs are ``blob:``."""
+Line = Annotated[str, Form(max_length=500)]
+
+
+def _parse_when(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise InvalidInput("the time is written YYYY-MM-DDTHH:MM (UTC)") from exc
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _list_view(
+    request: Request,
+    ctx: Ctx,
+    error: str = "",
+    form: dict[str, Any] | None = None,
+    status: int = 200,
+) -> Response:
+    sites = {s.id: s.name for s in accounts.list_sites(ctx.db)}
+    return render_page(
+        request,
+        "live/list.html",
+        ctx,
+        status,
+        sessions=visible_sessions(ctx),
+        sites=sites,
+        organiser_sites=organiser_sites(ctx),
+        kinds=KIND_LABELS,
+        error=error,
+        form=form or {},
+        default_time=ctx.now.strftime("%Y-%m-%dT%H:%M"),
+    )
+
+
+@router.get("/live")
+def live_list(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
+    # A list shows only what decide grants, one session at a time (``_visible``).
+    return _list_view(request, ctx)
+
+
+@router.post("/live")
+def live_create(
+    request: Request,
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)],
+    kind: Annotated[str, Form(max_length=16)],
+    title: Annotated[str, Form(max_length=200)],
+    site_id: Annotated[int, Form()],
+    scheduled_at: Annotated[str, Form(max_length=25)],
+    patient_id: Annotated[str, Form(max_length=12)] = "",
+    record: Annotated[str, Form(max_length=5)] = "",
+) -> Response:
+    form = {"kind": kind, "title": title, "site_id": site_id, "patient_id": patient_id}
+    try:
+        live = create_session(
+            ctx,
+            kind=kind,
+            title=title,
+            site_id=site_id,
+            scheduled_at=_parse_when(scheduled_at),
+            patient_id=int(patient_id) if patient_id.strip().isdigit() else None,
+            record=bool(record),
+        )
+    except ConciliumError as exc:
+        ctx.db.rollback()
+        if exc.status in {401, 403}:
+            raise
+        return _list_view(request, ctx, exc.detail, form, exc.status)
+    return redirect_to(f"/live/{live.id}")
+
+
+def _session_view(
+    request: Request, ctx: Ctx, live: LiveSession, error: str = "", status: int = 200
+) -> Response:
+    people = {p.user_id: ctx.db.get(User, p.user_id) for p in service.participants(ctx.db, live)}
+    return render_page(
+        request,
+        "live/session.html",
+        ctx,
+        status,
+        live=live,
+        kinds=KIND_LABELS,
+        site=ctx.db.get(Site, live.site_id),
+        invited=[(p, people.get(p.user_id)) for p in service.participants(ctx.db, live)],
+        roles=service.SESSION_ROLES,
+        sources=service.sources(ctx.db, live),
+        cameras=direction.cameras(ctx.db, live),
+        source_kinds=service.SOURCE_KINDS,
+        my_role=service.role_of(ctx.db, live, ctx.user.id),
+        can_manage=may(ctx, live, LiveAction.LIVE_MANAGE),
+        can_join=may(ctx, live, LiveAction.LIVE_JOIN),
+        can_direct=may(ctx, live, LiveAction.LIVE_DIRECT),
+        can_moderate=may(ctx, live, LiveAction.LIVE_MODERATE),
+        consent=(
+            patients.has_consent(ctx.db, live.patient_id, "teaching")
+            if live.patient_id is not None
+            else None
+        ),
+        error=error,
+    )
+
+
+@router.get("/live/{session_id}")
+def live_session(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
+    return _session_view(request, ctx, live)
+
+
+def _session_action(request: Request, ctx: Ctx, live: LiveSession, run: Any) -> Response:
+    return run_form_action(
+        ctx,
+        run,
+        lambda exc: _session_view(request, ctx, live, exc.detail, exc.status),
+        f"/live/{live.id}",
+    )
+
+
+async def _session_step(
+    request: Request, ctx: Ctx, live: LiveSession, run: Callable[[], Awaitable[object]]
+) -> Response:
+    """As :func:`_session_action`, for a step that awaits the media plane: a user error
+    shows the session page again with the message; success goes back to it."""
+    try:
+        await run()
+    except ConciliumError as exc:
+        await run_in_threadpool(ctx.db.rollback)
+        if exc.status in {401, 403, 404}:
+            raise
+        return await run_in_threadpool(_session_view, request, ctx, live, exc.detail, exc.status)
+    return redirect_to(f"/live/{live.id}")
+
+
+@router.post("/live/{session_id}/invite")
+def live_invite(
+    request: Request,
+    session_id: int,
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)],
+    username: Annotated[str, Form(max_length=64)],
+    role: Annotated[str, Form(max_length=16)],
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
+
+    def run() -> None:
+        invitee = accounts.user_by_username(ctx.db, username)
+        if invitee is None or invitee.disabled:
+            raise InvalidInput(f"no active account named {username!r}")
+        service.invite(ctx.db, ctx.actor, live, user_id=invitee.id, role=role, now=ctx.now)
+        ctx.commit()
+
+    return _session_action(request, ctx, live, run)
+
+
+@router.post("/live/{session_id}/start")
+async def live_start(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
+) -> Response:
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    sessions = live_sessions(request)
+    return await _session_step(
+        request, ctx, live, lambda: sessions.start(ctx.db, ctx.actor, live, ctx.now)
+    )
+
+
+@router.post("/live/{session_id}/end")
+async def live_end(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
+) -> Response:
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    sessions = live_sessions(request)
+    return await _session_step(
+        request, ctx, live, lambda: sessions.end(ctx.db, ctx.actor, live, ctx.now)
+    )
+
+
+@router.post("/live/{session_id}/sources")
+async def live_add_source(
+    request: Request,
+    session_id: int,
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
+    name: Annotated[str, Form(max_length=100)],
+    kind: Annotated[str, Form(max_length=16)],
+    reference: Line = "",
+) -> Response:
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
+
+    def add() -> LiveSource:
+        source = service.add_source(
+            ctx.db, ctx.actor, live, name=name, kind=kind, reference=reference
+        )
+        ctx.commit()
+        return source
+
+    async def run() -> None:
+        source = await run_in_threadpool(add)
+        if live.status == "live":  # it is fed at once
+            await live_sessions(request).feed_sources(ctx.db, live, ctx.now, [source])
+
+    return await _session_step(request, ctx, live, run)
+
+
+@router.post("/live/{session_id}/cameras")
+def live_add_camera(
+    request: Request,
+    session_id: int,
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
+    name: Annotated[str, Form(max_length=100)],
+    host: Annotated[str, Form(max_length=255)],
+    port: Annotated[int, Form()],
+    visca_address: Annotated[int, Form()] = 1,
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+
+    def run() -> None:
+        direction.add_camera(
+            ctx.db, ctx.actor, live, name=name, host=host, port=port, visca_address=visca_address
+        )
+        ctx.commit()
+
+    return _session_action(request, ctx, live, run)
+
+
+def _console(request: Request, ctx: Ctx, live: LiveSession, name: str, **values: Any) -> Response:
+    return render_page(
+        request,
+        f"live/{name}.html",
+        ctx,
+        live=live,
+        kinds=KIND_LABELS,
+        my_role=service.role_of(ctx.db, live, ctx.user.id) or service.DEFAULT_ROLE,
+        **values,
+    )
+
+
+@router.get("/live/{session_id}/join")
+def live_join_page(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
+    return _console(request, ctx, live, "join", sources=service.sources(ctx.db, live))
+
+
+@router.get("/live/{session_id}/director")
+def live_director_page(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+    return _console(
+        request,
+        ctx,
+        live,
+        "director",
+        sources=service.sources(ctx.db, live),
+        source_states=source_feeds(request.app).statuses(live.id),
+        cameras=direction.cameras(ctx.db, live),
+    )
+
+
+@router.get("/live/{session_id}/moderator")
+def live_moderator_page(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MODERATE)]
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MODERATE)
+    return _console(request, ctx, live, "moderator")
+
+
+@router.get("/live/{session_id}/watch")
+def live_watch_page(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
+) -> Response:
+    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
+    runtime = live_runtime(request.app)
+    over_hls = service.watches_over_hls(
+        live.kind,
+        service.role_of(ctx.db, live, ctx.user.id) or service.DEFAULT_ROLE,
+        runtime.webrtc_receivers(live.janus_room_id, ctx.now.timestamp()),
+        request.app.state.runtime.settings.live_webrtc_viewers,
+    )
+    return with_media_policy(_console(request, ctx, live, "watch", over_hls=over_hls))
+
+
+def with_media_policy(response: Response) -> Response:
+    """A page that may play HLS through hls.js keeps :data:`MEDIA_POLICY`."""
+    response.headers["content-security-policy"] = MEDIA_POLICY
+    return response

@@ -35,6 +35,8 @@ PG_ADMIN_URL = os.environ.get(
     "CONCILIUM_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 PASSWORD = "correct-horse-42"
+ENGLISH = {"Accept-Language": "en"}
+"""Test clients read the English messages; French, the default, is tested on its own."""
 
 
 def _pg_reachable() -> str | None:
@@ -165,7 +167,9 @@ class World:
 
     def client(self, app) -> TestClient:  # type: ignore[no-untyped-def]
         """Another browser, with its own cookies."""
-        return TestClient(app, base_url="https://testserver", follow_redirects=False)
+        return TestClient(
+            app, base_url="https://testserver", follow_redirects=False, headers=ENGLISH
+        )
 
     @staticmethod
     def hidden(page_text: str, name: str = "csrf_token") -> str:
@@ -223,7 +227,9 @@ def app(runtime: Runtime, settings: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def client(app) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
-    with TestClient(app, base_url="https://testserver", follow_redirects=False) as c:
+    with TestClient(
+        app, base_url="https://testserver", follow_redirects=False, headers=ENGLISH
+    ) as c:
         yield c
 
 

@@ -12,6 +12,8 @@ from concilium.platform.db import Schema, migrate
 from concilium.platform.policy import Action, token_scopes
 from concilium.platform.services import ServiceDescriptor, resolve
 
+PLATFORM_LOCALE = Path(__file__).parent / "platform" / "locale"
+"""Catalogues of the trust layer's messages (its errors, its notices)."""
 TOOLKIT_LOCALE = Path(__file__).parent / "web" / "locale"
 """Catalogues of the shared layout, macros and error pages (``concilium.web``)."""
 
@@ -40,6 +42,7 @@ SCHEMA = Schema(
 
 
 LOCALE_FOLDERS: tuple[Path, ...] = (
+    PLATFORM_LOCALE,
     TOOLKIT_LOCALE,
     *(s.locale for s in SERVICES if s.locale is not None),
 )

@@ -15,7 +15,7 @@ from typing import Any
 
 from playwright.async_api import BrowserContext, Page, async_playwright
 
-STATIC = Path(__file__).resolve().parents[2] / "src" / "concilium" / "web" / "static"
+LIVE_STATIC = Path(__file__).resolve().parents[2] / "src" / "concilium" / "live" / "static"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -111,7 +111,7 @@ class HarnessHandler(BaseHTTPRequestHandler):
         if self.path == "/harness.html":
             self._send(self.page, "text/html")
         elif self.path == "/static/live/janus-room.js":
-            self._send((STATIC / "live" / "janus-room.js").read_bytes(), "text/javascript")
+            self._send((LIVE_STATIC / "janus-room.js").read_bytes(), "text/javascript")
         else:
             self.send_error(404)
 

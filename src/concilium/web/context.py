@@ -24,7 +24,7 @@ from concilium.platform import audit
 from concilium.platform.accounts import principal_for
 from concilium.platform.authn import Identity, authenticate
 from concilium.platform.errors import Forbidden, Unauthenticated
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import (
     NOTHING,
     Action,
@@ -42,6 +42,13 @@ from concilium.platform.tables import User, WebSession
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+class FormExpired(Forbidden):
+    """A state-changing request of a browser without its session's CSRF token."""
+
+    title = N_("Form expired")
+
 
 SESSION_COOKIE = "concilium_session"
 LOGIN_CSRF_COOKIE = "concilium_login_csrf"
@@ -168,7 +175,7 @@ def _check_csrf(request: Request, web_session: WebSession, sent: str) -> None:
     if request.method in SAFE_METHODS:
         return
     if not sent or not secrets.compare_digest(sent, web_session.csrf_token):
-        raise Forbidden(_("This form has expired. Reload the page and try again."))
+        raise FormExpired(_("This form has expired. Reload the page and try again."))
 
 
 def _identify(
@@ -215,6 +222,11 @@ def _admit(
         raise
     principal = principal_for(db, identity.user, now, identity.scopes)
     ctx = Ctx(request, runtime, db, principal, identity.user, identity.web_session, action, now)
+    if not has_scope(principal, action.rule):
+        record_refusal(db, ctx.actor, action, NOTHING, "token lacks the scope")
+        raise Forbidden(
+            _("This token does not carry the scope %(scope)s.") % {"scope": action.rule.scope}
+        )
     if not may_attempt(principal, action):
         record_refusal(db, ctx.actor, action, NOTHING, "role does not permit this")
         raise Forbidden(_("Your roles do not give access to this page or action."))

@@ -30,7 +30,7 @@ def date_or_none(text: str) -> date | None:
     try:
         return date.fromisoformat(text.strip())
     except ValueError as exc:
-        raise InvalidInput(_("Write dates as DD/MM/YYYY or pick one in the calendar.")) from exc
+        raise InvalidInput(_("Write dates as YYYY-MM-DD, or pick them in the calendar.")) from exc
 
 
 def run_form_action(

@@ -43,7 +43,7 @@ def test_a_script_schedules_invites_starts_and_ends_through_the_json_api(client,
     assert client.post(f"/api/v1/live/sessions/{sid}/end", headers=h).json()["status"] == "ended"
     # A token without the live:direct scope cannot take the cameras, whatever the roles.
     refused = client.post(f"/api/v1/live/sessions/{sid}/control", headers=h)
-    assert refused.status_code == 403 and "live.direct" in refused.json()["detail"]
+    assert refused.status_code == 403 and "live:direct" in refused.json()["detail"]
 
 
 def test_the_director_puts_a_feed_on_program_and_every_viewer_follows(

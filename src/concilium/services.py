@@ -14,6 +14,8 @@ from concilium.platform.services import ServiceDescriptor, resolve
 
 TOOLKIT_LOCALE = Path(__file__).parent / "web" / "locale"
 """Catalogues of the shared layout, macros and error pages (``concilium.web``)."""
+PLATFORM_LOCALE = Path(__file__).parent / "platform" / "locale"
+"""Catalogues of the trust layer: its errors' titles, its e-mail messages."""
 
 REGISTRY: tuple[str, ...] = (
     "concilium.portal.descriptor:SERVICE",
@@ -41,6 +43,7 @@ SCHEMA = Schema(
 
 LOCALE_FOLDERS: tuple[Path, ...] = (
     TOOLKIT_LOCALE,
+    PLATFORM_LOCALE,
     *(s.locale for s in SERVICES if s.locale is not None),
 )
 """Every translation catalogue folder: the shared pages' and each service's."""

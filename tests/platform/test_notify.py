@@ -160,3 +160,11 @@ def test_a_person_without_an_address_is_told_and_nothing_is_queued(runtime, worl
         send_notice(db, runtime, person, N_("Concilium: your access"), N_("Text."))
     with pytest.raises(ValueError, match="web address"), transaction(runtime.sessions) as db:
         send_notice(db, runtime, person, "S", "T", link="javascript:alert(1)")
+
+
+@pytest.mark.parametrize("name", ["layout.txt", "layout.html", "notice.txt", "notice.html"])
+def test_the_message_templates_show_no_text_outside_the_catalogues(name):
+    from concilium.platform.notify import PLATFORM_MAIL
+    from test_translations import _untranslated
+
+    assert _untranslated((PLATFORM_MAIL / name).read_text(encoding="utf-8")) == []

@@ -241,6 +241,10 @@ class Settings(BaseSettings):
             raise ValueError("SMTP credentials are only sent over TLS: set smtp_security")
         if (self.smtp_client_certificate is None) != (self.smtp_client_key is None):
             raise ValueError("smtp_client_certificate and smtp_client_key go together")
+        if self.mail_lease_seconds < 4 * self.smtp_timeout_seconds:
+            # A send waits up to the timeout at each of its steps; a lease running out while
+            # the relay is merely slow would let another process send the message twice.
+            raise ValueError("mail_lease_seconds must be at least 4 x smtp_timeout_seconds")
         return self
 
     @classmethod

@@ -283,3 +283,22 @@ def test_administrators_try_again_or_cancel_waiting_messages(runtime, clock):
         assert dispatcher(runtime, port).run_once() == 1  # the cancelled one stays
     assert row(runtime, failed_id).state == MailState.SENT
     assert len(recorder.received) == 1
+
+
+def test_a_message_that_cannot_be_read_fails_without_holding_up_the_others(runtime):
+    from concilium.platform.encryption import SecretBox
+
+    altered = queue(runtime)
+    foreign = queue(runtime)
+    fine = queue(runtime)
+    with transaction(runtime.sessions) as db:
+        first, second = db.get(OutboxMail, altered), db.get(OutboxMail, foreign)
+        first.payload = runtime.box.seal("{}", f"mail:{first.message_id}")  # no fields
+        second.payload = SecretBox(bytes(32)).seal(a_mail().to_json(), f"mail:{second.message_id}")
+    port, recorder = free_port(), Recorder()
+    with smtp_server(port, recorder):
+        assert dispatcher(runtime, port).run_once() == 1
+    assert (row(runtime, altered).state, row(runtime, altered).last_error) == ("failed", "KeyError")
+    assert row(runtime, foreign).last_error == "cannot be opened with this installation's key"
+    assert row(runtime, foreign).state == MailState.FAILED
+    assert row(runtime, fine).state == MailState.SENT and len(recorder.received) == 1

@@ -385,7 +385,9 @@ def delivery_error(exc: BaseException) -> DeliveryError:
     if isinstance(exc, OSError):
         detail = exc.strerror or str(exc) or "no reply"
         return DeliveryError(f"{name}: {detail}", permanent=False, connection=True)
-    return DeliveryError(name, permanent=False, connection=True)
+    # Not the network's nor the relay's: this message cannot be built or sent, and would not
+    # be on another try.
+    return DeliveryError(name, permanent=True, connection=True)
 
 
 class SmtpConnection:

@@ -104,7 +104,7 @@ class Cause(StrEnum):
     TRY_FAILED = "try-failed"
     """A try failed (detail: the relay's status codes or the network's error)."""
     UNREADABLE = "unreadable"
-    """It cannot be opened with this installation's key."""
+    """Its content cannot be read: sealed under another key, altered, or malformed."""
     RETRY = "retry"
     """An administrator asked for a try now (detail: who)."""
     CANCEL = "cancel"
@@ -473,9 +473,12 @@ class Dispatcher:
                         continue
                 try:
                     mail = open_payload(self._box, row)
-                except (InvalidTag, ValueError):
+                except InvalidTag:
                     reason = "cannot be opened with this installation's key"
                     self._give_up(db, row, now, Cause.UNREADABLE, reason)
+                    continue
+                except Exception as exc:  # a row no dispatcher could ever send
+                    self._give_up(db, row, now, Cause.UNREADABLE, type(exc).__name__)
                     continue
                 row.attempts += 1
                 row.holder = self.holder

@@ -35,7 +35,7 @@ CAUSE_LABELS = {
     outbox.Cause.ACCEPTED: N_("Accepted by the relay"),
     outbox.Cause.ACCEPTED_AGAIN: N_("Accepted by the relay once more"),
     outbox.Cause.TRY_FAILED: N_("Try failed"),
-    outbox.Cause.UNREADABLE: N_("Cannot be opened with this installation's key"),
+    outbox.Cause.UNREADABLE: N_("Its content cannot be read"),
     outbox.Cause.RETRY: N_("Retry asked"),
     outbox.Cause.CANCEL: N_("Cancelled"),
 }

@@ -157,6 +157,15 @@ def metz_objects(world):
         imaging.add_remote_ae(
             db, actor, ae_title="METZ_CT", host="10.0.0.1", port=104, site_id=world.metz.id
         )
+        from concilium.platform.mail import Mail
+        from concilium.platform.outbox import enqueue
+
+        mail = enqueue(
+            db,
+            rt,
+            Mail("account.notice", (f"{staff.username}@chr-metz.fr",), "Access", "Text."),
+            site_id=world.metz.id,
+        )
         return {
             "user_id": staff.id,
             "patient_id": patient.id,
@@ -171,6 +180,7 @@ def metz_objects(world):
             "procedure_id": procedure.id,
             "qualification_id": qualification.id,
             "ae_title": "METZ_CT",
+            "mail_id": mail.id,
             **study,
         }
 
@@ -372,6 +382,7 @@ LISTS = {
     # The archive's pages: another site's studies and DICOM nodes are not listed.
     "/imaging",
     "/admin/imaging/aes",
+    "/admin/outbox",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -33,7 +34,7 @@ ROLES = (
 )
 """Roles a membership can give at a site (a user may hold several)."""
 
-SECRET_FIELDS = frozenset({"secret_key"})
+SECRET_FIELDS = frozenset({"secret_key", "smtp_password"})
 
 
 def _janus_installed() -> bool:
@@ -146,6 +147,63 @@ class Settings(BaseSettings):
     telesurgery_qualification_max_age_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     """A telesurgical procedure starts only after a passing link qualification younger than
     this (the network between the two sites may have changed since)."""
+    smtp_host: str = ""
+    """Host name of the SMTP relay e-mail leaves through (RFC 5321); empty means e-mail is
+    off: messages wait in the outbox (``/admin/outbox``) until a relay is configured.
+
+    A regional secure health messaging relay (an MSSanté operator's, say) is an ordinary
+    SMTP submission server: give its host name, ``smtp_port = 587``,
+    ``smtp_security = "starttls"``, the account of the platform's application mailbox in
+    ``smtp_username`` and ``smtp_password``, and that mailbox as ``mail_from`` (such relays
+    refuse any other sender, and refuse recipients outside their trust space: those messages
+    are marked failed at once, with the relay's status code). An operator authenticating
+    applications by certificate rather than password takes ``smtp_client_certificate`` and
+    ``smtp_client_key``; a relay whose certificate a private authority issued takes
+    ``smtp_ca_file``."""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    """Port of the relay: 587 for submission with STARTTLS, 465 for implicit TLS (RFC 8314),
+    25 for a relay on the hospital's own network."""
+    smtp_security: str = Field(default="starttls", pattern="^(none|starttls|tls)$")
+    """``starttls``: plain connection upgraded by STARTTLS (RFC 3207), which must succeed;
+    ``tls``: TLS from the first byte (RFC 8314 section 3.3); ``none``: no encryption, for a
+    relay on the same machine only (credentials are then refused). The relay's certificate
+    and host name are always verified (against ``smtp_ca_file`` or the system's
+    authorities)."""
+    smtp_username: str = ""
+    """Account on the relay (SMTP AUTH, RFC 4954, with PLAIN or LOGIN over TLS); empty means
+    no authentication."""
+    smtp_password: str = ""
+    """Password of that account (shown masked by ``concilium config show``)."""
+    smtp_ca_file: Path | None = None
+    """PEM certificates of the authorities trusted for the relay's certificate, instead of the
+    system's (a private or regional authority, such as IGC Santé's)."""
+    smtp_client_certificate: Path | None = None
+    """PEM certificate (chain) presented to the relay, for relays that authenticate the
+    platform by certificate (mutual TLS)."""
+    smtp_client_key: Path | None = None
+    """PEM private key of that certificate (keep it mode 0600)."""
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    """How long to wait for the relay at each step before the attempt counts as failed."""
+    mail_from: str = ""
+    """Sender of every message, with its display name: ``Concilium CHR Metz
+    <concilium@chr-metz.fr>``. Required when ``smtp_host`` is set."""
+    mail_reply_to: str = ""
+    """Where replies go (``Reply-To``), e.g. the service desk; empty means to ``mail_from``."""
+    mail_max_attempts: int = Field(default=10, ge=1, le=100)
+    """Tries of one message before it is marked failed (the relay refusing it outright, with
+    a 5xx status, fails it at once). Administrators can try a failed message again from
+    ``/admin/outbox``."""
+    mail_retry_seconds: float = Field(default=60.0, gt=0, le=86400)
+    """Wait before the second try; each further wait doubles, up to ``mail_retry_max_seconds``
+    (with the defaults, ten tries span about eight hours)."""
+    mail_retry_max_seconds: float = Field(default=4 * 3600.0, gt=0, le=7 * 86400)
+    """Longest wait between two tries."""
+    mail_lease_seconds: float = Field(default=300.0, ge=5, le=86400)
+    """How long a process holds a message it is sending. A process killed mid-send leaves the
+    message to another one (or itself after a restart) once this has passed; keep it well
+    above ``smtp_timeout_seconds``."""
+    mail_poll_seconds: float = Field(default=5.0, gt=0, le=3600)
+    """How often ``concilium serve`` looks for messages due (one indexed query)."""
 
     @field_validator("data_dir")
     @classmethod
@@ -167,6 +225,27 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown roles {unknown}; known roles are {list(ROLES)}")
         return value
+
+    @field_validator("mail_from", "mail_reply_to")
+    @classmethod
+    def _mailbox(cls, value: str) -> str:
+        if value:
+            mailbox_address(value)
+        return value
+
+    @model_validator(mode="after")
+    def _mail_relay(self) -> Settings:
+        if self.smtp_host and not self.mail_from:
+            raise ValueError("smtp_host is set: mail_from must name the sender")
+        if self.smtp_username and self.smtp_security == "none":
+            raise ValueError("SMTP credentials are only sent over TLS: set smtp_security")
+        if (self.smtp_client_certificate is None) != (self.smtp_client_key is None):
+            raise ValueError("smtp_client_certificate and smtp_client_key go together")
+        if self.mail_lease_seconds < 4 * self.smtp_timeout_seconds:
+            # A send waits up to the timeout at each of its steps; a lease running out while
+            # the relay is merely slow would let another process send the message twice.
+            raise ValueError("mail_lease_seconds must be at least 4 x smtp_timeout_seconds")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -200,7 +279,8 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if name in SECRET_FIELDS:
-                value = "****" if value else "(generated in data dir)"
+                unset = "(generated in data dir)" if name == "secret_key" else ""
+                value = "****" if value else unset
             elif name in {"database_url", "redis_url"}:
                 value = mask_url_password(str(value))
             elif isinstance(value, Path):
@@ -220,6 +300,17 @@ def _host_port(value: str) -> tuple[str, int]:
     if not parts.hostname or not port or extra:
         raise ValueError(f"{value!r} is not host:port (or [IPv6 address]:port)")
     return parts.hostname, port
+
+
+def mailbox_address(value: str) -> str:
+    """The address of a mailbox written ``Name <local@domain>`` or ``local@domain``."""
+    if "\r" in value or "\n" in value:
+        raise ValueError("a mailbox is one line")
+    _name, address = parseaddr(value)
+    local, at, domain = address.rpartition("@")
+    if not at or not local or "." not in domain or any(c.isspace() for c in address):
+        raise ValueError(f"{value!r} is not a mailbox such as 'Name <local@domain.fr>'")
+    return address
 
 
 def mask_url_password(url: str) -> str:

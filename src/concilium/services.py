@@ -13,7 +13,7 @@ from concilium.platform.policy import Action, token_scopes
 from concilium.platform.services import ServiceDescriptor, resolve
 
 PLATFORM_LOCALE = Path(__file__).parent / "platform" / "locale"
-"""Catalogues of the trust layer's messages (its errors, its notices)."""
+"""Catalogues of the trust layer: its errors' titles, its e-mail messages."""
 TOOLKIT_LOCALE = Path(__file__).parent / "web" / "locale"
 """Catalogues of the shared layout, macros and error pages (``concilium.web``)."""
 

@@ -126,6 +126,7 @@ class PlatformAction:
     AUDIT_READ = Action("audit.read", Rule(ADMIN, "audit:read"))
     AUDIT_EXPORT = Action("audit.export", Rule(frozenset(), "audit:read"))
     ALERT_MANAGE = Action("alert.manage", Rule(ADMIN, "admin"))
+    OUTBOX_MANAGE = Action("outbox.manage", Rule(ADMIN, "admin"))
     METRICS_READ = Action(
         "metrics.read", Rule(frozenset({"engineer", "admin"}), "metrics", any_site=True)
     )

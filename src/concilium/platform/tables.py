@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -233,3 +234,62 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class OutboxMail(Base):
+    """An e-mail that must leave, queued in the transaction of the action that caused it
+    (``concilium.platform.outbox``)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (Index("ix_mail_outbox_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    """What the message is (``account.notice``); never patient data."""
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True, index=True)
+    """The site the message concerns: its administrators see it (None: platform's only)."""
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    """Envelope recipients (addresses of people, for administrators to find a message)."""
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    """The Message-ID header: the same on every try, so a duplicate can be recognised."""
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The message (subject, bodies, attachments) sealed with the installation's key;
+    erased once sent or cancelled."""
+    state: Mapped[str] = mapped_column(String(16))
+    """pending, sending, sent, failed or cancelled."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    """Tries begun so far."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When it is next due: its next try while pending, the end of its lease while sending."""
+    holder: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The process sending it (``host:pid:nonce``), while sending."""
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    """Why the latest try failed: the relay's status codes or the network's error, never a
+    recipient or any content."""
+    events: Mapped[list[OutboxMailEvent]] = relationship(
+        back_populates="mail",
+        cascade="all, delete-orphan",
+        order_by="OutboxMailEvent.id",
+    )
+
+
+class OutboxMailEvent(Base):
+    """One change of state of a queued e-mail, kept for as long as the message."""
+
+    __tablename__ = "mail_outbox_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mail_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_outbox.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    """The state entered."""
+    cause: Mapped[str] = mapped_column(String(24))
+    """What happened (``outbox.Cause``)."""
+    attempt: Mapped[int] = mapped_column(Integer)
+    """Tries begun when it was entered."""
+    detail: Mapped[str] = mapped_column(String(500), default="")
+    """The relay's status codes or the network's error, the process or the person acting;
+    never a recipient or any content."""
+    mail: Mapped[OutboxMail] = relationship(back_populates="events")

@@ -24,6 +24,7 @@ SERVICE = ServiceDescriptor(
         "concilium.portal.patients:router",
         "concilium.portal.emergency:router",
         "concilium.portal.audit_log:router",
+        "concilium.portal.outbox:router",
     ),
     documented_routers=("concilium.portal.ops:router", "concilium.portal.api:router"),
     nav=(
@@ -33,11 +34,13 @@ SERVICE = ServiceDescriptor(
         NavEntry(PlatformAction.USER_MANAGE, "/admin/users", N_("Users"), 70),
         NavEntry(PlatformAction.SITE_MANAGE, "/admin/sites", N_("Sites"), 80),
         NavEntry(PlatformAction.AUDIT_READ, "/audit", N_("Audit log"), 100),
+        NavEntry(PlatformAction.OUTBOX_MANAGE, "/admin/outbox", N_("Outgoing mail"), 105),
         NavEntry(PlatformAction.TOKEN_MANAGE, "/tokens", N_("API tokens"), 110),
         NavEntry(PlatformAction.HOME, "/account", N_("Account"), 120),
     ),
     templates=Path(__file__).with_name("templates"),
     locale=Path(__file__).with_name("locale"),
+    commands="concilium.portal.mail_commands:mail",
     runtime="concilium.portal.process:PlatformProcess",
     # Probes for load balancers (they disclose nothing), and the sign-in page.
     public_paths=frozenset({"/healthz", "/readyz", "/login"}),

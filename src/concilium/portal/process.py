@@ -1,5 +1,6 @@
 """What the platform holds in a serving process: the checkpointer writing signed
-checkpoints of the audit chain's head outside the database for as long as it serves."""
+checkpoints of the audit chain's head outside the database, and the dispatcher sending what
+the mail outbox holds, for as long as it serves."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import timedelta
 from anyio import to_thread
 
 from concilium.platform.audit_checkpoints import AuditCheckpointer
+from concilium.platform.outbox import Dispatcher
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
 
@@ -33,6 +35,8 @@ class PlatformProcess:
     def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.checkpointer = audit_checkpointer(runtime)
         """Takes a checkpoint at start, when due, and at stop."""
+        self.mail = Dispatcher.for_runtime(runtime)
+        """Sends the outbox's messages while serving; None when e-mail is off."""
 
     def open(self) -> None:
         """Nothing to recover."""
@@ -40,9 +44,13 @@ class PlatformProcess:
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[None]:
         await to_thread.run_sync(self.checkpointer.start)
+        if self.mail is not None:
+            self.mail.start()
         try:
             yield
         finally:
+            if self.mail is not None:
+                await to_thread.run_sync(self.mail.stop)
             await to_thread.run_sync(self.checkpointer.stop)
 
     def close(self) -> None:

@@ -1,0 +1,114 @@
+"""The ``mail`` command group: send the outbox from a worker process, check the relay."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from email.utils import make_msgid
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from concilium.commands import cli_settings
+from concilium.platform import i18n
+from concilium.platform.db import utcnow
+from concilium.platform.i18n import N_
+from concilium.platform.mail import SmtpConnection, SmtpRelay, build_message, delivery_error
+from concilium.platform.notify import PLATFORM_LOCALE, Recipient, compose
+from concilium.platform.outbox import Dispatcher, message_id_domain
+from concilium.platform.runtime import Runtime
+
+PORTAL_LOCALE = Path(__file__).with_name("locale")
+
+
+@click.group("mail")
+def mail() -> None:
+    """Outgoing e-mail (the SMTP relay is set by CONCILIUM_SMTP_* settings)."""
+
+
+@mail.command("dispatch")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+def dispatch(once: bool) -> None:
+    """Send the outbox's messages until stopped (SIGTERM or Ctrl-C).
+
+    ``concilium serve`` already does this; run it in processes of its own when e-mail should
+    leave from elsewhere, or in several at once on PostgreSQL (each claims other messages).
+    """
+    from concilium.web.observability import configure_logging
+
+    settings = cli_settings()
+    configure_logging(settings.log_level)
+    runtime = Runtime.start(settings)
+    try:
+        dispatcher = Dispatcher.for_runtime(runtime)
+        if dispatcher is None:
+            raise click.ClickException("e-mail is off: set CONCILIUM_SMTP_HOST")
+        if once:
+            click.echo(f"{dispatcher.run_once()} message(s) tried")
+            return
+        stopping = threading.Event()
+
+        def stop(_signal: int, _frame: FrameType | None) -> None:
+            stopping.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        dispatcher.start()
+        click.echo(f"sending the outbox as {dispatcher.holder}", err=True)
+        while not stopping.wait(1.0):
+            pass
+        dispatcher.stop()
+    finally:
+        runtime.close()
+
+
+@mail.command("test")
+@click.option("--to", "address", required=True, help="Address to send a test message to.")
+@click.option(
+    "--language", type=click.Choice(i18n.LOCALES), default=i18n.DEFAULT_LOCALE, show_default=True
+)
+def test(address: str, language: str) -> None:
+    """Send one message straight through the relay, and say what the relay answered.
+
+    Nothing is queued: use it to check the relay's settings (TLS, certificate, login, the
+    sender it accepts)."""
+    settings = cli_settings()
+    relay = SmtpRelay.from_settings(settings)
+    if relay is None:
+        raise click.ClickException("e-mail is off: set CONCILIUM_SMTP_HOST")
+    i18n.load_catalogues((PLATFORM_LOCALE, PORTAL_LOCALE))
+    try:
+        recipient = Recipient(address, language)
+        with i18n.using_locale(language):
+            values = {
+                "name": address,
+                "subject": i18n.gettext(N_("Concilium test message")),
+                "text": i18n.gettext(
+                    N_(
+                        "This message checks that Concilium can send e-mail through its "
+                        "relay. No action is needed."
+                    )
+                ),
+                "link": settings.public_url,
+                "link_label": "Concilium",
+            }
+        message = compose("mail.test", recipient, "notice", values)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    built = build_message(
+        message,
+        sender=relay.sender,
+        reply_to=relay.reply_to,
+        message_id=make_msgid("test", domain=message_id_domain(settings)),
+        date=utcnow(),
+    )
+    try:
+        with SmtpConnection(relay) as connection:
+            refused = connection.send(built, message.addresses)
+    except Exception as exc:
+        error = delivery_error(exc)
+        raise click.ClickException(f"not sent: {error.reason}") from exc
+    if refused:
+        raise click.ClickException("the relay refused the recipient")
+    click.echo(f"sent to {relay.host}:{relay.port} as {relay.sender_address}")

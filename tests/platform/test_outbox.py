@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
+from concilium.assembly import Assembly
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.mail import Mail, Security, SmtpRelay
@@ -247,7 +248,7 @@ def test_the_serving_process_sends_what_is_queued(runtime, settings):
             "mail_poll_seconds": 0.05,
         }
     )
-    process = PlatformProcess(serving)
+    process = Assembly.build(serving.settings, serving).service(PlatformProcess)
     assert process.mail is not None
     queue(runtime)
 

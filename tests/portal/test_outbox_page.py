@@ -52,6 +52,7 @@ def test_the_platform_administrator_sees_a_failed_message_and_tries_it_again(app
     waiting = queue(rt, "radio@chr-briey.fr", world.briey.id)
     admin = world.user("padmin", (world.metz, "admin"), platform_admin=True, with_totp=True)
     browser = world.client(app)
+    del browser.headers["Accept-Language"]  # a browser that states no language
     csrf = world.sign_in(browser, admin)
 
     page = browser.get("/admin/outbox")

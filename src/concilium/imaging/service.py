@@ -36,10 +36,8 @@ from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 from sqlalchemy import (
     ColumnElement,
-    String,
     and_,
     bindparam,
-    cast,
     delete,
     exists,
     func,
@@ -87,8 +85,7 @@ from concilium.platform.policy import (
     has_scope,
     visible_sites,
 )
-from concilium.platform.sharing import active_share_targets
-from concilium.platform.tables import Share
+from concilium.platform.sharing import active_share_targets, shared_with
 
 __all__ = [
     "DEVICE_ROLE",
@@ -1200,13 +1197,11 @@ class _Readable:
     """The policy grants the studies of every site (``visible_sites`` said so)."""
     sites: frozenset[int]
     """Sites whose studies are granted by a role there."""
-    share_sites: frozenset[int]
-    """Sites whose active shares grant what they share."""
-    share_user: int | None
-    """The principal's user id, when shares to them in person grant what they share."""
+    shared_studies: frozenset[str]
+    """Study Instance UIDs whose active shares to the principal grant them."""
     patients: frozenset[int]
-    """Platform patients whose studies are granted by a break-the-glass grant."""
-    now: dt.datetime
+    """Platform patients whose studies are granted by an active share of the patient or a
+    break-the-glass grant."""
 
     def condition(self) -> ColumnElement[bool]:
         """SQL condition on `ImagingStudy` rows, with the bound values of `parameters`."""
@@ -1215,54 +1210,50 @@ class _Readable:
     def parameters(self) -> dict[str, Any]:
         return {
             "visible_sites": sorted(self.sites),
-            "visible_share_user": DEVICE_USER_ID if self.share_user is None else self.share_user,
-            "visible_share_sites": sorted(self.share_sites),
+            "visible_studies": sorted(self.shared_studies),
             "visible_patients": sorted(self.patients),
-            "visible_now": self.now,
         }
-
-
-def _shared(kind: str) -> Any:
-    """What is actively shared with the recipients `_Readable` found to count."""
-    return select(Share.resource_id).where(
-        Share.resource_kind == kind,
-        Share.revoked_at.is_(None),
-        Share.expires_at > bindparam("visible_now"),
-        or_(
-            Share.to_user_id == bindparam("visible_share_user"),
-            Share.to_site_id.in_(bindparam("visible_share_sites", expanding=True)),
-        ),
-    )
 
 
 _VISIBLE = or_(
     ImagingStudy.site_id.in_(bindparam("visible_sites", expanding=True)),
-    ImagingStudy.study_instance_uid.in_(_shared(STUDY_KIND)),
-    # A patient share names the platform patient by id, as text.
-    cast(ImagingStudy.patient_id, String).in_(_shared(PATIENT_KIND)),
+    ImagingStudy.study_instance_uid.in_(bindparam("visible_studies", expanding=True)),
     ImagingStudy.patient_id.in_(bindparam("visible_patients", expanding=True)),
 )
 """Built once: the facts differ from one request to the next, never the statement."""
 
 
-def _readable(principal: Principal, now: dt.datetime) -> _Readable:
+def _patient_ids(resource_ids: Iterable[str]) -> frozenset[int]:
+    # A patient share names the platform patient by its id, written as a plain number.
+    return frozenset(int(i) for i in resource_ids if i.isdecimal() and str(int(i)) == i)
+
+
+def _readable(session: Session, principal: Principal, now: dt.datetime) -> _Readable:
     """What ``principal`` may read, decided by the policy once per request."""
     if not may_read_any(principal):
-        return _Readable(False, frozenset(), frozenset(), None, frozenset(), now)
+        return _Readable(False, frozenset(), frozenset(), frozenset())
     action = ImagingAction.STUDY_READ
 
     def grants(**facts: Any) -> bool:
         return decide(principal, action, Target(kind=STUDY_KIND, **facts)).allowed
 
+    if visible_sites(principal, action) is None:
+        return _Readable(True, frozenset(), frozenset(), frozenset())
     own = frozenset(principal.roles)
     me = principal.user_id
-    return _Readable(
-        every_site=visible_sites(principal, action) is None,
-        sites=frozenset(s for s in own if grants(site_ids=frozenset({s}))),
-        share_sites=frozenset(s for s in own if grants(shared_site_ids=frozenset({s}))),
-        share_user=me if me != DEVICE_USER_ID and grants(shared_user_ids=frozenset({me})) else None,
-        patients=frozenset(p for p in principal.emergency_patient_ids if grants(patient_id=p)),
+    shared = shared_with(
+        session,
+        (STUDY_KIND, PATIENT_KIND),
+        user_id=me if me != DEVICE_USER_ID and grants(shared_user_ids=frozenset({me})) else None,
+        site_ids=frozenset(s for s in own if grants(shared_site_ids=frozenset({s}))),
         now=now,
+    )
+    return _Readable(
+        every_site=False,
+        sites=frozenset(s for s in own if grants(site_ids=frozenset({s}))),
+        shared_studies=shared[STUDY_KIND],
+        patients=_patient_ids(shared[PATIENT_KIND])
+        | frozenset(p for p in principal.emergency_patient_ids if grants(patient_id=p)),
     )
 
 
@@ -1350,7 +1341,7 @@ def _rows(
 ) -> list[Any]:
     """The rows matching ``query`` that ``principal`` may read, in order, one SQL query;
     ``limit`` and ``offset`` page them in the database."""
-    readable = _readable(principal, now)
+    readable = _readable(session, principal, now)
     base = _SELECTS[Level.STUDY if query.level is Level.PATIENT else query.level]
     statement = base.where(readable.condition(), *query.conditions)
     if offset:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
@@ -136,6 +136,39 @@ def shared_resource_ids(
         )
     ).scalars()
     return frozenset(rows)
+
+
+def shared_with(
+    session: Session,
+    resource_kinds: Collection[str],
+    *,
+    user_id: int | None,
+    site_ids: Collection[int],
+    now: datetime,
+) -> dict[str, frozenset[str]]:
+    """Resources of these kinds shared at ``now`` (not revoked, not expired) with this person
+    or with any of these sites, by kind; every kind asked for is a key. One query.
+
+    ``user_id`` None leaves shares to persons out; no site leaves shares to sites out.
+    """
+    found: dict[str, set[str]] = {kind: set() for kind in resource_kinds}
+    recipients = []
+    if user_id is not None:
+        recipients.append(Share.to_user_id == user_id)
+    if site_ids:
+        recipients.append(Share.to_site_id.in_(sorted(site_ids)))
+    if found and recipients:
+        rows = session.execute(
+            select(Share.resource_kind, Share.resource_id).where(
+                Share.resource_kind.in_(sorted(found)),
+                Share.revoked_at.is_(None),
+                Share.expires_at > now,
+                or_(*recipients),
+            )
+        )
+        for kind, resource_id in rows:
+            found[kind].add(resource_id)
+    return {kind: frozenset(ids) for kind, ids in found.items()}
 
 
 def break_the_glass(

@@ -11,6 +11,7 @@ import pytest
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
+from concilium.imaging import ingest as ingest_module
 from concilium.imaging import service
 from concilium.imaging.service import Archive, DuplicatePolicy, IngestOutcome, Sender
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
@@ -370,14 +371,14 @@ def test_an_instance_of_a_series_of_another_study_fails_alone(archive, world, tm
 def test_a_failed_batch_insert_leaves_nothing_and_each_instance_is_indexed_alone(
     archive, world, tmp_path, monkeypatch
 ):
-    real = service._insert_new
+    real = ingest_module._insert_new
 
     def racing(session, sender, study, indexes, items, now):
         # Another writer indexes the first instance between the lookup and the INSERT.
         study, _ = real(session, sender, study, indexes[:1], items, now)
         return real(session, sender, study, indexes, items, now)
 
-    monkeypatch.setattr(service, "_insert_new", racing)
+    monkeypatch.setattr(ingest_module, "_insert_new", racing)
     paths = _ct(tmp_path, "race", 3)
     results = service.ingest_batch(archive, _sender(world.metz.id), _received(archive, paths))
     assert [r.outcome for r in results] == [IngestOutcome.STORED] * 3

@@ -2,7 +2,7 @@
 
 Services (PS3.4): Verification (A, C-ECHO), Storage SCP (B, C-STORE), Query/Retrieve SCP
 (C, C-FIND / C-MOVE / C-GET, Patient Root and Study Root models). Each handler reads the
-request, calls `concilium.imaging.service` and translates the result or the exception into
+request, calls the archive's domain functions and translates the result or the exception into
 the DIMSE status of PS3.4 / PS3.7 Annex C. Who may do what is decided by the policy from
 the calling node's registration; associations from unregistered AE titles are rejected
 (PS3.8 7.1.1.9, "calling AE title not recognized") unless configured otherwise. The
@@ -43,9 +43,14 @@ from pydicom.uid import (
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.events import Event
 
-from concilium.imaging import service
+from concilium.imaging.access import NotAuthorized
+from concilium.imaging.archive import Archive
+from concilium.imaging.ingest import Sender, ingest
+from concilium.imaging.matching import InvalidQuery
+from concilium.imaging.nodes import list_remote_aes, peer_actor, peer_principal, remote_ae
 from concilium.imaging.parsing import C_STORE_STATUS, FailureReason, failure_reason
-from concilium.imaging.service import Archive, InvalidQuery, NotAuthorized
+from concilium.imaging.query import find
+from concilium.imaging.retrieve import RetrievableInstance, locate
 from concilium.imaging.tables import RemoteApplicationEntity
 from concilium.platform import audit
 from concilium.platform.db import transaction
@@ -251,7 +256,7 @@ class _Peer:
 
     @property
     def actor(self) -> audit.Actor:
-        return service.peer_actor(self.ae, self.ip)
+        return peer_actor(self.ae, self.ip)
 
 
 class DicomServer:
@@ -340,7 +345,7 @@ class DicomServer:
     def _peer(self, event: Event) -> _Peer | None:
         title = _calling_ae_title(event)
         with transaction(self.archive.sessions) as session:
-            ae = service.remote_ae(session, title)
+            ae = remote_ae(session, title)
             if ae is not None:
                 session.expunge(ae)
         return _Peer(ae, str(event.assoc.requestor.address)) if ae is not None else None
@@ -357,7 +362,7 @@ class DicomServer:
         if self.settings.allow_unknown_ae:
             return
         with transaction(self.archive.sessions) as session:
-            titles = [ae.ae_title for ae in service.list_remote_aes(session)]
+            titles = [ae.ae_title for ae in list_remote_aes(session)]
         if _calling_ae_title(event) not in titles:
             log.warning(
                 "association from an unregistered AE title rejected",
@@ -382,13 +387,13 @@ class DicomServer:
             # The bytes as they came off the wire, behind File Meta Information built from
             # the presentation context: no decode, no re-encode (PS3.10 7.1).
             part10 = event.encoded_dataset(include_meta=True)
-            sender = service.Sender(
-                principal=service.peer_principal(peer.ae),
+            sender = Sender(
+                principal=peer_principal(peer.ae),
                 actor=peer.actor,
                 site_id=peer.ae.site_id,
                 ae_title=peer.ae.ae_title,
             )
-            result = service.ingest(self.archive, sender, [part10])
+            result = ingest(self.archive, sender, [part10])
         except Exception as exc:
             reason = failure_reason(exc)
             if reason is FailureReason.PROCESSING_FAILURE:
@@ -410,9 +415,9 @@ class DicomServer:
         try:
             identifier = _identifier(event)
             with transaction(self.archive.sessions) as session:
-                matches = service.find(
+                matches = find(
                     session,
-                    service.peer_principal(peer.ae),
+                    peer_principal(peer.ae),
                     peer.actor,
                     identifier,
                     now=self._clock(),
@@ -432,17 +437,17 @@ class DicomServer:
 
     def _locate(
         self, event: Event, peer: _Peer, destination: RemoteApplicationEntity | None
-    ) -> list[service.RetrievableInstance]:
+    ) -> list[RetrievableInstance]:
         with transaction(self.archive.sessions) as session:
-            return service.locate(
+            return locate(
                 self.archive,
                 session,
-                service.peer_principal(peer.ae),
+                peer_principal(peer.ae),
                 peer.actor,
                 _identifier(event),
                 now=self._clock(),
                 destination=(
-                    service.peer_principal(destination, as_destination=True)
+                    peer_principal(destination, as_destination=True)
                     if destination is not None
                     else None
                 ),
@@ -450,7 +455,7 @@ class DicomServer:
             )
 
     def _association(
-        self, destination: RemoteApplicationEntity, instances: list[service.RetrievableInstance]
+        self, destination: RemoteApplicationEntity, instances: list[RetrievableInstance]
     ) -> tuple[str, int, dict[str, Any]]:
         """Where and how pynetdicom opens the storage association of a C-MOVE.
 
@@ -472,7 +477,7 @@ class DicomServer:
         raw = event.move_destination
         title = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).strip()
         with transaction(self.archive.sessions) as session:
-            destination = service.remote_ae(session, title)
+            destination = remote_ae(session, title)
             if destination is not None:
                 session.expunge(destination)
         if peer is None or destination is None:
@@ -508,7 +513,7 @@ class DicomServer:
             return
         yield from self._send(event, instances)
 
-    def _send(self, event: Event, instances: list[service.RetrievableInstance]) -> Iterator[Any]:
+    def _send(self, event: Event, instances: list[RetrievableInstance]) -> Iterator[Any]:
         yield len(instances)
         for instance in instances:
             if event.is_cancelled:
@@ -552,7 +557,7 @@ def _calling_ae_title(event: Event) -> str:
     return str(title).strip()
 
 
-def _contexts_for(instances: list[service.RetrievableInstance]) -> list[Any]:
+def _contexts_for(instances: list[RetrievableInstance]) -> list[Any]:
     """Presentation contexts for a C-MOVE's storage association: each stored syntax."""
     from pynetdicom.presentation import build_context
 

@@ -10,18 +10,14 @@ from pathlib import Path
 import pydicom
 
 from concilium.imaging.dicom_json import to_dicom_json
+from concilium.imaging.dicomweb.stow import STOW_RS_FAILURE_REASON
 from concilium.imaging.multipart import (
     OutgoingPart,
     new_boundary,
     parse_multipart_related,
     write_multipart_related,
 )
-from concilium.imaging.parsing import (
-    STOW_RS_FAILURE_REASON,
-    InvalidInstance,
-    failure_reason,
-    parse_instance,
-)
+from concilium.imaging.parsing import InvalidInstance, failure_reason, parse_instance
 from concilium.imaging.storage import InstanceStore
 
 

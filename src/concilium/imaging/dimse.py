@@ -3,11 +3,11 @@
 Services (PS3.4): Verification (A, C-ECHO), Storage SCP (B, C-STORE), Query/Retrieve SCP
 (C, C-FIND / C-MOVE / C-GET, Patient Root and Study Root models). Each handler reads the
 request, calls the archive's domain functions and translates the result or the exception into
-the DIMSE status of PS3.4 / PS3.7 Annex C. Who may do what is decided by the policy from
-the calling node's registration; associations from unregistered AE titles are rejected
-(PS3.8 7.1.1.9, "calling AE title not recognized") unless configured otherwise. The
-associations the archive opens itself (C-MOVE sub-operations) go over TLS to the nodes
-registered with it (PS3.15 Annex B).
+the DIMSE status of PS3.4 / PS3.7 Annex C (`concilium.imaging.status`). Who may do what is
+decided by the policy from the calling node's registration; associations from unregistered AE
+titles are rejected (PS3.8 7.1.1.9, "calling AE title not recognized") unless configured
+otherwise. The associations the archive opens itself (C-MOVE sub-operations) go over TLS to
+the nodes registered with it (PS3.15 Annex B).
 """
 
 from __future__ import annotations
@@ -48,9 +48,18 @@ from concilium.imaging.archive import Archive
 from concilium.imaging.ingest import Sender, ingest
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.nodes import list_remote_aes, peer_actor, peer_principal, remote_ae
-from concilium.imaging.parsing import C_STORE_STATUS, FailureReason, failure_reason
+from concilium.imaging.parsing import FailureReason, failure_reason
 from concilium.imaging.query import find
 from concilium.imaging.retrieve import RetrievableInstance, locate
+from concilium.imaging.status import (
+    C_STORE_STATUS,
+    CANCEL,
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    NOT_AUTHORIZED,
+    PENDING,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
 from concilium.imaging.tables import RemoteApplicationEntity
 from concilium.platform import audit
 from concilium.platform.db import transaction
@@ -102,14 +111,6 @@ _RETRIEVE_MODELS = (
     StudyRootQueryRetrieveInformationModelGet,
 )
 _UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-# PS3.4 C.4.1.1.4 and C.4.2.1.5 statuses
-_PENDING = 0xFF00
-_SUCCESS = 0x0000
-_NOT_AUTHORIZED = 0x0124
-_IDENTIFIER_DOES_NOT_MATCH = 0xA900
-_UNABLE_TO_PROCESS = 0xC001
-_CANCEL = 0xFE00
 
 
 @dataclass(frozen=True)
@@ -374,7 +375,7 @@ class DicomServer:
 
     def _on_echo(self, event: Event) -> int:
         """PS3.4 A.4: the Verification SCP answers success."""
-        return _SUCCESS
+        return SUCCESS
 
     # -- storage ---------------------------------------------------------------------------
 
@@ -382,7 +383,7 @@ class DicomServer:
         """PS3.4 B.2.2: store the data set exactly as received, then acknowledge."""
         peer = self._peer(event)
         if peer is None:
-            return _NOT_AUTHORIZED
+            return NOT_AUTHORIZED
         try:
             # The bytes as they came off the wire, behind File Meta Information built from
             # the presentation context: no decode, no re-encode (PS3.10 7.1).
@@ -402,7 +403,7 @@ class DicomServer:
                 log.warning("C-STORE refused: %s", exc)
             return C_STORE_STATUS[reason]
         log.debug("C-STORE %s %s", result.outcome, result.sop_instance_uid)
-        return _SUCCESS
+        return SUCCESS
 
     # -- query -----------------------------------------------------------------------------
 
@@ -410,7 +411,7 @@ class DicomServer:
         """PS3.4 C.4.1.3: one pending response per match, then success."""
         peer = self._peer(event)
         if peer is None:
-            yield _NOT_AUTHORIZED, None
+            yield NOT_AUTHORIZED, None
             return
         try:
             identifier = _identifier(event)
@@ -428,10 +429,10 @@ class DicomServer:
             return
         for match in matches:
             if event.is_cancelled:
-                yield _CANCEL, None
+                yield CANCEL, None
                 return
-            yield _PENDING, match
-        yield _SUCCESS, None
+            yield PENDING, match
+        yield SUCCESS, None
 
     # -- retrieve --------------------------------------------------------------------------
 
@@ -503,7 +504,7 @@ class DicomServer:
         peer = self._peer(event)
         if peer is None:
             yield 1
-            yield _NOT_AUTHORIZED, None
+            yield NOT_AUTHORIZED, None
             return
         try:
             instances = self._locate(event, peer, None)
@@ -517,7 +518,7 @@ class DicomServer:
         yield len(instances)
         for instance in instances:
             if event.is_cancelled:
-                yield _CANCEL, None
+                yield CANCEL, None
                 return
             try:
                 dataset = dcmread(instance.path)
@@ -525,9 +526,9 @@ class DicomServer:
                 log.exception("stored instance unreadable: %s", instance.sop_instance_uid)
                 failed = Dataset()
                 failed.SOPInstanceUID = instance.sop_instance_uid
-                yield _UNABLE_TO_PROCESS, failed
+                yield UNABLE_TO_PROCESS, failed
                 continue
-            yield _PENDING, dataset
+            yield PENDING, dataset
 
 
 _STUDY_ROOT_MODELS = frozenset(
@@ -574,8 +575,8 @@ def _contexts_for(instances: list[RetrievableInstance]) -> list[Any]:
 
 def _query_failure(exc: Exception) -> int:
     if isinstance(exc, NotAuthorized):
-        return _NOT_AUTHORIZED
+        return NOT_AUTHORIZED
     if isinstance(exc, InvalidQuery):
-        return _IDENTIFIER_DOES_NOT_MATCH
+        return IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
     log.exception("query failed", exc_info=exc)
-    return _UNABLE_TO_PROCESS
+    return UNABLE_TO_PROCESS

@@ -32,7 +32,14 @@ from concilium.imaging.access import (
 )
 from concilium.imaging.actions import ImagingAction
 from concilium.imaging.archive import STUDY_RECEIVED, Archive, DuplicatePolicy, study_by_uid
-from concilium.imaging.parsing import FailureReason, IndexRecord, InvalidInstance, parse_instance
+from concilium.imaging.parsing import (
+    FailureReason,
+    Identification,
+    IndexRecord,
+    InvalidInstance,
+    failure_reason,
+    parse_instance,
+)
 from concilium.imaging.storage import StagedObject, StoredObject
 from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
 from concilium.platform import audit
@@ -44,11 +51,13 @@ __all__ = [
     "IngestOutcome",
     "IngestResult",
     "InvalidInstanceInStudy",
+    "NotKept",
     "ReceivedInstance",
     "Sender",
     "ingest",
     "ingest_batch",
     "receive_files",
+    "receiving_area",
 ]
 
 log = logging.getLogger(__name__)
@@ -146,6 +155,22 @@ class ReceivedInstance:
     """What the index keeps, read once from the header."""
 
 
+def receiving_area(archive: Archive) -> Path:
+    """Where a transport writes the objects it receives before `receive_files` takes them (the
+    parts of a STOW-RS body): on the store's filesystem, so that committing them is a rename.
+    """
+    return archive.store.temporary_area
+
+
+class NotKept(InvalidInstance):
+    """A valid object whose bytes the store could not keep (disk full, I/O error)."""
+
+    def __init__(self, cause: Exception, identification: Identification) -> None:
+        super().__init__(str(cause))
+        self.reason = failure_reason(cause)
+        self.identification = identification
+
+
 def receive_files(
     archive: Archive, files: Sequence[tuple[Path, str | None]]
 ) -> list[ReceivedInstance | Exception]:
@@ -154,7 +179,8 @@ def receive_files(
 
     Each file comes with the SHA-256 its writer computed as it wrote it, or None to have it
     read again. Returns, in order, each file's `ReceivedInstance` or the exception that
-    refuses it (an `InvalidInstance` subclass, a storage error); a refused file stays the
+    refuses it (an `InvalidInstance` subclass, whose `identification` names the object as far as
+    it could be read; `NotKept` for bytes the store could not sync); a refused file stays the
     caller's to remove. Files are parsed one after the other in the calling thread, then
     the valid ones are synced side by side in the store's threads. Syncs started while the
     parsing goes on would wait for the disk in parallel with it, but each would also take
@@ -179,7 +205,7 @@ def receive_files(
         try:
             results[index] = ReceivedInstance(synced.result(), record)
         except Exception as exc:
-            results[index] = exc
+            results[index] = NotKept(exc, Identification.of(record))
     return results
 
 

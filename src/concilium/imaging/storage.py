@@ -230,6 +230,12 @@ class InstanceStore:
         if missing:
             _fsync_directory(self._objects)
 
+    @property
+    def temporary_area(self) -> Path:
+        """Where writes in progress are, on the objects' filesystem: a file written here by
+        another writer can be adopted (`adopt`) and committed by a rename."""
+        return self._tmp
+
     # -- addresses -------------------------------------------------------------------------
 
     def path_of(self, address: str) -> Path:

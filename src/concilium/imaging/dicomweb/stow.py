@@ -8,16 +8,14 @@ Reason (0008,1197) comes from `STOW_RS_FAILURE_REASON` (PS3.18 Table 10.5.3-1).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from types import MappingProxyType
 
-import pydicom
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 
 from concilium.imaging.actions import ImagingAction
 from concilium.imaging.archive import Archive
@@ -32,6 +30,7 @@ from concilium.imaging.ingest import (
     Sender,
     ingest_batch,
     receive_files,
+    receiving_area,
 )
 from concilium.imaging.multipart import (
     BodyTooLarge,
@@ -42,14 +41,27 @@ from concilium.imaging.multipart import (
     parse_content_type,
     parse_multipart_related,
 )
-from concilium.imaging.parsing import STOW_RS_FAILURE_REASON, FailureReason, failure_reason
+from concilium.imaging.parsing import FailureReason, Identification, InvalidInstance, failure_reason
 from concilium.web.context import Ctx, runtime_of
 
-__all__ = ["store_instances", "store_study_instances"]
+__all__ = ["STOW_RS_FAILURE_REASON", "store_instances", "store_study_instances"]
 
 router = APIRouter()
 
 
+STOW_RS_FAILURE_REASON: Mapping[FailureReason, int] = MappingProxyType(
+    {
+        FailureReason.OUT_OF_RESOURCES: 0xA700,
+        FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS: 0xA900,
+        FailureReason.CANNOT_UNDERSTAND: 0xC000,
+        FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED: 0xC122,
+        FailureReason.SOP_CLASS_NOT_SUPPORTED: 0x0122,
+        FailureReason.PROCESSING_FAILURE: 0x0110,
+        FailureReason.NOT_AUTHORIZED: 0x0124,
+        FailureReason.DUPLICATE_SOP_INSTANCE: 0x0111,
+    }
+)
+"""Failure Reason (0008,1197) of a Failed SOP Sequence item, by reason (PS3.18 Table 10.5.3-1)."""
 # Warning Reason (0008,1196) for an instance re-sent with other bytes while the archive keeps
 # the stored ones (PS3.18 Table 10.5.3-1 "Elements Discarded"): the client's copy was dropped.
 _ELEMENTS_DISCARDED = 0xB006
@@ -71,30 +83,19 @@ def _sender(ctx: Ctx) -> Sender:
     return Sender(ctx.principal, ctx.actor, min(sites))
 
 
-def _uids_of(path: Path) -> tuple[str, str, str]:
-    """(SOP Class, SOP Instance, Study Instance) UIDs of a received part, or blanks."""
-    try:
-        ds = pydicom.dcmread(
-            path,
-            stop_before_pixels=True,
-            specific_tags=["SOPClassUID", "SOPInstanceUID", "StudyInstanceUID"],
-        )
-    except (InvalidDicomError, ValueError, EOFError, OSError, KeyError, TypeError):
-        return "", "", ""
-    meta = getattr(ds, "file_meta", None)
-    sop_class = str(ds.get("SOPClassUID", "") or "") or str(
-        getattr(meta, "MediaStorageSOPClassUID", "") or ""
-    )
-    sop_instance = str(ds.get("SOPInstanceUID", "") or "") or str(
-        getattr(meta, "MediaStorageSOPInstanceUID", "") or ""
-    )
-    return sop_class, sop_instance, str(ds.get("StudyInstanceUID", "") or "")
+def _identification(got: ReceivedInstance | Exception | None) -> Identification:
+    """What a part names itself by, as far as the ingest pipeline could read it."""
+    if isinstance(got, ReceivedInstance):
+        return Identification.of(got.record)
+    if isinstance(got, InvalidInstance):
+        return got.identification
+    return Identification()
 
 
-def _failed_item(sop_class: str, sop_instance: str, reason: int) -> Dataset:
+def _failed_item(named: Identification, reason: int) -> Dataset:
     item = Dataset()
-    item.ReferencedSOPClassUID = sop_class or None
-    item.ReferencedSOPInstanceUID = sop_instance or None
+    item.ReferencedSOPClassUID = named.sop_class_uid or None
+    item.ReferencedSOPInstanceUID = named.sop_instance_uid or None
     item.FailureReason = reason
     return item
 
@@ -145,11 +146,10 @@ async def _receive_parts(request: Request, archive: Archive) -> list[Part]:
     except MultipartError as exc:
         raise bad_request(str(exc)) from exc
     limit = runtime_of(request).settings.dicomweb_max_stow_bytes
-    tmp = archive.store.root / "tmp"
     parts: list[Part] = []
     try:
         async for part in parse_multipart_related(
-            request.stream(), boundary, tmp_dir=tmp, max_body_size=limit
+            request.stream(), boundary, tmp_dir=receiving_area(archive), max_body_size=limit
         ):
             parts.append(part)
     except (BodyTooLarge, PartTooLarge) as exc:
@@ -184,33 +184,23 @@ def _store_all(
         accepted: list[ReceivedInstance] = []
         for i, part in enumerate(parts):
             got = received.get(i)  # None: not application/dicom, never read
-            if isinstance(got, ReceivedInstance):
-                instance = got.record.instance
-                study_uid = got.record.study.study_instance_uid
-                reason = _refusal_before_ingest(part, study, study_uid)
-                if reason is None:
+            named = _identification(got)
+            reason = _refusal_before_ingest(part, study, named.study_instance_uid)
+            if reason is None:
+                if isinstance(got, ReceivedInstance):
                     accepted.append(got)
                     continue
+                kind = failure_reason(got) if got is not None else FailureReason.CANNOT_UNDERSTAND
+                reason = STOW_RS_FAILURE_REASON[kind]
+            elif isinstance(got, ReceivedInstance):
                 got.staged.discard()
-                sop_class, sop_instance = instance.sop_class_uid, instance.sop_instance_uid
-            else:
-                # Not an instance we can store: named as well as its bytes allow.
-                sop_class, sop_instance, study_uid = _uids_of(part.path)
-                reason = _refusal_before_ingest(part, study, study_uid)
-                if reason is None:
-                    kind = (
-                        failure_reason(got) if got is not None else FailureReason.CANNOT_UNDERSTAND
-                    )
-                    reason = STOW_RS_FAILURE_REASON[kind]
-            outcome.failed.append(_failed_item(sop_class, sop_instance, reason))
+            outcome.failed.append(_failed_item(named, reason))
         results = ingest_batch(archive, sender, accepted)
         for item, result in zip(accepted, results, strict=True):
             if isinstance(result, Exception):  # answered per instance, never as a crash
                 kind = failure_reason(result)
                 reason = STOW_RS_FAILURE_REASON[kind]
-                instance = item.record.instance
-                failed = _failed_item(instance.sop_class_uid, instance.sop_instance_uid, reason)
-                outcome.failed.append(failed)
+                outcome.failed.append(_failed_item(Identification.of(item.record), reason))
                 outcome.refused += kind is FailureReason.NOT_AUTHORIZED
             else:
                 referenced = _referenced_item(req, result)

@@ -1,12 +1,15 @@
 """Receiving instances: the Storage SCP behaviour of PS3.4 B.2.2, for C-STORE and STOW-RS
-(PS3.18 10.5) alike.
+(PS3.18 10.5) alike, through one pipeline.
 
-One order, so that an acknowledged instance is never lost and a refused one leaves nothing
-behind: stage the bytes (fsynced) → validate → commit them to the store (fsynced rename) →
-index them and audit in one database transaction → publish ``study.received`` → return, and
-only then does the adapter answer success. A crash between the store commit and the database
-commit leaves an unindexed file, which `concilium.imaging.archive.Archive.recover` removes at
-the next start.
+A C-STORE (`ingest`) is a batch of one; the parts of a STOW-RS request (`receive_files`) are
+one batch; `ingest_batch` makes either part of the archive. One order, so that an
+acknowledged instance is never lost and a refused one leaves nothing behind: stage the bytes
+(fsynced, hashed as they are written) → validate, reading the header once → commit them to
+the store (fsynced renames, each directory synced once per batch) → index them in one
+database transaction (one multi-row INSERT per study) with one audit entry per study of the
+batch → publish ``study.received`` for each instance stored → return, and only then does the
+adapter answer success. A crash between the store commit and the database commit leaves
+unindexed files, which `concilium.imaging.archive.Archive.recover` removes at the next start.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from concilium.imaging.access import (
     STUDY_KIND,
     NotAuthorized,
     new_study_target,
-    refuse,
     study_target,
 )
 from concilium.imaging.actions import ImagingAction
@@ -104,7 +106,8 @@ class IngestResult:
 
 
 def ingest(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestResult:
-    """Receive one Part 10 object (PS3.10 7.1) and make it part of the archive.
+    """Receive one Part 10 object (PS3.10 7.1), a C-STORE's or a file's, and make it part of
+    the archive: a batch of one, through `ingest_batch` as any other.
 
     Returns only once the instance is durable, indexed and audited. Raises an
     `InvalidInstance` subclass (validation, `NotAuthorized`) or a storage error; in every
@@ -112,20 +115,10 @@ def ingest(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestR
     """
     staged = archive.store.stage_iter(chunks)
     with staged:
-        parsed = parse_instance(staged.path)
-        record = parsed.record
-        stored = staged.commit()
-    try:
-        result, obsolete = _index(archive, sender, record, stored)
-    except BaseException:
-        if stored.created:
-            _forget_file(archive, stored.address)
-        raise
-    if result.outcome is IngestOutcome.KEPT and stored.created:
-        _forget_file(archive, stored.address)
-    if obsolete is not None:
-        _forget_file(archive, obsolete)
-    _announce(archive, sender, result, record)
+        record = parse_instance(staged.path).record
+        (result,) = ingest_batch(archive, sender, [ReceivedInstance(staged, record)])
+    if isinstance(result, Exception):
+        raise result
     return result
 
 
@@ -342,7 +335,7 @@ def _index_batch(
             continue
         for i, outcome in outcomes.items():
             results[i] = outcome
-            if isinstance(outcome, IngestResult):
+            if isinstance(outcome, IngestResult) and study is not None:
                 receipt = receipts.get(study_uid) or receipts.setdefault(
                     study_uid, _StudyReceipt(study_uid, study.patient_id, decision.basis)
                 )
@@ -403,17 +396,37 @@ def _insert_new(
     indexes: Sequence[int],
     items: Sequence[tuple[IndexRecord, StoredObject]],
     now: dt.datetime,
-) -> tuple[ImagingStudy, dict[int, IngestResult | Exception]]:
-    """Index instances of one study, none of them indexed yet, with one multi-row INSERT.
+) -> tuple[ImagingStudy | None, dict[int, IngestResult | Exception]]:
+    """Index instances of one study, none of them indexed yet, with one multi-row INSERT;
+    returns the study (None if it is not indexed and none of them created it) and each
+    instance's outcome.
 
     Runs under the caller's savepoint: an error leaves nothing. An instance whose series
     belongs to another study is answered with `InvalidInstanceInStudy` and not inserted.
     """
-    if study is None:
-        study = _create_study(session, sender.site_id, items[indexes[0]][0])
     series_by_uid: dict[str, ImagingSeries | InvalidInstance] = {}
     outcomes: dict[int, IngestResult | Exception] = {}
     rows: list[dict[str, Any]] = []
+    if study is None:
+        # A study not indexed yet has no series: those of the batch found indexed belong
+        # to another study. Their instances are refused first, so that no study is created
+        # without an instance in it.
+        wanted = {items[i][0].series.series_instance_uid for i in indexes}
+        elsewhere: dict[str, InvalidInstance] = {
+            uid: InvalidInstanceInStudy(uid)
+            for uid in session.execute(
+                select(ImagingSeries.series_instance_uid).where(
+                    ImagingSeries.series_instance_uid.in_(sorted(wanted))
+                )
+            ).scalars()
+        }
+        series_by_uid.update(elsewhere)
+        first = next(
+            (i for i in indexes if items[i][0].series.series_instance_uid not in elsewhere), None
+        )
+        if first is None:
+            return None, {i: elsewhere[items[i][0].series.series_instance_uid] for i in indexes}
+        study = _create_study(session, sender.site_id, items[first][0])
     for i in indexes:
         record, stored = items[i]
         series_uid = record.series.series_instance_uid
@@ -484,36 +497,6 @@ def _forget_file(archive: Archive, address: str) -> None:
         ).first()
     if used is None:
         archive.store.delete(address)
-
-
-def _index(
-    archive: Archive, sender: Sender, record: IndexRecord, stored: StoredObject
-) -> tuple[IngestResult, str | None]:
-    """Index and audit one stored instance in one transaction; returns the result and a file
-    to drop."""
-    try:
-        with transaction(archive.sessions) as session:
-            indexed = _index_in(session, archive, sender, record, stored, archive.clock())
-            audit.record(
-                session,
-                sender.actor,
-                str(ImagingAction.STUDY_STORE),
-                "success",
-                object_kind=STUDY_KIND,
-                object_id=indexed.result.study_instance_uid,
-                patient_id=indexed.patient_id,
-                detail={
-                    "sop_instance_uid": indexed.result.sop_instance_uid,
-                    "outcome": str(indexed.result.outcome),
-                    "basis": indexed.basis,
-                    "bytes": stored.size,
-                },
-            )
-            return indexed.result, indexed.obsolete
-    except _Refusal as refusal:
-        raise refuse(
-            archive, sender.actor, ImagingAction.STUDY_STORE, refusal.target, refusal.decision
-        ) from None
 
 
 class _Refusal(Exception):

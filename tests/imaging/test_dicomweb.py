@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 
 from concilium.config import Settings
-from concilium.imaging.dicomweb.qido import fuzzy_name_match
+from concilium.imaging.matching import fuzzy_name_match
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.web.app import create_app
 

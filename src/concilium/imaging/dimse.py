@@ -303,6 +303,7 @@ class DicomServer:
         self.archive.open_for_writing()
         handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_SOP_EXTENDED, self._on_sop_extended),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
@@ -373,6 +374,21 @@ class DicomServer:
         # no peer can guess.
         self._ae.require_calling_aet = titles or [self._nobody]
 
+    def _on_sop_extended(self, event: Event) -> dict[UID, bytes]:
+        """PS3.4 C.5.1.1: of the C-FIND options a requestor asks for, fuzzy semantic matching
+        of person names is accepted; relational queries, combined date-time matching and the
+        others are not (0 in their byte)."""
+        accepted: dict[UID, bytes] = {}
+        # pynetdicom sets the event's attributes from the request: typed here, not there.
+        requested: dict[str, bytes] = vars(event).get("app_info", {})
+        for sop_class, asked in requested.items():
+            if sop_class in _QUERY_MODELS:
+                reply = bytearray(len(asked))
+                if _asks_fuzzy_matching(asked):
+                    reply[_FUZZY_SEMANTIC_MATCHING] = 1
+                accepted[UID(sop_class)] = bytes(reply)
+        return accepted
+
     def _on_echo(self, event: Event) -> int:
         """PS3.4 A.4: the Verification SCP answers success."""
         return SUCCESS
@@ -423,6 +439,7 @@ class DicomServer:
                     identifier,
                     now=self._clock(),
                     retrieve_ae_title=self.settings.ae_title,
+                    fuzzy=_negotiated_fuzzy_matching(event),
                 )
         except Exception as exc:
             yield _query_failure(exc), None
@@ -549,6 +566,24 @@ def _identifier(event: Event) -> Dataset:
         # PS3.4 C.6.2.1: the Study Root model has no patient level.
         raise InvalidQuery("the Study Root model has no PATIENT level")
     return identifier
+
+
+_FUZZY_SEMANTIC_MATCHING = 2
+"""Offset of the "fuzzy semantic matching of person names" byte in the C-FIND service class
+application information (PS3.4 Table C.5-1, byte 3)."""
+
+
+def _asks_fuzzy_matching(application_information: bytes) -> bool:
+    info = application_information
+    return len(info) > _FUZZY_SEMANTIC_MATCHING and info[_FUZZY_SEMANTIC_MATCHING] == 1
+
+
+def _negotiated_fuzzy_matching(event: Event) -> bool:
+    """Whether this association agreed on fuzzy semantic matching of person names for the
+    request's model (PS3.4 C.5.1.1); without it, names match as C.2.2.2.1 says."""
+    model = UID(str(event.request.AffectedSOPClassUID))
+    agreed = event.assoc.acceptor.sop_class_extended.get(model)
+    return agreed is not None and _asks_fuzzy_matching(agreed)
 
 
 def _calling_ae_title(event: Event) -> str:

@@ -4,13 +4,16 @@ A query identifier (a C-FIND request's, or the one a QIDO-RS query string stands
 at its Query/Retrieve Level (0008,0052), PS3.4 C.6.1.1 and C.6.2.1: each matching key the
 index holds becomes a condition, by single value, universal, wildcard (C.2.2.2.4), list of
 UID (C.2.2.2.2) or range (C.2.2.2.5) matching; person names match without regard to case,
-as C.2.2.2.1 allows. Keys the index does not hold are return keys only (C.2.2.1.2).
+as C.2.2.2.1 allows, or by fuzzy semantic matching (C.2.2.2.1.1) when the query asks for it.
+Keys the index does not hold are return keys only (C.2.2.1.2).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
+import fnmatch
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +36,7 @@ __all__ = [
     "KeyKind",
     "Level",
     "ParsedQuery",
+    "fuzzy_name_match",
     "level_of",
     "parse_identifier",
     "values_of",
@@ -231,13 +235,32 @@ def _matcher(key: Key, values: list[str], sqlite: bool) -> ColumnElement[bool] |
 
 @dataclass
 class ParsedQuery:
+    """A query identifier as the index answers it."""
+
     level: Level
     conditions: list[ColumnElement[bool]] = field(default_factory=list)
+    """SQL conditions of the matching keys the index holds."""
     requested: list[tuple[int, str]] = field(default_factory=list)
     """(tag, keyword) of every attribute asked for, in identifier order."""
+    fuzzy: dict[str, str] = field(default_factory=dict)
+    """Person names matched by `fuzzy_name_match` rather than in SQL: pattern by keyword."""
+
+    def fuzzy_matches(self, value_of: Callable[[str], Any]) -> bool:
+        """Whether a match's names (``value_of(keyword)``) fit every fuzzy pattern."""
+        return all(
+            fuzzy_name_match(pattern, _joined(value_of(keyword)))
+            for keyword, pattern in self.fuzzy.items()
+        )
 
 
-def parse_identifier(identifier: Dataset, level: Level, sqlite: bool) -> ParsedQuery:
+def parse_identifier(
+    identifier: Dataset, level: Level, sqlite: bool, *, fuzzy: bool = False
+) -> ParsedQuery:
+    """The conditions and return keys of ``identifier`` at ``level``; raises `InvalidQuery`.
+
+    With ``fuzzy``, person names are left to fuzzy semantic matching (C.2.2.2.1.1, see
+    `ParsedQuery.fuzzy`) instead of case-insensitive matching.
+    """
     query = ParsedQuery(level)
     for elem in identifier:
         if elem.tag.group == 0x0002 or elem.tag.is_private:
@@ -255,10 +278,52 @@ def parse_identifier(identifier: Dataset, level: Level, sqlite: bool) -> ParsedQ
                 if condition is not None:
                     query.conditions.append(condition)
             continue
+        if fuzzy and key.kind is KeyKind.PERSON_NAME:
+            pattern = _joined(elem.value)
+            if pattern:
+                query.fuzzy[keyword] = pattern
+            continue
         condition = _matcher(key, values_of(elem.value), sqlite)
         if condition is not None:
             query.conditions.append(condition)
     return query
+
+
+def _joined(value: Any) -> str:
+    # A value as the identifier or the match spells it, several values backslash-separated.
+    if value is None:
+        return ""
+    if isinstance(value, MultiValue | list | tuple):
+        return "\\".join(map(str, value))
+    return str(value)
+
+
+def _fold(text: str) -> str:
+    """Case- and accent-insensitive form of a name, for fuzzy matching."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def fuzzy_name_match(pattern: str, name: str) -> bool:
+    """Fuzzy semantic matching of a person name (PS3.4 C.2.2.2.1.1): negotiated for C-FIND
+    (C.5.1.1), asked for by ``fuzzymatching=true`` in QIDO-RS (PS3.18 8.3.4.1).
+
+    Insensitive to case and accents; ``*`` and ``?`` keep their meaning; without wildcards,
+    each component given (family, given...) must begin the same component of the name.
+    """
+    folded_name = _fold(name)
+    folded_pattern = _fold(pattern.strip())
+    if not folded_pattern or folded_pattern == "*":
+        return True
+    if "*" in folded_pattern or "?" in folded_pattern:
+        return fnmatch.fnmatchcase(folded_name, folded_pattern)
+    wanted = folded_pattern.split("^")
+    have = folded_name.split("^")
+    return all(
+        i < len(have) and have[i].strip().startswith(w.strip())
+        for i, w in enumerate(wanted)
+        if w.strip()
+    )
 
 
 def _modalities_match(values: list[str], sqlite: bool) -> ColumnElement[bool] | None:

@@ -41,9 +41,11 @@ from concilium.platform.policy import Principal
 
 __all__ = [
     "Match",
+    "Page",
     "find",
     "readable_rows",
     "search",
+    "search_page",
 ]
 
 
@@ -286,6 +288,15 @@ def _attributes(
     return attributes
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The matches of one page of a search (PS3.18 8.3.4.4 ``limit`` and ``offset``)."""
+
+    matches: list[Match]
+    more: bool
+    """Whether more matches follow this page."""
+
+
 def search(
     session: Session,
     principal: Principal,
@@ -296,31 +307,77 @@ def search(
     retrieve_ae_title: str = "",
     limit: int | None = None,
     offset: int = 0,
+    fuzzy: bool = False,
 ) -> list[Match]:
     """Match a query identifier against the studies ``principal`` may read.
 
     Implements the C-FIND SCP behaviour of PS3.4 C.4.1.3 for the Patient Root and Study
     Root models (the level comes from Query/Retrieve Level (0008,0052)), with single value,
-    universal, wildcard, list-of-UID and range matching (C.2.2.2). Keys the index does not
-    hold are returned empty. One SQL query finds and pages the matches, restricted to what
-    the policy lets ``principal`` read; the search is audited. Raises `InvalidQuery` (A900)
-    or `NotAuthorized` (0124).
+    universal, wildcard, list-of-UID and range matching (C.2.2.2), and with ``fuzzy``,
+    fuzzy semantic matching of person names (C.2.2.2.1.1). Keys the index does not hold are
+    returned empty. One SQL query finds and pages the matches, restricted to what the policy
+    lets ``principal`` read; the search is audited with what it returns. Raises
+    `InvalidQuery` (A900) or `NotAuthorized` (0124).
     """
+    return search_page(
+        session,
+        principal,
+        actor,
+        identifier,
+        now=now,
+        retrieve_ae_title=retrieve_ae_title,
+        limit=limit,
+        offset=offset,
+        fuzzy=fuzzy,
+    ).matches
+
+
+def search_page(
+    session: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    identifier: Dataset,
+    *,
+    now: dt.datetime,
+    retrieve_ae_title: str = "",
+    limit: int | None = None,
+    offset: int = 0,
+    fuzzy: bool = False,
+) -> Page:
+    """`search`, saying whether more matches follow the page."""
     level = level_of(identifier)
     if not may_read_any(principal):
         raise NotAuthorized("this node or person may not query the archive")
     sqlite = session.get_bind().dialect.name == "sqlite"
-    query = parse_identifier(identifier, level, sqlite)
-    matches: list[Match]
-    if level is Level.PATIENT:
-        # Patients gather several studies each, so they are paged once all are found.
+    query = parse_identifier(identifier, level, sqlite, fuzzy=fuzzy)
+    found: list[tuple[Match, list[str]]]  # each match, with the studies it stands for
+    if level is Level.PATIENT or query.fuzzy:
+        # Patients gather several studies each, and fuzzy names are compared once the rows
+        # are read: the page is taken once every match is known.
         rows = readable_rows(session, principal, query, now)
-        patients = _patient_matches(rows, query, _counts_for(session, query, rows))
-        matches = patients[offset : None if limit is None else offset + limit]
+        counts = _counts_for(session, query, rows)
+        if level is Level.PATIENT:
+            found = _patient_matches(rows, query, counts)
+        else:
+            plan = _Plan(query, counts, retrieve_ae_title)
+            found = [(plan.match(row), [row.st_study_instance_uid]) for row in rows]
+        found = [(m, studies) for m, studies in found if query.fuzzy_matches(m.value)]
+        more = limit is not None and len(found) > offset + limit
+        found = found[offset : None if limit is None else offset + limit]
     else:
-        rows = readable_rows(session, principal, query, now, limit=limit, offset=offset)
+        # The database pages, reading one row more than the page to know whether more follow.
+        rows = readable_rows(
+            session,
+            principal,
+            query,
+            now,
+            limit=None if limit is None else limit + 1,
+            offset=offset,
+        )
+        more = limit is not None and len(rows) > limit
+        rows = rows[:limit] if limit is not None else rows
         plan = _Plan(query, _counts_for(session, query, rows), retrieve_ae_title)
-        matches = [plan.match(row) for row in rows]
+        found = [(plan.match(row), [row.st_study_instance_uid]) for row in rows]
     audit.record(
         session,
         actor,
@@ -329,11 +386,11 @@ def search(
         object_kind=STUDY_KIND,
         detail={
             "level": str(level),
-            "matches": len(matches),
-            "studies": sorted({row.st_study_instance_uid for row in rows})[:50],
+            "matches": len(found),
+            "studies": sorted({study for _, studies in found for study in studies})[:50],
         },
     )
-    return matches
+    return Page([match for match, _ in found], more)
 
 
 def find(
@@ -346,6 +403,7 @@ def find(
     retrieve_ae_title: str = "",
     limit: int | None = None,
     offset: int = 0,
+    fuzzy: bool = False,
 ) -> list[Dataset]:
     """`search`, each match as a C-FIND response identifier (PS3.4 C.4.1.1.3.2)."""
     matches = search(
@@ -357,6 +415,7 @@ def find(
         retrieve_ae_title=retrieve_ae_title,
         limit=limit,
         offset=offset,
+        fuzzy=fuzzy,
     )
     return [match.dataset() for match in matches]
 
@@ -451,7 +510,9 @@ def _ascii(value: Any) -> bool:
     return not isinstance(value, str) or value.isascii()
 
 
-def _patient_matches(rows: Sequence[Any], query: ParsedQuery, counts: _Counts) -> list[Match]:
+def _patient_matches(
+    rows: Sequence[Any], query: ParsedQuery, counts: _Counts
+) -> list[tuple[Match, list[str]]]:
     # Each hospital names its patients under its own Patient ID: one match per site and ID.
     groups: dict[tuple[int, str], list[Any]] = {}
     for row in rows:
@@ -459,7 +520,7 @@ def _patient_matches(rows: Sequence[Any], query: ParsedQuery, counts: _Counts) -
     wanted = list(query.requested)
     if "PatientID" not in {k for _, k in wanted}:
         wanted.append((int(Tag("PatientID")), "PatientID"))
-    matches = []
+    matches: list[tuple[Match, list[str]]] = []
     for studies in groups.values():
         latest = max(studies, key=lambda s: (s.st_updated_at, s.st_id))
         computed = {
@@ -476,5 +537,6 @@ def _patient_matches(rows: Sequence[Any], query: ParsedQuery, counts: _Counts) -
                 return getattr(latest, _LABELS[keyword])
             return computed.get(keyword, "")
 
-        matches.append(Match(Level.PATIENT, _attributes(wanted, value_of)))
+        uids = [s.st_study_instance_uid for s in studies]
+        matches.append((Match(Level.PATIENT, _attributes(wanted, value_of)), uids))
     return matches

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import fnmatch
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +27,11 @@ from concilium.imaging.dicomweb.resources import (
 )
 from concilium.imaging.matching import InvalidQuery, Level
 from concilium.imaging.multipart import parse_content_type
-from concilium.imaging.query import Match, search
+from concilium.imaging.query import Match, search_page
 from concilium.web.context import Ctx
 
 __all__ = [
     "MAX_RESULTS",
-    "fuzzy_name_match",
     "search_for_instances",
     "search_for_series",
     "search_for_series_instances",
@@ -105,7 +102,6 @@ _ALL_FIELDS = {
 
 
 _CONTROL_PARAMETERS = frozenset({"includefield", "limit", "offset", "fuzzymatching"})
-_FUZZY_KEYS = frozenset({"PatientName", "ReferringPhysicianName"})
 
 
 def _keyword_of(name: str) -> str:
@@ -129,37 +125,11 @@ def _set_key(ds: Dataset, keyword: str, value: str | None) -> None:
     ds.add(DataElement(tag, vr, value or None))
 
 
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive form of a name, for fuzzy matching."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def fuzzy_name_match(pattern: str, name: str) -> bool:
-    """Fuzzy semantic matching of a person name (PS3.4 C.2.2.2.1.1, ``fuzzymatching=true``).
-
-    Insensitive to case and accents; ``*`` and ``?`` keep their meaning; without wildcards,
-    each component given (family, given...) must begin the same component of the name.
-    """
-    folded_name = _fold(name)
-    folded_pattern = _fold(pattern.strip())
-    if not folded_pattern or folded_pattern == "*":
-        return True
-    if "*" in folded_pattern or "?" in folded_pattern:
-        return fnmatch.fnmatchcase(folded_name, folded_pattern)
-    wanted = folded_pattern.split("^")
-    have = folded_name.split("^")
-    return all(
-        i < len(have) and have[i].strip().startswith(w.strip())
-        for i, w in enumerate(wanted)
-        if w.strip()
-    )
-
-
 @dataclass
 class _Search:
     identifier: Dataset
-    fuzzy: dict[str, str]
+    fuzzy: bool
+    """``fuzzymatching=true``: person names by fuzzy semantic matching (8.3.4.1)."""
     limit: int | None
     offset: int
 
@@ -169,19 +139,13 @@ def _search(request: Request, level: Level, fixed: dict[str, str]) -> _Search:
     ds = Dataset()
     ds.QueryRetrieveLevel = str(level)
     params = request.query_params
-    fuzzy_on = params.get("fuzzymatching", "false").lower() == "true"
-    fuzzy: dict[str, str] = {}
-    requested: list[str] = []
+    fuzzy = params.get("fuzzymatching", "false").lower() == "true"
     for name, value in params.multi_items():
         if name in _CONTROL_PARAMETERS:
             continue
         if "." in name:
             raise bad_request(f"sequence matching is not supported: {name!r}")
         keyword = _keyword_of(name)
-        if fuzzy_on and keyword in _FUZZY_KEYS:
-            fuzzy[keyword] = value
-            requested.append(keyword)
-            continue
         if dictionary_VR(keyword) == "UI":
             # UID list matching (PS3.18 8.3.4.1) is comma-separated in a query string.
             value = "\\".join(v.strip() for v in value.split(","))
@@ -192,7 +156,7 @@ def _search(request: Request, level: Level, fixed: dict[str, str]) -> _Search:
     fields: list[str] = []
     for value in params.getlist("includefield"):
         fields += [f.strip() for f in value.split(",") if f.strip()]
-    wanted = list(_DEFAULTS[level]) + requested
+    wanted = list(_DEFAULTS[level])
     if level is not Level.STUDY:
         wanted += _STUDY_DEFAULTS if "StudyInstanceUID" not in fixed else ()
     for field_name in fields:
@@ -209,11 +173,6 @@ def _search(request: Request, level: Level, fixed: dict[str, str]) -> _Search:
     return _Search(ds, fuzzy, int_param(request, "limit"), int_param(request, "offset") or 0)
 
 
-def _names(match: Match, keyword: str) -> str:
-    value = match.value(keyword)
-    return "\\".join(map(str, value)) if isinstance(value, list) else str(value)
-
-
 _JSON_TYPES = frozenset({DICOM_JSON, "application/json", "application/*", "*/*", "*"})
 
 
@@ -224,35 +183,25 @@ def _qido(request: Request, ctx: Ctx, level: Level, fixed: dict[str, str]) -> Re
         raise not_acceptable(f"search results are {DICOM_JSON}")
     asked = _search(request, level, fixed)
     limit = min(asked.limit if asked.limit is not None else MAX_RESULTS, MAX_RESULTS)
-    # Without fuzzy matching the archive pages for us (one more than asked, to know whether
-    # more results exist); fuzzy matching filters afterwards, so it needs every match.
-    paged = not asked.fuzzy
     try:
-        matches = search(
+        page = search_page(
             ctx.db,
             ctx.principal,
             ctx.actor,
             asked.identifier,
             now=ctx.now,
-            limit=limit + 1 if paged else None,
-            offset=asked.offset if paged else 0,
+            limit=limit,
+            offset=asked.offset,
+            fuzzy=asked.fuzzy,
         )
     except InvalidQuery as exc:
         raise bad_request(str(exc)) from exc
     except NotAuthorized as exc:
         raise DicomwebError(403, "Forbidden", str(exc)) from exc
     ctx.commit()
-    if asked.fuzzy:
-        matches = [
-            m
-            for m in matches
-            if all(fuzzy_name_match(p, _names(m, k)) for k, p in asked.fuzzy.items())
-        ]
-    start = 0 if paged else asked.offset
-    page = matches[start : start + limit]
-    results = [_qido_result(request, m, level) for m in page]
+    results = [_qido_result(request, m, level) for m in page.matches]
     headers = {}
-    if len(matches) > start + limit:
+    if page.more:
         # PS3.18 8.3.4.4: tell the client that more results exist past this page.
         headers["Warning"] = '299 concilium: "There are additional results that can be requested"'
     return JSONResponse(results, media_type=DICOM_JSON, headers=headers)

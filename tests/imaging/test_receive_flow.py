@@ -20,6 +20,8 @@ from concilium.imaging.multipart import (
 from concilium.imaging.parsing import InvalidInstance, failure_reason, parse_instance
 from concilium.imaging.storage import InstanceStore
 
+from .stores import stage_stream
+
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as fh:
@@ -49,7 +51,7 @@ def test_stow_like_request_stores_valid_instances_and_reports_failures(
             request_body(), boundary, tmp_dir=store.root / "tmp", max_part_size=10**7
         ):
             try:
-                staged = await store.stage_stream(_file_chunks(part.path))
+                staged = await stage_stream(store, _file_chunks(part.path))
             finally:
                 part.discard()
             with staged:

@@ -139,7 +139,7 @@ class Readable:
     active share of the study or of its patient to the principal or to one of their sites, a
     break-the-glass grant on its patient. Asking the policy once about each such fact the
     principal holds therefore selects exactly the studies it would grant one by one, without
-    asking it again per study (``tests/imaging/test_visibility.py`` holds it to that).
+    asking it again per study (``tests/imaging/test_access.py`` holds it to that).
     """
 
     every_site: bool

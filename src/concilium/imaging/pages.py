@@ -1,9 +1,9 @@
 """The archive's pages: study search, the study page (series, sharing, rejection, deletion,
 teaching export) and the administration of DICOM nodes with the storage statistics.
 
-Thin adapters over `concilium.imaging.service` and `concilium.platform.sharing`: the list is
-the QIDO-RS/C-FIND matching of the service (same visibility, same audit), and every action
-asks the policy about the very study it touches.
+Thin adapters over the archive's domain modules and `concilium.platform.sharing`: the list is
+the QIDO-RS/C-FIND search of `concilium.imaging.query` (same visibility, same audit), and
+every action asks the policy about the very study it touches.
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ def study_reject(
             why = RejectionReason(reason)
         except ValueError as exc:
             raise InvalidInput("choose a rejection reason from the list") from exc
-        # The service writes in its own transaction; SQLite lets one writer in at a time.
+        # Rejection writes in its own transaction; SQLite lets one writer in at a time.
         ctx.commit()
         try:
             reject(archive_of(request), ctx.principal, ctx.actor, uid, why)
@@ -370,7 +370,7 @@ def study_delete(
     """Remove the study and its files for good (administrators of its site, audited)."""
     found, _, _ = _study(ctx, study, ImagingAction.STUDY_DELETE)
     uid = found.study_instance_uid
-    ctx.commit()  # the service deletes in its own transaction
+    ctx.commit()  # deletion runs in its own transaction
     try:
         delete_study(archive_of(request), ctx.principal, ctx.actor, uid)
     except NotAuthorized as exc:

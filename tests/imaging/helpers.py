@@ -12,7 +12,13 @@ from pydicom.dataset import Dataset
 from sqlalchemy import select
 
 from concilium.imaging.archive import Archive
-from concilium.imaging.ingest import IngestResult, ReceivedInstance, Sender, ingest, receive_files
+from concilium.imaging.ingest import (
+    IngestResult,
+    ReceivedInstance,
+    Sender,
+    ingest_instance,
+    receive_files,
+)
 from concilium.imaging.query import find
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingInstance
@@ -30,7 +36,7 @@ def sender_at(site_id: int, role: str = "technologist") -> Sender:
 
 def ingest_path(archive: Archive, sender: Sender, path: Path) -> IngestResult:
     """The file, received as one C-STORE is."""
-    return ingest(archive, sender, [path.read_bytes()])
+    return ingest_instance(archive, sender, [path.read_bytes()])
 
 
 def reader_query(archive: Archive, principal: Principal, runtime: Any, **keys: str) -> list[Any]:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from concilium.imaging.access import study_target
 from concilium.imaging.actions import ImagingAction
-from concilium.imaging.ingest import Sender, ingest
+from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.query import search
 from concilium.imaging.retrieve import locate
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
@@ -31,7 +31,7 @@ def _store(archive, tmp_path, site_id, seed, patient_id):
     (path,) = generate_ct_series(tmp_path / seed, 1, study=study, rows=16, columns=16)
     node = Principal(0, "node", {site_id: frozenset({"technologist"})})
     sender = Sender(node, audit.Actor(None, "node", site_id=site_id), site_id)
-    return ingest(archive, sender, [path.read_bytes()]).study_instance_uid
+    return ingest_instance(archive, sender, [path.read_bytes()]).study_instance_uid
 
 
 def _share(runtime, by, uid, *, kind="study", site=None, user=None, days=2):

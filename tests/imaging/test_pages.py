@@ -16,7 +16,7 @@ import pytest
 from concilium.imaging import nodes
 from concilium.imaging.archive import Archive, statistics
 from concilium.imaging.export import stored_instances
-from concilium.imaging.ingest import Sender, ingest
+from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.platform import audit
 from concilium.platform.policy import Principal
@@ -33,7 +33,7 @@ def store(world: Any, site: Any, tmp: Path, seed: str, count: int = 3, **study: 
     principal = Principal(0, "modality", {site.id: frozenset({"technologist"})})
     sender = Sender(principal, audit.Actor(None, "modality"), site.id)
     for path in paths:
-        ingest(archive, sender, [path.read_bytes()])
+        ingest_instance(archive, sender, [path.read_bytes()])
     return synthetic.study_instance_uid
 
 

@@ -7,7 +7,7 @@ import json
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
-from concilium.imaging.query import find, search_page
+from concilium.imaging.query import find, patient_studies, search_page
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.platform import audit
 from concilium.platform.db import transaction
@@ -83,3 +83,58 @@ def test_a_page_says_whether_more_follow_and_the_audit_counts_what_it_returned(
     assert [d["matches"] for d in details] == [2, 1, 3]
     for detail, found in zip(details, (first, last, every), strict=True):
         assert detail["studies"] == sorted(m.value("StudyInstanceUID") for m in found.matches)
+
+
+def test_the_studies_of_a_patient_are_those_the_reader_may_see(archive, world, tmp_path, runtime):
+    from datetime import timedelta
+
+    from concilium.platform import sharing
+    from concilium.platform.patients import Demographics, create_patient
+
+    with transaction(archive.sessions) as db:
+        jane = create_patient(db, audit.SYSTEM, world.metz.id, "MTZ-7", Demographics("Doe", "Jane"))
+        briey_jane = create_patient(
+            db, audit.SYSTEM, world.briey.id, "BRY-7", Demographics("Doe", "Jane")
+        )
+        other = create_patient(db, audit.SYSTEM, world.metz.id, "MTZ-8", Demographics("Roe", "Ann"))
+    sent = {}
+    for seed, site, patient_id in [
+        ("pj-metz", world.metz, "MTZ-7"),
+        ("pj-briey", world.briey, "BRY-7"),
+        ("pj-other", world.metz, "MTZ-8"),
+    ]:
+        study = SyntheticStudy(seed=seed, patient=SyntheticPatient(patient_id=patient_id))
+        (path,) = generate_ct_series(tmp_path / seed, 1, study=study, rows=16, columns=16)
+        sent[seed] = ingest_path(archive, sender_at(site.id), path).study_instance_uid
+    reader = Principal(user_id=99, username="r", roles={world.metz.id: frozenset({"radiologist"})})
+
+    def studies_of(patient):
+        with transaction(archive.sessions) as db:
+            found = patient_studies(db, reader, audit.SYSTEM, patient.id, now=runtime.now())
+        return [
+            (m.value("StudyInstanceUID"), m.value("NumberOfStudyRelatedInstances")) for m in found
+        ]
+
+    assert studies_of(jane) == [(sent["pj-metz"], 1)]
+    assert studies_of(other) == [(sent["pj-other"], 1)]
+    # Briey's record of the patient is another platform patient, unseen until shared.
+    assert studies_of(briey_jane) == []
+    sharer = world.user("briey-sharer", (world.briey, "radiologist"))
+    now = runtime.now()
+    with transaction(archive.sessions) as db:
+        sharing.create_share(
+            db,
+            audit.Actor(sharer.id, "briey-sharer"),
+            resource_kind="patient",
+            resource_id=str(briey_jane.id),
+            to_site_id=world.metz.id,
+            to_user_id=None,
+            expires_at=now + timedelta(days=1),
+            now=now,
+        )
+    assert studies_of(briey_jane) == [(sent["pj-briey"], 1)]
+    with transaction(archive.sessions) as db:
+        lookups = db.execute(
+            select(AuditEvent.patient_id).where(AuditEvent.action == "study.query")
+        ).scalars()
+        assert list(lookups) == [jane.id, other.id, briey_jane.id, briey_jane.id]

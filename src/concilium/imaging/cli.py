@@ -18,7 +18,7 @@ from concilium.imaging import nodes
 from concilium.imaging.archive import Archive, DuplicatePolicy, statistics
 from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
 from concilium.imaging.export import stored_instances
-from concilium.imaging.ingest import Sender, ingest
+from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.parsing import InvalidInstance
 from concilium.platform import accounts
 from concilium.platform.db import make_engine, make_sessionmaker, migrate, transaction
@@ -144,7 +144,7 @@ def dicom_import(directory: Path, finess: str) -> None:
         for path in bar:
             try:
                 with path.open("rb") as fh:
-                    ingest(archive, sender, iter(lambda: fh.read(1 << 20), b""))
+                    ingest_instance(archive, sender, iter(lambda: fh.read(1 << 20), b""))
                 stored += 1
             except InvalidInstance as exc:
                 refused += 1

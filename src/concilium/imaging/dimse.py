@@ -45,7 +45,7 @@ from pynetdicom.events import Event
 
 from concilium.imaging.access import NotAuthorized
 from concilium.imaging.archive import Archive
-from concilium.imaging.ingest import Sender, ingest
+from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.nodes import list_remote_aes, peer_actor, peer_principal, remote_ae
 from concilium.imaging.parsing import FailureReason, failure_reason
@@ -410,7 +410,7 @@ class DicomServer:
                 site_id=peer.ae.site_id,
                 ae_title=peer.ae.ae_title,
             )
-            result = ingest(self.archive, sender, [part10])
+            result = ingest_instance(self.archive, sender, [part10])
         except Exception as exc:
             reason = failure_reason(exc)
             if reason is FailureReason.PROCESSING_FAILURE:

@@ -1,15 +1,16 @@
 """Receiving instances: the Storage SCP behaviour of PS3.4 B.2.2, for C-STORE and STOW-RS
 (PS3.18 10.5) alike, through one pipeline.
 
-A C-STORE (`ingest`) is a batch of one; the parts of a STOW-RS request (`receive_files`) are
-one batch; `ingest_batch` makes either part of the archive. One order, so that an
-acknowledged instance is never lost and a refused one leaves nothing behind: stage the bytes
-(fsynced, hashed as they are written) → validate, reading the header once → commit them to
-the store (fsynced renames, each directory synced once per batch) → index them in one
-database transaction (one multi-row INSERT per study) with one audit entry per study of the
-batch → publish ``study.received`` for each instance stored → return, and only then does the
-adapter answer success. A crash between the store commit and the database commit leaves
-unindexed files, which `concilium.imaging.archive.Archive.recover` removes at the next start.
+A C-STORE (`ingest_instance`) is a batch of one; the parts of a STOW-RS request
+(`receive_files`) are one batch; `ingest_batch` makes either part of the archive. One order,
+so that an acknowledged instance is never lost and a refused one leaves nothing behind:
+stage the bytes (fsynced, hashed as they are written) → validate, reading the header once →
+commit them to the store (fsynced renames, each directory synced once per batch) → index
+them in one database transaction (one multi-row INSERT per study) with one audit entry per
+study of the batch → publish ``study.received`` for each instance stored → return, and only
+then does the adapter answer success. A crash between the store commit and the database
+commit leaves unindexed files, which `concilium.imaging.archive.Archive.recover` removes at
+the next start.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ __all__ = [
     "NotKept",
     "ReceivedInstance",
     "Sender",
-    "ingest",
     "ingest_batch",
+    "ingest_instance",
     "receive_files",
     "receiving_area",
 ]
@@ -80,7 +81,7 @@ class Sender:
 
 
 class IngestOutcome(enum.StrEnum):
-    """What `ingest` did with an instance; every outcome is acknowledged as a success."""
+    """What the archive did with a received instance; every outcome is acknowledged as a success."""
 
     STORED = "stored"
     """New instance, stored and indexed."""
@@ -105,7 +106,7 @@ class IngestResult:
     """Address of the bytes now indexed for this SOP Instance UID."""
 
 
-def ingest(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestResult:
+def ingest_instance(archive: Archive, sender: Sender, chunks: Iterable[bytes]) -> IngestResult:
     """Receive one Part 10 object (PS3.10 7.1), a C-STORE's or a file's, and make it part of
     the archive: a batch of one, through `ingest_batch` as any other.
 

@@ -40,9 +40,11 @@ from concilium.platform import audit
 from concilium.platform.policy import Principal
 
 __all__ = [
+    "PATIENT_STUDY_KEYS",
     "Match",
     "Page",
     "find",
+    "patient_studies",
     "readable_rows",
     "search",
     "search_page",
@@ -378,19 +380,68 @@ def search_page(
         rows = rows[:limit] if limit is not None else rows
         plan = _Plan(query, _counts_for(session, query, rows), retrieve_ae_title)
         found = [(plan.match(row), [row.st_study_instance_uid]) for row in rows]
+    _audit_search(session, actor, level, found)
+    return Page([match for match, _ in found], more)
+
+
+def _audit_search(
+    session: Session,
+    actor: audit.Actor,
+    level: Level,
+    found: Sequence[tuple[Match, list[str]]],
+    patient_id: int | None = None,
+) -> None:
+    """One ``study.query`` entry: what the search returned, and the studies it stands for."""
     audit.record(
         session,
         actor,
         "study.query",
         "success",
         object_kind=STUDY_KIND,
+        patient_id=patient_id,
         detail={
             "level": str(level),
             "matches": len(found),
             "studies": sorted({study for _, studies in found for study in studies})[:50],
         },
     )
-    return Page([match for match, _ in found], more)
+
+
+PATIENT_STUDY_KEYS = (
+    "StudyInstanceUID",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyDescription",
+    "ModalitiesInStudy",
+    "NumberOfStudyRelatedSeries",
+    "NumberOfStudyRelatedInstances",
+)
+"""What `patient_studies` tells of each study (PS3.4 C.6.2.1.2 study level keys)."""
+
+
+def patient_studies(
+    session: Session, principal: Principal, actor: audit.Actor, patient_id: int, *, now: dt.datetime
+) -> list[Match]:
+    """The studies of a platform patient that ``principal`` may read, oldest first, each with
+    `PATIENT_STUDY_KEYS`: what a case for a meeting or a reading order attaches.
+
+    Studies are linked to the platform patient when they are received (the Patient ID of the
+    sending site); the lookup is audited as a search of that patient. Raises
+    `NotAuthorized` when ``principal`` may read no study at all.
+    """
+    if not may_read_any(principal):
+        raise NotAuthorized("this person may not read studies")
+    query = ParsedQuery(
+        Level.STUDY,
+        conditions=[ImagingStudy.patient_id == patient_id],
+        requested=[(int(Tag(keyword)), keyword) for keyword in PATIENT_STUDY_KEYS],
+    )
+    rows = readable_rows(session, principal, query, now)
+    plan = _Plan(query, _counts_for(session, query, rows), "")
+    found = [(plan.match(row), [row.st_study_instance_uid]) for row in rows]
+    _audit_search(session, actor, Level.STUDY, found, patient_id=patient_id)
+    return [match for match, _ in found]
 
 
 def find(

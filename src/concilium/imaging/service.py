@@ -28,8 +28,8 @@ from concilium.imaging.ingest import (
     InvalidInstanceInStudy,
     ReceivedInstance,
     Sender,
-    ingest,
     ingest_batch,
+    ingest_instance,
     receive_files,
 )
 from concilium.imaging.lifecycle import RejectionReason, delete_study, reject
@@ -46,6 +46,9 @@ from concilium.imaging.nodes import (
 )
 from concilium.imaging.query import Match, find, search
 from concilium.imaging.retrieve import RetrievableInstance, locate
+
+ingest = ingest_instance
+"""The former name of `concilium.imaging.ingest.ingest_instance`."""
 
 __all__ = [
     "DEVICE_ROLE",

@@ -1,12 +1,15 @@
-"""What other services may use of imaging: every name of `concilium.imaging.__all__`, found
-where the package says, without the policy's action list loading the archive."""
+"""The boundaries of imaging: what other services may use (every name of
+`concilium.imaging.__all__`, found where the package says, without the policy's action list
+loading the archive), and a domain that never imports its protocol adapters."""
 
 from __future__ import annotations
 
+import ast
 import importlib
 import importlib.util
 import subprocess
 import sys
+from pathlib import Path
 
 import concilium.imaging as imaging
 
@@ -38,3 +41,37 @@ def test_the_actions_of_imaging_load_without_the_archive():
         check=True,
     )
     assert loaded.stdout.strip() == "[]"
+
+
+DOMAIN = (
+    "access",
+    "archive",
+    "export",
+    "ingest",
+    "lifecycle",
+    "matching",
+    "nodes",
+    "parsing",
+    "query",
+    "retrieve",
+    "storage",
+)
+"""Modules of the archive's domain: no protocol, no web."""
+ADAPTERS = ("concilium.web", "concilium.imaging.dicomweb", "concilium.imaging.dimse", "fastapi")
+
+
+def test_the_domain_never_imports_its_adapters():
+    for name in DOMAIN:
+        path = Path(imaging.__file__).with_name(f"{name}.py")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module is not None
+        } | {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for alias in node.names
+        }
+        assert not {m for m in imported if m.startswith(ADAPTERS)}, name

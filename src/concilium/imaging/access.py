@@ -83,6 +83,7 @@ def study_target(session: Session, study: ImagingStudy, now: dt.datetime) -> Tar
 def target_of(
     session: Session, study_uid: str, site_id: int, patient_id: int | None, now: dt.datetime
 ) -> Target:
+    """`study_target` of a study known by its index columns rather than its row."""
     sites, users = active_share_targets(session, STUDY_KIND, study_uid, now)
     if patient_id is not None:
         p_sites, p_users = active_share_targets(session, PATIENT_KIND, str(patient_id), now)
@@ -98,12 +99,14 @@ def target_of(
 
 
 def new_study_target(site_id: int, study_uid: str) -> Target:
+    """The facts of a study not indexed yet: the site its first instance would give it."""
     return Target(kind=STUDY_KIND, id=study_uid, site_ids=frozenset({site_id}))
 
 
 def refuse(
     archive: Archive, actor: audit.Actor, action: Action, target: Target, decision: Decision
 ) -> NotAuthorized:
+    """Keep the policy's refusal in the audit trail; returns the error to raise."""
     # The refusal is kept even though the work is not: its own transaction.
     with transaction(archive.sessions) as session:
         audit.record_refusal(session, actor, str(action), target, decision.reason)

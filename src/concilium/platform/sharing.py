@@ -6,7 +6,7 @@ import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from concilium.platform import audit
@@ -138,6 +138,19 @@ def shared_resource_ids(
     return frozenset(rows)
 
 
+_SHARED_WITH = select(Share.resource_kind, Share.resource_id).where(
+    Share.resource_kind.in_(bindparam("kinds", expanding=True)),
+    Share.revoked_at.is_(None),
+    Share.expires_at > bindparam("now"),
+    # A NULL user id matches no row: without a person, only shares to the sites count.
+    or_(
+        Share.to_user_id == bindparam("user_id"),
+        Share.to_site_id.in_(bindparam("site_ids", expanding=True)),
+    ),
+)
+"""Built once: `shared_with` runs for every search of every reader."""
+
+
 def shared_with(
     session: Session,
     resource_kinds: Collection[str],
@@ -152,19 +165,10 @@ def shared_with(
     ``user_id`` None leaves shares to persons out; no site leaves shares to sites out.
     """
     found: dict[str, set[str]] = {kind: set() for kind in resource_kinds}
-    recipients = []
-    if user_id is not None:
-        recipients.append(Share.to_user_id == user_id)
-    if site_ids:
-        recipients.append(Share.to_site_id.in_(sorted(site_ids)))
-    if found and recipients:
-        rows = session.execute(
-            select(Share.resource_kind, Share.resource_id).where(
-                Share.resource_kind.in_(sorted(found)),
-                Share.revoked_at.is_(None),
-                Share.expires_at > now,
-                or_(*recipients),
-            )
+    if found and (user_id is not None or site_ids):
+        rows = session.connection().execute(
+            _SHARED_WITH,
+            {"kinds": sorted(found), "now": now, "user_id": user_id, "site_ids": sorted(site_ids)},
         )
         for kind, resource_id in rows:
             found[kind].add(resource_id)

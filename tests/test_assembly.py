@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from concilium.app import application
 from concilium.assembly import Assembly
-from concilium.imaging import service as imaging
+from concilium.imaging import nodes
 from concilium.imaging.process import ImagingProcess
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.live.process import LiveProcess
@@ -64,7 +64,7 @@ def test_one_subscriber_sees_study_received_from_c_store_and_stow_rs(
     settings.dicom_port = free_port()
     settings.live_enabled = False
     with transaction(runtime.sessions) as db:
-        imaging.add_remote_ae(
+        nodes.add_remote_ae(
             db,
             audit.SYSTEM,
             ae_title="METZ_CT",

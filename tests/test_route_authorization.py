@@ -48,7 +48,7 @@ def fill(path, ids):
 
 def _metz_study(world, doctor):
     """A CT study stored by Metz (patient "SECRET"), and a STOW-RS body adding to it."""
-    from concilium.imaging import service as imaging
+    from concilium import imaging
     from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
     from concilium.platform.policy import Principal
 
@@ -58,7 +58,7 @@ def _metz_study(world, doctor):
     archive = imaging.Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus)
     principal = Principal(doctor.id, doctor.username, {world.metz.id: frozenset({"radiologist"})})
     sender = imaging.Sender(principal, audit.Actor(doctor.id, doctor.username), world.metz.id)
-    stored = imaging.ingest(archive, sender, [first.read_bytes()])
+    stored = imaging.ingest_instance(archive, sender, [first.read_bytes()])
     part = b"--metz\r\nContent-Type: application/dicom\r\n\r\n" + second.read_bytes()
     return {
         "study": stored.study_instance_uid,
@@ -152,9 +152,10 @@ def metz_objects(world):
         )
         db.add(qualification)
         db.flush()
-        from concilium.imaging import service as imaging
 
-        imaging.add_remote_ae(
+        from concilium.imaging import nodes
+
+        nodes.add_remote_ae(
             db, actor, ae_title="METZ_CT", host="10.0.0.1", port=104, site_id=world.metz.id
         )
         from concilium.platform.mail import Mail

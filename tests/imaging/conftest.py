@@ -1,4 +1,5 @@
-"""Fixtures shared by the imaging tests: pydicom's sample files and generated studies."""
+"""Fixtures shared by the imaging tests: pydicom's sample files, generated studies, and an
+archive on the test's database."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
+from concilium.imaging.archive import Archive
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series, generate_xa_cine
 
 
@@ -41,3 +43,9 @@ def ct_series(tmp_path_factory: pytest.TempPathFactory, study: SyntheticStudy) -
 @pytest.fixture(scope="session")
 def xa_cine(tmp_path_factory: pytest.TempPathFactory, study: SyntheticStudy) -> Path:
     return generate_xa_cine(tmp_path_factory.mktemp("xa"), 30, study=study)
+
+
+@pytest.fixture
+def archive(runtime, tmp_path: Path) -> Archive:  # type: ignore[no-untyped-def]
+    """An archive of its own, on the test's database, bus and clock."""
+    return Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)

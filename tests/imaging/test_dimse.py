@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataset import Dataset
 from sqlalchemy import func, select
 
-from concilium.imaging import service
+from concilium.imaging import nodes
+from concilium.imaging.archive import Archive, DuplicatePolicy
 from concilium.imaging.dimse import DicomServer, DimseSettings
-from concilium.imaging.service import Archive
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingInstance, ImagingStudy
 from concilium.platform import audit, sharing
@@ -82,7 +84,7 @@ def rig(world, runtime, tmp_path: Path) -> Iterator[Rig]:
             ("BRIEY_WS", world.briey, {"allow_store": False, "allow_query": True}),
             ("METZ_ARCHIVE", world.metz, {"allow_store": False}),
         ):
-            service.add_remote_ae(
+            nodes.add_remote_ae(
                 db,
                 audit.SYSTEM,
                 ae_title=title,
@@ -128,7 +130,7 @@ STORESCU_PROPOSAL = {
 def test_samples_of_every_transfer_syntax_are_stored_as_received(rig, sample):
     # Several samples are one MR image in different syntaxes, under one SOP Instance UID:
     # with the replace policy each one becomes the stored version in turn.
-    rig.archive.duplicate_policy = service.DuplicatePolicy.REPLACE
+    rig.archive.duplicate_policy = DuplicatePolicy.REPLACE
     for name in SAMPLES:
         path = sample(name)
         full = pydicom.dcmread(path)
@@ -248,7 +250,7 @@ def test_move_sends_to_a_registered_destination_of_the_owning_site(rig, ct_study
     received = rig.tmp / "received"
     received.mkdir()
     with transaction(rig.archive.sessions) as db:
-        service.add_remote_ae(
+        nodes.add_remote_ae(
             db,
             audit.SYSTEM,
             ae_title="METZ_VIEW",
@@ -258,7 +260,7 @@ def test_move_sends_to_a_registered_destination_of_the_owning_site(rig, ct_study
             allow_store=False,
             allow_move_destination=True,
         )
-        service.add_remote_ae(
+        nodes.add_remote_ae(
             db,
             audit.SYSTEM,
             ae_title="BRIEY_VIEW",
@@ -496,3 +498,52 @@ def test_a_query_the_model_cannot_answer_gets_a900(rig):
             str(rig.port),
         )
         assert "Final Find Response (Error: DataSetDoesNotMatchSOPClass)" in result.stderr
+
+
+def _find_names(rig, name: str, *, fuzzy: bool) -> list[str]:
+    """Patient names a Study Root C-FIND for ``name`` matches, from pynetdicom as the peer,
+    asking for fuzzy semantic matching of person names (PS3.4 C.5.1.1) or not."""
+    from pynetdicom import AE
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+    model = "1.2.840.10008.5.1.4.1.2.2.1"  # Study Root Query/Retrieve - FIND
+    ae = AE(ae_title="METZ_CT")
+    ae.add_requested_context(model)
+    negotiation = SOPClassExtendedNegotiation()
+    negotiation.sop_class_uid = model
+    # Relational queries no, combined date-time no, fuzzy semantic matching yes or no.
+    negotiation.service_class_application_information = bytes([0, 0, int(fuzzy)])
+    assoc = ae.associate("127.0.0.1", rig.port, ae_title="CONCILIUM", ext_neg=[negotiation])
+    assert assoc.is_established
+    agreed = assoc.acceptor.sop_class_extended.get(model)
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = "STUDY"
+    identifier.PatientName = name
+    identifier.StudyInstanceUID = ""
+    try:
+        assert agreed is not None and agreed[2] == int(fuzzy)
+        responses = list(assoc.send_c_find(identifier, model))
+    finally:
+        assoc.release()
+    return [str(found.PatientName) for status, found in responses if status.Status == 0xFF00]
+
+
+def test_c_find_matches_person_names_fuzzily_once_negotiated(rig):
+    study = SyntheticStudy(seed="fuzzy", patient=SyntheticPatient("MÜLLER^ZOÉ", "IPP-5151"))
+    files = generate_ct_series(rig.tmp / "fuzzy", 1, study=study, rows=32, columns=32)
+    assert rig.store("METZ_CT", *files).returncode == 0
+    # Without the option, names match as PS3.4 C.2.2.2.1 says: case aside, letter for letter.
+    assert _find_names(rig, "muller^zoe", fuzzy=False) == []
+    assert _find_names(rig, "müller^zoé", fuzzy=False) == ["MÜLLER^ZOÉ"]
+    # With it, accents do not count and a component given begins the name's (C.2.2.2.1.1).
+    assert _find_names(rig, "muller^zoe", fuzzy=True) == ["MÜLLER^ZOÉ"]
+    assert _find_names(rig, "mull", fuzzy=True) == ["MÜLLER^ZOÉ"]
+    assert _find_names(rig, "martin", fuzzy=True) == []
+    # The audit trail counts what each search returned.
+    with transaction(rig.archive.sessions) as db:
+        details = db.execute(
+            select(AuditEvent.detail)
+            .where(AuditEvent.action == "study.query")
+            .order_by(AuditEvent.seq)
+        ).scalars()
+        assert [json.loads(d)["matches"] for d in details] == [0, 1, 1, 1, 0]

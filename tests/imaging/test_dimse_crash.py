@@ -13,7 +13,7 @@ from pathlib import Path
 import pydicom
 from sqlalchemy import select
 
-from concilium.imaging import service
+from concilium.imaging import nodes
 from concilium.imaging.storage import InstanceStore
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingInstance
@@ -72,7 +72,7 @@ def test_kill_during_ingest_keeps_every_acknowledged_instance_and_nothing_else(t
     sessions = make_sessionmaker(engine)
     with transaction(sessions) as db:
         site = accounts.create_site(db, audit.SYSTEM, "CHR Metz-Thionville", "570005165")
-        service.add_remote_ae(
+        nodes.add_remote_ae(
             db,
             audit.SYSTEM,
             ae_title="CRASH_CT",

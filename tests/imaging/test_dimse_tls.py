@@ -19,9 +19,9 @@ import pydicom
 import pytest
 from sqlalchemy import func, select
 
-from concilium.imaging import service
+from concilium.imaging import nodes
+from concilium.imaging.archive import Archive
 from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
-from concilium.imaging.service import Archive
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingInstance
 from concilium.platform import audit
@@ -81,7 +81,7 @@ class TlsRig:
 def _serve(world, runtime, pki: Pki, listener_tls: bool) -> Iterator[TlsRig]:
     require_dcmtk()
     with transaction(runtime.sessions) as db:
-        service.add_remote_ae(
+        nodes.add_remote_ae(
             db, audit.SYSTEM, ae_title="METZ_CT", host="127.0.0.1", port=104,
             site_id=world.metz.id, allow_store=True, allow_query=True,
         )  # fmt: skip
@@ -205,7 +205,7 @@ def storage_scps(pki: Pki) -> Iterator[Callable[..., StorageScp]]:
 
 def _register(rig: TlsRig, world, title: str, host: str, port: int) -> None:
     with transaction(rig.archive.sessions) as db:
-        service.add_remote_ae(
+        nodes.add_remote_ae(
             db, audit.SYSTEM, ae_title=title, host=host, port=port, site_id=world.metz.id,
             allow_store=False, allow_move_destination=True, tls=True,
         )  # fmt: skip

@@ -13,7 +13,10 @@ from typing import Any
 import pydicom
 import pytest
 
-from concilium.imaging import service
+from concilium.imaging import nodes
+from concilium.imaging.archive import Archive, statistics
+from concilium.imaging.export import stored_instances
+from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.platform import audit
 from concilium.platform.policy import Principal
@@ -26,11 +29,11 @@ def store(world: Any, site: Any, tmp: Path, seed: str, count: int = 3, **study: 
     patient = study.pop("patient", SyntheticPatient())
     synthetic = SyntheticStudy(seed, patient, **study)
     paths = generate_ct_series(tmp / seed, count, study=synthetic, rows=32, columns=32)
-    archive = service.Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus, clock=rt.now)
+    archive = Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus, clock=rt.now)
     principal = Principal(0, "modality", {site.id: frozenset({"technologist"})})
-    sender = service.Sender(principal, audit.Actor(None, "modality"), site.id)
+    sender = Sender(principal, audit.Actor(None, "modality"), site.id)
     for path in paths:
-        service.ingest(archive, sender, [path.read_bytes()])
+        ingest_instance(archive, sender, [path.read_bytes()])
     return synthetic.study_instance_uid
 
 
@@ -240,16 +243,16 @@ def test_an_administrator_deletes_a_study_and_its_files(app, world, studies):
     uid = studies["martin"]
     admin = signed_in(world, app, "metz-admin", (world.metz, "admin"))
     with world.runtime.sessions() as db:
-        before = service.statistics(db, world.metz.id)
-        files = [i.address for i in service.stored_instances(db, uid)]
+        before = statistics(db, world.metz.id)
+        files = [i.address for i in stored_instances(db, uid)]
     done = admin.post(f"/imaging/studies/{uid}/delete")
     assert done.status_code == 303, done.text
     assert admin.get(f"/imaging/studies/{uid}").status_code == 404
     store_root = world.runtime.settings.data_dir / "images"
-    archive = service.Archive(store_root, world.runtime.sessions, world.runtime.bus)
+    archive = Archive(store_root, world.runtime.sessions, world.runtime.bus)
     assert not any(archive.store.path_of(a).exists() for a in files)
     with world.runtime.sessions() as db:
-        after = service.statistics(db, world.metz.id)
+        after = statistics(db, world.metz.id)
         assert db.query(AuditEvent).filter_by(action="study.delete", object_id=uid).count() == 1
     assert (before.studies - after.studies, before.instances - after.instances) == (1, 3)
 
@@ -282,7 +285,7 @@ def test_the_teaching_export_is_de_identified_with_consistent_uids(app, world, s
     assert len({ds.SeriesInstanceUID for ds in exported}) == 1
     assert len({ds.FrameOfReferenceUID for ds in exported}) == 1
     with world.runtime.sessions() as db:
-        originals = {i.sop_instance_uid for i in service.stored_instances(db, uid)}
+        originals = {i.sop_instance_uid for i in stored_instances(db, uid)}
         event = db.query(AuditEvent).filter_by(action="study.export", object_id=uid).one()
     assert not originals & {ds.SOPInstanceUID for ds in exported}
     detail = json.loads(event.detail)
@@ -334,7 +337,7 @@ def test_the_node_registry_is_for_administrators_of_the_site(app, world, studies
     listed = admin.get("/admin/imaging/aes").text
     assert "MTZ_CT1" in listed and "10.0.0.5:104" in listed and "query/retrieve" in listed
     with world.runtime.sessions() as db:
-        ae = service.remote_ae(db, "MTZ_CT1")
+        ae = nodes.remote_ae(db, "MTZ_CT1")
         assert ae is not None and ae.allow_store and ae.allow_query
         assert not ae.allow_move_destination
 
@@ -361,7 +364,7 @@ def test_the_node_registry_is_for_administrators_of_the_site(app, world, studies
     removed = admin.post("/admin/imaging/aes/MTZ_CT1/remove")
     assert removed.status_code == 303
     with world.runtime.sessions() as db:
-        assert service.remote_ae(db, "MTZ_CT1") is None
+        assert nodes.remote_ae(db, "MTZ_CT1") is None
         actions = db.query(AuditEvent).filter_by(action="ae.manage", object_id="MTZ_CT1").count()
     assert actions == 2
 
@@ -396,7 +399,7 @@ def test_an_administrator_has_a_node_called_over_tls_and_back(app, world):
 
     def tls_of(title: str) -> bool:
         with world.runtime.sessions() as db:
-            ae = service.remote_ae(db, title)
+            ae = nodes.remote_ae(db, title)
             assert ae is not None
             return ae.tls
 

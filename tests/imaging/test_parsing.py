@@ -10,10 +10,10 @@ from pathlib import Path
 import pydicom
 import pytest
 
+from concilium.imaging.dicomweb.stow import STOW_RS_FAILURE_REASON
 from concilium.imaging.parsing import (
-    C_STORE_STATUS,
-    STOW_RS_FAILURE_REASON,
     FailureReason,
+    Identification,
     InvalidInstance,
     MalformedObject,
     MissingAttribute,
@@ -23,9 +23,20 @@ from concilium.imaging.parsing import (
     modalities_in_study,
     parse_instance,
 )
+from concilium.imaging.status import C_STORE_STATUS
 from concilium.imaging.synthetic import SyntheticStudy
 
 Sample = Callable[[str], Path]
+
+
+def c_store_status(refused: InvalidInstance) -> int:
+    """The status a C-STORE answers this refusal with."""
+    return C_STORE_STATUS[refused.reason]
+
+
+def stow_rs_failure_reason(refused: InvalidInstance) -> int:
+    """The Failure Reason a STOW-RS answers this refusal with."""
+    return STOW_RS_FAILURE_REASON[refused.reason]
 
 
 def test_ct_slice_yields_full_index_record(ct_series: list[Path], study: SyntheticStudy) -> None:
@@ -95,8 +106,9 @@ def test_not_dicom_bytes_are_malformed(tmp_path: Path) -> None:
         path.write_bytes(content)
         with pytest.raises(MalformedObject) as info:
             parse_instance(path)
-        assert info.value.c_store_status == 0xC000
-        assert info.value.stow_rs_failure_reason == 0xC000
+        assert c_store_status(info.value) == 0xC000
+        assert stow_rs_failure_reason(info.value) == 0xC000
+        assert info.value.identification == Identification()
 
 
 def test_file_without_part10_header_is_malformed(sample: Sample) -> None:
@@ -119,7 +131,7 @@ def test_missing_uid_is_reported_by_keyword(
     with pytest.raises(MissingAttribute) as info:
         parse_instance(path)
     assert info.value.keyword == keyword
-    assert info.value.c_store_status == 0xA900
+    assert c_store_status(info.value) == 0xA900
 
 
 @pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
@@ -140,8 +152,12 @@ def test_unknown_sop_class_is_unsupported(ct_series: list[Path], tmp_path: Path)
     ds.save_as(path, enforce_file_format=True)
     with pytest.raises(UnsupportedSopClass) as info:
         parse_instance(path)
-    assert info.value.c_store_status == 0x0122
-    assert info.value.stow_rs_failure_reason == 0x0122
+    assert c_store_status(info.value) == 0x0122
+    assert stow_rs_failure_reason(info.value) == 0x0122
+    # Refused, it is still named as its header names it, for the answer that refuses it.
+    assert info.value.identification == Identification(
+        "1.2.3.4.5.6.7", str(ds.SOPInstanceUID), str(ds.StudyInstanceUID)
+    )
     accepted = parse_instance(path, accepted_sop_classes=frozenset({"1.2.3.4.5.6.7"}))
     assert accepted.record.instance.sop_class_uid == "1.2.3.4.5.6.7"
 
@@ -154,7 +170,7 @@ def test_unknown_transfer_syntax_is_refused(ct_series: list[Path], tmp_path: Pat
     path.write_bytes(bytes(data))
     with pytest.raises(UnsupportedTransferSyntax) as info:
         parse_instance(path)
-    assert info.value.stow_rs_failure_reason == 0xC122
+    assert stow_rs_failure_reason(info.value) == 0xC122
 
 
 def test_a_bad_value_is_refused_after_good_ones_of_the_same_series(

@@ -10,19 +10,17 @@ from pathlib import Path
 import pydicom
 
 from concilium.imaging.dicom_json import to_dicom_json
+from concilium.imaging.dicomweb.stow import STOW_RS_FAILURE_REASON
 from concilium.imaging.multipart import (
     OutgoingPart,
     new_boundary,
     parse_multipart_related,
     write_multipart_related,
 )
-from concilium.imaging.parsing import (
-    STOW_RS_FAILURE_REASON,
-    InvalidInstance,
-    failure_reason,
-    parse_instance,
-)
+from concilium.imaging.parsing import InvalidInstance, failure_reason, parse_instance
 from concilium.imaging.storage import InstanceStore
+
+from .stores import stage_stream
 
 
 async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
@@ -53,7 +51,7 @@ def test_stow_like_request_stores_valid_instances_and_reports_failures(
             request_body(), boundary, tmp_dir=store.root / "tmp", max_part_size=10**7
         ):
             try:
-                staged = await store.stage_stream(_file_chunks(part.path))
+                staged = await stage_stream(store, _file_chunks(part.path))
             finally:
                 part.discard()
             with staged:

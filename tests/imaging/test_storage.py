@@ -13,6 +13,8 @@ import pytest
 from concilium.imaging import storage
 from concilium.imaging.storage import InstanceStore, ObjectNotFound, ObjectTooLarge
 
+from .stores import store_bytes, store_file, store_iter, store_stream
+
 
 def _leftovers(store: InstanceStore) -> list[Path]:
     return list((store.root / "tmp").iterdir())
@@ -21,7 +23,7 @@ def _leftovers(store: InstanceStore) -> list[Path]:
 def test_store_returns_sha256_address_and_bytes_read_back(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
     data = os.urandom(3000)
-    stored = store.store_bytes(data)
+    stored = store_bytes(store, data)
     assert stored.address == hashlib.sha256(data).hexdigest()
     assert stored.created and stored.size == 3000
     assert store.read(stored.address) == data
@@ -33,8 +35,8 @@ def test_store_returns_sha256_address_and_bytes_read_back(tmp_path: Path) -> Non
 
 def test_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
-    first = store.store_bytes(b"DICM" * 100)
-    second = store.store_iter([b"DICM" * 50, b"DICM" * 50])
+    first = store_bytes(store, b"DICM" * 100)
+    second = store_iter(store, [b"DICM" * 50, b"DICM" * 50])
     assert first.address == second.address
     assert first.created and not second.created
     assert store.statistics() == storage.StoreStatistics(count=1, bytes=400)
@@ -44,7 +46,7 @@ def test_same_bytes_twice_share_one_file(tmp_path: Path) -> None:
 def test_statistics_count_and_bytes(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
     for size in (10, 20, 30):
-        store.store_bytes(bytes([size]) * size)
+        store_bytes(store, bytes([size]) * size)
     assert store.statistics() == storage.StoreStatistics(count=3, bytes=60)
     assert len(set(store.addresses())) == 3
 
@@ -57,7 +59,7 @@ def test_exception_mid_stream_leaves_no_temporary_file(tmp_path: Path) -> None:
         raise ConnectionResetError("peer went away")
 
     with pytest.raises(ConnectionResetError):
-        store.store_iter(broken())
+        store_iter(store, broken())
     assert _leftovers(store) == []
     assert store.statistics().count == 0
 
@@ -71,12 +73,12 @@ def test_async_stream_is_stored_and_failure_cleans_up(tmp_path: Path) -> None:
         if fail:
             raise asyncio.CancelledError
 
-    stored = asyncio.run(store.store_stream(chunks(False)))
+    stored = asyncio.run(store_stream(store, chunks(False)))
     expected = b"".join(bytes([i]) * 4096 for i in range(50))
     assert store.read(stored.address) == expected
 
     async def failing() -> None:
-        await store.store_stream(chunks(True))
+        await store_stream(store, chunks(True))
 
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(failing())
@@ -87,7 +89,7 @@ def test_async_stream_is_stored_and_failure_cleans_up(tmp_path: Path) -> None:
 def test_size_limit_raises_and_cleans_up(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
     with pytest.raises(ObjectTooLarge):
-        store.store_iter([b"x" * 600, b"x" * 600], max_size=1000)
+        store_iter(store, [b"x" * 600, b"x" * 600], max_size=1000)
     assert _leftovers(store) == []
 
 
@@ -117,7 +119,7 @@ def test_write_is_fsynced_then_renamed_then_directory_fsynced(
     monkeypatch.setattr(storage.os, "fsync", fsync)
     monkeypatch.setattr(storage.os, "fdatasync", fdatasync)
     monkeypatch.setattr(Path, "replace", replace)
-    stored = store.store_bytes(b"payload")
+    stored = store_bytes(store, b"payload")
     final = store.path_of(stored.address)
     kinds = [kind for kind, _ in events]
     # The bytes reach the disk before the rename, and the rename before the write returns.
@@ -133,7 +135,7 @@ def test_write_is_fsynced_then_renamed_then_directory_fsynced(
         if hashlib.sha256(data).hexdigest()[:4] == stored.address[:4]
     )
     events.clear()
-    second = store.store_bytes(neighbour)
+    second = store_bytes(store, neighbour)
     assert store.path_of(second.address).parent == final.parent
     assert [kind for kind, _ in events] == ["sync-file", "rename", "sync-dir"]
 
@@ -148,7 +150,7 @@ def test_failed_rename_leaves_nothing_behind(
 
     monkeypatch.setattr(Path, "replace", replace)
     with pytest.raises(storage.OutOfResources):
-        store.store_bytes(b"payload")
+        store_bytes(store, b"payload")
     assert _leftovers(store) == []
     assert store.statistics().count == 0
 
@@ -163,7 +165,7 @@ def test_staged_object_can_be_checked_then_discarded(tmp_path: Path) -> None:
 
 def test_delete_and_missing_objects(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
-    stored = store.store_bytes(b"to delete")
+    stored = store_bytes(store, b"to delete")
     assert store.delete(stored.address)
     assert not store.delete(stored.address)
     with pytest.raises(ObjectNotFound):
@@ -181,13 +183,13 @@ def test_store_file_copies_a_part(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path / "store")
     source = tmp_path / "part.bin"
     source.write_bytes(os.urandom(3 * storage.READ_CHUNK_SIZE + 5))
-    stored = store.store_file(source)
+    stored = store_file(store, source)
     assert store.read(stored.address) == source.read_bytes()
 
 
 def test_derived_data_is_kept_per_object_and_goes_with_it(tmp_path: Path) -> None:
     store = InstanceStore(tmp_path)
-    stored = store.store_bytes(b"an object")
+    stored = store_bytes(store, b"an object")
     assert store.read_cache("metadata", stored.address) is None
     store.write_cache("metadata", stored.address, '{"derived": true}')
     assert store.read_cache("metadata", stored.address) == '{"derived": true}'

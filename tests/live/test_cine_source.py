@@ -18,8 +18,8 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
-from concilium.imaging import service as imaging
-from concilium.imaging.service import Archive, Sender
+from concilium import imaging
+from concilium.imaging import Archive, Sender
 from concilium.imaging.synthetic import SyntheticStudy, generate_xa_cine
 from concilium.live import service
 from concilium.live.janus_client import STREAMING
@@ -166,7 +166,7 @@ def _store_cine(world, archive: Archive, tmp_path: Path) -> tuple[str, int, int]
     sender = Sender(
         technologist, audit.Actor(None, "cathlab", site_id=world.metz.id), world.metz.id
     )
-    stored = imaging.ingest(archive, sender, [path.read_bytes()])
+    stored = imaging.ingest_instance(archive, sender, [path.read_bytes()])
     reference = "/".join(
         (stored.study_instance_uid, stored.series_instance_uid, stored.sop_instance_uid)
     )

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from concilium.imaging.service import Archive
+from concilium.imaging import Archive
 from concilium.live import program, service
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia

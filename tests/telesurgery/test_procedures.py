@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from concilium import live
-from concilium.imaging.service import Archive
+from concilium.imaging import Archive
 from concilium.live import LiveSession, LiveSessions, MediaOutputs
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.runtime import LiveRuntime

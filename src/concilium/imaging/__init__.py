@@ -1,5 +1,110 @@
-"""Imaging: the image archive — store, index, DICOMweb, DIMSE, render, de-identify, share."""
+"""Imaging: the image archive — store, index, DICOMweb, DIMSE, render, de-identify, share.
 
-from concilium.imaging.process import ImagingProcess
+What other services and the process assembly may use of it, and nothing more:
 
-__all__ = ["ImagingProcess"]
+- the archive of a process (`Archive`, built once with its store, database and bus, held by
+  the process's `ImagingProcess`) and the
+  topics it publishes, `STUDY_RECEIVED` (payload: ``study_instance_uid``,
+  ``series_instance_uid``, ``sop_instance_uid``, ``site_id``, ``accession_number``,
+  ``modality``) and `STUDY_DELETED` (``study_instance_uid``);
+- receiving an instance (`ingest_instance`, on behalf of a `Sender`);
+- finding studies: by the C-FIND/QIDO-RS search (`search`, identifiers at a `Level`), or the
+  studies of a platform patient (`patient_studies`); one study by its UID (`study_by_uid`),
+  and the facts the policy needs to decide about it (`study_target`);
+- the instances a retrieval sends (`locate`, each a `RetrievableInstance`);
+- the frames of an object as pictures (`render_frame`, `number_of_frames`, `RenderError`);
+- the errors they raise: `NotAuthorized` (the policy refused) and `InvalidQuery`.
+
+Inside the package each module implements one concept of the standard: `archive`, `ingest`
+(PS3.4 B.2.2), `matching` (PS3.4 C.2.2.2), `query` (C.4.1), `retrieve` (C.4.2, C.4.3),
+`lifecycle` (IHE IOCM), `nodes` (PS3.8 application entities), `export` (PS3.15 E.2), `access`
+(the policy's facts), with the protocol adapters `dimse` (and its `status` table) and the
+`dicomweb` package (PS3.18).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concilium.imaging.access import STUDY_KIND, NotAuthorized, study_target
+    from concilium.imaging.archive import (
+        STUDY_DELETED,
+        STUDY_RECEIVED,
+        Archive,
+        DuplicatePolicy,
+        study_by_uid,
+    )
+    from concilium.imaging.ingest import IngestOutcome, IngestResult, Sender, ingest_instance
+    from concilium.imaging.matching import InvalidQuery, Level
+    from concilium.imaging.process import ImagingProcess
+    from concilium.imaging.query import PATIENT_STUDY_KEYS, Match, patient_studies, search
+    from concilium.imaging.render import RenderError, number_of_frames, render_frame
+    from concilium.imaging.retrieve import RetrievableInstance, locate
+
+__all__ = [
+    "PATIENT_STUDY_KEYS",
+    "STUDY_DELETED",
+    "STUDY_KIND",
+    "STUDY_RECEIVED",
+    "Archive",
+    "DuplicatePolicy",
+    "ImagingProcess",
+    "IngestOutcome",
+    "IngestResult",
+    "InvalidQuery",
+    "Level",
+    "Match",
+    "NotAuthorized",
+    "RenderError",
+    "RetrievableInstance",
+    "Sender",
+    "ingest_instance",
+    "locate",
+    "number_of_frames",
+    "patient_studies",
+    "render_frame",
+    "search",
+    "study_by_uid",
+    "study_target",
+]
+_MODULE_OF = {
+    "render_frame": "concilium.imaging.render",
+    "number_of_frames": "concilium.imaging.render",
+    "RenderError": "concilium.imaging.render",
+    "PATIENT_STUDY_KEYS": "concilium.imaging.query",
+    "STUDY_DELETED": "concilium.imaging.archive",
+    "STUDY_KIND": "concilium.imaging.access",
+    "STUDY_RECEIVED": "concilium.imaging.archive",
+    "Archive": "concilium.imaging.archive",
+    "DuplicatePolicy": "concilium.imaging.archive",
+    "ImagingProcess": "concilium.imaging.process",
+    "IngestOutcome": "concilium.imaging.ingest",
+    "IngestResult": "concilium.imaging.ingest",
+    "InvalidQuery": "concilium.imaging.matching",
+    "Level": "concilium.imaging.matching",
+    "Match": "concilium.imaging.query",
+    "NotAuthorized": "concilium.imaging.access",
+    "RetrievableInstance": "concilium.imaging.retrieve",
+    "Sender": "concilium.imaging.ingest",
+    "ingest_instance": "concilium.imaging.ingest",
+    "locate": "concilium.imaging.retrieve",
+    "patient_studies": "concilium.imaging.query",
+    "search": "concilium.imaging.query",
+    "study_by_uid": "concilium.imaging.archive",
+    "study_target": "concilium.imaging.access",
+}
+"""The module each name of the public face comes from."""
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: `concilium.imaging.actions`, which the installation's list of
+    # actions imports for every command, must not bring the archive (pydicom, pynetdicom,
+    # the index) along with it.
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -14,11 +14,13 @@ import click
 
 from concilium.commands import cli_settings, cli_transaction, migrate_schema, operator
 from concilium.config import Settings
-from concilium.imaging import service
+from concilium.imaging import nodes
+from concilium.imaging.archive import Archive, statistics
 from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
+from concilium.imaging.export import stored_instances
+from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.parsing import InvalidInstance
 from concilium.imaging.process import archive_for
-from concilium.imaging.service import Archive, Sender
 from concilium.platform import accounts
 from concilium.platform.db import transaction
 from concilium.platform.errors import ConciliumError
@@ -141,7 +143,7 @@ def dicom_import(directory: Path, finess: str) -> None:
         for path in bar:
             try:
                 with path.open("rb") as fh:
-                    service.ingest(archive, sender, iter(lambda: fh.read(1 << 20), b""))
+                    ingest_instance(archive, sender, iter(lambda: fh.read(1 << 20), b""))
                 stored += 1
             except InvalidInstance as exc:
                 refused += 1
@@ -158,7 +160,7 @@ def dicom_export(directory: Path, study_uid: str | None) -> None:
     settings = cli_settings()
     archive = make_archive(settings)
     with transaction(archive.sessions) as session:
-        rows = service.stored_instances(session, study_uid or None)
+        rows = stored_instances(session, study_uid or None)
     with click.progressbar(rows, label="exporting", file=sys.stderr) as bar:
         for row in bar:
             target = directory / row.export_path
@@ -171,7 +173,7 @@ def dicom_export(directory: Path, study_uid: str | None) -> None:
 def dicom_stats() -> None:
     """Studies, series, instances and bytes held by the archive."""
     with cli_transaction(cli_settings()) as session:
-        stats = service.statistics(session)
+        stats = statistics(session)
     click.echo(
         f"{stats.studies} studies, {stats.series} series, {stats.instances} instances, "
         f"{stats.bytes} bytes"
@@ -217,7 +219,7 @@ def ae_add(
     """Register a node of a site; it acts for that site."""
     with cli_transaction(cli_settings()) as session:
         site = accounts.site_by_finess(session, finess)
-        ae = service.add_remote_ae(
+        ae = nodes.add_remote_ae(
             session,
             operator(),
             ae_title=ae_title,
@@ -239,14 +241,14 @@ def ae_add(
 def ae_tls(ae_title: str, state: str) -> None:
     """Call a node over TLS from now on (on), or over plain TCP again (off)."""
     with cli_transaction(cli_settings()) as session:
-        ae = service.set_remote_ae_tls(session, operator(), ae_title, state == "on")
+        ae = nodes.set_remote_ae_tls(session, operator(), ae_title, state == "on")
         click.echo(f"AE {ae.ae_title} is called over {'TLS' if ae.tls else 'plain TCP'}")
 
 
 @ae_group.command("list")
 def ae_list() -> None:
     with cli_transaction(cli_settings()) as session:
-        for ae in service.list_remote_aes(session):
+        for ae in nodes.list_remote_aes(session):
             flags = ",".join(
                 name
                 for name, on in (
@@ -265,5 +267,5 @@ def ae_list() -> None:
 @click.argument("ae_title")
 def ae_remove(ae_title: str) -> None:
     with cli_transaction(cli_settings()) as session:
-        service.remove_remote_ae(session, operator(), ae_title)
+        nodes.remove_remote_ae(session, operator(), ae_title)
         click.echo(f"AE {ae_title} removed")

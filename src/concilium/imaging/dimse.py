@@ -2,12 +2,12 @@
 
 Services (PS3.4): Verification (A, C-ECHO), Storage SCP (B, C-STORE), Query/Retrieve SCP
 (C, C-FIND / C-MOVE / C-GET, Patient Root and Study Root models). Each handler reads the
-request, calls `concilium.imaging.service` and translates the result or the exception into
-the DIMSE status of PS3.4 / PS3.7 Annex C. Who may do what is decided by the policy from
-the calling node's registration; associations from unregistered AE titles are rejected
-(PS3.8 7.1.1.9, "calling AE title not recognized") unless configured otherwise. The
-associations the archive opens itself (C-MOVE sub-operations) go over TLS to the nodes
-registered with it (PS3.15 Annex B).
+request, calls the archive's domain functions and translates the result or the exception into
+the DIMSE status of PS3.4 / PS3.7 Annex C (`concilium.imaging.status`). Who may do what is
+decided by the policy from the calling node's registration; associations from unregistered AE
+titles are rejected (PS3.8 7.1.1.9, "calling AE title not recognized") unless configured
+otherwise. The associations the archive opens itself (C-MOVE sub-operations) go over TLS to
+the nodes registered with it (PS3.15 Annex B).
 """
 
 from __future__ import annotations
@@ -43,9 +43,23 @@ from pydicom.uid import (
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.events import Event
 
-from concilium.imaging import service
-from concilium.imaging.parsing import C_STORE_STATUS, FailureReason, failure_reason
-from concilium.imaging.service import Archive, InvalidQuery, NotAuthorized
+from concilium.imaging.access import NotAuthorized
+from concilium.imaging.archive import Archive
+from concilium.imaging.ingest import Sender, ingest_instance
+from concilium.imaging.matching import InvalidQuery
+from concilium.imaging.nodes import list_remote_aes, peer_actor, peer_principal, remote_ae
+from concilium.imaging.parsing import FailureReason, failure_reason
+from concilium.imaging.query import find
+from concilium.imaging.retrieve import RetrievableInstance, locate
+from concilium.imaging.status import (
+    C_STORE_STATUS,
+    CANCEL,
+    IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+    NOT_AUTHORIZED,
+    PENDING,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
 from concilium.imaging.tables import RemoteApplicationEntity
 from concilium.platform import audit
 from concilium.platform.db import transaction
@@ -97,14 +111,6 @@ _RETRIEVE_MODELS = (
     StudyRootQueryRetrieveInformationModelGet,
 )
 _UNCOMPRESSED = [ExplicitVRLittleEndian, ImplicitVRLittleEndian]
-
-# PS3.4 C.4.1.1.4 and C.4.2.1.5 statuses
-_PENDING = 0xFF00
-_SUCCESS = 0x0000
-_NOT_AUTHORIZED = 0x0124
-_IDENTIFIER_DOES_NOT_MATCH = 0xA900
-_UNABLE_TO_PROCESS = 0xC001
-_CANCEL = 0xFE00
 
 
 @dataclass(frozen=True)
@@ -251,7 +257,7 @@ class _Peer:
 
     @property
     def actor(self) -> audit.Actor:
-        return service.peer_actor(self.ae, self.ip)
+        return peer_actor(self.ae, self.ip)
 
 
 class DicomServer:
@@ -297,6 +303,7 @@ class DicomServer:
         self.archive.open_for_writing()
         handlers: list[Any] = [
             (evt.EVT_REQUESTED, self._on_requested),
+            (evt.EVT_SOP_EXTENDED, self._on_sop_extended),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
             (evt.EVT_C_FIND, self._on_find),
@@ -340,7 +347,7 @@ class DicomServer:
     def _peer(self, event: Event) -> _Peer | None:
         title = _calling_ae_title(event)
         with transaction(self.archive.sessions) as session:
-            ae = service.remote_ae(session, title)
+            ae = remote_ae(session, title)
             if ae is not None:
                 session.expunge(ae)
         return _Peer(ae, str(event.assoc.requestor.address)) if ae is not None else None
@@ -357,7 +364,7 @@ class DicomServer:
         if self.settings.allow_unknown_ae:
             return
         with transaction(self.archive.sessions) as session:
-            titles = [ae.ae_title for ae in service.list_remote_aes(session)]
+            titles = [ae.ae_title for ae in list_remote_aes(session)]
         if _calling_ae_title(event) not in titles:
             log.warning(
                 "association from an unregistered AE title rejected",
@@ -367,9 +374,24 @@ class DicomServer:
         # no peer can guess.
         self._ae.require_calling_aet = titles or [self._nobody]
 
+    def _on_sop_extended(self, event: Event) -> dict[UID, bytes]:
+        """PS3.4 C.5.1.1: of the C-FIND options a requestor asks for, fuzzy semantic matching
+        of person names is accepted; relational queries, combined date-time matching and the
+        others are not (0 in their byte)."""
+        accepted: dict[UID, bytes] = {}
+        # pynetdicom sets the event's attributes from the request: typed here, not there.
+        requested: dict[str, bytes] = vars(event).get("app_info", {})
+        for sop_class, asked in requested.items():
+            if sop_class in _QUERY_MODELS:
+                reply = bytearray(len(asked))
+                if _asks_fuzzy_matching(asked):
+                    reply[_FUZZY_SEMANTIC_MATCHING] = 1
+                accepted[UID(sop_class)] = bytes(reply)
+        return accepted
+
     def _on_echo(self, event: Event) -> int:
         """PS3.4 A.4: the Verification SCP answers success."""
-        return _SUCCESS
+        return SUCCESS
 
     # -- storage ---------------------------------------------------------------------------
 
@@ -377,18 +399,18 @@ class DicomServer:
         """PS3.4 B.2.2: store the data set exactly as received, then acknowledge."""
         peer = self._peer(event)
         if peer is None:
-            return _NOT_AUTHORIZED
+            return NOT_AUTHORIZED
         try:
             # The bytes as they came off the wire, behind File Meta Information built from
             # the presentation context: no decode, no re-encode (PS3.10 7.1).
             part10 = event.encoded_dataset(include_meta=True)
-            sender = service.Sender(
-                principal=service.peer_principal(peer.ae),
+            sender = Sender(
+                principal=peer_principal(peer.ae),
                 actor=peer.actor,
                 site_id=peer.ae.site_id,
                 ae_title=peer.ae.ae_title,
             )
-            result = service.ingest(self.archive, sender, [part10])
+            result = ingest_instance(self.archive, sender, [part10])
         except Exception as exc:
             reason = failure_reason(exc)
             if reason is FailureReason.PROCESSING_FAILURE:
@@ -397,7 +419,7 @@ class DicomServer:
                 log.warning("C-STORE refused: %s", exc)
             return C_STORE_STATUS[reason]
         log.debug("C-STORE %s %s", result.outcome, result.sop_instance_uid)
-        return _SUCCESS
+        return SUCCESS
 
     # -- query -----------------------------------------------------------------------------
 
@@ -405,44 +427,45 @@ class DicomServer:
         """PS3.4 C.4.1.3: one pending response per match, then success."""
         peer = self._peer(event)
         if peer is None:
-            yield _NOT_AUTHORIZED, None
+            yield NOT_AUTHORIZED, None
             return
         try:
             identifier = _identifier(event)
             with transaction(self.archive.sessions) as session:
-                matches = service.find(
+                matches = find(
                     session,
-                    service.peer_principal(peer.ae),
+                    peer_principal(peer.ae),
                     peer.actor,
                     identifier,
                     now=self._clock(),
                     retrieve_ae_title=self.settings.ae_title,
+                    fuzzy=_negotiated_fuzzy_matching(event),
                 )
         except Exception as exc:
             yield _query_failure(exc), None
             return
         for match in matches:
             if event.is_cancelled:
-                yield _CANCEL, None
+                yield CANCEL, None
                 return
-            yield _PENDING, match
-        yield _SUCCESS, None
+            yield PENDING, match
+        yield SUCCESS, None
 
     # -- retrieve --------------------------------------------------------------------------
 
     def _locate(
         self, event: Event, peer: _Peer, destination: RemoteApplicationEntity | None
-    ) -> list[service.RetrievableInstance]:
+    ) -> list[RetrievableInstance]:
         with transaction(self.archive.sessions) as session:
-            return service.locate(
+            return locate(
                 self.archive,
                 session,
-                service.peer_principal(peer.ae),
+                peer_principal(peer.ae),
                 peer.actor,
                 _identifier(event),
                 now=self._clock(),
                 destination=(
-                    service.peer_principal(destination, as_destination=True)
+                    peer_principal(destination, as_destination=True)
                     if destination is not None
                     else None
                 ),
@@ -450,7 +473,7 @@ class DicomServer:
             )
 
     def _association(
-        self, destination: RemoteApplicationEntity, instances: list[service.RetrievableInstance]
+        self, destination: RemoteApplicationEntity, instances: list[RetrievableInstance]
     ) -> tuple[str, int, dict[str, Any]]:
         """Where and how pynetdicom opens the storage association of a C-MOVE.
 
@@ -472,7 +495,7 @@ class DicomServer:
         raw = event.move_destination
         title = (raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)).strip()
         with transaction(self.archive.sessions) as session:
-            destination = service.remote_ae(session, title)
+            destination = remote_ae(session, title)
             if destination is not None:
                 session.expunge(destination)
         if peer is None or destination is None:
@@ -498,7 +521,7 @@ class DicomServer:
         peer = self._peer(event)
         if peer is None:
             yield 1
-            yield _NOT_AUTHORIZED, None
+            yield NOT_AUTHORIZED, None
             return
         try:
             instances = self._locate(event, peer, None)
@@ -508,11 +531,11 @@ class DicomServer:
             return
         yield from self._send(event, instances)
 
-    def _send(self, event: Event, instances: list[service.RetrievableInstance]) -> Iterator[Any]:
+    def _send(self, event: Event, instances: list[RetrievableInstance]) -> Iterator[Any]:
         yield len(instances)
         for instance in instances:
             if event.is_cancelled:
-                yield _CANCEL, None
+                yield CANCEL, None
                 return
             try:
                 dataset = dcmread(instance.path)
@@ -520,9 +543,9 @@ class DicomServer:
                 log.exception("stored instance unreadable: %s", instance.sop_instance_uid)
                 failed = Dataset()
                 failed.SOPInstanceUID = instance.sop_instance_uid
-                yield _UNABLE_TO_PROCESS, failed
+                yield UNABLE_TO_PROCESS, failed
                 continue
-            yield _PENDING, dataset
+            yield PENDING, dataset
 
 
 _STUDY_ROOT_MODELS = frozenset(
@@ -545,6 +568,24 @@ def _identifier(event: Event) -> Dataset:
     return identifier
 
 
+_FUZZY_SEMANTIC_MATCHING = 2
+"""Offset of the "fuzzy semantic matching of person names" byte in the C-FIND service class
+application information (PS3.4 Table C.5-1, byte 3)."""
+
+
+def _asks_fuzzy_matching(application_information: bytes) -> bool:
+    info = application_information
+    return len(info) > _FUZZY_SEMANTIC_MATCHING and info[_FUZZY_SEMANTIC_MATCHING] == 1
+
+
+def _negotiated_fuzzy_matching(event: Event) -> bool:
+    """Whether this association agreed on fuzzy semantic matching of person names for the
+    request's model (PS3.4 C.5.1.1); without it, names match as C.2.2.2.1 says."""
+    model = UID(str(event.request.AffectedSOPClassUID))
+    agreed = event.assoc.acceptor.sop_class_extended.get(model)
+    return agreed is not None and _asks_fuzzy_matching(agreed)
+
+
 def _calling_ae_title(event: Event) -> str:
     # Before negotiation completes only the A-ASSOCIATE-RQ primitive holds the title.
     primitive = event.assoc.requestor.primitive
@@ -552,7 +593,7 @@ def _calling_ae_title(event: Event) -> str:
     return str(title).strip()
 
 
-def _contexts_for(instances: list[service.RetrievableInstance]) -> list[Any]:
+def _contexts_for(instances: list[RetrievableInstance]) -> list[Any]:
     """Presentation contexts for a C-MOVE's storage association: each stored syntax."""
     from pynetdicom.presentation import build_context
 
@@ -569,8 +610,8 @@ def _contexts_for(instances: list[service.RetrievableInstance]) -> list[Any]:
 
 def _query_failure(exc: Exception) -> int:
     if isinstance(exc, NotAuthorized):
-        return _NOT_AUTHORIZED
+        return NOT_AUTHORIZED
     if isinstance(exc, InvalidQuery):
-        return _IDENTIFIER_DOES_NOT_MATCH
+        return IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
     log.exception("query failed", exc_info=exc)
-    return _UNABLE_TO_PROCESS
+    return UNABLE_TO_PROCESS

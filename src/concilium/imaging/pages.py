@@ -1,9 +1,9 @@
 """The archive's pages: study search, the study page (series, sharing, rejection, deletion,
 teaching export) and the administration of DICOM nodes with the storage statistics.
 
-Thin adapters over `concilium.imaging.service` and `concilium.platform.sharing`: the list is
-the QIDO-RS/C-FIND matching of the service (same visibility, same audit), and every action
-asks the policy about the very study it touches.
+Thin adapters over the archive's domain modules and `concilium.platform.sharing`: the list is
+the QIDO-RS/C-FIND search of `concilium.imaging.query` (same visibility, same audit), and
+every action asks the policy about the very study it touches.
 """
 
 from __future__ import annotations
@@ -19,10 +19,16 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from pydicom.dataset import Dataset
 
-from concilium.imaging import service
+from concilium.imaging import nodes
+from concilium.imaging.access import STUDY_KIND, NotAuthorized, study_target
 from concilium.imaging.actions import ImagingAction
+from concilium.imaging.archive import statistics, study_by_uid
 from concilium.imaging.deidentify import TemporalOption
 from concilium.imaging.dicomweb import archive_of
+from concilium.imaging.export import write_teaching_export
+from concilium.imaging.lifecycle import RejectionReason, delete_study, reject
+from concilium.imaging.matching import InvalidQuery
+from concilium.imaging.query import find
 from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
 from concilium.platform import accounts, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
@@ -37,10 +43,10 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 """Studies per page of the list."""
 REJECTION_LABELS = {
-    service.RejectionReason.QUALITY: "Rejected for quality reasons",
-    service.RejectionReason.PATIENT_SAFETY: "Rejected for patient safety reasons",
-    service.RejectionReason.INCORRECT_WORKLIST_ENTRY: "Incorrect modality worklist entry",
-    service.RejectionReason.RETENTION_EXPIRED: "Data retention policy expired",
+    RejectionReason.QUALITY: "Rejected for quality reasons",
+    RejectionReason.PATIENT_SAFETY: "Rejected for patient safety reasons",
+    RejectionReason.INCORRECT_WORKLIST_ENTRY: "Incorrect modality worklist entry",
+    RejectionReason.RETENTION_EXPIRED: "Data retention policy expired",
 }
 """Code meanings of PS3.16 CID 7011, as the page offers them."""
 _STUDY_KEYS = (
@@ -95,7 +101,7 @@ def _display_date(text: str) -> str:
 
 def _find(ctx: Ctx, identifier: Dataset, limit: int | None = None, offset: int = 0) -> list[Any]:
     try:
-        return service.find(
+        return find(
             ctx.db,
             ctx.principal,
             ctx.actor,
@@ -105,9 +111,9 @@ def _find(ctx: Ctx, identifier: Dataset, limit: int | None = None, offset: int =
             limit=limit,
             offset=offset,
         )
-    except service.InvalidQuery as exc:
+    except InvalidQuery as exc:
         raise InvalidInput(str(exc)) from exc
-    except service.NotAuthorized as exc:
+    except NotAuthorized as exc:
         raise Forbidden(str(exc)) from exc
 
 
@@ -203,10 +209,10 @@ def _study_row(match: Dataset) -> dict[str, str]:
 
 def _study(ctx: Ctx, study_uid: str, action: Action) -> tuple[ImagingStudy, Target, Decision]:
     """The study once the policy allows ``action``; 404 to whoever may not even read it."""
-    study = service.study_by_uid(ctx.db, study_uid)
+    study = study_by_uid(ctx.db, study_uid)
     if study is None:
         raise NotFound("no such study")
-    target = service.study_target(ctx.db, study, ctx.now)
+    target = study_target(ctx.db, study, ctx.now)
     if not decide(ctx.principal, ImagingAction.STUDY_READ, target).allowed:
         # Invisible and absent look the same, as on DICOMweb; the refusal is audited.
         try:
@@ -250,9 +256,7 @@ def _study_view(
         shared=decision.basis == "share",
         can_share=can_share,
         can_remove=decide(ctx.principal, ImagingAction.STUDY_DELETE, target).allowed,
-        shares=sharing.shares_of(ctx.db, service.STUDY_KIND, study.study_instance_uid)
-        if can_share
-        else [],
+        shares=sharing.shares_of(ctx.db, STUDY_KIND, study.study_instance_uid) if can_share else [],
         sites=sites,
         other_sites=[(i, n) for i, n in sites.items() if i != study.site_id],
         names={u.id: u.full_name for u in people},
@@ -306,7 +310,7 @@ def study_share(
         sharing.create_share(
             ctx.db,
             ctx.actor,
-            resource_kind=service.STUDY_KIND,
+            resource_kind=STUDY_KIND,
             resource_id=found.study_instance_uid,
             to_site_id=site_id,
             to_user_id=user_id,
@@ -327,7 +331,7 @@ def study_share_revoke(
     """End a share of the study now (audited)."""
     found, target, _ = _study(ctx, study, PlatformAction.SHARE_MANAGE)
     share: Share = sharing.get_share(ctx.db, share_id)
-    if share.resource_kind != service.STUDY_KIND or share.resource_id != found.study_instance_uid:
+    if share.resource_kind != STUDY_KIND or share.resource_id != found.study_instance_uid:
         raise NotFound(f"share {share_id} not found")
     sharing.revoke_share(ctx.db, ctx.actor, share, ctx.now, target.patient_id)
     ctx.commit()
@@ -347,14 +351,14 @@ def study_reject(
 
     def run() -> None:
         try:
-            why = service.RejectionReason(reason)
+            why = RejectionReason(reason)
         except ValueError as exc:
             raise InvalidInput("choose a rejection reason from the list") from exc
-        # The service writes in its own transaction; SQLite lets one writer in at a time.
+        # Rejection writes in its own transaction; SQLite lets one writer in at a time.
         ctx.commit()
         try:
-            service.reject(archive_of(request), ctx.principal, ctx.actor, uid, why)
-        except service.NotAuthorized as exc:
+            reject(archive_of(request), ctx.principal, ctx.actor, uid, why)
+        except NotAuthorized as exc:
             raise Forbidden(str(exc)) from exc
 
     return _study_action(request, ctx, study, run, "/imaging")
@@ -367,10 +371,10 @@ def study_delete(
     """Remove the study and its files for good (administrators of its site, audited)."""
     found, _, _ = _study(ctx, study, ImagingAction.STUDY_DELETE)
     uid = found.study_instance_uid
-    ctx.commit()  # the service deletes in its own transaction
+    ctx.commit()  # deletion runs in its own transaction
     try:
-        service.delete_study(archive_of(request), ctx.principal, ctx.actor, uid)
-    except service.NotAuthorized as exc:
+        delete_study(archive_of(request), ctx.principal, ctx.actor, uid)
+    except NotAuthorized as exc:
         raise Forbidden(str(exc)) from exc
     return redirect_to("/imaging")
 
@@ -388,7 +392,7 @@ def study_teaching_export(
     # Spooled to a file: a large study is never held whole in memory.
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response
     try:
-        service.write_teaching_export(
+        write_teaching_export(
             archive_of(request),
             ctx.db,
             ctx.principal,
@@ -399,7 +403,7 @@ def study_teaching_export(
             # A fresh secret per export: the file cannot be linked back by its UIDs.
             salt=secrets.token_bytes(32),
         )
-    except service.NotAuthorized as exc:
+    except NotAuthorized as exc:
         spool.close()
         raise Forbidden(str(exc)) from exc
     except BaseException:
@@ -445,10 +449,10 @@ def _aes_view(
         "imaging/aes.html",
         ctx,
         status,
-        aes=service.list_remote_aes(ctx.db, managed),
+        aes=nodes.list_remote_aes(ctx.db, managed),
         sites=sites,
         names=dict(sites),
-        statistics=[(name, service.statistics(ctx.db, site_id)) for site_id, name in sites],
+        statistics=[(name, statistics(ctx.db, site_id)) for site_id, name in sites],
         error=error,
         form=form,
     )
@@ -490,7 +494,7 @@ def aes_add(
         if not port.strip().isdigit():
             raise InvalidInput("port: 1-65535")
         accounts.get_site(ctx.db, site_id)
-        service.add_remote_ae(
+        nodes.add_remote_ae(
             ctx.db,
             ctx.actor,
             ae_title=ae_title,
@@ -515,7 +519,7 @@ def aes_add(
 
 def _managed_ae(ctx: Ctx, ae_title: str) -> RemoteApplicationEntity:
     """The node, if this person manages its site; another site's node looks absent."""
-    ae = service.remote_ae(ctx.db, ae_title)
+    ae = nodes.remote_ae(ctx.db, ae_title)
     if ae is None:
         raise NotFound(f"no AE title {ae_title!r}")
     try:
@@ -533,7 +537,7 @@ def aes_tls(
 ) -> Response:
     """Call a DICOM node over TLS (its certificate verified), or over plain TCP (audited)."""
     ae = _managed_ae(ctx, ae_title)
-    service.set_remote_ae_tls(ctx.db, ctx.actor, ae.ae_title, bool(tls))
+    nodes.set_remote_ae_tls(ctx.db, ctx.actor, ae.ae_title, bool(tls))
     ctx.commit()
     return redirect_to("/admin/imaging/aes")
 
@@ -542,6 +546,6 @@ def aes_tls(
 def aes_remove(ae_title: str, ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)]) -> Response:
     """Forget a DICOM node: its associations are refused from now on (audited)."""
     ae = _managed_ae(ctx, ae_title)
-    service.remove_remote_ae(ctx.db, ctx.actor, ae.ae_title)
+    nodes.remove_remote_ae(ctx.db, ctx.actor, ae.ae_title)
     ctx.commit()
     return redirect_to("/admin/imaging/aes")

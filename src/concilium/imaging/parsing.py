@@ -5,9 +5,11 @@ it is committed: the PS3.10 7.1 preamble and File Meta Information are present, 
 syntax is known, the SOP Class is a storage class we accept, and the four identifying UIDs
 are present and valid (PS3.5 9.1). Pixel Data is never loaded: large values are deferred.
 
-Each refusal raises a subclass of `InvalidInstance` carrying a `FailureReason`; the tables
-`C_STORE_STATUS` (PS3.4 Annex B.2.3 and PS3.7 Annex C) and `STOW_RS_FAILURE_REASON`
-(PS3.18 Table 10.5.3-1 / Failure Reason (0008,1197)) translate it for each protocol.
+Each refusal raises a subclass of `InvalidInstance` carrying a protocol-neutral
+`FailureReason`, and the UIDs the object could be named by as far as its header was read;
+each protocol translates the reason with its own table, beside its adapter
+(`concilium.imaging.status.C_STORE_STATUS` for C-STORE, PS3.4 Annex B.2.3 and PS3.7 Annex C;
+`concilium.imaging.dicomweb.stow.STOW_RS_FAILURE_REASON` for STOW-RS, PS3.18 Table 10.5.3-1).
 
 The index attributes follow the Patient/Study/Series/Instance levels of the Query/Retrieve
 Information Model (PS3.4 C.6.1.1) and the QIDO-RS required return keys (PS3.18 10.6.3.3).
@@ -18,10 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pydicom
@@ -38,10 +39,9 @@ from concilium.imaging.multipart import BodyTooLarge, PartTooLarge
 from concilium.imaging.storage import ObjectTooLarge, OutOfResources
 
 __all__ = [
-    "C_STORE_STATUS",
     "STORAGE_SOP_CLASSES",
-    "STOW_RS_FAILURE_REASON",
     "FailureReason",
+    "Identification",
     "IndexRecord",
     "InstanceAttributes",
     "InvalidInstance",
@@ -53,13 +53,11 @@ __all__ = [
     "StudyAttributes",
     "UnsupportedSopClass",
     "UnsupportedTransferSyntax",
-    "extract_index_record",
     "failure_reason",
     "modalities_in_study",
     "parse_da",
     "parse_instance",
     "parse_tm",
-    "sop_classes_in_study",
 ]
 
 #: Values larger than this stay on disk when a header is parsed (Pixel Data, overlays...).
@@ -84,37 +82,6 @@ class FailureReason(enum.Enum):
     DUPLICATE_SOP_INSTANCE = "duplicate SOP instance"
 
 
-#: Status (0000,0900) of the C-STORE response, PS3.4 Table B.2-1 and PS3.7 C.4.
-C_STORE_STATUS: Mapping[FailureReason, int] = MappingProxyType(
-    {
-        FailureReason.OUT_OF_RESOURCES: 0xA700,
-        FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS: 0xA900,
-        FailureReason.CANNOT_UNDERSTAND: 0xC000,
-        # Transfer syntaxes are negotiated per presentation context; an object whose
-        # encoding we cannot read is reported as "cannot understand".
-        FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED: 0xC000,
-        FailureReason.SOP_CLASS_NOT_SUPPORTED: 0x0122,
-        FailureReason.PROCESSING_FAILURE: 0x0110,
-        FailureReason.NOT_AUTHORIZED: 0x0124,
-        FailureReason.DUPLICATE_SOP_INSTANCE: 0x0111,
-    }
-)
-
-#: Failure Reason (0008,1197) of a Failed SOP Sequence item, PS3.18 Table 10.5.3-1.
-STOW_RS_FAILURE_REASON: Mapping[FailureReason, int] = MappingProxyType(
-    {
-        FailureReason.OUT_OF_RESOURCES: 0xA700,
-        FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS: 0xA900,
-        FailureReason.CANNOT_UNDERSTAND: 0xC000,
-        FailureReason.TRANSFER_SYNTAX_NOT_SUPPORTED: 0xC122,
-        FailureReason.SOP_CLASS_NOT_SUPPORTED: 0x0122,
-        FailureReason.PROCESSING_FAILURE: 0x0110,
-        FailureReason.NOT_AUTHORIZED: 0x0124,
-        FailureReason.DUPLICATE_SOP_INSTANCE: 0x0111,
-    }
-)
-
-
 #: Every Storage SOP Class of PS3.4 Table B.5-1 that the DIMSE side can negotiate, so
 #: STOW-RS and C-STORE accept the same objects.
 STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
@@ -122,20 +89,35 @@ STORAGE_SOP_CLASSES: frozenset[str] = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Identification:
+    """The UIDs a received object names itself by ("" for those that could not be read), to
+    name it in an answer that refuses it (PS3.18 10.5.3 Failed SOP Sequence)."""
+
+    sop_class_uid: str = ""
+    """SOP Class UID (0008,0016), else Media Storage SOP Class UID (0002,0002)."""
+    sop_instance_uid: str = ""
+    """SOP Instance UID (0008,0018), else Media Storage SOP Instance UID (0002,0003)."""
+    study_instance_uid: str = ""
+    """Study Instance UID (0020,000D)."""
+
+    @classmethod
+    def of(cls, record: IndexRecord) -> Identification:
+        """The identification of a valid object."""
+        return cls(
+            record.instance.sop_class_uid,
+            record.instance.sop_instance_uid,
+            record.study.study_instance_uid,
+        )
+
+
 class InvalidInstance(Exception):
     """A received object is refused; `reason` says why in protocol-neutral terms."""
 
     reason: FailureReason = FailureReason.CANNOT_UNDERSTAND
 
-    @property
-    def c_store_status(self) -> int:
-        """Status to put in the C-STORE response."""
-        return C_STORE_STATUS[self.reason]
-
-    @property
-    def stow_rs_failure_reason(self) -> int:
-        """Failure Reason (0008,1197) for the STOW-RS response."""
-        return STOW_RS_FAILURE_REASON[self.reason]
+    identification: Identification = Identification()
+    """The UIDs the refused object names itself by, as far as its header could be read."""
 
 
 class MalformedObject(InvalidInstance):
@@ -179,7 +161,7 @@ def failure_reason(exc: BaseException) -> FailureReason:
     """Protocol-neutral reason for any exception raised while receiving an instance.
 
     Lets the C-STORE and STOW-RS adapters answer every failure with the protocol's own code
-    (look it up in `C_STORE_STATUS` or `STOW_RS_FAILURE_REASON`) instead of crashing.
+    (each looks it up in its own status table) instead of crashing.
     """
     if isinstance(exc, InvalidInstance):
         return exc.reason
@@ -406,11 +388,6 @@ def _required_uid(element: _Lookup, keyword: str) -> str:
     return value
 
 
-def extract_index_record(ds: Dataset, transfer_syntax_uid: str) -> IndexRecord:
-    """Collect the index attributes of one instance; raises `MissingAttribute` on bad UIDs."""
-    return _index_record(_dataset_lookup(ds), transfer_syntax_uid)
-
-
 def _index_record(element: _Lookup, transfer_syntax_uid: str) -> IndexRecord:
     sop_class_uid = _required_uid(element, "SOPClassUID")
     sop_instance_uid = _required_uid(element, "SOPInstanceUID")
@@ -471,11 +448,6 @@ def _index_record(element: _Lookup, transfer_syntax_uid: str) -> IndexRecord:
 def modalities_in_study(series: Iterable[SeriesAttributes]) -> list[str]:
     """Modalities in Study (0008,0061): the distinct series modalities, sorted."""
     return sorted({s.modality for s in series if s.modality})
-
-
-def sop_classes_in_study(instances: Iterable[InstanceAttributes]) -> list[str]:
-    """SOP Classes in Study (0008,0062), a QIDO-RS study return key."""
-    return sorted({i.sop_class_uid for i in instances})
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,6 +611,17 @@ def parse_instance(
         # VR, bad lengths, struct errors); at this boundary they all mean "cannot understand".
         raise MalformedObject(f"unreadable encoding: {exc}") from exc
 
+    try:
+        record = _validated_record(ds, size, accepted_sop_classes)
+    except InvalidInstance as exc:
+        exc.identification = _identification(ds)
+        raise
+    return ParsedInstance(dataset=ds, record=record, size=size)
+
+
+def _validated_record(
+    ds: FileDataset, size: int, accepted_sop_classes: frozenset[str] | None
+) -> IndexRecord:
     meta = getattr(ds, "file_meta", None)
     if meta is None or "TransferSyntaxUID" not in meta:
         raise MalformedObject("File Meta Information lacks Transfer Syntax UID (0002,0010)")
@@ -668,4 +651,26 @@ def parse_instance(
     accepted = STORAGE_SOP_CLASSES if accepted_sop_classes is None else accepted_sop_classes
     if record.instance.sop_class_uid not in accepted:
         raise UnsupportedSopClass(record.instance.sop_class_uid)
-    return ParsedInstance(dataset=ds, record=record, size=size)
+    return record
+
+
+def _identification(ds: FileDataset) -> Identification:
+    """The UIDs of a header read whole or in part; none of its values is trusted."""
+    meta = getattr(ds, "file_meta", None)
+
+    def text(keyword: str, fallback: str) -> str:
+        for source, name in ((ds, keyword), (meta, fallback)):
+            try:
+                value = source.get(name, "") if source is not None and name else ""
+            except Exception:
+                # A value that does not convert names nothing; the refusal says why.
+                value = ""
+            if value:
+                return str(value)
+        return ""
+
+    return Identification(
+        text("SOPClassUID", "MediaStorageSOPClassUID"),
+        text("SOPInstanceUID", "MediaStorageSOPInstanceUID"),
+        text("StudyInstanceUID", ""),
+    )

@@ -8,8 +8,8 @@ from contextlib import asynccontextmanager
 
 from anyio import to_thread
 
+from concilium.imaging.archive import Archive, DuplicatePolicy
 from concilium.imaging.dimse import DicomServer
-from concilium.imaging.service import Archive, DuplicatePolicy
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
 

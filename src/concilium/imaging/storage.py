@@ -9,13 +9,12 @@ acknowledge it, so an acknowledged instance survives a power cut.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import hashlib
 import os
 import re
 import tempfile
-from collections.abc import AsyncIterable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +229,12 @@ class InstanceStore:
         if missing:
             _fsync_directory(self._objects)
 
+    @property
+    def temporary_area(self) -> Path:
+        """Where writes in progress are, on the objects' filesystem: a file written here by
+        another writer can be adopted (`adopt`) and committed by a rename."""
+        return self._tmp
+
     # -- addresses -------------------------------------------------------------------------
 
     def path_of(self, address: str) -> Path:
@@ -292,44 +297,6 @@ class InstanceStore:
         """`adopt` in one of the store's sync threads, while the caller goes on."""
         return self._syncs().submit(self.adopt, path, address=address)
 
-    async def stage_stream(
-        self, chunks: AsyncIterable[bytes], *, max_size: int | None = None
-    ) -> StagedObject:
-        """Asynchronous variant of `stage_iter`; fsync runs off the event loop."""
-        writer = _Writer(self._tmp, max_size)
-        try:
-            # Writes land in the page cache and are short; only fsync may block for long.
-            async for chunk in chunks:
-                writer.write(chunk)
-            address = await asyncio.to_thread(writer.finish)
-        except BaseException:
-            writer.abort()
-            raise
-        return StagedObject(self, writer.path, address, writer.size)
-
-    def store_iter(self, chunks: Iterable[bytes], *, max_size: int | None = None) -> StoredObject:
-        """Store the concatenation of `chunks` durably and return its address."""
-        return self.stage_iter(chunks, max_size=max_size).commit()
-
-    async def store_stream(
-        self, chunks: AsyncIterable[bytes], *, max_size: int | None = None
-    ) -> StoredObject:
-        """Store an asynchronous stream of chunks durably and return its address."""
-        staged = await self.stage_stream(chunks, max_size=max_size)
-        try:
-            return await asyncio.to_thread(staged.commit)
-        finally:
-            staged.discard()
-
-    def store_bytes(self, data: bytes) -> StoredObject:
-        """Store a small object held in memory."""
-        return self.store_iter([data])
-
-    def store_file(self, source: Path | str, *, max_size: int | None = None) -> StoredObject:
-        """Copy a file (e.g. a multipart part) into the store without loading it whole."""
-        with Path(source).open("rb") as fh:
-            return self.store_iter(iter(lambda: fh.read(READ_CHUNK_SIZE), b""), max_size=max_size)
-
     def _commit(self, tmp_path: Path, address: str, size: int) -> StoredObject:
         final = self.path_of(address)
         try:
@@ -375,7 +342,7 @@ class InstanceStore:
         rename of the batch, each of these directories is synced once, however many objects
         it received, the syncs running side by side; an object is reported stored only once
         the syncs it depends on have all succeeded. A crash before that leaves files no row
-        points at, which `concilium.imaging.service.Archive.recover` removes.
+        points at, which `concilium.imaging.archive.Archive.recover` removes.
         """
         results: list[StoredObject | StorageError] = []
         moved: list[tuple[int, StoredObject]] = []

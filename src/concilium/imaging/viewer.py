@@ -14,8 +14,9 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from concilium.imaging.access import STUDY_KIND, study_target
 from concilium.imaging.actions import ImagingAction
-from concilium.imaging.service import STUDY_KIND, study_by_uid, study_target
+from concilium.imaging.archive import study_by_uid
 from concilium.imaging.tables import ImagingStudy
 from concilium.platform import audit
 from concilium.platform.errors import NotFound

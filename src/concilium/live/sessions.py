@@ -25,7 +25,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from concilium.imaging.service import Archive
+from concilium.imaging import Archive
 from concilium.live import program, recording, service
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.runtime import LiveRuntime

@@ -5,7 +5,7 @@ Each such source gets a Janus Streaming mountpoint of its own (RTP on a loopback
 
 * a **cine loop** from the archive (a multi-frame XA or US instance, PS3.3 A.14 / A.7) is
   rendered frame by frame through the object's Modality and VOI LUTs
-  (:func:`concilium.imaging.render.render_frame`), encoded to VP8 by an ``ffmpeg`` process
+  (:func:`concilium.imaging.render_frame`), encoded to VP8 by an ``ffmpeg`` process
   fed raw frames on its standard input, packetised to RTP (RFC 7741) and replayed in a loop
   at the object's own frame rate (:func:`cine_frame_rate`). Frames are paced by the
   monotonic clock and never skipped: a late frame is sent at once, the next keeps its slot.
@@ -16,7 +16,7 @@ Each such source gets a Janus Streaming mountpoint of its own (RTP on a loopback
   its state is shown to the director, and the session carries on.
 
 Which cine loop may be replayed is decided by the imaging service's own retrieval rules
-(:func:`concilium.imaging.service.locate`, audited as ``study.retrieve``) on behalf of the
+(:func:`concilium.imaging.locate`, audited as ``study.retrieve``) on behalf of the
 session's organiser: a session cannot show images its organiser may not read.
 """
 
@@ -47,9 +47,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session
 
-from concilium.imaging import render
-from concilium.imaging import service as imaging
-from concilium.imaging.service import Archive, Level
+from concilium import imaging
+from concilium.imaging import Archive, Level
 from concilium.live.hls import free_udp_port
 from concilium.live.janus_client import JanusError
 from concilium.live.media import LiveMedia
@@ -388,12 +387,12 @@ def load_cine(path: Path | str) -> CineLoop:
         ds = pydicom.dcmread(path)
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
         raise InvalidInput(f"the cine loop cannot be read: {exc}") from exc
-    count = render.number_of_frames(ds)
+    count = imaging.number_of_frames(ds)
     if count < 2:
         raise InvalidInput("this instance has a single frame: it is not a cine loop")
     try:
-        frames = [render.render_frame(ds, index) for index in range(count)]
-    except render.RenderError as exc:
+        frames = [imaging.render_frame(ds, index) for index in range(count)]
+    except imaging.RenderError as exc:
         raise InvalidInput(f"the cine loop cannot be decoded: {exc}") from exc
     stack = np.stack(frames)
     # 4:2:0 video needs even dimensions: an odd last row or column is left out.
@@ -431,7 +430,7 @@ def locate_cine(
         raise InvalidInput(str(exc)) from exc
     for instance in found:
         header = pydicom.dcmread(instance.path, stop_before_pixels=True)
-        if render.number_of_frames(header) > 1:
+        if imaging.number_of_frames(header) > 1:
             return instance.path
     if found:
         raise InvalidInput("no multi-frame instance in this series: it is not a cine loop")

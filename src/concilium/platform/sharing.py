@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from concilium.platform import audit
@@ -136,6 +136,43 @@ def shared_resource_ids(
         )
     ).scalars()
     return frozenset(rows)
+
+
+_SHARED_WITH = select(Share.resource_kind, Share.resource_id).where(
+    Share.resource_kind.in_(bindparam("kinds", expanding=True)),
+    Share.revoked_at.is_(None),
+    Share.expires_at > bindparam("now"),
+    # A NULL user id matches no row: without a person, only shares to the sites count.
+    or_(
+        Share.to_user_id == bindparam("user_id"),
+        Share.to_site_id.in_(bindparam("site_ids", expanding=True)),
+    ),
+)
+"""Built once: `shared_with` runs for every search of every reader."""
+
+
+def shared_with(
+    session: Session,
+    resource_kinds: Collection[str],
+    *,
+    user_id: int | None,
+    site_ids: Collection[int],
+    now: datetime,
+) -> dict[str, frozenset[str]]:
+    """Resources of these kinds shared at ``now`` (not revoked, not expired) with this person
+    or with any of these sites, by kind; every kind asked for is a key. One query.
+
+    ``user_id`` None leaves shares to persons out; no site leaves shares to sites out.
+    """
+    found: dict[str, set[str]] = {kind: set() for kind in resource_kinds}
+    if found and (user_id is not None or site_ids):
+        rows = session.connection().execute(
+            _SHARED_WITH,
+            {"kinds": sorted(found), "now": now, "user_id": user_id, "site_ids": sorted(site_ids)},
+        )
+        for kind, resource_id in rows:
+            found[kind].add(resource_id)
+    return {kind: frozenset(ids) for kind, ids in found.items()}
 
 
 def break_the_glass(

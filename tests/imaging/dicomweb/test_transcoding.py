@@ -16,8 +16,8 @@ from dicomweb_client import DICOMwebClient
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from .dicomweb_server import LiveArchive, start_live_archive
-from .test_dicomweb import multipart_parts
+from ..dicomweb_server import LiveArchive, start_live_archive
+from .clients import multipart_parts
 
 EXPLICIT = "1.2.840.10008.1.2.1"
 IMPLICIT = "1.2.840.10008.1.2"

@@ -1,18 +1,20 @@
-"""Who sees which study: a search filters in SQL on facts the policy decided once per request,
-and must show exactly the studies `decide` grants one at a time — no more, no fewer."""
+"""Who sees which study (`concilium.imaging.access`): a search filters in SQL on facts the
+policy decided once per request, and must show exactly the studies `decide` grants one at a
+time — no more, no fewer."""
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
 
-import pytest
 from pydicom.dataset import Dataset
 from sqlalchemy import select
 
-from concilium.imaging import service
+from concilium.imaging.access import study_target
 from concilium.imaging.actions import ImagingAction
-from concilium.imaging.service import Archive, Sender
+from concilium.imaging.ingest import Sender, ingest_instance
+from concilium.imaging.query import search
+from concilium.imaging.retrieve import locate
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.imaging.tables import ImagingStudy
 from concilium.platform import accounts, audit, sharing
@@ -21,10 +23,7 @@ from concilium.platform.patients import Demographics, create_patient
 from concilium.platform.policy import Principal, decide
 from concilium.platform.tables import Share, User
 
-
-@pytest.fixture
-def archive(runtime, tmp_path):
-    return Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)
+from .helpers import ingest_path, reader_query, sender_at
 
 
 def _store(archive, tmp_path, site_id, seed, patient_id):
@@ -32,7 +31,7 @@ def _store(archive, tmp_path, site_id, seed, patient_id):
     (path,) = generate_ct_series(tmp_path / seed, 1, study=study, rows=16, columns=16)
     node = Principal(0, "node", {site_id: frozenset({"technologist"})})
     sender = Sender(node, audit.Actor(None, "node", site_id=site_id), site_id)
-    return service.ingest(archive, sender, [path.read_bytes()]).study_instance_uid
+    return ingest_instance(archive, sender, [path.read_bytes()]).study_instance_uid
 
 
 def _share(runtime, by, uid, *, kind="study", site=None, user=None, days=2):
@@ -61,7 +60,7 @@ def _searched(runtime, principal):
     identifier.QueryRetrieveLevel = "STUDY"
     identifier.StudyInstanceUID = ""
     with transaction(runtime.sessions) as db:
-        found = service.search(db, principal, audit.SYSTEM, identifier, now=runtime.now())
+        found = search(db, principal, audit.SYSTEM, identifier, now=runtime.now())
     return {m.value("StudyInstanceUID") for m in found}
 
 
@@ -72,9 +71,7 @@ def _granted(runtime, principal):
         return {
             study.study_instance_uid
             for study in db.execute(select(ImagingStudy)).scalars()
-            if decide(
-                principal, ImagingAction.STUDY_READ, service.study_target(db, study, now)
-            ).allowed
+            if decide(principal, ImagingAction.STUDY_READ, study_target(db, study, now)).allowed
         }
 
 
@@ -137,7 +134,7 @@ def test_a_retrieval_audits_the_basis_of_each_study(archive, world, runtime, tmp
     identifier.QueryRetrieveLevel = "STUDY"
     identifier.StudyInstanceUID = [theirs, hidden]
     with transaction(runtime.sessions) as db:
-        found = service.locate(archive, db, principal, audit.SYSTEM, identifier, now=runtime.now())
+        found = locate(archive, db, principal, audit.SYSTEM, identifier, now=runtime.now())
     assert {i.study_instance_uid for i in found} == {theirs}
     assert all(i.path.stat().st_size == i.size for i in found)
     with transaction(runtime.sessions) as db:
@@ -145,3 +142,42 @@ def test_a_retrieval_audits_the_basis_of_each_study(archive, world, runtime, tmp
             select(audit.AuditEvent).where(audit.AuditEvent.action == "study.retrieve")
         ).scalars()
         assert [(e.object_id, e.outcome) for e in entries] == [(theirs, "success")]
+
+
+def test_patient_share_and_break_the_glass_open_the_patients_studies(
+    archive, world, tmp_path, runtime
+):
+    from datetime import timedelta
+
+    from concilium.platform import sharing
+    from concilium.platform.patients import Demographics, create_patient
+
+    with transaction(archive.sessions) as db:
+        patient = create_patient(
+            db, audit.SYSTEM, world.metz.id, "CONC-000001", Demographics("Doe", "Jane")
+        )
+    (path,) = generate_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
+    ingest_path(archive, sender_at(world.metz.id), path)
+    briey = Principal(user_id=98, username="b", roles={world.briey.id: frozenset({"radiologist"})})
+    assert reader_query(archive, briey, runtime, StudyInstanceUID="") == []
+    glass = Principal(
+        user_id=98,
+        username="b",
+        roles={world.briey.id: frozenset({"radiologist"})},
+        emergency_patient_ids=frozenset({patient.id}),
+    )
+    assert len(reader_query(archive, glass, runtime, StudyInstanceUID="")) == 1
+    sharer = world.user("sharer", (world.metz, "radiologist"))
+    now = runtime.now()
+    with transaction(archive.sessions) as db:
+        sharing.create_share(
+            db,
+            audit.Actor(sharer.id, "sharer"),
+            resource_kind="patient",
+            resource_id=str(patient.id),
+            to_site_id=world.briey.id,
+            to_user_id=None,
+            expires_at=now + timedelta(days=1),
+            now=now,
+        )
+    assert len(reader_query(archive, briey, runtime, StudyInstanceUID="")) == 1

@@ -91,6 +91,22 @@ def test_break_the_glass_grants_that_patient_only_and_is_marked():
     assert not decide(p, PlatformAction.PATIENT_MERGE, patient_at(METZ, pid=7)).allowed
 
 
+def test_break_the_glass_reads_and_never_writes():
+    p = person({BRIEY: {"referring_physician", "specialist"}}, emergency_patient_ids=frozenset({7}))
+    target = patient_at(METZ, pid=7)
+    assert decide(p, PlatformAction.CONSENT_READ, target).emergency
+    for action in (
+        PlatformAction.PATIENT_WRITE,
+        PlatformAction.CONSENT_RECORD,
+        PlatformAction.SHARE_MANAGE,
+        PlatformAction.PATIENT_MERGE,
+    ):
+        assert not decide(p, action, target).allowed, action
+    # Across every service: what an emergency grant opens is read, never written.
+    granted = sorted(a.value for a in ACTIONS if a.rule.via_emergency)
+    assert granted and all(name.endswith(".read") for name in granted), granted
+
+
 def test_token_scopes_narrow_but_never_widen():
     admin_token = person({METZ: {"admin"}}, scopes=frozenset({"admin"}))
     assert decide(

@@ -399,3 +399,67 @@ def test_audit_entries_name_role_and_site_of_the_actor(client, world):
     entry = audit_rows(world, action="patient.read", patient_id=pid)[-1]
     assert (entry.actor, entry.role, entry.site_id) == ("coord-audit", "coordinator", world.metz.id)
     assert entry.ip == "testclient"
+
+
+def test_break_the_glass_reads_only_and_access_ends_with_the_grant(client, world, clock):
+    """An emergency grant lets a physician read; it never lets them write the patient into
+    their own site (an identifier there would make the access permanent), record consent,
+    share or change the record. Once it expires, nothing is left."""
+    coord = world.user("coord", (world.metz, "coordinator"))
+    er = world.user("briey-er", (world.briey, "referring_physician"))
+    pid = create(
+        client, bearer(world, coord, "patients:read", "patients:write"), world.metz, "MTZ-1"
+    ).json()["id"]
+    her = bearer(world, er, "patients:read", "patients:write")
+    opened = client.post(
+        "/api/v1/emergency-access",
+        headers=her,
+        json={
+            "site_id": world.metz.id,
+            "identifier": "MTZ-1",
+            "justification": "unconscious patient transferred, allergies unknown",
+        },
+    )
+    assert opened.status_code == 201
+    assert client.get(f"/api/v1/patients/{pid}", headers=her).status_code == 200
+    assert client.get(f"/api/v1/patients/{pid}/consents", headers=her).status_code == 200
+    writes = {
+        "identifier at the physician's own site": client.post(
+            f"/api/v1/patients/{pid}/identifiers",
+            headers=her,
+            json={"site_id": world.briey.id, "value": "BRY-1"},
+        ),
+        "demographics": client.put(
+            f"/api/v1/patients/{pid}",
+            headers=her,
+            json={"family_name": "DUPONT", "given_name": "Jeanne", "sex": "F"},
+        ),
+        "consent": client.post(
+            f"/api/v1/patients/{pid}/consents",
+            headers=her,
+            json={"purpose": "teaching", "decision": "granted", "site_id": world.briey.id},
+        ),
+        "share to the physician's site": client.post(
+            f"/api/v1/patients/{pid}/shares",
+            headers=her,
+            json={
+                "to_site_id": world.briey.id,
+                "expires_at": (clock.now + timedelta(days=300)).isoformat(),
+            },
+        ),
+    }
+    assert {what: r.status_code for what, r in writes.items()} == dict.fromkeys(writes, 403)
+    with world.runtime.sessions() as db:
+        kept = db.execute(select(PatientIdentifier.site_id)).scalars().all()
+    assert kept == [world.metz.id]
+    # The emergency page shows the record without a form that writes.
+    browser = world.client(client.app)
+    world.sign_in(browser, er)
+    page = browser.get(f"/patients/{pid}").text
+    assert "Emergency access" in page
+    assert f"/patients/{pid}/identifiers" not in page and f"/patients/{pid}/consents" not in page
+    clock.advance(minutes=world.runtime.settings.emergency_access_minutes + 1)
+    assert client.get(f"/api/v1/patients/{pid}", headers=her).status_code == 403
+    assert client.get("/api/v1/patients", headers=her).json() == []
+    world.sign_in(browser, er)  # the earlier session has gone idle meanwhile
+    assert browser.get(f"/patients/{pid}").status_code == 403

@@ -34,7 +34,9 @@ class Rule:
     via_share: bool = False
     """An active share of the target to the principal or their site grants it."""
     via_emergency: bool = False
-    """An active break-the-glass grant on the target's patient grants it."""
+    """An active break-the-glass grant on the target's patient grants it. Only reading
+    actions carry it: an emergency grant lets a physician read, and anything it would write
+    (an identifier at their own site, a share, consent) would outlive the grant."""
     self_service: bool = False
     """Granted when the target is the principal's own account."""
     platform_admin: bool = True
@@ -92,9 +94,10 @@ class PlatformAction:
             platform_admin=False,
         ),
     )
+    # Writing needs a role at an owning site: a break-the-glass grant reads only, or the
+    # physician could add an identifier at their own site and own the patient for good.
     PATIENT_WRITE = Action(
-        "patient.write",
-        Rule(PATIENT_WRITERS, "patients:write", via_emergency=True, platform_admin=False),
+        "patient.write", Rule(PATIENT_WRITERS, "patients:write", platform_admin=False)
     )
     PATIENT_MERGE = Action("patient.merge", Rule(ADMIN, "patients:write", platform_admin=False))
     CONSENT_READ = Action(
@@ -108,8 +111,7 @@ class PlatformAction:
         ),
     )
     CONSENT_RECORD = Action(
-        "consent.record",
-        Rule(CONSENT_RECORDERS, "patients:write", via_emergency=True, platform_admin=False),
+        "consent.record", Rule(CONSENT_RECORDERS, "patients:write", platform_admin=False)
     )
     SHARE_MANAGE = Action(
         "share.manage",

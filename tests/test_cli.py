@@ -68,7 +68,12 @@ def test_sites_users_tokens_and_audit(run):
     listing = run("user", "list").output
     assert "marie" in listing and "radiologist@" in listing
     assert "disabled" in run("user", "disable", "pierre").output
-    token = run("token", "create", "--user", "marie", "--name", "monitoring", "--scope", "metrics")
+    # A token never carries more than its user: a radiologist has no use for metrics.
+    beyond = run(
+        "token", "create", "--user", "marie", "--name", "m", "--scope", "metrics", ok=False
+    )
+    assert beyond.exit_code == 1 and "no use for metrics" in beyond.output
+    token = run("token", "create", "--user", "marie", "--name", "viewer", "--scope", "imaging:read")
     token_id = token.output.split()[1]
     assert token.output.strip().splitlines()[-1].startswith(f"cnc_{token_id}_")
     assert "revoked" in run("token", "revoke", token_id).output

@@ -13,7 +13,7 @@ from concilium.live import service as live_service
 from concilium.live.hls import HlsSigner
 from concilium.live.playback_web import CAPABILITY_PATHS, hls_signer
 from concilium.live.tables import LiveRecording
-from concilium.platform import accounts, audit, patients, sharing
+from concilium.platform import accounts, audit, notifications, patients, sharing
 from concilium.platform.db import transaction
 from concilium.services import SERVICES
 from concilium.telesurgery import procedures as ts_procedures
@@ -107,6 +107,7 @@ def metz_objects(world):
             now=rt.now(),
         )
         alert_id = sharing.open_alerts(db, None)[0].id
+        notice = notifications.notify(db, staff.id, "test", "For the Metz coordinator", rt.now())
         live = live_service.create_session(
             db,
             actor,
@@ -163,6 +164,7 @@ def metz_objects(world):
             "token_id": token.split("_")[1],
             "share_id": share.id,
             "alert_id": alert_id,
+            "notification_id": notice.id,
             "site_id": world.metz.id,
             "patient_name": "SECRET",
             "username": staff.username,

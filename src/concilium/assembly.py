@@ -17,7 +17,7 @@ from typing import TypeVar
 from concilium.config import Settings
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import ServiceDescriptor, ServiceRuntime
-from concilium.services import SERVICES, TOKEN_SCOPES
+from concilium.services import ACTIONS, SERVICES
 
 T = TypeVar("T")
 
@@ -47,9 +47,9 @@ class Assembly:
         services: Sequence[ServiceDescriptor] = SERVICES,
     ) -> Assembly:
         """Build every runtime; nothing is started yet (see :meth:`open`)."""
-        runtime = runtime or Runtime.start(settings, TOKEN_SCOPES)
-        if not runtime.token_scopes:
-            runtime.token_scopes = TOKEN_SCOPES
+        runtime = runtime or Runtime.start(settings, ACTIONS)
+        if not runtime.actions:
+            runtime.actions = ACTIONS
         built = [s.build_runtime(runtime) for s in services]
         return cls(runtime, services, [process for process in built if process is not None])
 

@@ -16,7 +16,7 @@ from concilium.platform.audit_checkpoints import CheckpointLog, read_head
 from concilium.platform.db import utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.services import resolve
-from concilium.services import SCHEMA, SERVICES, TOKEN_SCOPES
+from concilium.services import ACTIONS, SCHEMA, SERVICES, TOKEN_SCOPES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -209,7 +209,7 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
             list(scopes),
             days,
             utcnow(),
-            known_scopes=TOKEN_SCOPES,
+            actions=ACTIONS,
         )
         click.echo(f"token {issued.record.public_id} expires {issued.record.expires_at:%Y-%m-%d}")
         click.echo(issued.secret)

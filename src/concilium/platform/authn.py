@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,10 +12,12 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from concilium.config import Settings
-from concilium.platform import audit, totp
+from concilium.platform import audit, notifications, totp
+from concilium.platform.accounts import principal_for
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
 from concilium.platform.passwords import verify_password
+from concilium.platform.policy import Action, scopes_within, token_scopes
 from concilium.platform.tables import ApiToken, LoginAttempt, User, WebSession
 
 TOKEN_PREFIX = "cnc"  # noqa: S105 - a label, not a secret
@@ -205,13 +207,25 @@ def issue_token(
     days: int,
     now: datetime,
     *,
-    known_scopes: frozenset[str],
+    actions: Iterable[Action],
 ) -> IssuedToken:
-    """Mint a token of ``user`` carrying ``scopes``, some of the installation's
-    ``known_scopes``; its secret is in the result, and only its hash is kept."""
+    """Mint a token of ``user`` carrying ``scopes``, scopes of the installation's
+    ``actions``; its secret is in the result, and only its hash is kept.
+
+    A token never carries more than its user: a scope none of the user's roles, office or
+    own account could use is refused. A token issued by someone else is notified to its user.
+    """
+    actions = tuple(actions)
+    known_scopes = token_scopes(actions)
     unknown = sorted(set(scopes) - known_scopes)
     if unknown or not scopes:
         raise InvalidInput(f"scopes must be some of {sorted(known_scopes)}; unknown: {unknown}")
+    beyond = sorted(set(scopes) - scopes_within(principal_for(session, user, now), actions))
+    if beyond:
+        raise InvalidInput(
+            f"{user.username} has no use for {', '.join(beyond)}: a token never carries more "
+            "than its user"
+        )
     if not 1 <= days <= settings.token_max_days:
         raise InvalidInput(f"a token lives 1 to {settings.token_max_days} days")
     if not name.strip():
@@ -238,6 +252,16 @@ def issue_token(
         object_id=public_id,
         detail={"scopes": record.scopes, "for_user": user.id},
     )
+    if actor.user_id != user.id:
+        notifications.notify(
+            session,
+            user.id,
+            "token.issued",
+            f"{actor.username} issued an API token “{record.name}” acting as you "
+            f"({', '.join(record.scopes)}), valid until {record.expires_at:%Y-%m-%d}. "
+            "If you did not ask for it, have it revoked.",
+            now,
+        )
     return IssuedToken(secret, record)
 
 

@@ -12,9 +12,10 @@ from concilium.config import ROLES
 from concilium.platform import authn
 from concilium.platform.accounts import list_sites, site_names
 from concilium.platform.errors import ConciliumError, InvalidInput
-from concilium.platform.policy import PlatformAction
+from concilium.platform.policy import PlatformAction, decide
 from concilium.platform.tables import User
 from concilium.portal import flows
+from concilium.portal.targets import user_target
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
@@ -136,6 +137,7 @@ def user_page(
 
 def _user_view(request: Request, ctx: Ctx, user: User, error: str, status: int = 200) -> Response:
     sites = site_names(ctx.db)
+    _, target = user_target(ctx.db, user.id)
     return render_page(
         request,
         "portal/user.html",
@@ -143,6 +145,7 @@ def _user_view(request: Request, ctx: Ctx, user: User, error: str, status: int =
         status,
         subject=user,
         sites=sites,
+        can_manage=decide(ctx.principal, PlatformAction.USER_MANAGE, target).allowed,
         managed=_managed_sites(ctx),
         roles=ROLES,
         error=error,

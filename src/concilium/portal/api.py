@@ -114,7 +114,7 @@ def list_tokens(ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]) -> list[
 def issue_token(
     body: TokenIn, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]
 ) -> IssuedTokenOut:
-    issued = flows.issue_token(ctx, body.name, body.scopes, body.days, body.user_id)
+    issued = flows.issue_token(ctx, body.name, body.scopes, body.days, body.user_id, body.code)
     return IssuedTokenOut(**TokenOut.of(issued.record).model_dump(), secret=issued.secret)
 
 

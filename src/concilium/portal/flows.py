@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from concilium.platform import accounts, audit, authn, patients, sharing
+from concilium.platform import accounts, audit, authn, notifications, patients, sharing
 from concilium.platform.accounts import RoleGrant
-from concilium.platform.errors import InvalidInput, NotFound
+from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, PlatformAction, Target
 from concilium.platform.tables import (
     Alert,
@@ -19,6 +19,7 @@ from concilium.platform.tables import (
     AuditEvent,
     Consent,
     EmergencyGrant,
+    Notification,
     Patient,
     Share,
     Site,
@@ -119,14 +120,47 @@ def set_user_roles(ctx: Ctx, user_id: int, roles: Sequence[tuple[int, str]]) -> 
     return user
 
 
+def confirm_second_factor(ctx: Ctx, code: str | None, action: str, subject: User) -> None:
+    """Acting on another person's account needs the actor's own second factor once more: a
+    stolen session or API token is not enough. A refusal is audited and counted."""
+    if not ctx.user.totp_secret:
+        reason = "enrol a second factor on your own account first"
+    elif not code or not authn.check_totp(
+        ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now
+    ):
+        reason = "confirm with a current code of your authenticator"
+    else:
+        return
+    audit.record(
+        ctx.db,
+        ctx.actor,
+        action,
+        "refused",
+        object_kind="user",
+        object_id=subject.id,
+        detail={"reason": "second factor not confirmed"},
+    )
+    ctx.commit()
+    raise Forbidden(f"{reason} to act on another person's account")
+
+
 # --- tokens --------------------------------------------------------------------------------
 
 
 def issue_token(
-    ctx: Ctx, name: str, scopes: Sequence[str], days: int, user_id: int | None = None
+    ctx: Ctx,
+    name: str,
+    scopes: Sequence[str],
+    days: int,
+    user_id: int | None = None,
+    code: str | None = None,
 ) -> authn.IssuedToken:
+    """A token for the caller, or for another person (whose whole reach the caller
+    administers, confirmed by the caller's second factor, and notified to that person)."""
     owner, target = user_target(ctx.db, user_id if user_id is not None else ctx.user.id)
     ctx.authorize(PlatformAction.TOKEN_MANAGE, target)
+    if owner.id != ctx.user.id:
+        confirm_second_factor(ctx, code, "token.create", owner)
     issued = authn.issue_token(
         ctx.db,
         ctx.runtime.settings,
@@ -136,7 +170,7 @@ def issue_token(
         scopes,
         days,
         ctx.now,
-        known_scopes=ctx.runtime.token_scopes,
+        actions=ctx.runtime.actions,
     )
     ctx.commit()
     return issued
@@ -325,6 +359,28 @@ def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str)
     )
     ctx.commit()
     return grant
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def my_notifications(ctx: Ctx) -> Sequence[Notification]:
+    ctx.authorize(
+        PlatformAction.NOTIFICATION_MANAGE, Target(kind="notification", owner_user_id=ctx.user.id)
+    )
+    return notifications.pending(ctx.db, ctx.user.id)
+
+
+def dismiss_notification(ctx: Ctx, notice_id: int) -> None:
+    notice = notifications.get_notification(ctx.db, notice_id)
+    target = Target(kind="notification", id=str(notice.id), owner_user_id=notice.user_id)
+    try:
+        ctx.authorize(PlatformAction.NOTIFICATION_MANAGE, target)
+    except Forbidden:
+        # Another person's notification is not there for the caller; the attempt is audited.
+        raise NotFound(f"notification {notice_id} not found") from None
+    notifications.dismiss(ctx.db, ctx.actor, notice, ctx.now)
+    ctx.commit()
 
 
 # --- audit and alerts ----------------------------------------------------------------------

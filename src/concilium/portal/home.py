@@ -37,6 +37,7 @@ def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Re
         ctx,
         sites=sites,
         alerts=alerts,
+        notifications=flows.my_notifications(ctx),
         can=lambda action: decide(p, action, _own_sites(ctx)).allowed,
         actions=PlatformAction,
         memberships=sorted((sites[s].name, sorted(r)) for s, r in p.roles.items() if s in sites),
@@ -58,6 +59,14 @@ def account(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) ->
         sites=sites,
         mfa_required=authn.mfa_required(ctx.user, ctx.runtime.settings),
     )
+
+
+@router.post("/notifications/{notification_id}/dismiss")
+def dismiss_notification(
+    notification_id: int, ctx: Annotated[Ctx, gate(PlatformAction.NOTIFICATION_MANAGE)]
+) -> Response:
+    flows.dismiss_notification(ctx, notification_id)
+    return redirect_to("/")
 
 
 @router.post("/alerts/{alert_id}/acknowledge")

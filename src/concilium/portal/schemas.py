@@ -85,6 +85,8 @@ class TokenIn(Strict):
     days: int = Field(default=90, ge=1)
     user_id: int | None = None
     """Issue for another user (administrators); default: yourself."""
+    code: str | None = Field(default=None, max_length=12)
+    """A current code of your own authenticator: required to issue for another user."""
 
 
 class TokenOut(BaseModel):

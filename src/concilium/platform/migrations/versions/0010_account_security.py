@@ -1,0 +1,40 @@
+"""platform: notifications to a person about their own account
+
+Revision ID: 0010_account_security
+Revises: 0009_audit_truncate_guard
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+import concilium.platform.db
+
+revision = "0010_account_security"
+down_revision = "0009_audit_truncate_guard"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", concilium.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("dismissed_at", concilium.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_notifications_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+    )
+    op.create_index(op.f("ix_notifications_user_id"), "notifications", ["user_id"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_notifications_user_id"), table_name="notifications")
+    op.drop_table("notifications")

@@ -3,11 +3,19 @@ their CSRF token, API tokens that expire."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+
+import psycopg
 import pyotp
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from concilium.platform.db import transaction
-from concilium.platform.tables import AuditEvent, User, WebSession
+from concilium.platform.tables import Alert, AuditEvent, Notification, User, WebSession
 
 
 def audit_actions(world, outcome=None):
@@ -249,3 +257,124 @@ def test_transaction_helper_rolls_back(world):
         pass
     with world.runtime.sessions() as db:
         assert len(db.execute(select(User)).scalars().all()) == len(before)
+
+
+def wrong_code(world, user):
+    """A six-digit code the authenticator shows at no step accepted now."""
+    now = world.runtime.now()
+    accepted = {world.code(user, now + timedelta(seconds=s)) for s in (-30, 0, 30)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in accepted)
+
+
+def second_factor(client, world, code):
+    csrf = world.csrf(client, "/login/totp")
+    return client.post("/login/totp", data={"code": code, "csrf_token": csrf})
+
+
+def test_second_factor_failures_count_across_sign_ins_and_lock(client, world, clock):
+    """Someone who knows the password signs in again before every guess of the code: the
+    failures still add up, lock the account, and lock it longer each time."""
+    user = world.user("dr-brute", (world.metz, "radiologist"), with_totp=True)
+    limit = world.runtime.settings.login_max_failures
+    for _ in range(limit):
+        assert world.start_login(client, user.username).status_code == 303
+        assert second_factor(client, world, wrong_code(world, user)).status_code == 401
+    # Locked: the password no longer leads to the second factor, and the right code is
+    # refused even from a session opened before.
+    refused = world.start_login(client, user.username)
+    assert refused.status_code == 401
+    assert client.get("/login/totp").status_code == 303
+    clock.advance(minutes=world.runtime.settings.lockout_minutes - 1)
+    assert world.start_login(client, user.username).status_code == 401
+    clock.advance(minutes=2)
+    # Unlocked, but the count goes on: the next run of failures locks twice as long.
+    for _ in range(limit):
+        assert world.start_login(client, user.username).status_code == 303
+        assert second_factor(client, world, wrong_code(world, user)).status_code == 401
+    clock.advance(minutes=world.runtime.settings.lockout_minutes + 1)
+    assert world.start_login(client, user.username).status_code == 401
+    clock.advance(minutes=world.runtime.settings.lockout_minutes)
+    assert world.start_login(client, user.username).status_code == 303
+    assert second_factor(client, world, world.code(user)).status_code == 303
+    with world.runtime.sessions() as db:
+        alerts = db.execute(select(Alert.kind)).scalars().all()
+        notices = (
+            db.execute(select(Notification.kind).where(Notification.user_id == user.id))
+            .scalars()
+            .all()
+        )
+    # The administrators and the person learn that someone holds the password.
+    assert alerts.count("second-factor-lock") == 2
+    assert notices.count("second-factor-lock") == 2
+
+
+def test_second_factor_attempts_are_throttled_per_address(client, world, clock):
+    world.runtime.settings.login_ip_limit_per_minute = 3
+    user = world.user("dr-spread", (world.metz, "radiologist"), with_totp=True)
+    assert world.start_login(client, user.username).status_code == 303
+    for _ in range(3):
+        assert second_factor(client, world, wrong_code(world, user)).status_code == 401
+    # Refused before the code is even looked at: the right one too.
+    throttled = second_factor(client, world, world.code(user))
+    assert throttled.status_code == 429
+    clock.advance(minutes=1)
+    assert second_factor(client, world, world.code(user)).status_code == 303
+
+
+@contextmanager
+def row_held(database_url, table, row_id):
+    """Hold a write lock on one row (PostgreSQL) or on the whole database (SQLite) from
+    another connection; yields a function waiting until ``n`` requests queue behind it."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        conn = psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database)
+        conn.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", (row_id,))
+        watcher = psycopg.connect(
+            host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+        )
+
+        def queued(n):
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone()[0]
+                if waiting >= n:
+                    return
+                time.sleep(0.05)
+            raise AssertionError(f"{n} requests never queued behind the held row")
+
+        try:
+            yield queued
+        finally:
+            conn.rollback()
+            conn.close()
+            watcher.close()
+        return
+    conn = sqlite3.connect(url.database, isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield lambda n: time.sleep(0.5)
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_one_code_signs_in_once_from_two_concurrent_requests(app, world, database_url):
+    """Two browsers past the password send the same code at the same instant: one wins.
+    On PostgreSQL both requests are held at the user's row until both are in flight."""
+    user = world.user("dr-race", (world.metz, "radiologist"), with_totp=True)
+    browsers = [world.client(app) for _ in range(2)]
+    forms = []
+    for browser in browsers:
+        assert world.start_login(browser, user.username).status_code == 303
+        forms.append(world.csrf(browser, "/login/totp"))
+    code = world.code(user)
+    with ThreadPoolExecutor(2) as pool, row_held(database_url, "users", user.id) as queued:
+        sent = [
+            pool.submit(b.post, "/login/totp", data={"code": code, "csrf_token": csrf})
+            for b, csrf in zip(browsers, forms, strict=True)
+        ]
+        queued(2)
+    assert sorted(f.result().status_code for f in sent) == [303, 401]

@@ -18,9 +18,12 @@ from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
 from concilium.platform.passwords import verify_password
 from concilium.platform.policy import Action, scopes_within, token_scopes
-from concilium.platform.tables import ApiToken, LoginAttempt, User, WebSession
+from concilium.platform.tables import Alert, ApiToken, LoginAttempt, User, WebSession
 
 TOKEN_PREFIX = "cnc"  # noqa: S105 - a label, not a secret
+LONGEST_LOCK = timedelta(days=1)
+"""Repeated runs of second-factor failures lock the account for twice as long each time,
+up to this."""
 
 
 def _digest(value: str) -> str:
@@ -49,6 +52,33 @@ class LoginRefusal:
     error: Unauthenticated | TooManyRequests
 
 
+def address_throttled(session: Session, settings: Settings, ip: str, now: datetime) -> bool:
+    """Whether ``ip`` failed too often in the last minute; wrong passwords and wrong codes
+    count alike, so an address cannot spread its guesses over accounts or steps."""
+    recent = session.execute(
+        select(func.count())
+        .select_from(LoginAttempt)
+        .where(
+            LoginAttempt.ip == ip[:64],
+            LoginAttempt.at > now - timedelta(minutes=1),
+            ~LoginAttempt.success,
+        )
+    ).scalar_one()
+    return bool(recent >= settings.login_ip_limit_per_minute)
+
+
+def is_locked(user: User, now: datetime) -> bool:
+    return user.locked_until is not None and user.locked_until > now
+
+
+def hold_account(session: Session, user: User) -> None:
+    """Re-read the account and hold its row until the transaction ends (SELECT ... FOR
+    UPDATE on PostgreSQL; SQLite's writers are serialised already): checks and counters
+    of concurrent attempts on one account then follow one another, so that a code is used
+    once and no failure is lost."""
+    session.refresh(user, with_for_update=True)
+
+
 def authenticate_password(
     session: Session,
     settings: Settings,
@@ -57,14 +87,11 @@ def authenticate_password(
     ip: str,
     now: datetime,
 ) -> LoginResult | LoginRefusal:
-    """First step of login; a refusal is recorded (audit, counters) and returned, not raised."""
-    window_start = now - timedelta(minutes=1)
-    recent = session.execute(
-        select(func.count())
-        .select_from(LoginAttempt)
-        .where(LoginAttempt.ip == ip, LoginAttempt.at > window_start, ~LoginAttempt.success)
-    ).scalar_one()
-    if recent >= settings.login_ip_limit_per_minute:
+    """First step of login; a refusal is recorded (audit, counters) and returned, not raised.
+
+    A right password resets the count of wrong passwords only: failures of the second
+    factor keep counting across sign-ins until a right code is given."""
+    if address_throttled(session, settings, ip, now):
         audit.record(
             session,
             audit.Actor(None, username[:64], ip=ip),
@@ -74,28 +101,32 @@ def authenticate_password(
         )
         return LoginRefusal(TooManyRequests("too many attempts from this address; wait a minute"))
     user = session.execute(
-        select(User).where(User.username == username.strip().lower())
+        select(User)
+        .where(User.username == username.strip().lower())
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     actor = audit.Actor(user.id if user else None, username.strip().lower()[:64], ip=ip)
-    if user is not None and user.locked_until is not None and user.locked_until > now:
-        session.add(LoginAttempt(at=now, ip=ip, success=False))
+    if user is not None and is_locked(user, now):
+        session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         audit.record(session, actor, "auth.login", "refused", detail={"reason": "locked"})
         return LoginRefusal(Unauthenticated("account locked after repeated failures; try later"))
     valid = verify_password(user.password_hash if user else None, password)
     if user is None or not valid or user.disabled:
-        session.add(LoginAttempt(at=now, ip=ip, success=False))
+        session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         reason = "disabled" if user is not None and valid else "bad credentials"
         if user is not None and not valid and register_failure(session, user, settings, now):
             reason = "bad credentials; account locked"
         audit.record(session, actor, "auth.login", "failure", detail={"reason": reason})
         return LoginRefusal(Unauthenticated("unknown user name or wrong password"))
-    session.add(LoginAttempt(at=now, ip=ip, success=True))
+    session.add(LoginAttempt(at=now, ip=ip[:64], success=True))
+    user.failed_logins = 0
     needs_totp = mfa_required(user, settings)
     return LoginResult(user, needs_totp, needs_totp and not user.totp_secret)
 
 
 def register_failure(session: Session, user: User, settings: Settings, now: datetime) -> bool:
-    """Count a failed password or code; True when this failure locks the account."""
+    """Count a wrong password; True when this failure locks the account."""
     user.failed_logins += 1
     if user.failed_logins < settings.login_max_failures:
         return False
@@ -104,19 +135,68 @@ def register_failure(session: Session, user: User, settings: Settings, now: date
     return True
 
 
+def _second_factor_failed(session: Session, user: User, settings: Settings, now: datetime) -> bool:
+    """Count a wrong code; True when it locks the account. Each run of
+    ``login_max_failures`` wrong codes locks it, twice as long as the run before; a wrong
+    code means someone holds the password, so the administrators and the person are told."""
+    user.mfa_failures += 1
+    limit = settings.login_max_failures
+    if user.mfa_failures % limit:
+        return False
+    runs = min(user.mfa_failures // limit, 16)
+    lock = min(timedelta(minutes=settings.lockout_minutes) * 2 ** (runs - 1), LONGEST_LOCK)
+    user.locked_until = now + lock
+    until = f"{user.locked_until:%Y-%m-%d %H:%M} UTC"
+    session.add(
+        Alert(
+            created_at=now,
+            kind="second-factor-lock",
+            user_id=user.id,
+            site_ids=sorted({m.site_id for m in user.memberships}),
+            message=f"{user.username}: {user.mfa_failures} wrong second-factor codes after a "
+            f"right password; account locked until {until}",
+        )
+    )
+    notifications.notify(
+        session,
+        user.id,
+        "second-factor-lock",
+        f"Wrong authenticator codes were entered after your password; your account is locked "
+        f"until {until}. If this was not you, someone knows your password: change it.",
+        now,
+    )
+    return True
+
+
 def check_totp(
-    session: Session, box: SecretBox, settings: Settings, user: User, code: str, now: datetime
+    session: Session,
+    box: SecretBox,
+    settings: Settings,
+    user: User,
+    code: str,
+    now: datetime,
+    ip: str = "",
 ) -> bool:
-    """Second step: a fresh TOTP code; failures count towards the lockout."""
-    if not user.totp_secret or (user.locked_until is not None and user.locked_until > now):
+    """A fresh code of the user's authenticator (RFC 6238), accepted once.
+
+    Refused without a look at the code when ``ip`` is throttled (raises
+    :class:`TooManyRequests`) or the account is locked. Wrong codes count towards the
+    address's throttle and the account's lock, across sign-ins, until a right one is given.
+    The caller commits either way."""
+    if address_throttled(session, settings, ip, now):
+        raise TooManyRequests("too many attempts from this address; wait a minute")
+    hold_account(session, user)
+    if not user.totp_secret or is_locked(user, now):
+        session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         return False
     secret = box.open(user.totp_secret, f"totp:{user.id}")
     step = totp.accepted_step(secret, code, now, user.totp_last_step)
     if step is None:
-        register_failure(session, user, settings, now)
+        session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
+        _second_factor_failed(session, user, settings, now)
         return False
     user.totp_last_step = step
-    user.failed_logins = 0
+    user.mfa_failures = 0
     return True
 
 
@@ -153,8 +233,6 @@ def start_session(
         mfa_verified=mfa_verified,
         ip=ip[:64],
     )
-    user.failed_logins = 0
-    user.locked_until = None
     session.add(record)
     session.flush()
     return NewSession(cookie_value, record)

@@ -54,6 +54,9 @@ class User(Base):
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    """Wrong passwords since the last right one."""
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Wrong second-factor codes since the last right one, across sign-ins."""
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     memberships: Mapped[list[Membership]] = relationship(

@@ -126,7 +126,7 @@ def confirm_second_factor(ctx: Ctx, code: str | None, action: str, subject: User
     if not ctx.user.totp_secret:
         reason = "enrol a second factor on your own account first"
     elif not code or not authn.check_totp(
-        ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now
+        ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now, ctx.actor.ip
     ):
         reason = "confirm with a current code of your authenticator"
     else:

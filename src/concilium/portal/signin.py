@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from concilium.platform import audit, authn, totp
-from concilium.platform.errors import InvalidInput
+from concilium.platform.errors import InvalidInput, TooManyRequests
 from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import User
 from concilium.web.context import (
@@ -158,7 +158,18 @@ def totp_submit(
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     runtime = ctx.runtime
-    if authn.check_totp(ctx.db, runtime.box, runtime.settings, ctx.user, code, ctx.now):
+    try:
+        accepted = authn.check_totp(
+            ctx.db, runtime.box, runtime.settings, ctx.user, code, ctx.now, client_ip(request)
+        )
+    except TooManyRequests as exc:
+        audit.record(ctx.db, ctx.actor, "auth.totp", "refused", detail={"reason": "throttled"})
+        ctx.commit()
+        request.app.state.metrics.logins.labels("refused").inc()
+        return render_page(
+            request, "portal/totp.html", ctx, exc.status, next=_safe_next(next), error=exc.detail
+        )
+    if accepted:
         return _finish_second_factor(ctx, next)
     audit.record(ctx.db, ctx.actor, "auth.totp", "failure")
     locked = ctx.user.locked_until is not None and ctx.user.locked_until > ctx.now

@@ -1,4 +1,5 @@
-"""platform: notifications to a person about their own account
+"""platform: notifications to a person about their own account; second-factor failures
+counted across sign-ins
 
 Revision ID: 0010_account_security
 Revises: 0009_audit_truncate_guard
@@ -33,8 +34,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
     )
     op.create_index(op.f("ix_notifications_user_id"), "notifications", ["user_id"])
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.add_column(
+            sa.Column("mfa_failures", sa.Integer(), server_default="0", nullable=False)
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch_op:
+        batch_op.drop_column("mfa_failures")
     op.drop_index(op.f("ix_notifications_user_id"), table_name="notifications")
     op.drop_table("notifications")

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from concilium.config import ROLES
 from concilium.platform import audit
 from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
-from concilium.platform.passwords import hash_password
+from concilium.platform.passwords import hash_password, unusable_hash
 from concilium.platform.policy import CLINICAL_ROLES, Principal
 from concilium.platform.tables import EmergencyGrant, Membership, Site, User
 
@@ -90,7 +90,7 @@ def create_user(
     *,
     username: str,
     full_name: str,
-    password: str,
+    password: str | None,
     roles: Iterable[RoleGrant],
     email: str = "",
     profession: str = "",
@@ -122,7 +122,8 @@ def create_user(
         profession=profession.strip(),
         specialty=specialty.strip(),
         rpps=rpps or None,
-        password_hash=hash_password(password),
+        # Without a password, the holder chooses one through a set-up link.
+        password_hash=hash_password(password) if password is not None else unusable_hash(),
         is_platform_admin=is_platform_admin,
     )
     user.memberships = [Membership(site_id=g.site_id, role=g.role) for g in set(grants)]

@@ -16,11 +16,14 @@ from concilium.platform import audit, notifications, totp
 from concilium.platform.accounts import principal_for
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
-from concilium.platform.passwords import verify_password
+from concilium.platform.passwords import hash_password, verify_password
 from concilium.platform.policy import Action, scopes_within, token_scopes
 from concilium.platform.tables import Alert, ApiToken, LoginAttempt, User, WebSession
 
 TOKEN_PREFIX = "cnc"  # noqa: S105 - a label, not a secret
+BAD_CREDENTIALS = "unknown user name or wrong password"
+"""The one answer to a refused password, whatever the reason (unknown, wrong, locked,
+disabled): it tells nobody whether an account exists."""
 LONGEST_LOCK = timedelta(days=1)
 """Repeated runs of second-factor failures lock the account for twice as long each time,
 up to this."""
@@ -30,19 +33,21 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def mfa_required(user: User, settings: Settings) -> bool:
-    """Whether the user must pass a second factor (enrolled, or a role that enforces it)."""
-    if user.totp_secret:
-        return True
+def mfa_required_by_roles(user: User, settings: Settings) -> bool:
+    """Whether the account's roles (or office) require a second factor."""
     required = set(settings.mfa_required_roles)
     return user.is_platform_admin or any(m.role in required for m in user.memberships)
+
+
+def mfa_required(user: User, settings: Settings) -> bool:
+    """Whether the user must pass a second factor (enrolled, or a role that enforces it)."""
+    return bool(user.totp_secret) or mfa_required_by_roles(user, settings)
 
 
 @dataclass(frozen=True)
 class LoginResult:
     user: User
     needs_totp: bool
-    needs_enrolment: bool
 
 
 @dataclass(frozen=True)
@@ -107,22 +112,34 @@ def authenticate_password(
         .execution_options(populate_existing=True)
     ).scalar_one_or_none()
     actor = audit.Actor(user.id if user else None, username.strip().lower()[:64], ip=ip)
+    # The password is checked in every case, so that neither the answer nor the time it
+    # takes tells a locked account from an unknown one.
+    valid = verify_password(user.password_hash if user else None, password)
     if user is not None and is_locked(user, now):
         session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         audit.record(session, actor, "auth.login", "refused", detail={"reason": "locked"})
-        return LoginRefusal(Unauthenticated("account locked after repeated failures; try later"))
-    valid = verify_password(user.password_hash if user else None, password)
+        return LoginRefusal(Unauthenticated(BAD_CREDENTIALS))
     if user is None or not valid or user.disabled:
         session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         reason = "disabled" if user is not None and valid else "bad credentials"
         if user is not None and not valid and register_failure(session, user, settings, now):
             reason = "bad credentials; account locked"
         audit.record(session, actor, "auth.login", "failure", detail={"reason": reason})
-        return LoginRefusal(Unauthenticated("unknown user name or wrong password"))
+        return LoginRefusal(Unauthenticated(BAD_CREDENTIALS))
     session.add(LoginAttempt(at=now, ip=ip[:64], success=True))
     user.failed_logins = 0
     needs_totp = mfa_required(user, settings)
-    return LoginResult(user, needs_totp, needs_totp and not user.totp_secret)
+    if needs_totp and not user.totp_secret:
+        # A second factor is enrolled through a set-up or reset link, never by whoever
+        # first signs in with a password someone else may know.
+        audit.record(session, actor, "auth.login", "refused", detail={"reason": "no second factor"})
+        return LoginRefusal(
+            Unauthenticated(
+                "this account needs a second factor and has none yet: open the set-up link "
+                "an administrator gives you"
+            )
+        )
+    return LoginResult(user, needs_totp)
 
 
 def register_failure(session: Session, user: User, settings: Settings, now: datetime) -> bool:
@@ -198,6 +215,50 @@ def check_totp(
     user.totp_last_step = step
     user.mfa_failures = 0
     return True
+
+
+def confirm_password(
+    session: Session, settings: Settings, user: User, password: str, ip: str, now: datetime
+) -> None:
+    """The signed-in person proves again that they hold the password (before changing a
+    credential); a wrong one counts as a failed sign-in (raises :class:`Unauthenticated`)."""
+    if address_throttled(session, settings, ip, now):
+        raise TooManyRequests("too many attempts from this address; wait a minute")
+    hold_account(session, user)
+    if is_locked(user, now):
+        raise Unauthenticated("the account is locked after repeated failures; try later")
+    if not verify_password(user.password_hash, password):
+        session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
+        register_failure(session, user, settings, now)
+        raise Unauthenticated("the current password is wrong")
+
+
+def change_password(
+    session: Session,
+    box: SecretBox,
+    settings: Settings,
+    user: User,
+    *,
+    current: str,
+    new: str,
+    again: str,
+    code: str,
+    ip: str,
+    now: datetime,
+) -> None:
+    """Change one's own password, proven by the current password and, when the account has
+    one, a fresh code of its second factor. Wrong ones count as failed sign-ins (raises
+    :class:`Unauthenticated`; the caller commits the count). The caller then ends the
+    account's other sessions."""
+    confirm_password(session, settings, user, current, ip, now)
+    if user.totp_secret and not check_totp(session, box, settings, user, code, now, ip):
+        raise Unauthenticated("the code from your authenticator is wrong or was already used")
+    if new != again:
+        raise InvalidInput("the two new passwords differ")
+    if verify_password(user.password_hash, new):
+        raise InvalidInput("choose a password other than the current one")
+    user.password_hash = hash_password(new)
+    user.failed_logins = 0
 
 
 def enrol_totp(

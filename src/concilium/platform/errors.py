@@ -39,6 +39,10 @@ class Forbidden(ConciliumError):
     title = "Forbidden"
 
 
+class SecondFactorRefused(Forbidden):
+    """Acting on another person's account needs the actor's own second factor once more."""
+
+
 class TooManyRequests(ConciliumError):
     status = 429
     title = "Too many requests"

@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
-from concilium.platform.tables import Notification
+from concilium.platform.tables import Notification, User
+
+LINK_LABELS = {"setup": "set-up", "reset": "reset"}
 
 
 def notify(session: Session, user_id: int, kind: str, message: str, now: datetime) -> Notification:
@@ -26,6 +28,30 @@ def notify(session: Session, user_id: int, kind: str, message: str, now: datetim
     session.add(notice)
     session.flush()
     return notice
+
+
+def send_link(
+    session: Session,
+    user: User,
+    purpose: str,
+    url: str,
+    expires_at: datetime,
+    issuer: str,
+    now: datetime,
+) -> str:
+    """Hand a set-up or reset link over to its person. Today the link is shown once to
+    whoever issued it, who passes it on (it is returned for that); an e-mail outbox will
+    take it here. What is stored names the act, never the link."""
+    notify(
+        session,
+        user.id,
+        f"account.{purpose}_link",
+        f"{issuer} issued a {LINK_LABELS.get(purpose, purpose)} link for your account, valid "
+        f"until {expires_at:%Y-%m-%d %H:%M} UTC. If you did not ask for it, tell your "
+        "administrator.",
+        now,
+    )
+    return url
 
 
 def pending(session: Session, user_id: int) -> Sequence[Notification]:

@@ -147,6 +147,10 @@ class PlatformAction:
         "emergency.request",
         Rule(EMERGENCY_ROLES, "patients:read", any_site=True, platform_admin=False),
     )
+    # One's own password and second factor; proven again by the password (and the code).
+    CREDENTIALS_CHANGE = Action(
+        "credentials.change", Rule(frozenset(), "", self_service=True, platform_admin=False)
+    )
     NOTIFICATION_MANAGE = Action(
         "notification.manage", Rule(frozenset(), "", self_service=True, platform_admin=False)
     )

@@ -35,9 +35,10 @@ class RoleIn(Strict):
 
 
 class UserIn(Strict):
+    """A new account; its holder chooses the password through the set-up link returned."""
+
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1000)
     roles: list[RoleIn]
     email: str = Field(default="", max_length=200)
     profession: str = Field(default="", max_length=100)
@@ -77,6 +78,24 @@ class UserOut(BaseModel):
             totp_enrolled=bool(user.totp_secret),
             roles=[RoleIn(site_id=m.site_id, role=m.role) for m in user.memberships],
         )
+
+
+class AccountLinkOut(BaseModel):
+    """A set-up or reset link: shown once, hand it to the account's holder."""
+
+    url: str
+    purpose: str
+    expires_at: datetime
+
+
+class CreatedUserOut(UserOut):
+    setup_link: AccountLinkOut
+    """The link by which the holder sets their password and enrols their second factor."""
+
+
+class ResetLinkIn(Strict):
+    code: str = Field(max_length=12)
+    """A current code of your own authenticator."""
 
 
 class TokenIn(Strict):

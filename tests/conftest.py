@@ -25,7 +25,7 @@ from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import Site, User
-from concilium.services import TOKEN_SCOPES, migrate_database
+from concilium.services import ACTIONS, migrate_database
 
 # Test folders are separate top-level packages (importlib import mode): shared helper
 # modules of this folder, such as ``serving``, are imported from here.
@@ -215,7 +215,7 @@ class World:
                 list(scopes),
                 days,
                 self.runtime.now(),
-                known_scopes=TOKEN_SCOPES,
+                actions=ACTIONS,
             )
             return issued.secret
 

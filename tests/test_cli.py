@@ -53,7 +53,8 @@ def test_sites_users_tokens_and_audit(run):
         "--with-totp",
     )
     assert "otpauth://totp/Concilium:marie" in created.output
-    prompted = run(
+    # Without a password, the account's holder gets a set-up link to choose one.
+    linked = run(
         "user",
         "create",
         "--username",
@@ -62,13 +63,19 @@ def test_sites_users_tokens_and_audit(run):
         "Pierre Curie",
         "--role",
         "learner@540000049",
-        input="physics-is-fun-1\nphysics-is-fun-1\n",
     )
-    assert "created" in prompted.output
+    assert "created" in linked.output
+    assert re.search(r"^https?://\S+/account/setup/\S+$", linked.output, re.MULTILINE)
+    assert "Password" not in linked.output  # nothing asked, nothing chosen for them
     listing = run("user", "list").output
     assert "marie" in listing and "radiologist@" in listing
     assert "disabled" in run("user", "disable", "pierre").output
-    token = run("token", "create", "--user", "marie", "--name", "monitoring", "--scope", "metrics")
+    # A token never carries more than its user: a radiologist has no use for metrics.
+    beyond = run(
+        "token", "create", "--user", "marie", "--name", "m", "--scope", "metrics", ok=False
+    )
+    assert beyond.exit_code == 1 and "no use for metrics" in beyond.output
+    token = run("token", "create", "--user", "marie", "--name", "viewer", "--scope", "imaging:read")
     token_id = token.output.split()[1]
     assert token.output.strip().splitlines()[-1].startswith(f"cnc_{token_id}_")
     assert "revoked" in run("token", "revoke", token_id).output
@@ -106,7 +113,18 @@ def test_demo_load_is_repeatable_and_prints_credentials(run):
     first = run("demo", "load").output
     second = run("demo", "load").output
     assert "admin" in first and "CH Briey" in first
-    assert first == second  # same accounts, same passwords, nothing duplicated
+
+    def accounts(output):
+        return [line for line in output.splitlines() if "set-up link" not in line]
+
+    def links(output):
+        return re.findall(r"set-up link: (\S+)", output)
+
+    # Same accounts, same passwords, nothing duplicated; accounts that need a second factor
+    # get a fresh set-up link each time (the earlier one stops working).
+    assert accounts(first) == accounts(second)
+    assert len(links(first)) == len(links(second)) == 6
+    assert not set(links(first)) & set(links(second))
     assert run("user", "list").output.count("\n") == 10
 
 

@@ -13,8 +13,9 @@ from concilium.live import service as live_service
 from concilium.live.hls import HlsSigner
 from concilium.live.playback_web import CAPABILITY_PATHS, hls_signer
 from concilium.live.tables import LiveRecording
-from concilium.platform import accounts, audit, patients, sharing
+from concilium.platform import accounts, audit, notifications, patients, sharing
 from concilium.platform.db import transaction
+from concilium.platform.tables import AccountLink
 from concilium.services import SERVICES
 from concilium.telesurgery import procedures as ts_procedures
 from concilium.telesurgery.tables import QualificationRecord as TsQualification
@@ -107,6 +108,7 @@ def metz_objects(world):
             now=rt.now(),
         )
         alert_id = sharing.open_alerts(db, None)[0].id
+        notice = notifications.notify(db, staff.id, "test", "For the Metz coordinator", rt.now())
         live = live_service.create_session(
             db,
             actor,
@@ -173,6 +175,7 @@ def metz_objects(world):
             "token_id": token.split("_")[1],
             "share_id": share.id,
             "alert_id": alert_id,
+            "notification_id": notice.id,
             "site_id": world.metz.id,
             "patient_name": "SECRET",
             "username": staff.username,
@@ -216,7 +219,6 @@ ACTING_AT_METZ = {
         "json": {
             "username": "intruder",
             "full_name": "I",
-            "password": "long-password-1",
             "roles": [{"site_id": "{site_id}", "role": "admin"}],
         }
     },
@@ -236,7 +238,6 @@ ACTING_AT_METZ = {
         "data": {
             "username": "intruder",
             "full_name": "I",
-            "password": "long-password-1",
             "site_id": "{site_id}",
             "role": "admin",
         }
@@ -310,6 +311,8 @@ ACTING_AT_METZ = {
 # Bodies for object routes, so that the refusal comes from the policy and not validation.
 BODIES = {
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
+    ("POST", "/api/v1/users/{user_id}/reset-link"): {"json": {"code": "123456"}},
+    ("POST", "/admin/users/{user_id}/reset-link"): {"data": {"code": "123456"}},
     ("PUT", "/api/v1/patients/{patient_id}"): {"json": {"family_name": "X", "given_name": "Y"}},
     ("POST", "/api/v1/patients/{patient_id}/identifiers"): {"json": {"site_id": 2, "value": "B-1"}},
     ("POST", "/api/v1/patients/{patient_id}/merge"): {"json": {"duplicate_id": 999}},
@@ -393,9 +396,10 @@ NOT_SITE_SCOPED = {
     "/api/v1/sites",
     "/metrics",
     "/account",
+    "/account/password",
+    "/account/second-factor",
     "/logout",
     "/login/totp",
-    "/login/enrol",
     "/api/openapi.json",
     "/api/v1/emergency-access",
     "/emergency",
@@ -462,6 +466,7 @@ def test_wrong_site_is_refused_on_every_route(app, world, metz_objects):
         assert patient.family_name == "SECRET" and len(patient.identifiers) == 1
         assert not user.disabled
         assert accounts.user_by_username(db, "intruder") is None
+        assert db.execute(audit.select(AccountLink)).first() is None
         refusals = (
             db.execute(audit.select(audit.AuditEvent).where(audit.AuditEvent.outcome == "refused"))
             .scalars()

@@ -18,7 +18,7 @@ from concilium.config import Settings
 from concilium.platform import i18n
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import ServiceDescriptor, ServiceRuntime
-from concilium.services import LOCALE_FOLDERS, SERVICES, TOKEN_SCOPES
+from concilium.services import ACTIONS, LOCALE_FOLDERS, SERVICES
 
 T = TypeVar("T")
 
@@ -49,9 +49,9 @@ class Assembly:
     ) -> Assembly:
         """Build every runtime; nothing is started yet (see :meth:`open`)."""
         i18n.load_catalogues(LOCALE_FOLDERS)
-        runtime = runtime or Runtime.start(settings, TOKEN_SCOPES)
-        if not runtime.token_scopes:
-            runtime.token_scopes = TOKEN_SCOPES
+        runtime = runtime or Runtime.start(settings, ACTIONS)
+        if not runtime.actions:
+            runtime.actions = ACTIONS
         assembly = cls(runtime, services, [])
         for service in services:
             made = service.build_runtime(runtime, assembly)

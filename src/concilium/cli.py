@@ -10,13 +10,13 @@ import click
 
 from concilium.commands import Installation, cli_settings, cli_transaction, migrate_schema, operator
 from concilium.config import ROLES, Settings
-from concilium.platform import accounts, audit, authn, demo, totp
+from concilium.platform import account_links, accounts, audit, authn, demo, totp
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.audit_checkpoints import CheckpointLog, read_head
 from concilium.platform.db import utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.services import resolve
-from concilium.services import SCHEMA, SERVICES, TOKEN_SCOPES
+from concilium.services import ACTIONS, SCHEMA, SERVICES, TOKEN_SCOPES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -108,13 +108,21 @@ def user() -> None:
     multiple=True,
     help=f"ROLE@FINESS, repeatable; roles: {', '.join(ROLES)}.",
 )
-@click.option("--password", help="Initial password (asked for when absent).")
+@click.option(
+    "--password",
+    help="Initial password, for scripts and tests; without it, a set-up link is printed by "
+    "which the account's holder chooses their password and sets up their authenticator.",
+)
 @click.option("--profession", default="")
 @click.option("--specialty", default="")
 @click.option("--rpps", default=None, help="Eleven-digit practitioner number.")
 @click.option("--email", default="")
 @click.option("--platform-admin", is_flag=True, help="Administers the whole region.")
-@click.option("--with-totp", is_flag=True, help="Enrol a second factor now and print its key.")
+@click.option(
+    "--with-totp",
+    is_flag=True,
+    help="With --password: enrol a second factor now and print its key.",
+)
 def user_create(
     username: str,
     full_name: str,
@@ -129,8 +137,8 @@ def user_create(
 ) -> None:
     """Create an account (for the first administrator, and for scripts)."""
     settings = cli_settings()
-    if password is None:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if with_totp and password is None:
+        raise click.UsageError("--with-totp goes with --password; a set-up link enrols it")
     with cli_transaction(settings) as session:
         grants = []
         for spec in role_specs:
@@ -150,6 +158,13 @@ def user_create(
             is_platform_admin=platform_admin,
         )
         click.echo(f"user {created.id} created: {created.username}")
+        if password is None:
+            link = account_links.issue(session, settings, operator(), created, "setup", utcnow())
+            click.echo(
+                f"set-up link (works once, until {link.record.expires_at:%Y-%m-%d %H:%M} UTC; "
+                "give it to the account's holder):"
+            )
+            click.echo(link.url)
         if with_totp:
             secret = totp.new_secret()
             box = SecretBox(load_or_create_key(settings.data_dir, settings.secret_key))
@@ -209,7 +224,7 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
             list(scopes),
             days,
             utcnow(),
-            known_scopes=TOKEN_SCOPES,
+            actions=ACTIONS,
         )
         click.echo(f"token {issued.record.public_id} expires {issued.record.expires_at:%Y-%m-%d}")
         click.echo(issued.secret)
@@ -237,14 +252,23 @@ def demo_load() -> None:
     settings = cli_settings()
     migrate_schema(settings)
     key = load_or_create_key(settings.data_dir, settings.secret_key)
+    links: dict[str, str] = {}
     with cli_transaction(settings) as session:
         accounts_loaded = demo.load(session, key)
-    click.echo("Demo accounts (password shown; roles marked * set up an authenticator app")
-    click.echo("at first sign-in by scanning the QR code shown):")
-    required = set(settings.mfa_required_roles)
+        for a in accounts_loaded:
+            user = accounts.user_by_username(session, a.username)
+            # An account whose role needs a second factor enrols it through a link.
+            if user is not None and authn.mfa_required(user, settings) and not user.totp_secret:
+                issued = account_links.issue(session, settings, operator(), user, "setup", utcnow())
+                links[a.username] = issued.url
+    click.echo("Demo accounts (password shown). Accounts marked * need an authenticator app:")
+    click.echo("open the set-up link printed under them once, choose a password (the one shown")
+    click.echo("will do) and scan the QR code; each run prints new links.")
     for a in accounts_loaded:
-        mark = "*" if a.role in required or a.username == "admin" else " "
+        mark = "*" if a.username in links else " "
         click.echo(f"  {mark} {a.username:<18} {a.password:<24} {a.role:<20} {a.site}")
+        if a.username in links:
+            click.echo(f"      set-up link: {links[a.username]}")
 
 
 # --- audit ----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ effective values with secrets masked.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 from email.utils import parseaddr
@@ -78,7 +79,17 @@ class Settings(BaseSettings):
     lockout_minutes: int = Field(default=15, ge=1)
     """How long an account stays locked after too many failures."""
     login_ip_limit_per_minute: int = Field(default=20, ge=1)
-    """Login attempts accepted from one address per minute before throttling."""
+    """Failed sign-in attempts (passwords and second-factor codes alike) accepted from one
+    address per minute before its attempts are refused."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (``10.0.0.5``, ``10.0.0.0/24``, ``::1``) of the reverse proxies
+    in front of Concilium. Only a request whose peer is one of them has its
+    ``X-Forwarded-For`` read: from the right, the first address that is not a trusted proxy
+    is the client's (throttling, audit, sessions); what lies left of it was written by the
+    client and is ignored. Empty: the peer is the client, whatever the headers say."""
+    account_link_hours: int = Field(default=72, ge=1, le=24 * 14)
+    """How long a set-up link (new account) or reset link (password and second factor),
+    issued by an administrator, stays valid; it works once."""
     emergency_access_minutes: int = Field(default=60, ge=5)
     """How long a break-the-glass grant lasts."""
     token_max_days: int = Field(default=365, ge=1)
@@ -218,6 +229,16 @@ class Settings(BaseSettings):
             _host_port(value)
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is not an address or a network: {exc}") from exc
+        return value
+
     @field_validator("mfa_required_roles")
     @classmethod
     def _known_roles(cls, value: list[str]) -> list[str]:
@@ -267,6 +288,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'concilium.db').resolve()}"
+
+    @cached_property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``trusted_proxies`` as networks (an address is a network of one)."""
+        return tuple(ipaddress.ip_network(e.strip(), strict=False) for e in self.trusted_proxies)
 
     @cached_property
     def audit_syslog_destination(self) -> tuple[str, int] | None:

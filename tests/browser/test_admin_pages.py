@@ -51,14 +51,16 @@ def test_admin_signs_in_with_totp_and_creates_a_user(server, browser, artifacts,
 
     page.get_by_label("User name").fill("jdoe")
     page.get_by_label("Full name").fill("Dr Jeanne Doe")
-    page.get_by_label("Initial password").fill("welcome-to-metz-1")
     page.get_by_label("Profession").fill("Physician")
     page.get_by_label("Specialty").fill("Cardiology")
     page.get_by_label("RPPS number").fill("10001234567")
     page.get_by_label("Role").select_option(label="Specialist")
     page.get_by_role("button", name="Create user").click()
-    page.wait_for_url(re.compile(r".*/admin/users/\d+$"))
     assert page.get_by_role("heading", name=re.compile("Dr Jeanne Doe")).is_visible()
+    # No password is chosen for the new user: they get a set-up link, shown once.
+    assert page.get_by_role("heading", name="Set-up link for jdoe").is_visible()
+    link = page.locator("code.secret").inner_text().strip()
+    assert "/account/setup/" in link
 
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
     row = page.get_by_role("row", name=re.compile("jdoe"))
@@ -69,17 +71,20 @@ def test_admin_signs_in_with_totp_and_creates_a_user(server, browser, artifacts,
     name = "phone" if viewport is PHONE else "desktop"
     page.screenshot(path=str(artifacts / f"admin-users-{name}.png"), full_page=True)
 
-    # The new account signs in (specialists enrol an authenticator first).
+    # The new user opens the link: chooses a password and enrols an authenticator (their
+    # role needs one) in one page, and is signed in.
     other = browser.new_context(viewport=viewport, base_url=server.url).new_page()
-    other.goto("/login")
-    other.get_by_label("User name").fill("jdoe")
-    other.get_by_label("Password").fill("welcome-to-metz-1")
-    other.get_by_role("button", name="Sign in").click()
-    other.wait_for_url("**/login/enrol**")
+    other.goto(link)
+    assert other.get_by_role("heading", name="Set up your account").is_visible()
+    other.get_by_label("New password", exact=True).fill("welcome-to-metz-1")
+    other.get_by_label("New password again").fill("welcome-to-metz-1")
     assert other.locator("figure.qr svg").is_visible()
     secret = other.locator("code.secret").inner_text().strip()
     other.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
-    other.get_by_role("button", name="Confirm").click()
+    overflow = other.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0
+    other.screenshot(path=str(artifacts / f"account-setup-{name}.png"), full_page=True)
+    other.get_by_role("button", name="Save and sign in").click()
     other.wait_for_url(f"{server.url}/")
     assert other.get_by_role("heading", name="Welcome, Dr Jeanne Doe").is_visible()
     other.context.close()

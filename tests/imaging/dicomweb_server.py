@@ -16,7 +16,7 @@ from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import Site, User
-from concilium.services import TOKEN_SCOPES
+from concilium.services import ACTIONS
 from serving import running_server
 
 SCOPES = ("imaging:read", "imaging:write")
@@ -98,7 +98,7 @@ def _token(runtime: Runtime, user: User, scopes: tuple[str, ...] = SCOPES) -> st
             list(scopes),
             30,
             runtime.now(),
-            known_scopes=TOKEN_SCOPES,
+            actions=ACTIONS,
         )
         return issued.secret
 

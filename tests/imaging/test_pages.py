@@ -225,7 +225,10 @@ def test_an_administrator_rejects_a_study_with_a_reason(app, world, studies):
     radiologist = signed_in(world, app, "metz-radio", (world.metz, "radiologist"))
     refused = radiologist.post(f"/imaging/studies/{uid}/reject", data={"reason": "113001"})
     assert refused.status_code == 403
-    admin = signed_in(world, app, "metz-admin", (world.metz, "admin"))
+    # The administrator's role alone opens no images: rejecting one needs seeing it.
+    alone = signed_in(world, app, "metz-it", (world.metz, "admin"))
+    assert alone.get(f"/imaging/studies/{uid}").status_code == 404
+    admin = signed_in(world, app, "metz-admin", (world.metz, "admin"), (world.metz, "radiologist"))
     page = admin.get(f"/imaging/studies/{uid}").text
     assert "Rejected for quality reasons" in page and "Delete study" in page
     bad = admin.post(f"/imaging/studies/{uid}/reject", data={"reason": "999"})
@@ -241,7 +244,7 @@ def test_an_administrator_rejects_a_study_with_a_reason(app, world, studies):
 
 def test_an_administrator_deletes_a_study_and_its_files(app, world, studies):
     uid = studies["martin"]
-    admin = signed_in(world, app, "metz-admin", (world.metz, "admin"))
+    admin = signed_in(world, app, "metz-admin", (world.metz, "admin"), (world.metz, "radiologist"))
     with world.runtime.sessions() as db:
         before = statistics(db, world.metz.id)
         files = [i.address for i in stored_instances(db, uid)]

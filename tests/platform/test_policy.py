@@ -11,6 +11,7 @@ from concilium.platform.policy import (
     Rule,
     Target,
     decide,
+    scopes_within,
     visible_sites,
 )
 from concilium.services import ACTIONS
@@ -91,6 +92,22 @@ def test_break_the_glass_grants_that_patient_only_and_is_marked():
     assert not decide(p, PlatformAction.PATIENT_MERGE, patient_at(METZ, pid=7)).allowed
 
 
+def test_break_the_glass_reads_and_never_writes():
+    p = person({BRIEY: {"referring_physician", "specialist"}}, emergency_patient_ids=frozenset({7}))
+    target = patient_at(METZ, pid=7)
+    assert decide(p, PlatformAction.CONSENT_READ, target).emergency
+    for action in (
+        PlatformAction.PATIENT_WRITE,
+        PlatformAction.CONSENT_RECORD,
+        PlatformAction.SHARE_MANAGE,
+        PlatformAction.PATIENT_MERGE,
+    ):
+        assert not decide(p, action, target).allowed, action
+    # Across every service: what an emergency grant opens is read, never written.
+    granted = sorted(a.value for a in ACTIONS if a.rule.via_emergency)
+    assert granted and all(name.endswith(".read") for name in granted), granted
+
+
 def test_token_scopes_narrow_but_never_widen():
     admin_token = person({METZ: {"admin"}}, scopes=frozenset({"admin"}))
     assert decide(
@@ -127,6 +144,74 @@ def test_site_admin_only_administers_own_site():
         admin, PlatformAction.USER_MANAGE, Target("user", site_ids=frozenset({BRIEY}))
     ).allowed
     assert not decide(admin, PlatformAction.SITE_MANAGE).allowed
+
+
+def account_at(*sites, owner=11, everywhere=False):
+    return Target(
+        "user", site_ids=frozenset(sites), owner_user_id=owner, reaches_every_site=everywhere
+    )
+
+
+def test_an_account_is_managed_only_by_who_administers_all_it_reaches():
+    metz_admin = person({METZ: {"admin"}})
+    for action in (PlatformAction.USER_MANAGE, PlatformAction.TOKEN_MANAGE):
+        assert decide(metz_admin, action, account_at(METZ)).allowed
+        assert not decide(metz_admin, action, account_at(METZ, BRIEY)).allowed
+        # The platform administrator, also administrator at Metz, reaches every site.
+        assert not decide(metz_admin, action, account_at(METZ, everywhere=True)).allowed
+        assert not decide(metz_admin, action, account_at()).allowed
+        both = person({METZ: {"admin"}, BRIEY: {"admin"}})
+        assert decide(both, action, account_at(METZ, BRIEY)).allowed
+        it = person({}, is_platform_admin=True)
+        assert decide(it, action, account_at(METZ, everywhere=True)).allowed
+
+
+def test_nobody_manages_their_own_rights():
+    assert not decide(
+        person({METZ: {"admin"}}), PlatformAction.USER_MANAGE, account_at(METZ, owner=10)
+    ).allowed
+    assert not decide(
+        person({}, is_platform_admin=True),
+        PlatformAction.USER_MANAGE,
+        account_at(METZ, owner=10, everywhere=True),
+    ).allowed
+    # Their own tokens, yes.
+    assert decide(
+        person({METZ: {"learner"}}), PlatformAction.TOKEN_MANAGE, account_at(METZ, owner=10)
+    ).allowed
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        PlatformAction.PATIENT_READ,
+        PlatformAction.CONSENT_READ,
+        PlatformAction.PATIENT_WRITE,
+        PlatformAction.CONSENT_RECORD,
+        PlatformAction.SHARE_MANAGE,
+        ImagingAction.STUDY_READ,
+    ],
+)
+def test_a_site_administrator_reads_and_writes_no_patient_data(action):
+    target = study_at(METZ) if action is ImagingAction.STUDY_READ else patient_at(METZ)
+    assert not decide(person({METZ: {"admin"}}), action, target).allowed
+    assert not decide(person({METZ: {"admin"}}, scopes=None), action, target).allowed
+
+
+def test_a_site_administrator_merges_duplicate_identities():
+    assert decide(person({METZ: {"admin"}}), PlatformAction.PATIENT_MERGE, patient_at(METZ)).allowed
+    assert not decide(
+        person({METZ: {"coordinator"}}), PlatformAction.PATIENT_MERGE, patient_at(METZ)
+    ).allowed
+
+
+def test_a_token_never_carries_more_than_its_user():
+    coordinator = scopes_within(person({METZ: {"coordinator"}}), ACTIONS)
+    assert {"patients:read", "patients:write"} <= coordinator
+    assert "audit:read" not in coordinator and "metrics" not in coordinator
+    it = scopes_within(person({}, is_platform_admin=True), ACTIONS)
+    assert "admin" in it and "audit:read" in it
+    assert not {"patients:read", "imaging:read", "live:read"} & it
 
 
 def test_own_account_and_tokens_are_self_service():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
+from concilium.platform.errors import InvalidInput
 from concilium.platform.tables import Alert, AuditEvent, Patient, PatientIdentifier
 
 
@@ -72,8 +74,8 @@ def test_identifier_is_unique_per_site(client, world):
 
 
 def test_merge_moves_identifiers_and_consent(client, world):
-    admin = world.user("adm", (world.metz, "admin"), (world.briey, "admin"))
-    h = bearer(world, admin, "patients:read", "patients:write")
+    coord = world.user("coord", (world.metz, "coordinator"), (world.briey, "coordinator"))
+    h = bearer(world, coord, "patients:read", "patients:write")
     a = create(client, h, world.metz, "MTZ-1").json()["id"]
     b = create(client, h, world.briey, "BRY-1").json()["id"]
     consent = client.post(
@@ -82,13 +84,21 @@ def test_merge_moves_identifiers_and_consent(client, world):
         json={"purpose": "mdt_presentation", "decision": "granted", "site_id": world.briey.id},
     )
     assert consent.status_code == 201
-    merged = client.post(f"/api/v1/patients/{a}/merge", headers=h, json={"duplicate_id": b})
+    # Identity vigilance is the administrators' of both sites, who read no clinical data.
+    admin = world.user("adm", (world.metz, "admin"), (world.briey, "admin"))
+    ha = bearer(world, admin, "patients:write")
+    assert (
+        client.post(f"/api/v1/patients/{a}/merge", headers=h, json={"duplicate_id": b}).status_code
+        == 403
+    )
+    merged = client.post(f"/api/v1/patients/{a}/merge", headers=ha, json={"duplicate_id": b})
     assert merged.status_code == 200
     assert len(merged.json()["identifiers"]) == 2
+    assert client.get(f"/api/v1/patients/{a}/consents", headers=ha).status_code == 403
     standing = client.get(f"/api/v1/patients/{a}/consents", headers=h).json()["standing"]
     assert standing["mdt_presentation"] == "granted"
     assert client.get(f"/api/v1/patients/{b}", headers=h).json()["merged_into"] == a
-    again = client.post(f"/api/v1/patients/{a}/merge", headers=h, json={"duplicate_id": b})
+    again = client.post(f"/api/v1/patients/{a}/merge", headers=ha, json={"duplicate_id": b})
     assert again.status_code == 409
 
 
@@ -224,11 +234,14 @@ def test_break_the_glass_is_justified_time_boxed_alerted_and_audited(client, wor
     assert len(alerts) == 1 and alerts[0]["kind"] == "break-the-glass"
     clock.advance(minutes=world.runtime.settings.emergency_access_minutes + 1)
     assert client.get(f"/api/v1/patients/{pid}", headers=her).status_code == 403
-    # The learner role cannot break the glass.
+    # The learner role cannot break the glass (nor hold a token for it).
     learner = world.user("learner", (world.briey, "learner"))
-    refused = client.post(
+    with pytest.raises(InvalidInput):
+        bearer(world, learner, "patients:read")
+    browser = world.client(client.app)
+    browser.headers["x-csrf-token"] = world.sign_in(browser, learner)
+    refused = browser.post(
         "/api/v1/emergency-access",
-        headers=bearer(world, learner, "patients:read"),
         json={
             "site_id": world.metz.id,
             "identifier": "MTZ-1",
@@ -240,13 +253,18 @@ def test_break_the_glass_is_justified_time_boxed_alerted_and_audited(client, wor
 
 def test_platform_admin_does_not_read_patients(client, world):
     coord = world.user("coord", (world.metz, "coordinator"))
-    it = world.user("it", platform_admin=True)
+    it = world.user("it", platform_admin=True, with_totp=True)
     pid = create(
         client, bearer(world, coord, "patients:read", "patients:write"), world.metz, "MTZ-1"
     ).json()["id"]
-    h = bearer(world, it, "patients:read", "admin")
-    assert client.get(f"/api/v1/patients/{pid}", headers=h).status_code == 403
-    assert client.get("/api/v1/users", headers=h).status_code == 200
+    # Not through a session, and not even a token for it can be issued.
+    browser = world.client(client.app)
+    world.sign_in(browser, it)
+    assert browser.get(f"/api/v1/patients/{pid}").status_code == 403
+    assert browser.get(f"/patients/{pid}").status_code == 403
+    with pytest.raises(InvalidInput):
+        bearer(world, it, "patients:read", "admin")
+    assert client.get("/api/v1/users", headers=bearer(world, it, "admin")).status_code == 200
 
 
 def test_bad_input_is_a_problem_and_writes_nothing(client, world):
@@ -399,3 +417,123 @@ def test_audit_entries_name_role_and_site_of_the_actor(client, world):
     entry = audit_rows(world, action="patient.read", patient_id=pid)[-1]
     assert (entry.actor, entry.role, entry.site_id) == ("coord-audit", "coordinator", world.metz.id)
     assert entry.ip == "testclient"
+
+
+def test_break_the_glass_reads_only_and_access_ends_with_the_grant(client, world, clock):
+    """An emergency grant lets a physician read; it never lets them write the patient into
+    their own site (an identifier there would make the access permanent), record consent,
+    share or change the record. Once it expires, nothing is left."""
+    coord = world.user("coord", (world.metz, "coordinator"))
+    er = world.user("briey-er", (world.briey, "referring_physician"))
+    pid = create(
+        client, bearer(world, coord, "patients:read", "patients:write"), world.metz, "MTZ-1"
+    ).json()["id"]
+    her = bearer(world, er, "patients:read", "patients:write")
+    opened = client.post(
+        "/api/v1/emergency-access",
+        headers=her,
+        json={
+            "site_id": world.metz.id,
+            "identifier": "MTZ-1",
+            "justification": "unconscious patient transferred, allergies unknown",
+        },
+    )
+    assert opened.status_code == 201
+    assert client.get(f"/api/v1/patients/{pid}", headers=her).status_code == 200
+    assert client.get(f"/api/v1/patients/{pid}/consents", headers=her).status_code == 200
+    writes = {
+        "identifier at the physician's own site": client.post(
+            f"/api/v1/patients/{pid}/identifiers",
+            headers=her,
+            json={"site_id": world.briey.id, "value": "BRY-1"},
+        ),
+        "demographics": client.put(
+            f"/api/v1/patients/{pid}",
+            headers=her,
+            json={"family_name": "DUPONT", "given_name": "Jeanne", "sex": "F"},
+        ),
+        "consent": client.post(
+            f"/api/v1/patients/{pid}/consents",
+            headers=her,
+            json={"purpose": "teaching", "decision": "granted", "site_id": world.briey.id},
+        ),
+        "share to the physician's site": client.post(
+            f"/api/v1/patients/{pid}/shares",
+            headers=her,
+            json={
+                "to_site_id": world.briey.id,
+                "expires_at": (clock.now + timedelta(days=300)).isoformat(),
+            },
+        ),
+    }
+    assert {what: r.status_code for what, r in writes.items()} == dict.fromkeys(writes, 403)
+    with world.runtime.sessions() as db:
+        kept = db.execute(select(PatientIdentifier.site_id)).scalars().all()
+    assert kept == [world.metz.id]
+    # The emergency page shows the record without a form that writes.
+    browser = world.client(client.app)
+    world.sign_in(browser, er)
+    page = browser.get(f"/patients/{pid}").text
+    assert "Emergency access" in page
+    assert f"/patients/{pid}/identifiers" not in page and f"/patients/{pid}/consents" not in page
+    clock.advance(minutes=world.runtime.settings.emergency_access_minutes + 1)
+    assert client.get(f"/api/v1/patients/{pid}", headers=her).status_code == 403
+    assert client.get("/api/v1/patients", headers=her).json() == []
+    world.sign_in(browser, er)  # the earlier session has gone idle meanwhile
+    assert browser.get(f"/patients/{pid}").status_code == 403
+
+
+def _store_study(world, site, tmp_path, patient_name, patient_id):
+    """A one-image CT study sent by a modality of ``site``; its Study Instance UID."""
+    from concilium.imaging import service as imaging
+    from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
+    from concilium.platform import audit
+    from concilium.platform.policy import Principal
+
+    rt = world.runtime
+    study = SyntheticStudy("admin-reads", SyntheticPatient(patient_name, patient_id))
+    (path,) = generate_ct_series(tmp_path / "ct", 1, study=study, rows=16, columns=16)
+    archive = imaging.Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus, clock=rt.now)
+    modality = Principal(0, "modality", {site.id: frozenset({"technologist"})})
+    imaging.ingest(
+        archive,
+        imaging.Sender(modality, audit.Actor(None, "modality"), site.id),
+        [path.read_bytes()],
+    )
+    return study.study_instance_uid
+
+
+def test_a_site_administrator_reads_no_patient_data(client, world, tmp_path):
+    """Administering a hospital's accounts opens neither its patients' files nor their
+    images: reading patient data needs a clinical role."""
+    coord = world.user("coord", (world.metz, "coordinator"))
+    pid = create(
+        client, bearer(world, coord, "patients:read", "patients:write"), world.metz, "MTZ-1"
+    ).json()["id"]
+    uid = _store_study(world, world.metz, tmp_path, "SECRET^NAME", "MTZ-1")
+    metz_admin = world.user("metz-admin", (world.metz, "admin"), with_totp=True)
+    browser = world.client(client.app)
+    browser.headers["x-csrf-token"] = world.sign_in(browser, metz_admin)
+    assert browser.get(f"/patients/{pid}").status_code == 403
+    assert browser.get(f"/api/v1/patients/{pid}").status_code == 403
+    assert browser.get(f"/api/v1/patients/{pid}/consents").status_code == 403
+    assert browser.get("/api/v1/patients").json() == []
+    assert "DUPONT" not in browser.get("/patients?q=dupont").text
+    assert browser.get(f"/imaging/studies/{uid}").status_code == 404
+    assert browser.get(f"/imaging/studies/{uid}/viewer").status_code in (403, 404)
+    assert "SECRET" not in browser.get("/dicomweb/studies").text
+    assert browser.get(f"/dicomweb/studies/{uid}/metadata").status_code in (403, 404)
+    # Nor does it write them: registering, consent and shares belong to the clinical staff.
+    assert create(browser, {}, world.metz, "MTZ-2").status_code == 403
+    consent = browser.post(
+        f"/api/v1/patients/{pid}/consents",
+        json={"purpose": "teaching", "decision": "granted", "site_id": world.metz.id},
+    )
+    assert consent.status_code == 403
+    # The same person with a clinical role at the site reads, as that role.
+    world_doctor = world.user(
+        "metz-radio", (world.metz, "admin"), (world.metz, "radiologist"), with_totp=True
+    )
+    doctor = world.client(client.app)
+    world.sign_in(doctor, world_doctor)
+    assert doctor.get(f"/patients/{pid}").status_code == 200

@@ -3,11 +3,18 @@ their CSRF token, API tokens that expire."""
 
 from __future__ import annotations
 
-import pyotp
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import timedelta
+
+import psycopg
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from concilium.platform.db import transaction
-from concilium.platform.tables import AuditEvent, User, WebSession
+from concilium.platform.tables import Alert, AuditEvent, Notification, User, WebSession
 
 
 def audit_actions(world, outcome=None):
@@ -48,25 +55,24 @@ def test_totp_code_cannot_be_replayed(client, world):
     assert other.post("/login/totp", data={"code": code, "csrf_token": csrf}).status_code == 401
 
 
-def test_role_requiring_mfa_must_enrol_with_qr_code(client, world):
+def test_no_second_factor_is_enrolled_at_a_first_sign_in(client, world):
+    """Whoever knows an account's first password (its administrator, a shoulder) cannot
+    enrol their own authenticator on it: a second factor comes through a set-up link."""
     user = world.user("dr-new", (world.metz, "radiologist"))
     response = world.start_login(client, user.username)
-    assert response.headers["location"].startswith("/login/enrol")
-    page = client.get("/login/enrol")
-    assert page.status_code == 200
-    assert "<svg" in page.text  # the QR code, inline
-    secret = page.text.split('class="secret" data-copy>')[1].split("<")[0]
-    sealed = world.hidden(page.text, "sealed")
-    csrf = world.hidden(page.text)
-    bad = client.post("/login/enrol", data={"sealed": sealed, "code": "123456", "csrf_token": csrf})
-    assert bad.status_code == 422
-    code = pyotp.TOTP(secret).at(world.runtime.now())
-    done = client.post("/login/enrol", data={"sealed": sealed, "code": code, "csrf_token": csrf})
-    assert done.status_code == 303
-    assert client.get("/").status_code == 200
+    assert response.status_code == 401
+    assert "set-up link" in response.text
+    assert client.get("/login/enrol").status_code in (303, 404)
+    assert client.get("/").status_code == 303
     with world.runtime.sessions() as db:
         stored = db.get(User, user.id)
-        assert stored is not None and stored.totp_secret and secret not in stored.totp_secret
+        assert stored is not None and stored.totp_secret is None
+        assert db.execute(select(WebSession)).first() is None
+
+
+def error_of(page):
+    start = page.index('role="alert">') + len('role="alert">')
+    return page[start : page.index("<", start)]
 
 
 def test_user_without_mfa_role_signs_in_with_password_only(client, world):
@@ -79,10 +85,13 @@ def test_lockout_after_repeated_failures(client, world, clock):
     user = world.user("coord-lock", (world.metz, "coordinator"))
     for _ in range(world.runtime.settings.login_max_failures):
         assert world.start_login(client, user.username, "wrong-password-1").status_code == 401
-    # Even the right password is refused while locked.
+    # Even the right password is refused while locked, with the answer an unknown user
+    # gets: the refusal tells nobody that the account exists.
     locked = world.start_login(client, user.username)
-    assert locked.status_code == 401
-    assert "locked" in locked.text
+    unknown = world.start_login(client, "nobody-here", "wrong-password-1")
+    assert locked.status_code == unknown.status_code == 401
+    assert "locked" not in locked.text
+    assert error_of(locked.text) == error_of(unknown.text) == "unknown user name or wrong password"
     clock.advance(minutes=world.runtime.settings.lockout_minutes + 1)
     assert world.start_login(client, user.username).status_code == 303
     assert "auth.login" in audit_actions(world, "refused")
@@ -143,7 +152,6 @@ def test_state_changing_forms_need_csrf_token(client, world):
     form = {
         "username": "newbie",
         "full_name": "New Bie",
-        "password": "long-enough-pass-1",
         "site_id": str(world.metz.id),
         "role": "learner",
     }
@@ -151,7 +159,7 @@ def test_state_changing_forms_need_csrf_token(client, world):
     assert client.post("/admin/users", data={**form, "csrf_token": "forged"}).status_code == 403
     assert client.post("/logout", data={}).status_code == 403
     created = client.post("/admin/users", data={**form, "csrf_token": csrf})
-    assert created.status_code == 303
+    assert created.status_code == 201
     # JSON calls with the session cookie need the header instead.
     assert client.post("/api/v1/users/1/disable").status_code == 403
 
@@ -249,3 +257,124 @@ def test_transaction_helper_rolls_back(world):
         pass
     with world.runtime.sessions() as db:
         assert len(db.execute(select(User)).scalars().all()) == len(before)
+
+
+def wrong_code(world, user):
+    """A six-digit code the authenticator shows at no step accepted now."""
+    now = world.runtime.now()
+    accepted = {world.code(user, now + timedelta(seconds=s)) for s in (-30, 0, 30)}
+    return next(c for c in ("000000", "111111", "222222", "333333") if c not in accepted)
+
+
+def second_factor(client, world, code):
+    csrf = world.csrf(client, "/login/totp")
+    return client.post("/login/totp", data={"code": code, "csrf_token": csrf})
+
+
+def test_second_factor_failures_count_across_sign_ins_and_lock(client, world, clock):
+    """Someone who knows the password signs in again before every guess of the code: the
+    failures still add up, lock the account, and lock it longer each time."""
+    user = world.user("dr-brute", (world.metz, "radiologist"), with_totp=True)
+    limit = world.runtime.settings.login_max_failures
+    for _ in range(limit):
+        assert world.start_login(client, user.username).status_code == 303
+        assert second_factor(client, world, wrong_code(world, user)).status_code == 401
+    # Locked: the password no longer leads to the second factor, and the right code is
+    # refused even from a session opened before.
+    refused = world.start_login(client, user.username)
+    assert refused.status_code == 401
+    assert client.get("/login/totp").status_code == 303
+    clock.advance(minutes=world.runtime.settings.lockout_minutes - 1)
+    assert world.start_login(client, user.username).status_code == 401
+    clock.advance(minutes=2)
+    # Unlocked, but the count goes on: the next run of failures locks twice as long.
+    for _ in range(limit):
+        assert world.start_login(client, user.username).status_code == 303
+        assert second_factor(client, world, wrong_code(world, user)).status_code == 401
+    clock.advance(minutes=world.runtime.settings.lockout_minutes + 1)
+    assert world.start_login(client, user.username).status_code == 401
+    clock.advance(minutes=world.runtime.settings.lockout_minutes)
+    assert world.start_login(client, user.username).status_code == 303
+    assert second_factor(client, world, world.code(user)).status_code == 303
+    with world.runtime.sessions() as db:
+        alerts = db.execute(select(Alert.kind)).scalars().all()
+        notices = (
+            db.execute(select(Notification.kind).where(Notification.user_id == user.id))
+            .scalars()
+            .all()
+        )
+    # The administrators and the person learn that someone holds the password.
+    assert alerts.count("second-factor-lock") == 2
+    assert notices.count("second-factor-lock") == 2
+
+
+def test_second_factor_attempts_are_throttled_per_address(client, world, clock):
+    world.runtime.settings.login_ip_limit_per_minute = 3
+    user = world.user("dr-spread", (world.metz, "radiologist"), with_totp=True)
+    assert world.start_login(client, user.username).status_code == 303
+    for _ in range(3):
+        assert second_factor(client, world, wrong_code(world, user)).status_code == 401
+    # Refused before the code is even looked at: the right one too.
+    throttled = second_factor(client, world, world.code(user))
+    assert throttled.status_code == 429
+    clock.advance(minutes=1)
+    assert second_factor(client, world, world.code(user)).status_code == 303
+
+
+@contextmanager
+def row_held(database_url, table, row_id):
+    """Hold a write lock on one row (PostgreSQL) or on the whole database (SQLite) from
+    another connection; yields a function waiting until ``n`` requests queue behind it."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        conn = psycopg.connect(host=url.host, port=url.port, user=url.username, dbname=url.database)
+        conn.execute(f"SELECT id FROM {table} WHERE id = %s FOR UPDATE", (row_id,))
+        watcher = psycopg.connect(
+            host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
+        )
+
+        def queued(n):
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                waiting = watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                ).fetchone()[0]
+                if waiting >= n:
+                    return
+                time.sleep(0.05)
+            raise AssertionError(f"{n} requests never queued behind the held row")
+
+        try:
+            yield queued
+        finally:
+            conn.rollback()
+            conn.close()
+            watcher.close()
+        return
+    conn = sqlite3.connect(url.database, isolation_level=None, timeout=30)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield lambda n: time.sleep(0.5)
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
+def test_one_code_signs_in_once_from_two_concurrent_requests(app, world, database_url):
+    """Two browsers past the password send the same code at the same instant: one wins.
+    On PostgreSQL both requests are held at the user's row until both are in flight."""
+    user = world.user("dr-race", (world.metz, "radiologist"), with_totp=True)
+    browsers = [world.client(app) for _ in range(2)]
+    forms = []
+    for browser in browsers:
+        assert world.start_login(browser, user.username).status_code == 303
+        forms.append(world.csrf(browser, "/login/totp"))
+    code = world.code(user)
+    with ThreadPoolExecutor(2) as pool, row_held(database_url, "users", user.id) as queued:
+        sent = [
+            pool.submit(b.post, "/login/totp", data={"code": code, "csrf_token": csrf})
+            for b, csrf in zip(browsers, forms, strict=True)
+        ]
+        queued(2)
+    assert sorted(f.result().status_code for f in sent) == [303, 401]

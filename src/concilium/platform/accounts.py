@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from concilium.config import ROLES
 from concilium.platform import audit
-from concilium.platform.errors import Conflict, InvalidInput, NotFound
-from concilium.platform.passwords import hash_password
-from concilium.platform.policy import Principal
+from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from concilium.platform.passwords import hash_password, unusable_hash
+from concilium.platform.policy import CLINICAL_ROLES, Principal
 from concilium.platform.tables import EmergencyGrant, Membership, Site, User
 
 FINESS_RE = re.compile(r"^\d{2}[0-9AB]\d{6}$")
@@ -33,6 +33,17 @@ class RoleGrant:
     def __post_init__(self) -> None:
         if self.role not in ROLES:
             raise InvalidInput(f"unknown role {self.role!r}; roles are {', '.join(ROLES)}")
+
+
+def check_office(is_platform_admin: bool, grants: Iterable[RoleGrant]) -> None:
+    """A platform administrator holds no clinical role: administrators administer, and never
+    read patient data (see :mod:`concilium.platform.policy`)."""
+    clinical = sorted({g.role for g in grants} & CLINICAL_ROLES)
+    if is_platform_admin and clinical:
+        raise InvalidInput(
+            f"a platform administrator holds no clinical role ({', '.join(clinical)}): "
+            "administrators administer, never read patient data"
+        )
 
 
 def create_site(session: Session, actor: audit.Actor, name: str, finess: str) -> Site:
@@ -79,7 +90,7 @@ def create_user(
     *,
     username: str,
     full_name: str,
-    password: str,
+    password: str | None,
     roles: Iterable[RoleGrant],
     email: str = "",
     profession: str = "",
@@ -97,6 +108,7 @@ def create_user(
     grants = list(roles)
     if not grants and not is_platform_admin:
         raise InvalidInput("a user needs at least one role at a site")
+    check_office(is_platform_admin, grants)
     for grant in grants:
         get_site(session, grant.site_id)
     if session.execute(select(User).where(User.username == username)).scalar_one_or_none():
@@ -110,7 +122,8 @@ def create_user(
         profession=profession.strip(),
         specialty=specialty.strip(),
         rpps=rpps or None,
-        password_hash=hash_password(password),
+        # Without a password, the holder chooses one through a set-up link.
+        password_hash=hash_password(password) if password is not None else unusable_hash(),
         is_platform_admin=is_platform_admin,
     )
     user.memberships = [Membership(site_id=g.site_id, role=g.role) for g in set(grants)]
@@ -187,7 +200,10 @@ def set_roles(
     roles: Iterable[RoleGrant],
 ) -> None:
     """Replace the user's roles at the sites the administrator manages (``None``: all sites)."""
+    if actor.user_id == user.id:
+        raise Forbidden("nobody changes the roles of their own account")
     wanted = set(roles)
+    check_office(user.is_platform_admin, wanted)
     for grant in wanted:
         if site_ids is not None and grant.site_id not in site_ids:
             raise InvalidInput(f"you do not administer site {grant.site_id}")

@@ -46,6 +46,10 @@ class Forbidden(ConciliumError):
     title = N_("Forbidden")
 
 
+class SecondFactorRefused(Forbidden):
+    """Acting on another person's account needs the actor's own second factor once more."""
+
+
 class TooManyRequests(ConciliumError):
     status = 429
     title = N_("Too many requests")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import secrets
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from concilium.platform.errors import InvalidInput
 
 MIN_LENGTH = 12
+UNUSABLE_PREFIX = "!"
+"""Marks a stored hash no password matches: an account whose holder has yet to choose one."""
 _hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
 _DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
 
@@ -24,9 +28,21 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+def unusable_hash() -> str:
+    """A stored hash no password matches, until the account's holder sets one (set-up link)."""
+    return UNUSABLE_PREFIX + secrets.token_hex(16)
+
+
+def has_usable_password(stored_hash: str) -> bool:
+    return not stored_hash.startswith(UNUSABLE_PREFIX)
+
+
 def verify_password(stored_hash: str | None, password: str) -> bool:
-    """Check a password; unknown users are checked against a dummy hash to equalise timing."""
+    """Check a password; unknown users, and accounts without a password yet, are checked
+    against a dummy hash so that the time taken tells nothing about the account."""
+    usable = stored_hash if stored_hash and has_usable_password(stored_hash) else None
     try:
-        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        matches = _hasher.verify(usable or _DUMMY_HASH, password)
     except (VerificationError, InvalidHashError):
         return False
+    return bool(matches and usable is not None)

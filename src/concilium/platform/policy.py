@@ -6,6 +6,22 @@ and on what (``Target``). Callers gather the facts (memberships, active shares, 
 break-the-glass grants); every action carries the rule that grants it, declared as data
 by the platform (:class:`PlatformAction`) and by each service beside its domain; this
 module decides and does nothing else.
+
+Who reads patient data. Only the clinical roles (``CLINICAL_ROLES``) read patients, their
+consent and their images, at a site owning them, through a share or, for a physician,
+through a break-the-glass grant (which reads and never writes). Administrators administer
+and never read patient data: a platform administrator's office grants no patient action,
+and a site's ``admin`` role is in none of the rules that read, write, record consent for or
+share a patient. What a site administrator keeps on patients is identity vigilance
+(``PATIENT_MERGE``): merging two records of one person moves identifiers and consent
+decisions between records known at their sites, an act on identities that shows no
+clinical content. A person who is both administrator and clinician holds both roles and
+reads as the clinician.
+
+Who administers whom. An account is managed (roles, disabling, API tokens, set-up and reset
+links) only by who administers every site its rights reach (``Rule.whole_reach``); an
+account whose rights reach every site, a platform administrator's, only by a platform
+administrator. Nobody manages the rights of their own account (``Rule.others_only``).
 """
 
 from __future__ import annotations
@@ -34,11 +50,19 @@ class Rule:
     via_share: bool = False
     """An active share of the target to the principal or their site grants it."""
     via_emergency: bool = False
-    """An active break-the-glass grant on the target's patient grants it."""
+    """An active break-the-glass grant on the target's patient grants it. Only reading
+    actions carry it: an emergency grant lets a physician read, and anything it would write
+    (an identifier at their own site, a share, consent) would outlive the grant."""
     self_service: bool = False
     """Granted when the target is the principal's own account."""
     platform_admin: bool = True
     """Platform administrators are granted it wherever the target lives."""
+    whole_reach: bool = False
+    """Granted by one of ``roles`` only when held at every site the target reaches, never
+    for a target reaching every site (an account is managed only by who administers all of
+    it: a site administrator cannot act on an account that also holds rights elsewhere)."""
+    others_only: bool = False
+    """Never granted on the principal's own account (nobody grants themselves a role)."""
 
 
 @dataclass(frozen=True)
@@ -63,12 +87,17 @@ class Action:
 ANY_ROLE = frozenset({"*"})
 """Roles of a rule granted to whoever holds any role (at the owning site, or any site)."""
 ADMIN = frozenset({"admin"})
-PATIENT_READERS = CLINICAL_ROLES | ADMIN
-"""Roles reading patient data at their own site."""
-PATIENT_WRITERS = frozenset({"admin", "coordinator", "referring_physician"})
-CONSENT_RECORDERS = frozenset(
-    {"admin", "coordinator", "referring_physician", "specialist", "radiologist"}
-)
+PATIENT_READERS = CLINICAL_ROLES
+"""Roles reading patient data (records, consent, images) at their own site: the clinical
+roles, never the administrator's."""
+PATIENT_WRITERS = frozenset({"coordinator", "referring_physician"})
+"""Roles registering patients and keeping their identity and identifiers (admissions,
+referrals); writing a record one may not read would be writing blind."""
+CONSENT_RECORDERS = frozenset({"coordinator", "referring_physician", "specialist", "radiologist"})
+"""Roles recording a patient's consent: the carers who ask the patient."""
+SHARERS = frozenset({"coordinator", "referring_physician", "radiologist", "specialist"})
+"""Roles sharing a patient's file or images with another site or person: a clinical
+decision to disclose."""
 
 
 class PlatformAction:
@@ -78,8 +107,9 @@ class PlatformAction:
     SITE_LIST = Action("site.list", Rule(ANY_ROLE, "", any_site=True, self_service=True))
     SITE_MANAGE = Action("site.manage", Rule(frozenset(), "admin"))
     USER_READ = Action("user.read", Rule(ADMIN, "admin", self_service=True))
-    USER_MANAGE = Action("user.manage", Rule(ADMIN, "admin"))
-    TOKEN_MANAGE = Action("token.manage", Rule(ADMIN, "admin", self_service=True))
+    USER_MANAGE = Action("user.manage", Rule(ADMIN, "admin", whole_reach=True, others_only=True))
+    # Anyone manages their own tokens; another person's only who administers all they reach.
+    TOKEN_MANAGE = Action("token.manage", Rule(ADMIN, "admin", self_service=True, whole_reach=True))
     # Patient data: granted by a role at the patient's sites, a share or a break-the-glass
     # grant, never by being a platform administrator (an IT role, not a clinical one).
     PATIENT_READ = Action(
@@ -92,10 +122,12 @@ class PlatformAction:
             platform_admin=False,
         ),
     )
+    # Writing needs a role at an owning site: a break-the-glass grant reads only, or the
+    # physician could add an identifier at their own site and own the patient for good.
     PATIENT_WRITE = Action(
-        "patient.write",
-        Rule(PATIENT_WRITERS, "patients:write", via_emergency=True, platform_admin=False),
+        "patient.write", Rule(PATIENT_WRITERS, "patients:write", platform_admin=False)
     )
+    # Identity vigilance: an act on identities at the administrator's sites (see above).
     PATIENT_MERGE = Action("patient.merge", Rule(ADMIN, "patients:write", platform_admin=False))
     CONSENT_READ = Action(
         "consent.read",
@@ -108,20 +140,19 @@ class PlatformAction:
         ),
     )
     CONSENT_RECORD = Action(
-        "consent.record",
-        Rule(CONSENT_RECORDERS, "patients:write", via_emergency=True, platform_admin=False),
+        "consent.record", Rule(CONSENT_RECORDERS, "patients:write", platform_admin=False)
     )
-    SHARE_MANAGE = Action(
-        "share.manage",
-        Rule(
-            frozenset({"admin", "coordinator", "referring_physician", "radiologist", "specialist"}),
-            "patients:write",
-            platform_admin=False,
-        ),
-    )
+    SHARE_MANAGE = Action("share.manage", Rule(SHARERS, "patients:write", platform_admin=False))
     EMERGENCY_REQUEST = Action(
         "emergency.request",
         Rule(EMERGENCY_ROLES, "patients:read", any_site=True, platform_admin=False),
+    )
+    # One's own password and second factor; proven again by the password (and the code).
+    CREDENTIALS_CHANGE = Action(
+        "credentials.change", Rule(frozenset(), "", self_service=True, platform_admin=False)
+    )
+    NOTIFICATION_MANAGE = Action(
+        "notification.manage", Rule(frozenset(), "", self_service=True, platform_admin=False)
     )
     AUDIT_READ = Action("audit.read", Rule(ADMIN, "audit:read"))
     AUDIT_EXPORT = Action("audit.export", Rule(frozenset(), "audit:read"))
@@ -140,6 +171,22 @@ def actions_of(namespace: type) -> tuple[Action, ...]:
 def token_scopes(actions: Iterable[Action]) -> frozenset[str]:
     """Every scope an API token can carry, given every action of the installation."""
     return frozenset(action.rule.scope for action in actions if action.rule.scope)
+
+
+def scopes_within(principal: Principal, actions: Iterable[Action]) -> frozenset[str]:
+    """The scopes a token of ``principal`` may carry: those of the actions their roles,
+    their office or their own account can be granted. A token never carries more than its
+    user (and acts, when used, with its user's rights of the moment)."""
+    return frozenset(
+        action.rule.scope
+        for action in actions
+        if action.rule.scope
+        and (
+            action.rule.self_service
+            or (principal.is_platform_admin and action.rule.platform_admin)
+            or principal.sites_with(action.rule.roles)
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -183,6 +230,9 @@ class Target:
     """Sites the target is actively shared with."""
     shared_user_ids: frozenset[int] = frozenset()
     """Users the target is actively shared with."""
+    reaches_every_site: bool = False
+    """The target carries rights at every site: a platform administrator's account, or a
+    token of theirs."""
 
 
 NOTHING = Target(kind="none")
@@ -216,13 +266,26 @@ def decide(principal: Principal | None, action: Action, target: Target = NOTHING
     rule = action.rule
     if not has_scope(principal, rule):
         return Decision(False, f"token lacks scope {rule.scope!r}")
-    if rule.self_service and target.owner_user_id == principal.user_id:
+    own = target.owner_user_id == principal.user_id
+    if rule.others_only and own:
+        return Decision(False, f"nobody may {action.value} for their own account")
+    if rule.self_service and own:
         return Decision(True, "own account", "self")
     if rule.self_service and target.kind == "none" and rule.any_site:
         return Decision(True, "signed in", "self")
     if principal.is_platform_admin and rule.platform_admin:
         return Decision(True, "platform administrator", "platform-admin")
     granting_sites = principal.sites_with(rule.roles)
+    if rule.whole_reach:
+        if target.reaches_every_site or not target.site_ids <= granting_sites:
+            return Decision(
+                False, f"{action.value}: this {target.kind} reaches beyond the sites you administer"
+            )
+        if target.site_ids:
+            return Decision(
+                True, "role held at every site the target reaches", "role", granting_sites
+            )
+        return Decision(False, f"{action.value} not permitted for this {target.kind}")
     if rule.any_site and granting_sites:
         return Decision(True, "role held at a site", "role", granting_sites)
     if granting_sites & target.site_ids:

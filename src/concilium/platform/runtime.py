@@ -14,6 +14,7 @@ from concilium.platform.audit_checkpoints import CheckpointLog
 from concilium.platform.db import make_engine, make_sessionmaker, utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.events import EventBus, make_bus
+from concilium.platform.policy import Action, token_scopes
 
 
 @dataclass
@@ -36,11 +37,16 @@ class Runtime:
     """Where signed checkpoints of the audit chain's head are written and read back."""
     clock: Callable[[], datetime] = field(default=utcnow)
     """The current time (tests move it by hand)."""
-    token_scopes: frozenset[str] = frozenset()
-    """Every scope an API token can carry in this installation (from every action)."""
+    actions: tuple[Action, ...] = ()
+    """Every action of the policy in this installation, the platform's and each service's."""
+
+    @property
+    def token_scopes(self) -> frozenset[str]:
+        """Every scope an API token can carry in this installation (from every action)."""
+        return token_scopes(self.actions)
 
     @classmethod
-    def start(cls, settings: Settings, token_scopes: frozenset[str] = frozenset()) -> Runtime:
+    def start(cls, settings: Settings, actions: tuple[Action, ...] = ()) -> Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.effective_database_url, serving=True)
         reader = make_engine(settings.effective_database_url, read_only=True)
@@ -52,7 +58,7 @@ class Runtime:
             read_sessions=make_sessionmaker(reader),
             box=SecretBox(key),
             bus=make_bus(settings.redis_url),
-            token_scopes=token_scopes,
+            actions=actions,
             audit_checkpoints=CheckpointLog.in_data_dir(
                 settings.data_dir, key, settings.audit_syslog_destination
             ),

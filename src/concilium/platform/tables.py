@@ -59,6 +59,9 @@ class User(Base):
     is_platform_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    """Wrong passwords since the last right one."""
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Wrong second-factor codes since the last right one, across sign-ins."""
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locale: Mapped[str | None] = mapped_column(String(8), nullable=True)
@@ -204,6 +207,39 @@ class Alert(Base):
     message: Mapped[str] = mapped_column(Text)
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     acknowledged_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+
+
+class AccountLink(Base):
+    """A single-use, expiring link by which a person sets their password and enrols their
+    second factor: set-up of a new account, or reset by an administrator. Only the hash of
+    its secret is stored."""
+
+    __tablename__ = "account_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    """``setup`` (a new account) or ``reset`` (password and second factor)."""
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    issued_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """The administrator who issued it (None: the operator at the command line)."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When a newer link for the same account replaced it."""
+
+
+class Notification(Base):
+    """Something a person must know about their own account (a token issued for them, a
+    reset link, a locked second factor), shown on their home page until dismissed."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    dismissed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class AuditEvent(Base):

@@ -10,11 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from concilium.config import ROLES
 from concilium.platform import authn
+from concilium.platform.account_links import IssuedLink
 from concilium.platform.accounts import list_sites, site_names
-from concilium.platform.errors import ConciliumError, InvalidInput
-from concilium.platform.policy import PlatformAction
+from concilium.platform.errors import ConciliumError, InvalidInput, SecondFactorRefused
+from concilium.platform.policy import PlatformAction, decide
 from concilium.platform.tables import User
 from concilium.portal import flows
+from concilium.portal.targets import user_target
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
@@ -88,7 +90,6 @@ def users_create(
     ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)],
     username: Annotated[str, Form(max_length=63)],
     full_name: Annotated[str, Form(max_length=200)],
-    password: Annotated[str, Form(max_length=1000)],
     site_id: Annotated[int, Form()],
     role: Annotated[str, Form(max_length=32)],
     email: Annotated[str, Form(max_length=200)] = "",
@@ -107,11 +108,10 @@ def users_create(
         "role": role,
     }
     try:
-        user = flows.create_user(
+        user, link = flows.create_user(
             ctx,
             username=username,
             full_name=full_name,
-            password=password,
             roles=[(site_id, role)],
             email=email,
             profession=profession,
@@ -123,7 +123,8 @@ def users_create(
         if exc.status == 403:
             raise
         return _users_view(request, ctx, exc.detail, form, exc.status)
-    return redirect_to(f"/admin/users/{user.id}")
+    # The set-up link is shown this once: only its hash is kept.
+    return _user_view(request, ctx, user, "", 201, link=link)
 
 
 @router.get("/admin/users/{user_id}")
@@ -134,8 +135,16 @@ def user_page(
     return _user_view(request, ctx, user, "")
 
 
-def _user_view(request: Request, ctx: Ctx, user: User, error: str, status: int = 200) -> Response:
+def _user_view(
+    request: Request,
+    ctx: Ctx,
+    user: User,
+    error: str,
+    status: int = 200,
+    link: IssuedLink | None = None,
+) -> Response:
     sites = site_names(ctx.db)
+    _, target = user_target(ctx.db, user.id)
     return render_page(
         request,
         "portal/user.html",
@@ -143,6 +152,9 @@ def _user_view(request: Request, ctx: Ctx, user: User, error: str, status: int =
         status,
         subject=user,
         sites=sites,
+        can_manage=decide(ctx.principal, PlatformAction.USER_MANAGE, target).allowed,
+        link=link,
+        link_hours=ctx.runtime.settings.account_link_hours,
         managed=_managed_sites(ctx),
         roles=ROLES,
         error=error,
@@ -170,6 +182,22 @@ async def user_roles(
         return redirect_to(f"/admin/users/{user_id}")
 
     return await run_in_threadpool(apply)  # the database is used off the event loop
+
+
+@router.post("/admin/users/{user_id}/reset-link")
+def user_reset_link(
+    request: Request,
+    user_id: int,
+    ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)],
+    code: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    """Issue a link resetting the account's password and second factor, shown once."""
+    try:
+        link = flows.issue_reset_link(ctx, user_id, code)
+    except (InvalidInput, SecondFactorRefused) as exc:
+        ctx.db.rollback()  # a refused code was counted and audited already
+        return _user_view(request, ctx, flows.read_user(ctx, user_id), exc.detail, exc.status)
+    return _user_view(request, ctx, flows.read_user(ctx, user_id), "", 201, link=link)
 
 
 @router.post("/admin/users/{user_id}/disable")

@@ -8,16 +8,19 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime
 
 from concilium.platform import audit
+from concilium.platform.account_links import IssuedLink
 from concilium.platform.patients import Demographics
 from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import Consent
 from concilium.portal import flows
 from concilium.portal.schemas import (
+    AccountLinkOut,
     AlertOut,
     AuditEventOut,
     ConsentIn,
     ConsentOut,
     ConsentSummary,
+    CreatedUserOut,
     DemographicsIn,
     EmergencyIn,
     EmergencyOut,
@@ -27,6 +30,7 @@ from concilium.portal.schemas import (
     MergeIn,
     PatientIn,
     PatientOut,
+    ResetLinkIn,
     RolesIn,
     ShareIn,
     ShareOut,
@@ -67,20 +71,35 @@ def list_users(ctx: Annotated[Ctx, gate(PlatformAction.USER_READ)]) -> list[User
     return [UserOut.of(u) for u in flows.list_users(ctx)]
 
 
+def _link_out(issued: IssuedLink) -> AccountLinkOut:
+    return AccountLinkOut(
+        url=issued.url, purpose=issued.record.purpose, expires_at=issued.record.expires_at
+    )
+
+
 @router.post("/users", status_code=201)
-def create_user(body: UserIn, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]) -> UserOut:
-    user = flows.create_user(
+def create_user(
+    body: UserIn, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]
+) -> CreatedUserOut:
+    user, link = flows.create_user(
         ctx,
         username=body.username,
         full_name=body.full_name,
-        password=body.password,
         roles=[(r.site_id, r.role) for r in body.roles],
         email=body.email,
         profession=body.profession,
         specialty=body.specialty,
         rpps=body.rpps,
     )
-    return UserOut.of(user)
+    return CreatedUserOut(**UserOut.of(user).model_dump(), setup_link=_link_out(link))
+
+
+@router.post("/users/{user_id}/reset-link", status_code=201)
+def reset_link(
+    user_id: int, body: ResetLinkIn, ctx: Annotated[Ctx, gate(PlatformAction.USER_MANAGE)]
+) -> AccountLinkOut:
+    """A single-use link resetting the account's password and second factor."""
+    return _link_out(flows.issue_reset_link(ctx, user_id, body.code))
 
 
 @router.get("/users/{user_id}")
@@ -114,7 +133,7 @@ def list_tokens(ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]) -> list[
 def issue_token(
     body: TokenIn, ctx: Annotated[Ctx, gate(PlatformAction.TOKEN_MANAGE)]
 ) -> IssuedTokenOut:
-    issued = flows.issue_token(ctx, body.name, body.scopes, body.days, body.user_id)
+    issued = flows.issue_token(ctx, body.name, body.scopes, body.days, body.user_id, body.code)
     return IssuedTokenOut(**TokenOut.of(issued.record).model_dump(), secret=issued.secret)
 
 

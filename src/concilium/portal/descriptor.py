@@ -20,6 +20,7 @@ SERVICE = ServiceDescriptor(
         "concilium.portal.api:router",
         "concilium.portal.signin:router",
         "concilium.portal.home:router",
+        "concilium.portal.account:router",
         "concilium.portal.admin:router",
         "concilium.portal.patients:router",
         "concilium.portal.emergency:router",
@@ -42,6 +43,7 @@ SERVICE = ServiceDescriptor(
     locale=Path(__file__).with_name("locale"),
     commands="concilium.portal.mail_commands:mail",
     runtime="concilium.portal.process:PlatformProcess",
-    # Probes for load balancers (they disclose nothing), and the sign-in page.
-    public_paths=frozenset({"/healthz", "/readyz", "/login"}),
+    # Probes for load balancers (they disclose nothing), the sign-in page, and the page of
+    # a set-up or reset link (its secret is the credential).
+    public_paths=frozenset({"/healthz", "/readyz", "/login", "/account/setup/{secret}"}),
 )

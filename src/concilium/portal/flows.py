@@ -9,9 +9,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from concilium.platform import accounts, audit, authn, patients, sharing
+from concilium.platform import (
+    account_links,
+    accounts,
+    audit,
+    authn,
+    notifications,
+    patients,
+    sharing,
+)
 from concilium.platform.accounts import RoleGrant
-from concilium.platform.errors import InvalidInput, NotFound
+from concilium.platform.errors import (
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    SecondFactorRefused,
+    TooManyRequests,
+    Unauthenticated,
+)
 from concilium.platform.policy import Action, PlatformAction, Target
 from concilium.platform.tables import (
     Alert,
@@ -19,6 +34,7 @@ from concilium.platform.tables import (
     AuditEvent,
     Consent,
     EmergencyGrant,
+    Notification,
     Patient,
     Share,
     Site,
@@ -54,13 +70,14 @@ def create_user(
     *,
     username: str,
     full_name: str,
-    password: str,
     roles: Sequence[tuple[int, str]],
     email: str = "",
     profession: str = "",
     specialty: str = "",
     rpps: str | None = None,
-) -> User:
+) -> tuple[User, account_links.IssuedLink]:
+    """A new account without a password, and the set-up link by which its holder chooses
+    one and enrols their second factor (shown once, to the administrator)."""
     grants = _grants(roles)
     if not grants:
         raise InvalidInput("a user needs at least one role at a site")
@@ -75,15 +92,16 @@ def create_user(
         ctx.actor,
         username=username,
         full_name=full_name,
-        password=password,
+        password=None,
         roles=grants,
         email=email,
         profession=profession,
         specialty=specialty,
         rpps=rpps,
     )
+    link = account_links.issue(ctx.db, ctx.runtime.settings, ctx.actor, user, "setup", ctx.now)
     ctx.commit()
-    return user
+    return user, link
 
 
 def list_users(ctx: Ctx) -> Sequence[User]:
@@ -119,14 +137,138 @@ def set_user_roles(ctx: Ctx, user_id: int, roles: Sequence[tuple[int, str]]) -> 
     return user
 
 
+def confirm_second_factor(ctx: Ctx, code: str | None, action: str, subject: User) -> None:
+    """Acting on another person's account needs the actor's own second factor once more: a
+    stolen session or API token is not enough. A refusal is audited and counted."""
+    if not ctx.user.totp_secret:
+        reason = "enrol a second factor on your own account first"
+    elif not code or not authn.check_totp(
+        ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now, ctx.actor.ip
+    ):
+        reason = "confirm with a current code of your authenticator"
+    else:
+        return
+    audit.record(
+        ctx.db,
+        ctx.actor,
+        action,
+        "refused",
+        object_kind="user",
+        object_id=subject.id,
+        detail={"reason": "second factor not confirmed"},
+    )
+    ctx.commit()
+    raise SecondFactorRefused(f"{reason} to act on another person's account")
+
+
+def issue_reset_link(ctx: Ctx, user_id: int, code: str | None) -> account_links.IssuedLink:
+    """A link resetting another person's password and second factor: issued by who
+    administers every site the account reaches, confirmed by their own second factor, and
+    notified to the person."""
+    user, target = user_target(ctx.db, user_id)
+    ctx.authorize(PlatformAction.USER_MANAGE, target)
+    confirm_second_factor(ctx, code, "account.reset_link", user)
+    link = account_links.issue(ctx.db, ctx.runtime.settings, ctx.actor, user, "reset", ctx.now)
+    ctx.commit()
+    return link
+
+
+# --- one's own credentials -------------------------------------------------------------------
+
+
+def _own_credentials(ctx: Ctx) -> None:
+    ctx.authorize(PlatformAction.CREDENTIALS_CHANGE, Target(kind="user", owner_user_id=ctx.user.id))
+    if ctx.web_session is None:
+        raise Forbidden("passwords and second factors are changed from a signed-in browser")
+
+
+def _counted_refusal(ctx: Ctx, action: str, exc: Unauthenticated | TooManyRequests) -> None:
+    """Keep a wrong password or code counted and audited, though the request fails."""
+    audit.record(ctx.db, ctx.actor, action, "failure", detail={"reason": exc.detail})
+    if authn.is_locked(ctx.user, ctx.now):
+        authn.end_all_sessions(ctx.db, ctx.user.id)
+    ctx.commit()
+
+
+def change_password(ctx: Ctx, current: str, new: str, again: str, code: str) -> authn.NewSession:
+    """Change one's own password (current password and second factor); every other session
+    ends, and this browser gets a fresh one."""
+    _own_credentials(ctx)
+    try:
+        authn.change_password(
+            ctx.db,
+            ctx.runtime.box,
+            ctx.runtime.settings,
+            ctx.user,
+            current=current,
+            new=new,
+            again=again,
+            code=code,
+            ip=ctx.actor.ip,
+            now=ctx.now,
+        )
+    except TooManyRequests as exc:
+        _counted_refusal(ctx, "auth.password.change", exc)
+        raise
+    except Unauthenticated as exc:
+        _counted_refusal(ctx, "auth.password.change", exc)
+        raise InvalidInput(exc.detail) from exc
+    ended = authn.end_all_sessions(ctx.db, ctx.user.id)
+    started = authn.start_session(ctx.db, ctx.user, ctx.actor.ip, ctx.now, mfa_verified=True)
+    audit.record(
+        ctx.db, ctx.actor, "auth.password.change", "success", detail={"sessions_ended": ended}
+    )
+    notifications.notify(
+        ctx.db,
+        ctx.user.id,
+        "account.password",
+        f"Your password was changed on {ctx.now:%Y-%m-%d %H:%M} UTC. If this was not you, "
+        "tell your administrator at once.",
+        ctx.now,
+    )
+    ctx.commit()
+    return started
+
+
+def enrol_second_factor(ctx: Ctx, current_password: str, secret: str, code: str) -> None:
+    """A signed-in person without a second factor adds one, proven by their password."""
+    _own_credentials(ctx)
+    if ctx.user.totp_secret:
+        raise InvalidInput("a second factor is enrolled already")
+    try:
+        authn.confirm_password(
+            ctx.db, ctx.runtime.settings, ctx.user, current_password, ctx.actor.ip, ctx.now
+        )
+    except TooManyRequests as exc:
+        _counted_refusal(ctx, "auth.totp.enrol", exc)
+        raise
+    except Unauthenticated as exc:
+        _counted_refusal(ctx, "auth.totp.enrol", exc)
+        raise InvalidInput(exc.detail) from exc
+    authn.enrol_totp(ctx.db, ctx.runtime.box, ctx.user, secret, code, ctx.now)
+    audit.record(
+        ctx.db, ctx.actor, "auth.totp.enrol", "success", object_kind="user", object_id=ctx.user.id
+    )
+    ctx.commit()
+
+
 # --- tokens --------------------------------------------------------------------------------
 
 
 def issue_token(
-    ctx: Ctx, name: str, scopes: Sequence[str], days: int, user_id: int | None = None
+    ctx: Ctx,
+    name: str,
+    scopes: Sequence[str],
+    days: int,
+    user_id: int | None = None,
+    code: str | None = None,
 ) -> authn.IssuedToken:
+    """A token for the caller, or for another person (whose whole reach the caller
+    administers, confirmed by the caller's second factor, and notified to that person)."""
     owner, target = user_target(ctx.db, user_id if user_id is not None else ctx.user.id)
     ctx.authorize(PlatformAction.TOKEN_MANAGE, target)
+    if owner.id != ctx.user.id:
+        confirm_second_factor(ctx, code, "token.create", owner)
     issued = authn.issue_token(
         ctx.db,
         ctx.runtime.settings,
@@ -136,7 +278,7 @@ def issue_token(
         scopes,
         days,
         ctx.now,
-        known_scopes=ctx.runtime.token_scopes,
+        actions=ctx.runtime.actions,
     )
     ctx.commit()
     return issued
@@ -325,6 +467,28 @@ def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str)
     )
     ctx.commit()
     return grant
+
+
+# --- notifications -------------------------------------------------------------------------
+
+
+def my_notifications(ctx: Ctx) -> Sequence[Notification]:
+    ctx.authorize(
+        PlatformAction.NOTIFICATION_MANAGE, Target(kind="notification", owner_user_id=ctx.user.id)
+    )
+    return notifications.pending(ctx.db, ctx.user.id)
+
+
+def dismiss_notification(ctx: Ctx, notice_id: int) -> None:
+    notice = notifications.get_notification(ctx.db, notice_id)
+    target = Target(kind="notification", id=str(notice.id), owner_user_id=notice.user_id)
+    try:
+        ctx.authorize(PlatformAction.NOTIFICATION_MANAGE, target)
+    except Forbidden:
+        # Another person's notification is not there for the caller; the attempt is audited.
+        raise NotFound(f"notification {notice_id} not found") from None
+    notifications.dismiss(ctx.db, ctx.actor, notice, ctx.now)
+    ctx.commit()
 
 
 # --- audit and alerts ----------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The home page of each person, their account page, and the administrators' alerts."""
+"""The home page of each person, with what they must know about their account, and the
+administrators' alerts."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from concilium.platform import authn
-from concilium.platform.accounts import list_sites, site_names
+from concilium.platform.accounts import list_sites
 from concilium.platform.policy import PlatformAction, Target, decide
 from concilium.portal import flows
 from concilium.web.context import Ctx, gate
@@ -18,7 +18,7 @@ from concilium.web.rendering import render_page
 router = APIRouter(include_in_schema=False)
 
 
-# --- home and account ---------------------------------------------------------------------------
+# --- home ---------------------------------------------------------------------------------
 
 
 @router.get("/")
@@ -37,6 +37,7 @@ def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Re
         ctx,
         sites=sites,
         alerts=alerts,
+        notifications=flows.my_notifications(ctx),
         can=lambda action: decide(p, action, _own_sites(ctx)).allowed,
         actions=PlatformAction,
         memberships=sorted((sites[s].name, sorted(r)) for s, r in p.roles.items() if s in sites),
@@ -47,17 +48,12 @@ def _own_sites(ctx: Ctx) -> Target:
     return Target(kind="site", site_ids=frozenset(ctx.principal.roles))
 
 
-@router.get("/account")
-def account(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Response:
-    ctx.authorize(PlatformAction.HOME)
-    sites = site_names(ctx.db)
-    return render_page(
-        request,
-        "portal/account.html",
-        ctx,
-        sites=sites,
-        mfa_required=authn.mfa_required(ctx.user, ctx.runtime.settings),
-    )
+@router.post("/notifications/{notification_id}/dismiss")
+def dismiss_notification(
+    notification_id: int, ctx: Annotated[Ctx, gate(PlatformAction.NOTIFICATION_MANAGE)]
+) -> Response:
+    flows.dismiss_notification(ctx, notification_id)
+    return redirect_to("/")
 
 
 @router.post("/alerts/{alert_id}/acknowledge")

@@ -35,9 +35,10 @@ class RoleIn(Strict):
 
 
 class UserIn(Strict):
+    """A new account; its holder chooses the password through the set-up link returned."""
+
     username: str = Field(min_length=2, max_length=63)
     full_name: str = Field(min_length=1, max_length=200)
-    password: str = Field(min_length=1, max_length=1000)
     roles: list[RoleIn]
     email: str = Field(default="", max_length=200)
     profession: str = Field(default="", max_length=100)
@@ -79,12 +80,32 @@ class UserOut(BaseModel):
         )
 
 
+class AccountLinkOut(BaseModel):
+    """A set-up or reset link: shown once, hand it to the account's holder."""
+
+    url: str
+    purpose: str
+    expires_at: datetime
+
+
+class CreatedUserOut(UserOut):
+    setup_link: AccountLinkOut
+    """The link by which the holder sets their password and enrols their second factor."""
+
+
+class ResetLinkIn(Strict):
+    code: str = Field(max_length=12)
+    """A current code of your own authenticator."""
+
+
 class TokenIn(Strict):
     name: str = Field(min_length=1, max_length=100)
     scopes: list[str] = Field(min_length=1)
     days: int = Field(default=90, ge=1)
     user_id: int | None = None
     """Issue for another user (administrators); default: yourself."""
+    code: str | None = Field(default=None, max_length=12)
+    """A current code of your own authenticator: required to issue for another user."""
 
 
 class TokenOut(BaseModel):

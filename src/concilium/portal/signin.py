@@ -1,5 +1,7 @@
-"""Signing in and out: password, then the second factor (TOTP, RFC 6238), and the
-enrolment of an authenticator app."""
+"""Signing in and out: password, then the second factor (TOTP, RFC 6238).
+
+An authenticator is enrolled through a set-up or reset link (``concilium.portal.account``),
+never at a first sign-in: whoever knew an initial password could have enrolled their own."""
 
 from __future__ import annotations
 
@@ -10,8 +12,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from concilium.platform import audit, authn, totp
-from concilium.platform.errors import InvalidInput
+from concilium.platform import audit, authn
+from concilium.platform.errors import TooManyRequests
 from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import User
 from concilium.web.context import (
@@ -36,7 +38,7 @@ def _safe_next(target: str) -> str:
     return target
 
 
-def _set_session_cookie(request: Request, response: Response, value: str) -> None:
+def set_session_cookie(request: Request, response: Response, value: str) -> None:
     settings = runtime_of(request).settings
     response.set_cookie(
         SESSION_COOKIE,
@@ -113,13 +115,11 @@ def login(
             metrics.logins.labels("success").inc()
         db.commit()
     target = _safe_next(next)
-    if result.needs_enrolment:
-        response = redirect_to(f"/login/enrol?next={target}")
-    elif result.needs_totp:
+    if result.needs_totp:
         response = redirect_to(f"/login/totp?next={target}")
     else:
         response = redirect_to(target)
-    _set_session_cookie(request, response, started.cookie_value)
+    set_session_cookie(request, response, started.cookie_value)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -137,7 +137,7 @@ def _finish_second_factor(ctx: Ctx, target: str) -> Response:
     ctx.commit()
     ctx.request.app.state.metrics.logins.labels("success").inc()
     response = redirect_to(_safe_next(target))
-    _set_session_cookie(ctx.request, response, started.cookie_value)
+    set_session_cookie(ctx.request, response, started.cookie_value)
     return response
 
 
@@ -158,7 +158,18 @@ def totp_submit(
     next: Annotated[str, Form(max_length=500)] = "/",
 ) -> Response:
     runtime = ctx.runtime
-    if authn.check_totp(ctx.db, runtime.box, runtime.settings, ctx.user, code, ctx.now):
+    try:
+        accepted = authn.check_totp(
+            ctx.db, runtime.box, runtime.settings, ctx.user, code, ctx.now, client_ip(request)
+        )
+    except TooManyRequests as exc:
+        audit.record(ctx.db, ctx.actor, "auth.totp", "refused", detail={"reason": "throttled"})
+        ctx.commit()
+        request.app.state.metrics.logins.labels("refused").inc()
+        return render_page(
+            request, "portal/totp.html", ctx, exc.status, next=_safe_next(next), error=exc.detail
+        )
+    if accepted:
         return _finish_second_factor(ctx, next)
     audit.record(ctx.db, ctx.actor, "auth.totp", "failure")
     locked = ctx.user.locked_until is not None and ctx.user.locked_until > ctx.now
@@ -176,59 +187,6 @@ def totp_submit(
         next=_safe_next(next),
         error="That code is wrong or was already used. Wait for the next one.",
     )
-
-
-def _enrol_view(
-    request: Request, ctx: Ctx, secret: str, error: str, target: str, status: int = 200
-) -> Response:
-    uri = totp.provisioning_uri(secret, ctx.user.username)
-    sealed = ctx.runtime.box.seal(secret, f"enrol:{ctx.user.id}")
-    return render_page(
-        request,
-        "portal/enrol.html",
-        ctx,
-        status,
-        qr=totp.qr_svg(uri),
-        secret=secret,
-        sealed=sealed,
-        error=error,
-        next=target,
-    )
-
-
-@router.get("/login/enrol")
-def enrol_page(
-    request: Request,
-    ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)],
-    next: str = "/",
-) -> Response:
-    if ctx.user.totp_secret:
-        return redirect_to("/account")
-    return _enrol_view(request, ctx, totp.new_secret(), "", _safe_next(next))
-
-
-@router.post("/login/enrol")
-def enrol_submit(
-    request: Request,
-    ctx: Annotated[Ctx, gate(PlatformAction.HOME, allow_pending_mfa=True)],
-    sealed: Annotated[str, Form(max_length=500)],
-    code: Annotated[str, Form(max_length=12)],
-    next: Annotated[str, Form(max_length=500)] = "/",
-) -> Response:
-    if ctx.user.totp_secret:
-        return redirect_to("/account")
-    try:
-        secret = ctx.runtime.box.open(sealed, f"enrol:{ctx.user.id}")
-    except Exception as exc:
-        raise InvalidInput("the enrolment form was altered; start again") from exc
-    try:
-        authn.enrol_totp(ctx.db, ctx.runtime.box, ctx.user, secret, code, ctx.now)
-    except InvalidInput as exc:
-        return _enrol_view(request, ctx, secret, exc.detail, _safe_next(next), 422)
-    audit.record(
-        ctx.db, ctx.actor, "auth.totp.enrol", "success", object_kind="user", object_id=ctx.user.id
-    )
-    return _finish_second_factor(ctx, next)
 
 
 @router.post("/logout")

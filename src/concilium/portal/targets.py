@@ -18,7 +18,11 @@ def site_target(session: Session, site_id: int) -> tuple[Site, Target]:
 def user_target(session: Session, user_id: int) -> tuple[User, Target]:
     user = get_user(session, user_id)
     return user, Target(
-        kind="user", id=str(user.id), site_ids=user_site_ids(user), owner_user_id=user.id
+        kind="user",
+        id=str(user.id),
+        site_ids=user_site_ids(user),
+        owner_user_id=user.id,
+        reaches_every_site=user.is_platform_admin,
     )
 
 
@@ -26,7 +30,11 @@ def token_target(session: Session, public_id: str) -> tuple[ApiToken, Target]:
     token = get_token(session, public_id)
     owner = get_user(session, token.user_id)
     return token, Target(
-        kind="token", id=public_id, site_ids=user_site_ids(owner), owner_user_id=owner.id
+        kind="token",
+        id=public_id,
+        site_ids=user_site_ids(owner),
+        owner_user_id=owner.id,
+        reaches_every_site=owner.is_platform_admin,
     )
 
 

@@ -8,9 +8,10 @@ handler then asks ``ctx.authorize`` about the very object it touches.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from concilium.platform import audit
 from concilium.platform.accounts import principal_for
@@ -67,8 +69,47 @@ def process_of(app: FastAPI, kind: type[T]) -> T:
     return processes.service(kind)
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else ""
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def forwarded_client(peer: str, forwarded_for: Iterable[str], trusted: Sequence[Network]) -> str:
+    """The client's address: the peer's, unless the peer is a trusted proxy; then the
+    right-most hop of ``X-Forwarded-For`` (RFC 7239's predecessor, as proxies append to it)
+    that is not itself a trusted proxy. Hops left of it were written by the client."""
+    peer_address = _address(peer)
+    if peer_address is None or not any(peer_address in net for net in trusted):
+        return peer
+    hops = [hop for value in forwarded_for for hop in value.split(",")]
+    client = str(peer_address)
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # not an address: the last trusted proxy's view stands
+        client = str(address)
+        if not any(address in net for net in trusted):
+            break
+    return client
+
+
+def client_ip(connection: HTTPConnection) -> str:
+    """The address a request or websocket comes from, as the one place that decides it:
+    throttling, the audit trail and sessions all use it."""
+    peer = connection.client.host if connection.client else ""
+    runtime: Runtime = connection.app.state.runtime
+    trusted = runtime.settings.trusted_proxy_networks
+    if not trusted:
+        return peer
+    return forwarded_client(peer, connection.headers.getlist("x-forwarded-for"), trusted)
 
 
 @dataclass

@@ -485,7 +485,7 @@ def test_break_the_glass_reads_only_and_access_ends_with_the_grant(client, world
 
 def _store_study(world, site, tmp_path, patient_name, patient_id):
     """A one-image CT study sent by a modality of ``site``; its Study Instance UID."""
-    from concilium.imaging import service as imaging
+    from concilium.imaging import Archive, Sender, ingest_instance
     from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
     from concilium.platform import audit
     from concilium.platform.policy import Principal
@@ -493,11 +493,11 @@ def _store_study(world, site, tmp_path, patient_name, patient_id):
     rt = world.runtime
     study = SyntheticStudy("admin-reads", SyntheticPatient(patient_name, patient_id))
     (path,) = generate_ct_series(tmp_path / "ct", 1, study=study, rows=16, columns=16)
-    archive = imaging.Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus, clock=rt.now)
+    archive = Archive(rt.settings.data_dir / "images", rt.sessions, rt.bus, clock=rt.now)
     modality = Principal(0, "modality", {site.id: frozenset({"technologist"})})
-    imaging.ingest(
+    ingest_instance(
         archive,
-        imaging.Sender(modality, audit.Actor(None, "modality"), site.id),
+        Sender(modality, audit.Actor(None, "modality"), site.id),
         [path.read_bytes()],
     )
     return study.study_instance_uid

@@ -8,19 +8,25 @@ brings everything that goes with each step. A :class:`LiveSession` is read, neve
 outside this package.
 """
 
-from concilium.live.actions import LiveAction
-from concilium.live.process import LiveProcess
-from concilium.live.service import (
-    RESOURCE_KIND,
-    create_session,
-    find_session,
-    get_session,
-    invite,
-    role_of,
-    session_target,
-)
-from concilium.live.sessions import LiveSessions, MediaOutputs
-from concilium.live.tables import LiveSession
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concilium.live.actions import LiveAction
+    from concilium.live.process import LiveProcess
+    from concilium.live.service import (
+        RESOURCE_KIND,
+        create_session,
+        find_session,
+        get_session,
+        invite,
+        role_of,
+        session_target,
+    )
+    from concilium.live.sessions import LiveSessions, MediaOutputs
+    from concilium.live.tables import LiveSession
 
 __all__ = [
     "RESOURCE_KIND",
@@ -36,3 +42,31 @@ __all__ = [
     "role_of",
     "session_target",
 ]
+
+_MODULE_OF = {
+    "RESOURCE_KIND": "concilium.live.service",
+    "LiveAction": "concilium.live.actions",
+    "LiveProcess": "concilium.live.process",
+    "LiveSession": "concilium.live.tables",
+    "LiveSessions": "concilium.live.sessions",
+    "MediaOutputs": "concilium.live.sessions",
+    "create_session": "concilium.live.service",
+    "find_session": "concilium.live.service",
+    "get_session": "concilium.live.service",
+    "invite": "concilium.live.service",
+    "role_of": "concilium.live.service",
+    "session_target": "concilium.live.service",
+}
+"""The module each name of the public face comes from."""
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the installation's list of actions imports this package's
+    # `actions` for every command, and must not bring the service's runtime (and the other
+    # services it reaches) along with it.
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,19 +1,25 @@
 """Telesurgery: console and robot gateways, the secure low-latency link, safety, qualification."""
 
-from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
-from concilium.telesurgery.impairment import PROFILES, ImpairmentProfile, ImpairmentProxy
-from concilium.telesurgery.limits import MotionLimits, check_command
-from concilium.telesurgery.link import ProcedureKeys, load_keys
-from concilium.telesurgery.motion import MotionScaling
-from concilium.telesurgery.qualification import QualificationThresholds, judge, qualify
-from concilium.telesurgery.robot_simulator import RobotSimulator
-from concilium.telesurgery.safety import (
-    LINK_CLASSES,
-    LinkClass,
-    SafetyState,
-    SafetyStateMachine,
-    SafetyThresholds,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
+    from concilium.telesurgery.impairment import PROFILES, ImpairmentProfile, ImpairmentProxy
+    from concilium.telesurgery.limits import MotionLimits, check_command
+    from concilium.telesurgery.link import ProcedureKeys, load_keys
+    from concilium.telesurgery.motion import MotionScaling
+    from concilium.telesurgery.qualification import QualificationThresholds, judge, qualify
+    from concilium.telesurgery.robot_simulator import RobotSimulator
+    from concilium.telesurgery.safety import (
+        LINK_CLASSES,
+        LinkClass,
+        SafetyState,
+        SafetyStateMachine,
+        SafetyThresholds,
+    )
 
 __all__ = [
     "LINK_CLASSES",
@@ -36,3 +42,38 @@ __all__ = [
     "load_keys",
     "qualify",
 ]
+
+_MODULE_OF = {
+    "LINK_CLASSES": "concilium.telesurgery.safety",
+    "PROFILES": "concilium.telesurgery.impairment",
+    "ConsoleGateway": "concilium.telesurgery.gateways",
+    "ImpairmentProfile": "concilium.telesurgery.impairment",
+    "ImpairmentProxy": "concilium.telesurgery.impairment",
+    "LinkClass": "concilium.telesurgery.safety",
+    "MotionLimits": "concilium.telesurgery.limits",
+    "MotionScaling": "concilium.telesurgery.motion",
+    "ProcedureKeys": "concilium.telesurgery.link",
+    "QualificationThresholds": "concilium.telesurgery.qualification",
+    "RobotGateway": "concilium.telesurgery.gateways",
+    "RobotSimulator": "concilium.telesurgery.robot_simulator",
+    "SafetyState": "concilium.telesurgery.safety",
+    "SafetyStateMachine": "concilium.telesurgery.safety",
+    "SafetyThresholds": "concilium.telesurgery.safety",
+    "check_command": "concilium.telesurgery.limits",
+    "judge": "concilium.telesurgery.qualification",
+    "load_keys": "concilium.telesurgery.link",
+    "qualify": "concilium.telesurgery.qualification",
+}
+"""The module each name of the public face comes from."""
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: the installation's list of actions imports this package's
+    # `actions` for every command, and must not bring the service's runtime (and the other
+    # services it reaches) along with it.
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -67,12 +67,14 @@ import glass_to_glass  # bench/ is sys.path[0] when run as a script
 import stamped_video
 from concilium.live import service as live_service
 from concilium.live.camera_simulator import SimulatedCamera
-from concilium.live.hls import HlsPipeline, HlsSettings, free_udp_port, hls_root
+from concilium.live.hls import HlsPipeline, HlsSettings
+from concilium.live.hls_files import hls_root
 from concilium.live.janus_config import JanusConfig
 from concilium.live.media import LiveMedia
 from concilium.live.media_server import MediaServer
 from concilium.live.ptz import PtzClient
 from concilium.live.rooms import RoomSpec
+from concilium.live.udp_ports import free_udp_port
 from concilium.live.visca import Message, PanTiltAbsolute, PayloadType, parse_command
 from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, transaction

@@ -10,7 +10,7 @@ import pytest
 from concilium.app import iter_routes
 from concilium.config import ROLES
 from concilium.live import service as live_service
-from concilium.live.hls import HlsSigner
+from concilium.live.hls_files import HlsSigner
 from concilium.live.playback_web import CAPABILITY_PATHS, hls_signer
 from concilium.live.tables import LiveRecording
 from concilium.platform import accounts, audit, notifications, patients, sharing
@@ -490,7 +490,7 @@ def test_every_state_changing_route_needs_the_csrf_token(app, world, metz_object
 
 def test_capability_routes_refuse_unsigned_forged_and_expired_addresses(app, world, metz_objects):
     """Without a session: only a valid, unexpired signature for this very session opens."""
-    from concilium.live.hls import hls_root
+    from concilium.live.hls_files import hls_root
 
     session_id = metz_objects["session_id"]
     out = hls_root(world.runtime.settings.data_dir) / str(session_id)

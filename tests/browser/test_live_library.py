@@ -172,7 +172,9 @@ def program_on_air(server):  # type: ignore[no-untyped-def]
     import asyncio
     import threading
 
-    from concilium.live.hls import HlsPipeline, HlsSettings, Rendition, free_udp_port, hls_root
+    from concilium.live.hls import HlsPipeline, HlsSettings, Rendition
+    from concilium.live.hls_files import hls_root
+    from concilium.live.udp_ports import free_udp_port
 
     data_dir = Path(server.env["CONCILIUM_DATA_DIR"])
     engine = make_engine(f"sqlite:///{data_dir / 'concilium.db'}")

@@ -16,17 +16,15 @@ import pytest
 from concilium.live.hls import (
     HlsBroadcasts,
     HlsSettings,
-    HlsSigner,
     Rendition,
     ffmpeg_command,
-    free_rtp_ports,
-    hls_headers,
     program_sdp,
-    resolve_hls_file,
 )
+from concilium.live.hls_files import HlsSigner, hls_headers, resolve_hls_file
 from concilium.live.media import LiveMedia
 from concilium.live.media_server import MediaServer
 from concilium.live.rooms import RoomSpec
+from concilium.live.udp_ports import free_rtp_ports
 
 from .sessions import start_broadcast
 from .webrtc_harness import chromium, open_harness, publish
@@ -333,7 +331,7 @@ def test_a_capability_opens_one_session_until_it_expires() -> None:
 def test_hls_files_are_served_under_a_granted_capability_without_the_database(
     app, world, monkeypatch
 ) -> None:
-    from concilium.live.hls import hls_root
+    from concilium.live.hls_files import hls_root
     from concilium.platform import audit
 
     rt = world.runtime

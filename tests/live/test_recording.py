@@ -22,13 +22,13 @@ from concilium.live.hls import (
     HlsPipeline,
     HlsSettings,
     Rendition,
-    free_rtp_ports,
 )
 from concilium.live.media import LiveMedia
 from concilium.live.program import record_switch
 from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
 from concilium.live.sessions import publish_session_recordings
 from concilium.live.tables import LiveRecording
+from concilium.live.udp_ports import free_rtp_ports
 from concilium.platform.db import transaction
 
 from .sessions import start_broadcast

@@ -22,7 +22,7 @@ from concilium.telesurgery.link import (
     SequenceCount,
     link_quality,
 )
-from concilium.telesurgery.procedures import STATUS_TOPIC, LinkStatusBoard
+from concilium.telesurgery.link_status import STATUS_TOPIC, LinkStatusBoard
 from concilium.telesurgery.reporting import TimelineReporter
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

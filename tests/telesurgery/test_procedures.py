@@ -23,6 +23,7 @@ from concilium.platform.errors import Conflict, InvalidInput
 from concilium.platform.tables import AuditEvent
 from concilium.telesurgery import procedures
 from concilium.telesurgery.link import load_keys
+from concilium.telesurgery.link_status import LinkStatusBoard
 from concilium.telesurgery.qualification import (
     Measurements,
     QualificationReport,
@@ -433,7 +434,7 @@ def test_timeline_events_are_validated():
 
 
 def test_status_board_keeps_the_latest_sample_only():
-    board = procedures.LinkStatusBoard()
+    board = LinkStatusBoard()
     assert board.latest(1) == (0, {})
     board.update(1, "robot", {"state": "ENGAGED", "latency_ms": 76.0, "password": "x"})
     board.update(1, "robot", {"latency_ms": 80.0})

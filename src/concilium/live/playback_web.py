@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, Response
 
 from concilium.live import recording
 from concilium.live.actions import LiveAction
-from concilium.live.hls import HlsSigner, hls_headers, hls_root, resolve_hls_file
+from concilium.live.hls_files import HlsSigner, hls_headers, hls_root, resolve_hls_file
 from concilium.live.process import LiveProcess
 from concilium.live.tables import LiveRecording, LiveSession
 from concilium.live.web.access import authorized_session, visible_sessions
@@ -55,7 +55,8 @@ def hls_library(ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
 
 CAPABILITY_PATHS = frozenset({"/live/{session_id}/hls/{expires}/{signature}/{name:path}"})
 """Routes authenticated by a signed capability in the path instead of a session (see
-:class:`concilium.live.hls.HlsSigner`): no cookie, no database, so any cache may serve them."""
+:class:`concilium.live.hls_files.HlsSigner`): no cookie, no database, so any cache may serve
+them."""
 
 
 def hls_signer(app: FastAPI) -> HlsSigner:

@@ -10,7 +10,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from concilium.imaging import ImagingProcess
 from concilium.live import sources
-from concilium.live.hls import HlsBroadcasts, HlsSigner
+from concilium.live.hls import HlsBroadcasts
+from concilium.live.hls_files import HlsSigner
 from concilium.live.runtime import LiveRuntime, media_lifespan
 from concilium.live.sessions import LiveSessions, MediaOutputs
 from concilium.platform.encryption import load_or_create_key

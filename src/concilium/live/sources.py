@@ -49,11 +49,11 @@ from sqlalchemy.orm import Session
 
 from concilium import imaging
 from concilium.imaging import Archive, Level
-from concilium.live.hls import free_udp_port
 from concilium.live.janus_client import JanusError
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import MountpointSpec
 from concilium.live.tables import LiveSession, LiveSource
+from concilium.live.udp_ports import free_udp_port
 from concilium.platform import audit
 from concilium.platform.accounts import principal_for
 from concilium.platform.errors import ConciliumError, Forbidden, InvalidInput, NotFound

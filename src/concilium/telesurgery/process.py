@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
-from concilium.telesurgery.procedures import LinkStatusBoard
+from concilium.telesurgery.link_status import LinkStatusBoard
 
 
 class TelesurgeryProcess:

@@ -36,6 +36,7 @@ from concilium.platform.policy import Action, PlatformAction, Target, decide
 from concilium.platform.tables import User
 from concilium.telesurgery import procedures as domain
 from concilium.telesurgery.actions import TelesurgeryAction
+from concilium.telesurgery.link_status import LinkStatusBoard
 from concilium.telesurgery.process import TelesurgeryProcess
 from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
@@ -54,7 +55,7 @@ EVENT_POLL_SECONDS = 0.5
 """How often the event stream looks for new timeline entries and status samples."""
 
 
-def status_board(app: FastAPI) -> domain.LinkStatusBoard:
+def status_board(app: FastAPI) -> LinkStatusBoard:
     """The link status board of this process (see :class:`TelesurgeryProcess`)."""
     return process_of(app, TelesurgeryProcess).board
 

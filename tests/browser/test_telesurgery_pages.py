@@ -23,6 +23,8 @@ from concilium.telesurgery.reporting import TimelineReporter
 
 from . import browsing
 
+pytestmark = pytest.mark.timing
+
 METZ = ("CHR Metz-Thionville", "570005165")
 BRIEY = ("CH Briey", "540000049")
 PASSWORD = "telesurgery-pass-1"

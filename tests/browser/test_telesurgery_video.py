@@ -27,7 +27,7 @@ from .browsing import (
 # The same provisioning as the supervision test: two sites, a procedure, its gateways.
 from .test_telesurgery_pages import PASSWORD, provision
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.timing]
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}

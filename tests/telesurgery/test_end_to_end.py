@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import numpy as np
 import pyigtl
+import pytest
 from telesurgery_rig import RIG_THRESHOLDS, Streamer, transform_message, wait_for
 
 from concilium.telesurgery import openigtlink as igtl
@@ -19,6 +20,8 @@ from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
 from concilium.telesurgery.reporting import TimelineReporter
 from concilium.telesurgery.safety import LINK_CLASSES, MOVING_STATES, SafetyState
+
+pytestmark = pytest.mark.timing
 
 
 def test_commands_reach_the_simulated_robot_in_order(make_rig):

@@ -15,6 +15,8 @@ from concilium.telesurgery.link import Kind, LinkSession, ProcedureKeys
 from concilium.telesurgery.openigtlink import Transform
 from concilium.telesurgery.robot_simulator import KinematicArm
 
+pytestmark = pytest.mark.timing
+
 
 def schedule(p: ImpairmentProfile, seed: int, count: int = 2000) -> list[list[float]]:
     direction = Direction(p, random.Random(seed))

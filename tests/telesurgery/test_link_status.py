@@ -25,6 +25,8 @@ from concilium.telesurgery.link import (
 from concilium.telesurgery.link_status import STATUS_TOPIC, LinkStatusBoard
 from concilium.telesurgery.reporting import TimelineReporter
 
+pytestmark = pytest.mark.timing
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

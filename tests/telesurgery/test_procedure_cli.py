@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
@@ -13,6 +14,8 @@ from concilium.platform.db import transaction
 from concilium.telesurgery.cli import telesurgery
 from concilium.telesurgery.link import load_keys
 from concilium.telesurgery.tables import Procedure, QualificationRecord
+
+pytestmark = pytest.mark.timing
 
 
 def test_an_operator_prepares_and_qualifies_a_procedure(world, tmp_path):

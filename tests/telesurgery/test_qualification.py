@@ -23,6 +23,8 @@ from concilium.telesurgery.qualification import (
 )
 from concilium.telesurgery.safety import INTERCONTINENTAL, SafetyThresholds
 
+pytestmark = pytest.mark.timing
+
 DEFAULTS = SafetyThresholds()
 
 

@@ -10,8 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from serving import running_server
+
+pytestmark = pytest.mark.timing
 
 REQUESTS = 480
 CLIENTS = 64

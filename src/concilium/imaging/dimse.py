@@ -40,7 +40,7 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.events import Event
 
 from concilium.imaging.access import NotAuthorized
@@ -73,6 +73,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_toolkit() -> None:
+    """Keep pynetdicom's logger out of the log below warnings: at INFO and DEBUG it writes
+    every DIMSE message it sends or receives, identifiers included (patients' names, birth
+    dates), and it does so from handlers it binds to every association, which are not bound
+    at all here. The archive logs what it does itself, without patient data."""
+    _config.LOG_HANDLER_LEVEL = "none"
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+_quiet_toolkit()
 
 ACCEPTED_TRANSFER_SYNTAXES = [
     ExplicitVRLittleEndian,

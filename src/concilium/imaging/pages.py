@@ -318,6 +318,8 @@ def study_share(
             now=ctx.now,
             reason=reason,
             patient_id=target.patient_id,
+            from_site_id=found.site_id,
+            granter_site_ids=frozenset(ctx.principal.roles),
         )
         ctx.commit()
 

@@ -8,7 +8,7 @@ from fastapi.responses import Response, StreamingResponse
 from concilium.imaging import render
 from concilium.imaging.dicomweb.errors import bad_request, not_acceptable
 from concilium.imaging.dicomweb.media import DICOM, syntax_for
-from concilium.imaging.dicomweb.resources import READ, target_instances
+from concilium.imaging.dicomweb.resources import READ, rendered, target_instances
 from concilium.imaging.dicomweb.streaming import file_chunks
 from concilium.imaging.retrieve import RetrievableInstance
 
@@ -49,11 +49,11 @@ def wado_uri(request: Request, ctx: READ) -> Response:
         if rows or columns:
             size = int(rows or columns or 0), int(columns or rows or 0)
             viewport = render.Viewport(size[1], size[0])
-        data = render.render(
-            found.path, frame, media_type=content_type, window=window, viewport=viewport
-        )
     except (ValueError, render.RenderError) as exc:
         raise bad_request(str(exc)) from exc
+    data = rendered(
+        request, found, frame, media_type=content_type, window=window, viewport=viewport
+    )
     return Response(data, media_type=content_type)
 
 

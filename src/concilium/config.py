@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     is inflated whole); a larger one is refused with 413 before anything is decoded."""
     render_concurrency: int = Field(default=2, ge=1, le=64)
     """Renderings decoded at once in one process; others wait for a slot (at most
-    ``render_wait_seconds``, then 503 with Retry-After)."""
+    ``render_wait_seconds``, then 503 problem details)."""
     render_wait_seconds: float = Field(default=30.0, gt=0)
     """How long a rendering waits for a decoding slot before being answered 503."""
     ohif_dir: Path = Path(__file__).resolve().parents[2] / "frontend" / "ohif"

@@ -108,3 +108,43 @@ def test_oversized_renderings_are_refused_and_the_server_keeps_serving(
     (other,) = ct(tmp_path / "after", "render-after", count=1, patient_id="MTZ-AFTER")
     assert assoc.send_c_store(pydicom.dcmread(other)).Status == 0x0000
     assoc.release()
+
+
+def test_decodes_are_bounded_and_a_reader_beyond_waits_then_gets_503(
+    app, client, world, runtime, tmp_path, monkeypatch
+):
+    from threading import Event
+
+    from concilium.imaging import render
+
+    tech = world.user("metz-tech", (world.metz, "technologist"))
+    token = world.token(tech, "imaging:write", "imaging:read")
+    headers = {"Authorization": f"Bearer {token}"}
+    (small,) = ct(tmp_path / "slot", "render-slot", count=1, patient_id="MTZ-SLOT")
+    _stow(client, token, small)
+    ds = pydicom.dcmread(small, stop_before_pixels=True)
+    url = (
+        f"/dicomweb/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
+        f"/instances/{ds.SOPInstanceUID}/rendered?viewport=16,16"
+    )
+    process_of(app, ImagingProcess).renderer = render.Renderer(
+        render.RenderLimits(), concurrency=1, wait_seconds=0.2
+    )
+    decoding, release = Event(), Event()
+    original = render.render
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        decoding.set()
+        release.wait(10)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render", slow)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        first = pool.submit(client.get, url, headers=headers)
+        assert decoding.wait(10)
+        second = client.get(url, headers=headers)
+        release.set()
+        assert first.result().status_code == 200
+    assert second.status_code == 503
+    assert second.headers["content-type"].startswith("application/problem+json")
+    assert client.get(url, headers=headers).status_code == 200

@@ -442,6 +442,24 @@ class RenderLimits:
                 f"{self.max_decoded_bytes} are decoded for a rendering"
             )
 
+    def check_object(self, header: Dataset) -> None:
+        """Raise `TooLarge` when decoding every frame of ``header`` (a transcoding) would go
+        beyond ``max_decoded_bytes``; an object without pixel data passes."""
+        if "Rows" not in header or "Columns" not in header:
+            return
+        decoded = (
+            _positive(header, "Rows")
+            * _positive(header, "Columns")
+            * _positive(header, "SamplesPerPixel", 1)
+            * math.ceil(_positive(header, "BitsAllocated", 8) / 8)
+            * number_of_frames(header)
+        )
+        if decoded > self.max_decoded_bytes:
+            raise TooLarge(
+                f"the object would take {decoded} bytes decoded; at most "
+                f"{self.max_decoded_bytes} are decoded to transcode it"
+            )
+
 
 def _positive(header: Dataset, keyword: str, default: int | None = None) -> int:
     value = header.get(keyword, default)
@@ -492,6 +510,22 @@ class Renderer:
                 viewport=viewport,
                 quality=quality,
             )
+        finally:
+            self._slots.release()
+
+    def transcode(self, path: Path | str, target: str) -> bytes:
+        """As `transcode`, once `RenderLimits.check_object` passed and a decoding slot is
+        free, when the stored pixel data must be decoded (an encapsulated syntax)."""
+        header = _header(path)
+        meta = getattr(header, "file_meta", None)
+        stored = meta.get("TransferSyntaxUID") if meta is not None else None
+        if stored is None or not UID(str(stored)).is_encapsulated:
+            return transcode(path, target)
+        self.limits.check_object(header)
+        if not self._slots.acquire(timeout=self._wait):
+            raise Busy("too many decodings at once; try again shortly")
+        try:
+            return transcode(path, target)
         finally:
             self._slots.release()
 

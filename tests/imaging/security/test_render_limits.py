@@ -91,8 +91,10 @@ def test_oversized_renderings_are_refused_and_the_server_keeps_serving(
         wado(small, 65000),
         f"{instance(huge)}/rendered",
         wado(huge, 64),
+        wado(huge, 64).replace("&rows=64&columns=64", "&contentType=application/dicom")
+        + "&transferSyntax=1.2.840.10008.1.2.1",
     ]
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=len(attacks)) as pool:
         answers = list(pool.map(lambda url: client.get(url, headers=headers), attacks))
     for url, answer in zip(attacks, answers, strict=True):
         assert answer.status_code == 413, (url, answer.status_code, answer.text[:200])

@@ -379,6 +379,16 @@ class DicomServer:
         The registry is read for every association, so that a node registered, bound or
         removed a moment ago is treated accordingly.
         """
+        try:
+            self._admit(event)
+        except Exception:
+            # pynetdicom would log a failing hook and go on with the association: an
+            # association that could not be checked is not let in.
+            log.exception("association check failed; rejected")
+            if not event.assoc.is_rejected:
+                _reject(event)
+
+    def _admit(self, event: Event) -> None:
         title = _calling_ae_title(event)
         address = str(event.assoc.requestor.address)
         certificate = _peer_certificate(event)

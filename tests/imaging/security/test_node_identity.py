@@ -184,3 +184,13 @@ def test_the_admin_page_binds_a_node(app, world, runtime):
         assert (node.networks, node.certificate) == ("10.2.0.0/24", "sha256:" + "ab" * 32)
     page = browser.get("/admin/imaging/aes")
     assert "10.2.0.0/24" in page.text
+
+
+def test_an_association_that_cannot_be_checked_is_rejected(plain, monkeypatch):
+    import concilium.imaging.dimse as dimse
+
+    def broken(*args: object) -> str | None:
+        raise RuntimeError("registry unavailable")
+
+    monkeypatch.setattr(dimse, "refusal_of", broken)
+    assert _echo(plain, "METZ_CT") == (False, True)

@@ -97,6 +97,7 @@ def metz_objects(world):
             to_user_id=None,
             expires_at=rt.now() + timedelta(days=3),
             now=rt.now(),
+            from_site_id=world.metz.id,
         )
         sharing.break_the_glass(
             db,

@@ -141,6 +141,19 @@ class Settings(BaseSettings):
     dicomweb_max_stow_bytes: int = Field(default=4 * 1024**3, ge=1024)
     """Largest STOW-RS request body accepted, in bytes (it is streamed to disk, not memory);
     a larger one is refused with 413 and nothing of it is stored."""
+    render_max_output_pixels: int = Field(default=4096 * 4096, ge=64 * 64)
+    """Largest image a rendering (DICOMweb ``rendered`` and ``thumbnail``, WADO-URI) may
+    produce, in pixels (viewport width x height, or the frame's own size without one); a
+    larger request is refused with 413 before anything is decoded."""
+    render_max_decoded_bytes: int = Field(default=256 * 1024**2, ge=1024**2)
+    """Largest frame a rendering may decode, in bytes, as its header declares it (Rows x
+    Columns x Samples per Pixel x bytes per sample; every frame for a deflated object, which
+    is inflated whole); a larger one is refused with 413 before anything is decoded."""
+    render_concurrency: int = Field(default=2, ge=1, le=64)
+    """Renderings decoded at once in one process; others wait for a slot (at most
+    ``render_wait_seconds``, then 503 problem details)."""
+    render_wait_seconds: float = Field(default=30.0, gt=0)
+    """How long a rendering waits for a decoding slot before being answered 503."""
     ohif_dir: Path = Path(__file__).resolve().parents[2] / "frontend" / "ohif"
     """The prebuilt OHIF Viewer (``@ohif/app``'s ``dist``) served at ``/ohif``; ``make ohif``
     installs it there."""

@@ -34,7 +34,7 @@ def _store(archive, tmp_path, site_id, seed, patient_id):
     return ingest_instance(archive, sender, [path.read_bytes()]).study_instance_uid
 
 
-def _share(runtime, by, uid, *, kind="study", site=None, user=None, days=2):
+def _share(runtime, by, uid, *, kind="study", site=None, user=None, days=2, origin=None):
     now = runtime.now()
     with transaction(runtime.sessions) as db:
         share = sharing.create_share(
@@ -46,6 +46,7 @@ def _share(runtime, by, uid, *, kind="study", site=None, user=None, days=2):
             to_user_id=user,
             expires_at=now + timedelta(days=days),
             now=now,
+            from_site_id=origin,
         )
         return share.id
 
@@ -99,8 +100,17 @@ def test_a_search_shows_exactly_what_the_policy_grants(archive, world, runtime, 
         sharing.revoke_share(db, audit.SYSTEM, db.get(Share, gone), runtime.now(), None)
     # A share to a site grants its readers only, not an engineer working there.
     _share(runtime, metz_radiologist, mine, site=briey.id, days=30)
-    # A patient shared with one person shares their images with that person.
-    _share(runtime, briey_radiologist, str(patient), kind="patient", user=outsider.id, days=30)
+    # A patient shared with one person shares with that person the images the site it is
+    # shared from holds of them.
+    _share(
+        runtime,
+        briey_radiologist,
+        str(patient),
+        kind="patient",
+        user=outsider.id,
+        days=30,
+        origin=briey.id,
+    )
     clock.advance(days=2)
 
     emergency = dataclasses.replace(
@@ -179,5 +189,6 @@ def test_patient_share_and_break_the_glass_open_the_patients_studies(
             to_user_id=None,
             expires_at=now + timedelta(days=1),
             now=now,
+            from_site_id=world.metz.id,
         )
     assert len(reader_query(archive, briey, runtime, StudyInstanceUID="")) == 1

@@ -131,6 +131,7 @@ def test_the_studies_of_a_patient_are_those_the_reader_may_see(archive, world, t
             to_user_id=None,
             expires_at=now + timedelta(days=1),
             now=now,
+            from_site_id=world.briey.id,
         )
     assert studies_of(briey_jane) == [(sent["pj-briey"], 1)]
     with transaction(archive.sessions) as db:

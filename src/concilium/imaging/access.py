@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, or_, true
+from sqlalchemy import ColumnElement, bindparam, or_, true, tuple_
 from sqlalchemy.orm import Session
 
 from concilium.imaging.actions import ImagingAction
@@ -35,7 +35,7 @@ from concilium.platform.policy import (
     has_scope,
     visible_sites,
 )
-from concilium.platform.sharing import active_share_targets, shared_with
+from concilium.platform.sharing import active_share_targets, shared_with_origin
 
 __all__ = [
     "PATIENT_KIND",
@@ -74,8 +74,10 @@ def may_read_any(principal: Principal) -> bool:
 def study_target(session: Session, study: ImagingStudy, now: dt.datetime) -> Target:
     """Facts the policy needs about a study: its site, its patient and active shares.
 
-    A share of the study or of its patient counts: sharing a patient's record for a reading
-    or a meeting shares their images too.
+    A share of the study counts, and a share of its patient coming from the study's own
+    site: sharing a patient's record for a reading or a meeting shares the images the
+    sharing site holds of them, never another site's (knowing a patient is no right to
+    what other hospitals hold of them).
     """
     return target_of(session, study.study_instance_uid, study.site_id, study.patient_id, now)
 
@@ -86,7 +88,9 @@ def target_of(
     """`study_target` of a study known by its index columns rather than its row."""
     sites, users = active_share_targets(session, STUDY_KIND, study_uid, now)
     if patient_id is not None:
-        p_sites, p_users = active_share_targets(session, PATIENT_KIND, str(patient_id), now)
+        p_sites, p_users = active_share_targets(
+            session, PATIENT_KIND, str(patient_id), now, from_site_id=site_id
+        )
         sites, users = sites | p_sites, users | p_users
     return Target(
         kind=STUDY_KIND,
@@ -139,10 +143,11 @@ class Readable:
     """The studies a principal may read, as the facts an SQL condition tests.
 
     `decide` grants ``study.read`` on any one fact of a study alone: a role at its site, an
-    active share of the study or of its patient to the principal or to one of their sites, a
-    break-the-glass grant on its patient. Asking the policy once about each such fact the
-    principal holds therefore selects exactly the studies it would grant one by one, without
-    asking it again per study (``tests/imaging/test_access.py`` holds it to that).
+    active share of the study, or of its patient from the study's site, to the principal or
+    to one of their sites, a break-the-glass grant on its patient. Asking the policy once
+    about each such fact the principal holds therefore selects exactly the studies it would
+    grant one by one, without asking it again per study (``tests/imaging/test_access.py``
+    holds it to that).
     """
 
     every_site: bool
@@ -152,8 +157,10 @@ class Readable:
     shared_studies: frozenset[str]
     """Study Instance UIDs whose active shares to the principal grant them."""
     patients: frozenset[int]
-    """Platform patients whose studies are granted by an active share of the patient or a
-    break-the-glass grant."""
+    """Platform patients whose studies are granted by a break-the-glass grant."""
+    patient_sites: frozenset[tuple[int, int]] = frozenset()
+    """(patient, site): the studies of a patient held by a site, granted by an active share
+    of the patient coming from that site."""
 
     def condition(self) -> ColumnElement[bool]:
         """SQL condition on `ImagingStudy` rows, with the bound values of `parameters`."""
@@ -164,6 +171,7 @@ class Readable:
             "visible_sites": sorted(self.sites),
             "visible_studies": sorted(self.shared_studies),
             "visible_patients": sorted(self.patients),
+            "visible_patient_sites": sorted(self.patient_sites),
         }
 
 
@@ -171,13 +179,21 @@ _VISIBLE = or_(
     ImagingStudy.site_id.in_(bindparam("visible_sites", expanding=True)),
     ImagingStudy.study_instance_uid.in_(bindparam("visible_studies", expanding=True)),
     ImagingStudy.patient_id.in_(bindparam("visible_patients", expanding=True)),
+    tuple_(ImagingStudy.patient_id, ImagingStudy.site_id).in_(
+        bindparam("visible_patient_sites", expanding=True)
+    ),
 )
 """Built once: the facts differ from one request to the next, never the statement."""
 
 
-def _patient_ids(resource_ids: Iterable[str]) -> frozenset[int]:
-    # A patient share names the platform patient by its id, written as a plain number.
-    return frozenset(int(i) for i in resource_ids if i.isdecimal() and str(int(i)) == i)
+def _patient_sites(shares: Iterable[tuple[str, int | None]]) -> frozenset[tuple[int, int]]:
+    # A patient share names the platform patient by its id, written as a plain number; one
+    # coming from no site grants no site's studies.
+    return frozenset(
+        (int(i), site)
+        for i, site in shares
+        if site is not None and i.isdecimal() and str(int(i)) == i
+    )
 
 
 def readable(session: Session, principal: Principal, now: dt.datetime) -> Readable:
@@ -193,7 +209,7 @@ def readable(session: Session, principal: Principal, now: dt.datetime) -> Readab
         return Readable(True, frozenset(), frozenset(), frozenset())
     own = frozenset(principal.roles)
     me = principal.user_id
-    shared = shared_with(
+    shared = shared_with_origin(
         session,
         (STUDY_KIND, PATIENT_KIND),
         user_id=me if me != DEVICE_USER_ID and grants(shared_user_ids=frozenset({me})) else None,
@@ -203,7 +219,7 @@ def readable(session: Session, principal: Principal, now: dt.datetime) -> Readab
     return Readable(
         every_site=False,
         sites=frozenset(s for s in own if grants(site_ids=frozenset({s}))),
-        shared_studies=shared[STUDY_KIND],
-        patients=_patient_ids(shared[PATIENT_KIND])
-        | frozenset(p for p in principal.emergency_patient_ids if grants(patient_id=p)),
+        shared_studies=frozenset(study for study, _ in shared[STUDY_KIND]),
+        patients=frozenset(p for p in principal.emergency_patient_ids if grants(patient_id=p)),
+        patient_sites=_patient_sites(shared[PATIENT_KIND]),
     )

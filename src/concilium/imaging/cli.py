@@ -204,6 +204,17 @@ def ae_group() -> None:
     show_default=True,
     help="Call it over TLS (C-MOVE results), its certificate verified.",
 )
+@click.option(
+    "--networks",
+    default=None,
+    help="Addresses or networks (CIDR, space-separated) it may call from "
+    "[default: its host's address].",
+)
+@click.option(
+    "--certificate",
+    default="",
+    help="Over TLS, the client certificate it must present: SHA-256 fingerprint or subject.",
+)
 @click.option("--description", default="")
 def ae_add(
     ae_title: str,
@@ -214,6 +225,8 @@ def ae_add(
     query: bool,
     move_destination: bool,
     tls: bool,
+    networks: str | None,
+    certificate: str,
     description: str,
 ) -> None:
     """Register a node of a site; it acts for that site."""
@@ -231,8 +244,30 @@ def ae_add(
             allow_move_destination=move_destination,
             description=description,
             tls=tls,
+            networks=networks,
+            certificate=certificate,
         )
         click.echo(f"AE {ae.ae_title} registered for {site.name}")
+
+
+@ae_group.command("identity")
+@click.argument("ae_title")
+@click.option("--networks", default=None, help="Addresses or networks (CIDR) it may call from.")
+@click.option(
+    "--certificate",
+    default=None,
+    help="Over TLS, the certificate it must present (SHA-256 fingerprint or subject); '' none.",
+)
+def ae_identity(ae_title: str, networks: str | None, certificate: str | None) -> None:
+    """Bind a node to where it may call from and the certificate it presents over TLS."""
+    with cli_transaction(cli_settings()) as session:
+        ae = nodes.set_remote_ae_identity(
+            session, operator(), ae_title, networks=networks, certificate=certificate
+        )
+        click.echo(
+            f"AE {ae.ae_title} calls from {ae.networks or ae.host}"
+            f"{', presenting ' + ae.certificate if ae.certificate else ''}"
+        )
 
 
 @ae_group.command("tls")
@@ -260,7 +295,11 @@ def ae_list() -> None:
             )
             address = f"{ae.host}:{ae.port}"
             transport = "tls" if ae.tls else "tcp"
-            click.echo(f"{ae.ae_title}\t{address}\tsite {ae.site_id}\t{flags or '-'}\t{transport}")
+            identity = f"{ae.networks or ae.host}\t{ae.certificate or '-'}"
+            click.echo(
+                f"{ae.ae_title}\t{address}\tsite {ae.site_id}\t{flags or '-'}\t{transport}"
+                f"\t{identity}"
+            )
 
 
 @ae_group.command("remove")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import logging
-import secrets
 import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,14 +39,20 @@ from pydicom.uid import (
     JPEGLSNearLossless,
     RLELossless,
 )
-from pynetdicom import AE, AllStoragePresentationContexts, evt
+from pynetdicom import AE, AllStoragePresentationContexts, _config, evt
 from pynetdicom.events import Event
 
 from concilium.imaging.access import NotAuthorized
 from concilium.imaging.archive import Archive
 from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.matching import InvalidQuery
-from concilium.imaging.nodes import list_remote_aes, peer_actor, peer_principal, remote_ae
+from concilium.imaging.nodes import (
+    list_remote_aes,
+    peer_actor,
+    peer_principal,
+    refusal_of,
+    remote_ae,
+)
 from concilium.imaging.parsing import FailureReason, failure_reason
 from concilium.imaging.query import find
 from concilium.imaging.retrieve import RetrievableInstance, locate
@@ -73,6 +78,18 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def _quiet_toolkit() -> None:
+    """Keep pynetdicom's logger out of the log below warnings: at INFO and DEBUG it writes
+    every DIMSE message it sends or receives, identifiers included (patients' names, birth
+    dates), and it does so from handlers it binds to every association, which are not bound
+    at all here. The archive logs what it does itself, without patient data."""
+    _config.LOG_HANDLER_LEVEL = "none"
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+
+
+_quiet_toolkit()
 
 ACCEPTED_TRANSFER_SYNTAXES = [
     ExplicitVRLittleEndian,
@@ -274,7 +291,6 @@ class DicomServer:
         self._clock = clock or archive.clock
         self._server: Any = None
         self._ae = self._make_ae()
-        self._nobody = secrets.token_hex(8)
         # Unreadable certificate files are a configuration error: refuse to start, rather
         # than fail the first C-MOVE to a TLS node.
         settings.client_tls.context("localhost")
@@ -355,24 +371,57 @@ class DicomServer:
     # -- association -----------------------------------------------------------------------
 
     def _on_requested(self, event: Event) -> None:
-        """PS3.8 9.3.3.2: reject (permanent, service user, calling AE title not recognized).
+        """PS3.8 9.3.3.2: reject (permanent, service user, calling AE title not recognized)
+        an association whose calling AE title is not registered, or that does not come from
+        the registered node's network identity (its addresses, its TLS certificate, see
+        `nodes.refusal_of`); the latter is audited.
 
-        pynetdicom checks ``require_calling_aet`` right after this hook and sends the
-        rejection itself; the list is refreshed from the registry for every association so
-        that a node registered or removed a moment ago is treated accordingly.
+        The registry is read for every association, so that a node registered, bound or
+        removed a moment ago is treated accordingly.
         """
-        if self.settings.allow_unknown_ae:
-            return
+        try:
+            self._admit(event)
+        except Exception:
+            # pynetdicom would log a failing hook and go on with the association: an
+            # association that could not be checked is not let in.
+            log.exception("association check failed; rejected")
+            if not event.assoc.is_rejected:
+                _reject(event)
+
+    def _admit(self, event: Event) -> None:
+        title = _calling_ae_title(event)
+        address = str(event.assoc.requestor.address)
+        certificate = _peer_certificate(event)
         with transaction(self.archive.sessions) as session:
-            titles = [ae.ae_title for ae in list_remote_aes(session)]
-        if _calling_ae_title(event) not in titles:
-            log.warning(
-                "association from an unregistered AE title rejected",
-                extra={"calling_ae": _calling_ae_title(event)},
+            ae = remote_ae(session, title)
+            if ae is None:
+                if self.settings.allow_unknown_ae:
+                    return
+                log.warning(
+                    "association from an unregistered AE title rejected",
+                    extra={"calling_ae": title, "address": address},
+                )
+                _reject(event)
+                return
+            reason = refusal_of(ae, address, certificate, list_remote_aes(session))
+            if reason is None:
+                return
+            audit.record(
+                session,
+                audit.Actor(None, f"ae:{ae.ae_title}", site_id=ae.site_id, ip=address),
+                "dicom.associate",
+                "refused",
+                object_kind="ae",
+                object_id=ae.ae_title,
+                site_id=ae.site_id,
+                detail={"reason": reason, "address": address},
             )
-        # An empty list would mean "anyone": with no node registered, require a random title
-        # no peer can guess.
-        self._ae.require_calling_aet = titles or [self._nobody]
+        log.warning(
+            "association claiming a registered AE title rejected: %s",
+            reason,
+            extra={"calling_ae": title, "address": address},
+        )
+        _reject(event)
 
     def _on_sop_extended(self, event: Event) -> dict[UID, bytes]:
         """PS3.4 C.5.1.1: of the C-FIND options a requestor asks for, fuzzy semantic matching
@@ -584,6 +633,20 @@ def _negotiated_fuzzy_matching(event: Event) -> bool:
     model = UID(str(event.request.AffectedSOPClassUID))
     agreed = event.assoc.acceptor.sop_class_extended.get(model)
     return agreed is not None and _asks_fuzzy_matching(agreed)
+
+
+def _reject(event: Event) -> None:
+    """A-ASSOCIATE-RJ: permanent, service user, calling AE title not recognized."""
+    event.assoc.acse.send_reject(0x01, 0x01, 0x03)
+    event.assoc.kill()
+
+
+def _peer_certificate(event: Event) -> bytes | None:
+    """The client certificate (DER) of a TLS association, None over plain TCP."""
+    connection = getattr(event.assoc.dul.socket, "socket", None)
+    if isinstance(connection, ssl.SSLSocket):
+        return connection.getpeercert(binary_form=True)
+    return None
 
 
 def _calling_ae_title(event: Event) -> str:

@@ -544,6 +544,16 @@ def _index_in(
     decision = decide(sender.principal, ImagingAction.STUDY_STORE, target)
     if not decision.allowed:
         raise _Refusal(target, decision)
+    if existing is not None:
+        # A SOP Instance UID already indexed belongs to the study it is in: only who may
+        # store into that study may touch it (keep, replace) or learn where it is. Another
+        # site's duplicate is refused like any store it may not do, naming nothing of it.
+        owner = existing.series.study
+        if owner.study_instance_uid != target.id:
+            held = study_target(session, owner, now)
+            decision = decide(sender.principal, ImagingAction.STUDY_STORE, held)
+            if not decision.allowed:
+                raise _Refusal(held, decision)
     obsolete: str | None = None
     if existing is not None:
         if existing.address == stored.address:

@@ -1,16 +1,24 @@
 """The DICOM nodes the archive knows: registered remote application entities (PS3.8 7).
 
 A node is registered for a site with what it may do (store, query and retrieve, receive by
-C-MOVE) and whether it is called over TLS (PS3.15 Annex B). It then acts for its site:
+C-MOVE) and whether it is called over TLS (PS3.15 Annex B). A calling AE title is only a
+name anyone can claim: a node is also bound to its network identity, the addresses or
+networks it may call from and, over TLS, the client certificate it must present
+(`refusal_of`); an association claiming its title from elsewhere is rejected. It then acts
+for its site:
 `peer_principal` makes it a principal the policy judges as a technologist there, narrowed by
 scopes to what its registration allows, so a node never reaches patient records.
 """
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import re
-from collections.abc import Sequence
+import socket
+from collections.abc import Iterable, Sequence
 
+from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,11 +32,14 @@ __all__ = [
     "DEVICE_ROLE",
     "DEVICE_USER_ID",
     "add_remote_ae",
+    "certificate_fingerprint",
     "list_remote_aes",
     "peer_actor",
     "peer_principal",
+    "refusal_of",
     "remote_ae",
     "remove_remote_ae",
+    "set_remote_ae_identity",
     "set_remote_ae_tls",
 ]
 
@@ -78,6 +89,115 @@ def _check_ae_title(title: str) -> str:
     return stripped
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_FINGERPRINT = re.compile(r"^(?:sha256:)?((?:[0-9a-f]{2}:?){31}[0-9a-f]{2})$")
+
+
+def check_networks(text: str) -> str:
+    """Addresses and networks (CIDR) separated by spaces or commas, normalised; "" is
+    accepted (the addresses of the node's host)."""
+    found: list[str] = []
+    for item in text.replace(",", " ").split():
+        try:
+            found.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise InvalidInput(f"networks: {item!r} is not an address or a network (CIDR)") from exc
+    result = " ".join(dict.fromkeys(found))
+    if len(result) > 1000:
+        raise InvalidInput("networks: at most 1000 characters")
+    return result
+
+
+def check_certificate(text: str) -> str:
+    """A client certificate's SHA-256 fingerprint (hex, colons allowed) or subject
+    (RFC 4514, e.g. ``CN=ct1.metz``), normalised; "" binds no certificate."""
+    value = text.strip()
+    if not value:
+        return ""
+    fingerprint = _FINGERPRINT.fullmatch(value.lower())
+    if fingerprint:
+        return "sha256:" + fingerprint.group(1).replace(":", "")
+    if "=" not in value or len(value) > 400:
+        raise InvalidInput("certificate: a SHA-256 fingerprint or a subject such as CN=name")
+    return value
+
+
+def _host_networks(host: str) -> list[Network]:
+    try:
+        return [ipaddress.ip_network(host)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return []
+    return [ipaddress.ip_network(str(info[4][0]).split("%")[0]) for info in infos]
+
+
+def _networks(ae: RemoteApplicationEntity) -> list[Network]:
+    if ae.networks.strip():
+        return [ipaddress.ip_network(n, strict=False) for n in ae.networks.split()]
+    return _host_networks(ae.host)
+
+
+def _calls_from(ae: RemoteApplicationEntity, address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%")[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip.version == n.version and ip in n for n in _networks(ae))
+
+
+def certificate_fingerprint(der: bytes) -> str:
+    """The SHA-256 fingerprint of a certificate, as `check_certificate` keeps it."""
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def _presents(registered: str, der: bytes) -> bool:
+    if not registered:
+        return False
+    if registered.startswith("sha256:"):
+        return registered == certificate_fingerprint(der)
+    subject = x509.load_der_x509_certificate(der).subject
+    return _same_subject(registered, subject)
+
+
+def _same_subject(registered: str, subject: x509.Name) -> bool:
+    def normal(text: str) -> str:
+        return ",".join(part.strip().casefold() for part in text.split(","))
+
+    return normal(registered) == normal(subject.rfc4514_string())
+
+
+def refusal_of(
+    ae: RemoteApplicationEntity,
+    address: str,
+    certificate: bytes | None,
+    others: Iterable[RemoteApplicationEntity],
+) -> str | None:
+    """Why an association claiming ``ae``'s title is not ``ae`` (None: it is).
+
+    It must come from one of its networks; over TLS, present the certificate registered with
+    it, or, when none is, a certificate that is not registered with another node (the TLS
+    layer has already checked that the certificate chains to the trusted authority). A node
+    with a registered certificate never calls over plain TCP.
+    """
+    if not _calls_from(ae, address):
+        return "calling from an address not registered for this node"
+    if ae.certificate:
+        if certificate is None:
+            return "no client certificate, this node calls over TLS"
+        if not _presents(ae.certificate, certificate):
+            return "client certificate not the one registered for this node"
+    elif certificate is not None:
+        for other in others:
+            if other.id != ae.id and _presents(other.certificate, certificate):
+                return "client certificate registered to another node"
+    return None
+
+
 def add_remote_ae(
     session: Session,
     actor: audit.Actor,
@@ -91,11 +211,19 @@ def add_remote_ae(
     allow_move_destination: bool = False,
     description: str = "",
     tls: bool = False,
+    networks: str | None = None,
+    certificate: str = "",
 ) -> RemoteApplicationEntity:
-    """Register a node of a site; it then acts for that site (see `peer_principal`)."""
+    """Register a node of a site; it then acts for that site (see `peer_principal`), when
+    it calls from ``networks`` (default: its host's address; for a host name, the addresses
+    it resolves to) and, over TLS, presents ``certificate`` (see `refusal_of`)."""
     title = _check_ae_title(ae_title)
     if not host.strip() or len(host) > 255:
         raise InvalidInput("host: a name or an address")
+    if networks is None:
+        networks = host.strip() if _host_networks_literal(host.strip()) else ""
+    allowed = check_networks(networks)
+    bound = check_certificate(certificate)
     if not 1 <= port <= 65535:
         raise InvalidInput("port: 1-65535")
     if remote_ae(session, title) is not None:
@@ -110,6 +238,8 @@ def add_remote_ae(
         allow_query=allow_query,
         allow_move_destination=allow_move_destination,
         tls=tls,
+        networks=allowed,
+        certificate=bound,
     )
     session.add(ae)
     session.flush()
@@ -128,7 +258,47 @@ def add_remote_ae(
             "query": allow_query,
             "move_destination": allow_move_destination,
             "tls": tls,
+            "networks": allowed,
+            "certificate": bound,
         },
+    )
+    return ae
+
+
+def _host_networks_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def set_remote_ae_identity(
+    session: Session,
+    actor: audit.Actor,
+    ae_title: str,
+    *,
+    networks: str | None = None,
+    certificate: str | None = None,
+) -> RemoteApplicationEntity:
+    """Bind a registered node to where it may call from and the certificate it presents
+    (audited); None leaves either as it is."""
+    ae = remote_ae(session, ae_title)
+    if ae is None:
+        raise NotFound(f"no AE title {ae_title!r}")
+    if networks is not None:
+        ae.networks = check_networks(networks)
+    if certificate is not None:
+        ae.certificate = check_certificate(certificate)
+    audit.record(
+        session,
+        actor,
+        str(ImagingAction.AE_MANAGE),
+        "success",
+        object_kind="ae",
+        object_id=ae.ae_title,
+        site_id=ae.site_id,
+        detail={"networks": ae.networks, "certificate": ae.certificate},
     )
     return ae
 

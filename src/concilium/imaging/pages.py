@@ -318,6 +318,8 @@ def study_share(
             now=ctx.now,
             reason=reason,
             patient_id=target.patient_id,
+            from_site_id=found.site_id,
+            granter_site_ids=frozenset(ctx.principal.roles),
         )
         ctx.commit()
 
@@ -475,8 +477,11 @@ def aes_add(
     allow_query: Annotated[str, Form(max_length=8)] = "",
     allow_move_destination: Annotated[str, Form(max_length=8)] = "",
     tls: Annotated[str, Form(max_length=8)] = "",
+    networks: Annotated[str, Form(max_length=1000)] = "",
+    certificate: Annotated[str, Form(max_length=400)] = "",
 ) -> Response:
-    """Register a DICOM node of a site: it then acts for that site, within its flags."""
+    """Register a DICOM node of a site: it then acts for that site, within its flags, when
+    it calls from its networks (empty: its host's address) with its certificate."""
     form = {
         "ae_title": ae_title,
         "host": host,
@@ -487,6 +492,8 @@ def aes_add(
         "allow_query": bool(allow_query),
         "allow_move_destination": bool(allow_move_destination),
         "tls": bool(tls),
+        "networks": networks,
+        "certificate": certificate,
     }
     ctx.authorize(ImagingAction.AE_MANAGE, _ae_target(site_id))
 
@@ -506,6 +513,8 @@ def aes_add(
             allow_move_destination=bool(allow_move_destination),
             description=description,
             tls=bool(tls),
+            networks=networks if networks.strip() else None,
+            certificate=certificate,
         )
         ctx.commit()
 
@@ -540,6 +549,32 @@ def aes_tls(
     nodes.set_remote_ae_tls(ctx.db, ctx.actor, ae.ae_title, bool(tls))
     ctx.commit()
     return redirect_to("/admin/imaging/aes")
+
+
+@router.post("/admin/imaging/aes/{ae_title}/identity")
+def aes_identity(
+    request: Request,
+    ae_title: str,
+    ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)],
+    networks: Annotated[str, Form(max_length=1000)] = "",
+    certificate: Annotated[str, Form(max_length=400)] = "",
+) -> Response:
+    """Bind a DICOM node to the networks it calls from and the certificate it presents over
+    TLS (audited); empty networks: its host's address."""
+    ae = _managed_ae(ctx, ae_title)
+
+    def run() -> None:
+        nodes.set_remote_ae_identity(
+            ctx.db, ctx.actor, ae.ae_title, networks=networks, certificate=certificate
+        )
+        ctx.commit()
+
+    return run_form_action(
+        ctx,
+        run,
+        lambda exc: _aes_view(request, ctx, exc.detail, {}, exc.status),
+        "/admin/imaging/aes",
+    )
 
 
 @router.post("/admin/imaging/aes/{ae_title}/remove")

@@ -10,6 +10,7 @@ from anyio import to_thread
 
 from concilium.imaging.archive import Archive, DuplicatePolicy
 from concilium.imaging.dimse import DicomServer
+from concilium.imaging.render import Renderer, RenderLimits
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
 
@@ -34,6 +35,13 @@ class ImagingProcess:
         self.runtime = runtime
         self.archive = archive_for(runtime)
         """The one archive of the process: DICOM, DICOMweb, pages and other services."""
+        settings = runtime.settings
+        self.renderer = Renderer(
+            RenderLimits(settings.render_max_output_pixels, settings.render_max_decoded_bytes),
+            settings.render_concurrency,
+            settings.render_wait_seconds,
+        )
+        """Renders frames for DICOMweb and WADO-URI within the settings' limits."""
         self.dicom: DicomServer | None = None
         """The DICOM listener, while the process serves it (``dicom_port`` not 0)."""
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +48,12 @@ __all__ = [
     "DECODING_PLUGINS",
     "MEDIA_TYPES",
     "UNCOMPRESSED_SYNTAXES",
+    "Busy",
     "RawFrame",
     "RenderError",
+    "RenderLimits",
+    "Renderer",
+    "TooLarge",
     "Viewport",
     "Window",
     "apply_modality_lut",
@@ -394,6 +400,134 @@ def encode_image(image: Image8, media_type: str = "image/jpeg", *, quality: int 
     else:
         pil.save(out, format=fmt)
     return out.getvalue()
+
+
+class TooLarge(RenderError):
+    """The rendering asked for, or the frame it would decode, is beyond `RenderLimits`."""
+
+
+class Busy(RenderError):
+    """No decoding slot freed in time (`Renderer`)."""
+
+
+@dataclass(frozen=True)
+class RenderLimits:
+    """What one rendering may cost, checked before anything is decoded."""
+
+    max_output_pixels: int = 4096 * 4096
+    """Largest image produced (viewport, or the frame's own size without one)."""
+    max_decoded_bytes: int = 256 * 1024**2
+    """Largest decoded frame, as its header declares it (every frame when deflated)."""
+
+    def check(self, header: Dataset, index: int, viewport: Viewport | None) -> None:
+        """Raise `TooLarge` when rendering frame ``index`` of ``header`` into ``viewport``
+        would go beyond the limits; the declared sizes are trusted no further than that."""
+        _check_index(header, index)
+        rows, columns = _positive(header, "Rows"), _positive(header, "Columns")
+        output = viewport.width * viewport.height if viewport is not None else rows * columns
+        if output > self.max_output_pixels:
+            raise TooLarge(
+                f"the rendered image would have {output} pixels; at most "
+                f"{self.max_output_pixels} are rendered"
+            )
+        samples = _positive(header, "SamplesPerPixel", 1)
+        sample_bytes = math.ceil(_positive(header, "BitsAllocated", 8) / 8)
+        decoded = rows * columns * samples * sample_bytes
+        meta = getattr(header, "file_meta", None)
+        if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
+            decoded *= number_of_frames(header)
+        if decoded > self.max_decoded_bytes:
+            raise TooLarge(
+                f"the frame would take {decoded} bytes decoded; at most "
+                f"{self.max_decoded_bytes} are decoded for a rendering"
+            )
+
+    def check_object(self, header: Dataset) -> None:
+        """Raise `TooLarge` when decoding every frame of ``header`` (a transcoding) would go
+        beyond ``max_decoded_bytes``; an object without pixel data passes."""
+        if "Rows" not in header or "Columns" not in header:
+            return
+        decoded = (
+            _positive(header, "Rows")
+            * _positive(header, "Columns")
+            * _positive(header, "SamplesPerPixel", 1)
+            * math.ceil(_positive(header, "BitsAllocated", 8) / 8)
+            * number_of_frames(header)
+        )
+        if decoded > self.max_decoded_bytes:
+            raise TooLarge(
+                f"the object would take {decoded} bytes decoded; at most "
+                f"{self.max_decoded_bytes} are decoded to transcode it"
+            )
+
+
+def _positive(header: Dataset, keyword: str, default: int | None = None) -> int:
+    value = header.get(keyword, default)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise RenderError(f"{keyword} must be a positive number")
+    return number
+
+
+class Renderer:
+    """Renders frames within `RenderLimits`, at most ``concurrency`` decodes at once in the
+    process: a request beyond the limits is refused before decoding, and many readers at
+    once queue rather than hold many frames in memory together."""
+
+    def __init__(
+        self, limits: RenderLimits, concurrency: int = 2, wait_seconds: float = 30.0
+    ) -> None:
+        self.limits = limits
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._wait = wait_seconds
+
+    def render(
+        self,
+        source: Path | str,
+        index: int = 0,
+        *,
+        media_type: str = "image/jpeg",
+        window: Window | None = None,
+        viewport: Viewport | None = None,
+        quality: int = 90,
+    ) -> bytes:
+        """As `render`, once `RenderLimits.check` passed and a decoding slot is free.
+
+        Raises `TooLarge`, `Busy` (no slot within ``wait_seconds``) or `RenderError`.
+        """
+        self.limits.check(_header(source), index, viewport)
+        if not self._slots.acquire(timeout=self._wait):
+            raise Busy("too many renderings at once; try again shortly")
+        try:
+            return render(
+                source,
+                index,
+                media_type=media_type,
+                window=window,
+                viewport=viewport,
+                quality=quality,
+            )
+        finally:
+            self._slots.release()
+
+    def transcode(self, path: Path | str, target: str) -> bytes:
+        """As `transcode`, once `RenderLimits.check_object` passed and a decoding slot is
+        free, when the stored pixel data must be decoded (an encapsulated syntax)."""
+        header = _header(path)
+        meta = getattr(header, "file_meta", None)
+        stored = meta.get("TransferSyntaxUID") if meta is not None else None
+        if stored is None or not UID(str(stored)).is_encapsulated:
+            return transcode(path, target)
+        self.limits.check_object(header)
+        if not self._slots.acquire(timeout=self._wait):
+            raise Busy("too many decodings at once; try again shortly")
+        try:
+            return transcode(path, target)
+        finally:
+            self._slots.release()
 
 
 def render(

@@ -172,4 +172,12 @@ class RemoteApplicationEntity(Base):
     """The archive calls it over TLS (PS3.15 Annex B) and verifies its certificate: the
     associations the archive opens itself, such as C-MOVE sub-operations. Its own calls to
     the archive follow the listener's settings, the same for every node."""
+    networks: Mapped[str] = mapped_column(String(1000), default="", server_default="")
+    """Addresses and networks (CIDR, separated by spaces) it may call the archive from; ""
+    for the addresses its ``host`` resolves to. A calling AE title is only a name: an
+    association from elsewhere is rejected."""
+    certificate: Mapped[str] = mapped_column(String(400), default="", server_default="")
+    """Over TLS, the client certificate it must present: its SHA-256 fingerprint (hex) or
+    its subject (RFC 4514, ``CN=...``); "" for any certificate of the trusted authority
+    that is not registered to another node."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -79,11 +79,15 @@ def make_engine(url: str, *, read_only: bool = False, serving: bool = False) -> 
     A ``serving`` engine refuses to begin a write transaction on an event loop: waiting
     there for SQLite's write lock would stall the requests that hold it until the busy
     timeout. Such work runs in a worker thread.
+
+    Every engine hides its statements' parameters from the messages of its errors: they are
+    patients' names, identifiers and birth dates, and errors are logged.
     """
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30, "isolation_level": None},
+            hide_parameters=True,
             pool_size=8,
             max_overflow=8,
         )
@@ -108,7 +112,9 @@ def make_engine(url: str, *, read_only: bool = False, serving: bool = False) -> 
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
+    )
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -30,9 +30,22 @@ def create_share(
     now: datetime,
     reason: str = "",
     patient_id: int | None = None,
+    from_site_id: int | None = None,
+    granter_site_ids: Collection[int] = (),
 ) -> Share:
+    """Share a resource with one site or one person until ``expires_at`` (audited).
+
+    ``from_site_id`` is the site the share comes from: a share of a patient grants what that
+    site holds of them and nothing of another site's (`active_share_targets`). A share
+    widens the access of others, never its granter's: nobody shares with themselves, nor
+    with the site it comes from or any site where they hold a role (``granter_site_ids``).
+    """
     if (to_site_id is None) == (to_user_id is None):
         raise InvalidInput("share with exactly one site or one person")
+    if to_user_id is not None and to_user_id == actor.user_id:
+        raise InvalidInput("nobody shares with themselves")
+    if to_site_id is not None and (to_site_id == from_site_id or to_site_id in granter_site_ids):
+        raise InvalidInput("share with a site other than your own")
     if expires_at <= now:
         raise InvalidInput("a share must expire in the future")
     if expires_at - now > timedelta(days=366):
@@ -44,6 +57,7 @@ def create_share(
         resource_id=resource_id,
         to_site_id=to_site_id,
         to_user_id=to_user_id,
+        from_site_id=from_site_id,
         granted_by_id=actor.user_id,
         reason=reason.strip()[:2000],
         created_at=now,
@@ -63,6 +77,7 @@ def create_share(
             "share": share.id,
             "to_site": to_site_id,
             "to_user": to_user_id,
+            "from_site": from_site_id,
             "expires": expires_at.isoformat(),
         },
     )
@@ -106,17 +121,24 @@ def shares_of(session: Session, resource_kind: str, resource_id: str) -> Sequenc
 
 
 def active_share_targets(
-    session: Session, resource_kind: str, resource_id: str, now: datetime
+    session: Session,
+    resource_kind: str,
+    resource_id: str,
+    now: datetime,
+    *,
+    from_site_id: int | None = None,
 ) -> tuple[frozenset[int], frozenset[int]]:
-    """Sites and users a resource is currently shared with."""
-    rows = session.execute(
-        select(Share.to_site_id, Share.to_user_id).where(
-            Share.resource_kind == resource_kind,
-            Share.resource_id == resource_id,
-            Share.revoked_at.is_(None),
-            Share.expires_at > now,
-        )
-    ).all()
+    """Sites and users a resource is currently shared with; with ``from_site_id``, only by
+    the shares coming from that site (what a patient's share grants of that site's data)."""
+    statement = select(Share.to_site_id, Share.to_user_id).where(
+        Share.resource_kind == resource_kind,
+        Share.resource_id == resource_id,
+        Share.revoked_at.is_(None),
+        Share.expires_at > now,
+    )
+    if from_site_id is not None:
+        statement = statement.where(Share.from_site_id == from_site_id)
+    rows = session.execute(statement).all()
     return (
         frozenset(site for site, _ in rows if site is not None),
         frozenset(user for _, user in rows if user is not None),
@@ -138,7 +160,7 @@ def shared_resource_ids(
     return frozenset(rows)
 
 
-_SHARED_WITH = select(Share.resource_kind, Share.resource_id).where(
+_SHARED_WITH = select(Share.resource_kind, Share.resource_id, Share.from_site_id).where(
     Share.resource_kind.in_(bindparam("kinds", expanding=True)),
     Share.revoked_at.is_(None),
     Share.expires_at > bindparam("now"),
@@ -164,15 +186,28 @@ def shared_with(
 
     ``user_id`` None leaves shares to persons out; no site leaves shares to sites out.
     """
-    found: dict[str, set[str]] = {kind: set() for kind in resource_kinds}
+    found = shared_with_origin(session, resource_kinds, user_id=user_id, site_ids=site_ids, now=now)
+    return {kind: frozenset(i for i, _ in pairs) for kind, pairs in found.items()}
+
+
+def shared_with_origin(
+    session: Session,
+    resource_kinds: Collection[str],
+    *,
+    user_id: int | None,
+    site_ids: Collection[int],
+    now: datetime,
+) -> dict[str, frozenset[tuple[str, int | None]]]:
+    """As `shared_with`, each resource with the site its share comes from. One query."""
+    found: dict[str, set[tuple[str, int | None]]] = {kind: set() for kind in resource_kinds}
     if found and (user_id is not None or site_ids):
         rows = session.connection().execute(
             _SHARED_WITH,
             {"kinds": sorted(found), "now": now, "user_id": user_id, "site_ids": sorted(site_ids)},
         )
-        for kind, resource_id in rows:
-            found[kind].add(resource_id)
-    return {kind: frozenset(ids) for kind, ids in found.items()}
+        for kind, resource_id, from_site_id in rows:
+            found[kind].add((resource_id, from_site_id))
+    return {kind: frozenset(pairs) for kind, pairs in found.items()}
 
 
 def break_the_glass(

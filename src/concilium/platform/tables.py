@@ -176,6 +176,9 @@ class Share(Base):
     resource_id: Mapped[str] = mapped_column(String(128))
     to_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
     to_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    from_site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
+    """Site the share is granted from: a share of a patient grants what that site holds of
+    them (its studies), never another site's; None grants the patient's demographics only."""
     granted_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

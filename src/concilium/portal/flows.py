@@ -414,8 +414,19 @@ def share_patient(
     to_user_id: int | None,
     expires_at: datetime,
     reason: str,
+    from_site_id: int | None = None,
 ) -> Share:
+    """Share a patient from one of the sharer's sites identifying them: the share grants
+    what that site holds of the patient, never another hospital's data (see
+    `sharing.create_share`). Without ``from_site_id``, the lowest such site."""
     patient, _ = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
+    sharing_sites = ctx.principal.sites_with(PlatformAction.SHARE_MANAGE.rule.roles) & {
+        i.site_id for i in patient.identifiers
+    }
+    if from_site_id is None and sharing_sites:
+        from_site_id = min(sharing_sites)
+    if from_site_id not in sharing_sites:
+        raise InvalidInput("share from a site that identifies the patient and where you share")
     if to_site_id is not None:
         accounts.get_site(ctx.db, to_site_id)
     if to_user_id is not None:
@@ -431,6 +442,8 @@ def share_patient(
         now=ctx.now,
         reason=reason,
         patient_id=patient.id,
+        from_site_id=from_site_id,
+        granter_site_ids=frozenset(ctx.principal.roles),
     )
     ctx.commit()
     return share

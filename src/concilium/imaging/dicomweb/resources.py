@@ -10,11 +10,12 @@ target resource with nothing readable in it is a 404, and the attempt is audited
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Request
 from pydicom.dataset import Dataset
 
+from concilium.imaging import render
 from concilium.imaging.access import NotAuthorized
 from concilium.imaging.actions import ImagingAction
 from concilium.imaging.archive import Archive
@@ -35,6 +36,7 @@ __all__ = [
     "check_uid",
     "instance_url",
     "int_param",
+    "rendered",
     "series_url",
     "study_url",
     "target_instances",
@@ -53,6 +55,19 @@ def archive_of(request: Request) -> Archive:
     """The archive of this process (see :class:`ImagingProcess`): the HTTP side shares the
     database sessions, event bus and clock of everything else in the process."""
     return process_of(request.app, ImagingProcess).archive
+
+
+def rendered(request: Request, found: RetrievableInstance, index: int, **options: Any) -> bytes:
+    """A frame rendered by the process's `Renderer`: beyond its limits 413, no decoding slot
+    in time 503 (problem details), any other rendering failure 400."""
+    try:
+        return process_of(request.app, ImagingProcess).renderer.render(found.path, index, **options)
+    except render.TooLarge as exc:
+        raise DicomwebError(413, "Content too large", str(exc)) from exc
+    except render.Busy as exc:
+        raise DicomwebError(503, "Service unavailable", str(exc)) from exc
+    except render.RenderError as exc:
+        raise bad_request(str(exc)) from exc
 
 
 def base_url(request: Request) -> str:

@@ -36,6 +36,7 @@ from concilium.imaging.dicomweb.resources import (
     base_url,
     instance_url,
     int_param,
+    rendered,
     target_instances,
 )
 from concilium.imaging.dicomweb.streaming import (
@@ -335,16 +336,17 @@ def _render(request: Request, found: RetrievableInstance, index: int | None = No
             header = pydicom.dcmread(found.path, stop_before_pixels=True)
             index = render.number_of_frames(header) // 2
             viewport = viewport or render.Viewport(THUMBNAIL_SIZE, THUMBNAIL_SIZE)
-        data = render.render(
-            found.path,
-            index,
-            media_type=media_type,
-            window=window,
-            viewport=viewport,
-            quality=quality,
-        )
     except render.RenderError as exc:
         raise bad_request(str(exc)) from exc
+    data = rendered(
+        request,
+        found,
+        index,
+        media_type=media_type,
+        window=window,
+        viewport=viewport,
+        quality=quality,
+    )
     return Response(data, media_type=media_type)
 
 

@@ -6,11 +6,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from concilium.imaging import render
-from concilium.imaging.dicomweb.errors import bad_request, not_acceptable
+from concilium.imaging.dicomweb.errors import DicomwebError, bad_request, not_acceptable
 from concilium.imaging.dicomweb.media import DICOM, syntax_for
-from concilium.imaging.dicomweb.resources import READ, target_instances
+from concilium.imaging.dicomweb.resources import READ, rendered, target_instances
 from concilium.imaging.dicomweb.streaming import file_chunks
+from concilium.imaging.process import ImagingProcess
 from concilium.imaging.retrieve import RetrievableInstance
+from concilium.web.context import process_of
 
 __all__ = ["wado_uri"]
 
@@ -36,7 +38,7 @@ def wado_uri(request: Request, ctx: READ) -> Response:
     (found,) = target_instances(request, ctx, *uids)
     content_type = params.get("contentType", "image/jpeg").split(",")[0].strip()
     if content_type == DICOM:
-        return _wado_uri_object(found, params.get("transferSyntax") or None)
+        return _wado_uri_object(request, found, params.get("transferSyntax") or None)
     if content_type not in render.MEDIA_TYPES:
         raise not_acceptable(f"contentType: {DICOM} or one of {', '.join(render.MEDIA_TYPES)}")
     try:
@@ -49,16 +51,17 @@ def wado_uri(request: Request, ctx: READ) -> Response:
         if rows or columns:
             size = int(rows or columns or 0), int(columns or rows or 0)
             viewport = render.Viewport(size[1], size[0])
-        data = render.render(
-            found.path, frame, media_type=content_type, window=window, viewport=viewport
-        )
     except (ValueError, render.RenderError) as exc:
         raise bad_request(str(exc)) from exc
+    data = rendered(
+        request, found, frame, media_type=content_type, window=window, viewport=viewport
+    )
     return Response(data, media_type=content_type)
 
 
-def _wado_uri_object(found: RetrievableInstance, wanted: str | None) -> Response:
-    """The Part 10 object in ``wanted`` (absent or ``*``: as stored)."""
+def _wado_uri_object(request: Request, found: RetrievableInstance, wanted: str | None) -> Response:
+    """The Part 10 object in ``wanted`` (absent or ``*``: as stored); decoding it is bound
+    by the process's `render.Renderer` (413 beyond its limits, 503 without a slot)."""
     stored = found.transfer_syntax_uid
     syntax = syntax_for(stored, [wanted])
     if syntax is None:
@@ -69,8 +72,13 @@ def _wado_uri_object(found: RetrievableInstance, wanted: str | None) -> Response
         )
     if syntax == stored:
         return StreamingResponse(file_chunks(found.path), media_type=DICOM)
+    renderer = process_of(request.app, ImagingProcess).renderer
     try:
-        data = render.transcode(found.path, syntax)
+        data = renderer.transcode(found.path, syntax)
+    except render.TooLarge as exc:
+        raise DicomwebError(413, "Content too large", str(exc)) from exc
+    except render.Busy as exc:
+        raise DicomwebError(503, "Service unavailable", str(exc)) from exc
     except render.RenderError as exc:
         raise not_acceptable(f"cannot be sent in {syntax}: {exc}") from exc
     return Response(data, media_type=DICOM)

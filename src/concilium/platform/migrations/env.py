@@ -10,7 +10,7 @@ schema: Schema = config.attributes.get("schema", PLATFORM_SCHEMA)
 schema.load_tables()
 url = config.get_main_option("sqlalchemy.url")
 assert url
-connectable = create_engine(url, poolclass=pool.NullPool)
+connectable = create_engine(url, poolclass=pool.NullPool, hide_parameters=True)
 with connectable.connect() as connection:
     context.configure(
         connection=connection,

@@ -430,16 +430,22 @@ class RenderLimits:
                 f"the rendered image would have {output} pixels; at most "
                 f"{self.max_output_pixels} are rendered"
             )
+        self.check_frame(header, index)
+
+    def check_frame(self, header: Dataset, index: int) -> None:
+        """Raise `TooLarge` when decoding frame ``index`` of ``header`` would go beyond
+        ``max_decoded_bytes`` (every frame counted when the object is deflated)."""
+        _check_index(header, index)
         samples = _positive(header, "SamplesPerPixel", 1)
         sample_bytes = math.ceil(_positive(header, "BitsAllocated", 8) / 8)
-        decoded = rows * columns * samples * sample_bytes
+        decoded = _positive(header, "Rows") * _positive(header, "Columns") * samples * sample_bytes
         meta = getattr(header, "file_meta", None)
         if meta is not None and meta.get("TransferSyntaxUID") == DeflatedExplicitVRLittleEndian:
             decoded *= number_of_frames(header)
         if decoded > self.max_decoded_bytes:
             raise TooLarge(
                 f"the frame would take {decoded} bytes decoded; at most "
-                f"{self.max_decoded_bytes} are decoded for a rendering"
+                f"{self.max_decoded_bytes} are decoded at once"
             )
 
     def check_object(self, header: Dataset) -> None:
@@ -512,6 +518,26 @@ class Renderer:
             )
         finally:
             self._slots.release()
+
+    def decoded_frame(self, path: Path | str, index: int = 0) -> RawFrame:
+        """As `frame_as_explicit_vr_little_endian`, once `RenderLimits.check_frame` passed and
+        a decoding slot is free."""
+        self.limits.check_frame(_header(path), index)
+        if not self._slots.acquire(timeout=self._wait):
+            raise Busy("too many decodings at once; try again shortly")
+        try:
+            return frame_as_explicit_vr_little_endian(path, index)
+        finally:
+            self._slots.release()
+
+    def check_transcoding(self, path: Path | str) -> None:
+        """Raise `TooLarge` when transcoding ``path`` would decode more than the limits allow
+        (only encapsulated pixel data are decoded to be transcoded)."""
+        header = _header(path)
+        meta = getattr(header, "file_meta", None)
+        stored = meta.get("TransferSyntaxUID") if meta is not None else None
+        if stored is not None and UID(str(stored)).is_encapsulated:
+            self.limits.check_object(header)
 
     def transcode(self, path: Path | str, target: str) -> bytes:
         """As `transcode`, once `RenderLimits.check_object` passed and a decoding slot is

@@ -1,6 +1,7 @@
-"""One reader cannot exhaust the server's memory by rendering: a viewport beyond the output
-limit (DICOMweb ``rendered``, WADO-URI ``rows``/``columns``) and an instance whose declared
-frame is beyond the decoded-size limit are refused with 413 problem details before any
+"""One reader cannot exhaust the server's memory by rendering or decoding: a viewport beyond
+the output limit (DICOMweb ``rendered``, WADO-URI ``rows``/``columns``) and an instance whose
+declared frame is beyond the decoded-size limit (rendered, its frames decoded by WADO-RS, or
+transcoded by WADO-RS and WADO-URI) are refused with 413 problem details before any
 decoding; the web side keeps answering, and so does the DICOM listener."""
 
 from __future__ import annotations
@@ -94,9 +95,20 @@ def test_oversized_renderings_are_refused_and_the_server_keeps_serving(
         wado(huge, 64).replace("&rows=64&columns=64", "&contentType=application/dicom")
         + "&transferSyntax=1.2.840.10008.1.2.1",
     ]
-    with ThreadPoolExecutor(max_workers=len(attacks)) as pool:
-        answers = list(pool.map(lambda url: client.get(url, headers=headers), attacks))
-    for url, answer in zip(attacks, answers, strict=True):
+    # WADO-RS: the huge frame decoded to Explicit VR Little Endian, the instance and its
+    # series transcoded (their pixel data decoded to be sent uncompressed).
+    decoded = {**headers, "Accept": 'multipart/related; type="application/octet-stream"'}
+    explicit = "transfer-syntax=1.2.840.10008.1.2.1"
+    transcoded = {**headers, "Accept": f'multipart/related; type="application/dicom"; {explicit}'}
+    series = instance(huge).rsplit("/instances/", 1)[0]
+    requests = [(url, headers) for url in attacks] + [
+        (f"{instance(huge)}/frames/1", decoded),
+        (instance(huge), transcoded),
+        (series, transcoded),
+    ]
+    with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+        answers = list(pool.map(lambda r: client.get(r[0], headers=r[1]), requests))
+    for (url, _), answer in zip(requests, answers, strict=True):
         assert answer.status_code == 413, (url, answer.status_code, answer.text[:200])
         assert answer.headers["content-type"].startswith("application/problem+json")
 

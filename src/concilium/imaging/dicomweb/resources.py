@@ -9,7 +9,9 @@ target resource with nothing readable in it is a 404, and the attempt is audited
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Request
@@ -34,9 +36,11 @@ __all__ = [
     "archive_of",
     "base_url",
     "check_uid",
+    "decoding_limits",
     "instance_url",
     "int_param",
     "rendered",
+    "renderer_of",
     "series_url",
     "study_url",
     "target_instances",
@@ -57,15 +61,29 @@ def archive_of(request: Request) -> Archive:
     return process_of(request.app, ImagingProcess).archive
 
 
-def rendered(request: Request, found: RetrievableInstance, index: int, **options: Any) -> bytes:
-    """A frame rendered by the process's `Renderer`: beyond its limits 413, no decoding slot
-    in time 503 (problem details), any other rendering failure 400."""
+def renderer_of(request: Request) -> render.Renderer:
+    """The process's `Renderer`: every decoding of pixel data for a reader goes through it."""
+    return process_of(request.app, ImagingProcess).renderer
+
+
+@contextlib.contextmanager
+def decoding_limits() -> Iterator[None]:
+    """Answer a decoding refused by the `Renderer`: beyond its limits 413, no decoding slot in
+    time 503 (problem details)."""
     try:
-        return process_of(request.app, ImagingProcess).renderer.render(found.path, index, **options)
+        yield
     except render.TooLarge as exc:
         raise DicomwebError(413, "Content too large", str(exc)) from exc
     except render.Busy as exc:
         raise DicomwebError(503, "Service unavailable", str(exc)) from exc
+
+
+def rendered(request: Request, found: RetrievableInstance, index: int, **options: Any) -> bytes:
+    """A frame rendered by the process's `Renderer`: beyond its limits 413, no decoding slot
+    in time 503 (problem details), any other rendering failure 400."""
+    try:
+        with decoding_limits():
+            return renderer_of(request).render(found.path, index, **options)
     except render.RenderError as exc:
         raise bad_request(str(exc)) from exc
 

@@ -181,8 +181,10 @@ def stored_file(path: Path, length: int) -> Callable[[], Iterator[bytes]]:
     return read
 
 
-def transcoded(path: Path, transfer_syntax: str) -> Callable[[], Iterator[bytes]]:
+def transcoded(
+    renderer: render.Renderer, path: Path, transfer_syntax: str
+) -> Callable[[], Iterator[bytes]]:
     def produce() -> Iterator[bytes]:
-        yield render.transcode(path, transfer_syntax)
+        yield renderer.transcode(path, transfer_syntax)
 
     return produce

@@ -34,9 +34,11 @@ from concilium.imaging.dicomweb.resources import (
     READ,
     archive_of,
     base_url,
+    decoding_limits,
     instance_url,
     int_param,
     rendered,
+    renderer_of,
     target_instances,
 )
 from concilium.imaging.dicomweb.streaming import (
@@ -119,13 +121,21 @@ def _instances_response(
         # One instance: transcoded before answering, so that a failure is still a 406.
         (item,), (syntax,) = found, syntaxes
         try:
-            data = render.transcode(item.path, str(syntax))
+            with decoding_limits():
+                data = renderer_of(request).transcode(item.path, str(syntax))
         except render.RenderError as exc:
             raise not_acceptable(f"cannot be sent in {syntax}: {exc}") from exc
         part = OutgoingPart(f"{DICOM}; transfer-syntax={syntax}", data)
         return multipart_response([part], DICOM)
+    renderer = renderer_of(request)
+    with decoding_limits():  # refused before the first part rather than midway
+        for item, syntax in pairs:
+            if syntax != item.transfer_syntax_uid:
+                renderer.check_transcoding(item.path)
     sources = [
-        stored_file(i.path, i.size) if ts == i.transfer_syntax_uid else transcoded(i.path, str(ts))
+        stored_file(i.path, i.size)
+        if ts == i.transfer_syntax_uid
+        else transcoded(renderer, i.path, str(ts))
         for i, ts in pairs
     ]
     reader = ReadAhead(sources, [i.path for i in found])
@@ -245,9 +255,13 @@ def _frame_numbers(frames: str) -> list[int]:
 
 
 def _frame_parts(
-    found: RetrievableInstance, numbers: list[int], choices: list[Accepted]
+    renderer: render.Renderer,
+    found: RetrievableInstance,
+    numbers: list[int],
+    choices: list[Accepted],
 ) -> tuple[list[OutgoingPart], str]:
-    """Frames as stored or as Explicit VR Little Endian, per the Accept header (8.7.3.5)."""
+    """Frames as stored or as Explicit VR Little Endian, per the Accept header (8.7.3.5);
+    frames that must be decoded are decoded within the `Renderer`'s limits."""
     stored = UID(found.transfer_syntax_uid)
     native = not stored.is_encapsulated and stored.is_little_endian and not stored.is_deflated
     compressed_type = _FRAME_MEDIA_TYPES.get(str(stored), OCTET_STREAM)
@@ -259,7 +273,7 @@ def _frame_parts(
             if native:
                 return _frames(found, numbers, OCTET_STREAM, render.extract_frame), OCTET_STREAM
             return (
-                _frames(found, numbers, OCTET_STREAM, render.frame_as_explicit_vr_little_endian),
+                _frames(found, numbers, OCTET_STREAM, renderer.decoded_frame),
                 OCTET_STREAM,
             )
         if ts == "*" or ts == str(stored):
@@ -268,7 +282,7 @@ def _frame_parts(
                 part_type = choice.media_type
             # Big endian and deflated frames are never sent as such (PS3.18 8.7.3.5.2).
             extract = (
-                render.frame_as_explicit_vr_little_endian
+                renderer.decoded_frame
                 if not stored.is_encapsulated and not native
                 else render.extract_frame
             )
@@ -288,7 +302,8 @@ def _frames(
     parts = []
     for number in numbers:
         try:
-            frame: render.RawFrame = extract(found.path, number - 1)
+            with decoding_limits():
+                frame: render.RawFrame = extract(found.path, number - 1)
         except render.RenderError as exc:
             raise bad_request(str(exc)) from exc
         parts.append(
@@ -304,7 +319,9 @@ def retrieve_frames(
     """WADO-RS Retrieve Frames (PS3.18 10.4.1.1.4)."""
     numbers = _frame_numbers(frames)
     (found,) = target_instances(request, ctx, study, series, instance)
-    parts, part_type = _frame_parts(found, numbers, accepted(request, OCTET_STREAM))
+    parts, part_type = _frame_parts(
+        renderer_of(request), found, numbers, accepted(request, OCTET_STREAM)
+    )
     return multipart_response(parts, part_type)
 
 

@@ -6,13 +6,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 
 from concilium.imaging import render
-from concilium.imaging.dicomweb.errors import DicomwebError, bad_request, not_acceptable
+from concilium.imaging.dicomweb.errors import bad_request, not_acceptable
 from concilium.imaging.dicomweb.media import DICOM, syntax_for
-from concilium.imaging.dicomweb.resources import READ, rendered, target_instances
+from concilium.imaging.dicomweb.resources import (
+    READ,
+    decoding_limits,
+    rendered,
+    renderer_of,
+    target_instances,
+)
 from concilium.imaging.dicomweb.streaming import file_chunks
-from concilium.imaging.process import ImagingProcess
 from concilium.imaging.retrieve import RetrievableInstance
-from concilium.web.context import process_of
 
 __all__ = ["wado_uri"]
 
@@ -72,13 +76,9 @@ def _wado_uri_object(request: Request, found: RetrievableInstance, wanted: str |
         )
     if syntax == stored:
         return StreamingResponse(file_chunks(found.path), media_type=DICOM)
-    renderer = process_of(request.app, ImagingProcess).renderer
     try:
-        data = renderer.transcode(found.path, syntax)
-    except render.TooLarge as exc:
-        raise DicomwebError(413, "Content too large", str(exc)) from exc
-    except render.Busy as exc:
-        raise DicomwebError(503, "Service unavailable", str(exc)) from exc
+        with decoding_limits():
+            data = renderer_of(request).transcode(found.path, syntax)
     except render.RenderError as exc:
         raise not_acceptable(f"cannot be sent in {syntax}: {exc}") from exc
     return Response(data, media_type=DICOM)

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.live import endpoints
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
+from concilium.live.endpoints import Network
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
 from concilium.live.tables import (
@@ -35,7 +37,8 @@ from concilium.live.tables import (
     LiveSource,
 )
 from concilium.platform import audit, sharing
-from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.encryption import SecretBox
+from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, Target
 from concilium.platform.tables import Membership, Patient, User
 
@@ -48,6 +51,7 @@ __all__ = [
     "ROOM_PUBLISHERS",
     "SESSION_ROLES",
     "SIMULCAST_KINDS",
+    "CineGrant",
     "JoinGrant",
     "broadcast_refusal",
     "capable_users",
@@ -560,21 +564,62 @@ def list_sessions(
 # --- sources -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CineGrant:
+    """Proof that a cine loop was authorised for the person adding it
+    (:func:`concilium.live.sources.authorize_cine`): they may read its study, and its
+    patient is the session's or has consented to teaching."""
+
+    reference: str
+    user_id: int
+
+
 def add_source(
-    db: Session, actor: audit.Actor, live: LiveSession, *, name: str, kind: str, reference: str
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    *,
+    name: str,
+    kind: str,
+    reference: str,
+    networks: Sequence[Network] = (),
+    box: SecretBox | None = None,
+    cine: CineGrant | None = None,
 ) -> LiveSource:
-    """Name a picture the director may put on program."""
+    """Name a picture the director may put on program.
+
+    An IP camera's URL must be one the server may call (:func:`endpoints.check_stream_url`
+    with the installation's device ``networks``); its credentials are sealed with ``box``
+    and only the masked URL is kept readable. A cine loop needs the ``cine`` grant of the
+    acting person for this very reference.
+    """
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput("a source name has 1 to 100 characters")
     if kind not in SOURCE_KINDS:
         raise InvalidInput(f"source kind must be one of {', '.join(SOURCE_KINDS)}")
     reference = reference.strip()
-    if kind == "ip_camera" and not re.match(r"^(rtsp|rtp|srt)://[^\s]+$", reference):
-        raise InvalidInput("an IP camera source needs its rtsp://, rtp:// or srt:// URL")
-    if kind == "dicom_cine" and not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
-        raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
-    source = LiveSource(session_id=live.id, name=name, kind=kind, reference=reference[:500])
+    sealed: str | None = None
+    if kind == "ip_camera":
+        url = endpoints.check_stream_url(reference, networks)
+        reference = endpoints.mask_credentials(url)
+        if reference != url:
+            if box is None:
+                raise InvalidInput("camera credentials cannot be kept on this server")
+            sealed = box.seal(url, sealed_url_context(live.id))
+    if kind == "dicom_cine":
+        if not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
+            raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
+        if cine is None or cine.reference != reference or cine.user_id != actor.user_id:
+            raise Forbidden("a cine loop is shown only by someone it was authorised for")
+    source = LiveSource(
+        session_id=live.id,
+        name=name,
+        kind=kind,
+        reference=reference[:500],
+        sealed_url=sealed,
+        added_by_id=actor.user_id,
+    )
     db.add(source)
     db.flush()
     audit.record(
@@ -587,6 +632,36 @@ def add_source(
         detail={"source": source.id, "kind": kind},
     )
     return source
+
+
+def sealed_url_context(session_id: int) -> str:
+    """What a camera URL's sealing is bound to: it opens for its own session only."""
+    return f"live-source:{session_id}"
+
+
+def source_url(source: LiveSource, box: SecretBox | None) -> str:
+    """The URL the server calls for an IP camera, credentials included."""
+    if source.sealed_url is None:
+        return source.reference
+    if box is None:
+        raise InvalidInput("camera credentials cannot be opened on this server")
+    return box.open(source.sealed_url, sealed_url_context(source.session_id))
+
+
+def seal_clear_credentials(db: Session, box: SecretBox) -> int:
+    """Seal the credentials of camera URLs written in clear (before they were sealed);
+    how many were."""
+    sealed = 0
+    clear = select(LiveSource).where(
+        LiveSource.kind == "ip_camera", LiveSource.sealed_url.is_(None)
+    )
+    for source in db.execute(clear).scalars():
+        masked = endpoints.mask_credentials(source.reference)
+        if masked != source.reference:
+            source.sealed_url = box.seal(source.reference, sealed_url_context(source.session_id))
+            source.reference = masked
+            sealed += 1
+    return sealed
 
 
 def sources(db: Session, live: LiveSession) -> list[LiveSource]:

@@ -195,7 +195,10 @@ def test_anonymous_requests_are_refused_everywhere(app, client, world, metz_obje
             continue
         response = client.request(method, fill(route.path, metz_objects))
         where = f"{method} {route.path}"
-        if route.path.startswith(("/api/", "/dicomweb/")) or route.path in ("/metrics", "/wado"):
+        if route.path.startswith(("/api/", "/dicomweb/", "/janus")) or route.path in (
+            "/metrics",
+            "/wado",
+        ):
             assert response.status_code == 401, where
             assert response.headers["content-type"] == "application/problem+json", where
         else:

@@ -86,20 +86,27 @@ PUBLISHING_ROLES = frozenset({"director", "presenter", "participant"})
 DEFAULT_ROLE = "participant"
 """The role in a session of a person of its owning site who was not invited."""
 _TAKING_PART = frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_CHAT})
+_SENDING = frozenset({LiveAction.LIVE_DRAW, LiveAction.LIVE_PUBLISH})
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "director": _TAKING_PART | {LiveAction.LIVE_DRAW, LiveAction.LIVE_DIRECT},
+    "director": _TAKING_PART | _SENDING | {LiveAction.LIVE_DIRECT},
     "moderator": _TAKING_PART | {LiveAction.LIVE_MODERATE},
-    "presenter": _TAKING_PART | {LiveAction.LIVE_DRAW},
-    "participant": _TAKING_PART | {LiveAction.LIVE_DRAW},
+    "presenter": _TAKING_PART | _SENDING,
+    "participant": _TAKING_PART | _SENDING,
     "viewer": _TAKING_PART,
 }
 """What a role in a session lets its holder do there: an invitation in that role, or, for
 the actions of :data:`BY_SESSION_ROLE`, the :data:`DEFAULT_ROLE` of the owning site's staff.
 Those who send media (:data:`PUBLISHING_ROLES`) draw on the picture."""
-BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW})
+BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW, LiveAction.LIVE_PUBLISH})
 """Actions the owning site's staff hold by their role in the session (their invitation's,
 running or lapsed, else :data:`DEFAULT_ROLE`), whatever their role at the site: drawing
 goes with sending media, and a person of the site invited only to watch does not draw."""
+WATCH_ONLY = _SENDING
+"""Actions no learner holds by their role in a session that shows a patient, whatever the
+role they were invited in: a learner watches a patient, sends nothing into the room and
+draws nothing over the picture."""
+LEARNER = "learner"
+"""The site role of those who learn (``concilium.config.ROLES``)."""
 ROOM_ID_BASE = 10_000_000
 """Janus room ids of live sessions are this plus the session id (stable across restarts)."""
 CREDENTIAL_TTL = 4 * 3600.0
@@ -210,13 +217,30 @@ def session_target(db: Session, live: LiveSession, action: Action, now: datetime
     _, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
     invited = {p.user_id: p.role for p in participants(db, live)}
     staff = _site_staff(db, live.site_id) if action in BY_SESSION_ROLE else ()
+    shared = sharers(action, invited, shared_users, staff)
+    if action in WATCH_ONLY and live.patient_id is not None:
+        shared -= learners(db, shared)
     return Target(
         kind=RESOURCE_KIND,
         id=str(live.id),
         site_ids=frozenset({live.site_id}),
         patient_id=live.patient_id,
-        shared_user_ids=sharers(action, invited, shared_users, staff),
+        shared_user_ids=shared,
     )
+
+
+def learners(db: Session, user_ids: Iterable[int]) -> frozenset[int]:
+    """Of ``user_ids``, those who hold no role but :data:`LEARNER` (at any site)."""
+    roles: dict[int, set[str]] = {}
+    ids = list(user_ids)
+    if not ids:
+        return frozenset()
+    rows = db.execute(
+        select(Membership.user_id, Membership.role).where(Membership.user_id.in_(ids))
+    ).all()
+    for user_id, role in rows:
+        roles.setdefault(user_id, set()).add(role)
+    return frozenset(u for u, held in roles.items() if held == {LEARNER})
 
 
 def _site_staff(db: Session, site_id: int) -> list[int]:
@@ -477,9 +501,13 @@ async def join(
     live: LiveSession,
     now: datetime,
     *,
+    may_publish: bool,
     ttl: float = CREDENTIAL_TTL,
 ) -> JoinGrant:
     """Join a live session: mint a credential for its room, then note the arrival.
+
+    ``may_publish`` is the policy's ``live.publish`` decision for this person and session
+    (:data:`LiveAction.LIVE_PUBLISH`): only then does the credential send media.
 
     The media plane is asked first and the database touched after: no transaction (a write
     lock on SQLite) is held while Janus answers.
@@ -494,7 +522,10 @@ async def join(
     # the write lock when it begins, which must never happen on the event loop.
     role = await asyncio.to_thread(_note_join, db, actor, actor.user_id, live, now)
     return JoinGrant(
-        role, role in PUBLISHING_ROLES, credential, simulcast=live.kind in SIMULCAST_KINDS
+        role,
+        may_publish and role in PUBLISHING_ROLES,
+        credential,
+        simulcast=live.kind in SIMULCAST_KINDS,
     )
 
 

@@ -26,6 +26,7 @@ from concilium.live.web.access import (
     authorized_session,
     create_session,
     end_transaction,
+    may,
     visible_sessions,
 )
 from concilium.live.web.janus_proxy import JANUS_PATH
@@ -186,9 +187,10 @@ async def api_join(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> JoinOut:
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
+    may_publish = await run_in_threadpool(may, ctx, live, LiveAction.LIVE_PUBLISH)
     media = media_of(request)
     end_transaction(ctx)
-    grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now)
+    grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now, may_publish=may_publish)
     ctx.commit()
     credential: RoomCredential = grant.credential
     publishing = live_runtime(request.app).publishing_tokens

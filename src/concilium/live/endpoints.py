@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import parse_qsl, urlsplit
 
 from concilium.platform.errors import InvalidInput
+from concilium.platform.i18n import _
 
 __all__ = [
     "STREAM_SCHEMES",
@@ -92,19 +93,23 @@ def check_device_host(
     """
     host = host.strip().strip("[]")
     if not host or not (_HOST.match(host) or ":" in host):
-        raise InvalidInput("give the device's host name or address")
+        raise InvalidInput(_("Give the device's host name or address."))
     addresses = resolver(host)
     if not addresses:
-        raise InvalidInput(f"the device's host {host!r} cannot be resolved")
+        raise InvalidInput(_("The device's host {host} cannot be resolved.").format(host=host))
     for address in addresses:
         try:
             ip = ipaddress.ip_address(address.split("%")[0])
         except ValueError as exc:
-            raise InvalidInput(f"the device's host {host!r} has no usable address") from exc
+            raise InvalidInput(
+                _("The device's host {host} has no usable address.").format(host=host)
+            ) from exc
         if not any(ip in network for network in networks):
             raise InvalidInput(
-                f"{host} is not on a network this installation lets the server reach for "
-                "live devices (setting live_device_networks)"
+                _(
+                    "{host} is not on a network this installation lets the server reach for "
+                    "live devices (setting live_device_networks)."
+                ).format(host=host)
             )
     return host
 
@@ -117,31 +122,33 @@ def check_stream_url(url: str, networks: Sequence[Network], *, resolver: Resolve
     """
     url = url.strip()
     if not url or any(c.isspace() or ord(c) < 32 for c in url) or len(url) > 400:
-        raise InvalidInput("a camera's stream is one rtsp://, rtsps:// or srt:// URL")
+        raise InvalidInput(_("A camera's stream is one rtsp://, rtsps:// or srt:// URL."))
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise InvalidInput("this camera URL cannot be read") from exc
+        raise InvalidInput(_("This camera URL cannot be read.")) from exc
     if parts.scheme.lower() not in STREAM_SCHEMES or "://" not in url:
-        raise InvalidInput("a camera's stream is one rtsp://, rtsps:// or srt:// URL")
+        raise InvalidInput(_("A camera's stream is one rtsp://, rtsps:// or srt:// URL."))
     if not parts.hostname:
-        raise InvalidInput("a camera URL names the camera's host")
+        raise InvalidInput(_("A camera URL names the camera's host."))
     if port == 0:
-        raise InvalidInput("a camera URL names a real port")
+        raise InvalidInput(_("A camera URL names a real port."))
     options = parse_qsl(parts.query, keep_blank_values=True)
-    names = {name.lower() for name, _ in options}
+    names = {name.lower() for name, _value in options}
     # A bare ``?listen`` reads as an option named "listen"; ``a&listen`` too.
     names |= {piece.lower() for piece in re.split(r"[&;?]", parts.query) if piece}
     if names & _LISTENING_OPTIONS:
-        raise InvalidInput("the server calls the camera: no listening or local options")
+        raise InvalidInput(_("The server calls the camera: no listening or local options."))
     if parts.scheme.lower() == "srt":
-        if {n for n, _ in options} - _SRT_OPTIONS or any(
+        if {n for n, _value in options} - _SRT_OPTIONS or any(
             "=" not in piece for piece in parts.query.split("&") if piece
         ):
-            raise InvalidInput(f"SRT options allowed: {', '.join(sorted(_SRT_OPTIONS))}")
+            raise InvalidInput(
+                _("SRT options allowed: {options}.").format(options=", ".join(sorted(_SRT_OPTIONS)))
+            )
         if any(n == "mode" and v.lower() != "caller" for n, v in options):
-            raise InvalidInput("the server calls the camera: SRT mode=caller only")
+            raise InvalidInput(_("The server calls the camera: SRT mode=caller only."))
     check_device_host(parts.hostname, networks, resolver=resolver)
     return url
 

@@ -39,6 +39,7 @@ from concilium.live.tables import (
 from concilium.platform import audit, sharing
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Action, Target
 from concilium.platform.tables import Membership, Patient, User
 
@@ -214,7 +215,7 @@ def participants(db: Session, live: LiveSession) -> list[LiveParticipant]:
 
 def session_target(db: Session, live: LiveSession, action: Action, now: datetime) -> Target:
     """The facts ``decide`` needs about a session for ``action`` (see :func:`sharers`)."""
-    _, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
+    _sites, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
     invited = {p.user_id: p.role for p in participants(db, live)}
     staff = _site_staff(db, live.site_id) if action in BY_SESSION_ROLE else ()
     shared = sharers(action, invited, shared_users, staff)
@@ -636,13 +637,13 @@ def add_source(
         reference = endpoints.mask_credentials(url)
         if reference != url:
             if box is None:
-                raise InvalidInput("camera credentials cannot be kept on this server")
+                raise InvalidInput(_("Camera credentials cannot be kept on this server."))
             sealed = box.seal(url, sealed_url_context(live.id))
     if kind == "dicom_cine":
         if not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
             raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
         if cine is None or cine.reference != reference or cine.user_id != actor.user_id:
-            raise Forbidden("a cine loop is shown only by someone it was authorised for")
+            raise Forbidden(_("A cine loop is shown only by someone it was authorised for."))
     source = LiveSource(
         session_id=live.id,
         name=name,
@@ -675,7 +676,7 @@ def source_url(source: LiveSource, box: SecretBox | None) -> str:
     if source.sealed_url is None:
         return source.reference
     if box is None:
-        raise InvalidInput("camera credentials cannot be opened on this server")
+        raise InvalidInput(_("Camera credentials cannot be opened on this server."))
     return box.open(source.sealed_url, sealed_url_context(source.session_id))
 
 

@@ -63,6 +63,7 @@ from concilium.platform import audit, patients
 from concilium.platform.accounts import principal_for
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import ConciliumError, Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Principal
 from concilium.platform.tables import User
 
@@ -432,7 +433,7 @@ def locate_cine(
     try:
         found = imaging.locate(archive, db, principal, actor, identifier, now=now)
     except imaging.NotAuthorized as exc:
-        raise Forbidden(f"you may not show this study: {exc}") from exc
+        raise Forbidden(_("You may not show this study: {reason}").format(reason=exc)) from exc
     except imaging.InvalidQuery as exc:
         raise InvalidInput(str(exc)) from exc
     for instance in found:
@@ -475,13 +476,15 @@ def authorize_cine(
     study = imaging.study_by_uid(db, ref.study_uid)
     patient_id = study.patient_id if study is not None else None
     if patient_id is None or patient_id != live.patient_id:
-        refusal = ""
+        refusal, shown = "", ""
         if patient_id is None:
             refusal = "the patient of this study is not identified: their consent is unknown"
+            shown = _("The patient of this study is not identified: their consent is unknown.")
         elif not patients.has_consent(db, patient_id, "teaching"):
-            refusal = (
-                "this study is another patient's, who has not consented to teaching: "
-                "it cannot be shown in this session"
+            refusal = "another patient's study, without their teaching consent"
+            shown = _(
+                "This study is another patient's, who has not consented to teaching: "
+                "it cannot be shown in this session."
             )
         if refusal:
             audit.record(
@@ -494,7 +497,7 @@ def authorize_cine(
                 patient_id=patient_id,
                 detail={"kind": "dicom_cine", "reason": refusal},
             )
-            raise Forbidden(refusal)
+            raise Forbidden(shown)
     if actor.user_id is None:
         raise Forbidden("a cine loop is shown by a person")
     return service.CineGrant(reference.strip(), actor.user_id), path
@@ -544,7 +547,7 @@ def plan_sources(
         elif source.kind == "dicom_cine":
             person = db.get(User, source.added_by_id) if source.added_by_id else None
             if person is None or person.disabled:
-                refusal = "nobody may show this loop any more: add it again"
+                refusal = _("Nobody may show this loop any more: add it again.")
                 plans.append(SourcePlan(source.id, source.name, source.kind, refusal=refusal))
                 continue
             principal = principal_for(db, person, now)
@@ -552,7 +555,9 @@ def plan_sources(
                 person.id, person.username, role=principal.primary_role(live.site_id)
             )
             try:
-                _, path = authorize_cine(archive, db, principal, actor, live, source.reference, now)
+                _grant, path = authorize_cine(
+                    archive, db, principal, actor, live, source.reference, now
+                )
             except ConciliumError as exc:
                 plans.append(SourcePlan(source.id, source.name, source.kind, refusal=exc.detail))
                 continue

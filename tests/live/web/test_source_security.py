@@ -129,20 +129,21 @@ def test_another_patients_loop_needs_their_teaching_consent(signed_in, world, pe
     tech = signed_in(people["tech"])
     session_id = cine_case["session"]
     url = f"/api/v1/live/sessions/{session_id}/sources"
-    refused = tech.post(
-        url, json={"name": "B", "kind": "dicom_cine", "reference": cine_case["other"]}
-    )
+    other = {"name": "B", "kind": "dicom_cine", "reference": cine_case["other"]}
+    refused = tech.post(url, json=other)
     assert refused.status_code == 403, refused.text
     assert refused.headers["content-type"] == PROBLEM
     assert "consented to teaching" in refused.json()["detail"]
+    in_french = tech.post(url, json=other, headers={"accept-language": "fr"})
+    assert "consenti à l'enseignement" in in_french.json()["detail"]
     assert _sources(world, session_id) == []
     with world.runtime.sessions() as db:
         refusal = db.execute(
             select(AuditEvent).where(
                 AuditEvent.action == "live.source.add", AuditEvent.outcome == "refused"
             )
-        ).scalar_one()
-        assert refusal.actor == "metz-tech"
+        ).scalars()
+        assert {r.actor for r in refusal} == {"metz-tech"}
     allowed = tech.post(
         url, json={"name": "C", "kind": "dicom_cine", "reference": cine_case["consented"]}
     )

@@ -102,10 +102,10 @@ BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW, LiveAction.LIVE_PUBLISH})
 """Actions the owning site's staff hold by their role in the session (their invitation's,
 running or lapsed, else :data:`DEFAULT_ROLE`), whatever their role at the site: drawing
 goes with sending media, and a person of the site invited only to watch does not draw."""
-WATCH_ONLY = _SENDING
+WATCH_ONLY = _SENDING | {LiveAction.LIVE_DIRECT}
 """Actions no learner holds by their role in a session that shows a patient, whatever the
-role they were invited in: a learner watches a patient, sends nothing into the room and
-draws nothing over the picture."""
+role they were invited in: a learner watches a patient, sends nothing into the room, draws
+nothing over the picture and directs nothing (program, cameras, sources)."""
 LEARNER = "learner"
 """The site role of those who learn (``concilium.config.ROLES``)."""
 ROOM_ID_BASE = 10_000_000

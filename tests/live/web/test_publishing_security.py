@@ -19,7 +19,7 @@ from concilium.live.credentials import RoomCredential
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
 from concilium.live.web import live_runtime
-from concilium.platform import audit, patients
+from concilium.platform import accounts, audit, patients
 from concilium.platform.db import transaction
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -56,9 +56,11 @@ def janus(app, world, janus_config):
 
 @pytest.fixture
 def patient_session(world, people):
-    """A live supervision of a Metz patient; a Briey learner invited as presenter."""
+    """A live supervision of a Metz patient; a Briey learner invited as presenter, another
+    as director."""
     doctor = people["doctor"]
     now = world.runtime.now()
+    directing = world.user("briey-intern", (world.briey, "learner"))
     with transaction(world.runtime.sessions) as db:
         actor = audit.Actor(doctor.id, doctor.username)
         patient = patients.create_patient(
@@ -75,6 +77,7 @@ def patient_session(world, people):
             patient_id=patient.id,
         )
         service.invite(db, actor, live, user_id=people["viewer"].id, role="presenter", now=now)
+        service.invite(db, actor, live, user_id=directing.id, role="director", now=now)
         service.start(db, actor, live, now, teaching_consent=False)
         return live.id
 
@@ -85,9 +88,12 @@ def _message(token: str, body: dict[str, object]) -> dict[str, object]:
 
 def test_learners_only_watch_a_patient(signed_in, world, people, patient_session, janus, hub):
     room = service.ROOM_ID_BASE + patient_session
+    with world.runtime.sessions() as db:
+        users = {"briey-intern": accounts.user_by_username(db, "briey-intern")}
     publisher = {"request": "join", "ptype": "publisher", "room": room, "display": "x"}
     learners = {
         "invited as presenter": signed_in(people["viewer"]),
+        "invited as director": signed_in(users["briey-intern"]),
         "of the owning site": signed_in(world.user("metz-student", (world.metz, "learner"))),
     }
     for case, learner in learners.items():
@@ -114,6 +120,14 @@ def test_learners_only_watch_a_patient(signed_in, world, people, patient_session
             assert socket.receive_json()["may_draw"] is False, case
             socket.send_json({"type": "stroke", "points": [[0.1, 0.2], [0.3, 0.4]]})
             assert "draw" in socket.receive_json()["detail"], case
+        # Nor direct: the program, the cameras, the sources.
+        program = learner.post(f"/api/v1/live/sessions/{patient_session}/program", json={"feed": 1})
+        assert program.status_code == 403, case
+        source = learner.post(
+            f"/api/v1/live/sessions/{patient_session}/sources",
+            json={"name": "Screen", "kind": "screen"},
+        )
+        assert source.status_code == 403, case
     assert all(f["body"]["ptype"] == "subscriber" for f in janus if "body" in f)  # type: ignore[index]
 
     # The team publishes as before.

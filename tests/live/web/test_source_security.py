@@ -10,7 +10,7 @@ from sqlalchemy import select
 from concilium import imaging
 from concilium.imaging import ImagingProcess
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_xa_cine
-from concilium.live import service
+from concilium.live import LiveProcess, service
 from concilium.live.tables import LiveCamera, LiveSource
 from concilium.platform import audit, patients
 from concilium.platform.audit import AuditEvent
@@ -285,3 +285,15 @@ def test_camera_credentials_are_sealed_and_never_shown(signed_in, app, world, pe
         )
         events = db.execute(select(AuditEvent.detail)).scalars().all()
     assert all(secret not in str(detail) for detail in events)
+
+
+def test_camera_credentials_written_in_clear_are_sealed_when_the_service_opens(app, world, live_id):
+    clear = "rtsp://admin:Old-pw-42@10.0.0.9/x"
+    with transaction(world.runtime.sessions) as db:
+        db.add(LiveSource(session_id=live_id, name="Old", kind="ip_camera", reference=clear))
+    process_of(app, LiveProcess).open()  # as at the next start of the server
+    with world.runtime.sessions() as db:
+        source = db.execute(select(LiveSource).where(LiveSource.name == "Old")).scalar_one()
+        assert source.reference == "rtsp://admin:***@10.0.0.9/x"
+        assert source.sealed_url and "Old-pw-42" not in source.sealed_url
+        assert service.source_url(source, world.runtime.box) == clear

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concilium.live.endpoints import Network, check_device_host
+from concilium.live.endpoints import Network, check_device_host, device_address
 from concilium.live.ptz import CommandRecord, DirectorLock, PtzClient, directed_send
 from concilium.live.service import RESOURCE_KIND
 from concilium.live.tables import LiveCamera, LiveSession
@@ -109,9 +109,10 @@ def add_camera(
 
 
 def camera_address(camera: LiveCamera, networks: Sequence[Network]) -> tuple[str, int]:
-    """Where the server sends the camera's VISCA commands, checked again against the device
-    ``networks`` (the setting, or what its name resolves to, may have changed)."""
-    return check_device_host(camera.host, networks), camera.port
+    """Where the server sends the camera's VISCA commands: the address its host stands for,
+    checked again against the device ``networks`` (the setting, or what its name resolves
+    to, may have changed)."""
+    return device_address(camera.host, networks), camera.port
 
 
 def cameras(db: Session, live: LiveSession) -> list[LiveCamera]:

@@ -32,6 +32,7 @@ __all__ = [
     "Network",
     "check_device_host",
     "check_stream_url",
+    "device_address",
     "mask_credentials",
     "networks_of",
 ]
@@ -91,6 +92,14 @@ def check_device_host(
 
     Raises :class:`InvalidInput` otherwise; the message names the host, never a credential.
     """
+    device_address(host, networks, resolver=resolver)
+    return host.strip().strip("[]")
+
+
+def device_address(host: str, networks: Sequence[Network], *, resolver: Resolver = resolve) -> str:
+    """The address to send to for ``host``, once every address it resolves to is on
+    ``networks``: the server then sends to that very address, so a name resolving
+    elsewhere a moment later changes nothing. Raises :class:`InvalidInput` otherwise."""
     host = host.strip().strip("[]")
     if not host or not (_HOST.match(host) or ":" in host):
         raise InvalidInput(_("Give the device's host name or address."))
@@ -111,7 +120,7 @@ def check_device_host(
                     "live devices (setting live_device_networks)."
                 ).format(host=host)
             )
-    return host
+    return addresses[0].split("%")[0]
 
 
 def check_stream_url(url: str, networks: Sequence[Network], *, resolver: Resolver = resolve) -> str:

@@ -559,7 +559,7 @@ def test_every_websocket_refuses_anonymous_forged_and_wrong_site_connections(
     app, client, world, metz_objects
 ):
     found = websocket_routes(app)
-    assert {r.path for r in found} == {"/live/{session_id}/ws"}  # a new one is tested here too
+    assert {r.path for r in found} >= {"/live/{session_id}/ws"}  # and any new one alike
     wrong_site = _wrong_site_client(app, world)
     cookie = wrong_site.cookies.get(SESSION_COOKIE)
     attempts = {

@@ -85,6 +85,8 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
         "CONCILIUM_LIVE_JANUS_HTTP_PORT": str(free_port()),
         "CONCILIUM_LIVE_JANUS_ADMIN_PORT": str(free_port()),
         "CONCILIUM_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # The simulated cameras of the tests run on loopback.
+        "CONCILIUM_LIVE_DEVICE_NETWORKS": '["127.0.0.1/32"]',
         **settings,
     }
     env.pop("CONCILIUM_DATABASE_URL", None)

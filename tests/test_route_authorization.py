@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from starlette.routing import Mount, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocketDisconnect
 
 from concilium.app import iter_routes
 from concilium.config import ROLES
@@ -19,6 +24,7 @@ from concilium.platform.tables import AccountLink
 from concilium.services import SERVICES
 from concilium.telesurgery import procedures as ts_procedures
 from concilium.telesurgery.tables import QualificationRecord as TsQualification
+from concilium.web.context import SESSION_COOKIE
 
 PUBLIC = frozenset().union(*(s.public_paths for s in SERVICES))
 # Routes authenticated by a signed capability in the path, not by a session (HLS files, which
@@ -196,7 +202,10 @@ def test_anonymous_requests_are_refused_everywhere(app, client, world, metz_obje
             continue
         response = client.request(method, fill(route.path, metz_objects))
         where = f"{method} {route.path}"
-        if route.path.startswith(("/api/", "/dicomweb/")) or route.path in ("/metrics", "/wado"):
+        if route.path.startswith(("/api/", "/dicomweb/", "/janus")) or route.path in (
+            "/metrics",
+            "/wado",
+        ):
             assert response.status_code == 401, where
             assert response.headers["content-type"] == "application/problem+json", where
         else:
@@ -333,6 +342,9 @@ BODIES = {
     ("POST", "/patients/{patient_id}/merge"): {"data": {"duplicate_id": 999}},
     ("POST", "/live/{session_id}/invite"): {"data": {"username": "briey-all", "role": "director"}},
     ("POST", "/live/{session_id}/sources"): {"data": {"name": "OR", "kind": "camera"}},
+    ("POST", "/api/v1/live/sessions/{session_id}/sources"): {
+        "json": {"name": "OR", "kind": "camera"}
+    },
     ("POST", "/live/{session_id}/cameras"): {
         "data": {"name": "PTZ", "host": "127.0.0.1", "port": 52381}
     },
@@ -527,3 +539,145 @@ def test_capability_routes_refuse_unsigned_forged_and_expired_addresses(app, wor
             anonymous.request(method, url(route.path, valid.expires, valid.signature)).status_code
             == 200
         )
+
+
+# --- websockets, the media proxy, static files ------------------------------------------------
+
+
+def every_route(routes):
+    """Routes, those of included routers too, however deep."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        yield from every_route(included.routes) if included is not None else (route,)
+
+
+def websocket_routes(app):
+    """Every websocket route of the application."""
+    return [r for r in every_route(app.routes) if isinstance(r, WebSocketRoute)]
+
+
+def test_every_websocket_refuses_anonymous_forged_and_wrong_site_connections(
+    app, client, world, metz_objects
+):
+    found = websocket_routes(app)
+    assert {r.path for r in found} >= {"/live/{session_id}/ws"}  # and any new one alike
+    wrong_site = _wrong_site_client(app, world)
+    cookie = wrong_site.cookies.get(SESSION_COOKIE)
+    attempts = {
+        "anonymous": {},
+        "forged cookie": {"cookie": f"{SESSION_COOKIE}=forged-session-id"},
+        "wrong site": {"cookie": f"{SESSION_COOKIE}={cookie}"},
+    }
+    for route in found:
+        url = fill(route.path, metz_objects)
+        for case, headers in attempts.items():
+            with (
+                pytest.raises(WebSocketDisconnect) as refused,
+                client.websocket_connect(url, headers=headers) as socket,
+            ):
+                socket.receive_json()  # nothing of the session reaches a refused peer
+            assert refused.value.code == 1008, f"{route.path} ({case})"
+    with world.runtime.sessions() as db:
+        refusals = (
+            db.execute(
+                audit.select(audit.AuditEvent.actor).where(
+                    audit.AuditEvent.action == "live.read",
+                    audit.AuditEvent.outcome == "refused",
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(refusals) == ["", "", "briey-all"]
+
+
+def test_the_janus_proxy_forwards_nothing_for_an_anonymous_caller(app, client, world, tmp_path):
+    """Even carrying a valid media credential (of someone else), no session, no media."""
+    import httpx
+
+    from concilium.live.janus_config import JanusConfig
+    from concilium.live.media import LiveMedia
+    from concilium.live.web import live_runtime
+
+    forwarded = []
+    runtime = live_runtime(app)
+    runtime.media = LiveMedia(
+        JanusConfig(tmp_path / "janus"), httpx.AsyncClient(), clock=lambda: 1000.0
+    )
+    runtime.api_url = "http://janus.invalid/janus"
+    runtime.http = httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: forwarded.append(r) or httpx.Response(200))
+    )
+    try:
+        stolen = runtime.media.book.mint("1", live_service.ROOM_ID_BASE + 1, 1000.0, 600).token
+        for method, url, kwargs in (
+            ("POST", "/janus", {"json": {"janus": "create", "transaction": "x", "token": stolen}}),
+            ("POST", "/janus/1/2", {"json": {"janus": "keepalive", "token": stolen}}),
+            ("GET", "/janus/1", {"params": {"token": stolen, "maxev": "1"}}),
+        ):
+            response = client.request(method, url, **kwargs)
+            assert response.status_code == 401, url
+            assert response.headers["content-type"] == "application/problem+json", url
+    finally:
+        runtime.media, runtime.http = None, None
+    assert forwarded == []
+
+
+SERVED_KINDS = frozenset({".css", ".js", ".svg", ".png", ".ico", ".woff2", ".map"})
+"""What a static folder holds: style sheets, scripts, images and fonts; no template, no
+source, no catalogue, no data."""
+
+
+def static_mounts(app):
+    """(path, folder) of every static mount."""
+    return [
+        (route.path, Path(route.app.directory))
+        for route in every_route(app.routes)
+        if isinstance(route, Mount) and isinstance(route.app, StaticFiles)
+    ]
+
+
+def test_static_mounts_hold_only_assets(app):
+    mounts = static_mounts(app)
+    assert {path for path, _ in mounts} >= {"/static", "/static/live", "/static/imaging"}
+    for path, folder in mounts:
+        for file in folder.rglob("*"):
+            if file.is_file():
+                assert file.suffix in SERVED_KINDS, f"{path}: {file.relative_to(folder)}"
+
+
+def test_static_mounts_serve_nothing_outside_their_folder(app, client, world):
+    import concilium
+
+    package = Path(concilium.__file__).parent
+    key = world.runtime.settings.data_dir / "secret.key"
+    assert key.exists()
+    targets = {
+        "source": (package / "config.py", "CONCILIUM_"),
+        "template": (package / "live" / "templates" / "session.html", "{%"),
+        "key": (key, key.read_text().strip()[:16]),
+        "system": (Path("/etc/passwd"), "root:"),
+    }
+    for mount, folder in static_mounts(app):
+        for name, (target, marker) in targets.items():
+            relative = os.path.relpath(target, folder)
+            ups = relative.split("/")
+            attempts = [
+                "/".join("%2e%2e" if p == ".." else p for p in ups),
+                "%2e%2e%2f".join([""] * (ups.count("..") + 1))
+                + "/".join(p for p in ups if p != ".."),
+                "/".join("..%2f" if p == ".." else p for p in ups).replace("%2f/", "%2f"),
+                "/".join("%252e%252e" if p == ".." else p for p in ups),
+                "..%5c" * ups.count("..") + "/".join(p for p in ups if p != ".."),
+                str(target),
+                "%2f" + str(target).lstrip("/"),
+            ]
+            for attempt in attempts:
+                response = client.get(f"{mount}/{attempt}")
+                where = f"{mount}/{attempt} ({name})"
+                assert response.status_code in (400, 404), where
+                assert marker not in response.text, where
+        # What the folder does hold is served, as it is.
+        asset = next(f for f in folder.rglob("*") if f.is_file())
+        served = client.get(f"{mount}/{asset.relative_to(folder).as_posix()}")
+        assert served.status_code == 200 and served.content == asset.read_bytes()

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
     """Viewers of a broadcast watch over WebRTC (well under a second behind) while fewer than
     this many people receive the session's room over WebRTC; beyond, they join the HLS
     audience (a few seconds behind, served by any cache at any size). 0: always HLS."""
+    live_device_networks: list[str] = Field(
+        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+    )
+    """Networks (``10.20.0.0/16``) or addresses the server itself may connect to for a live
+    session: the IP cameras ``ffmpeg`` relays and the PTZ cameras driven over VISCA. A
+    director's camera URL or host outside them is refused, as is any listening mode (see
+    ``concilium.live.endpoints``). By default the private networks, where a hospital's
+    cameras are; neither loopback (the server's own services) nor the Internet. Empty: no
+    camera may be added."""
     telesurgery_qualification_max_age_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     """A telesurgical procedure starts only after a passing link qualification younger than
     this (the network between the two sites may have changed since)."""
@@ -242,7 +251,7 @@ class Settings(BaseSettings):
             _host_port(value)
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "live_device_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         for entry in value:

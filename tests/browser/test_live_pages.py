@@ -375,7 +375,7 @@ def test_a_viewer_picks_the_ip_camera_instead_of_the_program(live_server, media_
     organiser, page, session_path = organise(
         media_browser, live_server, "OR 3, ceiling camera", lea="viewer", theo="presenter"
     )
-    with ffmpeg_camera("rtp") as camera_url:
+    with ffmpeg_camera("srt") as camera_url:
         add_source(page, session_path, "Ceiling camera", "ip_camera", camera_url)
         organiser.close()
 

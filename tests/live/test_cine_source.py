@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from concilium import imaging
 from concilium.imaging import Archive, Sender
-from concilium.imaging.synthetic import SyntheticStudy, generate_xa_cine
+from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_xa_cine
 from concilium.live import service
 from concilium.live.janus_client import STREAMING
 from concilium.live.media import LiveMedia
@@ -35,7 +35,7 @@ from concilium.live.sources import (
     parse_cine_reference,
     plan_sources,
 )
-from concilium.platform import audit
+from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import InvalidInput
 from concilium.platform.policy import Principal
@@ -166,12 +166,21 @@ def _store_cine(world, archive: Archive, tmp_path: Path) -> tuple[str, int, int]
     sender = Sender(
         technologist, audit.Actor(None, "cathlab", site_id=world.metz.id), world.metz.id
     )
+    cardiologist = world.user("metz-cardio", (world.metz, "specialist"))
+    outsider = world.user("briey-cardio", (world.briey, "specialist"))
+    with transaction(world.runtime.sessions) as db:
+        # The loop's patient, known at Metz: the Metz session is about them.
+        patient = patients.create_patient(
+            db,
+            audit.Actor(cardiologist.id, cardiologist.username),
+            world.metz.id,
+            SyntheticPatient().patient_id,
+            patients.Demographics("Doe", "Jane"),
+        ).id
     stored = imaging.ingest_instance(archive, sender, [path.read_bytes()])
     reference = "/".join(
         (stored.study_instance_uid, stored.series_instance_uid, stored.sop_instance_uid)
     )
-    cardiologist = world.user("metz-cardio", (world.metz, "specialist"))
-    outsider = world.user("briey-cardio", (world.briey, "specialist"))
     now = world.runtime.now()
     ids = []
     with transaction(world.runtime.sessions) as db:
@@ -185,9 +194,18 @@ def _store_cine(world, archive: Archive, tmp_path: Path) -> tuple[str, int, int]
                 site_id=site.id,
                 scheduled_at=now,
                 now=now,
+                patient_id=patient if site is world.metz else None,
             )
+            # As when each organiser added it (the page authorises it for them first);
+            # going live authorises it again for whoever added it.
             service.add_source(
-                db, actor, live, name="LAO cine", kind="dicom_cine", reference=reference
+                db,
+                actor,
+                live,
+                name="LAO cine",
+                kind="dicom_cine",
+                reference=reference,
+                cine=service.CineGrant(reference, user.id),
             )
             service.start(db, actor, live, now, teaching_consent=False)
             ids.append(live.id)

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from concilium.live import service
+from concilium.live.endpoints import networks_of
 from concilium.live.media import LiveMedia
 from concilium.live.sources import (
     RelayFeeder,
@@ -235,10 +236,19 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
             live,
             name="Cath lab camera",
             kind="ip_camera",
-            reference="rtsp://admin:s3cret@192.0.2.7/live",
+            reference="rtsp://admin:s3cret@10.0.2.7/live",
+            networks=networks_of(["10.0.0.0/8"]),
+            box=world.runtime.box,
         )
         service.add_source(
-            db, actor, live, name="Previous run", kind="dicom_cine", reference="1.2.3/1.2.3.4"
+            db,
+            actor,
+            live,
+            name="Previous run",
+            kind="dicom_cine",
+            reference="1.2.3/1.2.3.4",
+            # As if authorised when added: going live authorises it again for its adder.
+            cine=service.CineGrant("1.2.3/1.2.3.4", coord.id),
         )
         session_id = live.id
     browser = world.client(app)
@@ -259,7 +269,7 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
         data={
             "name": "Lamp camera",
             "kind": "ip_camera",
-            "reference": "srt://192.0.2.8:9000",
+            "reference": "srt://10.0.2.8:9000",
             "csrf_token": browser.headers["x-csrf-token"],
         },
     )
@@ -281,7 +291,7 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
             .scalars()
             .all()
         )
-    assert misses == ["metz-coord"]  # the cine loop was looked up for the organiser
+    assert misses == ["metz-coord"]  # the cine loop was looked up for the one who added it
 
     assert browser.post(f"/api/v1/live/sessions/{session_id}/end").status_code == 200
     assert browser.get(f"/api/v1/live/sessions/{session_id}/sources").json() == []

@@ -301,9 +301,9 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
                     now=now,
                 )
                 with pytest.raises(Conflict, match="not live"):
-                    await service.join(db, media, actor, live, now)
+                    await service.join(db, media, actor, live, now, may_publish=True)
                 service.start(db, actor, live, now, teaching_consent=False)
-                grant = await service.join(db, media, actor, live, now)
+                grant = await service.join(db, media, actor, live, now, may_publish=True)
                 room = live.janus_room_id
                 assert grant.role == "director" and grant.may_publish
                 assert grant.credential.room_id == room

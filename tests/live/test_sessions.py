@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from concilium.imaging import Archive
 from concilium.live import program, service
+from concilium.live.endpoints import networks_of
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia
 from concilium.live.runtime import LiveRuntime, Member
@@ -51,6 +52,7 @@ def sessions_service(world: Any, media: LiveMedia | None, tmp_path: Path) -> Liv
         database=rt.sessions,
         data_dir=rt.settings.data_dir,
         clock=rt.now,
+        device_networks=networks_of(["127.0.0.1/32"]),
     )
 
 
@@ -65,7 +67,13 @@ def scheduled(world: Any, **kind: Any) -> tuple[audit.Actor, int]:
             **kind,
         )  # fmt: skip
         service.add_source(
-            db, actor, live, name="Lamp camera", kind="ip_camera", reference="rtsp://127.0.0.1:9/x"
+            db,
+            actor,
+            live,
+            name="Lamp camera",
+            kind="ip_camera",
+            reference="rtsp://127.0.0.1:9/x",
+            networks=networks_of(["127.0.0.1/32"]),
         )
         return actor, live.id
 

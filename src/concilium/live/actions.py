@@ -46,3 +46,10 @@ class LiveAction:
     session sends media (director, presenter, participant; staff of the owning site who
     were not invited take part as participants). The target lists the latter as shared
     (:data:`concilium.live.service.ROLE_ACTIONS`)."""
+    LIVE_PUBLISH = Action(
+        "live.publish", Rule(_DIRECTORS, "live:join", via_share=True, platform_admin=False)
+    )
+    """Send a camera, a microphone or a screen into the session's room: those who direct by
+    their site role, and those whose role in the session sends media, as for drawing; never
+    a learner in a session showing a patient (:data:`concilium.live.service.WATCH_ONLY`):
+    learners watch."""

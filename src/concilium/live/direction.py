@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.live.endpoints import Network, check_device_host, device_address
 from concilium.live.ptz import CommandRecord, DirectorLock, PtzClient, directed_send
 from concilium.live.service import RESOURCE_KIND
 from concilium.live.tables import LiveCamera, LiveSession
@@ -31,6 +33,7 @@ from concilium.platform.errors import InvalidInput, NotFound
 
 __all__ = [
     "add_camera",
+    "camera_address",
     "cameras",
     "drive_camera",
     "get_camera",
@@ -78,13 +81,16 @@ def add_camera(
     host: str,
     port: int,
     visca_address: int = 1,
+    networks: Sequence[Network] = (),
 ) -> LiveCamera:
-    """Register a PTZ camera reachable over VISCA over IP."""
+    """Register a PTZ camera reachable over VISCA over IP, on one of the device
+    ``networks`` the server may reach (:func:`endpoints.check_device_host`)."""
     name, host = name.strip(), host.strip()
     if not 1 <= len(name) <= 100 or not re.match(r"^[A-Za-z0-9.:-]{1,255}$", host):
         raise InvalidInput("give the camera a name and a host name or address")
     if not 1 <= port <= 65535 or not 1 <= visca_address <= 7:
         raise InvalidInput("port must be 1..65535 and the VISCA address 1..7")
+    host = check_device_host(host, networks)
     camera = LiveCamera(
         session_id=live.id, name=name, host=host, port=port, visca_address=visca_address
     )
@@ -100,6 +106,13 @@ def add_camera(
         detail={"camera": camera.id, "host": host, "port": port},
     )
     return camera
+
+
+def camera_address(camera: LiveCamera, networks: Sequence[Network]) -> tuple[str, int]:
+    """Where the server sends the camera's VISCA commands: the address its host stands for,
+    checked again against the device ``networks`` (the setting, or what its name resolves
+    to, may have changed)."""
+    return device_address(camera.host, networks), camera.port
 
 
 def cameras(db: Session, live: LiveSession) -> list[LiveCamera]:

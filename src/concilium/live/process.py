@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from concilium.imaging import ImagingProcess
-from concilium.live import sources
+from concilium.live import service, sources
+from concilium.live.endpoints import networks_of
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.hls_files import HlsSigner
 from concilium.live.runtime import LiveRuntime, media_lifespan
 from concilium.live.sessions import LiveSessions, MediaOutputs
+from concilium.platform.db import transaction
 from concilium.platform.encryption import load_or_create_key
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
@@ -41,6 +43,8 @@ class LiveProcess:
             database=runtime.sessions,
             data_dir=settings.data_dir,
             clock=runtime.now,
+            box=runtime.box,
+            device_networks=networks_of(settings.live_device_networks),
         )
         """Sessions going live, on program and ending, with everything that goes with it."""
         # Janus forgets its forwarders when it restarts: each program is forwarded again.
@@ -48,7 +52,10 @@ class LiveProcess:
         self.live.on_media_restart.append(lambda media: hls.restore(media.videoroom))
 
     def open(self) -> None:
-        """Nothing to recover: rooms are made again at the next join."""
+        """Seal camera credentials still written in clear; rooms are made again at the
+        next join."""
+        with transaction(self.runtime.sessions) as db:
+            service.seal_clear_credentials(db, self.runtime.box)
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[None]:

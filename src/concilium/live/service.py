@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.live import endpoints
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
+from concilium.live.endpoints import Network
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
 from concilium.live.tables import (
@@ -35,7 +37,9 @@ from concilium.live.tables import (
     LiveSource,
 )
 from concilium.platform import audit, sharing
-from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.encryption import SecretBox
+from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Action, Target
 from concilium.platform.tables import Membership, Patient, User
 
@@ -48,6 +52,7 @@ __all__ = [
     "ROOM_PUBLISHERS",
     "SESSION_ROLES",
     "SIMULCAST_KINDS",
+    "CineGrant",
     "JoinGrant",
     "broadcast_refusal",
     "capable_users",
@@ -82,20 +87,27 @@ PUBLISHING_ROLES = frozenset({"director", "presenter", "participant"})
 DEFAULT_ROLE = "participant"
 """The role in a session of a person of its owning site who was not invited."""
 _TAKING_PART = frozenset({LiveAction.LIVE_READ, LiveAction.LIVE_JOIN, LiveAction.LIVE_CHAT})
+_SENDING = frozenset({LiveAction.LIVE_DRAW, LiveAction.LIVE_PUBLISH})
 ROLE_ACTIONS: Mapping[str, frozenset[Action]] = {
-    "director": _TAKING_PART | {LiveAction.LIVE_DRAW, LiveAction.LIVE_DIRECT},
+    "director": _TAKING_PART | _SENDING | {LiveAction.LIVE_DIRECT},
     "moderator": _TAKING_PART | {LiveAction.LIVE_MODERATE},
-    "presenter": _TAKING_PART | {LiveAction.LIVE_DRAW},
-    "participant": _TAKING_PART | {LiveAction.LIVE_DRAW},
+    "presenter": _TAKING_PART | _SENDING,
+    "participant": _TAKING_PART | _SENDING,
     "viewer": _TAKING_PART,
 }
 """What a role in a session lets its holder do there: an invitation in that role, or, for
 the actions of :data:`BY_SESSION_ROLE`, the :data:`DEFAULT_ROLE` of the owning site's staff.
 Those who send media (:data:`PUBLISHING_ROLES`) draw on the picture."""
-BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW})
+BY_SESSION_ROLE = frozenset({LiveAction.LIVE_DRAW, LiveAction.LIVE_PUBLISH})
 """Actions the owning site's staff hold by their role in the session (their invitation's,
 running or lapsed, else :data:`DEFAULT_ROLE`), whatever their role at the site: drawing
 goes with sending media, and a person of the site invited only to watch does not draw."""
+WATCH_ONLY = _SENDING | {LiveAction.LIVE_DIRECT}
+"""Actions no learner holds by their role in a session that shows a patient, whatever the
+role they were invited in: a learner watches a patient, sends nothing into the room, draws
+nothing over the picture and directs nothing (program, cameras, sources)."""
+LEARNER = "learner"
+"""The site role of those who learn (``concilium.config.ROLES``)."""
 ROOM_ID_BASE = 10_000_000
 """Janus room ids of live sessions are this plus the session id (stable across restarts)."""
 CREDENTIAL_TTL = 4 * 3600.0
@@ -203,16 +215,33 @@ def participants(db: Session, live: LiveSession) -> list[LiveParticipant]:
 
 def session_target(db: Session, live: LiveSession, action: Action, now: datetime) -> Target:
     """The facts ``decide`` needs about a session for ``action`` (see :func:`sharers`)."""
-    _, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
+    _sites, shared_users = sharing.active_share_targets(db, RESOURCE_KIND, str(live.id), now)
     invited = {p.user_id: p.role for p in participants(db, live)}
     staff = _site_staff(db, live.site_id) if action in BY_SESSION_ROLE else ()
+    shared = sharers(action, invited, shared_users, staff)
+    if action in WATCH_ONLY and live.patient_id is not None:
+        shared -= learners(db, shared)
     return Target(
         kind=RESOURCE_KIND,
         id=str(live.id),
         site_ids=frozenset({live.site_id}),
         patient_id=live.patient_id,
-        shared_user_ids=sharers(action, invited, shared_users, staff),
+        shared_user_ids=shared,
     )
+
+
+def learners(db: Session, user_ids: Iterable[int]) -> frozenset[int]:
+    """Of ``user_ids``, those who hold no role but :data:`LEARNER` (at any site)."""
+    roles: dict[int, set[str]] = {}
+    ids = list(user_ids)
+    if not ids:
+        return frozenset()
+    rows = db.execute(
+        select(Membership.user_id, Membership.role).where(Membership.user_id.in_(ids))
+    ).all()
+    for user_id, role in rows:
+        roles.setdefault(user_id, set()).add(role)
+    return frozenset(u for u, held in roles.items() if held == {LEARNER})
 
 
 def _site_staff(db: Session, site_id: int) -> list[int]:
@@ -473,9 +502,13 @@ async def join(
     live: LiveSession,
     now: datetime,
     *,
+    may_publish: bool,
     ttl: float = CREDENTIAL_TTL,
 ) -> JoinGrant:
     """Join a live session: mint a credential for its room, then note the arrival.
+
+    ``may_publish`` is the policy's ``live.publish`` decision for this person and session
+    (:data:`LiveAction.LIVE_PUBLISH`): only then does the credential send media.
 
     The media plane is asked first and the database touched after: no transaction (a write
     lock on SQLite) is held while Janus answers.
@@ -490,7 +523,10 @@ async def join(
     # the write lock when it begins, which must never happen on the event loop.
     role = await asyncio.to_thread(_note_join, db, actor, actor.user_id, live, now)
     return JoinGrant(
-        role, role in PUBLISHING_ROLES, credential, simulcast=live.kind in SIMULCAST_KINDS
+        role,
+        may_publish and role in PUBLISHING_ROLES,
+        credential,
+        simulcast=live.kind in SIMULCAST_KINDS,
     )
 
 
@@ -560,21 +596,62 @@ def list_sessions(
 # --- sources -------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class CineGrant:
+    """Proof that a cine loop was authorised for the person adding it
+    (:func:`concilium.live.sources.authorize_cine`): they may read its study, and its
+    patient is the session's or has consented to teaching."""
+
+    reference: str
+    user_id: int
+
+
 def add_source(
-    db: Session, actor: audit.Actor, live: LiveSession, *, name: str, kind: str, reference: str
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    *,
+    name: str,
+    kind: str,
+    reference: str,
+    networks: Sequence[Network] = (),
+    box: SecretBox | None = None,
+    cine: CineGrant | None = None,
 ) -> LiveSource:
-    """Name a picture the director may put on program."""
+    """Name a picture the director may put on program.
+
+    An IP camera's URL must be one the server may call (:func:`endpoints.check_stream_url`
+    with the installation's device ``networks``); its credentials are sealed with ``box``
+    and only the masked URL is kept readable. A cine loop needs the ``cine`` grant of the
+    acting person for this very reference.
+    """
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise InvalidInput("a source name has 1 to 100 characters")
     if kind not in SOURCE_KINDS:
         raise InvalidInput(f"source kind must be one of {', '.join(SOURCE_KINDS)}")
     reference = reference.strip()
-    if kind == "ip_camera" and not re.match(r"^(rtsp|rtp|srt)://[^\s]+$", reference):
-        raise InvalidInput("an IP camera source needs its rtsp://, rtp:// or srt:// URL")
-    if kind == "dicom_cine" and not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
-        raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
-    source = LiveSource(session_id=live.id, name=name, kind=kind, reference=reference[:500])
+    sealed: str | None = None
+    if kind == "ip_camera":
+        url = endpoints.check_stream_url(reference, networks)
+        reference = endpoints.mask_credentials(url)
+        if reference != url:
+            if box is None:
+                raise InvalidInput(_("Camera credentials cannot be kept on this server."))
+            sealed = box.seal(url, sealed_url_context(live.id))
+    if kind == "dicom_cine":
+        if not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
+            raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
+        if cine is None or cine.reference != reference or cine.user_id != actor.user_id:
+            raise Forbidden(_("A cine loop is shown only by someone it was authorised for."))
+    source = LiveSource(
+        session_id=live.id,
+        name=name,
+        kind=kind,
+        reference=reference[:500],
+        sealed_url=sealed,
+        added_by_id=actor.user_id,
+    )
     db.add(source)
     db.flush()
     audit.record(
@@ -587,6 +664,36 @@ def add_source(
         detail={"source": source.id, "kind": kind},
     )
     return source
+
+
+def sealed_url_context(session_id: int) -> str:
+    """What a camera URL's sealing is bound to: it opens for its own session only."""
+    return f"live-source:{session_id}"
+
+
+def source_url(source: LiveSource, box: SecretBox | None) -> str:
+    """The URL the server calls for an IP camera, credentials included."""
+    if source.sealed_url is None:
+        return source.reference
+    if box is None:
+        raise InvalidInput(_("Camera credentials cannot be opened on this server."))
+    return box.open(source.sealed_url, sealed_url_context(source.session_id))
+
+
+def seal_clear_credentials(db: Session, box: SecretBox) -> int:
+    """Seal the credentials of camera URLs written in clear (before they were sealed);
+    how many were."""
+    sealed = 0
+    clear = select(LiveSource).where(
+        LiveSource.kind == "ip_camera", LiveSource.sealed_url.is_(None)
+    )
+    for source in db.execute(clear).scalars():
+        masked = endpoints.mask_credentials(source.reference)
+        if masked != source.reference:
+            source.sealed_url = box.seal(source.reference, sealed_url_context(source.session_id))
+            source.reference = masked
+            sealed += 1
+    return sealed
 
 
 def sources(db: Session, live: LiveSession) -> list[LiveSource]:

@@ -27,12 +27,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from concilium.imaging import Archive
 from concilium.live import program, recording, service
+from concilium.live.endpoints import Network
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.runtime import LiveRuntime
-from concilium.live.sources import SourceFeeds, SourcePlan, plan_sources
+from concilium.live.sources import SourceFeeds, SourcePlan, authorize_cine, plan_sources
 from concilium.live.tables import LiveSession, LiveSource
 from concilium.platform import audit, patients
+from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import ConciliumError
+from concilium.platform.policy import Principal
 
 __all__ = ["LiveSessions", "MediaOutputs", "publish_session_recordings"]
 
@@ -71,6 +74,63 @@ class LiveSessions:
     """Sessions for the work done after a request (recordings reaching the library)."""
     data_dir: Path
     clock: Callable[[], datetime]
+    box: SecretBox | None = None
+    """Seals and opens the credentials of IP cameras (the installation's key)."""
+    device_networks: Sequence[Network] = ()
+    """Where the server may connect for a session's cameras (``live_device_networks``)."""
+
+    async def add_source(
+        self,
+        db: Session,
+        principal: Principal,
+        actor: audit.Actor,
+        live: LiveSession,
+        *,
+        name: str,
+        kind: str,
+        reference: str,
+        now: datetime,
+    ) -> LiveSource:
+        """Add a source to ``live`` as the person ``principal`` (audited as ``actor``),
+        committed, and feed it at once if the session is live.
+
+        A cine loop is authorised for this very person (:func:`sources.authorize_cine`);
+        a refusal stays in the audit trail and nothing else is written. An IP camera's URL
+        must be one the server may call, and its credentials are sealed.
+        """
+
+        def add() -> LiveSource:
+            grant = None
+            if kind == "dicom_cine":
+                try:
+                    grant, _ = authorize_cine(
+                        self.archive, db, principal, actor, live, reference, now
+                    )
+                except ConciliumError:
+                    db.commit()  # only the refusal's audit entries were written
+                    raise
+            try:
+                source = service.add_source(
+                    db,
+                    actor,
+                    live,
+                    name=name,
+                    kind=kind,
+                    reference=reference,
+                    networks=self.device_networks,
+                    box=self.box,
+                    cine=grant,
+                )
+            except ConciliumError:
+                db.rollback()
+                raise
+            db.commit()
+            return source
+
+        source = await asyncio.to_thread(add)
+        if live.status == "live":  # it is fed at once
+            await self.feed_sources(db, live, now, [source])
+        return source
 
     async def start(
         self, db: Session, actor: audit.Actor, live: LiveSession, now: datetime
@@ -96,8 +156,8 @@ class LiveSessions:
         """Feed the IP cameras and cine loops of a live session (or only the ``chosen``
         ones, added while it is live) into their mountpoints.
 
-        Cine loops are authorised for the session's organiser, each retrieval audited and
-        committed; the feeders then run on the event loop until the session ends.
+        Cine loops are authorised again for the person who added each, each retrieval
+        audited and committed; the feeders then run on the event loop until the session ends.
         """
         room_id = live.janus_room_id
         if room_id is None:
@@ -105,7 +165,9 @@ class LiveSessions:
 
         def plan() -> list[SourcePlan]:
             fed = service.sources(db, live) if chosen is None else list(chosen)
-            plans = plan_sources(db, self.archive, live, fed, now)
+            plans = plan_sources(
+                db, self.archive, live, fed, now, box=self.box, networks=self.device_networks
+            )
             db.commit()
             return plans
 

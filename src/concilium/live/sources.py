@@ -16,8 +16,11 @@ Each such source gets a Janus Streaming mountpoint of its own (RTP on a loopback
   its state is shown to the director, and the session carries on.
 
 Which cine loop may be replayed is decided by the imaging service's own retrieval rules
-(:func:`concilium.imaging.locate`, audited as ``study.retrieve``) on behalf of the
-session's organiser: a session cannot show images its organiser may not read.
+(:func:`concilium.imaging.locate`, audited as ``study.retrieve``) on behalf of the person
+who adds it, when they add it and again when the session goes live
+(:func:`authorize_cine`): nobody shows images they may not read. A loop of a patient other
+than the session's is a teaching use of their images and needs their teaching consent.
+An IP camera's URL is checked again before each relay (:mod:`concilium.live.endpoints`).
 """
 
 from __future__ import annotations
@@ -49,14 +52,18 @@ from sqlalchemy.orm import Session
 
 from concilium import imaging
 from concilium.imaging import Archive, Level
+from concilium.live import endpoints, service
+from concilium.live.endpoints import Network
 from concilium.live.janus_client import JanusError
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import MountpointSpec
 from concilium.live.tables import LiveSession, LiveSource
 from concilium.live.udp_ports import free_udp_port
-from concilium.platform import audit
+from concilium.platform import audit, patients
 from concilium.platform.accounts import principal_for
+from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import ConciliumError, Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Principal
 from concilium.platform.tables import User
 
@@ -72,6 +79,7 @@ __all__ = [
     "SourcePlan",
     "SourceState",
     "SourceStatus",
+    "authorize_cine",
     "cine_encoder_command",
     "cine_frame_rate",
     "load_cine",
@@ -425,7 +433,7 @@ def locate_cine(
     try:
         found = imaging.locate(archive, db, principal, actor, identifier, now=now)
     except imaging.NotAuthorized as exc:
-        raise Forbidden(f"the organiser may not show this study: {exc}") from exc
+        raise Forbidden(_("You may not show this study: {reason}").format(reason=exc)) from exc
     except imaging.InvalidQuery as exc:
         raise InvalidInput(str(exc)) from exc
     for instance in found:
@@ -434,7 +442,7 @@ def locate_cine(
             return instance.path
     if found:
         raise InvalidInput("no multi-frame instance in this series: it is not a cine loop")
-    # Invisible and absent look the same to the organiser; the attempt stays on record.
+    # Invisible and absent look the same to the person asking; the attempt stays on record.
     audit.record(
         db,
         actor,
@@ -447,6 +455,54 @@ def locate_cine(
     raise NotFound("no such cine loop in the archive")
 
 
+def authorize_cine(
+    archive: Archive,
+    db: Session,
+    principal: Principal,
+    actor: audit.Actor,
+    live: LiveSession,
+    reference: str,
+    now: dt.datetime,
+) -> tuple[service.CineGrant, Path]:
+    """Authorise the person ``principal`` to show the cine loop ``reference`` in ``live``,
+    audited as ``actor``: they may read its study (the archive's retrieval, audited), and
+    its patient is the session's own or has consented to teaching (the refusal is audited).
+
+    Writes audit entries only; the caller commits them, also when this raises
+    :class:`Forbidden`, :class:`NotFound` or :class:`InvalidInput`.
+    """
+    path = locate_cine(archive, db, principal, actor, reference, now)
+    ref = parse_cine_reference(reference)
+    study = imaging.study_by_uid(db, ref.study_uid)
+    patient_id = study.patient_id if study is not None else None
+    if patient_id is None or patient_id != live.patient_id:
+        refusal, shown = "", ""
+        if patient_id is None:
+            refusal = "the patient of this study is not identified: their consent is unknown"
+            shown = _("The patient of this study is not identified: their consent is unknown.")
+        elif not patients.has_consent(db, patient_id, "teaching"):
+            refusal = "another patient's study, without their teaching consent"
+            shown = _(
+                "This study is another patient's, who has not consented to teaching: "
+                "it cannot be shown in this session."
+            )
+        if refusal:
+            audit.record(
+                db,
+                actor,
+                "live.source.add",
+                "refused",
+                object_kind=service.RESOURCE_KIND,
+                object_id=live.id,
+                patient_id=patient_id,
+                detail={"kind": "dicom_cine", "reason": refusal},
+            )
+            raise Forbidden(shown)
+    if actor.user_id is None:
+        raise Forbidden("a cine loop is shown by a person")
+    return service.CineGrant(reference.strip(), actor.user_id), path
+
+
 @dataclass(frozen=True)
 class SourcePlan:
     """What a feeder needs to know about a source, resolved when the session goes live."""
@@ -454,8 +510,8 @@ class SourcePlan:
     source_id: int
     name: str
     kind: str
-    url: str = ""
-    """The camera's URL (``ip_camera``)."""
+    url: str = field(default="", repr=False)
+    """The camera's URL (``ip_camera``), credentials included: never shown."""
     cine_path: Path | None = None
     """The stored cine loop (``dicom_cine``), once authorised."""
     refusal: str = ""
@@ -468,29 +524,40 @@ def plan_sources(
     live: LiveSession,
     sources: Sequence[LiveSource],
     now: dt.datetime,
+    *,
+    box: SecretBox | None = None,
+    networks: Sequence[Network] = (),
 ) -> list[SourcePlan]:
-    """The fed sources of a session going live; cine loops authorised for its organiser.
+    """The fed sources of a session going live: cine loops authorised again for the person
+    who added each (:func:`authorize_cine`), camera URLs opened with ``box`` and checked
+    again against the device ``networks``.
 
     Browser cameras and screens publish themselves and are left out. Commits ``db`` after
     each cine loop, so that every retrieval stays in the audit trail.
     """
     plans: list[SourcePlan] = []
-    organiser = db.get(User, live.created_by_id)
     for source in sources:
         if source.kind == "ip_camera":
-            plans.append(SourcePlan(source.id, source.name, source.kind, url=source.reference))
-        elif source.kind == "dicom_cine":
-            if organiser is None or organiser.disabled:
-                plans.append(
-                    SourcePlan(source.id, source.name, source.kind, refusal="no organiser")
-                )
+            try:
+                url = endpoints.check_stream_url(service.source_url(source, box), networks)
+            except ConciliumError as exc:
+                plans.append(SourcePlan(source.id, source.name, source.kind, refusal=exc.detail))
                 continue
-            principal = principal_for(db, organiser, now)
+            plans.append(SourcePlan(source.id, source.name, source.kind, url=url))
+        elif source.kind == "dicom_cine":
+            person = db.get(User, source.added_by_id) if source.added_by_id else None
+            if person is None or person.disabled:
+                refusal = _("Nobody may show this loop any more: add it again.")
+                plans.append(SourcePlan(source.id, source.name, source.kind, refusal=refusal))
+                continue
+            principal = principal_for(db, person, now)
             actor = audit.Actor(
-                organiser.id, organiser.username, role=principal.primary_role(live.site_id)
+                person.id, person.username, role=principal.primary_role(live.site_id)
             )
             try:
-                path = locate_cine(archive, db, principal, actor, source.reference, now)
+                _grant, path = authorize_cine(
+                    archive, db, principal, actor, live, source.reference, now
+                )
             except ConciliumError as exc:
                 plans.append(SourcePlan(source.id, source.name, source.kind, refusal=exc.detail))
                 continue

@@ -85,7 +85,13 @@ class LiveSource(Base):
     """``camera``, ``capture`` (a capture device) or ``screen`` (sent by a browser),
     ``ip_camera`` or ``dicom_cine`` (fed by Concilium)."""
     reference: Mapped[str] = mapped_column(String(500), default="")
-    """RTSP/RTP URL of an IP camera, or ``study/series`` UIDs of a DICOM cine loop."""
+    """URL of an IP camera with its password masked (``rtsp://user:***@host/...``), or
+    ``study/series`` UIDs of a DICOM cine loop: what pages and answers show."""
+    sealed_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    """The IP camera's full URL, credentials included, sealed with the installation's key
+    (``platform.encryption``); None when it carries no credentials."""
+    added_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """Who added the source: a cine loop is authorised as this person, not the organiser."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

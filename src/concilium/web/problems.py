@@ -30,8 +30,8 @@ HTTP_DETAILS = {
 def wants_page(request: Request) -> bool:
     path = request.url.path
     return not (
-        path.startswith(("/api/", "/dicomweb/"))
-        or path in {"/metrics", "/healthz", "/readyz", "/dicomweb", "/wado"}
+        path.startswith(("/api/", "/dicomweb/", "/janus/"))
+        or path in {"/metrics", "/healthz", "/readyz", "/dicomweb", "/wado", "/janus"}
     )
 
 

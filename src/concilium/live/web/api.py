@@ -26,6 +26,7 @@ from concilium.live.web.access import (
     authorized_session,
     create_session,
     end_transaction,
+    may,
     visible_sessions,
 )
 from concilium.live.web.janus_proxy import JANUS_PATH
@@ -186,9 +187,10 @@ async def api_join(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> JoinOut:
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
+    may_publish = await run_in_threadpool(may, ctx, live, LiveAction.LIVE_PUBLISH)
     media = media_of(request)
     end_transaction(ctx)
-    grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now)
+    grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now, may_publish=may_publish)
     ctx.commit()
     credential: RoomCredential = grant.credential
     publishing = live_runtime(request.app).publishing_tokens
@@ -303,7 +305,7 @@ async def api_ptz(
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
     camera = direction.get_camera(ctx.db, live, body.camera_id)
     command = direction.ptz_command(body.move, speed=body.speed, preset=body.preset)
-    host, port = camera.host, camera.port
+    host, port = direction.camera_address(camera, live_sessions(request).device_networks)
     end_transaction(ctx)
     live_state = live_runtime(request.app)
     client = await live_state.camera(body.camera_id, host, port)
@@ -350,3 +352,41 @@ def api_source_states(
         )
         for s in states.values()
     ]
+
+
+class SourceIn(BaseModel):
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=16)
+    reference: str = Field(default="", max_length=500)
+
+
+class SourceOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+    reference: str
+    """An IP camera's URL with its password masked, or a cine loop's UIDs."""
+
+
+@router.post("/sessions/{session_id}/sources", status_code=201)
+async def api_add_source(
+    request: Request,
+    session_id: int,
+    body: SourceIn,
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
+) -> SourceOut:
+    """Name a source the director may put on program; a cine loop is authorised for the
+    caller (who must be able to read its study), a camera URL must be one the server may
+    call. Fed at once if the session is live."""
+    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
+    source = await live_sessions(request).add_source(
+        ctx.db,
+        ctx.principal,
+        ctx.actor,
+        live,
+        name=body.name,
+        kind=body.kind,
+        reference=body.reference,
+        now=ctx.now,
+    )
+    return SourceOut(id=source.id, name=source.name, kind=source.kind, reference=source.reference)

@@ -82,6 +82,19 @@ def check_janus_request(
         raise Forbidden("your role in this session receives media only")
 
 
+def with_account_display(body: dict[str, Any], display: str) -> dict[str, Any]:
+    """``body`` with the name others see set by the server: a VideoRoom request joining as a
+    publisher, or naming a ``display`` (``join``, ``configure``, ``publish``), carries the
+    account's own name, whatever the browser wrote."""
+    request = body.get("body") if body.get("janus") == "message" else None
+    if not isinstance(request, dict):
+        return body
+    joins_as_publisher = request.get("request") == "join" and request.get("ptype") != "subscriber"
+    if joins_as_publisher or "display" in request:
+        body = {**body, "body": {**request, "display": display}}
+    return body
+
+
 @router.api_route(JANUS_PATH, methods=["POST"])
 @router.api_route(JANUS_PATH + "/{tail:path}", methods=["GET", "POST"])
 async def janus_proxy(
@@ -111,6 +124,7 @@ async def janus_proxy(
         may_publish=may_publish,
         mountpoints=source_feeds(request.app).mountpoints(credential.room_id),
     )
+    body = with_account_display(body, ctx.user.full_name)
     url = live_runtime(request.app).api_url + (f"/{tail}" if tail else "")
     http = live_runtime(request.app).proxy_client()
     if request.method == "POST":

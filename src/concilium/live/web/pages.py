@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from concilium.live import direction, service
 from concilium.live.actions import LiveAction
-from concilium.live.tables import LiveSession, LiveSource
+from concilium.live.tables import LiveSession
 from concilium.live.web.access import (
     authorized_session,
     create_session,
@@ -231,18 +231,19 @@ async def live_add_source(
     reference: Line = "",
 ) -> Response:
     live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
-
-    def add() -> LiveSource:
-        source = service.add_source(
-            ctx.db, ctx.actor, live, name=name, kind=kind, reference=reference
-        )
-        ctx.commit()
-        return source
+    sessions = live_sessions(request)
 
     async def run() -> None:
-        source = await run_in_threadpool(add)
-        if live.status == "live":  # it is fed at once
-            await live_sessions(request).feed_sources(ctx.db, live, ctx.now, [source])
+        await sessions.add_source(
+            ctx.db,
+            ctx.principal,
+            ctx.actor,
+            live,
+            name=name,
+            kind=kind,
+            reference=reference,
+            now=ctx.now,
+        )
 
     return await _session_step(request, ctx, live, run)
 
@@ -261,7 +262,14 @@ def live_add_camera(
 
     def run() -> None:
         direction.add_camera(
-            ctx.db, ctx.actor, live, name=name, host=host, port=port, visca_address=visca_address
+            ctx.db,
+            ctx.actor,
+            live,
+            name=name,
+            host=host,
+            port=port,
+            visca_address=visca_address,
+            networks=live_sessions(request).device_networks,
         )
         ctx.commit()
 

@@ -340,7 +340,8 @@ def invite(
     """Invite a person (of any site) in a role; inviting again changes the role.
 
     The invitation is also a share of the session to that person, lasting until a day after
-    the session is due, so the policy lets an invitee of another site in and no longer.
+    the session is due, so the policy lets an invitee of another site in and no longer;
+    inviting oneself (an organiser taking a part) adds the part and no share.
     """
     if role not in SESSION_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(SESSION_ROLES)}")
@@ -352,18 +353,22 @@ def invite(
     expires_at = max(live.scheduled_at, now) + timedelta(days=1)
     if expires_at - now > timedelta(days=365):
         raise InvalidInput("invitations are sent at most a year before the session")
-    share = sharing.create_share(
-        db,
-        actor,
-        resource_kind=RESOURCE_KIND,
-        resource_id=str(live.id),
-        to_site_id=None,
-        to_user_id=user_id,
-        expires_at=expires_at,
-        now=now,
-        reason=f"invited as {role}",
-        patient_id=live.patient_id,
-    )
+    # Whoever invites takes their own part through the rights they already hold: a share
+    # widens someone else's access, never its granter's (`sharing.create_share`).
+    share = None
+    if user_id != actor.user_id:
+        share = sharing.create_share(
+            db,
+            actor,
+            resource_kind=RESOURCE_KIND,
+            resource_id=str(live.id),
+            to_site_id=None,
+            to_user_id=user_id,
+            expires_at=expires_at,
+            now=now,
+            reason=f"invited as {role}",
+            patient_id=live.patient_id,
+        )
     found = db.execute(
         select(LiveParticipant).where(
             LiveParticipant.session_id == live.id, LiveParticipant.user_id == user_id
@@ -379,7 +384,7 @@ def invite(
         )
         db.add(found)
     found.role = role
-    found.share_id = share.id
+    found.share_id = share.id if share is not None else None
     db.flush()
     audit.record(
         db,

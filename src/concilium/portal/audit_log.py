@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import PlatformAction, decide
 from concilium.portal import flows
 from concilium.web.context import Ctx, gate
@@ -18,6 +19,14 @@ from concilium.web.forms import date_or_none
 from concilium.web.rendering import render_page
 
 router = APIRouter(include_in_schema=False)
+
+OUTCOME_LABELS = {
+    "success": N_("success"),
+    "failure": N_("failure"),
+    "refused": N_("refused"),
+    "emergency-override": N_("emergency override"),
+}
+"""What each outcome of ``concilium.platform.audit.OUTCOMES`` is called."""
 
 
 # --- audit ---------------------------------------------------------------------------------------
@@ -44,7 +53,7 @@ def audit_page(
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
     if patient_id and not patient_id.isdigit():
-        raise InvalidInput("patient number must be a whole number")
+        raise InvalidInput(_("The patient number must be a whole number."))
     criteria = audit.AuditFilter(
         actor,
         action,
@@ -72,6 +81,7 @@ def audit_page(
         page=page,
         more=len(events) > per_page,
         outcomes=audit.OUTCOMES,
+        outcome_labels=OUTCOME_LABELS,
         can_export=decide(ctx.principal, PlatformAction.AUDIT_EXPORT).allowed,
     )
 

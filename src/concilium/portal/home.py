@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from concilium.platform.accounts import list_sites
+from concilium.platform.i18n import N_
 from concilium.platform.policy import PlatformAction, Target, decide
 from concilium.portal import flows
 from concilium.web.context import Ctx, gate
@@ -16,6 +17,12 @@ from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
 
 router = APIRouter(include_in_schema=False)
+
+ALERT_LABELS = {
+    "break-the-glass": N_("Emergency access"),
+    "second-factor-lock": N_("Account locked"),
+}
+"""What each kind of alert is called."""
 
 
 # --- home ---------------------------------------------------------------------------------
@@ -37,6 +44,7 @@ def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Re
         ctx,
         sites=sites,
         alerts=alerts,
+        alert_labels=ALERT_LABELS,
         notifications=flows.my_notifications(ctx),
         can=lambda action: decide(p, action, _own_sites(ctx)).allowed,
         actions=PlatformAction,

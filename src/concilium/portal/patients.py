@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from concilium.platform import patients
 from concilium.platform.accounts import active_users, site_names
 from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
 from concilium.portal import flows
 from concilium.web.context import Ctx, gate
@@ -95,7 +96,7 @@ def _patient_view(
     request: Request, ctx: Ctx, patient_id: int, error: str, status: int = 200
 ) -> Response:
     patient = flows.read_patient(ctx, patient_id)
-    _, standing, history = flows.consents(ctx, patient_id)
+    _patient, standing, history = flows.consents(ctx, patient_id)
     target = patients.patient_target(ctx.db, patient, ctx.now)
     can_share = decide(ctx.principal, PlatformAction.SHARE_MANAGE, target).allowed
     shares = flows.patient_shares(ctx, patient_id) if can_share else []
@@ -178,7 +179,7 @@ def patient_share(
     def run() -> None:
         day = date_or_none(expires_on)
         if day is None:
-            raise InvalidInput("give the day the share ends")
+            raise InvalidInput(_("Give the day the share ends."))
         flows.share_patient(
             ctx,
             patient_id,

@@ -24,7 +24,7 @@ from concilium.platform import i18n
 from concilium.platform.services import NavEntry
 from concilium.platform.tables import Site
 from concilium.web.context import Ctx, may_attempt
-from concilium.web.labels import PURPOSE_LABELS, ROLE_LABELS
+from concilium.web.labels import DECISION_LABELS, PURPOSE_LABELS, ROLE_LABELS, SEX_LABELS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 """The layout every page extends (``base.html``), its macros and the error page."""
@@ -106,6 +106,8 @@ def render_page(
         "csrf": ctx.csrf_token if ctx else "",
         "role_labels": ROLE_LABELS,
         "purpose_labels": PURPOSE_LABELS,
+        "sex_labels": SEX_LABELS,
+        "decision_labels": DECISION_LABELS,
         "nav": pages.menu(ctx) if ctx else [],
         "path": request.url.path,
         "locale": i18n.current_locale(),

@@ -90,6 +90,15 @@ def reader_zone(ctx: Ctx | None) -> ZoneInfo:
     return i18n.zone(site.timezone if site is not None else None)
 
 
+def own_site_id(ctx: Ctx | None) -> int | None:
+    """The reader's own hospital: the site of the first role they were given. Forms that
+    register something at a site start on it (``form.get("site_id", own_site_id)``), not on
+    the first hospital in alphabetical order."""
+    if ctx is None or not ctx.user.memberships:
+        return None
+    return min(ctx.user.memberships, key=lambda m: m.id).site_id
+
+
 def pages_of(request: Request) -> Pages:
     pages: Pages = request.app.state.pages
     return pages
@@ -112,6 +121,7 @@ def render_page(
         "path": request.url.path,
         "locale": i18n.current_locale(),
         "zone": reader_zone(ctx),
+        "own_site_id": own_site_id(ctx),
         **values,
     }
     return pages.templates.TemplateResponse(request, name, context, status_code=status)

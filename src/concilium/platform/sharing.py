@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput, NotFound
-from concilium.platform.tables import Alert, EmergencyGrant, Share
+from concilium.platform.tables import Alert, EmergencyGrant, PatientIdentifier, Share
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,19 @@ def break_the_glass(
     # Operators watch this line; it names no patient data beyond the internal number.
     log.warning("break-the-glass opened", extra={"user_id": actor.user_id, "grant": grant.id})
     return grant
+
+
+def emergency_grants(
+    session: Session, site_ids: frozenset[int] | None, since: datetime
+) -> list[EmergencyGrant]:
+    """Emergency accesses opened from ``since`` on to patients known at one of ``site_ids``
+    (None: at any site), newest first."""
+    query = select(EmergencyGrant).where(EmergencyGrant.created_at >= since)
+    if site_ids is not None:
+        known = select(PatientIdentifier.patient_id).where(PatientIdentifier.site_id.in_(site_ids))
+        query = query.where(EmergencyGrant.patient_id.in_(known))
+    query = query.order_by(EmergencyGrant.created_at.desc(), EmergencyGrant.id.desc())
+    return list(session.execute(query).scalars())
 
 
 def open_alerts(session: Session, site_ids: frozenset[int] | None) -> list[Alert]:

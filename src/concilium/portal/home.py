@@ -12,6 +12,7 @@ from concilium.platform.accounts import list_sites
 from concilium.platform.i18n import N_
 from concilium.platform.policy import PlatformAction, Target, decide
 from concilium.portal import flows
+from concilium.portal.dashboard import dashboard
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
@@ -23,6 +24,22 @@ ALERT_LABELS = {
     "second-factor-lock": N_("Account locked"),
 }
 """What each kind of alert is called."""
+SESSION_KINDS = {
+    "supervision": N_("Supervision"),
+    "broadcast": N_("Broadcast"),
+    "conference": N_("Conference"),
+}
+"""What each kind of live session is called."""
+SESSION_ROLES = {
+    "director": N_("director"),
+    "moderator": N_("moderator"),
+    "presenter": N_("presenter"),
+    "participant": N_("participant"),
+    "viewer": N_("viewer"),
+}
+"""What each role in a live session is called."""
+PROCEDURE_STATES = {"planned": N_("planned"), "started": N_("under way"), "ended": N_("ended")}
+"""What each state of a telesurgery procedure is called."""
 
 
 # --- home ---------------------------------------------------------------------------------
@@ -45,6 +62,10 @@ def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Re
         sites=sites,
         alerts=alerts,
         alert_labels=ALERT_LABELS,
+        board=dashboard(ctx),
+        session_kinds=SESSION_KINDS,
+        session_roles=SESSION_ROLES,
+        procedure_states=PROCEDURE_STATES,
         notifications=flows.my_notifications(ctx),
         can=lambda action: decide(p, action, _own_sites(ctx)).allowed,
         actions=PlatformAction,

@@ -15,6 +15,8 @@ from concilium.platform.errors import ConciliumError, InvalidInput
 from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
 from concilium.portal import flows
+from concilium.portal.dashboard import patient_items
+from concilium.portal.home import PROCEDURE_STATES, SESSION_KINDS, SESSION_ROLES
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import Text, date_or_none, redirect_to, run_form_action
 from concilium.web.rendering import render_page
@@ -123,6 +125,10 @@ def _patient_view(
         purposes=patients.PURPOSES,
         decisions=patients.DECISIONS,
         default_expiry=(ctx.now + timedelta(days=7)).date().isoformat(),
+        items=patient_items(ctx, patient.id),
+        session_kinds=SESSION_KINDS,
+        session_roles=SESSION_ROLES,
+        procedure_states=PROCEDURE_STATES,
     )
 
 

@@ -1,4 +1,5 @@
-"""The audit log for administrators: search, filters and export."""
+"""The audit log for administrators: search, filters and export; the entries in words
+(:mod:`concilium.portal.audit_view`)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,14 @@ from fastapi.responses import Response, StreamingResponse
 
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput
-from concilium.platform.i18n import N_, _
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
-from concilium.portal import flows
+from concilium.portal import audit_view, flows
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import date_or_none
 from concilium.web.rendering import render_page
 
 router = APIRouter(include_in_schema=False)
-
-OUTCOME_LABELS = {
-    "success": N_("success"),
-    "failure": N_("failure"),
-    "refused": N_("refused"),
-    "emergency-override": N_("emergency override"),
-}
-"""What each outcome of ``concilium.platform.audit.OUTCOMES`` is called."""
 
 
 # --- audit ---------------------------------------------------------------------------------------
@@ -72,16 +65,20 @@ def audit_page(
         "since": since,
         "until": until,
     }
+    lines = audit_view.lines(ctx.db, ctx.principal, events[:per_page], ctx.now)
     return render_page(
         request,
         "portal/audit.html",
         ctx,
-        events=events[:per_page],
+        lines=lines,
         filters=filters,
         page=page,
         more=len(events) > per_page,
         outcomes=audit.OUTCOMES,
-        outcome_labels=OUTCOME_LABELS,
+        outcome_labels=audit_view.OUTCOME_LABELS,
+        kinds=audit_view.ACTION_KINDS,
+        people=audit_view.people(ctx.db, ctx.visible_sites(PlatformAction.AUDIT_READ)),
+        patient_label=audit_view.lines_patient(ctx.db, ctx.principal, patient_id, ctx.now),
         can_export=decide(ctx.principal, PlatformAction.AUDIT_EXPORT).allowed,
     )
 

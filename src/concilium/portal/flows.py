@@ -41,6 +41,7 @@ from concilium.platform.tables import (
     Site,
     User,
 )
+from concilium.portal import emergency_mail
 from concilium.portal.targets import sites_target, token_target, user_target
 from concilium.web.context import Ctx
 from concilium.web.rendering import reader_zone
@@ -474,6 +475,7 @@ def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str)
         minutes=ctx.runtime.settings.emergency_access_minutes,
         now=ctx.now,
     )
+    emergency_mail.send_alerts(ctx.db, ctx.runtime, grant, patient)
     ctx.commit()
     return grant
 

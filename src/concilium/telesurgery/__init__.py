@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from concilium.telesurgery.link import ProcedureKeys, load_keys
     from concilium.telesurgery.motion import MotionScaling
     from concilium.telesurgery.procedures import (
+        RESOURCE_KIND,
         patient_procedures,
         procedure_target,
         procedures_of,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LINK_CLASSES",
     "PROFILES",
+    "RESOURCE_KIND",
     "ConsoleGateway",
     "ImpairmentProfile",
     "ImpairmentProxy",
@@ -82,6 +84,7 @@ _MODULE_OF = {
     "load_keys": "concilium.telesurgery.link",
     "qualify": "concilium.telesurgery.qualification",
     "Procedure": "concilium.telesurgery.tables",
+    "RESOURCE_KIND": "concilium.telesurgery.procedures",
     "TelesurgeryAction": "concilium.telesurgery.actions",
     "patient_procedures": "concilium.telesurgery.procedures",
     "procedure_target": "concilium.telesurgery.procedures",

@@ -207,8 +207,8 @@ class _Words:
         return self._objects[key]
 
     def _describe(self, kind: str, ident: str) -> tuple[str, str]:
-        if not kind:
-            return "", ""
+        if not kind or not ident:
+            return "", ""  # a search, a sign-in: no one object
         if kind == imaging.STUDY_KIND and ident:
             study = imaging.study_by_uid(self.db, ident)
             if study is not None:

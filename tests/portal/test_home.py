@@ -79,6 +79,10 @@ def test_an_administrator_reviews_emergency_accesses_but_sees_no_patient_data(ap
     assert f'href="/patients/{clinic.patient}"' not in emergencies
     for clinical in ("my-studies", "shared-studies", "sessions-today", "procedures"):
         assert f'id="{clinical}"' not in page
+    # The alert to acknowledge, in the reader's words (not the operators' stored English).
+    assert "Dr Luc Bernard opened emergency access to a patient of your hospitals." in page
+    french = browser.get("/", headers={"Accept-Language": "fr"}).text
+    assert "Dr Luc Bernard a ouvert un accès d&#39;urgence" in french
 
 
 def test_the_briey_administrator_sees_no_emergency_of_metz_patients(app, world, clinic):

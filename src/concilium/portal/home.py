@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from concilium.platform.accounts import list_sites
-from concilium.platform.i18n import N_
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import PlatformAction, Target, decide
+from concilium.platform.tables import Alert, User
 from concilium.portal import flows
 from concilium.portal.dashboard import dashboard
 from concilium.web.context import Ctx, gate
@@ -24,6 +25,24 @@ ALERT_LABELS = {
     "second-factor-lock": N_("Account locked"),
 }
 """What each kind of alert is called."""
+ALERT_TEXTS = {
+    "break-the-glass": N_("%(who)s opened emergency access to a patient of your hospitals."),
+    "second-factor-lock": N_(
+        "%(who)s's account was locked after wrong second-factor codes following a right password."
+    ),
+}
+"""What each kind of alert says, in the reader's language (the alert's stored message is
+the operators' English)."""
+
+
+def alert_text(ctx: Ctx, alert: Alert) -> str:
+    template = ALERT_TEXTS.get(alert.kind)
+    if template is None or alert.user_id is None:
+        return alert.message
+    person = ctx.db.get(User, alert.user_id)
+    return _(template) % {"who": person.full_name if person else alert.user_id}
+
+
 SESSION_KINDS = {
     "supervision": N_("Supervision"),
     "broadcast": N_("Broadcast"),
@@ -62,6 +81,7 @@ def home(request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)]) -> Re
         sites=sites,
         alerts=alerts,
         alert_labels=ALERT_LABELS,
+        alert_texts={a.id: alert_text(ctx, a) for a in alerts},
         board=dashboard(ctx),
         session_kinds=SESSION_KINDS,
         session_roles=SESSION_ROLES,

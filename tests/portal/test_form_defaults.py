@@ -61,3 +61,19 @@ def test_registering_a_patient_and_recording_consent_start_on_the_carer_hospital
     patient = browser.get(created.headers["location"]).text
     assert selected(patient, "f-csite") == [str(world.metz.id)]
     assert selected(patient, "f-idsite") == [str(world.metz.id)]
+
+
+def test_registering_a_dicom_node_or_a_live_session_starts_on_the_own_hospital(app, world):
+    admin = world.user("claire", (world.metz, "admin"), platform_admin=True, with_totp=True)
+    browser = world.client(app)
+    world.sign_in(browser, admin)
+    nodes = browser.get("/admin/imaging/aes")
+    assert nodes.status_code == 200, nodes.text
+    assert str(world.briey.id) in re.findall(r'<option value="(\d+)"', nodes.text)
+    assert selected(nodes.text, "f-site") == [str(world.metz.id)]
+    organiser = world.user("marc", (world.metz, "coordinator"), (world.briey, "coordinator"))
+    carer = world.client(app)
+    world.sign_in(carer, organiser)
+    sessions = carer.get("/live")
+    assert sessions.status_code == 200, sessions.text
+    assert selected(sessions.text, "f-site") == [str(world.metz.id)]

@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from clinical_world import JUSTIFICATION, PASSWORD, populate
+from concilium.platform import audit, sharing
+from concilium.platform.db import transaction
 from concilium.platform.tables import User
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -92,3 +94,13 @@ def test_the_briey_administrator_sees_no_emergency_of_metz_patients(app, world, 
     emergencies = block(browser.get("/").text, "emergencies")
     assert JUSTIFICATION not in emergencies
     assert "/audit?patient_id=" not in emergencies
+
+
+def test_a_revoked_invitation_leaves_the_home_page(app, world, clinic):
+    with transaction(world.runtime.sessions) as db:
+        shares = sharing.shares_of(db, "live_session", str(clinic.session_later))
+        (invitation,) = [s for s in shares if s.to_user_id == clinic.radiologist]
+        sharing.revoke_share(db, audit.SYSTEM, invitation, world.runtime.now(), None)
+    page = home_of(world, app, "jdoe")
+    assert f"/live/{clinic.session_later}" not in block(page, "sessions-later")
+    assert f'href="/live/{clinic.session_today}"' in block(page, "sessions-today")

@@ -7,7 +7,18 @@ import re
 
 import pytest
 
+from concilium.platform.db import transaction
+from concilium.platform.tables import Membership
+
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+def two_hospital_coordinator(world, username):
+    """A coordinator at Metz first, given Briey later (roles given together have no order)."""
+    user = world.user(username, (world.metz, "coordinator"))
+    with transaction(world.runtime.sessions) as db:
+        db.add(Membership(user_id=user.id, site_id=world.briey.id, role="coordinator"))
+    return user
 
 
 def selected(page: str, select_id: str) -> list[str]:
@@ -41,7 +52,7 @@ def test_creating_a_user_starts_on_the_administrator_hospital(app, world):
 
 
 def test_registering_a_patient_and_recording_consent_start_on_the_carer_hospital(app, world):
-    carer = world.user("marc", (world.metz, "coordinator"), (world.briey, "coordinator"))
+    carer = two_hospital_coordinator(world, "marc")
     browser = world.client(app)
     csrf = world.sign_in(browser, carer)
     page = browser.get("/patients").text
@@ -71,7 +82,7 @@ def test_registering_a_dicom_node_or_a_live_session_starts_on_the_own_hospital(a
     assert nodes.status_code == 200, nodes.text
     assert str(world.briey.id) in re.findall(r'<option value="(\d+)"', nodes.text)
     assert selected(nodes.text, "f-site") == [str(world.metz.id)]
-    organiser = world.user("marc", (world.metz, "coordinator"), (world.briey, "coordinator"))
+    organiser = two_hospital_coordinator(world, "marc")
     carer = world.client(app)
     world.sign_in(carer, organiser)
     sessions = carer.get("/live")

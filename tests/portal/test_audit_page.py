@@ -142,3 +142,16 @@ def test_breaking_the_glass_mails_the_administrators_the_justification_and_links
     assert "DURAND" not in mail.text and f"/patients/{clinic.patient}" not in mail.text
     assert f"patient n° {clinic.patient}" in mail.text
     assert JUSTIFICATION not in mail.text  # the earlier access is not this one
+
+
+def test_days_of_the_filter_are_the_reader_days(app, world, clinic, monkeypatch):
+    # 23:30 UTC on 7 December is half past midnight on 8 December in Paris.
+    retrievals(world, clinic, 1, datetime(2026, 12, 7, 23, 30, tzinfo=UTC), monkeypatch)
+    monkeypatch.undo()
+    browser = admin_browser(world, app)
+    late = {"actor": "jdoe", "action": "study.retrieve"}
+    on_the_8th = browser.get("/audit", params={**late, "since": "2026-12-08"}).text
+    assert len(rows(on_the_8th)) == 1
+    assert "08/12/2026, 00:30" in on_the_8th
+    on_the_7th = browser.get("/audit", params={**late, "until": "2026-12-07"}).text
+    assert rows(on_the_7th) == []

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -17,7 +17,7 @@ from concilium.platform.policy import PlatformAction, decide
 from concilium.portal import audit_view, flows
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import date_or_none
-from concilium.web.rendering import render_page
+from concilium.web.rendering import reader_zone, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -25,12 +25,14 @@ router = APIRouter(include_in_schema=False)
 # --- audit ---------------------------------------------------------------------------------------
 
 
-def _day(text: str, end: bool = False) -> datetime | None:
+def _day(text: str, zone: tzinfo, end: bool = False) -> datetime | None:
+    """The start (or the end) of a day as the reader lives it, in their zone."""
     day = date_or_none(text)
     if day is None:
         return None
-    start = datetime.combine(day, time(0, 0), tzinfo=UTC)
-    return start + timedelta(days=1) if end else start
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
 
 
 @router.get("/audit")
@@ -52,8 +54,8 @@ def audit_page(
         action,
         outcome,
         int(patient_id) if patient_id else None,
-        _day(since),
-        _day(until, end=True),
+        _day(since, reader_zone(ctx)),
+        _day(until, reader_zone(ctx), end=True),
     )
     per_page = 50
     events = flows.search_audit(ctx, criteria, per_page + 1, (page - 1) * per_page)

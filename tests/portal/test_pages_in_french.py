@@ -50,3 +50,13 @@ def test_a_refusal_raised_by_the_portal_is_in_the_reader_language(app, world):
     )
     assert refused.status_code == 422
     assert "Choix de rôle mal formé." in refused.text
+
+
+def test_a_refused_sign_in_is_told_in_french(app, world):
+    world.user("claire", (world.metz, "admin"), with_totp=True)
+    browser = world.client(app)
+    browser.headers.pop("Accept-Language")
+    refused = world.start_login(browser, "claire", "not-her-password-1")
+    assert refused.status_code == 401
+    assert "identifiant inconnu ou mot de passe erroné" in refused.text
+    assert "wrong password" not in refused.text

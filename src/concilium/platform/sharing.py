@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.tables import Alert, EmergencyGrant, PatientIdentifier, Share
 
 log = logging.getLogger(__name__)
@@ -32,13 +33,13 @@ def create_share(
     patient_id: int | None = None,
 ) -> Share:
     if (to_site_id is None) == (to_user_id is None):
-        raise InvalidInput("share with exactly one site or one person")
+        raise InvalidInput(_("share with exactly one site or one person"))
     if expires_at <= now:
-        raise InvalidInput("a share must expire in the future")
+        raise InvalidInput(_("a share must expire in the future"))
     if expires_at - now > timedelta(days=366):
-        raise InvalidInput("a share lasts at most one year")
+        raise InvalidInput(_("a share lasts at most one year"))
     if actor.user_id is None:
-        raise InvalidInput("a share is granted by a person")
+        raise InvalidInput(_("a share is granted by a person"))
     share = Share(
         resource_kind=resource_kind,
         resource_id=resource_id,
@@ -189,10 +190,11 @@ def break_the_glass(
     justification = justification.strip()
     if len(justification) < MIN_JUSTIFICATION:
         raise InvalidInput(
-            f"explain the emergency in at least {MIN_JUSTIFICATION} characters; it is reviewed"
+            _("explain the emergency in at least %(count)s characters; it is reviewed")
+            % {"count": MIN_JUSTIFICATION}
         )
     if actor.user_id is None:
-        raise InvalidInput("break-the-glass is for a person")
+        raise InvalidInput(_("break-the-glass is for a person"))
     grant = EmergencyGrant(
         user_id=actor.user_id,
         patient_id=patient_id,

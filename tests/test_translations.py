@@ -63,7 +63,7 @@ def _untranslated(source: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "template",
-    sorted(t for p in ("web",) for t in SRC.glob(f"{p}/templates/**/*.html")),
+    sorted(t for p in ("web", "portal") for t in SRC.glob(f"{p}/templates/**/*.html")),
     ids=lambda p: str(p.relative_to(SRC)),
 )
 def test_templates_show_no_text_outside_the_catalogues(template):

@@ -21,15 +21,19 @@ WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 @contextmanager
-def person_browsing(browser: Any, width: str, language: str) -> Iterator[tuple[Any, list[str]]]:
+def person_browsing(
+    browser: Any, width: str, language: str, **options: Any
+) -> Iterator[tuple[Any, list[str]]]:
     """A new browser context of ``width`` asking for ``language``, and its page; yields the
-    page and the list its console errors and uncaught exceptions are collected in."""
+    page and the list its console errors and uncaught exceptions are collected in.
+    ``options`` go to the context (``storage_state``: a person already signed in)."""
     height = 844 if width == "phone" else 900
     context = browser.new_context(
         viewport={"width": WIDTHS[width], "height": height},
         locale=LOCALES[language],
         is_mobile=width == "phone",
         has_touch=width == "phone",
+        **options,
     )
     page = context.new_page()
     errors: list[str] = []

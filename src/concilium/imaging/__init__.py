@@ -10,7 +10,8 @@ What other services and the process assembly may use of it, and nothing more:
 - receiving an instance (`ingest_instance`, on behalf of a `Sender`);
 - finding studies: by the C-FIND/QIDO-RS search (`search`, identifiers at a `Level`), or the
   studies of a platform patient (`patient_studies`); one study by its UID (`study_by_uid`),
-  and the facts the policy needs to decide about it (`study_target`);
+  and the facts the policy needs to decide about it (`study_target`, with the
+  `ImagingAction` actions);
 - the instances a retrieval sends (`locate`, each a `RetrievableInstance`);
 - the frames of an object as pictures (`render_frame`, `number_of_frames`, `RenderError`);
 - the errors they raise: `NotAuthorized` (the policy refused) and `InvalidQuery`.
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from concilium.imaging.access import STUDY_KIND, NotAuthorized, study_target
+    from concilium.imaging.actions import ImagingAction
     from concilium.imaging.archive import (
         STUDY_DELETED,
         STUDY_RECEIVED,
@@ -50,6 +52,7 @@ __all__ = [
     "STUDY_RECEIVED",
     "Archive",
     "DuplicatePolicy",
+    "ImagingAction",
     "ImagingProcess",
     "IngestOutcome",
     "IngestResult",
@@ -70,6 +73,7 @@ __all__ = [
     "study_target",
 ]
 _MODULE_OF = {
+    "ImagingAction": "concilium.imaging.actions",
     "render_frame": "concilium.imaging.render",
     "number_of_frames": "concilium.imaging.render",
     "RenderError": "concilium.imaging.render",

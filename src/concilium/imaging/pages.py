@@ -30,10 +30,10 @@ from concilium.imaging.lifecycle import RejectionReason, delete_study, reject
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.query import find
 from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
-from concilium.platform import accounts, sharing
+from concilium.platform import accounts, patients, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
-from concilium.platform.tables import Share, User
+from concilium.platform.tables import Patient, Share, User
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import redirect_to, run_form_action
 from concilium.web.rendering import render_page
@@ -265,7 +265,21 @@ def _study_view(
         default_expiry=(ctx.now + timedelta(days=7)).date().isoformat(),
         error=error,
         now=ctx.now,
+        patient_link=_patient_link(ctx, study),
     )
+
+
+def _patient_link(ctx: Ctx, study: ImagingStudy) -> str:
+    """The platform page of the study's patient, for a reader who may open it."""
+    if study.patient_id is None:
+        return ""
+    patient = ctx.db.get(Patient, study.patient_id)
+    if patient is None:
+        return ""
+    target = patients.patient_target(ctx.db, patient, ctx.now)
+    if not decide(ctx.principal, PlatformAction.PATIENT_READ, target).allowed:
+        return ""
+    return f"/patients/{patient.id}"
 
 
 def _people(ctx: Ctx) -> list[User]:

@@ -2,10 +2,11 @@
 
 What other services may call: a session is found by its id (:func:`find_session`,
 :func:`get_session`), scheduled (:func:`create_session`), and its invitees managed
-(:func:`invite`, :func:`role_of`); the policy decides about it on :func:`session_target` with
-the :class:`LiveAction` actions; it goes live and ends through :class:`LiveSessions`, which
-brings everything that goes with each step. A :class:`LiveSession` is read, never written,
-outside this package.
+(:func:`invite`, :func:`role_of`); a person's invitations (:func:`invitations_of`) and a
+patient's sessions (:func:`patient_sessions`) are read; the policy decides about it on
+:func:`session_target` with the :class:`LiveAction` actions; it goes live and ends through
+:class:`LiveSessions`, which brings everything that goes with each step. A
+:class:`LiveSession` is read, never written, outside this package.
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ if TYPE_CHECKING:
     from concilium.live.process import LiveProcess
     from concilium.live.service import (
         RESOURCE_KIND,
+        Invitation,
         create_session,
         find_session,
         get_session,
+        invitations_of,
         invite,
+        patient_sessions,
         role_of,
         session_target,
     )
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RESOURCE_KIND",
+    "Invitation",
     "LiveAction",
     "LiveProcess",
     "LiveSession",
@@ -38,7 +43,9 @@ __all__ = [
     "create_session",
     "find_session",
     "get_session",
+    "invitations_of",
     "invite",
+    "patient_sessions",
     "role_of",
     "session_target",
 ]
@@ -53,7 +60,10 @@ _MODULE_OF = {
     "create_session": "concilium.live.service",
     "find_session": "concilium.live.service",
     "get_session": "concilium.live.service",
+    "Invitation": "concilium.live.service",
+    "invitations_of": "concilium.live.service",
     "invite": "concilium.live.service",
+    "patient_sessions": "concilium.live.service",
     "role_of": "concilium.live.service",
     "session_target": "concilium.live.service",
 }

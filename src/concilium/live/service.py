@@ -41,7 +41,7 @@ from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
 from concilium.platform.i18n import _
 from concilium.platform.policy import Action, Target
-from concilium.platform.tables import Membership, Patient, User
+from concilium.platform.tables import Membership, Patient, Share, User
 
 __all__ = [
     "BY_SESSION_ROLE",
@@ -596,6 +596,49 @@ def list_sessions(
     ids = [int(i) for i in invited_ids if i.isdigit()]
     query = select(LiveSession).where(LiveSession.site_id.in_(site_ids) | LiveSession.id.in_(ids))
     return list(db.execute(query.order_by(LiveSession.scheduled_at)).scalars())
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A session a person is invited to, and their role in it."""
+
+    session: LiveSession
+    role: str
+
+
+def invitations_of(
+    db: Session, user_id: int, now: datetime, *, since: datetime | None = None
+) -> list[Invitation]:
+    """The sessions ``user_id`` is invited to that are live, or scheduled from ``since`` on
+    (by default ``now``; a page gives the start of the reader's day), soonest first. An
+    invitation whose share was revoked or has expired at ``now`` is no longer one."""
+    since = now if since is None else since
+    rows = db.execute(
+        select(LiveSession, LiveParticipant.role, LiveParticipant.share_id)
+        .join(LiveParticipant, LiveParticipant.session_id == LiveSession.id)
+        .where(
+            LiveParticipant.user_id == user_id,
+            LiveSession.status != "ended",
+            (LiveSession.status == "live") | (LiveSession.scheduled_at >= since),
+        )
+        .order_by(LiveSession.scheduled_at, LiveSession.id)
+    ).all()
+    found: list[Invitation] = []
+    for live, role, share_id in rows:
+        share = db.get(Share, share_id) if share_id is not None else None
+        if share is not None and (share.revoked_at is not None or share.expires_at <= now):
+            continue
+        found.append(Invitation(live, role))
+    return found
+
+
+def patient_sessions(db: Session, patient_id: int) -> list[LiveSession]:
+    """The sessions showing this patient, newest first (the caller asks the policy about
+    each with :func:`session_target`)."""
+    query = select(LiveSession).where(LiveSession.patient_id == patient_id)
+    return list(
+        db.execute(query.order_by(LiveSession.scheduled_at.desc(), LiveSession.id.desc())).scalars()
+    )
 
 
 # --- sources -------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from concilium.platform import audit, notifications, totp
 from concilium.platform.authn import end_all_sessions, mfa_required_by_roles
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.passwords import hash_password
 from concilium.platform.tables import AccountLink, User
 
@@ -55,7 +56,7 @@ def issue(
     if purpose not in PURPOSES:
         raise InvalidInput(f"a link is for {' or '.join(PURPOSES)}")
     if user.disabled:
-        raise InvalidInput("enable the account before issuing a link for it")
+        raise InvalidInput(_("enable the account before issuing a link for it"))
     session.execute(
         update(AccountLink)
         .where(
@@ -138,15 +139,15 @@ def complete(
     carry it at the same instant; the account's sessions all end."""
     user = session.get(User, link.user_id)
     if user is None or user.disabled:
-        raise NotFound("this link's account is disabled or no longer exists")
+        raise NotFound(_("this link's account is disabled or no longer exists"))
     if password != password_again:
-        raise InvalidInput("the two passwords differ")
+        raise InvalidInput(_("the two passwords differ"))
     password_hash = hash_password(password)
     step = None
     if code.strip() or needs_second_factor(user, settings):
         step = totp.accepted_step(totp_secret, code, now, None)
         if step is None:
-            raise InvalidInput("that code does not match; check the authenticator's clock")
+            raise InvalidInput(_("that code does not match; check the authenticator's clock"))
     used = session.execute(
         update(AccountLink)
         .where(
@@ -159,7 +160,7 @@ def complete(
         .execution_options(synchronize_session=False)
     )
     if getattr(used, "rowcount", 0) != 1:
-        raise NotFound("this link was used already")
+        raise NotFound(_("this link was used already"))
     user.password_hash = password_hash
     user.totp_secret = box.seal(totp_secret, f"totp:{user.id}") if step is not None else None
     user.totp_last_step = step

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from concilium.config import ROLES
 from concilium.platform import audit
 from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.passwords import hash_password, unusable_hash
 from concilium.platform.policy import CLINICAL_ROLES, Principal
 from concilium.platform.tables import EmergencyGrant, Membership, Site, User
@@ -49,9 +50,9 @@ def check_office(is_platform_admin: bool, grants: Iterable[RoleGrant]) -> None:
 def create_site(session: Session, actor: audit.Actor, name: str, finess: str) -> Site:
     name = name.strip()
     if not name:
-        raise InvalidInput("site name is required")
+        raise InvalidInput(_("site name is required"))
     if not FINESS_RE.match(finess):
-        raise InvalidInput("FINESS must be nine characters: two digits, digit/A/B, six digits")
+        raise InvalidInput(_("FINESS must be nine characters: two digits, digit/A/B, six digits"))
     if session.execute(select(Site).where(Site.finess == finess)).scalar_one_or_none():
         raise Conflict(f"a site with FINESS {finess} already exists")
     site = Site(name=name, finess=finess)
@@ -100,14 +101,14 @@ def create_user(
 ) -> User:
     username = username.strip().lower()
     if not USERNAME_RE.match(username):
-        raise InvalidInput("username: 2-63 lower-case letters, digits, dot, dash or underscore")
+        raise InvalidInput(_("username: 2-63 lower-case letters, digits, dot, dash or underscore"))
     if not full_name.strip():
-        raise InvalidInput("full name is required")
+        raise InvalidInput(_("full name is required"))
     if rpps and not RPPS_RE.match(rpps):
-        raise InvalidInput("RPPS must be eleven digits")
+        raise InvalidInput(_("RPPS must be eleven digits"))
     grants = list(roles)
     if not grants and not is_platform_admin:
-        raise InvalidInput("a user needs at least one role at a site")
+        raise InvalidInput(_("a user needs at least one role at a site"))
     check_office(is_platform_admin, grants)
     for grant in grants:
         get_site(session, grant.site_id)
@@ -131,7 +132,7 @@ def create_user(
     try:
         session.flush()
     except IntegrityError as exc:
-        raise Conflict("user conflicts with an existing one") from exc
+        raise Conflict(_("user conflicts with an existing one")) from exc
     audit.record(
         session,
         actor,
@@ -178,7 +179,7 @@ def set_disabled(session: Session, actor: audit.Actor, user: User, disabled: boo
     from concilium.platform.authn import end_all_sessions
 
     if user.id == actor.user_id and disabled:
-        raise InvalidInput("you cannot disable your own account")
+        raise InvalidInput(_("you cannot disable your own account"))
     user.disabled = disabled
     if disabled:
         end_all_sessions(session, user.id)
@@ -201,7 +202,7 @@ def set_roles(
 ) -> None:
     """Replace the user's roles at the sites the administrator manages (``None``: all sites)."""
     if actor.user_id == user.id:
-        raise Forbidden("nobody changes the roles of their own account")
+        raise Forbidden(_("nobody changes the roles of their own account"))
     wanted = set(roles)
     check_office(user.is_platform_admin, wanted)
     for grant in wanted:
@@ -215,7 +216,7 @@ def set_roles(
         existing.get(g) or Membership(site_id=g.site_id, role=g.role) for g in wanted
     ]
     if not user.memberships and not user.is_platform_admin:
-        raise InvalidInput("a user needs at least one role at a site")
+        raise InvalidInput(_("a user needs at least one role at a site"))
     session.flush()
     audit.record(
         session,

@@ -402,9 +402,10 @@ def search(
     limit: int = 100,
     offset: int = 0,
 ) -> list[AuditEvent]:
-    """Entries an auditor may see (their sites' events and their sites' users' acts), newest
-    first. ``site_ids`` None means the whole trail."""
-    from concilium.platform.tables import Membership
+    """Entries an auditor may see (their sites' events, their sites' users' acts, and
+    whatever concerns their sites' patients, such as another hospital's emergency access),
+    newest first. ``site_ids`` None means the whole trail."""
+    from concilium.platform.tables import Membership, PatientIdentifier
 
     query = select(AuditEvent).order_by(AuditEvent.seq.desc())
     if site_ids is not None:
@@ -412,6 +413,9 @@ def search(
             AuditEvent.site_id.in_(site_ids)
             | AuditEvent.actor_id.in_(
                 select(Membership.user_id).where(Membership.site_id.in_(site_ids))
+            )
+            | AuditEvent.patient_id.in_(
+                select(PatientIdentifier.patient_id).where(PatientIdentifier.site_id.in_(site_ids))
             )
         )
     if criteria.actor:

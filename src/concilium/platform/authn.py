@@ -16,12 +16,13 @@ from concilium.platform import audit, notifications, totp
 from concilium.platform.accounts import principal_for
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import InvalidInput, NotFound, TooManyRequests, Unauthenticated
+from concilium.platform.i18n import N_, _
 from concilium.platform.passwords import hash_password, verify_password
 from concilium.platform.policy import Action, scopes_within, token_scopes
 from concilium.platform.tables import Alert, ApiToken, LoginAttempt, User, WebSession
 
 TOKEN_PREFIX = "cnc"  # noqa: S105 - a label, not a secret
-BAD_CREDENTIALS = "unknown user name or wrong password"
+BAD_CREDENTIALS = N_("unknown user name or wrong password")
 """The one answer to a refused password, whatever the reason (unknown, wrong, locked,
 disabled): it tells nobody whether an account exists."""
 LONGEST_LOCK = timedelta(days=1)
@@ -104,7 +105,9 @@ def authenticate_password(
             "refused",
             detail={"reason": "address throttled"},
         )
-        return LoginRefusal(TooManyRequests("too many attempts from this address; wait a minute"))
+        return LoginRefusal(
+            TooManyRequests(_("too many attempts from this address; wait a minute"))
+        )
     user = session.execute(
         select(User)
         .where(User.username == username.strip().lower())
@@ -118,14 +121,14 @@ def authenticate_password(
     if user is not None and is_locked(user, now):
         session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         audit.record(session, actor, "auth.login", "refused", detail={"reason": "locked"})
-        return LoginRefusal(Unauthenticated(BAD_CREDENTIALS))
+        return LoginRefusal(Unauthenticated(_(BAD_CREDENTIALS)))
     if user is None or not valid or user.disabled:
         session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         reason = "disabled" if user is not None and valid else "bad credentials"
         if user is not None and not valid and register_failure(session, user, settings, now):
             reason = "bad credentials; account locked"
         audit.record(session, actor, "auth.login", "failure", detail={"reason": reason})
-        return LoginRefusal(Unauthenticated(BAD_CREDENTIALS))
+        return LoginRefusal(Unauthenticated(_(BAD_CREDENTIALS)))
     session.add(LoginAttempt(at=now, ip=ip[:64], success=True))
     user.failed_logins = 0
     needs_totp = mfa_required(user, settings)
@@ -135,8 +138,10 @@ def authenticate_password(
         audit.record(session, actor, "auth.login", "refused", detail={"reason": "no second factor"})
         return LoginRefusal(
             Unauthenticated(
-                "this account needs a second factor and has none yet: open the set-up link "
-                "an administrator gives you"
+                _(
+                    "this account needs a second factor and has none yet: open the set-up "
+                    "link an administrator gives you"
+                )
             )
         )
     return LoginResult(user, needs_totp)
@@ -201,7 +206,7 @@ def check_totp(
     address's throttle and the account's lock, across sign-ins, until a right one is given.
     The caller commits either way."""
     if address_throttled(session, settings, ip, now):
-        raise TooManyRequests("too many attempts from this address; wait a minute")
+        raise TooManyRequests(_("too many attempts from this address; wait a minute"))
     hold_account(session, user)
     if not user.totp_secret or is_locked(user, now):
         session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
@@ -223,14 +228,14 @@ def confirm_password(
     """The signed-in person proves again that they hold the password (before changing a
     credential); a wrong one counts as a failed sign-in (raises :class:`Unauthenticated`)."""
     if address_throttled(session, settings, ip, now):
-        raise TooManyRequests("too many attempts from this address; wait a minute")
+        raise TooManyRequests(_("too many attempts from this address; wait a minute"))
     hold_account(session, user)
     if is_locked(user, now):
-        raise Unauthenticated("the account is locked after repeated failures; try later")
+        raise Unauthenticated(_("the account is locked after repeated failures; try later"))
     if not verify_password(user.password_hash, password):
         session.add(LoginAttempt(at=now, ip=ip[:64], success=False))
         register_failure(session, user, settings, now)
-        raise Unauthenticated("the current password is wrong")
+        raise Unauthenticated(_("the current password is wrong"))
 
 
 def change_password(
@@ -252,11 +257,11 @@ def change_password(
     account's other sessions."""
     confirm_password(session, settings, user, current, ip, now)
     if user.totp_secret and not check_totp(session, box, settings, user, code, now, ip):
-        raise Unauthenticated("the code from your authenticator is wrong or was already used")
+        raise Unauthenticated(_("the code from your authenticator is wrong or was already used"))
     if new != again:
-        raise InvalidInput("the two new passwords differ")
+        raise InvalidInput(_("the two new passwords differ"))
     if verify_password(user.password_hash, new):
-        raise InvalidInput("choose a password other than the current one")
+        raise InvalidInput(_("choose a password other than the current one"))
     user.password_hash = hash_password(new)
     user.failed_logins = 0
 
@@ -267,7 +272,7 @@ def enrol_totp(
     """Store a new second factor once the user proved their authenticator shows its codes."""
     step = totp.accepted_step(secret, code, now, None)
     if step is None:
-        raise InvalidInput("that code does not match; check the authenticator's clock")
+        raise InvalidInput(_("that code does not match; check the authenticator's clock"))
     user.totp_secret = box.seal(secret, f"totp:{user.id}")
     user.totp_last_step = step
 
@@ -368,7 +373,7 @@ def issue_token(
     if not 1 <= days <= settings.token_max_days:
         raise InvalidInput(f"a token lives 1 to {settings.token_max_days} days")
     if not name.strip():
-        raise InvalidInput("a token needs a name saying what uses it")
+        raise InvalidInput(_("a token needs a name saying what uses it"))
     public_id = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}_{public_id}_{secrets.token_urlsafe(32)}"
     record = ApiToken(
@@ -408,19 +413,19 @@ def token_user(session: Session, secret: str, now: datetime) -> tuple[User, ApiT
     """The user and token behind a bearer secret, if it is valid, unexpired and not revoked."""
     parts = secret.split("_", 2)
     if len(parts) != 3 or parts[0] != TOKEN_PREFIX:
-        raise Unauthenticated("malformed bearer token")
+        raise Unauthenticated(_("malformed bearer token"))
     record = session.execute(
         select(ApiToken).where(ApiToken.public_id == parts[1])
     ).scalar_one_or_none()
     if record is None or not secrets.compare_digest(record.secret_hash, _digest(secret)):
-        raise Unauthenticated("unknown bearer token")
+        raise Unauthenticated(_("unknown bearer token"))
     if record.revoked_at is not None:
-        raise Unauthenticated("bearer token revoked")
+        raise Unauthenticated(_("bearer token revoked"))
     if record.expires_at <= now:
-        raise Unauthenticated("bearer token expired")
+        raise Unauthenticated(_("bearer token expired"))
     user = session.get(User, record.user_id)
     if user is None or user.disabled:
-        raise Unauthenticated("bearer token's user is disabled")
+        raise Unauthenticated(_("bearer token's user is disabled"))
     record.last_used_at = now
     return user, record
 
@@ -480,14 +485,14 @@ def authenticate(
         user, token = token_user(session, bearer, now)
         return Identity(user, None, frozenset(token.scopes))
     if not cookie:
-        raise Unauthenticated("sign in or send a bearer token")
+        raise Unauthenticated(_("sign in or send a bearer token"))
     web_session = resume_session(session, settings, cookie, now)
     session.commit()
     if web_session is None:
-        raise Unauthenticated("your session has ended; sign in again")
+        raise Unauthenticated(_("your session has ended; sign in again"))
     owner = session.get(User, web_session.user_id)
     if owner is None or owner.disabled:
-        raise Unauthenticated("this account is disabled")
+        raise Unauthenticated(_("this account is disabled"))
     if not allow_pending_mfa and not web_session.mfa_verified and mfa_required(owner, settings):
-        raise Unauthenticated("complete the second factor to continue")
+        raise Unauthenticated(_("complete the second factor to continue"))
     return Identity(owner, web_session, None)

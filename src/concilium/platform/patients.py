@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from concilium.platform import audit
 from concilium.platform.db import utcnow
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Target
 from concilium.platform.sharing import active_share_targets
 from concilium.platform.tables import Consent, Patient, PatientIdentifier
@@ -34,17 +35,17 @@ class Demographics:
 
     def __post_init__(self) -> None:
         if not self.family_name.strip() or not self.given_name.strip():
-            raise InvalidInput("family and given names are required")
+            raise InvalidInput(_("family and given names are required"))
         if self.sex not in SEXES:
             raise InvalidInput(f"sex must be one of {', '.join(SEXES)}")
         if self.birth_date is not None and self.birth_date > date.today():
-            raise InvalidInput("birth date is in the future")
+            raise InvalidInput(_("birth date is in the future"))
 
 
 def _check_identifier(value: str) -> str:
     value = value.strip()
     if not IDENTIFIER_RE.match(value):
-        raise InvalidInput("hospital identifier: 1-64 letters, digits, '.', '_', '/' or '-'")
+        raise InvalidInput(_("hospital identifier: 1-64 letters, digits, '.', '_', '/' or '-'"))
     return value
 
 
@@ -104,7 +105,7 @@ def add_identifier(
     if existing is not None:
         raise Conflict(f"identifier {value} already designates patient {existing.id} there")
     if any(i.site_id == site_id for i in patient.identifiers):
-        raise Conflict("the patient already has an identifier at this site; merge instead")
+        raise Conflict(_("the patient already has an identifier at this site; merge instead"))
     ident = PatientIdentifier(patient_id=patient.id, site_id=site_id, value=value)
     session.add(ident)
     session.flush()
@@ -197,14 +198,14 @@ def merge(session: Session, actor: audit.Actor, survivor: Patient, duplicate: Pa
     """Merge ``duplicate`` into ``survivor``: identifiers and consent move; the duplicate stays
     as a pointer so that old references resolve."""
     if survivor.id == duplicate.id:
-        raise InvalidInput("a patient cannot be merged into itself")
+        raise InvalidInput(_("a patient cannot be merged into itself"))
     if duplicate.merged_into_id is not None or survivor.merged_into_id is not None:
-        raise Conflict("one of these patients was already merged")
+        raise Conflict(_("one of these patients was already merged"))
     survivor_sites = {i.site_id for i in survivor.identifiers}
     clash = [i for i in duplicate.identifiers if i.site_id in survivor_sites]
     if clash:
         raise Conflict(
-            "both patients have an identifier at the same site; the site must resolve it first"
+            _("both patients have an identifier at the same site; the site must resolve it first")
         )
     for ident in list(duplicate.identifiers):
         ident.patient_id = survivor.id
@@ -242,7 +243,7 @@ def record_consent(
     if decision not in DECISIONS:
         raise InvalidInput(f"decision must be one of {', '.join(DECISIONS)}")
     if actor.user_id is None:
-        raise InvalidInput("consent must be recorded by a person")
+        raise InvalidInput(_("consent must be recorded by a person"))
     consent = Consent(
         patient_id=patient.id,
         purpose=purpose,

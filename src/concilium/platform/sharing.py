@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput, NotFound
-from concilium.platform.tables import Alert, EmergencyGrant, Share
+from concilium.platform.i18n import _
+from concilium.platform.tables import Alert, EmergencyGrant, PatientIdentifier, Share
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,17 @@ def create_share(
     with the site it comes from or any site where they hold a role (``granter_site_ids``).
     """
     if (to_site_id is None) == (to_user_id is None):
-        raise InvalidInput("share with exactly one site or one person")
+        raise InvalidInput(_("share with exactly one site or one person"))
     if to_user_id is not None and to_user_id == actor.user_id:
-        raise InvalidInput("nobody shares with themselves")
+        raise InvalidInput(_("nobody shares with themselves"))
     if to_site_id is not None and (to_site_id == from_site_id or to_site_id in granter_site_ids):
-        raise InvalidInput("share with a site other than your own")
+        raise InvalidInput(_("share with a site other than your own"))
     if expires_at <= now:
-        raise InvalidInput("a share must expire in the future")
+        raise InvalidInput(_("a share must expire in the future"))
     if expires_at - now > timedelta(days=366):
-        raise InvalidInput("a share lasts at most one year")
+        raise InvalidInput(_("a share lasts at most one year"))
     if actor.user_id is None:
-        raise InvalidInput("a share is granted by a person")
+        raise InvalidInput(_("a share is granted by a person"))
     share = Share(
         resource_kind=resource_kind,
         resource_id=resource_id,
@@ -224,10 +225,11 @@ def break_the_glass(
     justification = justification.strip()
     if len(justification) < MIN_JUSTIFICATION:
         raise InvalidInput(
-            f"explain the emergency in at least {MIN_JUSTIFICATION} characters; it is reviewed"
+            _("explain the emergency in at least %(count)s characters; it is reviewed")
+            % {"count": MIN_JUSTIFICATION}
         )
     if actor.user_id is None:
-        raise InvalidInput("break-the-glass is for a person")
+        raise InvalidInput(_("break-the-glass is for a person"))
     grant = EmergencyGrant(
         user_id=actor.user_id,
         patient_id=patient_id,
@@ -260,6 +262,19 @@ def break_the_glass(
     # Operators watch this line; it names no patient data beyond the internal number.
     log.warning("break-the-glass opened", extra={"user_id": actor.user_id, "grant": grant.id})
     return grant
+
+
+def emergency_grants(
+    session: Session, site_ids: frozenset[int] | None, since: datetime
+) -> list[EmergencyGrant]:
+    """Emergency accesses opened from ``since`` on to patients known at one of ``site_ids``
+    (None: at any site), newest first."""
+    query = select(EmergencyGrant).where(EmergencyGrant.created_at >= since)
+    if site_ids is not None:
+        known = select(PatientIdentifier.patient_id).where(PatientIdentifier.site_id.in_(site_ids))
+        query = query.where(EmergencyGrant.patient_id.in_(known))
+    query = query.order_by(EmergencyGrant.created_at.desc(), EmergencyGrant.id.desc())
+    return list(session.execute(query).scalars())
 
 
 def open_alerts(session: Session, site_ids: frozenset[int] | None) -> list[Alert]:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from concilium.platform import account_links, accounts, audit, authn, totp
 from concilium.platform.accounts import site_names
 from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import AccountLink
 from concilium.portal import flows
@@ -50,7 +51,7 @@ def account(
     request: Request, ctx: Annotated[Ctx, gate(PlatformAction.HOME)], changed: str = ""
 ) -> Response:
     ctx.authorize(PlatformAction.HOME)
-    done = "Your password was changed; your other sessions ended." if changed else ""
+    done = _("Your password was changed; your other sessions ended.") if changed else ""
     return _account_view(request, ctx, done=done)
 
 
@@ -120,7 +121,7 @@ def enrol_submit(
     try:
         secret = ctx.runtime.box.open(sealed, f"enrol:{ctx.user.id}")
     except Exception as exc:
-        raise InvalidInput("the enrolment form was altered; start again") from exc
+        raise InvalidInput(_("The enrolment form was altered; start again.")) from exc
     try:
         flows.enrol_second_factor(ctx, current_password, secret, code)
     except ConciliumError as exc:
@@ -187,7 +188,7 @@ def link_submit(
         try:
             totp_secret = runtime.box.open(sealed, f"link:{link.id}")
         except Exception as exc:
-            raise InvalidInput("the form was altered; open the link again") from exc
+            raise InvalidInput(_("The form was altered; open the link again.")) from exc
         try:
             account_links.complete(
                 db,

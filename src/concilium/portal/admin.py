@@ -13,6 +13,7 @@ from concilium.platform import authn
 from concilium.platform.account_links import IssuedLink
 from concilium.platform.accounts import list_sites, site_names
 from concilium.platform.errors import ConciliumError, InvalidInput, SecondFactorRefused
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
 from concilium.platform.tables import User
 from concilium.portal import flows
@@ -144,7 +145,7 @@ def _user_view(
     link: IssuedLink | None = None,
 ) -> Response:
     sites = site_names(ctx.db)
-    _, target = user_target(ctx.db, user.id)
+    _user, target = user_target(ctx.db, user.id)
     return render_page(
         request,
         "portal/user.html",
@@ -168,9 +169,9 @@ async def user_roles(
     form = await request.form()
     grants: list[tuple[int, str]] = []
     for value in form.getlist("grant"):
-        site, _, role = str(value).partition(":")
+        site, _sep, role = str(value).partition(":")
         if not site.isdigit():
-            raise InvalidInput("malformed role choice")
+            raise InvalidInput(_("Malformed role choice."))
         grants.append((int(site), role))
 
     def apply() -> Response:
@@ -255,7 +256,9 @@ async def tokens_create(
             days = int(days_text)
             issued = flows.issue_token(ctx, name, scopes, days)
         except ValueError:
-            return _tokens_view(request, ctx, None, "days must be a whole number", 422)
+            return _tokens_view(
+                request, ctx, None, _("The number of days must be a whole number."), 422
+            )
         except InvalidInput as exc:
             ctx.db.rollback()
             return _tokens_view(request, ctx, None, exc.detail, 422)

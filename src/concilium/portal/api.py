@@ -206,7 +206,7 @@ def _consent_out(c: Consent) -> ConsentOut:
 def read_consents(
     patient_id: int, ctx: Annotated[Ctx, gate(PlatformAction.CONSENT_READ)]
 ) -> ConsentSummary:
-    _, standing, history = flows.consents(ctx, patient_id)
+    _patient, standing, history = flows.consents(ctx, patient_id)
     return ConsentSummary(standing=standing, history=[_consent_out(c) for c in history])
 
 

@@ -1,8 +1,9 @@
-"""The audit log for administrators: search, filters and export."""
+"""The audit log for administrators: search, filters and export; the entries in words
+(:mod:`concilium.portal.audit_view`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -11,11 +12,12 @@ from fastapi.responses import Response, StreamingResponse
 
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
-from concilium.portal import flows
+from concilium.portal import audit_view, flows
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import date_or_none
-from concilium.web.rendering import render_page
+from concilium.web.rendering import reader_zone, render_page
 
 router = APIRouter(include_in_schema=False)
 
@@ -23,12 +25,14 @@ router = APIRouter(include_in_schema=False)
 # --- audit ---------------------------------------------------------------------------------------
 
 
-def _day(text: str, end: bool = False) -> datetime | None:
+def _day(text: str, zone: tzinfo, end: bool = False) -> datetime | None:
+    """The start (or the end) of a day as the reader lives it, in their zone."""
     day = date_or_none(text)
     if day is None:
         return None
-    start = datetime.combine(day, time(0, 0), tzinfo=UTC)
-    return start + timedelta(days=1) if end else start
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, time(0, 0), tzinfo=zone).astimezone(UTC)
 
 
 @router.get("/audit")
@@ -44,14 +48,14 @@ def audit_page(
     page: Annotated[int, Query(ge=1, le=10000)] = 1,
 ) -> Response:
     if patient_id and not patient_id.isdigit():
-        raise InvalidInput("patient number must be a whole number")
+        raise InvalidInput(_("The patient number must be a whole number."))
     criteria = audit.AuditFilter(
         actor,
         action,
         outcome,
         int(patient_id) if patient_id else None,
-        _day(since),
-        _day(until, end=True),
+        _day(since, reader_zone(ctx)),
+        _day(until, reader_zone(ctx), end=True),
     )
     per_page = 50
     events = flows.search_audit(ctx, criteria, per_page + 1, (page - 1) * per_page)
@@ -63,15 +67,20 @@ def audit_page(
         "since": since,
         "until": until,
     }
+    lines = audit_view.lines(ctx.db, ctx.principal, events[:per_page], ctx.now)
     return render_page(
         request,
         "portal/audit.html",
         ctx,
-        events=events[:per_page],
+        lines=lines,
         filters=filters,
         page=page,
         more=len(events) > per_page,
         outcomes=audit.OUTCOMES,
+        outcome_labels=audit_view.OUTCOME_LABELS,
+        kinds=audit_view.ACTION_KINDS,
+        people=audit_view.people(ctx.db, ctx.visible_sites(PlatformAction.AUDIT_READ)),
+        patient_label=audit_view.lines_patient(ctx.db, ctx.principal, patient_id, ctx.now),
         can_export=decide(ctx.principal, PlatformAction.AUDIT_EXPORT).allowed,
     )
 

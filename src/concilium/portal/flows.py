@@ -27,6 +27,7 @@ from concilium.platform.errors import (
     TooManyRequests,
     Unauthenticated,
 )
+from concilium.platform.i18n import _, show_datetime
 from concilium.platform.policy import Action, PlatformAction, Target
 from concilium.platform.tables import (
     Alert,
@@ -40,8 +41,10 @@ from concilium.platform.tables import (
     Site,
     User,
 )
+from concilium.portal import emergency_mail
 from concilium.portal.targets import sites_target, token_target, user_target
 from concilium.web.context import Ctx
+from concilium.web.rendering import reader_zone
 
 # --- sites ---------------------------------------------------------------------------------
 
@@ -80,13 +83,13 @@ def create_user(
     one and enrols their second factor (shown once, to the administrator)."""
     grants = _grants(roles)
     if not grants:
-        raise InvalidInput("a user needs at least one role at a site")
+        raise InvalidInput(_("A user needs at least one role at a site."))
     ctx.authorize(
         PlatformAction.USER_MANAGE, sites_target(frozenset(g.site_id for g in grants), "user")
     )
     managed = ctx.visible_sites(PlatformAction.USER_MANAGE)
     if managed is not None and any(g.site_id not in managed for g in grants):
-        raise InvalidInput("you can only give roles at sites you administer")
+        raise InvalidInput(_("You can only give roles at sites you administer."))
     user = accounts.create_user(
         ctx.db,
         ctx.actor,
@@ -141,11 +144,15 @@ def confirm_second_factor(ctx: Ctx, code: str | None, action: str, subject: User
     """Acting on another person's account needs the actor's own second factor once more: a
     stolen session or API token is not enough. A refusal is audited and counted."""
     if not ctx.user.totp_secret:
-        reason = "enrol a second factor on your own account first"
+        reason = _(
+            "Enrol a second factor on your own account first, to act on another person's account."
+        )
     elif not code or not authn.check_totp(
         ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now, ctx.actor.ip
     ):
-        reason = "confirm with a current code of your authenticator"
+        reason = _(
+            "Confirm with a current code of your authenticator, to act on another person's account."
+        )
     else:
         return
     audit.record(
@@ -158,7 +165,7 @@ def confirm_second_factor(ctx: Ctx, code: str | None, action: str, subject: User
         detail={"reason": "second factor not confirmed"},
     )
     ctx.commit()
-    raise SecondFactorRefused(f"{reason} to act on another person's account")
+    raise SecondFactorRefused(reason)
 
 
 def issue_reset_link(ctx: Ctx, user_id: int, code: str | None) -> account_links.IssuedLink:
@@ -179,7 +186,7 @@ def issue_reset_link(ctx: Ctx, user_id: int, code: str | None) -> account_links.
 def _own_credentials(ctx: Ctx) -> None:
     ctx.authorize(PlatformAction.CREDENTIALS_CHANGE, Target(kind="user", owner_user_id=ctx.user.id))
     if ctx.web_session is None:
-        raise Forbidden("passwords and second factors are changed from a signed-in browser")
+        raise Forbidden(_("Passwords and second factors are changed from a signed-in browser."))
 
 
 def _counted_refusal(ctx: Ctx, action: str, exc: Unauthenticated | TooManyRequests) -> None:
@@ -222,8 +229,11 @@ def change_password(ctx: Ctx, current: str, new: str, again: str, code: str) -> 
         ctx.db,
         ctx.user.id,
         "account.password",
-        f"Your password was changed on {ctx.now:%Y-%m-%d %H:%M} UTC. If this was not you, "
-        "tell your administrator at once.",
+        _(
+            "Your password was changed on %(when)s. If this was not you, tell your "
+            "administrator at once."
+        )
+        % {"when": show_datetime(ctx.now, reader_zone(ctx))},
         ctx.now,
     )
     ctx.commit()
@@ -234,7 +244,7 @@ def enrol_second_factor(ctx: Ctx, current_password: str, secret: str, code: str)
     """A signed-in person without a second factor adds one, proven by their password."""
     _own_credentials(ctx)
     if ctx.user.totp_secret:
-        raise InvalidInput("a second factor is enrolled already")
+        raise InvalidInput(_("A second factor is enrolled already."))
     try:
         authn.confirm_password(
             ctx.db, ctx.runtime.settings, ctx.user, current_password, ctx.actor.ip, ctx.now
@@ -352,14 +362,14 @@ def create_patient(ctx: Ctx, site_id: int, identifier: str, who: patients.Demogr
 
 
 def update_patient(ctx: Ctx, patient_id: int, who: patients.Demographics) -> Patient:
-    patient, _ = _patient(ctx, patient_id, PlatformAction.PATIENT_WRITE)
+    patient, _site = _patient(ctx, patient_id, PlatformAction.PATIENT_WRITE)
     patients.update_demographics(ctx.db, ctx.actor, patient, who)
     ctx.commit()
     return patient
 
 
 def add_identifier(ctx: Ctx, patient_id: int, site_id: int, value: str) -> Patient:
-    patient, _ = _patient(ctx, patient_id, PlatformAction.PATIENT_WRITE)
+    patient, _site = _patient(ctx, patient_id, PlatformAction.PATIENT_WRITE)
     # Registering a patient at a site is acting at that site too.
     ctx.authorize(PlatformAction.PATIENT_WRITE, sites_target(frozenset({site_id}), "patient"))
     patients.add_identifier(ctx.db, ctx.actor, patient, site_id, value)
@@ -368,8 +378,8 @@ def add_identifier(ctx: Ctx, patient_id: int, site_id: int, value: str) -> Patie
 
 
 def merge_patients(ctx: Ctx, survivor_id: int, duplicate_id: int) -> Patient:
-    survivor, _ = _patient(ctx, survivor_id, PlatformAction.PATIENT_MERGE)
-    duplicate, _ = _patient(ctx, duplicate_id, PlatformAction.PATIENT_MERGE)
+    survivor, _site = _patient(ctx, survivor_id, PlatformAction.PATIENT_MERGE)
+    duplicate, _dup_site = _patient(ctx, duplicate_id, PlatformAction.PATIENT_MERGE)
     patients.merge(ctx.db, ctx.actor, survivor, duplicate)
     ctx.commit()
     return survivor
@@ -395,9 +405,9 @@ def consents(ctx: Ctx, patient_id: int) -> tuple[Patient, dict[str, str], Sequen
 def record_consent(
     ctx: Ctx, patient_id: int, purpose: str, decision: str, site_id: int, note: str
 ) -> Consent:
-    patient, _ = _patient(ctx, patient_id, PlatformAction.CONSENT_RECORD)
+    patient, _site = _patient(ctx, patient_id, PlatformAction.CONSENT_RECORD)
     if site_id not in ctx.principal.roles:
-        raise InvalidInput("record consent at a site where you hold a role")
+        raise InvalidInput(_("Record consent at a site where you hold a role."))
     consent = patients.record_consent(ctx.db, ctx.actor, patient, purpose, decision, site_id, note)
     ctx.commit()
     return consent
@@ -419,14 +429,14 @@ def share_patient(
     """Share a patient from one of the sharer's sites identifying them: the share grants
     what that site holds of the patient, never another hospital's data (see
     `sharing.create_share`). Without ``from_site_id``, the lowest such site."""
-    patient, _ = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
+    patient, _site = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
     sharing_sites = ctx.principal.sites_with(PlatformAction.SHARE_MANAGE.rule.roles) & {
         i.site_id for i in patient.identifiers
     }
     if from_site_id is None and sharing_sites:
         from_site_id = min(sharing_sites)
     if from_site_id not in sharing_sites:
-        raise InvalidInput("share from a site that identifies the patient and where you share")
+        raise InvalidInput(_("share from a site that identifies the patient and where you share"))
     if to_site_id is not None:
         accounts.get_site(ctx.db, to_site_id)
     if to_user_id is not None:
@@ -450,15 +460,15 @@ def share_patient(
 
 
 def patient_shares(ctx: Ctx, patient_id: int) -> Sequence[Share]:
-    patient, _ = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
+    patient, _site = _patient(ctx, patient_id, PlatformAction.SHARE_MANAGE)
     return sharing.shares_of(ctx.db, "patient", str(patient.id))
 
 
 def revoke_share(ctx: Ctx, share_id: int) -> Share:
     share = sharing.get_share(ctx.db, share_id)
     if share.resource_kind != "patient":
-        raise NotFound(f"share {share_id} not found")
-    patient, _ = _patient(ctx, int(share.resource_id), PlatformAction.SHARE_MANAGE)
+        raise NotFound(_("Share %(number)s not found.") % {"number": share_id})
+    patient, _site = _patient(ctx, int(share.resource_id), PlatformAction.SHARE_MANAGE)
     sharing.revoke_share(ctx.db, ctx.actor, share, ctx.now, patient.id)
     ctx.commit()
     return share
@@ -468,7 +478,7 @@ def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str)
     ctx.authorize(PlatformAction.EMERGENCY_REQUEST)
     patient = patients.find_by_identifier(ctx.db, site_id, identifier.strip())
     if patient is None:
-        raise NotFound("no patient with that identifier at that site")
+        raise NotFound(_("No patient with that hospital number at that site."))
     grant = sharing.break_the_glass(
         ctx.db,
         ctx.actor,
@@ -478,6 +488,7 @@ def break_the_glass(ctx: Ctx, site_id: int, identifier: str, justification: str)
         minutes=ctx.runtime.settings.emergency_access_minutes,
         now=ctx.now,
     )
+    emergency_mail.send_alerts(ctx.db, ctx.runtime, grant, patient)
     ctx.commit()
     return grant
 
@@ -499,7 +510,7 @@ def dismiss_notification(ctx: Ctx, notice_id: int) -> None:
         ctx.authorize(PlatformAction.NOTIFICATION_MANAGE, target)
     except Forbidden:
         # Another person's notification is not there for the caller; the attempt is audited.
-        raise NotFound(f"notification {notice_id} not found") from None
+        raise NotFound(_("Notification %(number)s not found.") % {"number": notice_id}) from None
     notifications.dismiss(ctx.db, ctx.actor, notice, ctx.now)
     ctx.commit()
 

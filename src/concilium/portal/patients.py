@@ -12,8 +12,11 @@ from fastapi.responses import Response
 from concilium.platform import patients
 from concilium.platform.accounts import active_users, site_names
 from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
 from concilium.portal import flows
+from concilium.portal.dashboard import patient_items
+from concilium.portal.home import PROCEDURE_STATES, SESSION_KINDS, SESSION_ROLES
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import Text, date_or_none, redirect_to, run_form_action
 from concilium.web.rendering import render_page
@@ -95,7 +98,7 @@ def _patient_view(
     request: Request, ctx: Ctx, patient_id: int, error: str, status: int = 200
 ) -> Response:
     patient = flows.read_patient(ctx, patient_id)
-    _, standing, history = flows.consents(ctx, patient_id)
+    _patient, standing, history = flows.consents(ctx, patient_id)
     target = patients.patient_target(ctx.db, patient, ctx.now)
     can_share = decide(ctx.principal, PlatformAction.SHARE_MANAGE, target).allowed
     shares = flows.patient_shares(ctx, patient_id) if can_share else []
@@ -122,6 +125,10 @@ def _patient_view(
         purposes=patients.PURPOSES,
         decisions=patients.DECISIONS,
         default_expiry=(ctx.now + timedelta(days=7)).date().isoformat(),
+        items=patient_items(ctx, patient.id),
+        session_kinds=SESSION_KINDS,
+        session_roles=SESSION_ROLES,
+        procedure_states=PROCEDURE_STATES,
     )
 
 
@@ -178,7 +185,7 @@ def patient_share(
     def run() -> None:
         day = date_or_none(expires_on)
         if day is None:
-            raise InvalidInput("give the day the share ends")
+            raise InvalidInput(_("Give the day the share ends."))
         flows.share_patient(
             ctx,
             patient_id,

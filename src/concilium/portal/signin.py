@@ -14,6 +14,7 @@ from fastapi.responses import Response
 
 from concilium.platform import audit, authn
 from concilium.platform.errors import TooManyRequests
+from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction
 from concilium.platform.tables import User
 from concilium.web.context import (
@@ -96,7 +97,7 @@ def login(
     runtime = runtime_of(request)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie, csrf_token):
-        return _login_form(request, 403, "The form expired; please sign in again.", username)
+        return _login_form(request, 403, _("The form expired; please sign in again."), username)
     now = runtime.now()
     metrics = request.app.state.metrics
     with runtime.sessions() as db:
@@ -178,14 +179,14 @@ def totp_submit(
     ctx.commit()
     request.app.state.metrics.logins.labels("refused").inc()
     if locked:
-        return _login_form(request, 401, "Account locked after repeated failures; try later.")
+        return _login_form(request, 401, _("Account locked after repeated failures; try later."))
     return render_page(
         request,
         "portal/totp.html",
         ctx,
         401,
         next=_safe_next(next),
-        error="That code is wrong or was already used. Wait for the next one.",
+        error=_("That code is wrong or was already used. Wait for the next one."),
     )
 
 

@@ -254,6 +254,30 @@ def list_procedures(db: Session, site_ids: frozenset[int] | None) -> Sequence[Pr
     return db.execute(query).scalars().all()
 
 
+def procedures_of(db: Session, user_id: int) -> list[Procedure]:
+    """The procedures not ended in which ``user_id`` operates: as the surgeon at the console,
+    in the robot site's local team, or as who planned it; soonest planned first."""
+    query = (
+        select(Procedure)
+        .where(Procedure.status != "ended")
+        .order_by(Procedure.created_at, Procedure.id)
+    )
+    return [
+        p
+        for p in db.execute(query).scalars()
+        if user_id in (p.surgeon_id, p.created_by_id) or user_id in (p.local_team_ids or [])
+    ]
+
+
+def patient_procedures(db: Session, patient_id: int) -> list[Procedure]:
+    """The procedures of one patient, newest first (the caller asks the policy about each
+    with :func:`procedure_target`)."""
+    query = select(Procedure).where(Procedure.patient_id == patient_id)
+    return list(
+        db.execute(query.order_by(Procedure.created_at.desc(), Procedure.id.desc())).scalars()
+    )
+
+
 # --- gateways and keys --------------------------------------------------------------------
 
 

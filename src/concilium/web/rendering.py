@@ -24,7 +24,7 @@ from concilium.platform import i18n
 from concilium.platform.services import NavEntry
 from concilium.platform.tables import Site
 from concilium.web.context import Ctx, may_attempt
-from concilium.web.labels import PURPOSE_LABELS, ROLE_LABELS
+from concilium.web.labels import DECISION_LABELS, PURPOSE_LABELS, ROLE_LABELS, SEX_LABELS
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 """The layout every page extends (``base.html``), its macros and the error page."""
@@ -90,6 +90,15 @@ def reader_zone(ctx: Ctx | None) -> ZoneInfo:
     return i18n.zone(site.timezone if site is not None else None)
 
 
+def own_site_id(ctx: Ctx | None) -> int | None:
+    """The reader's own hospital: the site of the first role they were given. Forms that
+    register something at a site start on it (``form.get("site_id", own_site_id)``), not on
+    the first hospital in alphabetical order."""
+    if ctx is None or not ctx.user.memberships:
+        return None
+    return min(ctx.user.memberships, key=lambda m: m.id).site_id
+
+
 def pages_of(request: Request) -> Pages:
     pages: Pages = request.app.state.pages
     return pages
@@ -106,10 +115,13 @@ def render_page(
         "csrf": ctx.csrf_token if ctx else "",
         "role_labels": ROLE_LABELS,
         "purpose_labels": PURPOSE_LABELS,
+        "sex_labels": SEX_LABELS,
+        "decision_labels": DECISION_LABELS,
         "nav": pages.menu(ctx) if ctx else [],
         "path": request.url.path,
         "locale": i18n.current_locale(),
         "zone": reader_zone(ctx),
+        "own_site_id": own_site_id(ctx),
         **values,
     }
     return pages.templates.TemplateResponse(request, name, context, status_code=status)

@@ -11,8 +11,13 @@ FRONTEND := frontend/node_modules/.installed
 # The prebuilt OHIF Viewer served at /ohif, pinned (version and integrity) in tools/install-ohif.
 OHIF := frontend/ohif/.installed
 PYTEST_ARGS ?=
+LOCKS := requirements-pip.lock requirements.lock requirements-dev.lock
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-build-isolation
+UPGRADE ?=
+PIP_COMPILE := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(BIN)/pip-compile --quiet \
+	--generate-hashes --strip-extras --index-url https://pypi.org/simple --no-emit-index-url $(UPGRADE)
 
-.PHONY: run test setup ohif system-packages test-system-packages lint typecheck pytest demo serve clean
+.PHONY: run test setup lock ohif system-packages test-system-packages lint typecheck pytest demo serve clean
 
 run: setup
 	$(BIN)/concilium migrate
@@ -29,12 +34,23 @@ system-packages:
 test-system-packages:
 	@tools/install-debian-packages $(DEBIAN_TEST)
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+# Every Python package is pinned with its hashes: pip itself and the build back-end first
+# (requirements-pip.lock), then the application's packages (requirements.lock) and the
+# development tools (requirements-dev.lock). No build runs in an isolated environment, whose
+# packages pip would fetch unhashed; Concilium itself is built by the pinned setuptools.
+$(VENV)/.installed: pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(PIP_INSTALL) -r requirements-pip.lock
+	$(PIP_INSTALL) -r requirements.lock -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Recompute the locks from pyproject.toml and the .in files, against PyPI only, keeping the
+# versions pinned today where they still fit; `make lock UPGRADE=--upgrade` moves them on.
+lock: setup
+	$(PIP_COMPILE) --allow-unsafe -o requirements-pip.lock requirements-pip.in
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --allow-unsafe -o requirements-dev.lock requirements-dev.in
 
 $(FRONTEND): frontend/package.json frontend/package-lock.json
 	@command -v npm >/dev/null || tools/install-debian-packages npm

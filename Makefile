@@ -16,8 +16,10 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --require-hashes --no-deps -
 UPGRADE ?=
 PIP_COMPILE := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(BIN)/pip-compile --quiet \
 	--generate-hashes --strip-extras --index-url https://pypi.org/simple --no-emit-index-url $(UPGRADE)
+# Fuzzing: seconds per harness for `make fuzz` (`make test` runs each for a few seconds).
+FUZZ_SECONDS ?= 300
 
-.PHONY: run test setup lock ohif system-packages test-system-packages lint typecheck pytest demo serve clean
+.PHONY: run test setup lock fuzz ohif system-packages test-system-packages lint typecheck pytest demo serve clean
 
 run: setup
 	$(BIN)/concilium migrate
@@ -64,8 +66,8 @@ $(OHIF): tools/install-ohif
 	touch $@
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/lint-imports --no-cache
 
 typecheck: setup
@@ -74,6 +76,11 @@ typecheck: setup
 pytest: setup
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# Each harness in fuzz/ for FUZZ_SECONDS, from its seeds and what earlier runs found
+# (fuzz/corpus/, not kept in git); a crash leaves its input in fuzz/crashes/.
+fuzz: setup
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) --corpus fuzz/corpus --crashes fuzz/crashes
+
 demo: setup
 	$(BIN)/concilium demo load
 
@@ -81,4 +88,4 @@ serve: setup
 	$(BIN)/concilium serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts frontend/node_modules frontend/ohif
+	rm -rf $(VENV) fuzz/corpus .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts frontend/node_modules frontend/ohif

@@ -9,6 +9,7 @@ every table, audit trail aside, are the same before and after it).
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -28,8 +29,8 @@ from concilium.platform.tables import User
 from concilium.services import ACTIONS
 
 #: Generated requests per operation; each is sent once with every identity's token (with
-#: their start-up, the whole run stays near a minute).
-EXAMPLES = 1
+#: their start-up, the whole run stays near a minute). Set OPENAPI_FUZZ_EXAMPLES for more.
+EXAMPLES = int(os.environ.get("OPENAPI_FUZZ_EXAMPLES", "1"))
 #: Tables a refusal may write to: the audit trail records refusals by design.
 AUDIT_TABLES = frozenset({"audit_events"})
 

@@ -3,7 +3,8 @@ the crashes found before (``make fuzz`` runs them for minutes).
 
 Each harness feeds mutated inputs to one parser of what arrives from outside (DICOM objects,
 STOW-RS bodies, OpenIGTLink streams, VISCA datagrams, the telesurgery link's datagrams, HL7
-messages) and fails on any error other than the module's own documented ones.
+messages) and fails on any error other than the module's own documented ones. The inputs of
+crashes found before (fuzz/regressions/) are replayed in each run.
 """
 
 from __future__ import annotations
@@ -29,10 +30,9 @@ def test_harness_finds_no_crash(harness: str, tmp_path: Path) -> None:
     assert not outcome.crashed, outcome.output[-6000:]
     assert outcome.runs > 10, outcome.output[-3000:]
     assert not any((tmp_path / "crashes").iterdir())
-
-
-@pytest.mark.parametrize("harness", sorted(p.name for p in REGRESSIONS.iterdir()))
-def test_crashes_found_before_are_replayed_and_fixed(harness: str) -> None:
-    # Each stored input made its harness crash before its fix; run_harness replays them all.
-    assert harness in HARNESSES
-    assert any((REGRESSIONS / harness).iterdir())
+    # The inputs of the crashes found and fixed before are part of the corpus, which libFuzzer
+    # runs whole before mutating it: each stays fixed.
+    regressions = REGRESSIONS / harness
+    if regressions.is_dir():
+        count = len(list(regressions.iterdir()))
+        assert f"{count} files found in {regressions}" in outcome.output

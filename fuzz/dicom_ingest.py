@@ -12,6 +12,7 @@ import atexit
 import shutil
 import sys
 import tempfile
+import zlib
 from pathlib import Path
 
 import atheris
@@ -22,7 +23,6 @@ with atheris.instrument_imports(include=["concilium.imaging"]):
     from concilium.imaging.parsing import InvalidInstance, parse_instance
     from concilium.imaging.storage import StorageError
 
-import contextlib
 
 from sqlalchemy import func, select
 
@@ -61,8 +61,14 @@ def _stored_files() -> set[Path]:
 
 def test_one_input(data: bytes) -> None:
     _SCRATCH.write_bytes(data)
-    with contextlib.suppress(InvalidInstance):
+    try:
         parse_instance(_SCRATCH)
+    except InvalidInstance:
+        # An ingest costs a hundred parses (staging, fsync, a transaction): of the objects
+        # the parser refuses, which the ingest refuses the same way, one in 16 goes on to
+        # check that a refusal leaves nothing behind.
+        if zlib.crc32(data) % 16:
+            return
     before, files = _instances(), _stored_files()
     try:
         result = ingest_instance(_ARCHIVE, _SENDER, [data])

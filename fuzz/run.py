@@ -10,6 +10,7 @@ kept in ``--corpus``. A crash leaves its input in ``--crashes`` and makes the ex
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -62,8 +63,15 @@ def run_harness(
             *sources,
         ]
         started = time.monotonic()
+        # libFuzzer ends the process without Python's exit handlers: what a harness keeps
+        # in its temporary folder goes with this one.
         done = subprocess.run(  # noqa: S603 (our own harness, by its path)
-            command, capture_output=True, cwd=FUZZ, timeout=seconds * 3 + 120, check=False
+            command,
+            capture_output=True,
+            cwd=FUZZ,
+            env={**os.environ, "TMPDIR": scratch},
+            timeout=seconds * 3 + 120,
+            check=False,
         )
         elapsed = time.monotonic() - started
     found = _RUNS.search(done.stderr)

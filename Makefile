@@ -12,8 +12,15 @@ FRONTEND := frontend/node_modules/.installed
 OHIF := frontend/ohif/.installed
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= 2
+LOCKS := requirements-pip.lock requirements.lock requirements-dev.lock
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-build-isolation
+UPGRADE ?=
+PIP_COMPILE := PIP_CONFIG_FILE=/dev/null PIP_FIND_LINKS= $(BIN)/pip-compile --quiet \
+	--generate-hashes --strip-extras --index-url https://pypi.org/simple --no-emit-index-url $(UPGRADE)
+# Fuzzing: seconds per harness for `make fuzz` (`make test` runs each for a few seconds).
+FUZZ_SECONDS ?= 300
 
-.PHONY: run test setup ohif system-packages test-system-packages lint typecheck pytest demo serve clean
+.PHONY: run test setup lock fuzz ohif system-packages test-system-packages lint typecheck pytest demo serve clean
 
 run: setup
 	$(BIN)/concilium migrate
@@ -30,12 +37,23 @@ system-packages:
 test-system-packages:
 	@tools/install-debian-packages $(DEBIAN_TEST)
 
-$(VENV)/.installed: pyproject.toml requirements.lock
+# Every Python package is pinned with its hashes: pip itself and the build back-end first
+# (requirements-pip.lock), then the application's packages (requirements.lock) and the
+# development tools (requirements-dev.lock). No build runs in an isolated environment, whose
+# packages pip would fetch unhashed; Concilium itself is built by the pinned setuptools.
+$(VENV)/.installed: pyproject.toml $(LOCKS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(PIP_INSTALL) -r requirements-pip.lock
+	$(PIP_INSTALL) -r requirements.lock -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
+
+# Recompute the locks from pyproject.toml and the .in files, against PyPI only, keeping the
+# versions pinned today where they still fit; `make lock UPGRADE=--upgrade` moves them on.
+lock: setup
+	$(PIP_COMPILE) --allow-unsafe -o requirements-pip.lock requirements-pip.in
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --allow-unsafe -o requirements-dev.lock requirements-dev.in
 
 $(FRONTEND): frontend/package.json frontend/package-lock.json
 	@command -v npm >/dev/null || tools/install-debian-packages npm
@@ -49,8 +67,8 @@ $(OHIF): tools/install-ohif
 	touch $@
 
 lint: setup
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench fuzz
+	$(BIN)/ruff format --check src tests bench fuzz
 	$(BIN)/lint-imports --no-cache
 
 typecheck: setup
@@ -63,6 +81,11 @@ pytest: setup
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not timing" $(PYTEST_ARGS) || [ $$? -eq 5 ]
 	$(BIN)/pytest -m timing $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
+# Each harness in fuzz/ for FUZZ_SECONDS, from its seeds and what earlier runs found
+# (fuzz/corpus/, not kept in git); a crash leaves its input in fuzz/crashes/.
+fuzz: setup
+	$(BIN)/python fuzz/run.py --seconds $(FUZZ_SECONDS) --corpus fuzz/corpus --crashes fuzz/crashes
+
 demo: setup
 	$(BIN)/concilium demo load
 
@@ -70,4 +93,4 @@ serve: setup
 	$(BIN)/concilium serve
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts frontend/node_modules frontend/ohif
+	rm -rf $(VENV) fuzz/corpus .mypy_cache .ruff_cache .pytest_cache .import_linter_cache test-artifacts frontend/node_modules frontend/ohif

@@ -192,6 +192,14 @@ def test_bad_replies_raise_parse_errors(payload: bytes) -> None:
         parse_reply(payload)
 
 
+def test_a_completion_longer_than_a_visca_payload_is_a_parse_error() -> None:
+    # Found by fuzz/visca_parse.py: 26 bytes made a Completion whose own check raised a bare
+    # ValueError out of the parser.
+    payload = h("90 51 01 03 04") + b"\xe6" * 20 + h("FF")
+    with pytest.raises(ViscaParseError, match="malformed VISCA reply"):
+        parse_reply(payload)
+
+
 @pytest.mark.parametrize(
     ("factory", "message"),
     [

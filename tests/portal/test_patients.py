@@ -537,3 +537,29 @@ def test_a_site_administrator_reads_no_patient_data(client, world, tmp_path):
     doctor = world.client(client.app)
     world.sign_in(doctor, world_doctor)
     assert doctor.get(f"/patients/{pid}").status_code == 200
+
+
+def test_an_identifier_beyond_64_bits_is_a_problem_and_writes_nothing(client, world):
+    # Found by schemathesis (tests/test_openapi_fuzz.py): a patient id of 2^63 in the URL
+    # failed inside the driver (SQLite: OverflowError; PostgreSQL: out of range), a 500.
+    coord = world.user("coord", (world.metz, "coordinator"))
+    h = bearer(world, coord, "patients:read", "patients:write")
+    with world.runtime.sessions() as db:
+        before = db.execute(select(func.count()).select_from(PatientIdentifier)).scalar_one()
+    huge = 2**63
+    added = client.post(
+        f"/api/v1/patients/{huge}/identifiers",
+        json={"site_id": world.metz.id, "value": "0"},
+        headers=h,
+    )
+    read = client.get(f"/api/v1/patients/{huge}", headers=h)
+    created = create(client, h, world.metz, "X2", site_id=huge)
+    for response in (added, read):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == "A number is out of range."
+    assert created.status_code == 403  # no reach at a site of that number
+    assert created.headers["content-type"] == "application/problem+json"
+    with world.runtime.sessions() as db:
+        after = db.execute(select(func.count()).select_from(PatientIdentifier)).scalar_one()
+    assert after == before

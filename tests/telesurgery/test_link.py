@@ -56,6 +56,24 @@ def test_replay_window_accepts_new_and_refuses_seen_or_too_old():
     assert window.check(200 - 63)
 
 
+def test_a_sequence_number_jumping_by_2_to_the_63_is_opened_at_once(keys):
+    # Found by fuzz/link_datagram.py: an authentic datagram whose sequence number leapt far
+    # ahead made the replay window shift its bitmap by as many places (a MemoryError).
+    console, robot = synced_pair(keys)
+    first = console.seal(Kind.TELEMETRY, b"before", 3 * MS)
+    console._next_sequence = 1 << 63
+    leap = console.seal(Kind.TELEMETRY, b"far ahead", 4 * MS)
+    assert isinstance(robot.open(first, 5 * MS), Datagram)
+    opened = robot.open(leap, 6 * MS)
+    assert isinstance(opened, Datagram) and opened.payload == b"far ahead"
+    assert robot.open(first, 7 * MS) == Dropped(Drop.REPLAY, Kind.TELEMETRY)
+    assert robot.open(leap, 8 * MS) == Dropped(Drop.REPLAY, Kind.TELEMETRY)
+    window = ReplayWindow(size=64)
+    window.accept(0)
+    window.accept((1 << 64) - 1)
+    assert not window.check((1 << 64) - 1) and window.check((1 << 64) - 2)
+
+
 def test_sealed_command_is_delivered_with_latency(keys):
     console, robot = synced_pair(keys)
     result = robot.open(console.seal(Kind.COMMAND, b"pose", 10 * MS), 12 * MS)

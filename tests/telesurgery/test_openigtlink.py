@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import struct
+from dataclasses import replace
 
 import numpy as np
 import pyigtl
@@ -207,3 +209,20 @@ def test_framer_reads_split_and_coalesced_messages_and_stays_aligned():
     results = asyncio.run(scenario())
     assert [type(r).__name__ for r in results] == ["Message", "CrcMismatchError", "Message"]
     assert results[2].device_name == "LAST"
+
+
+def test_a_message_read_and_packed_again_keeps_its_timestamp_to_the_nanosecond():
+    # Found by fuzz/openigtlink_framing.py: the fraction was rounded down both ways, so a
+    # message read and packed again (a relay) lost a nanosecond at each hop.
+    raw = base64.b64decode(
+        "AAJQT1NJVElPTgAAAABUb29sAAAAAAAAAAAAAAAAAAAAAAAAAAAAIQAAAAAAAAAAADhCuhkZewnVDgAMAAoAAAAG"
+        "AAAABz+AAABAAAAAQEAAAAAAAAAAAAAAAAAAAD+AAAAAAQAEAGoAAAACdW5pdG1t"
+    )
+    message = igtl.unpack(raw)
+    assert igtl.unpack(igtl.pack(message)) == message
+    for nanos in (0, 1, 503_539, 999_999_999, 123_456_789):
+        stamped = replace(message, timestamp=1_700_000_000 + nanos / 1e9)
+        assert (
+            igtl.unpack(igtl.pack(igtl.unpack(igtl.pack(stamped)))).timestamp
+            == igtl.unpack(igtl.pack(stamped)).timestamp
+        )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import tempfile
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -33,6 +34,9 @@ __all__ = [
 ]
 
 _CRLF = b"\r\n"
+#: RFC 2046 5.1.1: a boundary is 1 to 70 ASCII characters; printable ones are taken beyond
+#: its bchars (some senders quote a ``;``), nothing outside ASCII, which it must encode to.
+_BOUNDARY = re.compile(r"[\x20-\x7e]{1,70}")
 _MAX_HEADER_BYTES = 16 * 1024
 _WRITE_CHUNK = 1 << 16
 
@@ -114,7 +118,7 @@ def boundary_from_content_type(value: str) -> str:
         raise MultipartError(f"expected multipart/related, got {media_type!r}")
     boundary = params.get("boundary", "")
     # RFC 2046 5.1.1: 1 to 70 characters, not ending with a space.
-    if not 0 < len(boundary) <= 70 or boundary.endswith(" "):
+    if not _BOUNDARY.fullmatch(boundary) or boundary.endswith(" "):
         raise MultipartError("missing or invalid boundary parameter")
     return boundary
 
@@ -179,6 +183,8 @@ async def parse_multipart_related(
     On error the part being written is deleted; parts already yielded belong to the caller.
     Raises `MultipartError`, `PartTooLarge` or `BodyTooLarge`.
     """
+    if not _BOUNDARY.fullmatch(boundary):
+        raise MultipartError("invalid boundary")
     dash_boundary = b"--" + boundary.encode("ascii")
     delimiter = _CRLF + dash_boundary
     tmp = Path(tmp_dir) if tmp_dir is not None else None

@@ -547,7 +547,11 @@ Reply = Ack | Completion | ReplyError
 
 def parse_reply(payload: bytes) -> tuple[int, Reply]:
     """Decode a camera reply into (camera address, reply)."""
-    if len(payload) < 3 or payload[-1] != TERMINATOR or TERMINATOR in payload[:-1]:
+    if (
+        not 3 <= len(payload) <= MAX_PAYLOAD
+        or payload[-1] != TERMINATOR
+        or TERMINATOR in payload[:-1]
+    ):
         raise ViscaParseError(f"malformed VISCA reply {payload.hex(' ')}")
     head, kind = payload[0], payload[1]
     if head & 0x8F != 0x80 or not 1 <= (head >> 4) & 0x07 <= 7:

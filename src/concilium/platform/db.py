@@ -15,8 +15,12 @@ from typing import Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from concilium.platform.errors import InvalidInput
+from concilium.platform.i18n import _
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -111,10 +115,27 @@ def make_engine(url: str, *, read_only: bool = False, serving: bool = False) -> 
                 raise RuntimeError("a write transaction must begin off the event loop")
             conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+        _refuse_numbers_out_of_range(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
     )
+    _refuse_numbers_out_of_range(engine)
+    return engine
+
+
+def _refuse_numbers_out_of_range(engine: Engine) -> None:
+    """A number the database cannot hold (an identifier of 2^63 in a URL: beyond SQLite's
+    64-bit INTEGER, beyond PostgreSQL's ``integer``) is the request's fault: `InvalidInput`,
+    a 422 problem, rather than a driver error and a 500. The transaction is rolled back."""
+
+    @event.listens_for(engine, "handle_error")
+    def _out_of_range(context: ExceptionContext) -> BaseException | None:
+        original = context.original_exception
+        # sqlite3 raises OverflowError binding the value; PostgreSQL answers SQLSTATE 22003.
+        if isinstance(original, OverflowError) or getattr(original, "sqlstate", None) == "22003":
+            return InvalidInput(_("A number is out of range."))
+        return None
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

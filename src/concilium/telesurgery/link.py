@@ -208,7 +208,12 @@ class ReplayWindow:
         """Mark ``sequence`` as seen (call only after authentication)."""
         if sequence > self.highest:
             shift = sequence - self.highest
-            self._bitmap = ((self._bitmap << shift) | 1) & ((1 << self.size) - 1)
+            # A jump past the window's width forgets all it saw (and must not shift a bitmap
+            # by up to 2^64 places).
+            if shift >= self.size:
+                self._bitmap = 1
+            else:
+                self._bitmap = ((self._bitmap << shift) | 1) & ((1 << self.size) - 1)
             self.highest = sequence
         else:
             self._bitmap |= 1 << (self.highest - sequence)

@@ -353,8 +353,10 @@ def _timestamp_fields(timestamp: float) -> tuple[int, int]:
         return 0, 0
     ns = round(timestamp * 1e9)
     seconds, nanos = divmod(ns, 1_000_000_000)
-    # The fraction is a 32-bit binary fraction of a second (v2 "Timestamp").
-    return seconds & 0xFFFFFFFF, (nanos << 32) // 1_000_000_000
+    # The fraction is a 32-bit binary fraction of a second (v2 "Timestamp"). Rounded up, so
+    # that reading it back (rounded down to the nanosecond) gives the same nanoseconds: a
+    # message relayed keeps its timestamp instead of losing a nanosecond at each hop.
+    return seconds & 0xFFFFFFFF, -(-(nanos << 32) // 1_000_000_000)
 
 
 def _fixed_ascii(value: str, size: int, what: str) -> bytes:

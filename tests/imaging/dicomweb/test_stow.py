@@ -111,6 +111,24 @@ def test_stow_answers_415_to_a_wrong_media_type_and_400_to_a_broken_body(live, m
     assert live.stored_files() == before
 
 
+def test_stow_answers_400_to_a_boundary_outside_ascii(live, metz):
+    # Found by fuzz/stow_multipart.py: the boundary was encoded as ASCII only once the body
+    # was read, and a Latin-1 character in it escaped as a UnicodeEncodeError (a 500).
+    before = live.stored_files()
+    response = metz._session.post(
+        f"{live.url}/dicomweb/studies",
+        data=b"--fuzz-\xcedary\r\nContent-Type: application/dicom\r\n\r\nx\r\n"
+        b"--fuzz-\xcedary--\r\n",
+        headers={
+            "Content-Type": 'multipart/related; type="application/dicom"; boundary=fuzz-\xcedary'
+        },
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "boundary" in response.json()["detail"]
+    assert live.stored_files() == before
+
+
 def test_stow_of_a_body_broken_after_whole_parts_stores_none_of_them(live, metz, tmp_path):
     paths = ct(tmp_path, "stow-broken-late", count=3)
     head = b"--b\r\nContent-Type: application/dicom\r\n\r\n"

@@ -22,11 +22,11 @@ from concilium import imaging
 from concilium.imaging import Archive, Sender
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_xa_cine
 from concilium.live import service
+from concilium.live.feeders import SourceFeeds
 from concilium.live.janus_client import STREAMING
 from concilium.live.media import LiveMedia
 from concilium.live.sources import (
     DEFAULT_CINE_RATE,
-    SourceFeeds,
     SourcePlan,
     SourceState,
     cine_frame_rate,

@@ -18,10 +18,9 @@ from sqlalchemy import select
 
 from concilium.live import service
 from concilium.live.endpoints import networks_of
+from concilium.live.feeders import RelayFeeder, SourceFeeds
 from concilium.live.media import LiveMedia
 from concilium.live.sources import (
-    RelayFeeder,
-    SourceFeeds,
     SourcePlan,
     SourceState,
     mountpoint_id,

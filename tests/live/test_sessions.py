@@ -16,11 +16,12 @@ from sqlalchemy import select
 from concilium.imaging import Archive
 from concilium.live import program, service
 from concilium.live.endpoints import networks_of
+from concilium.live.feeders import SourceFeeds
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.media import LiveMedia
 from concilium.live.runtime import LiveRuntime, Member
 from concilium.live.sessions import LiveSessions, MediaOutputs
-from concilium.live.sources import SourceFeeds, SourceState, mountpoint_id
+from concilium.live.sources import SourceState, mountpoint_id
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from concilium import live
 from concilium.imaging import Archive
 from concilium.live import LiveSession, LiveSessions, MediaOutputs
+from concilium.live.feeders import SourceFeeds
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.runtime import LiveRuntime
-from concilium.live.sources import SourceFeeds
 from concilium.platform import accounts, audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput

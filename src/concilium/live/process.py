@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from concilium.imaging import ImagingProcess
-from concilium.live import service, sources
+from concilium.live import feeders, service
 from concilium.live.endpoints import networks_of
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.hls_files import HlsSigner
@@ -31,7 +31,7 @@ class LiveProcess:
         """Media control plane, rooms, locks and camera connections."""
         self.outputs = MediaOutputs(HlsBroadcasts(settings.data_dir))
         """HLS packagers and recordings in post-processing."""
-        self.sources = sources.SourceFeeds()
+        self.sources = feeders.SourceFeeds()
         """Feeders of IP cameras and cine loops."""
         self.hls_signer = HlsSigner(load_or_create_key(settings.data_dir, settings.secret_key))
         """Signs the audience's expiring HLS addresses, keyed from the installation's key."""

@@ -28,9 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from concilium.imaging import Archive
 from concilium.live import program, recording, service
 from concilium.live.endpoints import Network
+from concilium.live.feeders import SourceFeeds
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.runtime import LiveRuntime
-from concilium.live.sources import SourceFeeds, SourcePlan, authorize_cine, plan_sources
+from concilium.live.sources import SourcePlan, authorize_cine, plan_sources
 from concilium.live.tables import LiveSession, LiveSource
 from concilium.platform import audit, patients
 from concilium.platform.encryption import SecretBox

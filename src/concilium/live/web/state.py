@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request, WebSocket
 
-from concilium.live import sources
+from concilium.live import feeders
 from concilium.live.media import LiveMedia
 from concilium.live.process import LiveProcess
 from concilium.live.runtime import LiveRuntime
@@ -42,7 +42,7 @@ def media_outputs(app: FastAPI) -> MediaOutputs:
     return process_of(app, LiveProcess).outputs
 
 
-def source_feeds(app: FastAPI) -> sources.SourceFeeds:
+def source_feeds(app: FastAPI) -> feeders.SourceFeeds:
     """The source feeders of this process."""
     return process_of(app, LiveProcess).sources
 

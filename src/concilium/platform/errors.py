@@ -15,6 +15,8 @@ class ConciliumError(Exception):
 
     status = 400
     title = N_("Bad request")
+    retry_after: int | None = None
+    """Seconds after which trying again may succeed (``Retry-After``, RFC 9110 10.2.3)."""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

@@ -35,7 +35,15 @@ def wants_page(request: Request) -> bool:
     )
 
 
-def problem(status: int, title: str, detail: str, request: Request, **extra: Any) -> JSONResponse:
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    request: Request,
+    *,
+    retry_after: int | None = None,
+    **extra: Any,
+) -> JSONResponse:
     body = {
         "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
         "title": _(title),
@@ -44,7 +52,9 @@ def problem(status: int, title: str, detail: str, request: Request, **extra: Any
         "instance": request.url.path,
         **extra,
     }
-    headers = {"WWW-Authenticate": 'Bearer realm="concilium"'} if status == 401 else None
+    headers = {"WWW-Authenticate": 'Bearer realm="concilium"'} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
@@ -62,7 +72,7 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: ConciliumError) -> Response:
         if wants_page(request):
             return _page(request, exc.status, exc.title, exc.detail)
-        return problem(exc.status, exc.title, exc.detail, request)
+        return problem(exc.status, exc.title, exc.detail, request, retry_after=exc.retry_after)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -161,4 +161,5 @@ def test_decodes_are_bounded_and_a_reader_beyond_waits_then_gets_503(
         assert first.result().status_code == 200
     assert second.status_code == 503
     assert second.headers["content-type"].startswith("application/problem+json")
+    assert second.headers["retry-after"] == "5"  # RFC 9110 10.2.3: when to try again
     assert client.get(url, headers=headers).status_code == 200

@@ -11,10 +11,13 @@ __all__ = ["DicomwebError", "bad_request", "not_acceptable"]
 class DicomwebError(ConciliumError):
     """A request PS3.18 answers with a client error; ``status`` is set per instance."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, *, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
+        self.retry_after = retry_after
 
 
 def bad_request(detail: str) -> DicomwebError:

@@ -75,7 +75,7 @@ def decoding_limits() -> Iterator[None]:
     except render.TooLarge as exc:
         raise DicomwebError(413, "Content too large", str(exc)) from exc
     except render.Busy as exc:
-        raise DicomwebError(503, "Service unavailable", str(exc)) from exc
+        raise DicomwebError(503, "Service unavailable", str(exc), retry_after=5) from exc
 
 
 def rendered(request: Request, found: RetrievableInstance, index: int, **options: Any) -> bytes:

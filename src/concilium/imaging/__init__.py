@@ -25,8 +25,9 @@ Inside the package each module implements one concept of the standard: `archive`
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from concilium.platform.services import public_face
 
 if TYPE_CHECKING:
     from concilium.imaging.access import STUDY_KIND, NotAuthorized, study_target
@@ -102,13 +103,4 @@ _MODULE_OF = {
 """The module each name of the public face comes from."""
 
 
-def __getattr__(name: str) -> Any:
-    # Loaded on first use: `concilium.imaging.actions`, which the installation's list of
-    # actions imports for every command, must not bring the archive (pydicom, pynetdicom,
-    # the index) along with it.
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = public_face(__name__, _MODULE_OF)

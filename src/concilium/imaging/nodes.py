@@ -17,6 +17,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from cryptography import x509
 from sqlalchemy import select
@@ -243,15 +244,12 @@ def add_remote_ae(
     )
     session.add(ae)
     session.flush()
-    audit.record(
+    _audit_change(
         session,
         actor,
-        str(ImagingAction.AE_MANAGE),
-        "success",
-        object_kind="ae",
-        object_id=title,
-        site_id=site_id,
-        detail={
+        title,
+        site_id,
+        {
             "host": ae.host,
             "port": port,
             "store": allow_store,
@@ -290,15 +288,12 @@ def set_remote_ae_identity(
         ae.networks = check_networks(networks)
     if certificate is not None:
         ae.certificate = check_certificate(certificate)
-    audit.record(
+    _audit_change(
         session,
         actor,
-        str(ImagingAction.AE_MANAGE),
-        "success",
-        object_kind="ae",
-        object_id=ae.ae_title,
-        site_id=ae.site_id,
-        detail={"networks": ae.networks, "certificate": ae.certificate},
+        ae.ae_title,
+        ae.site_id,
+        {"networks": ae.networks, "certificate": ae.certificate},
     )
     return ae
 
@@ -311,16 +306,7 @@ def set_remote_ae_tls(
     if ae is None:
         raise NotFound(f"no AE title {ae_title!r}")
     ae.tls = tls
-    audit.record(
-        session,
-        actor,
-        str(ImagingAction.AE_MANAGE),
-        "success",
-        object_kind="ae",
-        object_id=ae.ae_title,
-        site_id=ae.site_id,
-        detail={"tls": tls},
-    )
+    _audit_change(session, actor, ae.ae_title, ae.site_id, {"tls": tls})
     return ae
 
 
@@ -345,13 +331,20 @@ def remove_remote_ae(session: Session, actor: audit.Actor, ae_title: str) -> Non
     if ae is None:
         raise NotFound(f"no AE title {ae_title!r}")
     session.delete(ae)
+    _audit_change(session, actor, ae.ae_title, ae.site_id, {"removed": True})
+
+
+def _audit_change(
+    session: Session, actor: audit.Actor, ae_title: str, site_id: int, detail: dict[str, Any]
+) -> None:
+    """One audit entry for a change to a registered node (`ImagingAction.AE_MANAGE`)."""
     audit.record(
         session,
         actor,
         str(ImagingAction.AE_MANAGE),
         "success",
         object_kind="ae",
-        object_id=ae.ae_title,
-        site_id=ae.site_id,
-        detail={"removed": True},
+        object_id=ae_title,
+        site_id=site_id,
+        detail=detail,
     )

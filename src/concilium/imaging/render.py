@@ -18,10 +18,11 @@ uncompressed little endian transfer syntaxes (PS3.18 8.7.3.5.2, `transcode`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -490,6 +491,16 @@ class Renderer:
         self._slots = threading.BoundedSemaphore(concurrency)
         self._wait = wait_seconds
 
+    @contextlib.contextmanager
+    def _slot(self) -> Iterator[None]:
+        """Hold one of the process's decoding slots; `Busy` when none frees in time."""
+        if not self._slots.acquire(timeout=self._wait):
+            raise Busy("too many decodings at once; try again shortly")
+        try:
+            yield
+        finally:
+            self._slots.release()
+
     def render(
         self,
         source: Path | str,
@@ -505,9 +516,7 @@ class Renderer:
         Raises `TooLarge`, `Busy` (no slot within ``wait_seconds``) or `RenderError`.
         """
         self.limits.check(_header(source), index, viewport)
-        if not self._slots.acquire(timeout=self._wait):
-            raise Busy("too many renderings at once; try again shortly")
-        try:
+        with self._slot():
             return render(
                 source,
                 index,
@@ -516,19 +525,13 @@ class Renderer:
                 viewport=viewport,
                 quality=quality,
             )
-        finally:
-            self._slots.release()
 
     def decoded_frame(self, path: Path | str, index: int = 0) -> RawFrame:
         """As `frame_as_explicit_vr_little_endian`, once `RenderLimits.check_frame` passed and
         a decoding slot is free."""
         self.limits.check_frame(_header(path), index)
-        if not self._slots.acquire(timeout=self._wait):
-            raise Busy("too many decodings at once; try again shortly")
-        try:
+        with self._slot():
             return frame_as_explicit_vr_little_endian(path, index)
-        finally:
-            self._slots.release()
 
     def check_transcoding(self, path: Path | str) -> None:
         """Raise `TooLarge` when transcoding ``path`` would decode more than the limits allow
@@ -548,12 +551,8 @@ class Renderer:
         if stored is None or not UID(str(stored)).is_encapsulated:
             return transcode(path, target)
         self.limits.check_object(header)
-        if not self._slots.acquire(timeout=self._wait):
-            raise Busy("too many decodings at once; try again shortly")
-        try:
+        with self._slot():
             return transcode(path, target)
-        finally:
-            self._slots.release()
 
 
 def render(

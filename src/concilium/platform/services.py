@@ -14,11 +14,12 @@ does not import every web framework and protocol stack.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from concilium.platform.policy import Action
 
@@ -134,3 +135,22 @@ class ServiceDescriptor:
             raise ValueError(f"service {self.name} declares an action twice")
         if not set(self.documented_routers) <= set(self.routers):
             raise ValueError(f"service {self.name} documents a router it does not mount")
+
+
+def public_face(package: str, module_of: Mapping[str, str]) -> Callable[[str], Any]:
+    """The module ``__getattr__`` (PEP 562) of a service's public face: each name of
+    ``module_of`` is imported from its module on first use, then kept on the package.
+
+    So the installation's list of actions, which imports each service's ``actions`` for
+    every command, brings no service's runtime (and the libraries it needs) along.
+    """
+
+    def load(name: str) -> Any:
+        module = module_of.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return load

@@ -8,8 +8,9 @@ needs about each (`procedure_target`) and the `TelesurgeryAction` actions.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from concilium.platform.services import public_face
 
 if TYPE_CHECKING:
     from concilium.telesurgery.actions import TelesurgeryAction
@@ -93,13 +94,4 @@ _MODULE_OF = {
 """The module each name of the public face comes from."""
 
 
-def __getattr__(name: str) -> Any:
-    # Loaded on first use: the installation's list of actions imports this package's
-    # `actions` for every command, and must not bring the service's runtime (and the other
-    # services it reaches) along with it.
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = public_face(__name__, _MODULE_OF)

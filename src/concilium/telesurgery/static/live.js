@@ -16,6 +16,16 @@ function clock(date) {
   });
 }
 
+// Words of the timeline, in the reader's language.
+const WORDS = {
+  console: _("console"),
+  robot: _("robot"),
+  platform: _("platform"),
+  transition: _("transition"),
+  alarm: _("alarm"),
+  refusal: _("refusal"),
+};
+
 function fixed(value, digits) {
   return typeof value === "number" ? value.toFixed(digits) : "–";
 }
@@ -76,7 +86,7 @@ function showEntry(entry) {
   const time = document.createElement("time");
   time.textContent = clock(new Date(entry.at));
   time.dateTime = entry.at;
-  item.append(time, ` ${_(entry.source)} ${_(entry.kind)}`);
+  item.append(time, ` ${WORDS[entry.source] ?? entry.source} ${WORDS[entry.kind] ?? entry.kind}`);
   if (entry.state) {
     const strong = document.createElement("strong");
     strong.textContent = entry.state;

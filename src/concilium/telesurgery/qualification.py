@@ -614,13 +614,13 @@ def svg_plot(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" class="ts-plot" role="img" '
         f'aria-label="{html.escape(title)}">',
-        f'<text x="{pad}" y="16" font-size="13">{html.escape(title)} ({html.escape(unit)})</text>',
+        f'<text x="{pad}" y="16" font-size="14">{html.escape(title)} ({html.escape(unit)})</text>',
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
         'stroke="#888"/>',
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<text x="4" y="{sy(top / 1.1) + 4:.1f}" font-size="10">{top / 1.1:.0f}</text>',
-        f'<text x="4" y="{height - pad + 4}" font-size="10">0</text>',
-        f'<text x="{width - pad - 30}" y="{height - pad + 16}" font-size="10">{x1:.1f} s</text>',
+        f'<text x="4" y="{sy(top / 1.1) + 4:.1f}" font-size="12">{top / 1.1:.0f}</text>',
+        f'<text x="4" y="{height - pad + 4}" font-size="12">0</text>',
+        f'<text x="{width - pad - 30}" y="{height - pad + 16}" font-size="12">{x1:.1f} s</text>',
         f'<polyline fill="none" stroke="#1f5fa8" stroke-width="1" points="{points}"/>',
     ]
     for value, label in limits:
@@ -629,7 +629,7 @@ def svg_plot(
             'stroke="#c0392b" stroke-dasharray="4 3"/>'
         )
         parts.append(
-            f'<text x="{width - pad - 4}" y="{sy(value) - 3:.1f}" font-size="10" '
+            f'<text x="{width - pad - 4}" y="{sy(value) - 3:.1f}" font-size="12" '
             f'text-anchor="end" fill="#c0392b">{html.escape(label)} {value:g}</text>'
         )
     parts.append("</svg>")

@@ -749,27 +749,36 @@ def _plots(verdict: dict[str, Any]) -> list[Markup]:
     def series(name: str) -> list[tuple[float, float]]:
         return [(float(x), float(y)) for x, y in m.get(name, []) if x is not None and y is not None]
 
+    def plot(
+        points: list[tuple[float, float]],
+        title: str,
+        unit: str,
+        limits: list[tuple[float, str]] | None = None,
+    ) -> str:
+        # Narrower than the file's plots: on a phone their labels stay readable.
+        return svg_plot(points, title, unit, limits or [], width=480, height=220)
+
     def limit(value: Any, label: str) -> list[tuple[float, str]]:
         return [(float(value), label)] if isinstance(value, int | float) else []
 
     return [
-        Markup(plot)  # noqa: S704 - every text in the plot is escaped by svg_plot
-        for plot in (
-            svg_plot(series("latency_series"), _("One-way latency, console to robot"), "ms"),
-            svg_plot(
+        Markup(drawn)  # noqa: S704 - every text in the plot is escaped by svg_plot
+        for drawn in (
+            plot(series("latency_series"), _("One-way latency, console to robot"), "ms"),
+            plot(
                 series("command_age_series"),
                 _("Command age at worst, as the robot judges freshness"),
                 "ms",
                 limit(safety.get("command_freshness_ms"), "command_freshness_ms"),
             ),
-            svg_plot(
+            plot(
                 series("rtt_series"),
                 _("Round-trip time"),
                 "ms",
                 limit(thresholds.get("rtt_p999_ms"), "rtt_p999_ms")
                 + limit(safety.get("latency_halt_ms"), "latency_halt_ms"),
             ),
-            svg_plot(
+            plot(
                 series("throughput_series"),
                 _("Video throughput received"),
                 "kbit/s",

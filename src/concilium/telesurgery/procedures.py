@@ -566,7 +566,7 @@ class StartBlocker:
 
     def translated(self) -> str:
         """The reason in the reader's language."""
-        return _(self.message) % dict(self.values)
+        return _(self.message) % {name: _(value) for name, value in self.values.items()}
 
 
 def start_blockers(facts: StartFacts, now: datetime, max_age: timedelta) -> list[StartBlocker]:

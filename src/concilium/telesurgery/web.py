@@ -104,15 +104,19 @@ def _visible(ctx: Ctx) -> list[Procedure]:
     return [p for p in found if _may(ctx, p, TelesurgeryAction.PROCEDURE_READ)]
 
 
-def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
-    # Planning needs the right at both sites: each side commits its people and its robot.
-    # The patient must be known at one of them (checked by the domain).
-    both = frozenset({body.console_site_id, body.robot_site_id})
-    for site in both:
+def _may_plan_at(ctx: Ctx, *site_ids: int) -> None:
+    """Planning needs the right at both sites: each side commits its people and its robot."""
+    for site in sorted(set(site_ids)):
         ctx.authorize(
             TelesurgeryAction.PROCEDURE_MANAGE,
             Target(domain.RESOURCE_KIND, site_ids=frozenset({site})),
         )
+
+
+def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
+    # Planning needs the right at both sites: each side commits its people and its robot.
+    # The patient must be known at one of them (checked by the domain).
+    _may_plan_at(ctx, body.console_site_id, body.robot_site_id)
     procedure = domain.create_procedure(
         ctx.db,
         ctx.actor,
@@ -577,6 +581,9 @@ def create_page(
         "local_team": local_team,
         "link_class": link_class,
     }
+    # Refused before any lookup: who may not plan at both sites learns nothing of their
+    # people and patients.
+    _may_plan_at(ctx, console_site_id, robot_site_id)
     try:
         surgeon_user = _person(ctx, surgeon)
         team = [_person(ctx, name).id for name in local_team.split(",") if name.strip()]

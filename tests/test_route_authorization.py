@@ -298,7 +298,7 @@ ACTING_AT_METZ = {
             "robot_site_id": "{site_id}",
             "surgeon": "metz-surgeon",
             "robot_name": "Arm",
-            "patient_id": "{patient_id}",
+            "patient": "MTZ-1",
         }
     },
     # The media proxy forwards only requests carrying the caller's own media credential.
@@ -323,6 +323,12 @@ BODIES = {
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
     ("POST", "/api/v1/users/{user_id}/reset-link"): {"json": {"code": "123456"}},
     ("POST", "/admin/users/{user_id}/reset-link"): {"data": {"code": "123456"}},
+    ("POST", "/telesurgery/{procedure_id}/gateways"): {
+        "data": {"role": "robot", "public_name": "intruder:7000"}
+    },
+    ("POST", "/telesurgery/{procedure_id}/qualifications"): {
+        "data": {"profile": "direct", "duration_s": "1"}
+    },
     ("PUT", "/api/v1/patients/{patient_id}"): {"json": {"family_name": "X", "given_name": "Y"}},
     ("POST", "/api/v1/patients/{patient_id}/identifiers"): {"json": {"site_id": 2, "value": "B-1"}},
     ("POST", "/api/v1/patients/{patient_id}/merge"): {"json": {"duplicate_id": 999}},

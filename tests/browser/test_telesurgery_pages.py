@@ -180,7 +180,7 @@ def test_engineer_sees_start_blocked_then_supervises_a_live_link(server, browser
     assert "intercontinental-12000km" in row.inner_text() and "GO" in row.inner_text()
     page.screenshot(path=str(artifacts / "telesurgery-procedure-phone.png"), full_page=True)
     with context.expect_page() as report_page:
-        row.get_by_role("link", name="HTML report").click(modifiers=["Shift"])
+        row.get_by_role("link", name="Report").click(modifiers=["Shift"])
     report = report_page.value
     report.wait_for_load_state()
     assert "Link qualification: GO" in report.title()

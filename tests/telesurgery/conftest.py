@@ -15,6 +15,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from telesurgery_rig import LoopThread, Rig
 
+from concilium.platform import i18n
+
+
+@pytest.fixture(autouse=True)
+def english() -> Iterator[None]:
+    """The domain's messages in English, as the test clients read them (French is tested by
+    the translation tests and the browser tests)."""
+    with i18n.using_locale("en"):
+        yield
+
 
 @pytest.fixture
 def loop_thread() -> Iterator[LoopThread]:

@@ -205,11 +205,11 @@ def test_planning_from_the_page_reports_bad_input_in_the_form(app, world, team):
             "robot_site_id": world.briey.id,
             "surgeon": "nobody",
             "robot_name": "Arm",
-            "patient_id": team["patient_id"],
+            "patient": "BRY-1",
         },
     )
     assert response.status_code == 422
-    assert "no user named &#39;nobody&#39;" in response.text
+    assert "nobody is named &#39;nobody&#39;" in response.text
 
 
 def test_planning_from_the_page_records_the_chosen_link_class(app, world, team):
@@ -217,6 +217,8 @@ def test_planning_from_the_page_records_the_chosen_link_class(app, world, team):
         from concilium.platform.tables import Membership
 
         db.add(Membership(user_id=team["engineer"].id, site_id=world.metz.id, role="engineer"))
+        # The planner finds the patient among those they may see: a coordinator at Briey.
+        db.add(Membership(user_id=team["engineer"].id, site_id=world.briey.id, role="coordinator"))
     browser = world.client(app)
     csrf = world.sign_in(browser, team["engineer"])
     form = browser.get("/telesurgery").text
@@ -230,7 +232,7 @@ def test_planning_from_the_page_records_the_chosen_link_class(app, world, team):
         "robot_site_id": world.briey.id,
         "surgeon": team["surgeon"].username,
         "robot_name": "Arm",
-        "patient_id": team["patient_id"],
+        "patient": "BRY-1",
     }
     unknown = browser.post("/telesurgery", data={**data, "link_class": "orbital"})
     assert unknown.status_code == 422
@@ -238,7 +240,7 @@ def test_planning_from_the_page_records_the_chosen_link_class(app, world, team):
     created = browser.post("/telesurgery", data={**data, "link_class": "intercontinental"})
     assert created.status_code == 303, created.text
     page = browser.get(created.headers["location"])
-    assert "link class <b>intercontinental</b>" in page.text
+    assert "Planned for the link class intercontinental;" in page.text
     assert "<dt>command_freshness_ms</dt><dd>250.0</dd>" in page.text
     procedure_id = int(created.headers["location"].rsplit("/", 1)[1])
     token = world.token(team["engineer"], "telesurgery:read")

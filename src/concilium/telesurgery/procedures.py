@@ -26,6 +26,7 @@ from concilium import live as live_service
 from concilium.live import LiveSession, LiveSessions
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Target
 from concilium.platform.tables import Membership, Site, User
 from concilium.telesurgery.impairment import PROFILES, profile
@@ -66,7 +67,8 @@ class StartRefused(Conflict):
     """START was refused; ``reasons`` says everything that is missing."""
 
     def __init__(self, reasons: Sequence[str]) -> None:
-        super().__init__("the procedure cannot start: " + "; ".join(reasons))
+        listed = "; ".join(reasons)
+        super().__init__(_("the procedure cannot start: %(reasons)s") % {"reasons": listed})
         self.reasons = list(reasons)
 
 
@@ -171,28 +173,30 @@ def create_procedure(
     title = title.strip()
     robot_name = robot_name.strip()
     if not 1 <= len(title) <= 200:
-        raise InvalidInput("the title is 1 to 200 characters")
+        raise InvalidInput(_("the title is 1 to 200 characters"))
     if not 1 <= len(robot_name) <= 100:
-        raise InvalidInput("the robot name is 1 to 100 characters")
+        raise InvalidInput(_("the robot name is 1 to 100 characters"))
     if console_site_id == robot_site_id:
-        raise InvalidInput("the console and the robot must be at two different sites")
+        raise InvalidInput(_("the console and the robot must be at two different sites"))
     for site_id in (console_site_id, robot_site_id):
         if db.get(Site, site_id) is None:
-            raise NotFound(f"site {site_id} not found")
+            raise NotFound(_("site %(site)s not found") % {"site": site_id})
     if db.get(User, surgeon_id) is None:
-        raise NotFound(f"user {surgeon_id} not found")
+        raise NotFound(_("user %(user)s not found") % {"user": surgeon_id})
     if "specialist" not in _roles_at(db, surgeon_id, console_site_id):
-        raise InvalidInput("the surgeon must hold the specialist role at the console site")
+        raise InvalidInput(_("the surgeon must hold the specialist role at the console site"))
     team = sorted(set(local_team_ids))
     for member in team:
         if db.get(User, member) is None:
-            raise NotFound(f"user {member} not found")
+            raise NotFound(_("user %(user)s not found") % {"user": member})
         if not _roles_at(db, member, robot_site_id):
-            raise InvalidInput(f"local team member {member} holds no role at the robot site")
+            raise InvalidInput(
+                _("local team member %(user)s holds no role at the robot site") % {"user": member}
+            )
     patient = patients.get_patient(db, patient_id)
     if not {i.site_id for i in patient.identifiers} & {console_site_id, robot_site_id}:
         # A procedure can only treat a patient one of its two hospitals knows.
-        raise InvalidInput("the patient is not identified at either site of the procedure")
+        raise InvalidInput(_("the patient is not identified at either site of the procedure"))
     procedure = Procedure(
         title=title,
         console_site_id=console_site_id,
@@ -301,12 +305,12 @@ def enrol_gateway(
         Conflict: the procedure has ended.
     """
     if role not in GATEWAY_ROLES:
-        raise InvalidInput(f"a gateway is 'console' or 'robot', not {role!r}")
+        raise InvalidInput(_("a gateway is 'console' or 'robot', not %(role)r") % {"role": role})
     public_name = public_name.strip()
     if not 1 <= len(public_name) <= 255:
-        raise InvalidInput("the public name (host:port of the link) is 1 to 255 characters")
+        raise InvalidInput(_("the public name (host:port of the link) is 1 to 255 characters"))
     if procedure.status == "ended":
-        raise Conflict("the procedure has ended")
+        raise Conflict(_("the procedure has ended"))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     gateway = db.execute(
         select(EnrolledGateway).where(
@@ -381,9 +385,9 @@ def issue_keys(
     enrolled = gateways(db, procedure)
     missing = [role for role in GATEWAY_ROLES if role not in enrolled]
     if missing:
-        raise Conflict(f"enrol the {' and '.join(missing)} gateway first")
+        raise Conflict(_("enrol the %(roles)s gateway first") % {"roles": " and ".join(missing)})
     if procedure.status == "ended":
-        raise Conflict("the procedure has ended")
+        raise Conflict(_("the procedure has ended"))
     highest = db.execute(
         select(func.max(IssuedKey.key_id)).where(IssuedKey.procedure_id == procedure.id)
     ).scalar_one()
@@ -437,7 +441,7 @@ def run_qualification(
         InvalidInput: unknown profile.
     """
     if profile_name != "direct" and profile_name not in PROFILES:
-        raise InvalidInput(f"unknown network profile {profile_name!r}")
+        raise InvalidInput(_("unknown network profile %(name)r") % {"name": profile_name})
     chosen = None if profile_name == "direct" else profile(profile_name)
     criteria = qualification_thresholds(procedure.thresholds)
     safety = SafetyThresholds.from_mapping(procedure.thresholds.get("safety", {}))
@@ -547,25 +551,67 @@ class StartFacts:
     """Roles of the enrolled gateways."""
 
 
-def may_start(facts: StartFacts, now: datetime, max_age: timedelta) -> list[str]:
-    """Every reason START is refused; an empty list means it may start."""
-    reasons: list[str] = []
+@dataclass(frozen=True)
+class StartBlocker:
+    """One reason START is refused, with the part of the procedure where it is fixed:
+    ``status``, ``gateways``, ``keys``, ``qualification`` or ``consent``."""
+
+    topic: str
+    message: str
+    """In English, with ``%(name)s`` placeholders for ``values``; marked for translation."""
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return self.message % dict(self.values)
+
+    def translated(self) -> str:
+        """The reason in the reader's language."""
+        return _(self.message) % {name: _(value) for name, value in self.values.items()}
+
+
+def start_blockers(facts: StartFacts, now: datetime, max_age: timedelta) -> list[StartBlocker]:
+    """Every reason START is refused, each with where it is fixed; empty when it may start."""
+    blockers: list[StartBlocker] = []
     if facts.status != "planned":
-        reasons.append(f"the procedure is {facts.status}, not planned")
+        blockers.append(
+            StartBlocker(
+                "status", N_("the procedure is %(status)s, not planned"), {"status": facts.status}
+            )
+        )
     missing = [role for role in GATEWAY_ROLES if role not in facts.gateways]
-    if missing:
-        reasons.append(f"the {' and '.join(missing)} gateway is not enrolled")
+    if len(missing) == len(GATEWAY_ROLES):
+        blockers.append(
+            StartBlocker("gateways", N_("the console and robot gateway is not enrolled"))
+        )
+    elif "console" in missing:
+        blockers.append(StartBlocker("gateways", N_("the console gateway is not enrolled")))
+    elif "robot" in missing:
+        blockers.append(StartBlocker("gateways", N_("the robot gateway is not enrolled")))
     if not facts.key_issued:
-        reasons.append("no link keys have been issued to the gateways")
+        blockers.append(StartBlocker("keys", N_("no link keys have been issued to the gateways")))
     passed = facts.last_passing_qualification_at
     if passed is None:
-        reasons.append("no passing link qualification")
+        blockers.append(StartBlocker("qualification", N_("no passing link qualification")))
     elif now - passed > max_age:
-        hours = max_age.total_seconds() / 3600
-        reasons.append(f"the last passing link qualification is older than {hours:g} h")
+        hours = f"{max_age.total_seconds() / 3600:g}"
+        blockers.append(
+            StartBlocker(
+                "qualification",
+                N_("the last passing link qualification is older than %(hours)s h"),
+                {"hours": hours},
+            )
+        )
     if not facts.consent:
-        reasons.append("the patient's consent for telesurgery is not recorded")
-    return reasons
+        blockers.append(
+            StartBlocker("consent", N_("the patient's consent for telesurgery is not recorded"))
+        )
+    return blockers
+
+
+def may_start(facts: StartFacts, now: datetime, max_age: timedelta) -> list[str]:
+    """Every reason START is refused, in English (as audited); an empty list means it may
+    start."""
+    return [str(b) for b in start_blockers(facts, now, max_age)]
 
 
 def start_facts(db: Session, procedure: Procedure) -> StartFacts:
@@ -646,9 +692,9 @@ def link_video(
         Conflict: the live session has ended, or the procedure has.
     """
     if procedure.status == "ended":
-        raise Conflict("the procedure has ended")
+        raise Conflict(_("the procedure has ended"))
     if live.status == "ended":
-        raise Conflict(f"live session {live.id} has ended")
+        raise Conflict(_("live session %(id)s has ended") % {"id": live.id})
     if live_service.role_of(db, live, procedure.surgeon_id) is None:
         live_service.invite(db, actor, live, user_id=procedure.surgeon_id, role="viewer", now=now)
     procedure.live_session_id = live.id
@@ -680,7 +726,7 @@ async def open_video(
         Conflict: the procedure has ended (and no session is created).
     """
     if procedure.status == "ended":
-        raise Conflict("the procedure has ended")
+        raise Conflict(_("the procedure has ended"))
     # The database is touched from worker threads: never on the event loop.
     live = await asyncio.to_thread(
         live_service.create_session,
@@ -755,7 +801,7 @@ def ingest(
     if source not in GATEWAY_ROLES:
         raise InvalidInput(f"the source is 'console' or 'robot', not {source!r}")
     if procedure.status == "ended":
-        raise Conflict("the procedure has ended")
+        raise Conflict(_("the procedure has ended"))
     entries = []
     for event in events:
         entry = _append(db, procedure, event.at, source, event.kind, event.state, event.detail)

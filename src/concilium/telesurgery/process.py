@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
 from concilium.telesurgery.link_status import LinkStatusBoard
+from concilium.telesurgery.qualification_runs import QualificationRuns
 
 
 class TelesurgeryProcess:
@@ -17,6 +18,8 @@ class TelesurgeryProcess:
     def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.board = LinkStatusBoard(runtime.bus)
         """The latest status sample of each gateway's link."""
+        self.runs = QualificationRuns()
+        """The link qualifications started from the web."""
 
     def open(self) -> None:
         """Nothing to recover: the board fills from the gateways' next samples."""
@@ -27,4 +30,5 @@ class TelesurgeryProcess:
         yield
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Let the qualifications under way end (they last seconds)."""
+        self.runs.wait(timeout=30.0)

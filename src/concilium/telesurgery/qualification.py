@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from concilium.platform.i18n import _
 from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy
 from concilium.telesurgery.link import (
     Datagram,
@@ -583,7 +584,7 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _svg_plot(
+def svg_plot(
     series: Sequence[tuple[float, float]],
     title: str,
     unit: str,
@@ -591,10 +592,11 @@ def _svg_plot(
     width: int = 720,
     height: int = 220,
 ) -> str:
-    """A line plot of ``series`` with a dashed, labelled line for each of ``limits``."""
+    """A line plot of ``series`` with a dashed, labelled line for each of ``limits``; it
+    scales to the width of the page (``viewBox``), its texts escaped."""
     pad = 40
     if not series:
-        return f"<p>{html.escape(title)}: no data</p>"
+        return f"<p>{html.escape(title)}: {html.escape(_('no data'))}</p>"
     xs = [p[0] for p in series]
     ys = [p[1] for p in series]
     x0, x1 = min(xs), max(xs) or 1.0
@@ -610,14 +612,15 @@ def _svg_plot(
     points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in series)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html.escape(title)}">',
-        f'<text x="{pad}" y="16" font-size="13">{html.escape(title)} ({html.escape(unit)})</text>',
+        f'viewBox="0 0 {width} {height}" class="ts-plot" role="img" '
+        f'aria-label="{html.escape(title)}">',
+        f'<text x="{pad}" y="16" font-size="14">{html.escape(title)} ({html.escape(unit)})</text>',
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
         'stroke="#888"/>',
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<text x="4" y="{sy(top / 1.1) + 4:.1f}" font-size="10">{top / 1.1:.0f}</text>',
-        f'<text x="4" y="{height - pad + 4}" font-size="10">0</text>',
-        f'<text x="{width - pad - 30}" y="{height - pad + 16}" font-size="10">{x1:.1f} s</text>',
+        f'<text x="4" y="{sy(top / 1.1) + 4:.1f}" font-size="12">{top / 1.1:.0f}</text>',
+        f'<text x="4" y="{height - pad + 4}" font-size="12">0</text>',
+        f'<text x="{width - pad - 30}" y="{height - pad + 16}" font-size="12">{x1:.1f} s</text>',
         f'<polyline fill="none" stroke="#1f5fa8" stroke-width="1" points="{points}"/>',
     ]
     for value, label in limits:
@@ -626,7 +629,7 @@ def _svg_plot(
             'stroke="#c0392b" stroke-dasharray="4 3"/>'
         )
         parts.append(
-            f'<text x="{width - pad - 4}" y="{sy(value) - 3:.1f}" font-size="10" '
+            f'<text x="{width - pad - 4}" y="{sy(value) - 3:.1f}" font-size="12" '
             f'text-anchor="end" fill="#c0392b">{html.escape(label)} {value:g}</text>'
         )
     parts.append("</svg>")
@@ -647,14 +650,14 @@ def render_html(report: QualificationReport) -> str:
     )
     plots = "\n".join(
         (
-            _svg_plot(m.latency_series, "One-way latency, console to robot", "ms"),
-            _svg_plot(
+            svg_plot(m.latency_series, "One-way latency, console to robot", "ms"),
+            svg_plot(
                 m.command_age_series,
                 "Command age at worst, as the robot judges freshness",
                 "ms",
                 [(safety.command_freshness_ms, "command_freshness_ms")],
             ),
-            _svg_plot(
+            svg_plot(
                 m.rtt_series,
                 "Round-trip time",
                 "ms",
@@ -663,7 +666,7 @@ def render_html(report: QualificationReport) -> str:
                     (safety.latency_halt_ms, "latency_halt_ms"),
                 ],
             ),
-            _svg_plot(
+            svg_plot(
                 m.throughput_series,
                 "Video throughput received",
                 "kbit/s",

@@ -26,6 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from concilium.platform.i18n import N_
 from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.openigtlink import Status, StatusCode
 
@@ -143,7 +144,7 @@ class LinkClass:
 
 LAN = LinkClass(
     "lan",
-    "Same hospital or metropolitan fibre (one-way delay under 1 ms)",
+    N_("Same hospital or metropolitan fibre (one-way delay under 1 ms)"),
     "lan",
     SafetyThresholds(),
     MotionLimits(),
@@ -157,7 +158,7 @@ long distances (Operation Lindbergh, New York to Strasbourg, 2001: 155 ms). 200 
 
 REGIONAL = LinkClass(
     "regional",
-    "Hospitals of one region or neighbouring regions (up to about 1,000 km)",
+    N_("Hospitals of one region or neighbouring regions (up to about 1,000 km)"),
     "regional-500km",
     SafetyThresholds(),
     MotionLimits(),
@@ -169,7 +170,7 @@ speeds need no reduction."""
 
 INTERCONTINENTAL = LinkClass(
     "intercontinental",
-    "Another continent (about 12,000 km, 150 ms round trip)",
+    N_("Another continent (about 12,000 km, 150 ms round trip)"),
     "intercontinental-12000km",
     SafetyThresholds(
         latency_warning_ms=110.0,

@@ -19,30 +19,40 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Header, Request
 from fastapi.responses import (
-    FileResponse,
     JSONResponse,
     RedirectResponse,
     Response,
     StreamingResponse,
 )
+from markupsafe import Markup
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from concilium import live as live_service
 from concilium.live import LiveAction, LiveProcess
-from concilium.platform import accounts, patients
+from concilium.platform import accounts, audit, patients
 from concilium.platform.errors import ConciliumError, Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Action, PlatformAction, Target, decide
-from concilium.platform.tables import User
+from concilium.platform.tables import Patient, User
 from concilium.telesurgery import procedures as domain
 from concilium.telesurgery.actions import TelesurgeryAction
+from concilium.telesurgery.impairment import PROFILES
 from concilium.telesurgery.link_status import LinkStatusBoard
 from concilium.telesurgery.process import TelesurgeryProcess
+from concilium.telesurgery.qualification import svg_plot
+from concilium.telesurgery.qualification_runs import (
+    MAX_DURATION_S,
+    MAX_RATE_HZ,
+    MIN_DURATION_S,
+    MIN_RATE_HZ,
+    QualificationRuns,
+)
 from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
 from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
 from concilium.web.context import Ctx, gate, process_of, record_refusal, runtime_of
 from concilium.web.problems import problem
-from concilium.web.rendering import render_page
+from concilium.web.rendering import reader_zone, render_page
 
 __all__ = ["api_router", "router", "status_board"]
 
@@ -60,6 +70,15 @@ def status_board(app: FastAPI) -> LinkStatusBoard:
     return process_of(app, TelesurgeryProcess).board
 
 
+def qualification_runs(app: FastAPI) -> QualificationRuns:
+    """The link qualifications started from the web in this process."""
+    return process_of(app, TelesurgeryProcess).runs
+
+
+QUALIFICATION_PROFILES = ("direct", *PROFILES)
+"""Networks a qualification may be measured through: the loopback as it is, or a preset."""
+
+
 def _max_age(ctx: Ctx) -> timedelta:
     return timedelta(hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours)
 
@@ -70,7 +89,7 @@ def _load(ctx: Ctx, procedure_id: int, action: Action) -> Procedure:
     if procedure is None:
         target = Target(domain.RESOURCE_KIND, str(procedure_id))
         record_refusal(ctx.db, ctx.actor, action, target, "no such procedure")
-        raise NotFound(f"procedure {procedure_id} not found")
+        raise NotFound(_("procedure %(id)s not found") % {"id": procedure_id})
     ctx.authorize(action, domain.procedure_target(procedure))
     return procedure
 
@@ -85,15 +104,19 @@ def _visible(ctx: Ctx) -> list[Procedure]:
     return [p for p in found if _may(ctx, p, TelesurgeryAction.PROCEDURE_READ)]
 
 
-def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
-    # Planning needs the right at both sites: each side commits its people and its robot.
-    # The patient must be known at one of them (checked by the domain).
-    both = frozenset({body.console_site_id, body.robot_site_id})
-    for site in both:
+def _may_plan_at(ctx: Ctx, *site_ids: int) -> None:
+    """Planning needs the right at both sites: each side commits its people and its robot."""
+    for site in sorted(set(site_ids)):
         ctx.authorize(
             TelesurgeryAction.PROCEDURE_MANAGE,
             Target(domain.RESOURCE_KIND, site_ids=frozenset({site})),
         )
+
+
+def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
+    # Planning needs the right at both sites: each side commits its people and its robot.
+    # The patient must be known at one of them (checked by the domain).
+    _may_plan_at(ctx, body.console_site_id, body.robot_site_id)
     procedure = domain.create_procedure(
         ctx.db,
         ctx.actor,
@@ -210,7 +233,9 @@ def _out(ctx: Ctx, procedure: Procedure) -> ProcedureOut:
             for g in domain.gateways(ctx.db, procedure).values()
         ],
         qualifications=[_qualification_out(q) for q in domain.qualifications(ctx.db, procedure)],
-        start_refused_because=domain.may_start(facts, ctx.now, _max_age(ctx)),
+        start_refused_because=[
+            b.translated() for b in domain.start_blockers(facts, ctx.now, _max_age(ctx))
+        ],
         state=domain.current_state(ctx.db, procedure),
     )
 
@@ -327,7 +352,8 @@ def api_start(
     try:
         _start(ctx, procedure)
     except domain.StartRefused as exc:
-        return problem(exc.status, exc.title, exc.detail, request, reasons=exc.reasons)
+        reasons = [text for text, _href in _blockers(ctx, procedure)]
+        return problem(exc.status, exc.title, exc.detail, request, reasons=reasons)
     return _out(ctx, procedure)
 
 
@@ -357,7 +383,7 @@ def api_ingest(
         target = domain.procedure_target(procedure)
         reason = "unknown gateway token"
         record_refusal(ctx.db, ctx.actor, TelesurgeryAction.PROCEDURE_INGEST, target, reason)
-        raise Forbidden("send the gateway's enrolment token in X-Gateway-Token")
+        raise Forbidden(_("send the gateway's enrolment token in X-Gateway-Token"))
     try:
         events = [domain.TimelineEvent(e.at, e.kind, e.state, e.detail) for e in body.events]
     except ValueError as exc:
@@ -433,9 +459,15 @@ def _planner_sites(ctx: Ctx) -> list[tuple[int, str]]:
     return [(s.id, s.name) for s in accounts.list_sites(ctx.db) if s.id in allowed]
 
 
+def _people(ctx: Ctx, site_ids: frozenset[int]) -> list[User]:
+    """People holding a role at the planner's sites, to choose by name."""
+    return [u for u in accounts.list_users(ctx.db, site_ids) if not u.disabled]
+
+
 def _list_page(
     request: Request, ctx: Ctx, error: str = "", form: dict[str, Any] | None = None
 ) -> Response:
+    planner_sites = _planner_sites(ctx)
     return render_page(
         request,
         "telesurgery/list.html",
@@ -443,12 +475,32 @@ def _list_page(
         status=422 if error else 200,
         procedures=_visible(ctx),
         sites=_site_names(ctx),
-        planner_sites=_planner_sites(ctx),
+        planner_sites=planner_sites,
         all_sites=sorted(_site_names(ctx).items()),
+        people=_people(ctx, frozenset(i for i, _name in planner_sites)),
         link_classes=list(LINK_CLASSES.values()),
+        statuses=PROCEDURE_STATUSES,
         error=error,
         form=form or {},
     )
+
+
+WORDS = (
+    N_("console"),
+    N_("robot"),
+    N_("platform"),
+    N_("transition"),
+    N_("alarm"),
+    N_("refusal"),
+)
+"""Words of the timeline and of the gateways, shown translated."""
+
+PROCEDURE_STATUSES = {
+    "planned": N_("planned"),
+    "started": N_("started"),
+    "ended": N_("ended"),
+}
+"""A procedure's status as people read it."""
 
 
 @router.get("/telesurgery")
@@ -458,11 +510,52 @@ def list_page(
     return _list_page(request, ctx)
 
 
-def _ids(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.replace(",", " ").split()]
-    except ValueError as exc:
-        raise InvalidInput("list user numbers separated by commas") from exc
+def _person(ctx: Ctx, text: str) -> User:
+    """A person named by user name or full name (as the form's suggestions give them)."""
+    wanted = text.strip()
+    user = accounts.user_by_username(ctx.db, wanted)
+    if user is not None:
+        return user
+    folded = wanted.casefold()
+    named = [u for u in accounts.active_users(ctx.db) if u.full_name.casefold() == folded]
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise InvalidInput(
+            _("several people are named %(name)s: give the user name") % {"name": wanted}
+        )
+    raise InvalidInput(_("nobody is named %(name)s") % {"name": repr(wanted)})
+
+
+def _patient_by_hospital_number(ctx: Ctx, number: str) -> int:
+    """The patient a hospital number identifies at one of the hospitals whose patients the
+    planner may see; merged records lead to the record they were merged into."""
+    value = number.strip()
+    if not value:
+        raise InvalidInput(_("give the patient's hospital number"))
+    sites = ctx.visible_sites(PlatformAction.PATIENT_READ)
+    known = [i for i, _name in sorted(_site_names(ctx).items())]
+    found: dict[int, Patient] = {}
+    for site_id in known if sites is None else sorted(sites):
+        patient = patients.find_by_identifier(ctx.db, site_id, value)
+        while patient is not None and patient.merged_into_id is not None:
+            patient = patients.get_patient(ctx.db, patient.merged_into_id)
+        if patient is None:
+            continue
+        target = patients.patient_target(ctx.db, patient, ctx.now)
+        if decide(ctx.principal, PlatformAction.PATIENT_READ, target).allowed:
+            found[patient.id] = patient
+    if not found:
+        raise InvalidInput(
+            _("no patient with the hospital number %(number)s at the hospitals you may see")
+            % {"number": value}
+        )
+    if len(found) > 1:
+        raise InvalidInput(
+            _("the hospital number %(number)s names several patients: plan from the patient page")
+            % {"number": value}
+        )
+    return next(iter(found))
 
 
 @router.post("/telesurgery")
@@ -472,10 +565,10 @@ def create_page(
     title: Annotated[str, Form(max_length=200)],
     console_site_id: Annotated[int, Form()],
     robot_site_id: Annotated[int, Form()],
-    surgeon: Annotated[str, Form(max_length=64)],
+    surgeon: Annotated[str, Form(max_length=200)],
     robot_name: Annotated[str, Form(max_length=100)],
-    patient_id: Annotated[int, Form()],
-    local_team: Annotated[str, Form(max_length=500)] = "",
+    patient: Annotated[str, Form(max_length=64)],
+    local_team: Annotated[str, Form(max_length=2000)] = "",
     link_class: Annotated[str, Form(max_length=32)] = DEFAULT_LINK_CLASS,
 ) -> Response:
     form = {
@@ -484,20 +577,16 @@ def create_page(
         "robot_site_id": robot_site_id,
         "surgeon": surgeon,
         "robot_name": robot_name,
-        "patient_id": patient_id,
+        "patient": patient,
         "local_team": local_team,
         "link_class": link_class,
     }
+    # Refused before any lookup: who may not plan at both sites learns nothing of their
+    # people and patients.
+    _may_plan_at(ctx, console_site_id, robot_site_id)
     try:
-        surgeon_user = accounts.user_by_username(ctx.db, surgeon.strip())
-        if surgeon_user is None:
-            raise InvalidInput(f"no user named {surgeon.strip()!r}")
-        team = []
-        for name in local_team.replace(",", " ").split():
-            member = accounts.user_by_username(ctx.db, name)
-            if member is None:
-                raise InvalidInput(f"no user named {name!r}")
-            team.append(member.id)
+        surgeon_user = _person(ctx, surgeon)
+        team = [_person(ctx, name).id for name in local_team.split(",") if name.strip()]
         body = ProcedureIn(
             title=title,
             console_site_id=console_site_id,
@@ -505,7 +594,7 @@ def create_page(
             surgeon_id=surgeon_user.id,
             local_team_ids=team,
             robot_name=robot_name,
-            patient_id=patient_id,
+            patient_id=_patient_by_hospital_number(ctx, patient),
             link_class=link_class,
         )
         procedure = _create(ctx, body)
@@ -522,8 +611,36 @@ def _may_open_video(ctx: Ctx, procedure: Procedure) -> bool:
     return decide(ctx.principal, LiveAction.LIVE_MANAGE, at_robot_site).allowed
 
 
+BLOCKER_ANCHORS = {
+    "status": "#start-h",
+    "gateways": "#enrolment",
+    "keys": "#keys",
+    "qualification": "#qualify",
+}
+"""Where on the procedure page each reason blocking START is fixed (consent: the patient's
+page)."""
+
+
+def _blockers(ctx: Ctx, procedure: Procedure) -> list[tuple[str, str]]:
+    """Each reason START is refused, in the reader's language, with the link to its fix."""
+    facts = domain.start_facts(ctx.db, procedure)
+    found = []
+    for blocker in domain.start_blockers(facts, ctx.now, _max_age(ctx)):
+        if blocker.topic == "consent":
+            href = f"/patients/{procedure.patient_id}"
+        else:
+            href = f"/telesurgery/{procedure.id}{BLOCKER_ANCHORS[blocker.topic]}"
+        found.append((blocker.translated(), href))
+    return found
+
+
 def _procedure_view(
-    request: Request, ctx: Ctx, procedure: Procedure, error: str = "", status: int = 200
+    request: Request,
+    ctx: Ctx,
+    procedure: Procedure,
+    error: str = "",
+    status: int = 200,
+    **shown: Any,
 ) -> Response:
     out = _out(ctx, procedure)
     team = [procedure.surgeon_id, *procedure.local_team_ids]
@@ -533,6 +650,8 @@ def _procedure_view(
         ctx,
         status=status,
         procedure=out,
+        blockers=_blockers(ctx, procedure),
+        statuses=PROCEDURE_STATUSES,
         sites=_site_names(ctx),
         people=_user_names(ctx, team),
         timeline=domain.timeline(ctx.db, procedure),
@@ -542,7 +661,10 @@ def _procedure_view(
         may_open_video=_may_open_video(ctx, procedure),
         video=domain.video_session(ctx.db, procedure),
         max_age_hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours,
+        profiles=QUALIFICATION_PROFILES,
+        run=qualification_runs(request.app).get(procedure.id),
         error=error,
+        **shown,
     )
 
 
@@ -569,12 +691,12 @@ async def video_page(
 
     def link_existing(wanted: str) -> None:
         if not wanted.isdigit():
-            raise InvalidInput("a live session is given by its number")
+            raise InvalidInput(_("a live session is given by its number"))
         live = live_service.find_session(ctx.db, int(wanted))
         if live is None:
             target = Target(live_service.RESOURCE_KIND, wanted)
             record_refusal(ctx.db, ctx.actor, LiveAction.LIVE_MANAGE, target, "none")
-            raise NotFound(f"live session {wanted} not found")
+            raise NotFound(_("live session %(id)s not found") % {"id": wanted})
         ctx.authorize(
             LiveAction.LIVE_MANAGE,
             live_service.session_target(ctx.db, live, LiveAction.LIVE_MANAGE, ctx.now),
@@ -625,21 +747,185 @@ def start_page(
     return RedirectResponse(f"/telesurgery/{procedure.id}", status_code=303)
 
 
+def _plots(verdict: dict[str, Any]) -> list[Markup]:
+    """The report's plots over time, titled in the reader's language."""
+    m = verdict.get("measurements", {})
+    safety = verdict.get("safety", {})
+    thresholds = verdict.get("thresholds", {})
+
+    def series(name: str) -> list[tuple[float, float]]:
+        return [(float(x), float(y)) for x, y in m.get(name, []) if x is not None and y is not None]
+
+    def plot(
+        points: list[tuple[float, float]],
+        title: str,
+        unit: str,
+        limits: list[tuple[float, str]] | None = None,
+    ) -> str:
+        # Narrower than the file's plots: on a phone their labels stay readable.
+        return svg_plot(points, title, unit, limits or [], width=480, height=220)
+
+    def limit(value: Any, label: str) -> list[tuple[float, str]]:
+        return [(float(value), label)] if isinstance(value, int | float) else []
+
+    return [
+        Markup(drawn)  # noqa: S704 - every text in the plot is escaped by svg_plot
+        for drawn in (
+            plot(series("latency_series"), _("One-way latency, console to robot"), "ms"),
+            plot(
+                series("command_age_series"),
+                _("Command age at worst, as the robot judges freshness"),
+                "ms",
+                limit(safety.get("command_freshness_ms"), "command_freshness_ms"),
+            ),
+            plot(
+                series("rtt_series"),
+                _("Round-trip time"),
+                "ms",
+                limit(thresholds.get("rtt_p999_ms"), "rtt_p999_ms")
+                + limit(safety.get("latency_halt_ms"), "latency_halt_ms"),
+            ),
+            plot(
+                series("throughput_series"),
+                _("Video throughput received"),
+                "kbit/s",
+                limit((m.get("bitrate_bps") or 0) / 1000, _("planned")),
+            ),
+        )
+    ]
+
+
 @router.get("/telesurgery/{procedure_id}/qualifications/{qualification_id}")
 def qualification_report(
+    request: Request,
     procedure_id: int,
     qualification_id: int,
     ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
 ) -> Response:
+    """The qualification report, in the reader's language and zone, from what was kept."""
     procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
     record = ctx.db.get(QualificationRecord, qualification_id)
     if record is None or record.procedure_id != procedure.id:
-        raise NotFound(f"qualification {qualification_id} not found")
-    data_dir = ctx.runtime.settings.data_dir.resolve()
-    path = (data_dir / record.html_path).resolve()
-    if not path.is_relative_to(data_dir) or not path.is_file():
-        raise NotFound("the report file is missing from the data directory")
-    return FileResponse(path, media_type="text/html")
+        raise NotFound(_("qualification %(id)s not found") % {"id": qualification_id})
+    verdict = record.verdict
+    return render_page(
+        request,
+        "telesurgery/report.html",
+        ctx,
+        procedure=procedure,
+        record=record,
+        criteria=verdict.get("criteria", []),
+        m=verdict.get("measurements", {}),
+        safety=verdict.get("safety", {}),
+        link_class=verdict.get("link_class", ""),
+        plots=_plots(verdict),
+    )
+
+
+@router.post("/telesurgery/{procedure_id}/qualifications")
+def qualify_page(
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
+    profile: Annotated[str, Form(max_length=64)] = "direct",
+    duration_s: Annotated[float, Form()] = 10.0,
+    rate_hz: Annotated[float, Form()] = 1000.0,
+) -> Response:
+    """Start a link qualification in the background; the page follows its progress."""
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    problem_text = ""
+    if profile not in QUALIFICATION_PROFILES:
+        problem_text = _("unknown network profile %(name)r") % {"name": profile}
+    elif not MIN_DURATION_S <= duration_s <= MAX_DURATION_S:
+        problem_text = _("a qualification lasts %(low)g to %(high)g s") % {
+            "low": MIN_DURATION_S,
+            "high": MAX_DURATION_S,
+        }
+    elif not MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ:
+        problem_text = _("the command rate is %(low)g to %(high)g per second") % {
+            "low": MIN_RATE_HZ,
+            "high": MAX_RATE_HZ,
+        }
+    elif procedure.status == "ended":
+        problem_text = _("the procedure has ended")
+    if problem_text:
+        return _procedure_view(request, ctx, procedure, problem_text, 422)
+    audit.record(
+        ctx.db,
+        ctx.actor,
+        "procedure.qualify",
+        "success",
+        object_kind=domain.RESOURCE_KIND,
+        object_id=procedure.id,
+        patient_id=procedure.patient_id,
+        detail={"started": True, "profile": profile, "duration_s": duration_s},
+    )
+    ctx.commit()
+    started = qualification_runs(request.app).start(
+        ctx.runtime.sessions,
+        ctx.runtime.settings.data_dir,
+        ctx.actor,
+        procedure,
+        profile,
+        duration_s,
+        rate_hz,
+    )
+    if started is None:
+        return _procedure_view(
+            request, ctx, procedure, _("a qualification of this procedure is under way"), 409
+        )
+    return RedirectResponse(f"/telesurgery/{procedure.id}#qualify", status_code=303)
+
+
+@api_router.get("/procedures/{procedure_id}/qualification-run")
+def api_qualification_run(
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
+) -> dict[str, Any]:
+    """The progress of the latest qualification started from the web (``state`` ``none``
+    when there is none in this process)."""
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
+    run = qualification_runs(request.app).get(procedure.id)
+    return run.as_json() if run is not None else {"state": "none"}
+
+
+@router.post("/telesurgery/{procedure_id}/gateways")
+def enrol_page(
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
+    role: Annotated[str, Form(max_length=16)],
+    public_name: Annotated[str, Form(max_length=255)],
+) -> Response:
+    """Enrol a gateway; its token is shown once, on the page this returns."""
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    try:
+        _, token = domain.enrol_gateway(ctx.db, ctx.actor, procedure, role, public_name, ctx.now)
+    except ConciliumError as exc:
+        ctx.db.rollback()
+        return _procedure_view(request, ctx, procedure, exc.detail, exc.status)
+    ctx.commit()
+    return _procedure_view(request, ctx, procedure, enrolled=(role, token))
+
+
+@router.post("/telesurgery/{procedure_id}/keys")
+def keys_page(
+    request: Request,
+    procedure_id: int,
+    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
+) -> Response:
+    """Issue the link keys; the page names the key file of each gateway on the server."""
+    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    directory = domain.key_directory(ctx.runtime.settings.data_dir, procedure.id)
+    try:
+        _issued, paths = domain.issue_keys(ctx.db, ctx.actor, procedure, directory, ctx.now)
+    except ConciliumError as exc:
+        ctx.db.rollback()
+        return _procedure_view(request, ctx, procedure, exc.detail, exc.status)
+    ctx.commit()
+    files = {role: str(path) for role, path in paths.items()}
+    return _procedure_view(request, ctx, procedure, key_files=files)
 
 
 def _live_page(
@@ -665,6 +951,7 @@ def _live_page(
         thresholds=procedure.thresholds.get("safety", {}),
         video=video,
         may_watch=may_watch,
+        zone=reader_zone(ctx).key,
     )
 
 

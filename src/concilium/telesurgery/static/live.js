@@ -1,10 +1,30 @@
 // Live link status for the supervision page and the surgeon's view, from the procedure's
 // server-sent event stream: "status" samples and "timeline" entries.
+import { _, format, locale } from "/static/i18n.js";
+
 const root = document.querySelector(".ts-live");
 
 function field(name) {
   return root.querySelector(`[data-field="${name}"]`);
 }
+
+// A time of day in the reader's zone (given by the page), on the 24-hour clock.
+function clock(date) {
+  const zone = root.dataset.zone || undefined;
+  return date.toLocaleTimeString(locale === "fr" ? "fr-FR" : "en-GB", {
+    timeZone: zone, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+}
+
+// Words of the timeline, in the reader's language.
+const WORDS = {
+  console: _("console"),
+  robot: _("robot"),
+  platform: _("platform"),
+  transition: _("transition"),
+  alarm: _("alarm"),
+  refusal: _("refusal"),
+};
 
 function fixed(value, digits) {
   return typeof value === "number" ? value.toFixed(digits) : "–";
@@ -27,7 +47,7 @@ function showSides(sides) {
       const name = el.dataset.sideField;
       const value = view[name];
       if (name === "loss" || name === "reordering") el.textContent = percent(value);
-      else if (name === "at") el.textContent = typeof value === "number" ? new Date(value * 1000).toISOString().slice(11, 19) : "–";
+      else if (name === "at") el.textContent = typeof value === "number" ? clock(new Date(value * 1000)) : "–";
       else el.textContent = fixed(value, name === "command_rate_hz" ? 0 : 1);
     }
   }
@@ -53,7 +73,7 @@ function showStatus(sample) {
   if (badge && typeof sample.latency_ms === "number") {
     const warning = Number(root.dataset.latencyWarning);
     const halt = Number(root.dataset.latencyHalt);
-    badge.textContent = `latency ${sample.latency_ms.toFixed(0)} ms`;
+    badge.textContent = format(_("latency %(ms)s ms"), { ms: sample.latency_ms.toFixed(0) });
     badge.className = "ts-latency " + (
       sample.latency_ms >= halt ? "ts-bad" : sample.latency_ms >= warning ? "ts-warn" : "ts-good"
     );
@@ -64,8 +84,9 @@ function showEntry(entry) {
   const list = field("timeline");
   const item = document.createElement("li");
   const time = document.createElement("time");
-  time.textContent = entry.at.slice(11, 19);
-  item.append(time, ` ${entry.source} ${entry.kind}`);
+  time.textContent = clock(new Date(entry.at));
+  time.dateTime = entry.at;
+  item.append(time, ` ${WORDS[entry.source] ?? entry.source} ${WORDS[entry.kind] ?? entry.kind}`);
   if (entry.state) {
     const strong = document.createElement("strong");
     strong.textContent = entry.state;
@@ -80,8 +101,8 @@ function showEntry(entry) {
 if (root) {
   const source = new EventSource(`/api/v1/telesurgery/procedures/${root.dataset.procedure}/events`);
   const connection = field("connection");
-  source.addEventListener("open", () => { connection.textContent = "live"; });
-  source.addEventListener("error", () => { connection.textContent = "reconnecting…"; });
+  source.addEventListener("open", () => { connection.textContent = _("live"); });
+  source.addEventListener("error", () => { connection.textContent = _("reconnecting…"); });
   source.addEventListener("status", (event) => showStatus(JSON.parse(event.data)));
   source.addEventListener("timeline", (event) => showEntry(JSON.parse(event.data)));
 }

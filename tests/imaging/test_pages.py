@@ -322,7 +322,10 @@ def test_the_node_registry_is_for_administrators_of_the_site(app, world, studies
     assert page.status_code == 200 and "No node registered." in page.text
     # Storage: Metz holds two studies of three instances; Briey's is not this admin's.
     storage = page.text[page.text.index('id="storage"') :]
-    assert "CHR Metz-Thionville</td><td>2</td><td>2</td><td>6</td>" in storage
+    assert (
+        'CHR Metz-Thionville</td><td data-label="Studies">2</td><td data-label="Series">2</td>'
+        '<td data-label="Instances">6</td>'
+    ) in storage
     assert "CH Briey" not in storage
 
     added = admin.post(

@@ -54,9 +54,8 @@ def echo(
     try:
         if assoc.is_rejected:
             return EchoResult(node.ae_title, False, N_("the node rejected the association"))
-        if assoc.is_aborted:
-            return EchoResult(node.ae_title, False, N_("the association was aborted"))
         if not assoc.is_established:
+            # Connection refused or timed out: pynetdicom reports it as an abort.
             return EchoResult(node.ae_title, False, N_("no answer at the node's address"))
         status = assoc.send_c_echo()
         code = status.get("Status") if status else None

@@ -428,3 +428,20 @@ def test_an_administrator_has_a_node_called_over_tls_and_back(app, world):
             for e in db.query(AuditEvent).filter_by(action="ae.manage", object_id="MTZ_US")
         ]
     assert [c["tls"] for c in changes] == [False, True]
+
+
+def test_the_pages_speak_french_with_plurals_and_french_days(app, world, tmp_path):
+    one = store(world, world.metz, tmp_path, "fr-one", 1, study_date=dt.date(2026, 3, 1))
+    store(world, world.metz, tmp_path, "fr-two", 2, patient=SyntheticPatient("MARTIN^PAUL"))
+    radiologist = signed_in(world, app, "metz-radio", (world.metz, "radiologist"))
+    radiologist.headers["accept-language"] = "fr"
+    page = radiologist.get("/imaging").text
+    assert "Examens d\u2019imagerie" in page and "Imaging studies" not in page
+    assert "1 série, 1 image<" in page and "1 série, 2 images<" in page
+    assert "01/03/2026" in page
+    study = radiologist.get(f"/imaging/studies/{one}").text
+    assert "1 mars 2026" in study and "Dossier pédagogique" in study
+    assert "<p>1 image" in study and "<p>1 images" not in study
+    radiologist.headers["accept-language"] = "en"
+    page = radiologist.get("/imaging").text
+    assert "1 series, 1 image<" in page and "1 series, 2 images<" in page

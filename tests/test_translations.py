@@ -43,7 +43,7 @@ _READ_ATTRIBUTES = re.compile(
     r'\b(title|alt|placeholder|aria-label|data-confirm)="([^"]*[^\W\d_]{2,}[^"]*)"'
 )
 _NOT_WORDS = frozenset(
-    {"Concilium", "DICOM", "DICOMweb", "OHIF", "FINESS", "RPPS", "HL7", "ms", "Hz", "mm"}
+    {"Concilium", "DICOM", "DICOMweb", "OHIF", "FINESS", "RPPS", "HL7", "TLS", "ms", "Hz", "mm"}
 )
 """Names, and units of the International System, the same in every language."""
 
@@ -67,7 +67,9 @@ def _untranslated(source: str) -> list[str]:
 @pytest.mark.parametrize(
     "template",
     sorted(
-        t for p in ("web", "portal", "telesurgery") for t in SRC.glob(f"{p}/templates/**/*.html")
+        t
+        for p in ("web", "portal", "imaging", "telesurgery")
+        for t in SRC.glob(f"{p}/templates/**/*.html")
     ),
     ids=lambda p: str(p.relative_to(SRC)),
 )

@@ -248,7 +248,9 @@ def demo_group() -> None:
 
 @demo_group.command("load")
 def demo_load() -> None:
-    """Two hospitals, one user per role, a few patients; prints the sign-in details."""
+    """Two hospitals, one user per role, a few patients with their studies, a modality node
+    per hospital, a planned telesurgery procedure and a scheduled live session; prints the
+    sign-in details. What exists is left alone: loading twice adds nothing twice."""
     settings = cli_settings()
     migrate_schema(settings)
     key = load_or_create_key(settings.data_dir, settings.secret_key)
@@ -261,6 +263,7 @@ def demo_load() -> None:
             if user is not None and authn.mfa_required(user, settings) and not user.totp_secret:
                 issued = account_links.issue(session, settings, operator(), user, "setup", utcnow())
                 links[a.username] = issued.url
+    _demo_services(settings)
     click.echo("Demo accounts (password shown). Accounts marked * need an authenticator app:")
     click.echo("open the set-up link printed under them once, choose a password (the one shown")
     click.echo("will do) and scan the QR code; each run prints new links.")
@@ -269,6 +272,23 @@ def demo_load() -> None:
         click.echo(f"  {mark} {a.username:<18} {a.password:<24} {a.role:<20} {a.site}")
         if a.username in links:
             click.echo(f"      set-up link: {links[a.username]}")
+
+
+def _demo_services(settings: Settings) -> None:
+    """The services' part of the demonstration, through each service's own loader."""
+    from concilium.imaging import demo as imaging_demo
+    from concilium.imaging.cli import make_archive
+    from concilium.live import demo as live_demo
+    from concilium.telesurgery import demo as telesurgery_demo
+
+    images = imaging_demo.load(make_archive(settings))
+    with cli_transaction(settings) as session:
+        telesurgery_demo.load(session, utcnow())
+        live_demo.load(session, utcnow())
+    nodes = ", ".join(title for title, _ in imaging_demo.DEMO_NODES.values())
+    click.echo(f"Demo images: {images.studies} studies sent by the modality nodes {nodes}.")
+    click.echo(f"Planned telesurgery procedure: {telesurgery_demo.TITLE}")
+    click.echo(f"Scheduled live session: {live_demo.TITLE}")
 
 
 # --- audit ----------------------------------------------------------------------------------

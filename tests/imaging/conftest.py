@@ -4,7 +4,7 @@ archive on the test's database."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +49,12 @@ def xa_cine(tmp_path_factory: pytest.TempPathFactory, study: SyntheticStudy) -> 
 def archive(runtime, tmp_path: Path) -> Archive:  # type: ignore[no-untyped-def]
     """An archive of its own, on the test's database, bus and clock."""
     return Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)
+
+
+@pytest.fixture
+def english() -> Iterator[None]:
+    """Command-line messages in English, whatever catalogues an earlier test loaded."""
+    from concilium.platform.i18n import using_locale
+
+    with using_locale("en"):
+        yield

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from concilium.cli import main
 from concilium.imaging.synthetic import SyntheticStudy, generate_ct_series
 
 
+@pytest.mark.usefixtures("english")
 def test_register_nodes_import_and_export(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'var' / 'concilium.db'}"
     monkeypatch.setenv("CONCILIUM_DATA_DIR", str(tmp_path / "var"))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from concilium.cli import main
 
 
+@pytest.mark.usefixtures("english")
 def test_a_node_is_registered_with_tls_and_switched_back_to_plain_tcp(tmp_path, monkeypatch):
     monkeypatch.setenv("CONCILIUM_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("CONCILIUM_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'c.db'}")

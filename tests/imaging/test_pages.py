@@ -322,7 +322,10 @@ def test_the_node_registry_is_for_administrators_of_the_site(app, world, studies
     assert page.status_code == 200 and "No node registered." in page.text
     # Storage: Metz holds two studies of three instances; Briey's is not this admin's.
     storage = page.text[page.text.index('id="storage"') :]
-    assert "CHR Metz-Thionville</td><td>2</td><td>2</td><td>6</td>" in storage
+    assert (
+        'CHR Metz-Thionville</td><td data-label="Studies">2</td><td data-label="Series">2</td>'
+        '<td data-label="Instances">6</td>'
+    ) in storage
     assert "CH Briey" not in storage
 
     added = admin.post(
@@ -425,3 +428,20 @@ def test_an_administrator_has_a_node_called_over_tls_and_back(app, world):
             for e in db.query(AuditEvent).filter_by(action="ae.manage", object_id="MTZ_US")
         ]
     assert [c["tls"] for c in changes] == [False, True]
+
+
+def test_the_pages_speak_french_with_plurals_and_french_days(app, world, tmp_path):
+    one = store(world, world.metz, tmp_path, "fr-one", 1, study_date=dt.date(2026, 3, 1))
+    store(world, world.metz, tmp_path, "fr-two", 2, patient=SyntheticPatient("MARTIN^PAUL"))
+    radiologist = signed_in(world, app, "metz-radio", (world.metz, "radiologist"))
+    radiologist.headers["accept-language"] = "fr"
+    page = radiologist.get("/imaging").text
+    assert "Examens d\u2019imagerie" in page and "Imaging studies" not in page
+    assert "1 série, 1 image<" in page and "1 série, 2 images<" in page
+    assert "01/03/2026" in page
+    study = radiologist.get(f"/imaging/studies/{one}").text
+    assert "1 mars 2026" in study and "Dossier pédagogique" in study
+    assert "<p>1 image" in study and "<p>1 images" not in study
+    radiologist.headers["accept-language"] = "en"
+    page = radiologist.get("/imaging").text
+    assert "1 series, 1 image<" in page and "1 series, 2 images<" in page

@@ -26,6 +26,7 @@ from concilium.imaging.tables import ImagingStudy
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import (
     Action,
     Decision,
@@ -129,7 +130,7 @@ def authorised_study(
     """The study, once the policy allows ``action`` on it; a refusal is audited and raised."""
     study = study_by_uid(session, study_uid)
     if study is None:
-        raise NotFound(f"study {study_uid} not found")
+        raise NotFound(_("study %(study_uid)s not found") % {"study_uid": study_uid})
     target = study_target(session, study, now)
     decision = decide(principal, action, target)
     if not decision.allowed:

@@ -24,6 +24,7 @@ from concilium.imaging.deidentify import (
 from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput, NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Principal
 
 __all__ = [
@@ -110,14 +111,20 @@ def write_teaching_export(
     options = DeidentificationOptions(salt=salt, temporal=temporal)
     instances = stored_instances(session, study_instance_uid, accepted_only=True)
     if not instances:
-        raise NotFound(f"study {study_instance_uid} has no accepted instance")
+        raise NotFound(
+            _("study %(study_instance_uid)s has no accepted instance")
+            % {"study_instance_uid": study_instance_uid}
+        )
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for item in instances:
             ds = dcmread(archive.store.path_of(item.address))
             try:
                 clean = deidentify(ds, options)
             except DeidentificationError as exc:
-                raise InvalidInput(f"instance {item.sop_instance_uid}: {exc}") from exc
+                raise InvalidInput(
+                    _("instance %(sop_instance_uid)s: %(exc)s")
+                    % {"sop_instance_uid": item.sop_instance_uid, "exc": exc}
+                ) from exc
             buffer = io.BytesIO()
             clean.save_as(buffer, enforce_file_format=True)
             name = export_path(

@@ -19,6 +19,7 @@ from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStud
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Principal
 
 __all__ = [
@@ -114,7 +115,10 @@ def reject(
             .all()
         )
         if series_instance_uid is not None and not instances:
-            raise NotFound(f"no accepted instance in series {series_instance_uid}")
+            raise NotFound(
+                _("no accepted instance in series %(series_instance_uid)s")
+                % {"series_instance_uid": series_instance_uid}
+            )
         for instance in instances:
             instance.rejected_at = now
             instance.rejection_reason = str(reason)

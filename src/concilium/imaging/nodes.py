@@ -27,6 +27,7 @@ from concilium.imaging.actions import ImagingAction
 from concilium.imaging.tables import RemoteApplicationEntity
 from concilium.platform import audit
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Principal
 
 __all__ = [
@@ -86,7 +87,7 @@ def _check_ae_title(title: str) -> str:
     # leading and trailing spaces are insignificant.
     stripped = title.strip()
     if not stripped or not _AE_TITLE.fullmatch(stripped):
-        raise InvalidInput("AE title: 1-16 printable characters, no backslash")
+        raise InvalidInput(_("AE title: 1-16 printable characters, no backslash"))
     return stripped
 
 
@@ -102,10 +103,12 @@ def check_networks(text: str) -> str:
         try:
             found.append(str(ipaddress.ip_network(item, strict=False)))
         except ValueError as exc:
-            raise InvalidInput(f"networks: {item!r} is not an address or a network (CIDR)") from exc
+            raise InvalidInput(
+                _("networks: %(item)r is not an address or a network (CIDR)") % {"item": item}
+            ) from exc
     result = " ".join(dict.fromkeys(found))
     if len(result) > 1000:
-        raise InvalidInput("networks: at most 1000 characters")
+        raise InvalidInput(_("networks: at most 1000 characters"))
     return result
 
 
@@ -119,7 +122,7 @@ def check_certificate(text: str) -> str:
     if fingerprint:
         return "sha256:" + fingerprint.group(1).replace(":", "")
     if "=" not in value or len(value) > 400:
-        raise InvalidInput("certificate: a SHA-256 fingerprint or a subject such as CN=name")
+        raise InvalidInput(_("certificate: a SHA-256 fingerprint or a subject such as CN=name"))
     return value
 
 
@@ -186,16 +189,16 @@ def refusal_of(
     with a registered certificate never calls over plain TCP.
     """
     if not _calls_from(ae, address):
-        return "calling from an address not registered for this node"
+        return N_("calling from an address not registered for this node")
     if ae.certificate:
         if certificate is None:
-            return "no client certificate, this node calls over TLS"
+            return N_("no client certificate, this node calls over TLS")
         if not _presents(ae.certificate, certificate):
-            return "client certificate not the one registered for this node"
+            return N_("client certificate not the one registered for this node")
     elif certificate is not None:
         for other in others:
             if other.id != ae.id and _presents(other.certificate, certificate):
-                return "client certificate registered to another node"
+                return N_("client certificate registered to another node")
     return None
 
 
@@ -220,15 +223,15 @@ def add_remote_ae(
     it resolves to) and, over TLS, presents ``certificate`` (see `refusal_of`)."""
     title = _check_ae_title(ae_title)
     if not host.strip() or len(host) > 255:
-        raise InvalidInput("host: a name or an address")
+        raise InvalidInput(_("host: a name or an address"))
     if networks is None:
         networks = host.strip() if _host_networks_literal(host.strip()) else ""
     allowed = check_networks(networks)
     bound = check_certificate(certificate)
     if not 1 <= port <= 65535:
-        raise InvalidInput("port: 1-65535")
+        raise InvalidInput(_("port: 1-65535"))
     if remote_ae(session, title) is not None:
-        raise Conflict(f"AE title {title} is already registered")
+        raise Conflict(_("AE title %(title)s is already registered") % {"title": title})
     ae = RemoteApplicationEntity(
         ae_title=title,
         host=host.strip(),
@@ -283,7 +286,7 @@ def set_remote_ae_identity(
     (audited); None leaves either as it is."""
     ae = remote_ae(session, ae_title)
     if ae is None:
-        raise NotFound(f"no AE title {ae_title!r}")
+        raise NotFound(_("no AE title %(title)r") % {"title": ae_title})
     if networks is not None:
         ae.networks = check_networks(networks)
     if certificate is not None:
@@ -304,7 +307,7 @@ def set_remote_ae_tls(
     """Call a registered node over TLS from now on, or over plain TCP again (audited)."""
     ae = remote_ae(session, ae_title)
     if ae is None:
-        raise NotFound(f"no AE title {ae_title!r}")
+        raise NotFound(_("no AE title %(title)r") % {"title": ae_title})
     ae.tls = tls
     _audit_change(session, actor, ae.ae_title, ae.site_id, {"tls": tls})
     return ae
@@ -329,7 +332,7 @@ def list_remote_aes(
 def remove_remote_ae(session: Session, actor: audit.Actor, ae_title: str) -> None:
     ae = remote_ae(session, ae_title)
     if ae is None:
-        raise NotFound(f"no AE title {ae_title!r}")
+        raise NotFound(_("no AE title %(title)r") % {"title": ae_title})
     session.delete(ae)
     _audit_change(session, actor, ae.ae_title, ae.site_id, {"removed": True})
 

@@ -33,6 +33,7 @@ from fastapi.responses import FileResponse, Response
 
 from concilium.imaging.actions import ImagingAction
 from concilium.platform.errors import ConciliumError, NotFound
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx, gate, runtime_of
 
 router = APIRouter(include_in_schema=False)
@@ -206,5 +207,5 @@ def viewer_file(request: Request, path: str, ctx: _READ) -> Response:
         return served
     if "." in path.rsplit("/", 1)[-1]:
         # A missing asset is a 404, not the application page in its place.
-        raise NotFound(f"the viewer has no file {path}")
+        raise NotFound(_("the viewer has no file %(path)s") % {"path": path})
     return _index(directory)

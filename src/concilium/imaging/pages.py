@@ -8,9 +8,11 @@ every action asks the policy about the very study it touches.
 
 from __future__ import annotations
 
+import json
 import secrets
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import IO, Annotated, Any
 from urllib.parse import urlencode
@@ -25,13 +27,16 @@ from concilium.imaging.actions import ImagingAction
 from concilium.imaging.archive import statistics, study_by_uid
 from concilium.imaging.deidentify import TemporalOption
 from concilium.imaging.dicomweb import archive_of
+from concilium.imaging.dimse import ClientTls
+from concilium.imaging.echo import EchoResult, echo
 from concilium.imaging.export import write_teaching_export
 from concilium.imaging.lifecycle import RejectionReason, delete_study, reject
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.query import find
 from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
-from concilium.platform import accounts, patients, sharing
+from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
 from concilium.platform.tables import Patient, Share, User
 from concilium.web.context import Ctx, gate
@@ -43,10 +48,10 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 25
 """Studies per page of the list."""
 REJECTION_LABELS = {
-    RejectionReason.QUALITY: "Rejected for quality reasons",
-    RejectionReason.PATIENT_SAFETY: "Rejected for patient safety reasons",
-    RejectionReason.INCORRECT_WORKLIST_ENTRY: "Incorrect modality worklist entry",
-    RejectionReason.RETENTION_EXPIRED: "Data retention policy expired",
+    RejectionReason.QUALITY: N_("Rejected for quality reasons"),
+    RejectionReason.PATIENT_SAFETY: N_("Rejected for patient safety reasons"),
+    RejectionReason.INCORRECT_WORKLIST_ENTRY: N_("Incorrect modality worklist entry"),
+    RejectionReason.RETENTION_EXPIRED: N_("Data retention policy expired"),
 }
 """Code meanings of PS3.16 CID 7011, as the page offers them."""
 _STUDY_KEYS = (
@@ -92,11 +97,15 @@ def _dicom_date(text: str) -> str:
     try:
         return date.fromisoformat(text).strftime("%Y%m%d")
     except ValueError as exc:
-        raise InvalidInput("dates are written YYYY-MM-DD") from exc
+        raise InvalidInput(_("dates are written YYYY-MM-DD")) from exc
 
 
-def _display_date(text: str) -> str:
-    return f"{text[:4]}-{text[4:6]}-{text[6:8]}" if len(text) == 8 and text.isdigit() else text
+def _day(text: str) -> date | None:
+    """The day of a DICOM ``YYYYMMDD`` date, None when absent or malformed."""
+    try:
+        return datetime.strptime(text, "%Y%m%d").date() if len(text) == 8 else None
+    except ValueError:
+        return None
 
 
 def _find(ctx: Ctx, identifier: Dataset, limit: int | None = None, offset: int = 0) -> list[Any]:
@@ -142,7 +151,7 @@ def studies_page(
         "accession": accession,
     }
     error = ""
-    studies: list[dict[str, str]] = []
+    studies: list[dict[str, Any]] = []
     more = False
     try:
         identifier = _study_identifier(filters)
@@ -190,16 +199,16 @@ def _study_identifier(filters: dict[str, str]) -> Dataset:
         ds.ModalitiesInStudy = filters["modality"].strip().upper()
     start, end = _dicom_date(filters["date_from"]), _dicom_date(filters["date_to"])
     if start and end and start > end:
-        raise InvalidInput("the first date comes after the last one")
+        raise InvalidInput(_("the first date comes after the last one"))
     if start or end:
         ds.StudyDate = start if start == end else f"{start}-{end}"
     return ds
 
 
-def _study_row(match: Dataset) -> dict[str, str]:
-    row = {keyword: _text(match, keyword) for keyword in _STUDY_KEYS}
-    row["StudyDate"] = _display_date(row["StudyDate"])
-    row["PatientBirthDate"] = _display_date(row["PatientBirthDate"])
+def _study_row(match: Dataset) -> dict[str, Any]:
+    row: dict[str, Any] = {keyword: _text(match, keyword) for keyword in _STUDY_KEYS}
+    row["StudyDate"] = _day(row["StudyDate"])
+    row["PatientBirthDate"] = _day(row["PatientBirthDate"])
     row["PatientName"] = row["PatientName"].replace("^", " ").strip()
     return row
 
@@ -211,14 +220,14 @@ def _study(ctx: Ctx, study_uid: str, action: Action) -> tuple[ImagingStudy, Targ
     """The study once the policy allows ``action``; 404 to whoever may not even read it."""
     study = study_by_uid(ctx.db, study_uid)
     if study is None:
-        raise NotFound("no such study")
+        raise NotFound(_("no such study"))
     target = study_target(ctx.db, study, ctx.now)
     if not decide(ctx.principal, ImagingAction.STUDY_READ, target).allowed:
         # Invisible and absent look the same, as on DICOMweb; the refusal is audited.
         try:
             ctx.authorize(ImagingAction.STUDY_READ, target)
         except Forbidden:
-            raise NotFound("no such study") from None
+            raise NotFound(_("no such study")) from None
     decision = ctx.authorize(action, target)
     return study, target, decision
 
@@ -306,19 +315,19 @@ def study_share(
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Share the study with another site or one person until a day (audited)."""
-    found, target, _ = _study(ctx, study, PlatformAction.SHARE_MANAGE)
+    found, target, _decision = _study(ctx, study, PlatformAction.SHARE_MANAGE)
 
     def run() -> None:
         try:
             day = date.fromisoformat(expires_on.strip())
         except ValueError as exc:
-            raise InvalidInput("give the day the share ends (YYYY-MM-DD)") from exc
+            raise InvalidInput(_("give the day the share ends (YYYY-MM-DD)")) from exc
         site_id = int(to_site_id) if to_site_id.isdigit() else None
         user_id = int(to_user_id) if to_user_id.isdigit() else None
         if site_id is not None:
             accounts.get_site(ctx.db, site_id)
             if site_id == found.site_id:
-                raise InvalidInput("the study already belongs to that site")
+                raise InvalidInput(_("the study already belongs to that site"))
         if user_id is not None:
             accounts.get_user(ctx.db, user_id)
         sharing.create_share(
@@ -345,10 +354,10 @@ def study_share_revoke(
     study: str, share_id: int, ctx: Annotated[Ctx, gate(PlatformAction.SHARE_MANAGE)]
 ) -> Response:
     """End a share of the study now (audited)."""
-    found, target, _ = _study(ctx, study, PlatformAction.SHARE_MANAGE)
+    found, target, _decision = _study(ctx, study, PlatformAction.SHARE_MANAGE)
     share: Share = sharing.get_share(ctx.db, share_id)
     if share.resource_kind != STUDY_KIND or share.resource_id != found.study_instance_uid:
-        raise NotFound(f"share {share_id} not found")
+        raise NotFound(_("share %(number)s not found") % {"number": share_id})
     sharing.revoke_share(ctx.db, ctx.actor, share, ctx.now, target.patient_id)
     ctx.commit()
     return redirect_to(f"/imaging/studies/{study}")
@@ -362,14 +371,14 @@ def study_reject(
     reason: Annotated[str, Form(max_length=16)],
 ) -> Response:
     """Withdraw the study from every query and retrieval (IHE IOCM rejection, audited)."""
-    found, _, _ = _study(ctx, study, ImagingAction.STUDY_DELETE)
+    found, _target, _decision = _study(ctx, study, ImagingAction.STUDY_DELETE)
     uid = found.study_instance_uid
 
     def run() -> None:
         try:
             why = RejectionReason(reason)
         except ValueError as exc:
-            raise InvalidInput("choose a rejection reason from the list") from exc
+            raise InvalidInput(_("choose a rejection reason from the list")) from exc
         # Rejection writes in its own transaction; SQLite lets one writer in at a time.
         ctx.commit()
         try:
@@ -385,7 +394,7 @@ def study_delete(
     request: Request, study: str, ctx: Annotated[Ctx, gate(ImagingAction.STUDY_DELETE)]
 ) -> Response:
     """Remove the study and its files for good (administrators of its site, audited)."""
-    found, _, _ = _study(ctx, study, ImagingAction.STUDY_DELETE)
+    found, _target, _decision = _study(ctx, study, ImagingAction.STUDY_DELETE)
     uid = found.study_instance_uid
     ctx.commit()  # deletion runs in its own transaction
     try:
@@ -403,7 +412,7 @@ def study_teaching_export(
     retain_dates: Annotated[str, Query(max_length=8)] = "",
 ) -> Response:
     """The study de-identified by the PS3.15 basic profile, as a ZIP (audited)."""
-    found, _, _ = _study(ctx, study, ImagingAction.STUDY_READ)
+    found, _target, _decision = _study(ctx, study, ImagingAction.STUDY_READ)
     temporal = TemporalOption.MODIFIED_DATES if retain_dates else TemporalOption.REMOVE
     # Spooled to a file: a large study is never held whole in memory.
     spool: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed by the response
@@ -454,18 +463,67 @@ def _managed_sites(ctx: Ctx) -> list[tuple[int, str]]:
     return [(s.id, s.name) for s in sites if managed is None or s.id in managed]
 
 
+_REFUSED = {
+    "dicom.associate": N_("association refused"),
+    str(ImagingAction.STUDY_STORE): N_("images refused"),
+}
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    at: datetime
+    what: str
+    reason: str
+    address: str
+
+
+def _refusals(ctx: Ctx, ae: RemoteApplicationEntity) -> list[_Refusal]:
+    """The node's latest refusals: associations claiming its title from elsewhere, and
+    what it sent that the policy refused."""
+    found = []
+    for event in audit.refusals_of(ctx.db, f"ae:{ae.ae_title}", "ae", ae.ae_title):
+        try:
+            detail = json.loads(event.detail or "{}")
+        except ValueError:
+            detail = {}
+        found.append(
+            _Refusal(
+                at=event.at,
+                what=_REFUSED.get(event.action, N_("refused")),
+                reason=str(detail.get("reason", "")),
+                address=str(detail.get("address", event.ip or "")),
+            )
+        )
+    return found
+
+
 def _aes_view(
-    request: Request, ctx: Ctx, error: str, form: dict[str, Any], status: int = 200
+    request: Request,
+    ctx: Ctx,
+    error: str,
+    form: dict[str, Any],
+    status: int = 200,
+    echoed: EchoResult | None = None,
 ) -> Response:
     ctx.authorize(ImagingAction.AE_MANAGE, _own_sites(ctx))
     sites = _managed_sites(ctx)
     managed = ctx.visible_sites(ImagingAction.AE_MANAGE)
+    settings = ctx.runtime.settings
+    aes = nodes.list_remote_aes(ctx.db, managed)
     return render_page(
         request,
         "imaging/aes.html",
         ctx,
         status,
-        aes=nodes.list_remote_aes(ctx.db, managed),
+        aes=aes,
+        own={
+            "ae_title": settings.dicom_ae_title,
+            "host": settings.dicom_host,
+            "port": settings.dicom_port,
+            "tls": settings.dicom_tls_certificate is not None,
+        },
+        refusals={ae.ae_title: _refusals(ctx, ae) for ae in aes},
+        echo=echoed,
         sites=sites,
         names=dict(sites),
         statistics=[(name, statistics(ctx.db, site_id)) for site_id, name in sites],
@@ -513,7 +571,7 @@ def aes_add(
 
     def run() -> None:
         if not port.strip().isdigit():
-            raise InvalidInput("port: 1-65535")
+            raise InvalidInput(_("port: 1-65535"))
         accounts.get_site(ctx.db, site_id)
         nodes.add_remote_ae(
             ctx.db,
@@ -544,11 +602,11 @@ def _managed_ae(ctx: Ctx, ae_title: str) -> RemoteApplicationEntity:
     """The node, if this person manages its site; another site's node looks absent."""
     ae = nodes.remote_ae(ctx.db, ae_title)
     if ae is None:
-        raise NotFound(f"no AE title {ae_title!r}")
+        raise NotFound(_("no AE title %(title)r") % {"title": ae_title})
     try:
         ctx.authorize(ImagingAction.AE_MANAGE, _ae_target(ae.site_id))
     except Forbidden:
-        raise NotFound(f"no AE title {ae_title!r}") from None
+        raise NotFound(_("no AE title %(title)r") % {"title": ae_title}) from None
     return ae
 
 
@@ -589,6 +647,33 @@ def aes_identity(
         lambda exc: _aes_view(request, ctx, exc.detail, {}, exc.status),
         "/admin/imaging/aes",
     )
+
+
+@router.post("/admin/imaging/aes/{ae_title}/echo")
+def aes_echo(
+    request: Request, ae_title: str, ctx: Annotated[Ctx, gate(ImagingAction.AE_MANAGE)]
+) -> Response:
+    """Call the node and send it a C-ECHO (PS3.4 Annex A); the page tells the result (audited)."""
+    ae = _managed_ae(ctx, ae_title)
+    settings = ctx.runtime.settings
+    client_tls = ClientTls(
+        certificate=settings.dicom_tls_certificate,
+        key=settings.dicom_tls_key,
+        ca=settings.dicom_tls_client_ca,
+    )
+    result = echo(ae, settings.dicom_ae_title, client_tls)
+    audit.record(
+        ctx.db,
+        ctx.actor,
+        "dicom.echo",
+        "success" if result.ok else "failure",
+        object_kind="ae",
+        object_id=ae.ae_title,
+        site_id=ae.site_id,
+        detail={"reason": result.reason} if result.reason else None,
+    )
+    ctx.commit()
+    return _aes_view(request, ctx, "", {}, echoed=result)
 
 
 @router.post("/admin/imaging/aes/{ae_title}/remove")

@@ -45,6 +45,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from concilium.platform.i18n import _
+
 __all__ = [
     "DECODING_PLUGINS",
     "MEDIA_TYPES",
@@ -109,9 +111,9 @@ class Window:
 
     def __post_init__(self) -> None:
         if self.function == "LINEAR" and self.width < 1:
-            raise RenderError("LINEAR window width must be at least 1")
+            raise RenderError(_("LINEAR window width must be at least 1"))
         if self.width <= 0:
-            raise RenderError("window width must be positive")
+            raise RenderError(_("window width must be positive"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +129,9 @@ class Viewport:
 
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
-            raise RenderError("viewport dimensions must be positive")
+            raise RenderError(_("viewport dimensions must be positive"))
         if self.region is not None and (self.region[2] <= 0 or self.region[3] <= 0):
-            raise RenderError("viewport source region must have a positive size")
+            raise RenderError(_("viewport source region must have a positive size"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +148,14 @@ def parse_window(value: str) -> Window:
     """Parse the ``window=center,width,function`` query parameter (PS3.18 8.3.5.1.4)."""
     fields = [f.strip() for f in value.split(",")]
     if len(fields) not in (2, 3):
-        raise RenderError("window must be center,width[,function]")
+        raise RenderError(_("window must be center,width[,function]"))
     try:
         center, width = float(fields[0]), float(fields[1])
     except ValueError as exc:
-        raise RenderError(f"window values must be numbers: {value!r}") from exc
+        raise RenderError(_("window values must be numbers: %(value)r") % {"value": value}) from exc
     function = fields[2].upper().replace("-", "_") if len(fields) == 3 else "LINEAR"
     if function not in ("LINEAR", "LINEAR_EXACT", "SIGMOID"):
-        raise RenderError(f"unknown VOI LUT function {fields[2]!r}")
+        raise RenderError(_("unknown VOI LUT function %(fields)r") % {"fields": fields[2]})
     return Window(center, width, function)  # type: ignore[arg-type]
 
 
@@ -162,13 +164,15 @@ def parse_viewport(value: str) -> Viewport:
     try:
         numbers = [int(float(v)) for v in value.split(",")]
     except ValueError as exc:
-        raise RenderError(f"viewport values must be numbers: {value!r}") from exc
+        raise RenderError(
+            _("viewport values must be numbers: %(value)r") % {"value": value}
+        ) from exc
     if len(numbers) == 2:
         return Viewport(numbers[0], numbers[1])
     if len(numbers) == 6:
         sx, sy, sw, sh = numbers[2:]
         return Viewport(numbers[0], numbers[1], (sx, sy, sw, sh))
-    raise RenderError("viewport must be vw,vh or vw,vh,sx,sy,sw,sh")
+    raise RenderError(_("viewport must be vw,vh or vw,vh,sx,sy,sw,sh"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +188,7 @@ def _guarded(func: Callable[..., _T], *args: Any) -> _T:
     except (RenderError, OSError):
         raise
     except Exception as exc:
-        raise RenderError(f"cannot process pixel data: {exc}") from exc
+        raise RenderError(_("cannot process pixel data: %(exc)s") % {"exc": exc}) from exc
 
 
 def _header(source: Source) -> Dataset:
@@ -195,7 +199,7 @@ def _header(source: Source) -> Dataset:
     except OSError:
         raise
     except Exception as exc:
-        raise RenderError(f"not a readable DICOM file: {exc}") from exc
+        raise RenderError(_("not a readable DICOM file: %(exc)s") % {"exc": exc}) from exc
 
 
 def number_of_frames(ds: Dataset) -> int:
@@ -209,9 +213,9 @@ def number_of_frames(ds: Dataset) -> int:
 
 def _check_index(ds: Dataset, index: int) -> None:
     if "Rows" not in ds or "Columns" not in ds:
-        raise RenderError("instance has no pixel data")
+        raise RenderError(_("instance has no pixel data"))
     if not 0 <= index < number_of_frames(ds):
-        raise RenderError(f"frame index {index} out of range")
+        raise RenderError(_("frame index %(index)s out of range") % {"index": index})
 
 
 def decode_frame(
@@ -376,7 +380,7 @@ def _fit_viewport(image: Image8, viewport: Viewport) -> Image8:
         x, y, w, h = viewport.region
         image = image[max(y, 0) : y + h, max(x, 0) : x + w]
         if image.size == 0:
-            raise RenderError("viewport source region lies outside the image")
+            raise RenderError(_("viewport source region lies outside the image"))
     rows, cols = image.shape[:2]
     scale = min(viewport.width / cols, viewport.height / rows)
     size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
@@ -390,9 +394,11 @@ def encode_image(image: Image8, media_type: str = "image/jpeg", *, quality: int 
     """Encode a rendered image in one of `MEDIA_TYPES` (PS3.18 8.7.4)."""
     fmt = MEDIA_TYPES.get(media_type.lower())
     if fmt is None:
-        raise RenderError(f"unsupported rendered media type {media_type!r}")
+        raise RenderError(
+            _("unsupported rendered media type %(media_type)r") % {"media_type": media_type}
+        )
     if not 1 <= quality <= 100:
-        raise RenderError("quality must be between 1 and 100")
+        raise RenderError(_("quality must be between 1 and 100"))
     out = io.BytesIO()
     pil = Image.fromarray(image)
     if fmt == "JPEG":
@@ -475,7 +481,7 @@ def _positive(header: Dataset, keyword: str, default: int | None = None) -> int:
     except (TypeError, ValueError):
         number = 0
     if number <= 0:
-        raise RenderError(f"{keyword} must be a positive number")
+        raise RenderError(_("%(keyword)s must be a positive number") % {"keyword": keyword})
     return number
 
 
@@ -495,7 +501,7 @@ class Renderer:
     def _slot(self) -> Iterator[None]:
         """Hold one of the process's decoding slots; `Busy` when none frees in time."""
         if not self._slots.acquire(timeout=self._wait):
-            raise Busy("too many decodings at once; try again shortly")
+            raise Busy(_("too many decodings at once; try again shortly"))
         try:
             yield
         finally:
@@ -618,7 +624,7 @@ def _extract_frame(path: Path | str, index: int) -> RawFrame:
         return _frame_as_explicit_vr_little_endian(ds, index)
     elem = ds.get_item(0x7FE00010, keep_deferred=True)
     if elem is None:
-        raise RenderError("instance has no Pixel Data")
+        raise RenderError(_("instance has no Pixel Data"))
     if not isinstance(elem, RawDataElement) or elem.value is not None:
         # Small enough to have been read already.
         data = bytes(ds.PixelData)
@@ -646,7 +652,7 @@ def _extract_frame(path: Path | str, index: int) -> RawFrame:
         fh.seek(elem.value_tell + index * length)
         data = fh.read(length)
     if len(data) != length:
-        raise RenderError("pixel data shorter than declared")
+        raise RenderError(_("pixel data shorter than declared"))
     return RawFrame(data, str(transfer_syntax))
 
 
@@ -704,7 +710,9 @@ def transcode(path: Path | str, target: str) -> bytes:
     another encoding (PS3.5 10). Raises `RenderError` if the pixel data cannot be decoded.
     """
     if target not in UNCOMPRESSED_SYNTAXES:
-        raise RenderError(f"{target} is not a transfer syntax this archive produces")
+        raise RenderError(
+            _("%(target)s is not a transfer syntax this archive produces") % {"target": target}
+        )
     return _guarded(_transcode, path, UID(target))
 
 
@@ -724,7 +732,7 @@ def _transcode(path: Path | str, target: UID) -> bytes:
 
 def _decompress(ds: Dataset, stored: UID) -> None:
     if not _decodable(stored):
-        raise RenderError(f"no decoder for pixel data in {stored.name}")
+        raise RenderError(_("no decoder for pixel data in %(name)s") % {"name": stored.name})
     _with_first_decoder(
         DECODING_PLUGINS,
         lambda plugin: ds.decompress(decoding_plugin=plugin, generate_instance_uid=False),

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     UID,
     CTImageStorage,
+    DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     XRayAngiographicImageStorage,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "SyntheticStudy",
     "generate_ct_series",
     "generate_demo_study",
+    "generate_dx_image",
     "generate_xa_cine",
     "synthetic_uid",
 ]
@@ -292,6 +294,62 @@ def generate_xa_cine(
         volume[f] = np.clip(np.rint(frame), 0, 255).astype(np.uint8)
     ds.PixelData = volume.tobytes()
     path = out_dir / f"XA{series_number:02d}_cine.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def generate_dx_image(
+    directory: Path | str,
+    *,
+    study: SyntheticStudy | None = None,
+    rows: int = 512,
+    columns: int = 512,
+    series_number: int = 20,
+) -> Path:
+    """Write one digital X-ray for presentation (DX, PS3.3 A.26): a chest radiograph, 16-bit
+    with 12 bits stored, and return its path."""
+    if rows < 16 or columns < 16:
+        raise ValueError("need at least 16x16 pixels")
+    study = study or SyntheticStudy()
+    out_dir = Path(directory)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(study.seed.encode()).digest()[:8]))
+    sop_uid = synthetic_uid(study.seed, "dx", series_number)
+    ds = _common(study, DigitalXRayImageStorageForPresentation, sop_uid, "DX")
+    ds.ImageType = ["ORIGINAL", "PRIMARY"]
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.SeriesInstanceUID = synthetic_uid(study.seed, "dx-series", series_number)
+    ds.SeriesNumber = series_number
+    ds.SeriesDescription = "THORAX PA"
+    ds.BodyPartExamined = "CHEST"
+    ds.ViewPosition = "PA"
+    ds.PatientOrientation = ["L", "F"]
+    ds.InstanceNumber = 1
+    ds.ContentTime = "084000"
+    ds.KVP = "120"
+    ds.ImagerPixelSpacing = ["0.15", "0.15"]
+    ds.PixelSpacing = ["0.15", "0.15"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = rows
+    ds.Columns = columns
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.RescaleIntercept = "0"
+    ds.RescaleSlope = "1"
+    ds.WindowCenter = "2048"
+    ds.WindowWidth = "4096"
+    y, x = np.mgrid[0:rows, 0:columns].astype(np.float64)
+    u, v = (x / columns - 0.5) * 2, (y / rows - 0.5) * 2
+    # Two lungs (dark) in a bright thorax, the heart's shadow between them.
+    lungs = np.exp(-((((np.abs(u) - 0.45) / 0.28) ** 2 + ((v + 0.05) / 0.6) ** 2) ** 2))
+    heart = np.exp(-(((u + 0.08) / 0.22) ** 2 + ((v - 0.25) / 0.3) ** 2))
+    body = np.exp(-((u / 0.95) ** 8 + (v / 1.1) ** 8))
+    image = 400 + 2600 * body - 1800 * lungs + 900 * heart + rng.normal(0, 30, (rows, columns))
+    ds.PixelData = np.clip(np.rint(image), 0, 4095).astype(np.uint16).tobytes()
+    path = out_dir / f"DX{series_number:02d}.dcm"
     ds.save_as(path, enforce_file_format=True)
     return path
 

@@ -20,6 +20,7 @@ from concilium.imaging.archive import study_by_uid
 from concilium.imaging.tables import ImagingStudy
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Decision, decide
 from concilium.web.context import Ctx, gate, record_refusal
 from concilium.web.rendering import render_page
@@ -29,10 +30,10 @@ __all__ = ["WINDOW_PRESETS", "router"]
 router = APIRouter(include_in_schema=False)
 
 WINDOW_PRESETS: tuple[tuple[str, float, float], ...] = (
-    ("Soft tissue", 40.0, 400.0),
-    ("Lung", -600.0, 1500.0),
-    ("Bone", 400.0, 1800.0),
-    ("Brain", 40.0, 80.0),
+    (N_("Soft tissue"), 40.0, 400.0),
+    (N_("Lung"), -600.0, 1500.0),
+    (N_("Bone"), 400.0, 1800.0),
+    (N_("Brain"), 40.0, 80.0),
 )
 """(label, centre, width) of the usual CT windows, in Hounsfield units; "Default" (the
 object's own Window Center/Width, PS3.3 C.11.2.1.2) comes first on the page."""
@@ -46,12 +47,12 @@ def _visible_study(ctx: Ctx, study_uid: str) -> tuple[ImagingStudy, Decision]:
     """
     study = study_by_uid(ctx.db, study_uid)
     if study is None:
-        raise NotFound("no such study")
+        raise NotFound(_("no such study"))
     target = study_target(ctx.db, study, ctx.now)
     decision = decide(ctx.principal, ImagingAction.STUDY_READ, target)
     if not decision.allowed:
         record_refusal(ctx.db, ctx.actor, ImagingAction.STUDY_READ, target, decision.reason)
-        raise NotFound("no such study")
+        raise NotFound(_("no such study"))
     ctx.decisions.append(decision)
     return study, decision
 

@@ -395,6 +395,24 @@ class AuditFilter:
     until: datetime | None = None
 
 
+def refusals_of(
+    session: Session, actor: str, object_kind: str, object_id: str, limit: int = 5
+) -> list[AuditEvent]:
+    """The latest refusals of what ``actor`` asked for, or of calls claiming the object
+    ``object_kind``/``object_id`` (a DICOM node refused at association), newest first."""
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.outcome == "refused")
+        .where(
+            (AuditEvent.actor == actor)
+            | ((AuditEvent.object_kind == object_kind) & (AuditEvent.object_id == object_id))
+        )
+        .order_by(AuditEvent.seq.desc())
+        .limit(limit)
+    )
+    return list(session.execute(query).scalars())
+
+
 def search(
     session: Session,
     site_ids: frozenset[int] | None,

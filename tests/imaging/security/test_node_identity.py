@@ -126,6 +126,7 @@ def test_a_certificate_of_the_authority_registered_to_another_node_is_rejected(
     assert _refusals(runtime) == [("METZ_CT", "refused"), ("METZ_WS", "refused")]
 
 
+@pytest.mark.usefixtures("english")
 def test_the_cli_binds_a_node_to_its_networks_and_certificate(tmp_path, monkeypatch):
     from click.testing import CliRunner
 

@@ -27,6 +27,7 @@ from concilium.imaging.process import ImagingProcess
 from concilium.imaging.retrieve import RetrievableInstance, locate
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx, gate, process_of, runtime_of
 
 __all__ = [
@@ -164,6 +165,6 @@ def target_instances(
             detail={"series": series, "instance": instance, "reason": "not found"},
         )
         ctx.commit()
-        raise NotFound("no such study, series or instance")
+        raise NotFound(_("no such study, series or instance"))
     ctx.commit()
     return found

@@ -50,6 +50,7 @@ from concilium.imaging.dicomweb.streaming import (
 from concilium.imaging.multipart import OutgoingPart, parse_content_type
 from concilium.imaging.retrieve import RetrievableInstance
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx
 
 __all__ = [
@@ -234,10 +235,10 @@ def retrieve_bulkdata(
     try:
         elem = element_at_bulk_data_path(ds, path)
     except KeyError as exc:
-        raise NotFound(f"no bulk data at {path}") from exc
+        raise NotFound(_("no bulk data at %(path)s") % {"path": path}) from exc
     value = elem.value
     if not isinstance(value, bytes | bytearray):
-        raise NotFound(f"{path} is not a binary value")
+        raise NotFound(_("%(path)s is not a binary value") % {"path": path})
     data = bytes(value)
     if not ds.is_little_endian:
         data = _little_endian(data, str(elem.VR))

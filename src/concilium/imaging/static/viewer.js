@@ -2,6 +2,8 @@
 // rendered by the archive (WADO-RS "rendered", PS3.18 10.4.1.1.3) with the chosen window.
 // Drawing, zoom, pan and measurement happen on one canvas, in image pixel coordinates.
 
+import { _, format, ngettext } from "/static/i18n.js";
+
 const root = document.getElementById("viewer");
 const study = root.dataset.study;
 const base = `/dicomweb/studies/${encodeURIComponent(study)}`;
@@ -196,7 +198,7 @@ async function show() {
       prefetch();
     }
   } catch (error) {
-    if (wanted === key) setStatus(`Could not draw this image (${error.message}).`);
+    if (wanted === key) setStatus(format(_("Could not draw this image (%(error)s)."), { error: error.message }));
   }
 }
 
@@ -322,7 +324,7 @@ function draw() {
     const at = { x: (a.x + b.x) / 2 + 8, y: (a.y + b.y) / 2 - 8 };
     context.strokeText(label, at.x, at.y);
     context.fillText(label, at.x, at.y);
-    overlays.measure.textContent = `Distance ${label}`;
+    overlays.measure.textContent = format(_("Distance %(length)s"), { length: label });
     root.dataset.measure = `${length.value.toFixed(2)} ${length.unit}`;
   } else {
     overlays.measure.textContent = "";
@@ -336,13 +338,16 @@ function updateReadouts(t) {
   const slice = current();
   const multiFrame = slice && slice.meta.frames > 1;
   overlays.slice.textContent = count
-    ? `${multiFrame ? "Frame" : "Image"} ${state.index + 1} / ${count}`
+    ? format(multiFrame ? _("Frame %(number)s / %(count)s") : _("Image %(number)s / %(count)s"), {
+        number: state.index + 1,
+        count,
+      })
     : "";
   const window = state.window || slice?.meta.window;
   overlays.window.textContent = window
     ? `W ${Math.round(window.width)} / L ${Math.round(window.center)}`
-    : "W/L auto";
-  overlays.zoom.textContent = `Zoom ${Math.round(t.scale * 100)}%`;
+    : _("W/L auto");
+  overlays.zoom.textContent = format(_("Zoom %(percent)s%"), { percent: Math.round(t.scale * 100) });
   slider.max = String(Math.max(1, count));
   slider.value = String(state.index + 1);
   root.dataset.index = String(state.index);
@@ -383,9 +388,11 @@ async function loadSeriesList() {
     img.height = 96;
     img.src = `${base}/series/${encodeURIComponent(series.uid)}/thumbnail?viewport=96,96`;
     const caption = document.createElement("span");
-    caption.textContent = `${series.modality} ${series.description || `series ${series.number}`}`.trim();
+    caption.textContent = `${series.modality} ${series.description || format(_("series %(number)s"), { number: series.number })}`.trim();
     const count = document.createElement("small");
-    count.textContent = `${series.count} image${series.count === 1 ? "" : "s"}`;
+    count.textContent = format(ngettext("%(count)s image", "%(count)s images", series.count), {
+      count: series.count,
+    });
     button.append(img, caption, count);
     button.addEventListener("click", () => openSeries(series.uid));
     item.append(button);
@@ -396,7 +403,7 @@ async function loadSeriesList() {
 
 async function openSeries(uid) {
   stop();
-  setStatus("Loading series…");
+  setStatus(_("Loading series…"));
   for (const button of root.querySelectorAll("[data-series]")) {
     button.setAttribute("aria-pressed", String(button.dataset.series === uid));
   }
@@ -424,10 +431,19 @@ async function openSeries(uid) {
   const series = state.series.find((s) => s.uid === uid);
   const spacing = instances[0]?.spacing;
   const name = [series?.modality, series?.description].filter(Boolean).join(" ");
-  const size = `${state.slices.length} ${cine ? "frames" : "images"}`;
+  const size = cine
+    ? format(ngettext("%(count)s frame", "%(count)s frames", state.slices.length), {
+        count: state.slices.length,
+      })
+    : format(ngettext("%(count)s image", "%(count)s images", state.slices.length), {
+        count: state.slices.length,
+      });
   const geometry = spacing
-    ? `pixel ${spacing.column.toFixed(3)} × ${spacing.row.toFixed(3)} mm`
-    : "no pixel spacing: lengths in px";
+    ? format(_("pixel %(column)s × %(row)s mm"), {
+        column: spacing.column.toFixed(3),
+        row: spacing.row.toFixed(3),
+      })
+    : _("no pixel spacing: lengths in px");
   setStatus(`${name ? `${name}: ` : ""}${size}, ${geometry}`);
   await show();
   canvas.focus({ preventScroll: true });
@@ -647,7 +663,7 @@ function play() {
   if (state.slices.length < 2) return;
   state.playing = true;
   root.dataset.playing = "true";
-  playButton.textContent = "Pause";
+  playButton.textContent = _("Pause");
   playButton.setAttribute("aria-pressed", "true");
   lastTick = performance.now();
   prefetch();
@@ -657,7 +673,7 @@ function play() {
 function stop() {
   state.playing = false;
   root.dataset.playing = "false";
-  playButton.textContent = "Play";
+  playButton.textContent = _("Play");
   playButton.setAttribute("aria-pressed", "false");
   cancelAnimationFrame(timer);
 }
@@ -687,9 +703,9 @@ stop();
 loadSeriesList()
   .then((series) => {
     if (!series.length) {
-      setStatus("This study has no images to show.");
+      setStatus(_("This study has no images to show."));
       return null;
     }
     return openSeries(series[0].uid);
   })
-  .catch((error) => setStatus(`Could not load the study (${error.message}).`));
+  .catch((error) => setStatus(format(_("Could not load the study (%(error)s)."), { error: error.message })));

@@ -194,20 +194,28 @@ def test_the_procedure_page_shows_start_blocked_with_its_reasons(app, client, wo
 
 
 def test_planning_from_the_page_reports_bad_input_in_the_form(app, world, team):
+    form = {
+        "title": "Remote nephrectomy",
+        "console_site_id": world.metz.id,
+        "robot_site_id": world.briey.id,
+        "surgeon": "nobody",
+        "robot_name": "Arm",
+        "patient": "BRY-1",
+    }
+    # The surgeon holds a role at Metz only: refused before any name is looked up, so the
+    # answer says nothing of who exists at Briey.
+    outsider = world.client(app)
+    csrf = world.sign_in(outsider, team["surgeon"])
+    refused = outsider.post("/telesurgery", data={"csrf_token": csrf, **form})
+    assert refused.status_code == 403
+    assert "nobody" not in refused.text
+    with transaction(world.runtime.sessions) as db:
+        from concilium.platform.tables import Membership
+
+        db.add(Membership(user_id=team["engineer"].id, site_id=world.metz.id, role="engineer"))
     browser = world.client(app)
-    csrf = world.sign_in(browser, team["surgeon"])
-    response = browser.post(
-        "/telesurgery",
-        data={
-            "csrf_token": csrf,
-            "title": "Remote nephrectomy",
-            "console_site_id": world.metz.id,
-            "robot_site_id": world.briey.id,
-            "surgeon": "nobody",
-            "robot_name": "Arm",
-            "patient": "BRY-1",
-        },
-    )
+    csrf = world.sign_in(browser, team["engineer"])
+    response = browser.post("/telesurgery", data={"csrf_token": csrf, **form})
     assert response.status_code == 422
     assert "nobody is named &#39;nobody&#39;" in response.text
 

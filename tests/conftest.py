@@ -14,13 +14,14 @@ from pathlib import Path
 import psycopg
 import pyotp
 import pytest
+from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy.engine import make_url
 
 from concilium.app import create_app
 from concilium.config import Settings
-from concilium.platform import accounts, audit, authn, totp
+from concilium.platform import accounts, audit, authn, passwords, totp
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
@@ -37,6 +38,19 @@ PG_ADMIN_URL = os.environ.get(
 PASSWORD = "correct-horse-42"
 ENGLISH = {"Accept-Language": "en"}
 """Test clients read the English messages; French, the default, is tested on its own."""
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing() -> Iterator[None]:
+    """Passwords of the test accounts hashed with argon2id at its lowest cost: the product's
+    RFC 9106 cost (64 MiB, three passes, about a second on this machine) spent on every
+    account and sign-in of the suite would take minutes. Servers the tests start as separate
+    processes, and ``tests/platform/test_passwords.py``, keep the product's cost."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", cheap)
+        patch.setattr(passwords, "_DUMMY_HASH", cheap.hash("timing-equaliser-not-a-password"))
+        yield
 
 
 def _pg_reachable() -> str | None:

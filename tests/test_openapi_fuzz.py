@@ -16,12 +16,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
 
 from concilium.config import ROLES
-from concilium.platform import passwords
 from concilium.platform.accounts import principal_for
 from concilium.platform.db import Base, transaction
 from concilium.platform.policy import scopes_within
@@ -48,11 +46,8 @@ def _row_counts(runtime: Any) -> dict[str, int]:
 
 
 @pytest.fixture
-def identities(world, monkeypatch) -> dict[str, str]:
+def identities(world) -> dict[str, str]:
     """A bearer token of each role at Metz, of a platform administrator, and none."""
-    # Their passwords are never used: hash them cheaply (argon2id's RFC 9106 cost is the
-    # better part of a second each).
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     people = {
         role: world.user(f"api-{role.replace('_', '-')}", (world.metz, role)) for role in ROLES
     }

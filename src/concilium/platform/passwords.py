@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from concilium.platform.errors import InvalidInput
@@ -12,7 +12,9 @@ from concilium.platform.errors import InvalidInput
 MIN_LENGTH = 12
 UNUSABLE_PREFIX = "!"
 """Marks a stored hash no password matches: an account whose holder has yet to choose one."""
-_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
+HASHING = profiles.RFC_9106_LOW_MEMORY
+"""argon2id with RFC 9106's second recommended option: 64 MiB, three passes."""
+_hasher = PasswordHasher.from_parameters(HASHING)
 _DUMMY_HASH = _hasher.hash("timing-equaliser-not-a-password")
 
 

@@ -16,6 +16,7 @@ from concilium.platform import (
     authn,
     notifications,
     patients,
+    share_mail,
     sharing,
 )
 from concilium.platform.accounts import RoleGrant
@@ -27,7 +28,7 @@ from concilium.platform.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from concilium.platform.i18n import _, show_datetime
+from concilium.platform.i18n import N_, _, show_datetime
 from concilium.platform.policy import Action, PlatformAction, Target
 from concilium.platform.tables import (
     Alert,
@@ -454,6 +455,9 @@ def share_patient(
         patient_id=patient.id,
         from_site_id=from_site_id,
         granter_site_ids=frozenset(ctx.principal.roles),
+    )
+    share_mail.send_share_notice(
+        ctx.db, ctx.runtime, share, what=N_("a patient's file"), path=f"/patients/{patient.id}"
     )
     ctx.commit()
     return share

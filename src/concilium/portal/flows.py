@@ -42,7 +42,7 @@ from concilium.platform.tables import (
     Site,
     User,
 )
-from concilium.portal import emergency_mail
+from concilium.portal import account_mail, emergency_mail
 from concilium.portal.targets import sites_target, token_target, user_target
 from concilium.web.context import Ctx
 from concilium.web.rendering import reader_zone
@@ -104,6 +104,7 @@ def create_user(
         rpps=rpps,
     )
     link = account_links.issue(ctx.db, ctx.runtime.settings, ctx.actor, user, "setup", ctx.now)
+    account_mail.send_setup_link(ctx.db, ctx.runtime, user, link, ctx.user.full_name)
     ctx.commit()
     return user, link
 

@@ -6,6 +6,7 @@ real SMTP server and read back with a calendar library."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import icalendar
 import pytest
@@ -205,3 +206,23 @@ def test_a_session_that_went_live_ends_without_a_cancellation(world, clock):
     with world.runtime.sessions() as db:
         kinds = db.execute(select(OutboxMail.kind)).scalars().all()
     assert kinds == ["live.invitation"]
+
+
+def test_a_mistyped_address_does_not_stop_the_invitation(world, clock):
+    clock.now = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    organiser, expert, _student = _people(world)
+    with transaction(world.runtime.sessions) as db:
+        db.get(User, expert.id).email = "anne.roux-ch-briey.fr"
+    session_id = _schedule(world, organiser, expert)
+    with world.runtime.sessions() as db:
+        assert service.role_of(db, service.get_session(db, session_id), expert.id) == "participant"
+        assert db.execute(select(OutboxMail)).scalars().all() == []
+
+
+@pytest.mark.parametrize("name", ["invitation.txt", "invitation.html"])
+def test_the_invitation_templates_show_no_text_outside_the_catalogues(name):
+    from concilium.live import invitation_mail
+    from test_translations import _untranslated
+
+    folder = Path(invitation_mail.__file__).with_name("templates") / "mail"
+    assert _untranslated((folder / name).read_text(encoding="utf-8")) == []

@@ -142,3 +142,11 @@ def test_a_study_shared_with_a_person_is_told_to_them_in_their_language_and_zone
     assert "on Concilium, until 20/12/2026, 19:59." in text
     assert f"Sign in to see it: http://127.0.0.1:8000/imaging/studies/{uid}" in text
     assert "DOE" not in message.as_string() and "MTZ-100" not in message.as_string()
+
+
+@pytest.mark.parametrize("name", ["share.txt", "share.html"])
+def test_the_share_templates_show_no_text_outside_the_catalogues(name):
+    from concilium.platform.notify import PLATFORM_MAIL
+    from test_translations import _untranslated
+
+    assert _untranslated((PLATFORM_MAIL / name).read_text(encoding="utf-8")) == []

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -88,8 +89,24 @@ def test_a_new_account_gets_its_set_up_link_by_e_mail_and_nowhere_else(app, worl
 
 def test_an_account_without_an_address_is_created_and_no_mail_is_queued(app, world):
     browser = admin_browser(world, app)
+    # An address no mail can reach is refused on the form, and nothing is created.
+    mistyped = create(browser, world, "typo", "anne.roux-chr-metz.fr")
+    assert mistyped.status_code == 422
+    assert "anne.roux-chr-metz.fr is not an e-mail address such as name@hospital.fr." in (
+        mistyped.text
+    )
     created = create(browser, world, "nomail", "")
     assert created.status_code == 201, created.text
     with world.runtime.sessions() as db:
         assert db.execute(select(User).where(User.username == "nomail")).scalar_one()
+        assert db.execute(select(User).where(User.username == "typo")).first() is None
         assert db.execute(select(OutboxMail)).scalars().all() == []
+
+
+@pytest.mark.parametrize("name", ["account_setup.txt", "account_setup.html"])
+def test_the_set_up_templates_show_no_text_outside_the_catalogues(name):
+    from concilium.portal import account_mail
+    from test_translations import _untranslated
+
+    folder = Path(account_mail.__file__).with_name("templates") / "mail"
+    assert _untranslated((folder / name).read_text(encoding="utf-8")) == []

@@ -9,11 +9,16 @@ in the transaction of the share (the outbox), so it leaves only if the share is 
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.orm import Session
 
+from concilium.config import mailbox_address
 from concilium.platform import notify, outbox
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import OutboxMail, Share, Site, User
+
+log = logging.getLogger(__name__)
 
 KIND = "share.created"
 
@@ -33,6 +38,11 @@ def send_share_notice(
         return None
     to = notify.recipient_of(session, person)
     if to is None:
+        return None
+    try:
+        mailbox_address(to.address)
+    except ValueError:  # a mistyped address on the account must not undo the share
+        log.warning("no share e-mail for share %s: the address is not a mailbox", share.id)
         return None
     granter = session.get(User, share.granted_by_id)
     site = session.get(Site, share.from_site_id) if share.from_site_id is not None else None

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from concilium.config import mailbox_address
 from concilium.platform import notify, outbox
 from concilium.platform.account_links import IssuedLink
+from concilium.platform.errors import InvalidInput
+from concilium.platform.i18n import _
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import OutboxMail, User
 
@@ -28,10 +31,18 @@ def send_setup_link(
 ) -> OutboxMail | None:
     """Queue the set-up link of the new account ``user`` to its holder, in the caller's
     transaction; nothing when the account has no e-mail address (the administrator hands
-    the link over, as the page that shows it once says)."""
+    the link over, as the page that shows it once says). Raises ``InvalidInput`` for an
+    address no mail can reach, so the account is not opened with it."""
     to = notify.recipient_of(session, user)
     if to is None:
         return None
+    try:
+        mailbox_address(to.address)
+    except ValueError as exc:
+        raise InvalidInput(
+            _("%(address)s is not an e-mail address such as name@hospital.fr.")
+            % {"address": user.email}
+        ) from exc
     values = {
         "name": user.full_name,
         "username": user.username,

@@ -341,7 +341,8 @@ def invite(
 
     The invitation is also a share of the session to that person, lasting until a day after
     the session is due, so the policy lets an invitee of another site in and no longer;
-    inviting oneself (an organiser taking a part) adds the part and no share.
+    inviting oneself (an organiser taking a part) adds the part and no share. A new invitee
+    is sent the invitation by e-mail, with the session for their calendar (`invitation_mail`).
     """
     if role not in SESSION_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(SESSION_ROLES)}")
@@ -436,7 +437,8 @@ def start(
 
 
 def end(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> LiveSession:
-    """End a session (scheduled sessions are cancelled the same way)."""
+    """End a session (scheduled sessions are cancelled the same way, and their invitees'
+    calendars told so by e-mail)."""
     was_scheduled = live.status == "scheduled"
     live.status = next_status(live.status, "end")
     live.ended_at = now

@@ -34,7 +34,7 @@ from concilium.imaging.lifecycle import RejectionReason, delete_study, reject
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.query import find
 from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
-from concilium.platform import accounts, audit, patients, sharing
+from concilium.platform import accounts, audit, patients, share_mail, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
@@ -330,7 +330,7 @@ def study_share(
                 raise InvalidInput(_("the study already belongs to that site"))
         if user_id is not None:
             accounts.get_user(ctx.db, user_id)
-        sharing.create_share(
+        share = sharing.create_share(
             ctx.db,
             ctx.actor,
             resource_kind=STUDY_KIND,
@@ -343,6 +343,13 @@ def study_share(
             patient_id=target.patient_id,
             from_site_id=found.site_id,
             granter_site_ids=frozenset(ctx.principal.roles),
+        )
+        share_mail.send_share_notice(
+            ctx.db,
+            ctx.runtime,
+            share,
+            what=N_("an imaging study"),
+            path=f"/imaging/studies/{found.study_instance_uid}",
         )
         ctx.commit()
 

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concilium.live import endpoints
+from concilium.live import endpoints, invitation_mail
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.endpoints import Network
@@ -341,7 +341,8 @@ def invite(
 
     The invitation is also a share of the session to that person, lasting until a day after
     the session is due, so the policy lets an invitee of another site in and no longer;
-    inviting oneself (an organiser taking a part) adds the part and no share.
+    inviting oneself (an organiser taking a part) adds the part and no share. A new invitee
+    is sent the invitation by e-mail, with the session for their calendar (`invitation_mail`).
     """
     if role not in SESSION_ROLES:
         raise InvalidInput(f"role must be one of {', '.join(SESSION_ROLES)}")
@@ -374,6 +375,7 @@ def invite(
             LiveParticipant.session_id == live.id, LiveParticipant.user_id == user_id
         )
     ).scalar_one_or_none()
+    newly_invited = found is None
     if found is None:
         found = LiveParticipant(
             session_id=live.id,
@@ -396,6 +398,8 @@ def invite(
         patient_id=live.patient_id,
         detail={"user": user_id, "role": role},
     )
+    if newly_invited:
+        invitation_mail.invited(db, live, found, now)
     return found
 
 
@@ -433,7 +437,9 @@ def start(
 
 
 def end(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> LiveSession:
-    """End a session (scheduled sessions are cancelled the same way)."""
+    """End a session (scheduled sessions are cancelled the same way, and their invitees'
+    calendars told so by e-mail)."""
+    was_scheduled = live.status == "scheduled"
     live.status = next_status(live.status, "end")
     live.ended_at = now
     audit.record(
@@ -445,6 +451,48 @@ def end(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> Li
         object_id=live.id,
         patient_id=live.patient_id,
     )
+    if was_scheduled:
+        invitation_mail.cancelled(db, live, actor.user_id, now)
+    return live
+
+
+def reschedule(
+    db: Session,
+    actor: audit.Actor,
+    live: LiveSession,
+    *,
+    scheduled_at: datetime,
+    now: datetime,
+    title: str | None = None,
+) -> LiveSession:
+    """Move a scheduled session (and retitle it): its invitees' calendars are updated."""
+    if live.status != "scheduled":
+        raise Conflict(_("Only a session that has not started can be moved."))
+    if scheduled_at.utcoffset() is None:
+        raise InvalidInput("scheduled_at must carry a time zone")
+    if title is not None:
+        names = _patient_names(db, live.patient_id) if live.patient_id is not None else []
+        live.title = check_title(title, names)
+    previous = live.scheduled_at
+    live.scheduled_at = scheduled_at
+    # An invitee of another site is let in by a share lasting until a day after the session.
+    for participant in participants(db, live):
+        share = db.get(Share, participant.share_id) if participant.share_id else None
+        if share is not None and share.revoked_at is None:
+            share.expires_at = max(scheduled_at, now) + timedelta(days=1)
+    db.flush()
+    audit.record(
+        db,
+        actor,
+        invitation_mail.RESCHEDULE_ACTION,
+        "success",
+        object_kind=RESOURCE_KIND,
+        object_id=live.id,
+        patient_id=live.patient_id,
+        site_id=live.site_id,
+        detail={"from": previous.isoformat(), "to": scheduled_at.isoformat()},
+    )
+    invitation_mail.rescheduled(db, live, actor.user_id, now)
     return live
 
 

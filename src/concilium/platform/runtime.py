@@ -16,6 +16,9 @@ from concilium.platform.encryption import SecretBox, load_or_create_key
 from concilium.platform.events import EventBus, make_bus
 from concilium.platform.policy import Action, token_scopes
 
+SESSION_INFO_KEY = "concilium.runtime"
+"""Key of the runtime in the ``info`` of the sessions it makes (see :func:`of_session`)."""
+
 
 @dataclass
 class Runtime:
@@ -51,7 +54,7 @@ class Runtime:
         engine = make_engine(settings.effective_database_url, serving=True)
         reader = make_engine(settings.effective_database_url, read_only=True)
         key = load_or_create_key(settings.data_dir, settings.secret_key)
-        return cls(
+        runtime = cls(
             settings=settings,
             engine=engine,
             sessions=make_sessionmaker(engine),
@@ -63,9 +66,19 @@ class Runtime:
                 settings.data_dir, key, settings.audit_syslog_destination
             ),
         )
+        # Domain functions given only a session queue their e-mail through its runtime.
+        runtime.sessions.configure(info={SESSION_INFO_KEY: runtime})
+        return runtime
 
     def now(self) -> datetime:
         return self.clock()
+
+    @staticmethod
+    def of_session(session: Session) -> Runtime | None:
+        """The runtime whose ``sessions`` made ``session`` (None for another session): how a
+        domain function given only a session queues e-mail in its transaction."""
+        found = session.info.get(SESSION_INFO_KEY)
+        return found if isinstance(found, Runtime) else None
 
     def close(self) -> None:
         self.bus.close()

@@ -90,6 +90,7 @@ ACTION_LABELS = {
     "live.invite": N_("Invited to a live session"),
     "live.start": N_("Started a live session"),
     "live.end": N_("Ended a live session"),
+    "live.reschedule": N_("Moved a live session"),
     "live.join": N_("Joined a live session"),
     "live.leave": N_("Left a live session"),
     "live.manage": N_("Managed a live session"),

@@ -16,6 +16,7 @@ from concilium.platform import (
     authn,
     notifications,
     patients,
+    share_mail,
     sharing,
 )
 from concilium.platform.accounts import RoleGrant
@@ -27,7 +28,7 @@ from concilium.platform.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from concilium.platform.i18n import _, show_datetime
+from concilium.platform.i18n import N_, _, show_datetime
 from concilium.platform.policy import Action, PlatformAction, Target
 from concilium.platform.tables import (
     Alert,
@@ -41,7 +42,7 @@ from concilium.platform.tables import (
     Site,
     User,
 )
-from concilium.portal import emergency_mail
+from concilium.portal import account_mail, emergency_mail
 from concilium.portal.targets import sites_target, token_target, user_target
 from concilium.web.context import Ctx
 from concilium.web.rendering import reader_zone
@@ -103,6 +104,7 @@ def create_user(
         rpps=rpps,
     )
     link = account_links.issue(ctx.db, ctx.runtime.settings, ctx.actor, user, "setup", ctx.now)
+    account_mail.send_setup_link(ctx.db, ctx.runtime, user, link, ctx.user.full_name)
     ctx.commit()
     return user, link
 
@@ -454,6 +456,9 @@ def share_patient(
         patient_id=patient.id,
         from_site_id=from_site_id,
         granter_site_ids=frozenset(ctx.principal.roles),
+    )
+    share_mail.send_share_notice(
+        ctx.db, ctx.runtime, share, what=N_("a patient's file"), path=f"/patients/{patient.id}"
     )
     ctx.commit()
     return share

@@ -87,6 +87,8 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
         "CONCILIUM_PUBLIC_URL": f"http://127.0.0.1:{port}",
         # The simulated cameras of the tests run on loopback.
         "CONCILIUM_LIVE_DEVICE_NETWORKS": '["127.0.0.1/32"]',
+        # The commands' messages the helpers read, in English (French is tested on its own).
+        "CONCILIUM_LANG": "en",
         **settings,
     }
     env.pop("CONCILIUM_DATABASE_URL", None)

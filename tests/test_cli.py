@@ -16,6 +16,7 @@ from concilium.cli import main
 def run(tmp_path, database_url, monkeypatch):
     monkeypatch.setenv("CONCILIUM_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("CONCILIUM_DATABASE_URL", database_url)
+    monkeypatch.setenv("CONCILIUM_LANG", "en")  # French is tested on its own
     runner = CliRunner()
 
     def invoke(*args, input=None, ok=True):

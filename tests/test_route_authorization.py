@@ -413,6 +413,9 @@ LISTS = {
 NOT_SITE_SCOPED = {
     "/api/v1/me",
     "/api/v1/sites",
+    # The regional directory of people (names, hospitals, specialties; nothing of patients):
+    # one finds colleagues of the other hospitals to share with or invite them.
+    "/api/v1/people",
     "/metrics",
     "/account",
     "/account/password",

@@ -8,13 +8,21 @@ from pathlib import Path
 
 import click
 
-from concilium.commands import Installation, cli_settings, cli_transaction, migrate_schema, operator
+from concilium.commands import (
+    Installation,
+    cli_settings,
+    cli_transaction,
+    migrate_schema,
+    operator,
+    speak_terminal_language,
+)
 from concilium.config import ROLES, Settings
 from concilium.platform import account_links, accounts, audit, authn, demo, totp
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.audit_checkpoints import CheckpointLog, read_head
 from concilium.platform.db import utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
+from concilium.platform.i18n import _
 from concilium.platform.services import resolve
 from concilium.services import ACTIONS, SCHEMA, SERVICES, TOKEN_SCOPES
 
@@ -22,7 +30,11 @@ from concilium.services import ACTIONS, SCHEMA, SERVICES, TOKEN_SCOPES
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """Concilium: the hospitals of a region working as one team at a distance."""
+    """Concilium: the hospitals of a region working as one team at a distance.
+
+    Messages are in French, in English when CONCILIUM_LANG=en or the locale (LANGUAGE,
+    LC_ALL, LC_MESSAGES, LANG) is English."""
+    speak_terminal_language(ctx)
     ctx.obj = Installation(SCHEMA, TOKEN_SCOPES)
 
 
@@ -64,7 +76,7 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
 def migrate_command(revision: str) -> None:
     """Create or upgrade the database schema."""
     migrate_schema(cli_settings(), revision)
-    click.echo(f"schema at {revision}")
+    click.echo(_("schema at %(revision)s") % {"revision": revision})
 
 
 # --- sites ----------------------------------------------------------------------------------
@@ -81,7 +93,10 @@ def site() -> None:
 def site_create(name: str, finess: str) -> None:
     with cli_transaction(cli_settings()) as session:
         created = accounts.create_site(session, operator(), name, finess)
-        click.echo(f"site {created.id} created: {created.name} ({created.finess})")
+        click.echo(
+            _("site %(id)s created: %(name)s (%(finess)s)")
+            % {"id": created.id, "name": created.name, "finess": created.finess}
+        )
 
 
 @site.command("list")
@@ -138,11 +153,11 @@ def user_create(
     """Create an account (for the first administrator, and for scripts)."""
     settings = cli_settings()
     if with_totp and password is None:
-        raise click.UsageError("--with-totp goes with --password; a set-up link enrols it")
+        raise click.UsageError(_("--with-totp goes with --password; a set-up link enrols it"))
     with cli_transaction(settings) as session:
         grants = []
         for spec in role_specs:
-            role, _, finess = spec.partition("@")
+            role, _at, finess = spec.partition("@")
             grants.append(RoleGrant(accounts.site_by_finess(session, finess).id, role))
         created = accounts.create_user(
             session,
@@ -157,20 +172,24 @@ def user_create(
             rpps=rpps,
             is_platform_admin=platform_admin,
         )
-        click.echo(f"user {created.id} created: {created.username}")
+        click.echo(
+            _("user %(id)s created: %(username)s")
+            % {"id": created.id, "username": created.username}
+        )
         if password is None:
             link = account_links.issue(session, settings, operator(), created, "setup", utcnow())
             click.echo(
-                f"set-up link (works once, until {link.record.expires_at:%Y-%m-%d %H:%M} UTC; "
-                "give it to the account's holder):"
+                _("set-up link (works once, until %(until)s UTC; give it to the account's holder):")
+                % {"until": f"{link.record.expires_at:%Y-%m-%d %H:%M}"}
             )
             click.echo(link.url)
         if with_totp:
             secret = totp.new_secret()
             box = SecretBox(load_or_create_key(settings.data_dir, settings.secret_key))
             created.totp_secret = box.seal(secret, f"totp:{created.id}")
-            click.echo(f"authenticator key: {secret}")
-            click.echo(f"otpauth URI: {totp.provisioning_uri(secret, created.username)}")
+            click.echo(_("authenticator key: %(key)s") % {"key": secret})
+            uri = totp.provisioning_uri(secret, created.username)
+            click.echo(_("otpauth URI: %(uri)s") % {"uri": uri})
 
 
 @user.command("list")
@@ -189,9 +208,9 @@ def user_disable(username: str) -> None:
     with cli_transaction(cli_settings()) as session:
         found = accounts.user_by_username(session, username)
         if found is None:
-            raise click.ClickException(f"no user {username!r}")
+            raise click.ClickException(_("no user %(username)r") % {"username": username})
         accounts.set_disabled(session, operator(), found, True)
-        click.echo(f"user {found.username} disabled")
+        click.echo(_("user %(username)s disabled") % {"username": found.username})
 
 
 # --- tokens ---------------------------------------------------------------------------------
@@ -214,7 +233,7 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
     with cli_transaction(settings) as session:
         owner = accounts.user_by_username(session, username)
         if owner is None:
-            raise click.ClickException(f"no user {username!r}")
+            raise click.ClickException(_("no user %(username)r") % {"username": username})
         issued = authn.issue_token(
             session,
             settings,
@@ -226,7 +245,10 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
             utcnow(),
             actions=ACTIONS,
         )
-        click.echo(f"token {issued.record.public_id} expires {issued.record.expires_at:%Y-%m-%d}")
+        click.echo(
+            _("token %(id)s expires %(day)s")
+            % {"id": issued.record.public_id, "day": f"{issued.record.expires_at:%Y-%m-%d}"}
+        )
         click.echo(issued.secret)
 
 
@@ -235,7 +257,7 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
 def token_revoke(token_id: str) -> None:
     with cli_transaction(cli_settings()) as session:
         authn.revoke_token(session, operator(), authn.get_token(session, token_id), utcnow())
-        click.echo(f"token {token_id} revoked")
+        click.echo(_("token %(id)s revoked") % {"id": token_id})
 
 
 # --- demo -----------------------------------------------------------------------------------
@@ -264,14 +286,14 @@ def demo_load() -> None:
                 issued = account_links.issue(session, settings, operator(), user, "setup", utcnow())
                 links[a.username] = issued.url
     _demo_services(settings)
-    click.echo("Demo accounts (password shown). Accounts marked * need an authenticator app:")
-    click.echo("open the set-up link printed under them once, choose a password (the one shown")
-    click.echo("will do) and scan the QR code; each run prints new links.")
+    click.echo(_("Demo accounts (password shown). Accounts marked * need an authenticator app:"))
+    click.echo(_("open the set-up link printed under them once, choose a password (the one shown"))
+    click.echo(_("will do) and scan the QR code; each run prints new links."))
     for a in accounts_loaded:
         mark = "*" if a.username in links else " "
         click.echo(f"  {mark} {a.username:<18} {a.password:<24} {a.role:<20} {a.site}")
         if a.username in links:
-            click.echo(f"      set-up link: {links[a.username]}")
+            click.echo("      " + _("set-up link: %(url)s") % {"url": links[a.username]})
 
 
 def _demo_services(settings: Settings) -> None:
@@ -286,9 +308,12 @@ def _demo_services(settings: Settings) -> None:
         telesurgery_demo.load(session, utcnow())
         live_demo.load(session, utcnow())
     nodes = ", ".join(title for title, _ in imaging_demo.DEMO_NODES.values())
-    click.echo(f"Demo images: {images.studies} studies sent by the modality nodes {nodes}.")
-    click.echo(f"Planned telesurgery procedure: {telesurgery_demo.TITLE}")
-    click.echo(f"Scheduled live session: {live_demo.TITLE}")
+    click.echo(
+        _("Demo images: %(count)s studies sent by the modality nodes %(nodes)s.")
+        % {"count": images.studies, "nodes": nodes}
+    )
+    click.echo(_("Planned telesurgery procedure: %(title)s") % {"title": telesurgery_demo.TITLE})
+    click.echo(_("Scheduled live session: %(title)s") % {"title": live_demo.TITLE})
 
 
 # --- audit ----------------------------------------------------------------------------------
@@ -323,16 +348,25 @@ def audit_verify(others: tuple[Path, ...]) -> None:
         length = audit.chain_length(session)
     if breaks:
         for b in breaks:
-            subject = f"checkpoint {b.checkpoint}" if b.checkpoint else f"entry {b.seq}"
+            subject = (
+                _("checkpoint %(number)s") % {"number": b.checkpoint}
+                if b.checkpoint
+                else _("entry %(number)s") % {"number": b.seq}
+            )
             click.echo(f"{subject}: {b.problem}", err=True)
         raise SystemExit(1)
     if length and not checkpoints:
         click.echo(
-            "no checkpoint of the chain yet: a cut tail would go unnoticed "
-            "(`concilium serve` takes them; `concilium audit checkpoint` takes one now)",
+            _(
+                "no checkpoint of the chain yet: a cut tail would go unnoticed "
+                "(`concilium serve` takes them; `concilium audit checkpoint` takes one now)"
+            ),
             err=True,
         )
-    click.echo(f"audit chain intact: {length} entries, {len(checkpoints)} checkpoints agree")
+    click.echo(
+        _("audit chain intact: %(entries)s entries, %(checkpoints)s checkpoints agree")
+        % {"entries": length, "checkpoints": len(checkpoints)}
+    )
 
 
 @audit_group.command("checkpoint")
@@ -342,10 +376,13 @@ def audit_checkpoint() -> None:
     with cli_transaction(settings) as session:
         seq, digest = read_head(session)
     if seq == 0:
-        click.echo("the audit chain is empty: nothing to checkpoint")
+        click.echo(_("the audit chain is empty: nothing to checkpoint"))
         return
     taken = _checkpoint_log(settings).take(seq, digest, utcnow())
-    click.echo(f"checkpoint of entry {taken.seq} ({taken.hash[:16]}…) written")
+    click.echo(
+        _("checkpoint of entry %(number)s (%(hash)s…) written")
+        % {"number": taken.seq, "hash": taken.hash[:16]}
+    )
 
 
 @audit_group.command("export")
@@ -369,7 +406,7 @@ def audit_export(fmt: str, output: Path | None) -> None:
         total = audit.chain_length(session)
         stream = output.open("w", encoding="utf-8") if output else sys.stdout
         try:
-            with click.progressbar(length=total, label="exporting", file=sys.stderr) as bar:
+            with click.progressbar(length=total, label=_("exporting"), file=sys.stderr) as bar:
                 for line in audit.export_lines(audit.iter_events(session), fmt, "concilium"):
                     stream.write(line + "\n")
                     bar.update(1)

@@ -4,17 +4,20 @@ transaction, the operator."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 from sqlalchemy.orm import Session
 
 from concilium.config import Settings, load_settings
-from concilium.platform import audit
+from concilium.platform import audit, i18n
 from concilium.platform.db import Schema, make_engine, make_sessionmaker, migrate, transaction
 from concilium.platform.errors import ConciliumError
+from concilium.platform.i18n import _
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,36 @@ class Installation:
     """Every scope an API token can carry."""
 
 
+LANGUAGE_VARIABLES = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+"""The POSIX locale variables, in the order gettext reads them."""
+
+
+def terminal_language(environ: Mapping[str, str]) -> str:
+    """The language the commands speak: ``CONCILIUM_LANG`` (``fr`` or ``en``) when set, else
+    English when the first set of ``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` starts
+    with ``en`` (``en_GB.UTF-8``), else French (``fr_FR.UTF-8``, ``C.UTF-8``, nothing set)."""
+    chosen = environ.get("CONCILIUM_LANG", "").strip().lower()
+    if not chosen:
+        chosen = next((environ[v] for v in LANGUAGE_VARIABLES if environ.get(v)), "").lower()
+    return "en" if chosen.startswith("en") else i18n.DEFAULT_LOCALE
+
+
+def speak_terminal_language(ctx: click.Context) -> str:
+    """Read every catalogue and speak :func:`terminal_language` until the command ends (each
+    command group calls it first). Machine-readable output (ids, tables, JSON, secrets) is
+    never translated."""
+    package = Path(__file__).parent
+    first = [package / "platform" / "locale", package / "web" / "locale"]
+    folders = first + sorted(f for f in package.glob("*/locale") if f not in first)
+    i18n.load_catalogues(f for f in folders if f.is_dir())
+    return ctx.with_resource(i18n.using_locale(terminal_language(os.environ)))
+
+
 def installation() -> Installation:
     """The installation of the running command (set by the ``concilium`` group)."""
     found = click.get_current_context().find_object(Installation)
     if found is None:
-        raise click.ClickException("run this command through `concilium`")
+        raise click.ClickException(_("run this command through `concilium`"))
     return found
 
 
@@ -45,7 +73,7 @@ def cli_settings() -> Settings:
     try:
         return load_settings()
     except Exception as exc:
-        raise click.ClickException(f"configuration error: {exc}") from exc
+        raise click.ClickException(_("configuration error: %(error)s") % {"error": exc}) from exc
 
 
 @contextmanager

@@ -65,6 +65,15 @@ def sign_in(
     page.wait_for_url(re.compile(r".*/$"))
 
 
+def main_menu(page: Any, name: str = "Main") -> Any:
+    """The main menu's navigation, opened first on a phone, where its links sit behind the
+    Menu button (as a person taps it before choosing a page)."""
+    button = page.locator("header .menu-toggle")
+    if button.is_visible() and button.get_attribute("aria-expanded") != "true":
+        button.click()
+    return page.get_by_role("navigation", name=name)
+
+
 def wait_until(page: Any, expression: str, timeout: int = 10_000) -> None:
     """Poll a page expression (``wait_for_function`` evaluates strings inside the page, which
     the strict content security policy forbids, as it should)."""

@@ -9,6 +9,8 @@ import pytest
 
 from concilium.platform.demo import SITES
 
+from .browsing import main_menu
+
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 900}
 
@@ -62,7 +64,7 @@ def test_admin_signs_in_with_totp_and_creates_a_user(server, browser, artifacts,
     link = page.locator("code.secret").inner_text().strip()
     assert "/account/setup/" in link
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+    main_menu(page).get_by_role("link", name="Users").click()
     row = page.get_by_role("row", name=re.compile("jdoe"))
     assert "Specialist (CHR Metz-Thionville)" in row.inner_text()
     # Nothing spills sideways on a phone: the page fits its width.

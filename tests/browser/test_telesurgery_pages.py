@@ -138,7 +138,7 @@ def test_engineer_sees_start_blocked_then_supervises_a_live_link(server, browser
     page = context.new_page()
     sign_in(page, "eng", facts["totp_key"])
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Telesurgery").click()
+    browsing.main_menu(page).get_by_role("link", name="Telesurgery").click()
     page.get_by_role("link", name="Remote cholecystectomy").click()
     page.wait_for_url(f"**/telesurgery/{procedure}")
     reasons = page.locator("#start-reasons")

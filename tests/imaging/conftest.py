@@ -52,9 +52,11 @@ def archive(runtime, tmp_path: Path) -> Archive:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def english() -> Iterator[None]:
+def english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Command-line messages in English, whatever catalogues an earlier test loaded."""
     from concilium.platform.i18n import using_locale
+
+    monkeypatch.setenv("CONCILIUM_LANG", "en")
 
     with using_locale("en"):
         yield

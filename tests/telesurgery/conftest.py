@@ -19,9 +19,10 @@ from concilium.platform import i18n
 
 
 @pytest.fixture(autouse=True)
-def english() -> Iterator[None]:
-    """The domain's messages in English, as the test clients read them (French is tested by
-    the translation tests and the browser tests)."""
+def english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The domain's messages in English, as the test clients read them, and the commands'
+    (French is tested by the translation tests, the command tests and the browser tests)."""
+    monkeypatch.setenv("CONCILIUM_LANG", "en")
     with i18n.using_locale("en"):
         yield
 

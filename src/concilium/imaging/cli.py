@@ -12,7 +12,13 @@ from types import FrameType
 
 import click
 
-from concilium.commands import cli_settings, cli_transaction, migrate_schema, operator
+from concilium.commands import (
+    cli_settings,
+    cli_transaction,
+    migrate_schema,
+    operator,
+    speak_terminal_language,
+)
 from concilium.config import Settings
 from concilium.imaging import nodes
 from concilium.imaging.archive import Archive, statistics
@@ -24,6 +30,7 @@ from concilium.imaging.process import archive_for
 from concilium.platform import accounts
 from concilium.platform.db import transaction
 from concilium.platform.errors import ConciliumError
+from concilium.platform.i18n import _, ngettext
 from concilium.platform.policy import Principal
 from concilium.platform.runtime import Runtime
 
@@ -40,16 +47,20 @@ def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
     certificate, key = settings.dicom_tls_certificate, settings.dicom_tls_key
     if certificate is None and key is None:
         if settings.dicom_tls_client_ca is not None:
-            raise click.ClickException("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key")
+            raise click.ClickException(
+                _("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key")
+            )
         return None
     if certificate is None or key is None:
         raise click.ClickException(
-            "set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY"
+            _("set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY")
         )
     try:
         return server_tls_context(certificate, key, settings.dicom_tls_client_ca)
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(f"cannot load the DICOM TLS certificate: {exc}") from exc
+        raise click.ClickException(
+            _("cannot load the DICOM TLS certificate: %(error)s") % {"error": exc}
+        ) from exc
 
 
 def start_dicom_server(
@@ -81,14 +92,18 @@ def start_dicom_server(
             ),
         )
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(f"cannot load the DICOM TLS files: {exc}") from exc
+        raise click.ClickException(
+            _("cannot load the DICOM TLS files: %(error)s") % {"error": exc}
+        ) from exc
     server.start()
     return server
 
 
 @click.group("dicom")
-def dicom() -> None:
+@click.pass_context
+def dicom(ctx: click.Context) -> None:
     """The image archive: DICOM server, import, export and known DICOM nodes."""
+    speak_terminal_language(ctx)
 
 
 @dicom.command("serve")
@@ -107,7 +122,10 @@ def dicom_serve(port: int | None, no_migrate: bool) -> None:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    click.echo(f"DICOM {settings.dicom_ae_title} listening on {settings.dicom_host}:{server.port}")
+    click.echo(
+        _("DICOM %(ae)s listening on %(host)s:%(port)s")
+        % {"ae": settings.dicom_ae_title, "host": settings.dicom_host, "port": server.port}
+    )
     try:
         stop.wait()
     finally:
@@ -139,7 +157,7 @@ def dicom_import(directory: Path, finess: str) -> None:
     )
     files = sorted(p for p in directory.rglob("*") if p.is_file())
     stored = refused = 0
-    with click.progressbar(files, label="importing", file=sys.stderr) as bar:
+    with click.progressbar(files, label=_("importing"), file=sys.stderr) as bar:
         for path in bar:
             try:
                 with path.open("rb") as fh:
@@ -149,7 +167,12 @@ def dicom_import(directory: Path, finess: str) -> None:
                 refused += 1
                 click.echo(f"\n{path}: {exc}", err=True)
     archive.close()
-    click.echo(f"{stored} instances stored, {refused} refused")
+    click.echo(
+        ngettext("%(count)s instance stored", "%(count)s instances stored", stored)
+        % {"count": stored}
+        + ", "
+        + ngettext("%(count)s refused", "%(count)s refused", refused) % {"count": refused}
+    )
 
 
 @dicom.command("export")
@@ -161,12 +184,19 @@ def dicom_export(directory: Path, study_uid: str | None) -> None:
     archive = make_archive(settings)
     with transaction(archive.sessions) as session:
         rows = stored_instances(session, study_uid or None)
-    with click.progressbar(rows, label="exporting", file=sys.stderr) as bar:
+    with click.progressbar(rows, label=_("exporting"), file=sys.stderr) as bar:
         for row in bar:
             target = directory / row.export_path
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(archive.store.path_of(row.address), target)
-    click.echo(f"{len(rows)} instances exported to {directory}")
+    click.echo(
+        ngettext(
+            "%(count)s instance exported to %(directory)s",
+            "%(count)s instances exported to %(directory)s",
+            len(rows),
+        )
+        % {"count": len(rows), "directory": directory}
+    )
 
 
 @dicom.command("stats")
@@ -174,10 +204,13 @@ def dicom_stats() -> None:
     """Studies, series, instances and bytes held by the archive."""
     with cli_transaction(cli_settings()) as session:
         stats = statistics(session)
-    click.echo(
-        f"{stats.studies} studies, {stats.series} series, {stats.instances} instances, "
-        f"{stats.bytes} bytes"
+    counts = (
+        (ngettext("%(count)s study", "%(count)s studies", stats.studies), stats.studies),
+        (ngettext("%(count)s series", "%(count)s series", stats.series), stats.series),
+        (ngettext("%(count)s instance", "%(count)s instances", stats.instances), stats.instances),
+        (ngettext("%(count)s byte", "%(count)s bytes", stats.bytes), stats.bytes),
     )
+    click.echo(", ".join(text % {"count": n} for text, n in counts))
 
 
 @dicom.group("ae")
@@ -247,7 +280,7 @@ def ae_add(
             networks=networks,
             certificate=certificate,
         )
-        click.echo(f"AE {ae.ae_title} registered for {site.name}")
+        click.echo(_("AE %(ae)s registered for %(site)s") % {"ae": ae.ae_title, "site": site.name})
 
 
 @ae_group.command("identity")
@@ -264,10 +297,14 @@ def ae_identity(ae_title: str, networks: str | None, certificate: str | None) ->
         ae = nodes.set_remote_ae_identity(
             session, operator(), ae_title, networks=networks, certificate=certificate
         )
-        click.echo(
-            f"AE {ae.ae_title} calls from {ae.networks or ae.host}"
-            f"{', presenting ' + ae.certificate if ae.certificate else ''}"
-        )
+        where = {"ae": ae.ae_title, "networks": ae.networks or ae.host}
+        if ae.certificate:
+            click.echo(
+                _("AE %(ae)s calls from %(networks)s, presenting %(certificate)s")
+                % {**where, "certificate": ae.certificate}
+            )
+        else:
+            click.echo(_("AE %(ae)s calls from %(networks)s") % where)
 
 
 @ae_group.command("tls")
@@ -277,7 +314,10 @@ def ae_tls(ae_title: str, state: str) -> None:
     """Call a node over TLS from now on (on), or over plain TCP again (off)."""
     with cli_transaction(cli_settings()) as session:
         ae = nodes.set_remote_ae_tls(session, operator(), ae_title, state == "on")
-        click.echo(f"AE {ae.ae_title} is called over {'TLS' if ae.tls else 'plain TCP'}")
+        if ae.tls:
+            click.echo(_("AE %(ae)s is called over TLS") % {"ae": ae.ae_title})
+        else:
+            click.echo(_("AE %(ae)s is called over plain TCP") % {"ae": ae.ae_title})
 
 
 @ae_group.command("list")
@@ -307,4 +347,4 @@ def ae_list() -> None:
 def ae_remove(ae_title: str) -> None:
     with cli_transaction(cli_settings()) as session:
         nodes.remove_remote_ae(session, operator(), ae_title)
-        click.echo(f"AE {ae_title} removed")
+        click.echo(_("AE %(ae)s removed") % {"ae": ae_title})

@@ -34,7 +34,7 @@ from concilium.imaging.lifecycle import RejectionReason, delete_study, reject
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.query import find
 from concilium.imaging.tables import ImagingStudy, RemoteApplicationEntity
-from concilium.platform import accounts, audit, patients, share_mail, sharing
+from concilium.platform import accounts, audit, directory, patients, share_mail, sharing
 from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
@@ -269,7 +269,6 @@ def _study_view(
         sites=sites,
         other_sites=[(i, n) for i, n in sites.items() if i != study.site_id],
         names={u.id: u.full_name for u in people},
-        people=[(u.id, u.full_name) for u in people if u.id != ctx.user.id],
         reasons=REJECTION_LABELS,
         default_expiry=(ctx.now + timedelta(days=7)).date().isoformat(),
         error=error,
@@ -312,6 +311,7 @@ def study_share(
     expires_on: Annotated[str, Form(max_length=10)],
     to_site_id: Annotated[str, Form(max_length=12)] = "",
     to_user_id: Annotated[str, Form(max_length=12)] = "",
+    to_user: Annotated[str, Form(max_length=64)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     """Share the study with another site or one person until a day (audited)."""
@@ -324,6 +324,8 @@ def study_share(
             raise InvalidInput(_("give the day the share ends (YYYY-MM-DD)")) from exc
         site_id = int(to_site_id) if to_site_id.isdigit() else None
         user_id = int(to_user_id) if to_user_id.isdigit() else None
+        if to_user.strip():
+            user_id = directory.named(ctx.db, to_user).id
         if site_id is not None:
             accounts.get_site(ctx.db, site_id)
             if site_id == found.site_id:

@@ -106,6 +106,9 @@ class PlatformAction:
     HOME = Action("home", Rule(ANY_ROLE, "", any_site=True, self_service=True))
     SITE_LIST = Action("site.list", Rule(ANY_ROLE, "", any_site=True, self_service=True))
     SITE_MANAGE = Action("site.manage", Rule(frozenset(), "admin"))
+    # The regional directory (``concilium.platform.directory``): whoever works at a site
+    # finds the people of every hospital, to share with or invite them by their user name.
+    PEOPLE_SEARCH = Action("people.search", Rule(ANY_ROLE, "", any_site=True))
     USER_READ = Action("user.read", Rule(ADMIN, "admin", self_service=True))
     USER_MANAGE = Action("user.manage", Rule(ADMIN, "admin", whole_reach=True, others_only=True))
     # Anyone manages their own tokens; another person's only who administers all they reach.

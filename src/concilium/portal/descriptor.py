@@ -18,6 +18,7 @@ SERVICE = ServiceDescriptor(
     routers=(
         "concilium.portal.ops:router",
         "concilium.portal.api:router",
+        "concilium.portal.directory_api:router",
         "concilium.portal.signin:router",
         "concilium.portal.home:router",
         "concilium.portal.account:router",
@@ -27,7 +28,11 @@ SERVICE = ServiceDescriptor(
         "concilium.portal.audit_log:router",
         "concilium.portal.outbox:router",
     ),
-    documented_routers=("concilium.portal.ops:router", "concilium.portal.api:router"),
+    documented_routers=(
+        "concilium.portal.ops:router",
+        "concilium.portal.api:router",
+        "concilium.portal.directory_api:router",
+    ),
     nav=(
         NavEntry(PlatformAction.HOME, "/", N_("Home"), 0),
         NavEntry(PlatformAction.PATIENT_READ, "/patients", N_("Patients"), 10),

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from concilium.platform import patients
+from concilium.platform import directory, patients
 from concilium.platform.accounts import active_users, site_names
 from concilium.platform.errors import ConciliumError, InvalidInput
 from concilium.platform.i18n import _
@@ -180,17 +180,21 @@ def patient_share(
     expires_on: Annotated[str, Form(max_length=10)],
     to_site_id: Annotated[str, Form(max_length=12)] = "",
     to_user_id: Annotated[str, Form(max_length=12)] = "",
+    to_user: Annotated[str, Form(max_length=64)] = "",
     reason: Text = "",
 ) -> Response:
     def run() -> None:
         day = date_or_none(expires_on)
         if day is None:
             raise InvalidInput(_("Give the day the share ends."))
+        user_id = int(to_user_id) if to_user_id.isdigit() else None
+        if to_user.strip():
+            user_id = directory.named(ctx.db, to_user).id
         flows.share_patient(
             ctx,
             patient_id,
             to_site_id=int(to_site_id) if to_site_id.isdigit() else None,
-            to_user_id=int(to_user_id) if to_user_id.isdigit() else None,
+            to_user_id=user_id,
             expires_at=datetime.combine(day, time(23, 59), tzinfo=UTC),
             reason=reason,
         )

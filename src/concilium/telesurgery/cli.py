@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
-from concilium.commands import cli_settings, cli_transaction, operator
+from concilium.commands import cli_settings, cli_transaction, operator, speak_terminal_language
 from concilium.platform import accounts
 from concilium.platform.errors import ConciliumError
+from concilium.platform.i18n import _
 from concilium.telesurgery import procedures
 from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
 from concilium.telesurgery.impairment import PROFILES, profile, run_proxy
@@ -44,7 +45,7 @@ DEFAULT_LINK_PORT = 18950
 def _address(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise click.BadParameter(f"expected HOST:PORT, got {value!r}")
+        raise click.BadParameter(_("expected HOST:PORT, got %(value)r") % {"value": value})
     return host or "127.0.0.1", int(port)
 
 
@@ -72,7 +73,7 @@ def _with_progress(duration: float, run: Callable[[Callable[[float], None]], T])
     """Run a qualification showing its progress on standard error: a bar on a terminal,
     a line every 10 % otherwise (logs of a scheduled run stay readable)."""
     if duration >= 2.0 and sys.stderr.isatty():
-        with click.progressbar(length=100, label="qualifying", file=sys.stderr) as bar:
+        with click.progressbar(length=100, label=_("qualifying"), file=sys.stderr) as bar:
             shown = 0
 
             def on_progress(fraction: float) -> None:
@@ -87,7 +88,7 @@ def _with_progress(duration: float, run: Callable[[Callable[[float], None]], T])
         nonlocal last_tenth
         if duration >= 2.0 and int(fraction * 10) > last_tenth:
             last_tenth = int(fraction * 10)
-            click.echo(f"qualifying: {last_tenth * 10}%", err=True)
+            click.echo(_("qualifying: %(percent)s%%") % {"percent": last_tenth * 10}, err=True)
 
     return run(on_line)
 
@@ -105,7 +106,9 @@ def _procedure(path: Path | None) -> dict[str, Any]:
     try:
         return load_procedure_file(path)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(f"cannot read procedure file {path}: {exc}") from exc
+        raise click.ClickException(
+            _("cannot read procedure file %(path)s: %(error)s") % {"path": path, "error": exc}
+        ) from exc
 
 
 def _settings(path: Path | None, link_class: str | None) -> dict[str, Any]:
@@ -133,7 +136,10 @@ def _realtime(priority: int | None) -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (AttributeError, OSError) as exc:
-        raise click.ClickException(f"cannot set real-time priority {priority}: {exc}") from exc
+        raise click.ClickException(
+            _("cannot set real-time priority %(priority)s: %(error)s")
+            % {"priority": priority, "error": exc}
+        ) from exc
 
 
 RT_PRIORITY = click.option(
@@ -162,8 +168,10 @@ def _run_until_signal(main: Callable[[], Awaitable[Callable[[], dict[str, Any]] 
 
 @click.group("telesurgery")
 @click.option("-v", "--verbose", is_flag=True, help="Log every state transition.")
-def telesurgery(verbose: bool) -> None:
+@click.pass_context
+def telesurgery(ctx: click.Context, verbose: bool) -> None:
     """Telesurgery: gateways, secure low-latency link, safety and link qualification."""
+    speak_terminal_language(ctx)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
@@ -177,7 +185,7 @@ def telesurgery(verbose: bool) -> None:
 def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
     """Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."""
     write_keys(ProcedureKeys.generate(procedure_id, key_id), path)
-    click.echo(f"wrote {path}")
+    click.echo(_("wrote %(path)s") % {"path": path})
 
 
 @telesurgery.command("console-gateway")
@@ -237,8 +245,13 @@ def console_gateway(
             reporter.start()
         assert gateway.link is not None
         click.echo(
-            f"console gateway: OpenIGTLink on {igtl_bind[0]}:{gateway.igtl_port}, "
-            f"link {gateway.link.local_address} -> {remote}",
+            _("console gateway: OpenIGTLink on %(host)s:%(port)s, link %(local)s -> %(remote)s")
+            % {
+                "host": igtl_bind[0],
+                "port": gateway.igtl_port,
+                "local": gateway.link.local_address,
+                "remote": remote,
+            },
             err=True,
         )
         return gateway.stats
@@ -254,7 +267,10 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     gateway_token = os.environ.get("CONCILIUM_GATEWAY_TOKEN", "")
     if procedure_id is None or not api_token or not gateway_token:
         raise click.ClickException(
-            "--report-to needs --report-procedure, CONCILIUM_API_TOKEN and CONCILIUM_GATEWAY_TOKEN"
+            _(
+                "--report-to needs --report-procedure, CONCILIUM_API_TOKEN and "
+                "CONCILIUM_GATEWAY_TOKEN"
+            )
         )
     return TimelineReporter(url, procedure_id, api_token, gateway_token)
 
@@ -307,7 +323,8 @@ def robot_gateway(
             reporter.start()
         assert gateway.link is not None
         click.echo(
-            f"robot gateway: link on {gateway.link.local_address}, robot {robot[0]}:{robot[1]}",
+            _("robot gateway: link on %(local)s, robot %(host)s:%(port)s")
+            % {"local": gateway.link.local_address, "host": robot[0], "port": robot[1]},
             err=True,
         )
         return gateway.stats
@@ -326,7 +343,9 @@ def robot_gateway(
 )
 def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> None:
     """Run the simulated robot arm (OpenIGTLink server)."""
-    click.echo(f"robot simulator on {bind[0]}:{bind[1]}", err=True)
+    click.echo(
+        _("robot simulator on %(host)s:%(port)s") % {"host": bind[0], "port": bind[1]}, err=True
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve_simulator(bind[0], bind[1], telemetry_hz, sys.stdin if panel else None))
 
@@ -340,7 +359,11 @@ def impair(
     listen: tuple[str, int], upstream: tuple[str, int], profile_name: str, seed: int
 ) -> None:
     """Run the UDP impairment proxy with a named network profile."""
-    click.echo(f"impairing {listen} -> {upstream} as {profile_name}", err=True)
+    click.echo(
+        _("impairing %(listen)s -> %(upstream)s as %(profile)s")
+        % {"listen": listen, "upstream": upstream, "profile": profile_name},
+        err=True,
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_proxy(listen, upstream, profile(profile_name), seed))
 
@@ -430,12 +453,23 @@ def link_classes() -> None:
     """The threshold presets by link class, with the profile to qualify them on."""
     for preset in LINK_CLASSES.values():
         safety, limits = preset.safety, preset.limits
-        click.echo(f"{preset.name}: {preset.title}")
+        click.echo(f"{preset.name}: {_(preset.title)}")
         click.echo(
-            f"  freshness {safety.command_freshness_ms:g} ms, halt {safety.latency_halt_ms:g} ms, "
-            f"warning {safety.latency_warning_ms:g} ms, watchdog {safety.watchdog_ms:g} ms; "
-            f"speed {limits.max_velocity_mm_s:g} mm/s, "
-            f"{limits.max_angular_velocity_deg_s:g} deg/s; profile {preset.profile}"
+            "  "
+            + _(
+                "freshness %(freshness)s ms, halt %(halt)s ms, warning %(warning)s ms, "
+                "watchdog %(watchdog)s ms; speed %(speed)s mm/s, %(angular)s deg/s; "
+                "profile %(profile)s"
+            )
+            % {
+                "freshness": f"{safety.command_freshness_ms:g}",
+                "halt": f"{safety.latency_halt_ms:g}",
+                "warning": f"{safety.latency_warning_ms:g}",
+                "watchdog": f"{safety.watchdog_ms:g}",
+                "speed": f"{limits.max_velocity_mm_s:g}",
+                "angular": f"{limits.max_angular_velocity_deg_s:g}",
+                "profile": preset.profile,
+            }
         )
 
 
@@ -445,7 +479,7 @@ def link_classes() -> None:
 def _user_id(db: Session, username: str) -> int:
     user = accounts.user_by_username(db, username)
     if user is None:
-        raise click.ClickException(f"no user named {username!r}")
+        raise click.ClickException(_("no user named %(username)r") % {"username": username})
     return user.id
 
 
@@ -518,7 +552,7 @@ def enrol(procedure_id: int, role: str, public_name: str) -> None:
     """Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."""
     with cli_transaction(cli_settings()) as db:
         procedure = procedures.get_procedure(db, procedure_id)
-        _, token = procedures.enrol_gateway(
+        _enrolment, token = procedures.enrol_gateway(
             db, operator(), procedure, role, public_name, datetime.now(UTC)
         )
         click.echo(token)
@@ -541,7 +575,7 @@ def issue_keys(procedure_id: int, out: Path | None) -> None:
         issued, paths = procedures.issue_keys(
             db, operator(), procedure, directory, datetime.now(UTC)
         )
-        click.echo(f"key set {issued.key_id}")
+        click.echo(_("key set %(id)s") % {"id": issued.key_id})
         for role, path in paths.items():
             click.echo(f"  {role}: {path}")
 
@@ -576,7 +610,10 @@ def _qualify_procedure(
         )
         html_path = settings.data_dir / record.html_path
     verdict = "GO" if report.verdict.go else "NO-GO"
-    click.echo(f"{verdict}: kept with procedure {procedure_id} ({html_path})")
+    click.echo(
+        _("%(verdict)s: kept with procedure %(id)s (%(path)s)")
+        % {"verdict": verdict, "id": procedure_id, "path": html_path}
+    )
     for reason in report.verdict.reasons:
         click.echo(f"  - {reason}")
     if not report.verdict.go:

@@ -103,8 +103,10 @@ def test_an_account_without_an_address_is_created_and_no_mail_is_queued(app, wor
         assert db.execute(select(OutboxMail)).scalars().all() == []
 
 
-@pytest.mark.parametrize("name", ["account_setup.txt", "account_setup.html"])
-def test_the_set_up_templates_show_no_text_outside_the_catalogues(name):
+@pytest.mark.parametrize(
+    "name", ["account_setup.txt", "account_setup.html", "account_reset.txt", "account_reset.html"]
+)
+def test_the_account_templates_show_no_text_outside_the_catalogues(name):
     from concilium.portal import account_mail
     from test_translations import _untranslated
 

@@ -42,6 +42,9 @@ class IssuedLink:
 
     url: str
     record: AccountLink
+    mailed_to: str = ""
+    """The e-mail address the link was queued to (in that message's body only); empty
+    when none was sent."""
 
 
 def issue(

@@ -181,3 +181,46 @@ def test_the_page_of_a_new_account_says_where_its_set_up_link_was_sent(
         else "No e-mail could be sent: no address is known for this account."
     )
     assert nothing in bare.text and follow not in bare.text and said not in bare.text
+
+
+def test_a_change_of_roles_is_told_to_the_person_in_their_language(app, world):
+    doctor = person(world, "pweber", "p.weber@chr-metz.fr", locale="en")
+    browser, _admin = admin_browser(world, app)
+    changed = browser.post(
+        f"/admin/users/{doctor.id}/roles",
+        data={"grant": [f"{world.metz.id}:radiologist", f"{world.metz.id}:specialist"]},
+    )
+    assert changed.status_code == 303, changed.text
+    # Saving the same roles again changes nothing, and tells nothing.
+    browser.post(
+        f"/admin/users/{doctor.id}/roles",
+        data={"grant": [f"{world.metz.id}:radiologist", f"{world.metz.id}:specialist"]},
+    )
+    [message] = deliver(world.runtime)
+    assert message["Subject"] == "Your roles on Concilium changed"
+    assert message["Content-Language"] == "en"
+    text = text_of(message)
+    assert "Marc Henry changed your roles on Concilium. You now hold: " in text
+    assert f"Radiologist ({world.metz.name})" in text and f"Specialist ({world.metz.name})" in text
+    with world.runtime.sessions() as db:
+        assert db.execute(select(OutboxMail.kind)).scalars().all() == ["account.roles"]
+
+
+def test_disabling_and_enabling_an_account_are_told_to_the_person_in_french(app, world):
+    doctor = person(world, "pweber", "p.weber@chr-metz.fr")
+    quiet = person(world, "quiet", "")
+    browser, _admin = admin_browser(world, app)
+    assert browser.post(f"/admin/users/{doctor.id}/disable").status_code == 303
+    assert browser.post(f"/admin/users/{quiet.id}/disable").status_code == 303
+    disabled = deliver(world.runtime)
+    assert [m["Subject"] for m in disabled] == ["Votre compte Concilium a été désactivé"]
+    assert (
+        "Marc Henry a désactivé votre compte Concilium : vous ne pouvez plus vous connecter"
+        in text_of(disabled[0])
+    )
+    assert browser.post(f"/admin/users/{doctor.id}/enable").status_code == 303
+    [enabled] = deliver(world.runtime)
+    assert enabled["Subject"] == "Votre compte Concilium est réactivé"
+    assert enabled["To"].addresses[0].addr_spec == "p.weber@chr-metz.fr"
+    assert "Marc Henry a réactivé votre compte Concilium" in text_of(enabled)
+    assert "Ouvrir Concilium: http://127.0.0.1:8000/" in text_of(enabled)

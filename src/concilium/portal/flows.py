@@ -127,7 +127,10 @@ def read_user(ctx: Ctx, user_id: int) -> User:
 def set_user_disabled(ctx: Ctx, user_id: int, disabled: bool) -> User:
     user, target = user_target(ctx.db, user_id)
     ctx.authorize(PlatformAction.USER_MANAGE, target)
+    changed = user.disabled != disabled
     accounts.set_disabled(ctx.db, ctx.actor, user, disabled)
+    if changed:
+        account_mail.send_status_notice(ctx.db, ctx.runtime, user, disabled, ctx.user.full_name)
     ctx.commit()
     return user
 
@@ -136,9 +139,12 @@ def set_user_roles(ctx: Ctx, user_id: int, roles: Sequence[tuple[int, str]]) -> 
     user, target = user_target(ctx.db, user_id)
     grants = _grants(roles)
     ctx.authorize(PlatformAction.USER_MANAGE, target)
+    before = {(m.site_id, m.role) for m in user.memberships}
     accounts.set_roles(
         ctx.db, ctx.actor, user, ctx.visible_sites(PlatformAction.USER_MANAGE), grants
     )
+    if {(m.site_id, m.role) for m in user.memberships} != before:
+        account_mail.send_roles_notice(ctx.db, ctx.runtime, user, ctx.user.full_name)
     ctx.commit()
     return user
 

@@ -8,6 +8,7 @@ import logging
 import re
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlalchemy import select
 
@@ -68,7 +69,22 @@ def test_a_new_account_gets_its_set_up_link_by_e_mail_and_nowhere_else(app, worl
 
     # The link opens the set-up page for whoever holds the message.
     holder = world.client(app)
-    assert holder.get(f"/account/setup/{secret}").status_code == 200
+    page = holder.get(f"/account/setup/{secret}")
+    assert page.status_code == 200
+    # ... and works once: the holder chooses a password and enrols the authenticator shown.
+    key = page.text.split('class="secret" data-copy>')[1].split("<")[0]
+    done = holder.post(
+        f"/account/setup/{secret}",
+        data={
+            "sealed": world.hidden(page.text, "sealed"),
+            "password": "a-better-secret-77",
+            "password_again": "a-better-secret-77",
+            "code": pyotp.TOTP(key).at(world.runtime.now()),
+        },
+    )
+    assert done.status_code == 303, done.text
+    assert world.start_login(world.client(app), "aroux", "a-better-secret-77").status_code == 303
+    assert world.client(app).get(f"/account/setup/{secret}").status_code == 404
 
     with world.runtime.sessions() as db:
         [row] = db.execute(select(OutboxMail)).scalars().all()
@@ -103,8 +119,10 @@ def test_an_account_without_an_address_is_created_and_no_mail_is_queued(app, wor
         assert db.execute(select(OutboxMail)).scalars().all() == []
 
 
-@pytest.mark.parametrize("name", ["account_setup.txt", "account_setup.html"])
-def test_the_set_up_templates_show_no_text_outside_the_catalogues(name):
+@pytest.mark.parametrize(
+    "name", ["account_setup.txt", "account_setup.html", "account_reset.txt", "account_reset.html"]
+)
+def test_the_account_templates_show_no_text_outside_the_catalogues(name):
     from concilium.portal import account_mail
     from test_translations import _untranslated
 

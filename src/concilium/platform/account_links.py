@@ -4,8 +4,10 @@ factor (TOTP, RFC 6238) without anyone else ever knowing either.
 An administrator (or the operator at the command line) issues a link for an account: a new
 account gets a set-up link, an existing one a reset link, which replaces its password and
 its second factor. A link is single-use, expires (``account_link_hours``), is stored only
-as the hash of its secret, replaces any earlier link of the account, and is audited. It is
-handed over through :func:`concilium.platform.notifications.send_link`.
+as the hash of its secret, replaces any earlier link of the account, and is audited. Its
+holder is notified (:func:`concilium.platform.notifications.send_link`, which never stores
+the link); the portal e-mails the link itself to the holder's address when there is one
+(``concilium.portal.account_mail``) and shows it once to the administrator.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ class IssuedLink:
 
     url: str
     record: AccountLink
+    mailed_to: str = ""
+    """The e-mail address the link was queued to (in that message's body only); empty
+    when none was sent."""
 
 
 def issue(

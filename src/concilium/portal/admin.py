@@ -14,7 +14,7 @@ from concilium.platform.account_links import IssuedLink
 from concilium.platform.accounts import list_sites, site_names
 from concilium.platform.errors import ConciliumError, InvalidInput, SecondFactorRefused
 from concilium.platform.i18n import _
-from concilium.platform.policy import PlatformAction, decide
+from concilium.platform.policy import PlatformAction, Target, decide
 from concilium.platform.tables import User
 from concilium.portal import flows
 from concilium.portal.targets import user_target
@@ -154,6 +154,11 @@ def _user_view(
         subject=user,
         sites=sites,
         can_manage=decide(ctx.principal, PlatformAction.USER_MANAGE, target).allowed,
+        outbox_allowed=decide(
+            ctx.principal,
+            PlatformAction.OUTBOX_MANAGE,
+            Target(kind="mail", site_ids=frozenset(ctx.principal.roles)),
+        ).allowed,
         link=link,
         link_hours=ctx.runtime.settings.account_link_hours,
         managed=_managed_sites(ctx),

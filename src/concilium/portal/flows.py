@@ -7,6 +7,7 @@ audits; the adapters only translate forms or JSON in and pages or JSON out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from concilium.platform import (
@@ -104,9 +105,9 @@ def create_user(
         rpps=rpps,
     )
     link = account_links.issue(ctx.db, ctx.runtime.settings, ctx.actor, user, "setup", ctx.now)
-    account_mail.send_setup_link(ctx.db, ctx.runtime, user, link, ctx.user.full_name)
+    mail = account_mail.send_setup_link(ctx.db, ctx.runtime, user, link, ctx.user.full_name)
     ctx.commit()
-    return user, link
+    return user, replace(link, mailed_to=user.email if mail is not None else "")
 
 
 def list_users(ctx: Ctx) -> Sequence[User]:
@@ -126,7 +127,10 @@ def read_user(ctx: Ctx, user_id: int) -> User:
 def set_user_disabled(ctx: Ctx, user_id: int, disabled: bool) -> User:
     user, target = user_target(ctx.db, user_id)
     ctx.authorize(PlatformAction.USER_MANAGE, target)
+    changed = user.disabled != disabled
     accounts.set_disabled(ctx.db, ctx.actor, user, disabled)
+    if changed:
+        account_mail.send_status_notice(ctx.db, ctx.runtime, user, disabled, ctx.user.full_name)
     ctx.commit()
     return user
 
@@ -135,9 +139,12 @@ def set_user_roles(ctx: Ctx, user_id: int, roles: Sequence[tuple[int, str]]) -> 
     user, target = user_target(ctx.db, user_id)
     grants = _grants(roles)
     ctx.authorize(PlatformAction.USER_MANAGE, target)
+    before = {(m.site_id, m.role) for m in user.memberships}
     accounts.set_roles(
         ctx.db, ctx.actor, user, ctx.visible_sites(PlatformAction.USER_MANAGE), grants
     )
+    if {(m.site_id, m.role) for m in user.memberships} != before:
+        account_mail.send_roles_notice(ctx.db, ctx.runtime, user, ctx.user.full_name)
     ctx.commit()
     return user
 
@@ -173,13 +180,14 @@ def confirm_second_factor(ctx: Ctx, code: str | None, action: str, subject: User
 def issue_reset_link(ctx: Ctx, user_id: int, code: str | None) -> account_links.IssuedLink:
     """A link resetting another person's password and second factor: issued by who
     administers every site the account reaches, confirmed by their own second factor, and
-    notified to the person."""
+    notified to the person, who gets the link by e-mail when their address can take it."""
     user, target = user_target(ctx.db, user_id)
     ctx.authorize(PlatformAction.USER_MANAGE, target)
     confirm_second_factor(ctx, code, "account.reset_link", user)
     link = account_links.issue(ctx.db, ctx.runtime.settings, ctx.actor, user, "reset", ctx.now)
+    mail = account_mail.send_reset_link(ctx.db, ctx.runtime, user, link, ctx.user.full_name)
     ctx.commit()
-    return link
+    return replace(link, mailed_to=user.email if mail is not None else "")
 
 
 # --- one's own credentials -------------------------------------------------------------------

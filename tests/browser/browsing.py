@@ -65,6 +65,20 @@ def sign_in(
     page.wait_for_url(re.compile(r".*/$"))
 
 
+def signed_in_state(
+    browser: Any, url: str, username: str, password: str, totp_key: str | None = None
+) -> dict[str, Any]:
+    """Sign in once through the pages; the signed-in state (``storage_state``), for the
+    browser contexts of each test to start from."""
+    context = browser.new_context(locale="en-GB")
+    try:
+        sign_in(context.new_page(), username, password, totp_key, base_url=url)
+        state: dict[str, Any] = context.storage_state()
+    finally:
+        context.close()
+    return state
+
+
 def main_menu(page: Any, name: str = "Main") -> Any:
     """The main menu's navigation, opened first on a phone, where its links sit behind the
     Menu button (as a person taps it before choosing a page)."""

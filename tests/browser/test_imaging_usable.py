@@ -19,8 +19,8 @@ from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
 from serving import RunningServer, running_server
 
+from .browsing import signed_in_state
 from .checks import assert_usable, person_browsing
-from .test_portal_pages import _sign_in
 
 
 def _populate(data_dir: Any, made: list[Clinic]) -> None:
@@ -51,8 +51,8 @@ def imaging_server(
         (clinic,) = made
         admin_key = server.create_user("claire", "admin@570005165", password=PASSWORD, totp=True)
         states = {
-            "jdoe": _sign_in(browser, server.url, "jdoe", KEYS["jdoe"]),
-            "claire": _sign_in(browser, server.url, "claire", admin_key),
+            "jdoe": signed_in_state(browser, server.url, "jdoe", PASSWORD, KEYS["jdoe"]),
+            "claire": signed_in_state(browser, server.url, "claire", PASSWORD, admin_key),
         }
         yield server, clinic, states
 

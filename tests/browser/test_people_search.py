@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import pyotp
 import pytest
 
 from clinical_world import KEYS, PASSWORD, Clinic, populate
@@ -18,6 +17,7 @@ from concilium.config import Settings
 from concilium.platform.runtime import Runtime
 from serving import RunningServer, running_server
 
+from .browsing import signed_in_state
 from .checks import assert_usable, person_browsing
 
 # One colleague at Briey for each screen and language: each run shares with its own.
@@ -37,22 +37,6 @@ def _populate(data_dir: Any, made: list[Clinic]) -> None:
         runtime.close()
 
 
-def _sign_in(browser: Any, url: str, username: str, key: str) -> dict[str, Any]:
-    context = browser.new_context(locale="en-GB")
-    page = context.new_page()
-    page.goto(f"{url}/login")
-    page.locator("#f-username").fill(username)
-    page.locator("#f-password").fill(PASSWORD)
-    page.locator("button[type=submit]").click()
-    page.wait_for_url("**/login/totp**")
-    page.locator("#f-code").fill(pyotp.TOTP(key).now())
-    page.locator("main button[type=submit]").click()
-    page.wait_for_url(re.compile(r".*/$"))
-    state: dict[str, Any] = context.storage_state()
-    context.close()
-    return state
-
-
 @pytest.fixture(scope="module")
 def clinic_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
@@ -66,7 +50,7 @@ def clinic_server(
         (clinic,) = made
         for username in COLLEAGUES.values():
             server.create_user(username, "specialist@540000049", password=PASSWORD)
-        yield server, clinic, _sign_in(browser, server.url, "jdoe", KEYS["jdoe"])
+        yield server, clinic, signed_in_state(browser, server.url, "jdoe", PASSWORD, KEYS["jdoe"])
 
 
 @pytest.mark.browser

@@ -5,12 +5,10 @@ logs no console error and never scrolls sideways; screenshots go to ``test-artif
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-import pyotp
 import pytest
 
 from clinical_world import KEYS, PASSWORD, Clinic, populate
@@ -18,6 +16,7 @@ from concilium.config import Settings
 from concilium.platform.runtime import Runtime
 from serving import RunningServer, running_server
 
+from .browsing import signed_in_state
 from .checks import assert_usable, person_browsing
 
 ADMIN_KEY = "admin"
@@ -29,23 +28,6 @@ def _populate(data_dir: Any, made: list[Clinic]) -> None:
         made.append(populate(runtime))
     finally:
         runtime.close()
-
-
-def _sign_in(browser: Any, url: str, username: str, key: str) -> dict[str, Any]:
-    """Sign in once through the pages; the signed-in state, for the contexts of each test."""
-    context = browser.new_context(locale="en-GB")
-    page = context.new_page()
-    page.goto(f"{url}/login")
-    page.locator("#f-username").fill(username)
-    page.locator("#f-password").fill(PASSWORD)
-    page.locator("button[type=submit]").click()
-    page.wait_for_url("**/login/totp**")
-    page.locator("#f-code").fill(pyotp.TOTP(key).now())
-    page.locator("main button[type=submit]").click()
-    page.wait_for_url(re.compile(r".*/$"))
-    state: dict[str, Any] = context.storage_state()
-    context.close()
-    return state
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +44,8 @@ def clinic_server(
         (clinic,) = made
         admin_key = server.create_user("claire", "admin@570005165", password=PASSWORD, totp=True)
         states = {
-            "jdoe": _sign_in(browser, server.url, "jdoe", KEYS["jdoe"]),
-            "claire": _sign_in(browser, server.url, "claire", admin_key),
+            "jdoe": signed_in_state(browser, server.url, "jdoe", PASSWORD, KEYS["jdoe"]),
+            "claire": signed_in_state(browser, server.url, "claire", PASSWORD, admin_key),
         }
         yield server, clinic, states
 

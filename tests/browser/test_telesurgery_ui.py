@@ -5,13 +5,11 @@ no console error and never scrolls sideways; screenshots go to ``test-artifacts/
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import pyotp
 import pytest
 
 from clinical_world import KEYS, PASSWORD, Clinic, populate
@@ -22,6 +20,7 @@ from concilium.platform.runtime import Runtime
 from concilium.telesurgery import procedures
 from serving import RunningServer, running_server
 
+from .browsing import signed_in_state
 from .checks import assert_usable, person_browsing
 
 
@@ -52,22 +51,6 @@ def _populate(data_dir: Any, made: list[tuple[Clinic, int]]) -> None:
         runtime.close()
 
 
-def _sign_in(browser: Any, url: str, username: str, key: str) -> dict[str, Any]:
-    context = browser.new_context(locale="en-GB")
-    page = context.new_page()
-    page.goto(f"{url}/login")
-    page.locator("#f-username").fill(username)
-    page.locator("#f-password").fill(PASSWORD)
-    page.locator("button[type=submit]").click()
-    page.wait_for_url("**/login/totp**")
-    page.locator("#f-code").fill(pyotp.TOTP(key).now())
-    page.locator("main button[type=submit]").click()
-    page.wait_for_url(re.compile(r".*/$"))
-    state: dict[str, Any] = context.storage_state()
-    context.close()
-    return state
-
-
 @pytest.fixture(scope="module")
 def surgery_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
@@ -79,7 +62,7 @@ def surgery_server(
         worker.start()
         worker.join()
         ((clinic, qualification),) = made
-        state = _sign_in(browser, server.url, "pmartin", KEYS["pmartin"])
+        state = signed_in_state(browser, server.url, "pmartin", PASSWORD, KEYS["pmartin"])
         yield server, clinic, qualification, state
 
 

@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 
 from concilium.live.tables import LiveSession
 from concilium.live.web.pages import local_to_utc
@@ -198,3 +199,14 @@ def test_api_problems_are_worded_in_the_reader_language(signed_in, people):
     assert french.json()["detail"] == "session en direct 987654 introuvable"
     english = coord.get("/api/v1/live/sessions/987654")
     assert english.json()["detail"] == "live session 987654 not found"
+
+
+def test_the_websocket_refuses_a_stranger_in_french(signed_in, people, live_id, hub):
+    stranger = signed_in(people["stranger"])
+    with (
+        pytest.raises(WebSocketDisconnect) as refused,
+        hub(stranger, live_id, **{"accept-language": "fr"}) as ws,
+    ):
+        ws.receive_json()
+    assert refused.value.code == 1008
+    assert refused.value.reason == "vous n'êtes pas invité à cette session"

@@ -324,5 +324,9 @@ export function showPlayingTiles(stage, nothingLive = null) {
     tiles.unshift(back);
   }
   stage.tiles.replaceChildren(...tiles);
+  // A feed that was on the stage comes back paused (taken out of the page, it stopped).
+  for (const video of stage.tiles.querySelectorAll("video")) {
+    if (video.paused && video.srcObject) start(video);
+  }
   update();
 }

@@ -261,7 +261,9 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
     try:
         peer, hello = await run_in_threadpool(opening)
     except ConciliumError as exc:
-        await websocket.close(code=1008, reason=exc.detail[:100])
+        # A close reason holds at most 123 bytes (RFC 6455 5.5): French takes two for "é".
+        reason = exc.detail.encode()[:123].decode(errors="ignore")
+        await websocket.close(code=1008, reason=reason)
         return
     await websocket.accept()
     room: SessionRoom = live_runtime(websocket.app).room(session_id)

@@ -54,6 +54,17 @@ WORDS = {
     },
 }
 SELF_VIEW = "document.querySelector('[data-self-view]')"
+BRIGHTEST = f"""(() => {{
+    const c = document.createElement('canvas');
+    c.width = 64; c.height = 48;
+    const g = c.getContext('2d');
+    g.drawImage({STAGE}, 0, 0, 64, 48);
+    const d = g.getImageData(0, 0, 64, 48).data;
+    let most = 0;
+    for (let i = 0; i < d.length; i += 4) most = Math.max(most, d[i], d[i + 1], d[i + 2]);
+    return most;
+}})()"""
+"""The brightest channel value of the stage's picture now (0 for a black picture)."""
 
 
 def _people(data_dir: Path) -> None:
@@ -175,6 +186,9 @@ def test_live_pages_are_usable(live_site, media_browser, artifacts, width, langu
         assert sender.locator("[data-self-view]").get_attribute("muted") is not None
         assert sender.evaluate(f"{SELF_VIEW}.muted") is True
 
+        # Léa receives Théo's moving picture before he switches anything off.
+        wait_until(watcher, f"{STAGE}.currentTime > 0.5 && {BRIGHTEST} > 100", 20_000)
+
         microphone = sender.get_by_role("button", name=words["microphone"])
         camera = sender.get_by_role("button", name=words["camera"])
         self_view = sender.get_by_role("button", name=words["self"])
@@ -188,6 +202,8 @@ def test_live_pages_are_usable(live_site, media_browser, artifacts, width, langu
         assert _pressed(sender, "[data-toggle-camera]") == "true"
         assert _tracks_enabled(sender, "Video") == [False]
         assert sender.locator("[data-camera-off-note]").is_visible()
+        # The track itself is off: what reaches Léa through Janus is a black picture.
+        wait_until(watcher, f"{BRIGHTEST} < 20", 10_000)
         assert _pressed(sender, "[data-toggle-self-view]") == "true"
         self_view.click()
         assert _pressed(sender, "[data-toggle-self-view]") == "false"
@@ -201,10 +217,10 @@ def test_live_pages_are_usable(live_site, media_browser, artifacts, width, langu
         assert _tracks_enabled(sender, "Audio") == [True]
         assert _tracks_enabled(sender, "Video") == [True]
         assert sender.locator("[data-self-view]").is_visible()
+        wait_until(watcher, f"{BRIGHTEST} > 100", 10_000)
 
-        # Once Théo sends, Léa sees his picture; no video carries the browser's controls
-        # and every tile shown plays.
-        wait_until(watcher, f"{STAGE}.currentTime > 0.5", 20_000)
+        # Léa sees his picture; no video carries the browser's controls and every tile
+        # shown plays.
         assert watcher.locator("[data-nothing-live]").is_hidden()
         assert watcher.locator("video[controls]").count() == 0
         shown = watcher.locator("[data-tiles] figure:not([hidden]) video")

@@ -333,7 +333,14 @@ async def api_ptz(
         raise Conflict(_("take control of the cameras first")) from exc
     ctx.commit()
     if not record.ok:
-        raise Conflict(str(PtzError(record)))
+        outcome = (
+            _("the camera did not answer in time")
+            if record.outcome == "timeout"
+            else _("the camera refused the command (%(error)s)")
+            % {"error": record.error.name if record.error is not None else record.outcome}
+        )
+        # The technical record (command, camera address) goes to the audit, not the reader.
+        raise Conflict(outcome) from PtzError(record)
     return PtzOut(command=record.command, outcome=record.outcome, attempts=record.attempts)
 
 

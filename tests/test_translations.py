@@ -67,9 +67,15 @@ def _untranslated(source: str) -> list[str]:
 @pytest.mark.parametrize(
     "template",
     sorted(
-        t
-        for p in ("web", "portal", "imaging", "telesurgery")
-        for t in SRC.glob(f"{p}/templates/**/*.html")
+        [
+            t
+            for p in ("web", "portal", "imaging", "telesurgery")
+            for t in SRC.glob(f"{p}/templates/**/*.html")
+        ]
+        + [
+            SRC / "live" / "templates" / f"{name}.html"
+            for name in ("list", "session", "join", "watch", "library", "library_item")
+        ]
     ),
     ids=lambda p: str(p.relative_to(SRC)),
 )

@@ -277,5 +277,5 @@ def test_a_viewer_of_a_broadcast_watches_the_program_over_hls(  # type: ignore[n
     assert all(signed.search(u) for u in hls_requests), hls_requests[:3]
     state = page.locator("[data-status]").inner_text()
     assert state.startswith("Watching the broadcast") and (player == "native") == (
-        "native" in state
+        "played by the browser" in state
     )

@@ -7,7 +7,15 @@ import pytest
 from concilium.live.credentials import CredentialBook, RoomCredential
 from concilium.live.sources import mountpoint_id
 from concilium.live.web.janus_proxy import check_janus_request, credential_for
+from concilium.platform import i18n
 from concilium.platform.errors import Forbidden
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The refusals are read in English here, whatever catalogues the process loaded."""
+    with i18n.using_locale("en"):
+        yield
 
 
 def test_the_media_proxy_forwards_only_own_credentials_and_browser_requests():

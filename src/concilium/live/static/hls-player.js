@@ -4,6 +4,8 @@
 // The files live under a signed, expiring address that Concilium grants to those who may
 // watch (`GET /api/v1/live/sessions/{id}/hls`); the player asks again before it lapses.
 
+import { _, format, ngettext } from "/static/i18n.js";
+
 const HLS_JS = "/live/assets/hls.min.js";
 const RETRY_MS = 3000;
 const CAPABILITY = /\/live\/\d+\/hls\/[^/]+\/[^/]+\//;
@@ -13,8 +15,8 @@ function loadHlsJs() {
   return new Promise((resolve, reject) => {
     const script = document.createElement("script");
     script.src = HLS_JS;
-    script.onload = () => (window.Hls ? resolve(window.Hls) : reject(new Error("hls.js did not load")));
-    script.onerror = () => reject(new Error("hls.js could not be fetched"));
+    script.onload = () => (window.Hls ? resolve(window.Hls) : reject(new Error(_("the video player did not load"))));
+    script.onerror = () => reject(new Error(_("the video player could not be fetched")));
     document.head.append(script);
   });
 }
@@ -60,11 +62,11 @@ export async function playHls(video, accessUrl, onState = () => {}) {
     load();
     video.addEventListener("error", () => setTimeout(load, RETRY_MS));
     await video.play().catch(() => {});
-    onState("native");
+    onState(_("played by the browser"));
     return { restart: load };
   }
   const Hls = await loadHlsJs();
-  if (!Hls.isSupported()) throw new Error("this browser plays neither HLS nor Media Source");
+  if (!Hls.isSupported()) throw new Error(_("this browser cannot play the broadcast; use a recent browser"));
   let hls = null;
   const start = () => {
     if (hls) hls.destroy();
@@ -77,12 +79,12 @@ export async function playHls(video, accessUrl, onState = () => {}) {
       xhrSetup: (xhr, url) => xhr.open("GET", url.replace(CAPABILITY, new URL(access.prefix).pathname), true),
     });
     hls.on(Hls.Events.MANIFEST_PARSED, () => {
-      onState(`hls.js, ${hls.levels.length} renditions`);
+      onState(format(ngettext("%(num)s quality", "%(num)s qualities", hls.levels.length), { num: hls.levels.length }));
       video.play().catch(() => {});
     });
     hls.on(Hls.Events.ERROR, (_event, data) => {
       if (!data.fatal) return;
-      onState("waiting for the broadcast…");
+      onState(_("waiting for the broadcast…"));
       // Refused: the address lapsed (a device that slept); ask for a new one first.
       if (data.response?.code === 403) scheduleRenewal(0);
       setTimeout(start, RETRY_MS);

@@ -7,6 +7,8 @@
 // ICE uses half-trickle: the SDP is sent once candidate gathering is complete, which is quick
 // on the hospital LAN and keeps the exchange to one request per step.
 
+import { _, format } from "/static/i18n.js";
+
 const VIDEOROOM = "janus.plugin.videoroom";
 const STREAMING = "janus.plugin.streaming";
 
@@ -19,7 +21,7 @@ function transaction() {
 /** Error answered by Janus or one of its plugins; `code` is Janus's numeric code. */
 export class JanusError extends Error {
   constructor(code, reason) {
-    super(`Janus error ${code}: ${reason}`);
+    super(format(_("Media server error %(code)s: %(reason)s"), { code, reason }));
     this.name = "JanusError";
     this.code = code;
   }
@@ -27,11 +29,11 @@ export class JanusError extends Error {
 
 function checkReply(reply) {
   if (reply.janus === "error") {
-    throw new JanusError(reply.error?.code ?? 0, reply.error?.reason ?? "unknown error");
+    throw new JanusError(reply.error?.code ?? 0, reply.error?.reason ?? _("unknown error"));
   }
   const data = reply.plugindata?.data;
   if (data && (data.error_code !== undefined || data.error !== undefined)) {
-    throw new JanusError(data.error_code ?? 0, data.error ?? "plugin error");
+    throw new JanusError(data.error_code ?? 0, data.error ?? _("plugin error"));
   }
   return reply;
 }
@@ -177,14 +179,14 @@ function gatheringComplete(pc) {
 function connected(pc, timeoutMs = 15000) {
   if (pc.connectionState === "connected") return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("WebRTC connection timed out")), timeoutMs);
+    const timer = setTimeout(() => reject(new Error(_("the video connection took too long to open"))), timeoutMs);
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "connected") {
         clearTimeout(timer);
         resolve();
       } else if (pc.connectionState === "failed") {
         clearTimeout(timer);
-        reject(new Error("WebRTC connection failed"));
+        reject(new Error(_("the video connection failed")));
       }
     });
   });
@@ -302,7 +304,7 @@ export async function subscribe({ apiUrl, token, room, feed, video, headers = {}
  */
 export async function selectSubstream({ session, handleId, videoMid }, substream) {
   if (![0, 1, 2].includes(substream)) throw new RangeError("substream must be 0, 1 or 2");
-  if (videoMid === null) throw new Error("this subscription has no video stream");
+  if (videoMid === null) throw new Error(_("this feed has no picture"));
   await session.message(handleId, {
     request: "configure",
     streams: [{ mid: videoMid, substream }],

@@ -1,6 +1,8 @@
 // Shared by the live pages: the JSON API with the CSRF token, the session websocket, the
 // chat and question lists, and the telestration layer drawn over a video.
 
+import { _, format } from "/static/i18n.js";
+
 const page = document.querySelector("[data-live-session]");
 
 /** Facts the server put on the page: session id, CSRF token, who I am. */
@@ -48,7 +50,7 @@ export function connect(handlers) {
     });
     socket.addEventListener("close", (closing) => {
       if (closing.code === 1008) {
-        status(`Refused: ${closing.reason || "not allowed"}`);
+        status(format(_("Refused: %(reason)s"), { reason: closing.reason || _("not allowed") }));
         return;
       }
       setTimeout(open, 2000);
@@ -76,6 +78,18 @@ export function showChat(list, event) {
   list.scrollTop = list.scrollHeight;
 }
 
+/** What a question's state is called, in the reader's language. */
+export function questionState(state) {
+  const names = {
+    submitted: _("awaiting moderation"),
+    approved: _("approved"),
+    answered: _("answered"),
+    rejected: _("rejected"),
+    merged: _("merged"),
+  };
+  return names[state] ?? state;
+}
+
 /** Insert or update a question in `list`; `actions(li, event)` may add buttons. */
 export function showQuestion(list, event, actions) {
   const existing = list.querySelector(`li[data-id="${event.id}"]`);
@@ -85,17 +99,17 @@ export function showQuestion(list, event, actions) {
     existing?.remove();
     return;
   }
-  const li = item(event.id, event.body, `${event.author} · ${event.status}`);
+  const li = item(event.id, event.body, `${event.author} · ${questionState(event.status)}`);
   li.dataset.status = event.status;
   if (event.answer) {
     const answer = document.createElement("p");
     answer.className = "answer";
-    answer.textContent = `Answer: ${event.answer}`;
+    answer.textContent = format(_("Answer: %(answer)s"), { answer: event.answer });
     li.append(answer);
   }
   if (event.merged_into) {
     const merged = document.createElement("p");
-    merged.textContent = `Merged into question ${event.merged_into}`;
+    merged.textContent = format(_("Merged into question %(number)s"), { number: event.merged_into });
     li.append(merged);
   }
   actions?.(li, event);
@@ -215,9 +229,9 @@ export function wireSession({ telestration = null, questionActions = undefined, 
     question: (event) => questions && showQuestion(questions, event, questionActions),
     stroke: (event) => telestration?.add(event),
     clear: () => telestration?.clear(),
-    error: (event) => status(`Refused: ${event.detail}`),
+    error: (event) => status(format(_("Refused: %(reason)s"), { reason: event.detail })),
     program: (event) => extra.program?.(event),
-    ended: () => status("The session has ended."),
+    ended: () => status(_("The session has ended.")),
   });
   sendForm(document.querySelector("[data-chat-form]"), socket, "chat");
   sendForm(document.querySelector("[data-question-form]"), socket, "question");
@@ -226,4 +240,93 @@ export function wireSession({ telestration = null, questionActions = undefined, 
     document.querySelector("[data-clear]")?.addEventListener("click", () => socket.send({ type: "clear" }));
   }
   return socket;
+}
+
+/** What a role in a session is called, in the reader's language. */
+export function roleName(role) {
+  const names = {
+    director: _("director"),
+    moderator: _("moderator"),
+    presenter: _("presenter"),
+    participant: _("participant"),
+    viewer: _("viewer"),
+  };
+  return names[role] ?? role;
+}
+
+const playing = (video) => !video.paused && !video.ended && video.readyState >= 2;
+
+/** Play `video` from the script: unmuted if the browser allows it, else muted (the
+ * picture matters more than the sound of a tile); never left black and paused. */
+function start(video) {
+  video.play().catch(() => {
+    video.muted = true;
+    video.play().catch(() => {});
+  });
+}
+
+/**
+ * Show as tiles only the feeds whose picture plays, without the browser's controls, each
+ * with a button that puts it on the stage; `nothingLive` (an element) is shown while neither
+ * the stage nor any tile plays. Called after each `Stage.render()`.
+ */
+export function showPlayingTiles(stage, nothingLive = null) {
+  const update = () => {
+    let any = playing(stage.stageVideo);
+    for (const figure of stage.tiles?.querySelectorAll("figure") ?? []) {
+      const video = figure.querySelector("video");
+      figure.hidden = !video || !playing(video);
+      any ||= !figure.hidden;
+    }
+    if (nothingLive) nothingLive.hidden = any;
+    if (stage.tiles) stage.tiles.dataset.playing = String(stage.tiles.querySelectorAll("figure:not([hidden])").length);
+  };
+  if (!stage.watchingStage) {
+    stage.watchingStage = true;
+    for (const event of ["playing", "pause", "emptied", "ended"]) stage.stageVideo.addEventListener(event, update);
+  }
+  if (!stage.tiles) {
+    update();
+    return;
+  }
+  const ids = [...stage.feeds.keys()];
+  const mineId = stage.mine?.publisherId ?? null;
+  const onStage = stage.chosen ?? stage.program ?? ids[0] ?? mineId;
+  const tiles = [];
+  for (const [id, entry] of stage.feeds) {
+    if (id === onStage) continue;
+    const video = entry.video;
+    video.controls = false;
+    video.removeAttribute("controls");
+    if (!entry.watched) {
+      entry.watched = true;
+      video.autoplay = false;
+      video.addEventListener("loadedmetadata", () => start(video));
+      for (const event of ["playing", "pause", "emptied", "ended"]) video.addEventListener(event, update);
+      if (video.readyState >= 1) start(video);
+    }
+    const figure = document.createElement("figure");
+    const caption = document.createElement("figcaption");
+    const pick = document.createElement("button");
+    pick.type = "button";
+    pick.textContent = format(_("Watch %(name)s"), { name: entry.display });
+    pick.addEventListener("click", () => stage.choose(id));
+    caption.append(pick);
+    figure.append(video, caption);
+    tiles.push(figure);
+  }
+  if (stage.chosen !== null) {
+    const back = document.createElement("button");
+    back.type = "button";
+    back.textContent = _("Back to the program");
+    back.dataset.program = "";
+    back.addEventListener("click", () => stage.choose(null));
+    tiles.unshift(back);
+  }
+  stage.tiles.replaceChildren(...tiles);
+  // A feed that was on the stage comes back paused (taken out of the page, it stopped).
+  for (const video of stage.tiles.querySelectorAll("video")) {
+    if (video.paused && video.srcObject) start(video);
+  }
+  update();
 }

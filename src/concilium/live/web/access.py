@@ -12,6 +12,7 @@ from concilium.live.actions import LiveAction
 from concilium.live.tables import LiveSession
 from concilium.platform import accounts, patients, sharing
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import _
 from concilium.platform.policy import Action, Decision, PlatformAction, Target, decide
 from concilium.web.context import Ctx, record_refusal
 
@@ -22,7 +23,7 @@ def authorized_session(ctx: Ctx, session_id: int, action: Action) -> tuple[LiveS
     if live is None:
         target = Target(service.RESOURCE_KIND, str(session_id))
         record_refusal(ctx.db, ctx.actor, action, target, "none")
-        raise NotFound(f"live session {session_id} not found")
+        raise NotFound(_("live session %(id)s not found") % {"id": session_id})
     target = service.session_target(ctx.db, live, action, ctx.now)
     return live, ctx.authorize(action, target)
 

@@ -32,6 +32,7 @@ from concilium.live.web.access import (
 from concilium.live.web.janus_proxy import JANUS_PATH
 from concilium.live.web.state import live_runtime, live_sessions, media_of, source_feeds
 from concilium.platform.errors import Conflict
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx, gate
 
 router = APIRouter(prefix="/api/v1/live", tags=["live"])
@@ -136,7 +137,7 @@ def api_create(body: SessionIn, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)
 def api_read(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> SessionOut:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     return SessionOut.of(live, live_runtime(request.app).room(live.id).program_feed)
 
 
@@ -155,7 +156,7 @@ def api_invite(
     session_id: int, body: InvitationIn, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> InvitationOut:
     """Invite a person of any site in a role (again: change their role)."""
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
     invited = service.invite(
         ctx.db, ctx.actor, live, user_id=body.user_id, role=body.role, now=ctx.now
     )
@@ -168,7 +169,9 @@ async def api_start(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> SessionOut:
     """Go live; refused (409) when the patient shown has not consented to teaching."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
+    )
     await live_sessions(request).start(ctx.db, ctx.actor, live, ctx.now)
     return SessionOut.of(live)
 
@@ -177,7 +180,9 @@ async def api_start(
 async def api_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> SessionOut:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
+    )
     await live_sessions(request).end(ctx.db, ctx.actor, live, ctx.now)
     return SessionOut.of(live)
 
@@ -186,7 +191,9 @@ async def api_end(
 async def api_join(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> JoinOut:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_JOIN
+    )
     may_publish = await run_in_threadpool(may, ctx, live, LiveAction.LIVE_PUBLISH)
     media = media_of(request)
     end_transaction(ctx)
@@ -213,7 +220,9 @@ async def api_join(
 async def api_leave(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> Response:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_JOIN
+    )
     end_transaction(ctx)
     await service.leave(ctx.db, live_runtime(request.app).media, ctx.actor, live, ctx.now)
     ctx.commit()
@@ -225,7 +234,9 @@ async def api_feeds(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> list[FeedOut]:
     """Publishers in the session's room right now (VideoRoom ``listparticipants``)."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_JOIN)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_JOIN
+    )
     end_transaction(ctx)
     if live.janus_room_id is None:
         return []
@@ -250,7 +261,9 @@ async def api_program(
     ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
 ) -> SessionOut:
     """Put a feed on program: every viewer switches to it."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT
+    )
     await live_sessions(request).switch_program(ctx.db, ctx.actor, live, body.feed, ctx.now)
     return SessionOut.of(live, body.feed)
 
@@ -266,14 +279,15 @@ def api_take_control(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
 ) -> ControlOut:
     """Take (or renew) control of the cameras."""
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
         direction.take_control(
             ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now
         )
     except DirectorLockHeld as exc:
-        raise Conflict(f"the cameras are directed by {exc.holder}") from exc
+        held = _("the cameras are directed by %(holder)s") % {"holder": exc.holder}
+        raise Conflict(held) from exc
     ctx.commit()
     return _control_out(request, live, now)
 
@@ -282,14 +296,14 @@ def api_take_control(
 def api_release_control(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
 ) -> ControlOut:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     now = ctx.now.timestamp()
     try:
         direction.release_control(
             ctx.db, ctx.actor, live, live_runtime(request.app).lock(live.id), now
         )
     except NotDirector as exc:
-        raise Conflict("you do not direct the cameras") from exc
+        raise Conflict(_("you do not direct the cameras")) from exc
     ctx.commit()
     return _control_out(request, live, now)
 
@@ -302,7 +316,9 @@ async def api_ptz(
     ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)],
 ) -> PtzOut:
     """Move a camera: only the director holding control, every command audited."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT
+    )
     camera = direction.get_camera(ctx.db, live, body.camera_id)
     command = direction.ptz_command(body.move, speed=body.speed, preset=body.preset)
     host, port = direction.camera_address(camera, live_sessions(request).device_networks)
@@ -314,10 +330,17 @@ async def api_ptz(
             ctx.db, ctx.actor, live, live_state.lock(live.id), client, command, ctx.now.timestamp()
         )
     except NotDirector as exc:
-        raise Conflict("take control of the cameras first") from exc
+        raise Conflict(_("take control of the cameras first")) from exc
     ctx.commit()
     if not record.ok:
-        raise Conflict(str(PtzError(record)))
+        outcome = (
+            _("the camera did not answer in time")
+            if record.outcome == "timeout"
+            else _("the camera refused the command (%(error)s)")
+            % {"error": record.error.name if record.error is not None else record.outcome}
+        )
+        # The technical record (command, camera address) goes to the audit, not the reader.
+        raise Conflict(outcome) from PtzError(record)
     return PtzOut(command=record.command, outcome=record.outcome, attempts=record.attempts)
 
 
@@ -337,7 +360,7 @@ def api_source_states(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> list[SourceStateOut]:
     """The fed sources of a live session, their state and the mountpoint to watch."""
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
     states = source_feeds(request.app).statuses(live.id)
     return [
         SourceStateOut(
@@ -378,7 +401,9 @@ async def api_add_source(
     """Name a source the director may put on program; a cine loop is authorised for the
     caller (who must be able to read its study), a camera URL must be one the server may
     call. Fed at once if the session is live."""
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT
+    )
     source = await live_sessions(request).add_source(
         ctx.db,
         ctx.principal,

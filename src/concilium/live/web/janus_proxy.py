@@ -23,6 +23,7 @@ from concilium.live.media import LiveMedia
 from concilium.live.web.access import end_transaction
 from concilium.live.web.state import live_runtime, source_feeds
 from concilium.platform.errors import Forbidden, NotFound
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx, gate
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +49,7 @@ def credential_for(media: LiveMedia | None, user_id: int, token: str) -> RoomCre
         or credential.user_id != str(user_id)
         or credential.expired(media.clock())
     ):
-        raise Forbidden("no media credential of yours; join the session again")
+        raise Forbidden(_("no media credential of yours; join the session again"))
     return credential
 
 
@@ -66,20 +67,20 @@ def check_janus_request(
         return
     request = body.get("body")
     if not isinstance(request, dict):
-        raise Forbidden("plugin message without a body")
+        raise Forbidden(_("plugin message without a body"))
     if request.get("request") in _BROWSER_STREAMING_REQUESTS:
         if request.get("id") not in mountpoints:
-            raise Forbidden("this source is not one of your session's")
+            raise Forbidden(_("this source is not one of your session's"))
         return
     if request.get("request") not in _BROWSER_VIDEOROOM_REQUESTS:
-        raise Forbidden("this media request is not available to browsers")
+        raise Forbidden(_("this media request is not available to browsers"))
     if "room" in request and request["room"] != credential.room_id:
-        raise Forbidden("your media credential is for another room")
+        raise Forbidden(_("your media credential is for another room"))
     publishing = request.get("request") == "publish" or (
         request.get("request") == "join" and request.get("ptype") != "subscriber"
     )
     if publishing and not may_publish:
-        raise Forbidden("your role in this session receives media only")
+        raise Forbidden(_("your role in this session receives media only"))
 
 
 def with_account_display(body: dict[str, Any], display: str) -> dict[str, Any]:
@@ -104,7 +105,7 @@ async def janus_proxy(
     # The long poll may last 30 s.
     end_transaction(ctx)
     if tail and not _JANUS_TAIL.match(tail):
-        raise NotFound("no such media path")
+        raise NotFound(_("no such media path"))
     body: dict[str, Any] = {}
     if request.method == "POST":
         try:

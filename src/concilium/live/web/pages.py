@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -26,19 +27,42 @@ from concilium.live.web.access import (
 from concilium.live.web.state import live_runtime, live_sessions, source_feeds
 from concilium.platform import accounts, patients
 from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.i18n import N_, _
 from concilium.platform.tables import Site, User
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import redirect_to, run_form_action
-from concilium.web.rendering import render_page
+from concilium.web.rendering import reader_zone, render_page
 
 router = APIRouter(include_in_schema=False)
 
 KIND_LABELS = {
-    "supervision": "Supervision",
-    "broadcast": "Broadcast",
-    "conference": "Conference",
+    "supervision": N_("Supervision"),
+    "broadcast": N_("Broadcast"),
+    "conference": N_("Conference"),
 }
-"""How each kind of session is named on the pages."""
+"""How each kind of session is named on the pages (translated where shown)."""
+STATUS_LABELS = {
+    "scheduled": N_("scheduled"),
+    "live": N_("live"),
+    "ended": N_("ended"),
+}
+"""How each state of a session is named on the pages."""
+ROLE_LABELS = {
+    "director": N_("director"),
+    "moderator": N_("moderator"),
+    "presenter": N_("presenter"),
+    "participant": N_("participant"),
+    "viewer": N_("viewer"),
+}
+"""How each role in a session is named on the pages."""
+SOURCE_KIND_LABELS = {
+    "camera": N_("camera"),
+    "capture": N_("capture device"),
+    "screen": N_("screen"),
+    "ip_camera": N_("IP camera"),
+    "dicom_cine": N_("DICOM cine loop"),
+}
+"""How each kind of source is named on the pages."""
 MEDIA_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "media-src 'self' blob:; worker-src 'self' blob:; frame-ancestors 'none'; "
@@ -49,12 +73,33 @@ video element through Media Source Extensions, whose object URLs are ``blob:``."
 Line = Annotated[str, Form(max_length=500)]
 
 
-def _parse_when(text: str) -> datetime:
+FORM_TIME = "%Y-%m-%dT%H:%M"
+"""How a ``datetime-local`` field writes a wall-clock time (HTML, 2.3.5.5)."""
+
+
+def local_to_utc(text: str, where: ZoneInfo) -> datetime:
+    """The instant a wall-clock time typed in zone ``where`` names, in UTC.
+
+    A time the clocks skip when they go forward (02:30 on the last Sunday of March in
+    Paris) names no instant and is refused; a time they pass twice when they go back (02:30
+    on the last Sunday of October) is taken at its first passing, summer time.
+    """
     try:
         value = datetime.fromisoformat(text.strip())
     except ValueError as exc:
-        raise InvalidInput("the time is written YYYY-MM-DDTHH:MM (UTC)") from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        raise InvalidInput(
+            _("Write the start as a date and a time, e.g. 2030-05-01 08:30.")
+        ) from exc
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    local = value.replace(tzinfo=where, fold=0)
+    instant = local.astimezone(UTC)
+    if instant.astimezone(where).replace(tzinfo=None) != value:
+        skipped = _(
+            "%(time)s does not exist in %(zone)s: the clocks go forward then. Choose another time."
+        )
+        raise InvalidInput(skipped % {"time": value.strftime("%H:%M"), "zone": where.key})
+    return instant
 
 
 def _list_view(
@@ -65,6 +110,7 @@ def _list_view(
     status: int = 200,
 ) -> Response:
     sites = {s.id: s.name for s in accounts.list_sites(ctx.db)}
+    where = reader_zone(ctx)
     return render_page(
         request,
         "live/list.html",
@@ -74,9 +120,11 @@ def _list_view(
         sites=sites,
         organiser_sites=organiser_sites(ctx),
         kinds=KIND_LABELS,
+        statuses=STATUS_LABELS,
         error=error,
         form=form or {},
-        default_time=ctx.now.strftime("%Y-%m-%dT%H:%M"),
+        default_time=ctx.now.astimezone(where).strftime(FORM_TIME),
+        zone_name=where.key,
     )
 
 
@@ -97,14 +145,21 @@ def live_create(
     patient_id: Annotated[str, Form(max_length=12)] = "",
     record: Annotated[str, Form(max_length=5)] = "",
 ) -> Response:
-    form = {"kind": kind, "title": title, "site_id": site_id, "patient_id": patient_id}
+    form = {
+        "kind": kind,
+        "title": title,
+        "site_id": site_id,
+        "scheduled_at": scheduled_at,
+        "patient_id": patient_id,
+        "record": record,
+    }
     try:
         live = create_session(
             ctx,
             kind=kind,
             title=title,
             site_id=site_id,
-            scheduled_at=_parse_when(scheduled_at),
+            scheduled_at=local_to_utc(scheduled_at, reader_zone(ctx)),
             patient_id=int(patient_id) if patient_id.strip().isdigit() else None,
             record=bool(record),
         )
@@ -127,12 +182,13 @@ def _session_view(
         status,
         live=live,
         kinds=KIND_LABELS,
+        statuses=STATUS_LABELS,
         site=ctx.db.get(Site, live.site_id),
         invited=[(p, people.get(p.user_id)) for p in service.participants(ctx.db, live)],
-        roles=service.SESSION_ROLES,
+        roles={r: ROLE_LABELS.get(r, r) for r in service.SESSION_ROLES},
         sources=service.sources(ctx.db, live),
         cameras=direction.cameras(ctx.db, live),
-        source_kinds=service.SOURCE_KINDS,
+        source_kinds={k: SOURCE_KIND_LABELS.get(k, k) for k in service.SOURCE_KINDS},
         my_role=service.role_of(ctx.db, live, ctx.user.id),
         can_manage=may(ctx, live, LiveAction.LIVE_MANAGE),
         can_join=may(ctx, live, LiveAction.LIVE_JOIN),
@@ -151,7 +207,7 @@ def _session_view(
 def live_session(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     return _session_view(request, ctx, live)
 
 
@@ -187,12 +243,12 @@ def live_invite(
     username: Annotated[str, Form(max_length=64)],
     role: Annotated[str, Form(max_length=16)],
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
 
     def run() -> None:
         invitee = accounts.user_by_username(ctx.db, username)
         if invitee is None or invitee.disabled:
-            raise InvalidInput(f"no active account named {username!r}")
+            raise InvalidInput(_("No active account is named %(name)s.") % {"name": username})
         service.invite(ctx.db, ctx.actor, live, user_id=invitee.id, role=role, now=ctx.now)
         ctx.commit()
 
@@ -203,7 +259,9 @@ def live_invite(
 async def live_start(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> Response:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
+    )
     sessions = live_sessions(request)
     return await _session_step(
         request, ctx, live, lambda: sessions.start(ctx.db, ctx.actor, live, ctx.now)
@@ -214,7 +272,9 @@ async def live_start(
 async def live_end(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
 ) -> Response:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
+    )
     sessions = live_sessions(request)
     return await _session_step(
         request, ctx, live, lambda: sessions.end(ctx.db, ctx.actor, live, ctx.now)
@@ -230,7 +290,9 @@ async def live_add_source(
     kind: Annotated[str, Form(max_length=16)],
     reference: Line = "",
 ) -> Response:
-    live, _ = await run_in_threadpool(authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_DIRECT
+    )
     sessions = live_sessions(request)
 
     async def run() -> None:
@@ -258,7 +320,7 @@ def live_add_camera(
     port: Annotated[int, Form()],
     visca_address: Annotated[int, Form()] = 1,
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
 
     def run() -> None:
         direction.add_camera(
@@ -283,6 +345,7 @@ def _console(request: Request, ctx: Ctx, live: LiveSession, name: str, **values:
         ctx,
         live=live,
         kinds=KIND_LABELS,
+        roles=ROLE_LABELS,
         my_role=service.role_of(ctx.db, live, ctx.user.id) or service.DEFAULT_ROLE,
         **values,
     )
@@ -292,7 +355,7 @@ def _console(request: Request, ctx: Ctx, live: LiveSession, name: str, **values:
 def live_join_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
     return _console(request, ctx, live, "join", sources=service.sources(ctx.db, live))
 
 
@@ -300,7 +363,7 @@ def live_join_page(
 def live_director_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_DIRECT)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_DIRECT)
     return _console(
         request,
         ctx,
@@ -316,7 +379,7 @@ def live_director_page(
 def live_moderator_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MODERATE)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_MODERATE)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MODERATE)
     return _console(request, ctx, live, "moderator")
 
 
@@ -324,7 +387,7 @@ def live_moderator_page(
 def live_watch_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]
 ) -> Response:
-    live, _ = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     runtime = live_runtime(request.app)
     over_hls = service.watches_over_hls(
         live.kind,

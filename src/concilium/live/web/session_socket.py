@@ -29,6 +29,7 @@ from concilium.platform import audit
 from concilium.platform.accounts import principal_for
 from concilium.platform.authn import authenticate
 from concilium.platform.errors import ConciliumError, Conflict, Forbidden, NotFound, Unauthenticated
+from concilium.platform.i18n import _
 from concilium.platform.policy import Action, Principal, Target, decide
 from concilium.platform.tables import User
 from concilium.web.context import SESSION_COOKIE, record_refusal, runtime_of
@@ -85,21 +86,21 @@ def authorize_peer(
     except Unauthenticated:
         anonymous = audit.Actor(None, "", ip=ip)
         record_refusal(db, anonymous, LiveAction.LIVE_READ, target, "not authenticated")
-        raise Forbidden("sign in first") from None
+        raise Forbidden(_("sign in first")) from None
     user = identity.user
     principal: Principal = principal_for(db, user, now)
     actor = audit.Actor(user.id, user.username, role=principal.primary_role(), ip=ip)
     live = service.find_session(db, session_id)
     if live is None:
         record_refusal(db, actor, LiveAction.LIVE_READ, target, "no such session")
-        raise NotFound(f"live session {session_id} not found")
+        raise NotFound(_("live session %(id)s not found") % {"id": session_id})
 
     def allowed(action: Action) -> bool:
         return decide(principal, action, service.session_target(db, live, action, now)).allowed
 
     if not allowed(LiveAction.LIVE_READ):
         record_refusal(db, actor, LiveAction.LIVE_READ, target, "live.read not permitted")
-        raise Forbidden("you are not invited to this session")
+        raise Forbidden(_("you are not invited to this session"))
     return Peer(
         user_id=user.id,
         username=user.username,
@@ -172,12 +173,12 @@ def _apply(
     """Run one client message against the domain; the events to fan out, with who sees them."""
     live = service.get_session(db, peer.session_id)
     if live.status == "ended":
-        raise Conflict("this session has ended")
+        raise Conflict(_("this session has ended"))
     names = {peer.user_id: peer.full_name}
     everyone: Audience = None
     if isinstance(message, protocol.Chat):
         if not peer.may_chat:
-            raise Forbidden("viewers do not chat; ask a question instead")
+            raise Forbidden(_("viewers do not chat; ask a question instead"))
         line = chat.post_chat(db, peer.user_id, live, message.body, now)
         return [(_message_event(line, names), everyone)]
     if isinstance(message, protocol.Question):
@@ -185,7 +186,7 @@ def _apply(
         return [(_message_event(question, names), (question.user_id, question.status, ""))]
     if isinstance(message, protocol.Moderate):
         if not peer.may_moderate:
-            raise Forbidden("only moderators moderate questions")
+            raise Forbidden(_("only moderators moderate questions"))
         before = chat.get_question(db, live, message.question_id).status
         question = chat.moderate(
             db,
@@ -201,7 +202,7 @@ def _apply(
         names[question.user_id] = author.full_name if author else "?"
         return [(_message_event(question, names), (question.user_id, question.status, before))]
     if not peer.may_draw:
-        raise Forbidden("only presenters and the director draw on the picture")
+        raise Forbidden(_("only presenters and the director draw on the picture"))
     if isinstance(message, protocol.Stroke):
         stroke = telestration.add_stroke(
             db,
@@ -260,7 +261,9 @@ async def live_socket(websocket: WebSocket, session_id: int) -> None:
     try:
         peer, hello = await run_in_threadpool(opening)
     except ConciliumError as exc:
-        await websocket.close(code=1008, reason=exc.detail[:100])
+        # A close reason holds at most 123 bytes (RFC 6455 5.5): French takes two for "é".
+        reason = exc.detail.encode()[:123].decode(errors="ignore")
+        await websocket.close(code=1008, reason=reason)
         return
     await websocket.accept()
     room: SessionRoom = live_runtime(websocket.app).room(session_id)

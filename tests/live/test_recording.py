@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import signal
+import subprocess
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -27,8 +30,9 @@ from concilium.live.media import LiveMedia
 from concilium.live.program import record_switch
 from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
 from concilium.live.sessions import publish_session_recordings
-from concilium.live.tables import LiveRecording
+from concilium.live.tables import LiveRecording, LiveSession
 from concilium.live.udp_ports import free_rtp_ports
+from concilium.platform import audit
 from concilium.platform.db import transaction
 
 from .sessions import start_broadcast
@@ -180,6 +184,82 @@ def check_library(app, world, recording_ids: list[int], feed: int, vp8_feed: int
     assert "Recorded valve repair" not in outsider.get("/live/library").text
     assert outsider.get(f"/live/library/{recording_id}").status_code == 403
     assert outsider.get(f"/live/library/{recording_id}/media").status_code == 403
+
+
+@pytest.mark.anyio
+@pytest.mark.browser
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one browser run is enough
+async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_persons_name(
+    live_media: LiveMedia, harness_url: str, tmp_path: Path, app, world
+) -> None:
+    rt = world.runtime
+
+    def conference() -> tuple[Any, LiveSession]:
+        anne = world.user("anne.martin", (world.metz, "coordinator"))
+        now = rt.now()
+        with transaction(rt.sessions) as db:
+            anne = db.merge(anne)
+            anne.full_name = "Dr Anne Martin"
+            actor = audit.Actor(anne.id, anne.username)
+            live = service.create_session(
+                db, actor, kind="conference", title="Tumour board", site_id=world.metz.id,
+                scheduled_at=now, now=now, record=True,
+            )  # fmt: skip
+            service.start(db, actor, live, now, teaching_consent=False)
+        return anne, live
+
+    anne, live = await asyncio.to_thread(conference)
+    room_id = await service.ensure_room(live_media, live)
+    camera = await live_media.issue(str(anne.id), room_id)
+
+    async with chromium(tmp_path / "profile") as context:
+        page = await open_harness(context, harness_url)
+        # A conference camera goes in simulcast layers (the stage.js of the live pages);
+        # the server names the publisher after the account (the media proxy).
+        feed = await publish(
+            page, apiUrl=live_media.config.api_url, token=camera.token, room=room_id,
+            display=anne.full_name, width=640, height=480, simulcast=True, audio=True,
+        )  # fmt: skip
+        await asyncio.sleep(2)
+        await live_media.sweep()  # what the process does every few seconds
+        await asyncio.sleep(3)
+        await page.evaluate("window.leave()")
+    await live_media.destroy_room(room_id)
+    rec_dir = live_media.videoroom.rec_dir(room_id)
+
+    (recording_id,) = await publish_session_recordings(
+        rt.sessions, rt.settings.data_dir, rt.now, live.id, rec_dir
+    )
+
+    def kept() -> tuple[int, str, Path]:
+        with rt.sessions() as db:
+            row = db.get(LiveRecording, recording_id)
+            assert row is not None
+            return row.feed, row.source, rt.settings.data_dir / row.path
+
+    kept_feed, source, path = await asyncio.to_thread(kept)
+    assert (kept_feed, source) == (feed, "Dr Anne Martin")
+    probed = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert json.loads(probed.stdout)["streams"] == [{"width": 640, "height": 480}]
+    with av.open(str(path)) as container:
+        sizes = {(f.width, f.height) for f in container.decode(video=0)}
+    assert sizes == {(640, 480)}
+
+    def library() -> tuple[str, str, str]:
+        browser = signed_in(app, world, anne)
+        listing = browser.get("/live/library").text
+        item = browser.get(f"/live/library/{recording_id}").text
+        browser.headers["accept-language"] = "fr"
+        return listing, item, browser.get("/live/library").text
+
+    listing, item, french = await asyncio.to_thread(library)
+    for text in (listing, item, french):
+        assert "Dr Anne Martin" in text and f"Feed {feed}" not in text
+    assert "MP4 (H.264)" in listing
 
 
 SMALL = HlsSettings(

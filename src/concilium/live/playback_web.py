@@ -12,6 +12,7 @@ session id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -144,8 +145,18 @@ def live_library(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ
         ctx,
         recordings=[(r, sessions[r.session_id]) for r in found],
         kinds=KIND_LABELS,
-        describe=recording.describe,
+        describe=_describer(found),
     )
+
+
+def _describer(rows: list[LiveRecording]) -> Callable[[int, str, str], tuple[str, str]]:
+    """:func:`recording.describe` for the templates, naming each feed's person."""
+    names = {r.feed: r.source for r in rows}
+
+    def describe(feed: int, media_type: str, video_codec: str) -> tuple[str, str]:
+        return recording.describe(feed, media_type, video_codec, names.get(feed, ""))
+
+    return describe
 
 
 @router.get("/live/library/{recording_id}")
@@ -162,7 +173,7 @@ def live_library_item(
         item=found,
         live=live,
         kinds=KIND_LABELS,
-        describe=recording.describe,
+        describe=_describer([found]),
     )
 
 

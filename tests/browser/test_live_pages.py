@@ -188,9 +188,7 @@ def test_director_moves_the_camera_from_the_console(live_server, media_browser, 
     )
     time.sleep(0.4)
     page.mouse.up()
-    wait_until(
-        page, "document.querySelector('[data-ptz-result]').textContent === 'Stop: done'"
-    )
+    wait_until(page, "document.querySelector('[data-ptz-result]').textContent === 'Stop: done'")
     moved = camera.state.pan
     assert moved > 0
     time.sleep(0.2)

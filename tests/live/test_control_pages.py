@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from concilium.live import service
-from concilium.platform import audit
+from concilium.live.sources import SourceState, SourceStatus, Words
+from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
+from concilium.services import LOCALE_FOLDERS
 
 
 @pytest.fixture
@@ -84,3 +86,24 @@ def test_the_services_refusals_reach_the_page_in_the_readers_language(console, w
     assert refused.status_code == 422 and "Un titre compte de 3 à 200 caractères." in refused.text
     refused = browser.post("/live", data=form, headers={"accept-language": "en"})
     assert refused.status_code == 422 and "A title has 3 to 200 characters." in refused.text
+
+
+def test_a_sources_state_is_read_in_each_readers_language() -> None:
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    status = SourceStatus(3, "Ceiling", "ip_camera", SourceState.UNREACHABLE)
+    status.words = Words(
+        "%(reason)s; next attempt in %(delay)s s",
+        {"reason": Words("no picture from the camera within %(seconds)s s", {"seconds": "5"}),
+         "delay": "2"},
+    )  # fmt: skip
+    status.detail = status.words.english()
+    assert status.detail == "no picture from the camera within 5 s; next attempt in 2 s"
+    with i18n.using_locale("fr"):
+        assert status.shown_detail() == (
+            "aucune image de la caméra en 5 s ; nouvelle tentative dans 2 s"
+        )
+    with i18n.using_locale("en"):
+        assert status.shown_detail() == status.detail
+    # A refusal is kept as it was written for the person who added the source.
+    refused = SourceStatus(4, "Loop", "dicom_cine", SourceState.REFUSED, "Refus écrit")
+    assert refused.shown_detail() == "Refus écrit"

@@ -15,7 +15,7 @@ from concilium.live import chat, protocol, service
 from concilium.live.actions import LiveAction
 from concilium.live.media import LiveMedia
 from concilium.live.tables import LiveParticipant, LiveSession
-from concilium.platform import audit, patients
+from concilium.platform import audit, i18n, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput
 from concilium.platform.policy import Action, Principal, decide
@@ -28,11 +28,11 @@ def test_a_title_naming_the_patient_is_refused():
     names = ["Dupont", "Marie", "MTZ-1"]
     assert service.check_title("  TAVI   case  ", names) == "TAVI case"
     for title in ("TAVI for Dupont", "marie's valve", "Case MTZ-1 today"):
-        with pytest.raises(InvalidInput, match="must not identify the patient"):
+        with i18n.using_locale("en"), pytest.raises(InvalidInput, match="must not identify"):
             service.check_title(title, names)
     # A name inside another word is not the name.
     assert service.check_title("Dupontel technique", names) == "Dupontel technique"
-    with pytest.raises(InvalidInput, match="3 to 200"):
+    with i18n.using_locale("en"), pytest.raises(InvalidInput, match="3 to 200"):
         service.check_title("ab")
 
 
@@ -81,7 +81,7 @@ def test_a_sessions_room_takes_as_many_senders_as_its_kind_needs():
     assert sizes["conference"] >= 20
     assert sizes["broadcast"] >= 6 + 2
     assert sizes["supervision"] >= 2
-    with pytest.raises(Conflict, match="not live"):
+    with i18n.using_locale("en"), pytest.raises(Conflict, match="not live"):
         service.room_spec(LiveSession(id=8, kind="conference", janus_room_id=None))
 
 
@@ -177,7 +177,7 @@ def test_a_broadcast_waits_for_the_patients_teaching_consent(world):
     now = world.runtime.now()
     actor = audit.Actor(doctor.id, doctor.username)
     with transaction(world.runtime.sessions) as db:
-        with pytest.raises(InvalidInput, match="identify the patient"):
+        with i18n.using_locale("en"), pytest.raises(InvalidInput, match="identify the patient"):
             service.create_session(
                 db,
                 actor,
@@ -201,7 +201,7 @@ def test_a_broadcast_waits_for_the_patients_teaching_consent(world):
         session_id = live.id
     with world.runtime.sessions() as db:
         live = service.get_session(db, session_id)
-        with pytest.raises(Conflict, match="not consented to teaching"):
+        with i18n.using_locale("en"), pytest.raises(Conflict, match="not consented to teaching"):
             service.start(db, actor, live, now, teaching_consent=False)
         db.commit()  # the refusal is kept, as the web adapter does
     with transaction(world.runtime.sessions) as db:
@@ -236,7 +236,7 @@ def test_an_invitation_is_a_share_and_carries_a_role(world):
         )
         service.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
         service.invite(db, actor, live, user_id=viewer.id, role="director", now=now)
-        with pytest.raises(InvalidInput, match=r"session.s roles|rôles de la session"):
+        with i18n.using_locale("en"), pytest.raises(InvalidInput, match=r"session's roles"):
             service.invite(db, actor, live, user_id=viewer.id, role="king", now=now)
         session_id = live.id
     with world.runtime.sessions() as db:
@@ -300,7 +300,7 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
                     scheduled_at=now,
                     now=now,
                 )
-                with pytest.raises(Conflict, match="not live"):
+                with i18n.using_locale("en"), pytest.raises(Conflict, match="not live"):
                     await service.join(db, media, actor, live, now, may_publish=True)
                 service.start(db, actor, live, now, teaching_consent=False)
                 grant = await service.join(db, media, actor, live, now, may_publish=True)

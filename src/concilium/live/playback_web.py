@@ -29,6 +29,7 @@ from concilium.live.web.access import authorized_session, visible_sessions
 from concilium.live.web.pages import KIND_LABELS
 from concilium.platform import audit
 from concilium.platform.errors import Forbidden, NotFound
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx, gate, process_of, runtime_of
 from concilium.web.problems import problem
 from concilium.web.rendering import render_page
@@ -48,7 +49,7 @@ def hls_library(ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
     """hls.js, served from the installed package (not a copy in the repository)."""
     path = HLS_JS / "hls.min.js"
     if not path.is_file():
-        raise NotFound("hls.js is not installed; run the frontend set-up")
+        raise NotFound(_("The web player is not installed: ask an engineer."))
     return FileResponse(
         path, media_type="text/javascript", headers={"cache-control": "public, max-age=3600"}
     )
@@ -186,7 +187,7 @@ def live_library_media(
     live = _readable(ctx, found)
     path = ctx.runtime.settings.data_dir / found.path
     if not path.is_file():
-        raise NotFound("the recording's file is missing")
+        raise NotFound(_("The recording's file is missing: ask an engineer."))
     first = ctx.request.headers.get("range", "bytes=0-").replace(" ", "").startswith("bytes=0-")
     if live.patient_id is not None and first:
         # A patient's images leave the server: one audit entry per playback (seeks send

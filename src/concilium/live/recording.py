@@ -704,5 +704,5 @@ def session_recordings(db: Session, session_ids: Iterable[int]) -> list[LiveReco
 def get_recording(db: Session, recording_id: int) -> LiveRecording:
     found = db.get(LiveRecording, recording_id)
     if found is None:
-        raise NotFound(f"recording {recording_id} not found")
+        raise NotFound(_("No such recording."))
     return found

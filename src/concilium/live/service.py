@@ -203,7 +203,7 @@ def get_session(db: Session, session_id: int) -> LiveSession:
     """The session of this id; :class:`NotFound` otherwise."""
     live = find_session(db, session_id)
     if live is None:
-        raise NotFound(f"live session {session_id} not found")
+        raise NotFound(_("No such live session."))
     return live
 
 
@@ -269,7 +269,7 @@ def role_of(db: Session, live: LiveSession, user_id: int) -> str | None:
 def _patient_names(db: Session, patient_id: int) -> list[str]:
     patient = db.get(Patient, patient_id)
     if patient is None:
-        raise NotFound(f"patient {patient_id} not found")
+        raise NotFound(_("No such patient."))
     return [
         patient.family_name,
         patient.given_name,
@@ -293,7 +293,7 @@ def create_session(
     if kind not in KINDS:
         raise InvalidInput(_("Choose supervision, broadcast or conference."))
     if actor.user_id is None:
-        raise InvalidInput("a live session is created by a person")
+        raise InvalidInput(_("A live session is created by a person, not by the system."))
     names = _patient_names(db, patient_id) if patient_id is not None else []
     live = LiveSession(
         kind=kind,
@@ -529,7 +529,7 @@ async def join(
             else _("This session is not live yet.")
         )
     if actor.user_id is None:
-        raise InvalidInput("a person joins a session")
+        raise InvalidInput(_("A person joins a session, not the system."))
     room_id = await ensure_room(media, live)
     credential = await media.issue(str(actor.user_id), room_id, ttl=ttl)
     # The database is touched from a worker thread: on SQLite a transaction may wait for

@@ -32,8 +32,9 @@ from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
 from concilium.live.sessions import publish_session_recordings
 from concilium.live.tables import LiveRecording, LiveSession
 from concilium.live.udp_ports import free_rtp_ports
-from concilium.platform import audit
+from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
+from concilium.services import LOCALE_FOLDERS
 
 from .sessions import start_broadcast
 from .test_hls import init_name, media_segments, wait_for
@@ -209,6 +210,12 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
         return anne, live
 
     anne, live = await asyncio.to_thread(conference)
+
+    def put_on_program(feed: int) -> None:
+        with transaction(rt.sessions) as db:
+            actor = audit.Actor(anne.id, anne.username)
+            record_switch(db, actor, service.get_session(db, live.id), feed, datetime.now(UTC))
+
     room_id = await service.ensure_room(live_media, live)
     camera = await live_media.issue(str(anne.id), room_id)
 
@@ -222,6 +229,7 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
         )  # fmt: skip
         await asyncio.sleep(2)
         await live_media.sweep()  # what the process does every few seconds
+        await asyncio.to_thread(put_on_program, feed)
         await asyncio.sleep(3)
         await page.evaluate("window.leave()")
     await live_media.destroy_room(room_id)
@@ -231,14 +239,16 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
         rt.sessions, rt.settings.data_dir, rt.now, live.id, rec_dir
     )
 
-    def kept() -> tuple[int, str, Path]:
+    def kept() -> tuple[int, str, list[Any], Path]:
         with rt.sessions() as db:
             row = db.get(LiveRecording, recording_id)
             assert row is not None
-            return row.feed, row.source, rt.settings.data_dir / row.path
+            return row.feed, row.source, list(row.chapters), rt.settings.data_dir / row.path
 
-    kept_feed, source, path = await asyncio.to_thread(kept)
+    kept_feed, source, marks, path = await asyncio.to_thread(kept)
     assert (kept_feed, source) == (feed, "Dr Anne Martin")
+    # The director's switch names the person put on program, not their feed's number.
+    assert [m["label"] for m in marks] == ["Program: Dr Anne Martin"]
     probed = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
          "stream=width,height", "-of", "json", str(path)],
@@ -488,6 +498,9 @@ def test_chapters_are_the_switches_and_shown_questions_inside_the_recording() ->
         Chapter(30.12, "question", "Why this size?"),
         Chapter(90.0, "program", "Program: feed 2"),
     ]
+    # Once the name each feed published under is known, the switch names the person.
+    named = chapters(start, 600.0, [(start + timedelta(seconds=90), 2)], [], {2: "Dr Anne Martin"})
+    assert named == [Chapter(90.0, "program", "Program: Dr Anne Martin")]
     assert recording.recordings_root(Path("/d")) == Path("/d/live/recordings")
 
 
@@ -546,11 +559,20 @@ def test_strokes_are_placed_on_the_recordings_timeline_with_their_clears() -> No
 
 
 def test_the_library_says_what_each_recording_is() -> None:
-    assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264") == (
-        "Program",
-        "MP4 (H.264)",
-    )
-    assert recording.describe(42, "video/webm", "vp8") == (
-        "Feed 42",
-        "WebM (VP8: MP4 would need re-encoding)",
-    )
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    with i18n.using_locale("en"):
+        assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264") == (
+            "Program",
+            "MP4 (H.264)",
+        )
+        assert recording.describe(42, "video/webm", "vp8") == (
+            "Feed 42",
+            "WebM (VP8: MP4 would need re-encoding)",
+        )
+        assert recording.describe(42, "video/mp4", "h264", "Dr Anne Martin")[0] == "Dr Anne Martin"
+    with i18n.using_locale("fr"):
+        assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264")[0] == "Programme"
+        assert recording.describe(42, "video/webm", "vp8") == (
+            "Flux 42",
+            "WebM (VP8 : le MP4 imposerait un réencodage)",
+        )

@@ -31,7 +31,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -275,10 +275,14 @@ def _chapters(
     position: Callable[[datetime], float | None],
     program_switches: Iterable[tuple[datetime, int | None]],
     questions: Iterable[tuple[datetime, str]],
+    names: Mapping[int, str],
 ) -> list[Chapter]:
     found: list[Chapter] = []
     for when, feed in program_switches:
-        label = f"Program: feed {feed}" if feed is not None else "Program cleared"
+        if feed is None:
+            label = "Program cleared"
+        else:
+            label = f"Program: {names[feed]}" if feed in names else f"Program: feed {feed}"
         at = position(when)
         if at is not None:
             found.append(Chapter(at, "program", label))
@@ -306,10 +310,12 @@ def chapters(
     duration: float,
     program_switches: Iterable[tuple[datetime, int | None]],
     questions: Iterable[tuple[datetime, str]],
+    names: Mapping[int, str] | None = None,
 ) -> list[Chapter]:
-    """Chapters within a recording, in time order: each program switch and each question
-    (approved or answered ones only: what the audience saw)."""
-    return _chapters(span_position(started_at, duration), program_switches, questions)
+    """Chapters within a recording, in time order: each program switch (naming the person
+    put on program when ``names`` knows their feed) and each question (approved or answered
+    ones only: what the audience saw)."""
+    return _chapters(span_position(started_at, duration), program_switches, questions, names or {})
 
 
 @dataclass(frozen=True)
@@ -363,8 +369,10 @@ def program_chapters(
     parts: Sequence[tuple[datetime, float]],
     program_switches: Iterable[tuple[datetime, int | None]],
     questions: Iterable[tuple[datetime, str]],
+    names: Mapping[int, str] | None = None,
 ) -> list[Chapter]:
-    """Chapters of the program recording (see :func:`program_position`).
+    """Chapters of the program recording (see :func:`program_position`), naming the people
+    put on program as :func:`chapters` does.
 
     A switch starts a new part a moment after the director asked for it (the packager
     waits for a keyframe): a program chapter within a few seconds of a join is put on the
@@ -381,8 +389,8 @@ def program_chapters(
         nearest = min(joins, key=lambda join: abs(join - at))
         return nearest if abs(nearest - at) <= _JOIN_SNAP_S else at
 
-    switches = _chapters(on_join, program_switches, ())
-    asked = _chapters(lambda when: program_position(parts, when), (), questions)
+    switches = _chapters(on_join, program_switches, (), names or {})
+    asked = _chapters(lambda when: program_position(parts, when), (), questions, {})
     return sorted(switches + asked, key=lambda c: c.at)
 
 
@@ -648,13 +656,15 @@ def publish_recordings(
     asked = _shown_questions(db, live)
     drawn = _drawn_strokes(db, live)
     rows: list[LiveRecording] = []
+    processed = list(processed)
+    names = {item.feed: item.source for item in processed if item.source}
     for item in processed:
         position: Callable[[datetime], float | None]
         if item.parts:
-            found = program_chapters(item.parts, switches, asked)
+            found = program_chapters(item.parts, switches, asked, names)
             position = functools.partial(program_position, item.parts)
         else:
-            found = chapters(item.started_at, item.duration, switches, asked)
+            found = chapters(item.started_at, item.duration, switches, asked, names)
             position = span_position(item.started_at, item.duration)
         row = LiveRecording(
             session_id=live.id,

@@ -111,18 +111,20 @@ def test_websocket_frames_are_parsed_or_refused_with_a_reason():
         "{not json": "not JSON",
         "[1]": "JSON object",
         '{"type": "dance"}': "type must be",
-        '{"type": "chat", "body": ""}': "must not be empty",
+        '{"type": "chat", "body": ""}': "Write something first",
         '{"type": "chat", "body": 3}': "must be a string",
         '{"type": "stroke", "points": [[2, 0]]}': "within 0..1",
         '{"type": "stroke", "points": [[0, 0]], "color": "red"}': "#rrggbb",
         '{"type": "stroke", "points": []}': "points must be",
         '{"type": "moderate", "question_id": true, "action": "approve"}': "integer",
-        '{"type": "moderate", "question_id": 1, "action": "answer"}': "answer must not",
+        '{"type": "moderate", "question_id": 1, "action": "answer"}': "Write the answer",
         '{"type": "moderate", "question_id": 1, "action": "merge"}': "into must be",
     }
     for frame, reason in refused.items():
-        with pytest.raises(protocol.ProtocolError, match=reason):
+        with i18n.using_locale("en"), pytest.raises(protocol.ProtocolError, match=reason):
             parse(frame)
+    with i18n.using_locale("en"), pytest.raises(protocol.ProtocolError, match="at most 2000"):
+        parse(json.dumps({"type": "chat", "body": "x" * 2001}))
     with pytest.raises(protocol.ProtocolError, match="larger"):
         parse("x" * (protocol.MAX_FRAME + 1))
 

@@ -184,20 +184,18 @@ def test_director_moves_the_camera_from_the_console(live_server, media_browser, 
     right.hover()
     page.mouse.down()
     wait_until(
-        page, "document.querySelector('[data-ptz-result]').textContent === 'right: completed'"
+        page, "document.querySelector('[data-ptz-result]').textContent === 'Pan right: done'"
     )
     time.sleep(0.4)
     page.mouse.up()
-    wait_until(
-        page, "document.querySelector('[data-ptz-result]').textContent === 'stop: completed'"
-    )
+    wait_until(page, "document.querySelector('[data-ptz-result]').textContent === 'Stop: done'")
     moved = camera.state.pan
     assert moved > 0
     time.sleep(0.2)
     assert camera.state.pan == moved  # stopped on release
     page.get_by_role("button", name="Store").click()
     wait_until(
-        page, "document.querySelector('[data-ptz-result]').textContent === 'preset_set: completed'"
+        page, "document.querySelector('[data-ptz-result]').textContent === 'Store preset: done'"
     )
     page.screenshot(path=str(artifacts / "live-director-desktop.png"), full_page=True)
     context.close()

@@ -35,7 +35,7 @@ from concilium.live.sources import (
     parse_cine_reference,
     plan_sources,
 )
-from concilium.platform import audit, patients
+from concilium.platform import audit, i18n, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import InvalidInput
 from concilium.platform.policy import Principal
@@ -143,7 +143,7 @@ def test_a_single_frame_is_not_a_cine_loop(tmp_path: Path) -> None:
     ds.NumberOfFrames = 1
     ds.PixelData = ds.PixelData[: 64 * 64]
     ds.save_as(tmp_path / "one.dcm")
-    with pytest.raises(InvalidInput, match="single frame"):
+    with i18n.using_locale("en"), pytest.raises(InvalidInput, match="single frame"):
         load_cine(tmp_path / "one.dcm")
 
 
@@ -239,13 +239,14 @@ async def test_an_xa_cine_loop_from_the_archive_plays_live_at_its_native_frame_r
     archive = Archive(tmp_path / "images", world.runtime.sessions, world.runtime.bus)
     _, metz_session, briey_session = await asyncio.to_thread(_store_cine, world, archive, tmp_path)
     room, plans = await asyncio.to_thread(_plans, world, archive, metz_session)
-    _, refused = await asyncio.to_thread(_plans, world, archive, briey_session)
+    with i18n.using_locale("en"):  # the refusal is written in the language of who asks
+        _, refused = await asyncio.to_thread(_plans, world, archive, briey_session)
 
     # Only an organiser who may read the study gets its loop; both attempts are audited.
     assert [p.cine_path is not None for p in plans] == [True]
     # A study the organiser may not read looks absent, as in any retrieval.
     assert refused[0].cine_path is None
-    assert refused[0].refusal == "no such cine loop in the archive"
+    assert refused[0].refusal == "No such cine loop in the archive."
     retrievals = await asyncio.to_thread(_retrievals, world)
     assert ("metz-cardio", "success") in retrievals
     assert ("briey-cardio", "failure") in retrievals

@@ -28,6 +28,8 @@ from concilium.live.visca import (
     PresetAction,
     ZoomDirect,
 )
+from concilium.platform import i18n
+from concilium.services import LOCALE_FOLDERS
 
 pytestmark = pytest.mark.anyio
 
@@ -82,7 +84,10 @@ async def test_camera_that_never_answers_gives_a_timeout_record() -> None:
             received += 1
     assert record.outcome == "timeout" and record.attempts == 3
     assert received == 3
-    with pytest.raises(PtzError, match="timeout"):
+    with i18n.using_locale("en"), pytest.raises(PtzError, match="timeout"):
+        record.raise_for_outcome()
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    with i18n.using_locale("fr"), pytest.raises(PtzError, match="pas de réponse de la caméra"):
         record.raise_for_outcome()
 
 

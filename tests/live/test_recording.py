@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import shutil
 import signal
+import subprocess
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -27,9 +30,11 @@ from concilium.live.media import LiveMedia
 from concilium.live.program import record_switch
 from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
 from concilium.live.sessions import publish_session_recordings
-from concilium.live.tables import LiveRecording
+from concilium.live.tables import LiveRecording, LiveSession
 from concilium.live.udp_ports import free_rtp_ports
+from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
+from concilium.services import LOCALE_FOLDERS
 
 from .sessions import start_broadcast
 from .test_hls import init_name, media_segments, wait_for
@@ -180,6 +185,91 @@ def check_library(app, world, recording_ids: list[int], feed: int, vp8_feed: int
     assert "Recorded valve repair" not in outsider.get("/live/library").text
     assert outsider.get(f"/live/library/{recording_id}").status_code == 403
     assert outsider.get(f"/live/library/{recording_id}/media").status_code == 403
+
+
+@pytest.mark.anyio
+@pytest.mark.browser
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one browser run is enough
+async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_persons_name(
+    live_media: LiveMedia, harness_url: str, tmp_path: Path, app, world
+) -> None:
+    rt = world.runtime
+
+    def conference() -> tuple[Any, LiveSession]:
+        anne = world.user("anne.martin", (world.metz, "coordinator"))
+        now = rt.now()
+        with transaction(rt.sessions) as db:
+            anne = db.merge(anne)
+            anne.full_name = "Dr Anne Martin"
+            actor = audit.Actor(anne.id, anne.username)
+            live = service.create_session(
+                db, actor, kind="conference", title="Tumour board", site_id=world.metz.id,
+                scheduled_at=now, now=now, record=True,
+            )  # fmt: skip
+            service.start(db, actor, live, now, teaching_consent=False)
+        return anne, live
+
+    anne, live = await asyncio.to_thread(conference)
+
+    def put_on_program(feed: int) -> None:
+        with transaction(rt.sessions) as db:
+            actor = audit.Actor(anne.id, anne.username)
+            record_switch(db, actor, service.get_session(db, live.id), feed, datetime.now(UTC))
+
+    room_id = await service.ensure_room(live_media, live)
+    camera = await live_media.issue(str(anne.id), room_id)
+
+    async with chromium(tmp_path / "profile") as context:
+        page = await open_harness(context, harness_url)
+        # A conference camera goes in simulcast layers (the stage.js of the live pages);
+        # the server names the publisher after the account (the media proxy).
+        feed = await publish(
+            page, apiUrl=live_media.config.api_url, token=camera.token, room=room_id,
+            display=anne.full_name, width=640, height=480, simulcast=True, audio=True,
+        )  # fmt: skip
+        await asyncio.sleep(2)
+        await live_media.sweep()  # what the process does every few seconds
+        await asyncio.to_thread(put_on_program, feed)
+        await asyncio.sleep(3)
+        await page.evaluate("window.leave()")
+    await live_media.destroy_room(room_id)
+    rec_dir = live_media.videoroom.rec_dir(room_id)
+
+    (recording_id,) = await publish_session_recordings(
+        rt.sessions, rt.settings.data_dir, rt.now, live.id, rec_dir
+    )
+
+    def kept() -> tuple[int, str, list[Any], Path]:
+        with rt.sessions() as db:
+            row = db.get(LiveRecording, recording_id)
+            assert row is not None
+            return row.feed, row.source, list(row.chapters), rt.settings.data_dir / row.path
+
+    kept_feed, source, marks, path = await asyncio.to_thread(kept)
+    assert (kept_feed, source) == (feed, "Dr Anne Martin")
+    # The director's switch names the person put on program, not their feed's number.
+    assert [m["label"] for m in marks] == ["Program: Dr Anne Martin"]
+    probed = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height", "-of", "json", str(path)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert json.loads(probed.stdout)["streams"] == [{"width": 640, "height": 480}]
+    with av.open(str(path)) as container:
+        sizes = {(f.width, f.height) for f in container.decode(video=0)}
+    assert sizes == {(640, 480)}
+
+    def library() -> tuple[str, str, str]:
+        browser = signed_in(app, world, anne)
+        listing = browser.get("/live/library").text
+        item = browser.get(f"/live/library/{recording_id}").text
+        browser.headers["accept-language"] = "fr"
+        return listing, item, browser.get("/live/library").text
+
+    listing, item, french = await asyncio.to_thread(library)
+    for text in (listing, item, french):
+        assert "Dr Anne Martin" in text and f"Feed {feed}" not in text
+    assert "MP4 (H.264)" in listing
 
 
 SMALL = HlsSettings(
@@ -408,6 +498,9 @@ def test_chapters_are_the_switches_and_shown_questions_inside_the_recording() ->
         Chapter(30.12, "question", "Why this size?"),
         Chapter(90.0, "program", "Program: feed 2"),
     ]
+    # Once the name each feed published under is known, the switch names the person.
+    named = chapters(start, 600.0, [(start + timedelta(seconds=90), 2)], [], {2: "Dr Anne Martin"})
+    assert named == [Chapter(90.0, "program", "Program: Dr Anne Martin")]
     assert recording.recordings_root(Path("/d")) == Path("/d/live/recordings")
 
 
@@ -466,11 +559,20 @@ def test_strokes_are_placed_on_the_recordings_timeline_with_their_clears() -> No
 
 
 def test_the_library_says_what_each_recording_is() -> None:
-    assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264") == (
-        "Program",
-        "MP4 (H.264)",
-    )
-    assert recording.describe(42, "video/webm", "vp8") == (
-        "Feed 42",
-        "WebM (VP8: MP4 would need re-encoding)",
-    )
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    with i18n.using_locale("en"):
+        assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264") == (
+            "Program",
+            "MP4 (H.264)",
+        )
+        assert recording.describe(42, "video/webm", "vp8") == (
+            "Feed 42",
+            "WebM (VP8: MP4 would need re-encoding)",
+        )
+        assert recording.describe(42, "video/mp4", "h264", "Dr Anne Martin")[0] == "Dr Anne Martin"
+    with i18n.using_locale("fr"):
+        assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264")[0] == "Programme"
+        assert recording.describe(42, "video/webm", "vp8") == (
+            "Flux 42",
+            "WebM (VP8 : le MP4 imposerait un réencodage)",
+        )

@@ -22,7 +22,7 @@ from concilium.live.media import LiveMedia
 from concilium.live.runtime import LiveRuntime, Member
 from concilium.live.sessions import LiveSessions, MediaOutputs
 from concilium.live.sources import SourceState, mountpoint_id
-from concilium.platform import audit, patients
+from concilium.platform import audit, i18n, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict
 from concilium.platform.tables import AuditEvent
@@ -123,7 +123,7 @@ async def test_a_broadcast_without_teaching_consent_stays_scheduled_and_the_refu
     db = world.runtime.sessions()
     try:
         live = await asyncio.to_thread(service.get_session, db, session_id)
-        with pytest.raises(Conflict, match="not consented to teaching"):
+        with i18n.using_locale("en"), pytest.raises(Conflict, match="not consented to teaching"):
             await sessions.start(db, actor, live, world.runtime.now())
         assert sessions.feeds.statuses(session_id) == {}
     finally:

@@ -18,6 +18,7 @@ from concilium.live.service import RESOURCE_KIND
 from concilium.live.tables import LiveMessage, LiveSession
 from concilium.platform import audit
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.i18n import N_, _
 
 __all__ = [
     "chat_history",
@@ -41,11 +42,34 @@ _QUESTION_MOVES: Mapping[str, Mapping[str, str]] = {
 """Question moderation: rejected, answered and merged questions are final."""
 
 
+_STATUS_LABELS = {
+    "submitted": N_("submitted"),
+    "approved": N_("approved"),
+    "rejected": N_("rejected"),
+    "answered": N_("answered"),
+    "merged": N_("merged"),
+}
+"""A question's state as a refusal names it."""
+_ACTION_LABELS = {
+    "approve": N_("approve"),
+    "reject": N_("reject"),
+    "answer": N_("answer"),
+    "merge": N_("merge"),
+}
+"""A moderation action as a refusal names it."""
+
+
 def next_question_status(status: str, action: str) -> str:
     """Where a moderation ``action`` takes a question in ``status``."""
     moved = _QUESTION_MOVES.get(status, {}).get(action)
     if moved is None:
-        raise Conflict(f"a {status} question cannot be given {action}")
+        raise Conflict(
+            _("This question is %(status)s: it cannot be given %(action)s.")
+            % {
+                "status": _(_STATUS_LABELS.get(status, status)),
+                "action": _(_ACTION_LABELS.get(action, action)),
+            }
+        )
     return moved
 
 
@@ -96,7 +120,7 @@ def submit_question(
 def get_question(db: Session, live: LiveSession, question_id: int) -> LiveMessage:
     question = db.get(LiveMessage, question_id)
     if question is None or question.session_id != live.id or question.kind != "question":
-        raise NotFound(f"question {question_id} not found in this session")
+        raise NotFound(_("No such question in this session."))
     return question
 
 
@@ -116,14 +140,14 @@ def moderate(
     status = next_question_status(question.status, action)
     if action == "merge":
         if into is None or into == question.id:
-            raise InvalidInput("merge into another question of this session")
+            raise InvalidInput(_("Merge it into another question of this session."))
         survivor = get_question(db, live, into)
         if survivor.status in ("rejected", "merged"):
-            raise Conflict("merge into a question that is still open or answered")
+            raise Conflict(_("Merge it into a question that is still open or answered."))
         question.merged_into_id = survivor.id
     if action == "answer":
         if not answer.strip():
-            raise InvalidInput("write the answer")
+            raise InvalidInput(_("Write the answer."))
         question.answer = answer.strip()
     question.status = status
     question.updated_at = now

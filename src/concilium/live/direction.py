@@ -30,6 +30,7 @@ from concilium.live.visca import (
 )
 from concilium.platform import audit
 from concilium.platform.errors import InvalidInput, NotFound
+from concilium.platform.i18n import _
 
 __all__ = [
     "add_camera",
@@ -54,7 +55,7 @@ _DIRECTIONS = {
 def ptz_command(move: str, *, speed: int = 8, preset: int = 0) -> Command:
     """The VISCA command for a director's move on the PTZ pad."""
     if not 1 <= speed <= 0x17:
-        raise InvalidInput("speed must be 1..23")
+        raise InvalidInput(_("The speed is from 1 to 23."))
     if move in _DIRECTIONS:
         return PanTiltDrive(_DIRECTIONS[move], pan_speed=speed, tilt_speed=speed)
     if move == "home":
@@ -66,10 +67,10 @@ def ptz_command(move: str, *, speed: int = 8, preset: int = 0) -> Command:
         return Zoom(action)
     if move in ("preset_set", "preset_recall"):
         if not 0 <= preset <= 127:
-            raise InvalidInput("preset must be 0..127")
+            raise InvalidInput(_("A preset is numbered from 0 to 127."))
         kind = PresetAction.SET if move == "preset_set" else PresetAction.RECALL
         return Preset(kind, preset)
-    raise InvalidInput(f"unknown PTZ move {move!r}")
+    raise InvalidInput(_("This camera cannot make that move."))
 
 
 def add_camera(
@@ -87,9 +88,9 @@ def add_camera(
     ``networks`` the server may reach (:func:`endpoints.check_device_host`)."""
     name, host = name.strip(), host.strip()
     if not 1 <= len(name) <= 100 or not re.match(r"^[A-Za-z0-9.:-]{1,255}$", host):
-        raise InvalidInput("give the camera a name and a host name or address")
+        raise InvalidInput(_("Give the camera a name and a host name or address."))
     if not 1 <= port <= 65535 or not 1 <= visca_address <= 7:
-        raise InvalidInput("port must be 1..65535 and the VISCA address 1..7")
+        raise InvalidInput(_("The port is from 1 to 65535 and the VISCA address from 1 to 7."))
     host = check_device_host(host, networks)
     camera = LiveCamera(
         session_id=live.id, name=name, host=host, port=port, visca_address=visca_address
@@ -126,7 +127,7 @@ def cameras(db: Session, live: LiveSession) -> list[LiveCamera]:
 def get_camera(db: Session, live: LiveSession, camera_id: int) -> LiveCamera:
     camera = db.get(LiveCamera, camera_id)
     if camera is None or camera.session_id != live.id:
-        raise NotFound(f"camera {camera_id} not found in this session")
+        raise NotFound(_("No such camera in this session."))
     return camera
 
 

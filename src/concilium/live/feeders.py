@@ -36,6 +36,7 @@ from concilium.live.sources import (
     SourcePlan,
     SourceState,
     SourceStatus,
+    Words,
     cine_encoder_command,
     load_cine,
     mountpoint_id,
@@ -46,6 +47,7 @@ from concilium.live.sources import (
 )
 from concilium.live.udp_ports import free_udp_port
 from concilium.platform.errors import ConciliumError
+from concilium.platform.i18n import N_
 
 __all__ = ["CineFeeder", "Feeder", "RelayFeeder", "SourceFeeds", "find_ffmpeg"]
 
@@ -89,8 +91,11 @@ class Feeder:
         self.process: asyncio.subprocess.Process | None = None
         self._mountpoint: MountpointSpec | None = None
 
-    def _set(self, state: SourceState, detail: str = "") -> None:
-        detail = redact_url(detail)[:300]
+    def _set(self, state: SourceState, said: str | Words = "") -> None:
+        """Change the state; ``said`` is why, a refusal already written for its reader or
+        :class:`Words` each reader of the console reads in their language."""
+        words = said if isinstance(said, Words) else None
+        detail = redact_url(said.english() if isinstance(said, Words) else said)[:300]
         if (state, detail) != (self.status.state, self.status.detail):
             log.info(
                 "source %s: %s -> %s %s",
@@ -99,7 +104,7 @@ class Feeder:
                 state,
                 detail,
             )
-            self.status.state, self.status.detail = state, detail
+            self.status.state, self.status.detail, self.status.words = state, detail, words
             self.status.since = time.time()
 
     async def _ensure_mountpoint(self, codec: str, fmtp: str) -> None:
@@ -143,7 +148,7 @@ class Feeder:
                 await asyncio.shield(_end_process(self.process))
             await asyncio.shield(self._drop_mountpoint())
             if self.status.state != SourceState.REFUSED:
-                self._set(SourceState.STOPPED, "the session ended")
+                self._set(SourceState.STOPPED, Words(N_("the session ended")))
 
     async def _feed(self) -> None:
         raise NotImplementedError
@@ -172,7 +177,7 @@ class CineFeeder(Feeder):
             # Only an encoder crash brings us here: start it again, a little later each time.
             attempt += 1
             self.status.attempts = attempt
-            self._set(SourceState.STARTING, "the encoder stopped; starting it again")
+            self._set(SourceState.STARTING, Words(N_("the encoder stopped; starting it again")))
             await asyncio.sleep(retry_delay(attempt))
 
     async def _replay(self, loop: CineLoop) -> None:
@@ -197,7 +202,13 @@ class CineFeeder(Feeder):
             bufsize=0,
             preexec_fn=_die_with_parent,
         )
-        self._set(SourceState.LIVE, f"{loop.count} frames at {loop.frame_rate:g} fps, looped")
+        self._set(
+            SourceState.LIVE,
+            Words(
+                N_("%(count)s frames at %(rate)s fps, looped"),
+                {"count": loop.count, "rate": f"{loop.frame_rate:g}"},
+            ),
+        )
         stop = threading.Event()
         try:
             await asyncio.to_thread(self._pace, encoder, loop, stop)
@@ -268,7 +279,7 @@ class RelayFeeder(Feeder):
     async def _feed(self) -> None:
         attempt = 0
         while True:
-            self._set(SourceState.STARTING, "reaching the camera")
+            self._set(SourceState.STARTING, Words(N_("reaching the camera")))
             copying = self.copy
             reached, reason = await self._relay_once()
             if copying and not self.copy:
@@ -278,10 +289,16 @@ class RelayFeeder(Feeder):
             attempt += 1
             self.status.attempts = attempt
             delay = retry_delay(attempt)
-            self._set(SourceState.UNREACHABLE, f"{reason}; next attempt in {delay:g} s")
+            self._set(
+                SourceState.UNREACHABLE,
+                Words(
+                    N_("%(reason)s; next attempt in %(delay)s s"),
+                    {"reason": reason, "delay": f"{delay:g}"},
+                ),
+            )
             await asyncio.sleep(delay)
 
-    async def _relay_once(self) -> tuple[bool, str]:
+    async def _relay_once(self) -> tuple[bool, Words]:
         """Run one relay process until it fails; whether it got a picture, and why it ended."""
         sdp_file = self._folder / "relay.sdp"
         sdp_file.unlink(missing_ok=True)
@@ -302,7 +319,6 @@ class RelayFeeder(Feeder):
             asyncio.create_task(self._read_errors(process, errors)),
         ]
         reached = False
-        reason = ""
         sdp_size = 0
         try:
             started = time.monotonic()
@@ -317,27 +333,44 @@ class RelayFeeder(Feeder):
                         if video.codec not in WEBRTC_CODECS and self.copy:
                             # The one case that encodes: browsers cannot decode this codec.
                             self.copy = False
-                            codec = video.codec or "this codec"
-                            reason = f"{codec} cannot go to browsers as is; re-encoding"
-                            return True, reason
+                            codec = video.codec or "?"
+                            return True, Words(
+                                N_("%(codec)s cannot go to browsers as is; re-encoding"),
+                                {"codec": codec},
+                            )
                         await self._ensure_mountpoint(video.codec, video.fmtp)
                         reached = True
                         self._set(
                             SourceState.LIVE,
-                            f"{video.codec.upper()} relayed without re-encoding"
+                            Words(
+                                N_("%(codec)s relayed without re-encoding"),
+                                {"codec": video.codec.upper()},
+                            )
                             if self.copy
-                            else "re-encoded to VP8: the camera's codec does not play in browsers",
+                            else Words(
+                                N_(
+                                    "re-encoded to VP8: the camera's codec does not play "
+                                    "in browsers"
+                                )
+                            ),
                         )
                     elif now - started > self.connect_timeout:
-                        reason = f"no picture from the camera within {self.connect_timeout:g} s"
-                        return False, reason
+                        return False, Words(
+                            N_("no picture from the camera within %(seconds)s s"),
+                            {"seconds": f"{self.connect_timeout:g}"},
+                        )
                 elif now - last_frame[1] > self.stall_timeout:
-                    reason = f"no frame from the camera for {self.stall_timeout:g} s"
-                    return True, reason
+                    return True, Words(
+                        N_("no frame from the camera for %(seconds)s s"),
+                        {"seconds": f"{self.stall_timeout:g}"},
+                    )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(process.wait()), 0.25)
-            reason = errors[-1] if errors else f"the relay ended (code {process.returncode})"
-            return reached, reason
+            if errors:  # the camera's or ffmpeg's own words, as they are
+                return reached, Words("%(error)s", {"error": errors[-1]})
+            return reached, Words(
+                N_("the relay ended (code %(code)s)"), {"code": process.returncode or 0}
+            )
         finally:
             await asyncio.shield(_end_process(process))
             for reader in readers:

@@ -34,6 +34,7 @@ from concilium.live.janus_client import (
     JanusSession,
 )
 from concilium.live.janus_config import JanusConfig
+from concilium.live.recording import note_publishers
 from concilium.live.rooms import (
     MountpointSpec,
     RoomRegistry,
@@ -140,6 +141,7 @@ class LiveMedia:
         spec = self.registry.rooms.get(room_id)
         if spec is None:
             raise KeyError(f"room {room_id} is not registered")
+        await self.note_publishers(spec)
         for credential in [c for c in self.book.credentials.values() if c.room_id == room_id]:
             await self.revoke(credential.token)
         await self.videoroom.destroy(spec)
@@ -195,8 +197,23 @@ class LiveMedia:
                 log.warning("credential sweep failed: %s", exc)
             await asyncio.sleep(interval)
 
+    async def note_publishers(self, spec: RoomSpec) -> None:
+        """Note beside a recorded room's files the name each of its publishers publishes
+        under (the account's, set by the server), for the library to name the person."""
+        if not spec.record:
+            return
+        try:
+            publishers = await self.videoroom.publishers(spec.room_id)
+        except JanusError as exc:
+            log.warning("publishers of room %s not noted: %s", spec.room_id, exc)
+            return
+        await asyncio.to_thread(note_publishers, self.videoroom.rec_dir(spec.room_id), publishers)
+
     async def sweep(self) -> list[RoomCredential]:
-        """Revoke every credential that has lapsed; meant to run every few seconds."""
+        """Revoke every credential that has lapsed, and note who publishes in each recorded
+        room; meant to run every few seconds."""
+        for spec in list(self.registry.rooms.values()):
+            await self.note_publishers(spec)
         return await sweep_credentials(
             self.book, self.registry, self.admin, self.videoroom, self.clock()
         )

@@ -12,6 +12,7 @@ session id.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +29,7 @@ from concilium.live.web.access import authorized_session, visible_sessions
 from concilium.live.web.pages import KIND_LABELS
 from concilium.platform import audit
 from concilium.platform.errors import Forbidden, NotFound
+from concilium.platform.i18n import _
 from concilium.web.context import Ctx, gate, process_of, runtime_of
 from concilium.web.problems import problem
 from concilium.web.rendering import render_page
@@ -47,7 +49,7 @@ def hls_library(ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ)]) -> Response:
     """hls.js, served from the installed package (not a copy in the repository)."""
     path = HLS_JS / "hls.min.js"
     if not path.is_file():
-        raise NotFound("hls.js is not installed; run the frontend set-up")
+        raise NotFound(_("The web player is not installed: ask an engineer."))
     return FileResponse(
         path, media_type="text/javascript", headers={"cache-control": "public, max-age=3600"}
     )
@@ -144,8 +146,18 @@ def live_library(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ
         ctx,
         recordings=[(r, sessions[r.session_id]) for r in found],
         kinds=KIND_LABELS,
-        describe=recording.describe,
+        describe=_describer(found),
     )
+
+
+def _describer(rows: list[LiveRecording]) -> Callable[[int, str, str], tuple[str, str]]:
+    """:func:`recording.describe` for the templates, naming each feed's person."""
+    names = {r.feed: r.source for r in rows}
+
+    def describe(feed: int, media_type: str, video_codec: str) -> tuple[str, str]:
+        return recording.describe(feed, media_type, video_codec, names.get(feed, ""))
+
+    return describe
 
 
 @router.get("/live/library/{recording_id}")
@@ -162,7 +174,7 @@ def live_library_item(
         item=found,
         live=live,
         kinds=KIND_LABELS,
-        describe=recording.describe,
+        describe=_describer([found]),
     )
 
 
@@ -175,7 +187,7 @@ def live_library_media(
     live = _readable(ctx, found)
     path = ctx.runtime.settings.data_dir / found.path
     if not path.is_file():
-        raise NotFound("the recording's file is missing")
+        raise NotFound(_("The recording's file is missing: ask an engineer."))
     first = ctx.request.headers.get("range", "bytes=0-").replace(" ", "").startswith("bytes=0-")
     if live.patient_id is not None and first:
         # A patient's images leave the server: one audit entry per playback (seeks send

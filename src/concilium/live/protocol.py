@@ -23,6 +23,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from concilium.platform.i18n import _
+
 __all__ = [
     "MAX_BODY",
     "MAX_FRAME",
@@ -105,10 +107,12 @@ def _text(data: dict[str, Any], key: str, *, required: bool = True) -> str:
     if not isinstance(value, str):
         raise ProtocolError(f"{key} must be a string")
     value = value.strip()
+    # What a person typed (or left empty): told in words, in their language.
     if required and not value:
-        raise ProtocolError(f"{key} must not be empty")
+        empty = _("Write the answer.") if key == "answer" else _("Write something first.")
+        raise ProtocolError(empty)
     if len(value) > MAX_BODY:
-        raise ProtocolError(f"{key} is longer than {MAX_BODY} characters")
+        raise ProtocolError(_("A message has at most %(count)s characters.") % {"count": MAX_BODY})
     return value
 
 

@@ -37,6 +37,7 @@ from concilium.live.visca import (
     ZoomPositionInquiry,
     parse_reply,
 )
+from concilium.platform.i18n import N_, _
 
 __all__ = [
     "CommandRecord",
@@ -59,9 +60,23 @@ class PtzError(Exception):
     """A camera exchange did not complete; carries the record of what happened."""
 
     def __init__(self, record: CommandRecord) -> None:
-        detail = record.error.name if record.error is not None else record.outcome
-        super().__init__(f"{record.command} to {record.camera} failed: {detail}")
+        if record.error is not None:
+            reason = _(_REFUSALS.get(record.error, N_("the camera refused it")))
+        else:
+            reason = _("no answer from the camera (timeout)")
+        shown = _("The camera did not carry out the move: %(reason)s.") % {"reason": reason}
+        super().__init__(shown)
         self.record = record
+
+
+_REFUSALS = {
+    ErrorCode.SYNTAX_ERROR: N_("the camera does not understand this command"),
+    ErrorCode.COMMAND_BUFFER_FULL: N_("the camera is busy with other commands"),
+    ErrorCode.COMMAND_CANCELLED: N_("the command was cancelled"),
+    ErrorCode.NO_SOCKET: N_("the camera is busy with other commands"),
+    ErrorCode.NOT_EXECUTABLE: N_("the camera cannot do this now"),
+}
+"""A VISCA refusal (``z0 6y EE FF``), as the director reads it."""
 
 
 @dataclass(frozen=True)

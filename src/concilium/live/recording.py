@@ -24,19 +24,21 @@ program switches (:mod:`concilium.live.program`) and its approved or answered qu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import av
+from av.video.codeccontext import VideoCodecContext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -44,6 +46,7 @@ from concilium.live import program
 from concilium.live.tables import LiveMessage, LiveRecording, LiveSession, LiveStroke
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
+from concilium.platform.i18n import _
 
 __all__ = [
     "PROGRAM_FEED",
@@ -56,6 +59,8 @@ __all__ = [
     "describe",
     "group_sources",
     "note_part_start",
+    "note_publishers",
+    "noted_publishers",
     "placed_strokes",
     "postprocess_program",
     "postprocess_room",
@@ -84,6 +89,10 @@ _JOIN_SNAP_S = 3.0
 
 PROGRAM_FEED = 0
 """``feed`` of a session's program recording (Janus never gives a publisher the id 0)."""
+
+PUBLISHERS_NOTE = "publishers.json"
+"""In a recorded room's folder: the name each feed published under (Janus's ``.mjr``
+files carry the feed id only), so the library names the person, not a number."""
 
 
 def recordings_root(data_dir: Path) -> Path:
@@ -138,14 +147,46 @@ class ProgramPart:
         return cls(noted if isinstance(noted, int) else started, path)
 
 
-def describe(feed: int, media_type: str, video_codec: str) -> tuple[str, str]:
-    """What the library says of a recording: its source and its format."""
-    source = "Program" if feed == PROGRAM_FEED else f"Feed {feed}"
-    if media_type == "video/webm":
-        form = f"WebM ({video_codec.upper()}: MP4 would need re-encoding)"
+def describe(feed: int, media_type: str, video_codec: str, source: str = "") -> tuple[str, str]:
+    """What the library says of a recording: its source (the person who sent it, by the
+    name they published under, else the feed's number) and its format."""
+    if feed == PROGRAM_FEED:
+        shown = _("Program")
+    elif source:
+        shown = source
     else:
-        form = f"MP4 ({video_codec.upper() if video_codec != 'h264' else 'H.264'})"
-    return source, form
+        shown = _("Feed %(feed)s") % {"feed": feed}
+    codec = video_codec.upper() if video_codec != "h264" else "H.264"
+    if media_type == "video/webm":
+        form = _("WebM (%(codec)s: MP4 would need re-encoding)") % {"codec": codec}
+    else:
+        form = _("MP4 (%(codec)s)") % {"codec": codec}
+    return shown, form
+
+
+def note_publishers(rec_dir: Path, publishers: dict[int, str]) -> None:
+    """Add to ``rec_dir``'s note the name each of ``publishers``' feeds publishes under;
+    a feed keeps the first name noted. Written whole or not at all."""
+    known = noted_publishers(rec_dir)
+    fresh = {feed: name for feed, name in publishers.items() if name and feed not in known}
+    if not fresh or not rec_dir.is_dir():
+        return
+    known.update(fresh)
+    note = rec_dir / PUBLISHERS_NOTE
+    temporary = note.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps({str(feed): name for feed, name in known.items()}))
+    temporary.replace(note)
+
+
+def noted_publishers(rec_dir: Path) -> dict[int, str]:
+    """The names noted by :func:`note_publishers` in ``rec_dir``, by feed."""
+    try:
+        found = json.loads((rec_dir / PUBLISHERS_NOTE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {int(k): str(v) for k, v in found.items() if k.isdigit() and isinstance(v, str)}
 
 
 @dataclass(frozen=True)
@@ -166,7 +207,7 @@ class MjrFile:
         found = _MJR_NAME.match(path.name)
         if found is None:
             return None
-        room, feed, time_us, kind, _ = found.groups()
+        room, feed, time_us, kind, _index = found.groups()
         return cls(path, int(room), int(feed), int(time_us), kind)
 
 
@@ -212,6 +253,8 @@ class ProcessedRecording:
     parts: tuple[tuple[datetime, float], ...] = ()
     """For the program: each part's wall-clock start and length, in order (the parts are
     joined end to end, so the wall clock jumps at each join)."""
+    source: str = ""
+    """The name the feed published under (:func:`note_publishers`), empty if unknown."""
 
 
 @dataclass(frozen=True)
@@ -232,10 +275,14 @@ def _chapters(
     position: Callable[[datetime], float | None],
     program_switches: Iterable[tuple[datetime, int | None]],
     questions: Iterable[tuple[datetime, str]],
+    names: Mapping[int, str],
 ) -> list[Chapter]:
     found: list[Chapter] = []
     for when, feed in program_switches:
-        label = f"Program: feed {feed}" if feed is not None else "Program cleared"
+        if feed is None:
+            label = "Program cleared"
+        else:
+            label = f"Program: {names[feed]}" if feed in names else f"Program: feed {feed}"
         at = position(when)
         if at is not None:
             found.append(Chapter(at, "program", label))
@@ -263,10 +310,12 @@ def chapters(
     duration: float,
     program_switches: Iterable[tuple[datetime, int | None]],
     questions: Iterable[tuple[datetime, str]],
+    names: Mapping[int, str] | None = None,
 ) -> list[Chapter]:
-    """Chapters within a recording, in time order: each program switch and each question
-    (approved or answered ones only: what the audience saw)."""
-    return _chapters(span_position(started_at, duration), program_switches, questions)
+    """Chapters within a recording, in time order: each program switch (naming the person
+    put on program when ``names`` knows their feed) and each question (approved or answered
+    ones only: what the audience saw)."""
+    return _chapters(span_position(started_at, duration), program_switches, questions, names or {})
 
 
 @dataclass(frozen=True)
@@ -320,15 +369,17 @@ def program_chapters(
     parts: Sequence[tuple[datetime, float]],
     program_switches: Iterable[tuple[datetime, int | None]],
     questions: Iterable[tuple[datetime, str]],
+    names: Mapping[int, str] | None = None,
 ) -> list[Chapter]:
-    """Chapters of the program recording (see :func:`program_position`).
+    """Chapters of the program recording (see :func:`program_position`), naming the people
+    put on program as :func:`chapters` does.
 
     A switch starts a new part a moment after the director asked for it (the packager
     waits for a keyframe): a program chapter within a few seconds of a join is put on the
     join, where the picture changes.
     """
     joins = [0.0]
-    for _, duration in parts:
+    for _start, duration in parts:
         joins.append(joins[-1] + duration)
 
     def on_join(when: datetime) -> float | None:
@@ -338,8 +389,8 @@ def program_chapters(
         nearest = min(joins, key=lambda join: abs(join - at))
         return nearest if abs(nearest - at) <= _JOIN_SNAP_S else at
 
-    switches = _chapters(on_join, program_switches, ())
-    asked = _chapters(lambda when: program_position(parts, when), (), questions)
+    switches = _chapters(on_join, program_switches, (), names or {})
+    asked = _chapters(lambda when: program_position(parts, when), (), questions, {})
     return sorted(switches + asked, key=lambda c: c.at)
 
 
@@ -364,7 +415,7 @@ async def mjr_header(pp_rec: str, path: Path) -> dict[str, Any]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
-    out, _ = await process.communicate()
+    out, _err = await process.communicate()
     text = out.decode(errors="replace")
     start = text.find("{")
     header: dict[str, Any] = json.loads(text[start:]) if start >= 0 else {}
@@ -397,6 +448,40 @@ def _part_duration(path: Path) -> float:
         return max(0.0, end - first) if first is not None else 0.0
 
 
+def _full_picture_start(path: Path) -> float:
+    """Seconds into a source's video file where its full picture starts: its first
+    keyframe at the largest size it holds (0 when the file starts full size).
+
+    A camera sent in simulcast layers is recorded at its best layer, but Janus records
+    the lower layer it receives first until the best layer's first keyframe arrives: kept
+    as it is, the file would start, and its container (which takes the first picture's
+    size) say it is, a quarter of the size the person sent. Only keyframes are decoded.
+    """
+    sizes: list[tuple[float, int]] = []
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            return 0.0
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            if not packet.is_keyframe or packet.pts is None or packet.time_base is None:
+                continue
+            decoder = cast(
+                "VideoCodecContext", av.CodecContext.create(stream.codec_context.name, "r")
+            )
+            decoder.extradata = stream.codec_context.extradata
+            try:
+                frames = [*decoder.decode(packet), *decoder.decode(None)]
+            except av.error.FFmpegError:
+                continue
+            for frame in frames[:1]:
+                sizes.append((float(packet.pts * packet.time_base), frame.width * frame.height))
+    if not sizes:
+        return 0.0
+    largest = max(area for _at, area in sizes)
+    first_at = sizes[0][0]
+    return next(at for at, area in sizes if area == largest) - first_at
+
+
 def _fsync(path: Path) -> None:
     with path.open("rb") as handle:
         os.fsync(handle.fileno())
@@ -421,13 +506,16 @@ async def postprocess_source(
     try:
         video_file = work / f"video.{_PP_REC_EXTENSION[codec]}"
         await _run(pp_rec, "--disable-colors", str(video.path), str(video_file))
-        inputs = ["-i", str(video_file)]
+        # Both streams lose what came before the full picture, so they stay in step.
+        skip = await asyncio.to_thread(_full_picture_start, video_file)
+        seek = ["-ss", f"{skip:.6f}"] if skip > 0 else []
+        inputs = [*seek, "-i", str(video_file)]
         audio = next((f for f in files if f.kind == "audio"), None)
         if audio is not None:
             audio_file = work / "audio.opus"
             try:
                 await _run(pp_rec, "--disable-colors", str(audio.path), str(audio_file))
-                inputs += ["-i", str(audio_file)]
+                inputs += [*seek, "-i", str(audio_file)]
             except RuntimeError as exc:  # a silent or non-Opus track: keep the picture
                 log.warning("recording of feed %s: audio not processed: %s", video.feed, exc)
         mp4 = codec in _MP4_VIDEO
@@ -435,7 +523,7 @@ async def postprocess_source(
             # The publisher offered no H.264: its picture is kept as sent, in WebM.
             log.info("recording of feed %s is %s: kept in WebM, not re-encoded", video.feed, codec)
         target = out_dir / f"{stem}.{'mp4' if mp4 else 'webm'}"
-        maps = ["-map", "0:v:0"] + (["-map", "1:a:0"] if len(inputs) > 2 else [])
+        maps = ["-map", "0:v:0"] + (["-map", "1:a:0"] if inputs.count("-i") > 1 else [])
         flags = ["-movflags", "+faststart"] if mp4 else []
         await _run(
             ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
@@ -444,7 +532,7 @@ async def postprocess_source(
         await asyncio.to_thread(_fsync, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    first_us = int(header.get("u") or header.get("s") or video.time_us)
+    first_us = int(header.get("u") or header.get("s") or video.time_us) + round(skip * 1e6)
     return ProcessedRecording(
         feed=video.feed,
         path=target,
@@ -467,14 +555,15 @@ async def postprocess_room(
     if pp_rec is None or ffmpeg is None:
         raise FileNotFoundError("janus-pp-rec (janus-tools) and ffmpeg are needed")
     done: list[ProcessedRecording] = []
-    for (feed, _), files in group_sources(rec_dir.glob("*.mjr")).items():
+    names = noted_publishers(rec_dir)
+    for (feed, _opened), files in group_sources(rec_dir.glob("*.mjr")).items():
         try:
             processed = await postprocess_source(files, out_dir, pp_rec=pp_rec, ffmpeg=ffmpeg)
         except (RuntimeError, OSError, av.error.FFmpegError) as exc:
             log.warning("recording of feed %s not processed: %s", feed, exc)
             continue
         if processed is not None:
-            done.append(processed)
+            done.append(dataclasses.replace(processed, source=names.get(feed, "")))
     try:
         program = await postprocess_program(out_dir, ffmpeg=ffmpeg)
     except (RuntimeError, OSError, av.error.FFmpegError) as exc:
@@ -513,7 +602,7 @@ async def postprocess_program(out_dir: Path, *, ffmpeg: str) -> ProcessedRecordi
     target = out_dir / f"program-{first}.mp4"
     listing = parts_dir / "parts.txt"
     listing.write_text(
-        "".join("file '{}'\n".format(str(p.path).replace("'", "'\\''")) for p, _ in usable)
+        "".join("file '{}'\n".format(str(p.path).replace("'", "'\\''")) for p, _length in usable)
     )
     await _run(
         ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
@@ -567,13 +656,15 @@ def publish_recordings(
     asked = _shown_questions(db, live)
     drawn = _drawn_strokes(db, live)
     rows: list[LiveRecording] = []
+    processed = list(processed)
+    names = {item.feed: item.source for item in processed if item.source}
     for item in processed:
         position: Callable[[datetime], float | None]
         if item.parts:
-            found = program_chapters(item.parts, switches, asked)
+            found = program_chapters(item.parts, switches, asked, names)
             position = functools.partial(program_position, item.parts)
         else:
-            found = chapters(item.started_at, item.duration, switches, asked)
+            found = chapters(item.started_at, item.duration, switches, asked, names)
             position = span_position(item.started_at, item.duration)
         row = LiveRecording(
             session_id=live.id,
@@ -585,6 +676,7 @@ def publish_recordings(
             duration=item.duration,
             chapters=[c.as_dict() for c in found],
             telestration=placed_strokes(position, drawn),
+            source=item.source[:200],
             created_at=now,
         )
         db.add(row)
@@ -622,5 +714,5 @@ def session_recordings(db: Session, session_ids: Iterable[int]) -> list[LiveReco
 def get_recording(db: Session, recording_id: int) -> LiveRecording:
     found = db.get(LiveRecording, recording_id)
     if found is None:
-        raise NotFound(f"recording {recording_id} not found")
+        raise NotFound(_("No such recording."))
     return found

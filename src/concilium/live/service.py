@@ -39,7 +39,7 @@ from concilium.live.tables import (
 from concilium.platform import audit, sharing
 from concilium.platform.encryption import SecretBox
 from concilium.platform.errors import Conflict, Forbidden, InvalidInput, NotFound
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Action, Target
 from concilium.platform.tables import Membership, Patient, Share, User
 
@@ -126,13 +126,13 @@ def check_title(title: str, patient_names: Iterable[str] = ()) -> str:
     """
     title = " ".join(title.split())
     if not 3 <= len(title) <= 200:
-        raise InvalidInput("a title has 3 to 200 characters")
+        raise InvalidInput(_("A title has 3 to 200 characters."))
     lowered = title.lower()
     for name in patient_names:
         name = name.strip().lower()
         if len(name) >= 2 and re.search(rf"(?<!\w){re.escape(name)}(?!\w)", lowered):
             raise InvalidInput(
-                "the title must not identify the patient; describe the procedure instead"
+                _("The title must not identify the patient: describe the procedure instead.")
             )
     return title
 
@@ -147,13 +147,13 @@ def broadcast_refusal(
     without recording are care, covered by the care relationship.
     """
     if kind not in KINDS:
-        return f"kind must be one of {', '.join(KINDS)}"
+        return N_("Choose supervision, broadcast or conference.")
     if patient_id is None or teaching_consent:
         return None
     if kind == "broadcast":
-        return "the patient has not consented to teaching: this session cannot be broadcast"
+        return N_("The patient has not consented to teaching: this session cannot be broadcast.")
     if record:
-        return "the patient has not consented to teaching: this session cannot be recorded"
+        return N_("The patient has not consented to teaching: this session cannot be recorded.")
     return None
 
 
@@ -163,7 +163,11 @@ def next_status(status: str, event: str) -> str:
         return "live"
     if event == "end" and status in ("scheduled", "live"):
         return "ended"
-    raise Conflict(f"a {status} session cannot {event}")
+    if status == "ended":
+        raise Conflict(_("This session has ended."))
+    if event == "start":
+        raise Conflict(_("This session is already live."))
+    raise Conflict(_("This session cannot end before it is scheduled."))
 
 
 def capable_users(participants: Iterable[tuple[int, str]], action: Action) -> frozenset[int]:
@@ -199,7 +203,7 @@ def get_session(db: Session, session_id: int) -> LiveSession:
     """The session of this id; :class:`NotFound` otherwise."""
     live = find_session(db, session_id)
     if live is None:
-        raise NotFound(f"live session {session_id} not found")
+        raise NotFound(_("No such live session."))
     return live
 
 
@@ -265,7 +269,7 @@ def role_of(db: Session, live: LiveSession, user_id: int) -> str | None:
 def _patient_names(db: Session, patient_id: int) -> list[str]:
     patient = db.get(Patient, patient_id)
     if patient is None:
-        raise NotFound(f"patient {patient_id} not found")
+        raise NotFound(_("No such patient."))
     return [
         patient.family_name,
         patient.given_name,
@@ -287,9 +291,9 @@ def create_session(
 ) -> LiveSession:
     """Schedule a session; its creator directs it until they invite someone else."""
     if kind not in KINDS:
-        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}")
+        raise InvalidInput(_("Choose supervision, broadcast or conference."))
     if actor.user_id is None:
-        raise InvalidInput("a live session is created by a person")
+        raise InvalidInput(_("A live session is created by a person, not by the system."))
     names = _patient_names(db, patient_id) if patient_id is not None else []
     live = LiveSession(
         kind=kind,
@@ -345,15 +349,15 @@ def invite(
     is sent the invitation by e-mail, with the session for their calendar (`invitation_mail`).
     """
     if role not in SESSION_ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(SESSION_ROLES)}")
+        raise InvalidInput(_("Choose one of the session's roles."))
     invitee = db.get(User, user_id)
     if invitee is None or invitee.disabled:
-        raise NotFound(f"no active account {user_id}")
+        raise NotFound(_("This person has no active account."))
     if live.status == "ended":
-        raise Conflict("this session has ended")
+        raise Conflict(_("This session has ended."))
     expires_at = max(live.scheduled_at, now) + timedelta(days=1)
     if expires_at - now > timedelta(days=365):
-        raise InvalidInput("invitations are sent at most a year before the session")
+        raise InvalidInput(_("Invitations are sent at most a year before the session."))
     # Whoever invites takes their own part through the rights they already hold: a share
     # widens someone else's access, never its granter's (`sharing.create_share`).
     share = None
@@ -419,7 +423,7 @@ def start(
             patient_id=live.patient_id,
             detail={"reason": refusal},
         )
-        raise Conflict(refusal)
+        raise Conflict(_(refusal))
     live.status = next_status(live.status, "start")
     live.started_at = now
     live.janus_room_id = ROOM_ID_BASE + live.id
@@ -515,7 +519,7 @@ def watches_over_hls(
 def room_spec(live: LiveSession) -> RoomSpec:
     """The Janus room of a live session."""
     if live.janus_room_id is None:
-        raise Conflict("this session is not live")
+        raise Conflict(_("This session is not live."))
     return RoomSpec(
         live.janus_room_id,
         description=f"session {live.id}",
@@ -567,9 +571,13 @@ async def join(
     lock on SQLite) is held while Janus answers.
     """
     if live.status != "live":
-        raise Conflict(f"this session is {live.status}, not live")
+        raise Conflict(
+            _("This session has ended.")
+            if live.status == "ended"
+            else _("This session is not live yet.")
+        )
     if actor.user_id is None:
-        raise InvalidInput("a person joins a session")
+        raise InvalidInput(_("A person joins a session, not the system."))
     room_id = await ensure_room(media, live)
     credential = await media.issue(str(actor.user_id), room_id, ttl=ttl)
     # The database is touched from a worker thread: on SQLite a transaction may wait for
@@ -723,9 +731,9 @@ def add_source(
     """
     name = name.strip()
     if not 1 <= len(name) <= 100:
-        raise InvalidInput("a source name has 1 to 100 characters")
+        raise InvalidInput(_("A source name has 1 to 100 characters."))
     if kind not in SOURCE_KINDS:
-        raise InvalidInput(f"source kind must be one of {', '.join(SOURCE_KINDS)}")
+        raise InvalidInput(_("Choose a kind of source from the list."))
     reference = reference.strip()
     sealed: str | None = None
     if kind == "ip_camera":
@@ -737,7 +745,9 @@ def add_source(
             sealed = box.seal(url, sealed_url_context(live.id))
     if kind == "dicom_cine":
         if not re.match(r"^[0-9.]+/[0-9.]+(/[0-9.]+)?$", reference):
-            raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
+            raise InvalidInput(
+                _("A DICOM cine loop is named 'study UID/series UID[/instance UID]'.")
+            )
         if cine is None or cine.reference != reference or cine.user_id != actor.user_id:
             raise Forbidden(_("A cine loop is shown only by someone it was authorised for."))
     source = LiveSource(

@@ -64,6 +64,7 @@ __all__ = [
     "SourcePlan",
     "SourceState",
     "SourceStatus",
+    "Words",
     "authorize_cine",
     "cine_encoder_command",
     "cine_frame_rate",
@@ -109,6 +110,32 @@ class SourceState(enum.StrEnum):
 
 
 @dataclass
+class Words:
+    """A message for the director kept untranslated, so that each reader reads it in their
+    own language: its English text (a catalogue message id) and the values filling it in,
+    which may be words themselves."""
+
+    message: str
+    values: dict[str, Words | str | int | float] = field(default_factory=dict)
+
+    def _filled(self, translate: bool) -> str:
+        values = {
+            key: value._filled(translate) if isinstance(value, Words) else value
+            for key, value in self.values.items()
+        }
+        text = _(self.message) if translate else self.message
+        return text % values if values else text
+
+    def english(self) -> str:
+        """The words as written in the code (for the log and the API)."""
+        return self._filled(translate=False)
+
+    def shown(self) -> str:
+        """The words in the reader's language."""
+        return self._filled(translate=True)
+
+
+@dataclass
 class SourceStatus:
     """The state of one fed source, as the director console shows it."""
 
@@ -118,6 +145,8 @@ class SourceStatus:
     state: SourceState = SourceState.STARTING
     detail: str = ""
     """Why, in words fit for the director (no credentials, no patient data)."""
+    words: Words | None = None
+    """The same, untranslated, when the server wrote it (see :meth:`shown_detail`)."""
     mountpoint_id: int | None = None
     """Streaming mountpoint viewers watch, once created."""
     codec: str = ""
@@ -132,6 +161,10 @@ class SourceStatus:
     """Consecutive failed attempts to reach the camera."""
     since: float = field(default_factory=time.time)
     """When the state last changed (wall clock, seconds)."""
+
+    def shown_detail(self) -> str:
+        """Why, in the reader's language (a refusal is kept as it was written)."""
+        return self.words.shown()[:300] if self.words is not None else self.detail
 
 
 # --- pure decisions ------------------------------------------------------------------------
@@ -184,7 +217,7 @@ def parse_cine_reference(reference: str) -> CineReference:
     """``study UID/series UID[/SOP instance UID]`` of a ``dicom_cine`` source."""
     parts = reference.strip().split("/")
     if len(parts) not in (2, 3) or not all(_UID.match(p) and len(p) <= 64 for p in parts):
-        raise InvalidInput("a DICOM cine loop is named 'study UID/series UID[/instance UID]'")
+        raise InvalidInput(_("A DICOM cine loop is named 'study UID/series UID[/instance UID]'."))
     return CineReference(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
 
 
@@ -379,19 +412,21 @@ def load_cine(path: Path | str) -> CineLoop:
     try:
         ds = pydicom.dcmread(path)
     except (OSError, pydicom.errors.InvalidDicomError) as exc:
-        raise InvalidInput(f"the cine loop cannot be read: {exc}") from exc
+        raise InvalidInput(_("The cine loop cannot be read: it is not a DICOM file.")) from exc
     count = imaging.number_of_frames(ds)
     if count < 2:
-        raise InvalidInput("this instance has a single frame: it is not a cine loop")
+        raise InvalidInput(_("This instance has a single frame: it is not a cine loop."))
     try:
         frames = [imaging.render_frame(ds, index) for index in range(count)]
     except imaging.RenderError as exc:
-        raise InvalidInput(f"the cine loop cannot be decoded: {exc}") from exc
+        raise InvalidInput(
+            _("The cine loop's images cannot be decoded: %(reason)s") % {"reason": exc}
+        ) from exc
     stack = np.stack(frames)
     # 4:2:0 video needs even dimensions: an odd last row or column is left out.
     rows, columns = stack.shape[1] & ~1, stack.shape[2] & ~1
     if rows < 16 or columns < 16:
-        raise InvalidInput("the cine loop's frames are too small to stream")
+        raise InvalidInput(_("The cine loop's images are too small to be streamed."))
     return CineLoop(np.ascontiguousarray(stack[:, :rows, :columns]), cine_frame_rate(ds))
 
 
@@ -426,7 +461,7 @@ def locate_cine(
         if imaging.number_of_frames(header) > 1:
             return instance.path
     if found:
-        raise InvalidInput("no multi-frame instance in this series: it is not a cine loop")
+        raise InvalidInput(_("This series has no multi-frame instance: it is not a cine loop."))
     # Invisible and absent look the same to the person asking; the attempt stays on record.
     audit.record(
         db,
@@ -437,7 +472,7 @@ def locate_cine(
         object_id=ref.study_uid,
         detail={"series": ref.series_uid, "instance": ref.sop_uid, "reason": "not found"},
     )
-    raise NotFound("no such cine loop in the archive")
+    raise NotFound(_("No such cine loop in the archive."))
 
 
 def authorize_cine(
@@ -484,7 +519,7 @@ def authorize_cine(
             )
             raise Forbidden(shown)
     if actor.user_id is None:
-        raise Forbidden("a cine loop is shown by a person")
+        raise Forbidden(_("A cine loop is shown by a person, not by the system."))
     return service.CineGrant(reference.strip(), actor.user_id), path
 
 

@@ -180,6 +180,8 @@ class LiveRecording(Base):
     ``[{"at": seconds, "points": [[x, y], ...], "color": str, "width": int}, ...]``; a
     stroke without points wipes what was drawn before it (migration
     ``0008_live_recording_telestration``)."""
+    source: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The name its feed published under (the person's), empty for the program."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

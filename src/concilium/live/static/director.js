@@ -1,6 +1,7 @@
 // Director console: program switch between the room's feeds, control of the cameras, PTZ pad
 // and presets. Every move goes through Concilium, which checks the director lock and audits.
 
+import { _, format } from "/static/i18n.js";
 import { Telestration, api, status, wireSession } from "./live-common.js";
 import { Stage } from "./stage.js";
 
@@ -15,12 +16,12 @@ function showFeeds(feeds) {
   feedList.replaceChildren(...feeds.map((feed) => {
     const button = document.createElement("button");
     button.type = "button";
-    button.textContent = feed.display || `feed ${feed.id}`;
+    button.textContent = feed.display || format(_("Feed %(feed)s"), { feed: feed.id });
     button.dataset.feed = feed.id;
     button.setAttribute("aria-pressed", String(feed.id === stage.program));
     button.addEventListener("click", async () => {
       await api("/program", { method: "POST", body: { feed: feed.id } });
-      status(`On program: ${button.textContent}`);
+      status(format(_("On program: %(feed)s"), { feed: button.textContent }));
     });
     return button;
   }));
@@ -46,12 +47,12 @@ stage.join()
     refresh();
     setInterval(refresh, 2000);
   })
-  .catch((error) => status(`Media: ${error.message}`));
+  .catch((error) => status(format(_("Media: %(error)s"), { error: error.message })));
 
 function showControl(control) {
   controlLine.textContent = control.director
-    ? `Cameras directed by ${control.director}`
-    : "Nobody directs the cameras.";
+    ? format(_("Cameras directed by %(director)s"), { director: control.director })
+    : _("Nobody directs the cameras.");
 }
 
 document.querySelector("[data-take]").addEventListener("click", async () => {
@@ -69,9 +70,27 @@ document.querySelector("[data-release]").addEventListener("click", async () => {
   }
 });
 
+/** A camera move as the director reads it. */
+function moveLabel(name) {
+  const labels = {
+    up: _("Tilt up"), down: _("Tilt down"), left: _("Pan left"), right: _("Pan right"),
+    stop: _("Stop"), home: _("Home position"), zoom_in: _("Zoom in"), zoom_out: _("Zoom out"),
+    zoom_stop: _("Zoom stop"), preset_recall: _("Recall preset"), preset_set: _("Store preset"),
+  };
+  return labels[name] ?? name;
+}
+
+/** What the camera answered, as the director reads it. */
+function outcomeLabel(outcome) {
+  const labels = {
+    completed: _("done"), timeout: _("no answer from the camera"), error: _("refused by the camera"),
+  };
+  return labels[outcome] ?? outcome;
+}
+
 async function move(name, extra = {}) {
   if (!cameraSelect?.value) {
-    status("Add a PTZ camera to the session first.");
+    status(_("Add a PTZ camera to the session first."));
     return;
   }
   const speed = Number(document.querySelector("[data-speed]")?.value ?? 8);
@@ -80,9 +99,9 @@ async function move(name, extra = {}) {
       method: "POST",
       body: { camera_id: Number(cameraSelect.value), move: name, speed, ...extra },
     });
-    ptzResult.textContent = `${name}: ${result.outcome}`;
+    ptzResult.textContent = format(_("%(move)s: %(outcome)s"), { move: moveLabel(name), outcome: outcomeLabel(result.outcome) });
   } catch (error) {
-    ptzResult.textContent = `${name}: ${error.message}`;
+    ptzResult.textContent = format(_("%(move)s: %(outcome)s"), { move: moveLabel(name), outcome: error.message });
   }
 }
 

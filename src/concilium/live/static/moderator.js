@@ -1,5 +1,6 @@
 // Moderator console: every question as it arrives, with approve, reject, answer and merge.
 
+import { _, format } from "/static/i18n.js";
 import { session, status, wireSession } from "./live-common.js";
 
 let socket;
@@ -17,22 +18,22 @@ function actions(li, event) {
     return b;
   };
   if (event.status === "submitted") {
-    button("Approve", () => socket.send({ type: "moderate", question_id: event.id, action: "approve" }));
+    button(_("Approve"), () => socket.send({ type: "moderate", question_id: event.id, action: "approve" }));
   }
-  button("Reject", () => socket.send({ type: "moderate", question_id: event.id, action: "reject" }));
+  button(_("Reject"), () => socket.send({ type: "moderate", question_id: event.id, action: "reject" }));
   const answer = document.createElement("input");
-  answer.setAttribute("aria-label", `Answer to question ${event.id}`);
-  answer.placeholder = "Answer";
+  answer.setAttribute("aria-label", format(_("Answer to question %(id)s"), { id: event.id }));
+  answer.placeholder = _("Answer");
   bar.append(answer);
-  button("Answer", () => socket.send({ type: "moderate", question_id: event.id, action: "answer", answer: answer.value }));
+  button(_("Answer"), () => socket.send({ type: "moderate", question_id: event.id, action: "answer", answer: answer.value }));
   const into = document.createElement("input");
   into.type = "number";
-  into.setAttribute("aria-label", `Merge question ${event.id} into question number`);
-  into.placeholder = "Merge into #";
+  into.setAttribute("aria-label", format(_("Merge question %(id)s into question number"), { id: event.id }));
+  into.placeholder = _("Merge into no.");
   bar.append(into);
-  button("Merge", () => socket.send({ type: "moderate", question_id: event.id, action: "merge", into: Number(into.value) }));
+  button(_("Merge"), () => socket.send({ type: "moderate", question_id: event.id, action: "merge", into: Number(into.value) }));
   li.append(bar);
 }
 
 socket = wireSession({ questionActions: actions });
-status(`Moderating session ${session.id}.`);
+status(format(_("Moderating session %(id)s."), { id: session.id }));

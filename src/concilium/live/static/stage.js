@@ -4,6 +4,7 @@
 // is drawn over) unless the person chose another view.
 
 import { leave, publish, selectSubstream, subscribe, watch } from "./janus-room.js";
+import { _, format } from "/static/i18n.js";
 import { api, csrfHeaders, status } from "./live-common.js";
 
 /** getUserMedia constraints: a participant's camera and microphone at a conference's modest
@@ -78,7 +79,7 @@ export class Stage {
    * whoever showed it (the program, the HLS of a broadcast) finds it again. */
   async republish(previous) {
     previous.pc.close();
-    status("Media server restarted: publishing again…");
+    status(_("Media server restarted: publishing again…"));
     for (let attempt = 0; this.mine === previous && this.localStream; attempt += 1) {
       try {
         const again = await publish({
@@ -94,7 +95,7 @@ export class Stage {
         }
         this.mine = again;
         again.session.onLost(() => this.republish(again));
-        status("Publishing again after a media server restart.");
+        status(_("Publishing again after a media server restart."));
         this.render();
         return;
       } catch (error) {
@@ -106,7 +107,7 @@ export class Stage {
 
   /** Keep the subscriptions in step with the room's publishers, every two seconds. */
   follow() {
-    const tick = () => this.refresh().catch((error) => status(`Media: ${error.message}`));
+    const tick = () => this.refresh().catch((error) => status(format(_("Media: %(error)s"), { error: error.message })));
     tick();
     this.timer = setInterval(tick, 2000);
   }
@@ -144,7 +145,7 @@ export class Stage {
         })
         .catch((error) => {
           this.feeds.delete(feed.id);
-          status(`Could not receive ${feed.display}: ${error.message}`);
+          status(format(_("Could not receive %(feed)s: %(error)s"), { feed: feed.display, error: error.message }));
         });
     }
     for (const [id, entry] of this.feeds) {
@@ -190,7 +191,7 @@ export class Stage {
       const caption = document.createElement("figcaption");
       const pick = document.createElement("button");
       pick.type = "button";
-      pick.textContent = `Watch ${entry.display}`;
+      pick.textContent = format(_("Watch %(feed)s"), { feed: entry.display });
       pick.addEventListener("click", () => this.choose(id));
       caption.append(pick);
       figure.append(entry.video, caption);
@@ -199,7 +200,7 @@ export class Stage {
     if (this.chosen !== null) {
       const back = document.createElement("button");
       back.type = "button";
-      back.textContent = "Back to the program";
+      back.textContent = _("Back to the program");
       back.dataset.program = "";
       back.addEventListener("click", () => this.choose(null));
       tiles.unshift(back);

@@ -17,6 +17,8 @@ from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, transaction
 from concilium.platform.demo import SITES
 
+from . import browsing
+
 pytestmark = pytest.mark.browser
 
 PASSWORD = "library-pages-pass-1"
@@ -135,7 +137,7 @@ def test_a_person_plays_a_recording_and_jumps_to_a_chapter(server, browser, arti
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(re.compile(r".*/$"))
 
-    page.get_by_role("navigation", name="Main").get_by_role("link", name="Recordings").click()
+    browsing.main_menu(page).get_by_role("link", name="Recordings").click()
     page.wait_for_url("**/live/library")
     page.get_by_role("link", name="Mitral repair, recorded").click()
     page.wait_for_url(re.compile(r".*/live/library/\d+$"))

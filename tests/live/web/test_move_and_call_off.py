@@ -84,7 +84,7 @@ def test_moving_a_session_across_the_change_of_time_updates_the_invitees_calenda
     assert "<h2>Déplacer la session</h2>" in page
     # The form starts on the current start, in Paris, on the 24-hour clock.
     assert 'name="scheduled_at" type="datetime-local" value="2030-03-30T10:00"' in page
-    assert "Heure du fuseau Europe/Paris, sur 24 heures." in page
+    assert "Heure du fuseau Europe/Paris. Les invités reçoivent le nouvel horaire" in page
 
     # 10:00 on 31 March is summer time in Paris: 08:00 UTC, not 09:00.
     moved = coord.post(

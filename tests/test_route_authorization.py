@@ -359,6 +359,10 @@ BODIES = {
         "json": {"user_id": "{user_id}", "role": "director"}
     },
     ("POST", "/api/v1/live/sessions/{session_id}/ptz"): {"json": {"camera_id": 1, "move": "up"}},
+    ("POST", "/live/{session_id}/reschedule"): {"data": {"scheduled_at": "2099-01-01T10:00"}},
+    ("POST", "/api/v1/live/sessions/{session_id}/reschedule"): {
+        "json": {"scheduled_at": "2099-01-01T09:00:00Z"}
+    },
     ("GET", "/janus/{tail:path}"): {"params": {"token": "guess"}},
     ("POST", "/janus/{tail:path}"): {"json": {"janus": "keepalive", "token": "guess"}},
     ("POST", "/api/v1/telesurgery/procedures/{procedure_id}/gateways"): {

@@ -1,10 +1,10 @@
 """The live pages people use to find, join and watch a session, on a phone (390 px) and a
 hospital desktop (1366 px), in French and in English, against a real server running Janus:
-the list of sessions, a session's page, the join page (one's own picture, the microphone
-and camera switches acting on the tracks sent) and the watch page (a sentence while
-nothing is live, then the picture, never a paused tile with the browser's controls). Each
-page is accessible (axe-core, WCAG 2.1 A and AA), logs no console error and never scrolls
-sideways; screenshots go to ``test-artifacts/``."""
+the list of sessions, a session's page (a scheduled one moved, then called off), the join
+page (one's own picture, the microphone and camera switches acting on the tracks sent) and
+the watch page (a sentence while nothing is live, then the picture, never a paused tile
+with the browser's controls). Each page is accessible (axe-core, WCAG 2.1 A and AA), logs
+no console error and never scrolls sideways; screenshots go to ``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,11 @@ WORDS = {
         "nothing": "Rien n'est encore en direct",
         "live": "en direct",
         "leave": "Quitter",
+        "move": "Déplacer",
+        "moved": "15 juin 2031",
+        "call off": "Annuler la session",
+        "confirm": "Annuler cette session ? Les invités en seront prévenus par courriel.",
+        "ended": "terminée",
     },
     "en": {
         "list": "Live sessions",
@@ -51,6 +56,11 @@ WORDS = {
         "nothing": "Nothing is live yet",
         "live": "live",
         "leave": "Leave",
+        "move": "Move",
+        "moved": "15 June 2031",
+        "call off": "Call off the session",
+        "confirm": "Call off this session? The invitees will be told by e-mail.",
+        "ended": "ended",
     },
 }
 SELF_VIEW = "document.querySelector('[data-self-view]')"
@@ -231,3 +241,42 @@ def test_live_pages_are_usable(live_site, media_browser, artifacts, width, langu
         assert_usable(sender, join_errors, "live-join", artifacts)
         sender.get_by_role("button", name=words["leave"]).click()
         sender.wait_for_url(f"**{session_path}")
+
+
+@pytest.mark.parametrize(("width", "language"), CASES)
+def test_a_scheduled_session_is_moved_and_called_off(
+    live_site, media_browser, artifacts, width, language
+):
+    """Chloé moves a session she scheduled, then calls it off after confirming."""
+    server, states, _sessions = live_site
+    words = WORDS[language]
+    with person_browsing(media_browser, width, language, storage_state=states["chloe"]) as (
+        page,
+        errors,
+    ):
+        page.goto(f"{server.url}/live")
+        page.locator("#f-title").fill(f"Staff, {width} {language}")
+        page.locator('form[action="/live"] button[type="submit"]').click()
+        page.wait_for_url(re.compile(r".*/live/\d+$"))
+        session_url = page.url
+        assert_usable(page, errors, "live-session-scheduled", artifacts)
+
+        page.locator("#f-scheduled_at").fill("2031-06-15T14:30")
+        page.get_by_role("button", name=words["move"], exact=True).click()
+        page.wait_for_url(session_url)
+        starts = page.locator("dl.facts time").first.inner_text()
+        assert words["moved"] in starts and "14:30" in starts
+
+        asked: list[str] = []
+
+        def confirm(dialog: Any) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", confirm)
+        page.get_by_role("button", name=words["call off"]).click()
+        page.wait_for_url(session_url)
+        assert asked == [words["confirm"]]
+        assert page.locator(".badge.live-ended").first.inner_text() == words["ended"]
+        assert page.locator("#f-scheduled_at").count() == 0
+        assert_usable(page, errors, "live-session-called-off", artifacts)

@@ -460,6 +460,13 @@ def end(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> Li
     return live
 
 
+def check_cancellable(live: LiveSession) -> None:
+    """Refuse to call off a session that has gone live or ended (ending a live session is
+    a separate act, :func:`end`)."""
+    if live.status != "scheduled":
+        raise Conflict(_("Only a session that has not started can be called off."))
+
+
 def reschedule(
     db: Session,
     actor: audit.Actor,
@@ -469,11 +476,14 @@ def reschedule(
     now: datetime,
     title: str | None = None,
 ) -> LiveSession:
-    """Move a scheduled session (and retitle it): its invitees' calendars are updated."""
+    """Move a scheduled session (and retitle it) to a time to come: its invitees'
+    calendars are updated."""
     if live.status != "scheduled":
         raise Conflict(_("Only a session that has not started can be moved."))
     if scheduled_at.utcoffset() is None:
         raise InvalidInput("scheduled_at must carry a time zone")
+    if scheduled_at < now:
+        raise InvalidInput(_("This time has already passed: choose a later one."))
     if title is not None:
         names = _patient_names(db, live.patient_id) if live.patient_id is not None else []
         live.title = check_title(title, names)

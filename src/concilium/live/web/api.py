@@ -1,6 +1,6 @@
 """The JSON API of live sessions under ``/api/v1/live`` (described in the OpenAPI
-document): schedule, invite, go live and end, join and leave, the feeds and the program, the
-cameras and their director, the fed sources' state.
+document): schedule, invite, move or call off, go live and end, join and leave, the feeds
+and the program, the cameras and their director, the fed sources' state.
 
 Every route declares its action with ``gate`` and asks the policy about the very session it
 touches; going live, the program and the end go through the sessions service
@@ -183,6 +183,40 @@ async def api_end(
     live, _decision = await run_in_threadpool(
         authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
     )
+    await live_sessions(request).end(ctx.db, ctx.actor, live, ctx.now)
+    return SessionOut.of(live)
+
+
+class RescheduleIn(BaseModel):
+    scheduled_at: AwareDatetime
+    title: str | None = Field(default=None, max_length=200)
+
+
+@router.post("/sessions/{session_id}/reschedule")
+def api_reschedule(
+    session_id: int, body: RescheduleIn, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
+) -> SessionOut:
+    """Move a scheduled session to a time to come (and retitle it): its invitees are sent
+    the updated invitation. A time already past is refused (422), a session that has
+    started too (409)."""
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
+    service.reschedule(
+        ctx.db, ctx.actor, live, scheduled_at=body.scheduled_at, now=ctx.now, title=body.title
+    )
+    ctx.commit()
+    return SessionOut.of(live)
+
+
+@router.post("/sessions/{session_id}/cancel")
+async def api_cancel(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
+) -> SessionOut:
+    """Call off a session that has not gone live (409 otherwise): its invitees are sent
+    the cancellation."""
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
+    )
+    service.check_cancellable(live)
     await live_sessions(request).end(ctx.db, ctx.actor, live, ctx.now)
     return SessionOut.of(live)
 

@@ -1,6 +1,6 @@
 """The live pages under ``/live``: the list and the scheduling form, a session's page
-(invitations, sources, cameras, going live and ending), and the consoles (join, director,
-moderator, watch).
+(invitations, sources, cameras, moving or calling it off, going live and ending), and the
+consoles (join, director, moderator, watch).
 """
 
 from __future__ import annotations
@@ -172,9 +172,19 @@ def live_create(
 
 
 def _session_view(
-    request: Request, ctx: Ctx, live: LiveSession, error: str = "", status: int = 200
+    request: Request,
+    ctx: Ctx,
+    live: LiveSession,
+    error: str = "",
+    status: int = 200,
+    move_at: str | None = None,
 ) -> Response:
+    """The session page; ``move_at`` is the start typed in the moving form, kept when the
+    move was refused (else the form shows the current start in the reader's zone)."""
     people = {p.user_id: ctx.db.get(User, p.user_id) for p in service.participants(ctx.db, live)}
+    where = reader_zone(ctx)
+    if move_at is None:
+        move_at = live.scheduled_at.astimezone(where).strftime(FORM_TIME)
     return render_page(
         request,
         "live/session.html",
@@ -200,6 +210,8 @@ def _session_view(
             else None
         ),
         error=error,
+        move_at=move_at,
+        zone_name=where.key,
     )
 
 
@@ -279,6 +291,47 @@ async def live_end(
     return await _session_step(
         request, ctx, live, lambda: sessions.end(ctx.db, ctx.actor, live, ctx.now)
     )
+
+
+@router.post("/live/{session_id}/reschedule")
+def live_reschedule(
+    request: Request,
+    session_id: int,
+    ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)],
+    scheduled_at: Annotated[str, Form(max_length=25)],
+) -> Response:
+    """Move a scheduled session to another start, typed in the reader's zone; its invitees
+    are sent the updated invitation."""
+    live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
+
+    def run() -> None:
+        at = local_to_utc(scheduled_at, reader_zone(ctx))
+        service.reschedule(ctx.db, ctx.actor, live, scheduled_at=at, now=ctx.now)
+        ctx.commit()
+
+    return run_form_action(
+        ctx,
+        run,
+        lambda exc: _session_view(request, ctx, live, exc.detail, exc.status, scheduled_at),
+        f"/live/{live.id}",
+    )
+
+
+@router.post("/live/{session_id}/cancel")
+async def live_cancel(
+    request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_MANAGE)]
+) -> Response:
+    """Call off a session that has not gone live; its invitees are sent the cancellation."""
+    live, _decision = await run_in_threadpool(
+        authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
+    )
+    sessions = live_sessions(request)
+
+    async def run() -> None:
+        service.check_cancellable(live)
+        await sessions.end(ctx.db, ctx.actor, live, ctx.now)
+
+    return await _session_step(request, ctx, live, run)
 
 
 @router.post("/live/{session_id}/sources")

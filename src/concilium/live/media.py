@@ -207,20 +207,24 @@ class LiveMedia:
         rec_dir = self.videoroom.rec_dir(spec.room_id)
         try:
             publishers = await self.videoroom.publishers(spec.room_id)
-            known = await asyncio.to_thread(noted_publishers, rec_dir)
-            fresh: dict[int, NotedPublisher] = {}
-            for feed, name in publishers.items():
-                if feed in known or not name:
-                    continue
-                streams = await self.videoroom.publisher_streams(spec, feed)
-                # Its picture says what it is; a feed without one, its sound.
-                videos = [s for s in streams if s.kind == "video"]
-                said = next(iter(videos or streams), None)
-                if said is not None:  # once its media is up
-                    fresh[feed] = NotedPublisher(name, source_kind(said.description))
         except JanusError as exc:
             log.warning("publishers of room %s not noted: %s", spec.room_id, exc)
             return
+        known = await asyncio.to_thread(noted_publishers, rec_dir)
+        fresh: dict[int, NotedPublisher] = {}
+        for feed, name in publishers.items():
+            if feed in known or not name:
+                continue
+            try:
+                streams = await self.videoroom.publisher_streams(spec, feed)
+            except JanusError as exc:  # its media is not up yet: the next sweep notes it
+                log.info("feed %s of room %s not noted yet: %s", feed, spec.room_id, exc)
+                continue
+            # Its picture says what it is; a feed without one, its sound.
+            videos = [s for s in streams if s.kind == "video"]
+            said = next(iter(videos or streams), None)
+            if said is not None:
+                fresh[feed] = NotedPublisher(name, source_kind(said.description))
         await asyncio.to_thread(note_publishers, rec_dir, fresh)
 
     async def sweep(self) -> list[RoomCredential]:

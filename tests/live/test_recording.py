@@ -215,6 +215,19 @@ def check_library(app, world, recording_ids: list[int], feed: int, vp8_feed: int
     assert outsider.get(f"/live/library/{recording_id}/media").status_code == 403
 
 
+SOURCE_KINDS_SEEN = """async () => {
+  const { sourceKind } = await import("/static/live/janus-room.js");
+  const camera = await navigator.mediaDevices.getUserMedia({ video: true });
+  const capture = await navigator.mediaDevices.getUserMedia({ video: true });
+  capture.getVideoTracks()[0].contentHint = "motion";
+  const screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  const kinds = [camera, capture, screen].map(sourceKind);
+  for (const stream of [camera, capture, screen]) stream.getTracks().forEach((t) => t.stop());
+  return kinds;
+}"""
+"""What ``janus-room.js`` says a camera, a capture device and a shared screen are."""
+
+
 @pytest.mark.anyio
 @pytest.mark.browser
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one browser run is enough
@@ -264,6 +277,10 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
             page, apiUrl=live_media.config.api_url, token=camera.token, room=room_id,
             display=anne.full_name, width=640, height=480, simulcast=True, audio=True,
         )  # fmt: skip
+        # What the live pages send is told apart by the stream itself: a shared screen, a
+        # capture device (stage.js hints its picture as motion), else a camera.
+        told = await page.evaluate(SOURCE_KINDS_SEEN)
+        assert told == ["camera", "capture", "screen"]
         # A shared screen (the fake camera stands in for it) says so.
         screen_page = await open_harness(context, harness_url)
         screen_feed = await publish(

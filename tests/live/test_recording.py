@@ -11,8 +11,11 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,32 @@ from concilium.services import LOCALE_FOLDERS
 
 from .sessions import start_broadcast
 from .test_hls import init_name, media_segments, wait_for
-from .webrtc_harness import chromium, open_harness, publish
+from .webrtc_harness import LIVE_STATIC, HarnessHandler, chromium, open_harness, publish
+
+WEB_STATIC = LIVE_STATIC.parents[1] / "web" / "static"
+
+
+class RoomHarness(HarnessHandler):
+    """The room harness, with the translation module ``janus-room.js`` imports."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        if self.path == "/static/i18n.js":
+            self._send((WEB_STATIC / "i18n.js").read_bytes(), "text/javascript")
+        else:
+            super().do_GET()
+
+
+@pytest.fixture
+def harness_url() -> Iterator[str]:
+    """The VideoRoom harness page on a free loopback port, its scripts complete."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), RoomHarness)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/harness.html"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def signed_in(app, world, user):  # type: ignore[no-untyped-def]
@@ -187,6 +215,19 @@ def check_library(app, world, recording_ids: list[int], feed: int, vp8_feed: int
     assert outsider.get(f"/live/library/{recording_id}/media").status_code == 403
 
 
+SOURCE_KINDS_SEEN = """async () => {
+  const { sourceKind } = await import("/static/live/janus-room.js");
+  const camera = await navigator.mediaDevices.getUserMedia({ video: true });
+  const capture = await navigator.mediaDevices.getUserMedia({ video: true });
+  capture.getVideoTracks()[0].contentHint = "motion";
+  const screen = await navigator.mediaDevices.getDisplayMedia({ video: true });
+  const kinds = [camera, capture, screen].map(sourceKind);
+  for (const stream of [camera, capture, screen]) stream.getTracks().forEach((t) => t.stop());
+  return kinds;
+}"""
+"""What ``janus-room.js`` says a camera, a capture device and a shared screen are."""
+
+
 @pytest.mark.anyio
 @pytest.mark.browser
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # one browser run is enough
@@ -195,21 +236,27 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
 ) -> None:
     rt = world.runtime
 
-    def conference() -> tuple[Any, LiveSession]:
+    def conference() -> tuple[Any, Any, Any, LiveSession]:
         anne = world.user("anne.martin", (world.metz, "coordinator"))
+        paul = world.user("paul.girard", (world.metz, "coordinator"))
+        luc = world.user("luc.bernard", (world.metz, "coordinator"))
         now = rt.now()
         with transaction(rt.sessions) as db:
             anne = db.merge(anne)
             anne.full_name = "Dr Anne Martin"
+            paul = db.merge(paul)
+            paul.full_name = "Dr Paul Girard"
+            luc = db.merge(luc)
+            luc.full_name = "Dr Luc Bernard"
             actor = audit.Actor(anne.id, anne.username)
             live = service.create_session(
                 db, actor, kind="conference", title="Tumour board", site_id=world.metz.id,
                 scheduled_at=now, now=now, record=True,
             )  # fmt: skip
             service.start(db, actor, live, now, teaching_consent=False)
-        return anne, live
+        return anne, paul, luc, live
 
-    anne, live = await asyncio.to_thread(conference)
+    anne, paul, luc, live = await asyncio.to_thread(conference)
 
     def put_on_program(feed: int) -> None:
         with transaction(rt.sessions) as db:
@@ -218,26 +265,60 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
 
     room_id = await service.ensure_room(live_media, live)
     camera = await live_media.issue(str(anne.id), room_id)
+    screen = await live_media.issue(str(luc.id), room_id)
+    forger = await live_media.issue(str(paul.id), room_id)
 
     async with chromium(tmp_path / "profile") as context:
         page = await open_harness(context, harness_url)
         # A conference camera goes in simulcast layers (the stage.js of the live pages);
-        # the server names the publisher after the account (the media proxy).
+        # the server names the publisher after the account (the media proxy). The page
+        # describes its streams as a camera by itself (janus-room.js's sourceKind).
         feed = await publish(
             page, apiUrl=live_media.config.api_url, token=camera.token, room=room_id,
             display=anne.full_name, width=640, height=480, simulcast=True, audio=True,
+        )  # fmt: skip
+        # What the live pages send is told apart by the stream itself: a shared screen, a
+        # capture device (stage.js hints its picture as motion), else a camera.
+        told = await page.evaluate(SOURCE_KINDS_SEEN)
+        assert told == ["camera", "capture", "screen"]
+        # A shared screen (the fake camera stands in for it) says so.
+        screen_page = await open_harness(context, harness_url)
+        screen_feed = await publish(
+            screen_page, apiUrl=live_media.config.api_url, token=screen.token, room=room_id,
+            display=luc.full_name, width=320, height=240, source="screen",
+        )  # fmt: skip
+        # A page describing its stream with words of its own, hoping to be shown as them.
+        forged_page = await open_harness(context, harness_url)
+        forged_feed = await publish(
+            forged_page, apiUrl=live_media.config.api_url, token=forger.token, room=room_id,
+            display=paul.full_name, width=320, height=240, source="Pr Chef de service",
         )  # fmt: skip
         await asyncio.sleep(2)
         await live_media.sweep()  # what the process does every few seconds
         await asyncio.to_thread(put_on_program, feed)
         await asyncio.sleep(3)
+        await forged_page.evaluate("window.leave()")
+        await screen_page.evaluate("window.leave()")
         await page.evaluate("window.leave()")
     await live_media.destroy_room(room_id)
     rec_dir = live_media.videoroom.rec_dir(room_id)
 
-    (recording_id,) = await publish_session_recordings(
+    recorded = await publish_session_recordings(
         rt.sessions, rt.settings.data_dir, rt.now, live.id, rec_dir
     )
+
+    def sources() -> dict[int, tuple[int, str]]:
+        with rt.sessions() as db:
+            rows = [db.get(LiveRecording, r) for r in recorded]
+            return {row.feed: (row.id, row.source) for row in rows if row is not None}
+
+    by_feed = await asyncio.to_thread(sources)
+    assert set(by_feed) == {feed, screen_feed, forged_feed}
+    assert by_feed[screen_feed][1] == "screen:Dr Luc Bernard"
+    recording_id = by_feed[feed][0]
+    # The forged description is kept as what it can only be: a camera, under the account's name.
+    forged_id, forged_source = by_feed[forged_feed]
+    assert forged_source == "camera:Dr Paul Girard"
 
     def kept() -> tuple[int, str, list[Any], Path]:
         with rt.sessions() as db:
@@ -246,7 +327,7 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
             return row.feed, row.source, list(row.chapters), rt.settings.data_dir / row.path
 
     kept_feed, source, marks, path = await asyncio.to_thread(kept)
-    assert (kept_feed, source) == (feed, "Dr Anne Martin")
+    assert (kept_feed, source) == (feed, "camera:Dr Anne Martin")
     # The director's switch names the person put on program, not their feed's number.
     assert [m["label"] for m in marks] == ["Program: Dr Anne Martin"]
     probed = subprocess.run(
@@ -259,17 +340,64 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
         sizes = {(f.width, f.height) for f in container.decode(video=0)}
     assert sizes == {(640, 480)}
 
-    def library() -> tuple[str, str, str]:
+    def library() -> tuple[str, str, str, str]:
         browser = signed_in(app, world, anne)
+        browser.headers["accept-language"] = "en"
         listing = browser.get("/live/library").text
         item = browser.get(f"/live/library/{recording_id}").text
         browser.headers["accept-language"] = "fr"
-        return listing, item, browser.get("/live/library").text
+        french_item = browser.get(f"/live/library/{forged_id}").text
+        return listing, item, browser.get("/live/library").text, french_item
 
-    listing, item, french = await asyncio.to_thread(library)
-    for text in (listing, item, french):
-        assert "Dr Anne Martin" in text and f"Feed {feed}" not in text
+    listing, item, french, french_forged = await asyncio.to_thread(library)
+    for text in (listing, item):
+        assert "Dr Anne Martin — camera" in text and f"Feed {feed}" not in text
+    assert "Dr Luc Bernard — shared screen" in listing
+    assert "Dr Anne Martin — caméra" in french and f"Flux {feed}" not in french
+    assert "Dr Luc Bernard — écran partagé" in french
+    assert "Dr Paul Girard — caméra" in french_forged and "Chef de service" not in french_forged
     assert "MP4 (H.264)" in listing
+
+
+@pytest.mark.parametrize(
+    ("locale", "said"),
+    [
+        ("en", ["Dr A — camera", "Dr A — shared screen", "Dr A — capture device", "IRM 2"]),
+        ("fr", ["Dr A — caméra", "Dr A — écran partagé", "Dr A — appareil de capture", "IRM 2"]),
+    ],
+)
+def test_a_recordings_source_names_the_person_and_what_they_sent(
+    locale: str, said: list[str]
+) -> None:
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    with i18n.using_locale(locale):
+        shown = [
+            recording.describe(7, "video/mp4", "h264", recording.stored_source(name, kind))[0]
+            for name, kind in [
+                ("Dr A", recording.source_kind("camera")),
+                ("Dr A", recording.source_kind("screen")),
+                ("Dr A", recording.source_kind("capture")),
+                # A fed source (an IP camera, a cine loop) is shown by its registered name.
+                ("IRM 2", ""),
+            ]
+        ]
+    assert shown == said
+
+
+def test_a_forged_or_missing_description_is_a_camera_and_old_notes_still_read(
+    tmp_path: Path,
+) -> None:
+    for forged in ("Pr Chef de service", "Camera", "", None, 3, ["screen"]):
+        assert recording.source_kind(forged) == "camera"
+    # A name that looks like a kept kind is still the name when noted with no kind.
+    assert recording.parse_source(recording.stored_source("screen:Dr B")) == ("screen:Dr B", "")
+    assert recording.parse_source("camera:Dr B: chef") == ("Dr B: chef", "camera")
+    (tmp_path / recording.PUBLISHERS_NOTE).write_text(json.dumps({"12": "Dr Anne Martin"}))
+    recording.note_publishers(tmp_path, {13: recording.NotedPublisher("Dr B", "screen")})
+    assert recording.noted_publishers(tmp_path) == {
+        12: recording.NotedPublisher("Dr Anne Martin"),
+        13: recording.NotedPublisher("Dr B", "screen"),
+    }
 
 
 SMALL = HlsSettings(
@@ -393,7 +521,10 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
     def library() -> None:
         viewer = signed_in(app, world, coord)
         listing = viewer.get("/live/library").text
-        assert f'href="/live/library/{program_id}"' in listing and "<td>Program</td>" in listing
+        assert (
+            f'href="/live/library/{program_id}"' in listing
+            and 'data-label="Source">Program</td>' in listing
+        )
         page = viewer.get(f"/live/library/{program_id}")
         assert page.status_code == 200 and "Program ·" in page.text
         played = viewer.get(f"/live/library/{program_id}/media", headers={"range": "bytes=0-"})

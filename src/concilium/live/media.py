@@ -34,7 +34,7 @@ from concilium.live.janus_client import (
     JanusSession,
 )
 from concilium.live.janus_config import JanusConfig
-from concilium.live.recording import note_publishers
+from concilium.live.recording import NotedPublisher, note_publishers, noted_publishers, source_kind
 from concilium.live.rooms import (
     MountpointSpec,
     RoomRegistry,
@@ -199,15 +199,33 @@ class LiveMedia:
 
     async def note_publishers(self, spec: RoomSpec) -> None:
         """Note beside a recorded room's files the name each of its publishers publishes
-        under (the account's, set by the server), for the library to name the person."""
+        under (the account's, set by the server) and what it sends (the description of its
+        video, from a fixed set: a browser cannot pass for someone else), for the library to
+        name the person and the source."""
         if not spec.record:
             return
+        rec_dir = self.videoroom.rec_dir(spec.room_id)
         try:
             publishers = await self.videoroom.publishers(spec.room_id)
         except JanusError as exc:
             log.warning("publishers of room %s not noted: %s", spec.room_id, exc)
             return
-        await asyncio.to_thread(note_publishers, self.videoroom.rec_dir(spec.room_id), publishers)
+        known = await asyncio.to_thread(noted_publishers, rec_dir)
+        fresh: dict[int, NotedPublisher] = {}
+        for feed, name in publishers.items():
+            if feed in known or not name:
+                continue
+            try:
+                streams = await self.videoroom.publisher_streams(spec, feed)
+            except JanusError as exc:  # its media is not up yet: the next sweep notes it
+                log.info("feed %s of room %s not noted yet: %s", feed, spec.room_id, exc)
+                continue
+            # Its picture says what it is; a feed without one, its sound.
+            videos = [s for s in streams if s.kind == "video"]
+            said = next(iter(videos or streams), None)
+            if said is not None:
+                fresh[feed] = NotedPublisher(name, source_kind(said.description))
+        await asyncio.to_thread(note_publishers, rec_dir, fresh)
 
     async def sweep(self) -> list[RoomCredential]:
         """Revoke every credential that has lapsed, and note who publishes in each recorded

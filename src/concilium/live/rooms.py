@@ -169,6 +169,9 @@ class PublishedStream:
     """``audio`` or ``video``."""
     codec: str
     """Negotiated codec, lower case (``h264``, ``vp8``, ``opus``, ...)."""
+    description: str = ""
+    """What the publisher said the stream is (the ``descriptions`` of its ``publish`` or
+    ``configure``), as it said it: unchecked, the caller checks it."""
 
 
 @dataclass(frozen=True)
@@ -315,7 +318,11 @@ class VideoRoomAdmin:
                         raise
                     await asyncio.sleep(0.25)
         return [
-            PublishedStream(str(s.get("type", "")), str(s.get("codec", "")).lower())
+            PublishedStream(
+                str(s.get("type", "")),
+                str(s.get("codec", "")).lower(),
+                str(s.get("feed_description", "")),
+            )
             for s in data.get("streams", [])
             if s.get("active", True) and s.get("type") in ("audio", "video")
         ]

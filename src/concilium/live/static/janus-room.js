@@ -204,12 +204,24 @@ const SIMULCAST_ENCODINGS = [
   { rid: "l", maxBitrate: 150_000, scaleResolutionDownBy: 4 },
 ];
 
+/** What `stream` is, in the words the server understands: "screen" for a shared screen,
+ * "capture" for a capture device (its picture is hinted as "motion"), else "camera". */
+export function sourceKind(stream) {
+  const video = stream.getVideoTracks()[0];
+  if (!video) return "camera";
+  if (video.getSettings().displaySurface !== undefined) return "screen";
+  return video.contentHint === "motion" ? "capture" : "camera";
+}
+
 /**
  * Join `room` as a publisher and send `stream`. With `simulcast`, the video is sent in
  * three resolutions so each subscriber can get the one its link and screen can take.
  * With `id`, the feed claims that publisher id: a publisher coming back after a Janus
- * restart keeps its feed id, so the program (and its HLS) find it again.
- * Resolves with { session, handleId, pc, publisherId }.
+ * restart keeps its feed id, so the program (and its HLS) find it again. `source` says what
+ * is sent ("camera", "screen" or "capture"; by default what `sourceKind` sees): each
+ * stream is described so, and the server notes it beside the recording (anything else
+ * counts as a camera there; the name is the account's, set by the server).
+ * Resolves with { session, handleId, pc, publisherId, display, source }.
  */
 export async function publish({
   apiUrl,
@@ -220,6 +232,7 @@ export async function publish({
   simulcast = false,
   id = null,
   headers = {},
+  source = sourceKind(stream),
 }) {
   const session = await new JanusSession(apiUrl, token, { headers }).create();
   let pc = null;
@@ -243,15 +256,18 @@ export async function publish({
     }
     await pc.setLocalDescription(await pc.createOffer());
     await gatheringComplete(pc);
+    const descriptions = pc.getTransceivers()
+      .filter((transceiver) => transceiver.mid !== null)
+      .map((transceiver) => ({ mid: transceiver.mid, description: source }));
     const configured = await session.message(
       handleId,
-      { request: "configure", audio: true, video: true },
+      { request: "configure", audio: true, video: true, descriptions },
       { type: "offer", sdp: pc.localDescription.sdp },
     );
     await pc.setRemoteDescription(configured.jsep);
     // Subscribers can only attach to a feed whose media path is up.
     await connected(pc);
-    return { session, handleId, pc, publisherId, display };
+    return { session, handleId, pc, publisherId, display, source };
   } catch (error) {
     // A failed attempt leaves nothing behind on Janus (a retry may claim the same id).
     pc?.close();

@@ -85,7 +85,8 @@ async def test_a_sender_over_the_rooms_size_is_refused_and_the_room_carries_on(
         feed = await publish(publisher, token=first.token, display="First", **small)
         # Janus's own refusal reaches the page that asked, by its code and reason.
         with pytest.raises(
-            Exception, match=r"Janus error 432: Maximum number of publishers \(1\) already reached"
+            Exception,
+            match=r"Media server error 432: Maximum number of publishers \(1\) already reached",
         ):
             await publish(refused, token=late.token, display="Late", **small)
         # The room carries on for the others: the first camera is still received.

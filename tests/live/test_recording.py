@@ -11,11 +11,8 @@ import os
 import shutil
 import signal
 import subprocess
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +38,7 @@ from concilium.services import LOCALE_FOLDERS
 
 from .sessions import start_broadcast
 from .test_hls import init_name, media_segments, wait_for
-from .webrtc_harness import LIVE_STATIC, HarnessHandler, chromium, open_harness, publish
-
-WEB_STATIC = LIVE_STATIC.parents[1] / "web" / "static"
-
-
-class RoomHarness(HarnessHandler):
-    """The room harness, with the translation module ``janus-room.js`` imports."""
-
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
-        if self.path == "/static/i18n.js":
-            self._send((WEB_STATIC / "i18n.js").read_bytes(), "text/javascript")
-        else:
-            super().do_GET()
-
-
-@pytest.fixture
-def harness_url() -> Iterator[str]:
-    """The VideoRoom harness page on a free loopback port, its scripts complete."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), RoomHarness)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/harness.html"
-    finally:
-        server.shutdown()
-        server.server_close()
+from .webrtc_harness import chromium, open_harness, publish
 
 
 def signed_in(app, world, user):  # type: ignore[no-untyped-def]

@@ -16,6 +16,8 @@ from typing import Any
 from playwright.async_api import BrowserContext, Page, async_playwright
 
 LIVE_STATIC = Path(__file__).resolve().parents[2] / "src" / "concilium" / "live" / "static"
+WEB_STATIC = LIVE_STATIC.parents[1] / "web" / "static"
+"""The platform's scripts: ``janus-room.js`` imports its translations from ``i18n.js``."""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -103,7 +105,8 @@ window.harnessReady = true;
 
 
 class HarnessHandler(BaseHTTPRequestHandler):
-    """Serves ``page`` at ``/harness.html`` and the live pages' Janus client beside it."""
+    """Serves ``page`` at ``/harness.html`` and the live pages' Janus client beside it, with
+    the translation module it imports."""
 
     page: bytes = ROOM_PAGE
 
@@ -112,6 +115,8 @@ class HarnessHandler(BaseHTTPRequestHandler):
             self._send(self.page, "text/html")
         elif self.path == "/static/live/janus-room.js":
             self._send((LIVE_STATIC / "janus-room.js").read_bytes(), "text/javascript")
+        elif self.path == "/static/i18n.js":
+            self._send((WEB_STATIC / "i18n.js").read_bytes(), "text/javascript")
         else:
             self.send_error(404)
 

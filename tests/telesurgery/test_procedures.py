@@ -237,6 +237,7 @@ def test_planning_checks_the_people_and_the_sites(world, planned):
             )
 
 
+@pytest.mark.timing  # the qualification measures command ages: alone, not beside other tests
 def test_the_link_class_is_recorded_and_qualification_judges_by_its_thresholds(world, planned):
     with transaction(world.runtime.sessions) as db:
         lan = db.get(Procedure, planned.procedure_id)

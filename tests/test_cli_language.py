@@ -3,11 +3,14 @@ what scripts read (ids, tables, JSON, keys) is the same in every language."""
 
 from __future__ import annotations
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from concilium.cli import main
-from concilium.commands import terminal_language
+from concilium.commands import Command, load_every_catalogue, terminal_language
+from concilium.config import ROLES
+from concilium.platform import i18n
 from concilium.telesurgery.cli import telesurgery
 
 UNSET = {"CONCILIUM_LANG": None, "LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None}
@@ -97,3 +100,94 @@ def test_telesurgery_commands_in_both_languages(tmp_path):
     assert "watchdog" in runner.invoke(telesurgery, ["link-classes"], env=ENGLISH).output
     refused = runner.invoke(telesurgery, ["robot-simulator", "--bind", "nowhere"], env=FRENCH)
     assert refused.exit_code == 2 and "HÔTE:PORT attendu" in refused.output
+
+
+# --- help pages -----------------------------------------------------------------------------
+
+DEFAULT = {**UNSET, "LANG": None}
+"""No locale at all: French."""
+
+
+def help_page(env, *args, group=main):
+    result = CliRunner().invoke(
+        group, [*args, "--help"], env=env, prog_name="concilium", catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())  # the same words however the lines wrap
+
+
+@pytest.mark.parametrize("env", [DEFAULT, FRENCH])
+def test_help_pages_are_in_french_by_default(env):
+    top = help_page(env)
+    assert top.startswith("Utilisation : concilium [OPTIONS] COMMAND")
+    assert "Commandes: audit Le journal d'audit." in top
+    assert "user Comptes et leurs rôles." in top
+    assert "Afficher ce message et quitter." in top
+    for english in ("Usage:", "Accounts and their roles", "Show this message", "Commands:"):
+        assert english not in top
+    node = help_page(env, "dicom", "ae", "add")
+    assert "Enregistrer un nœud d'un établissement ; il agit pour cet établissement." in node
+    assert "--store / --no-store Peut envoyer des images. [par défaut : store]" in node
+    assert "--host TEXT [obligatoire]" in node
+    for english in ("Register a node", "May send images", "default:", "required"):
+        assert english not in node
+    qualify = help_page(env, "telesurgery", "qualify")
+    assert "Mesurer une session de liaison et écrire un rapport go/no-go" in qualify
+    assert "Profil réseau d'un proxy local entre les extrémités" in qualify
+    assert "Measure a link session" not in qualify and "Network profile" not in qualify
+    # A group lists its commands with their short help, translated too.
+    assert "stats Examens, séries, instances et octets conservés par l'archive." in help_page(
+        env, "dicom"
+    )
+
+
+def test_help_pages_in_english():
+    for env in (ENGLISH, {**FRENCH, "CONCILIUM_LANG": "en"}):
+        top = help_page(env)
+        assert top.startswith("Usage: concilium [OPTIONS] COMMAND")
+        assert "user Accounts and their roles." in top and "Show this message and exit." in top
+        assert "Utilisation" not in top and "Comptes" not in top
+        node = help_page(env, "dicom", "ae", "add")
+        assert "Register a node of a site; it acts for that site." in node
+        assert "--store / --no-store May send images. [default: store]" in node
+        assert "--host TEXT [required]" in node
+        assert "nœud" not in node and "obligatoire" not in node
+        procedure = help_page(env, "procedure", "create", group=telesurgery)
+        assert "Plan a procedure; prints its number." in procedure
+        assert "Planifier" not in procedure
+    assert "Planifier une intervention ; affiche son numéro." in help_page(
+        FRENCH, "procedure", "create", group=telesurgery
+    )
+
+
+def test_the_roles_in_the_help_are_those_of_the_configuration():
+    assert f"roles: {', '.join(ROLES)}." in help_page(ENGLISH, "user", "create")
+
+
+def _commands(command, path=()):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+OWN_MODULES = {"concilium.cli", "concilium.imaging.cli", "concilium.telesurgery.cli"}
+SAME_IN_FRENCH = {"Configuration.", "bit/s"}
+
+
+def test_every_help_text_of_the_commands_is_translated():
+    """A help text left out of the catalogues (a docstring, a help= without N_) would show
+    in English on a French terminal."""
+    load_every_catalogue()
+    seen = 0
+    with i18n.using_locale("fr"):
+        for path, command in _commands(main):
+            if command.callback is None or command.callback.__module__ not in OWN_MODULES:
+                continue
+            assert isinstance(command, Command), path
+            texts = [command.help] + [p.help for p in command.params if p.help]
+            assert command.help, f"{' '.join(path)} has no help"
+            for text in texts:
+                seen += 1
+                assert text in SAME_IN_FRENCH or i18n.gettext(text) != text, (path, text)
+    assert seen > 100

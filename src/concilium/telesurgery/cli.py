@@ -17,10 +17,16 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
-from concilium.commands import cli_settings, cli_transaction, operator, speak_terminal_language
+from concilium.commands import (
+    Group,
+    cli_settings,
+    cli_transaction,
+    operator,
+    speak_terminal_language,
+)
 from concilium.platform import accounts
 from concilium.platform.errors import ConciliumError
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _
 from concilium.telesurgery import procedures
 from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
 from concilium.telesurgery.impairment import PROFILES, profile, run_proxy
@@ -123,9 +129,11 @@ LINK_CLASS = click.option(
     "--link-class",
     type=click.Choice(list(LINK_CLASSES)),
     default=None,
-    help="Threshold preset for the distance between console and robot (default: the "
-    "procedure file's link_class, else lan); the file's values override it. "
-    "See `telesurgery link-classes`.",
+    help=N_(
+        "Threshold preset for the distance between console and robot (default: the "
+        "procedure file's link_class, else lan); the file's values override it. "
+        "See `telesurgery link-classes`."
+    ),
 )
 
 
@@ -146,7 +154,7 @@ RT_PRIORITY = click.option(
     "--rt-priority",
     type=click.IntRange(1, 99),
     default=None,
-    help="Run with SCHED_FIFO at this priority (Linux; needs CAP_SYS_NICE).",
+    help=N_("Run with SCHED_FIFO at this priority (Linux; needs CAP_SYS_NICE)."),
 )
 
 
@@ -166,11 +174,14 @@ def _run_until_signal(main: Callable[[], Awaitable[Callable[[], dict[str, Any]] 
     asyncio.run(runner())
 
 
-@click.group("telesurgery")
-@click.option("-v", "--verbose", is_flag=True, help="Log every state transition.")
+@click.group(
+    "telesurgery",
+    cls=Group,
+    help=N_("Telesurgery: gateways, secure low-latency link, safety and link qualification."),
+)
+@click.option("-v", "--verbose", is_flag=True, help=N_("Log every state transition."))
 @click.pass_context
 def telesurgery(ctx: click.Context, verbose: bool) -> None:
-    """Telesurgery: gateways, secure low-latency link, safety and link qualification."""
     speak_terminal_language(ctx)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -178,33 +189,40 @@ def telesurgery(ctx: click.Context, verbose: bool) -> None:
     )
 
 
-@telesurgery.command("generate-keys")
-@click.option("--procedure-id", required=True, help="Procedure the keys belong to.")
+@telesurgery.command(
+    "generate-keys",
+    help=N_("Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."),
+)
+@click.option("--procedure-id", required=True, help=N_("Procedure the keys belong to."))
 @click.option("--key-id", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
-    """Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."""
     write_keys(ProcedureKeys.generate(procedure_id, key_id), path)
     click.echo(_("wrote %(path)s") % {"path": path})
 
 
-@telesurgery.command("console-gateway")
+@telesurgery.command(
+    "console-gateway",
+    help=N_("Serve the master console over OpenIGTLink and forward it over the link."),
+)
 @click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
-@click.option("--remote", required=True, type=ADDRESS, help="Robot gateway (or proxy) UDP.")
+@click.option("--remote", required=True, type=ADDRESS, help=N_("Robot gateway (or proxy) UDP."))
 @click.option("--link-bind", type=ADDRESS, default="0.0.0.0:0", show_default=True)
 @click.option("--igtl-bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
-@click.option("--scale", type=float, default=1.0, show_default=True, help="Motion scaling.")
+@click.option("--scale", type=float, default=1.0, show_default=True, help=N_("Motion scaling."))
 @click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
 @LINK_CLASS
 @click.option(
     "--report-to",
     default=None,
     metavar="URL",
-    help="Concilium's URL: report this side's view of the link to the procedure "
-    "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
-    "CONCILIUM_GATEWAY_TOKEN, the console gateway's enrolment token).",
+    help=N_(
+        "Concilium's URL: report this side's view of the link to the procedure "
+        "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
+        "CONCILIUM_GATEWAY_TOKEN, the console gateway's enrolment token)."
+    ),
 )
-@click.option("--report-procedure", type=int, default=None, help="Procedure number.")
+@click.option("--report-procedure", type=int, default=None, help=N_("Procedure number."))
 @RT_PRIORITY
 def console_gateway(
     keys_path: Path,
@@ -218,7 +236,6 @@ def console_gateway(
     report_procedure: int | None,
     rt_priority: int | None,
 ) -> None:
-    """Serve the master console over OpenIGTLink and forward it over the link."""
     reporter = _reporter(report_to, report_procedure)
     keys = _keys(keys_path)
     _realtime(rt_priority)
@@ -275,9 +292,12 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     return TimelineReporter(url, procedure_id, api_token, gateway_token)
 
 
-@telesurgery.command("robot-gateway")
+@telesurgery.command(
+    "robot-gateway",
+    help=N_("Receive the link, apply safety and limits, drive the robot controller."),
+)
 @click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
-@click.option("--robot", required=True, type=ADDRESS, help="Robot controller OpenIGTLink.")
+@click.option("--robot", required=True, type=ADDRESS, help=N_("Robot controller OpenIGTLink."))
 @click.option(
     "--link-bind", type=ADDRESS, default=f"0.0.0.0:{DEFAULT_LINK_PORT}", show_default=True
 )
@@ -287,11 +307,13 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     "--report-to",
     default=None,
     metavar="URL",
-    help="Concilium's URL: report transitions and link status to the procedure's timeline "
-    "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
-    "CONCILIUM_GATEWAY_TOKEN, the enrolment token).",
+    help=N_(
+        "Concilium's URL: report transitions and link status to the procedure's timeline "
+        "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
+        "CONCILIUM_GATEWAY_TOKEN, the enrolment token)."
+    ),
 )
-@click.option("--report-procedure", type=int, default=None, help="Procedure number.")
+@click.option("--report-procedure", type=int, default=None, help=N_("Procedure number."))
 @RT_PRIORITY
 def robot_gateway(
     keys_path: Path,
@@ -303,7 +325,6 @@ def robot_gateway(
     report_procedure: int | None,
     rt_priority: int | None,
 ) -> None:
-    """Receive the link, apply safety and limits, drive the robot controller."""
     reporter = _reporter(report_to, report_procedure)
     keys = _keys(keys_path)
     _realtime(rt_priority)
@@ -332,17 +353,20 @@ def robot_gateway(
     _run_until_signal(main)
 
 
-@telesurgery.command("robot-simulator")
+@telesurgery.command(
+    "robot-simulator", help=N_("Run the simulated robot arm (OpenIGTLink server).")
+)
 @click.option("--bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
 @click.option("--telemetry-hz", type=float, default=100.0, show_default=True)
 @click.option(
     "--panel",
     is_flag=True,
-    help="Read the local team's actions from standard input "
-    "(confirm_engage, takeover, release; one a line).",
+    help=N_(
+        "Read the local team's actions from standard input "
+        "(confirm_engage, takeover, release; one a line)."
+    ),
 )
 def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> None:
-    """Run the simulated robot arm (OpenIGTLink server)."""
     click.echo(
         _("robot simulator on %(host)s:%(port)s") % {"host": bind[0], "port": bind[1]}, err=True
     )
@@ -350,15 +374,16 @@ def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> 
         asyncio.run(serve_simulator(bind[0], bind[1], telemetry_hz, sys.stdin if panel else None))
 
 
-@telesurgery.command("impair")
-@click.option("--listen", required=True, type=ADDRESS, help="Where the console side sends.")
-@click.option("--upstream", required=True, type=ADDRESS, help="Robot gateway link address.")
+@telesurgery.command(
+    "impair", help=N_("Run the UDP impairment proxy with a named network profile.")
+)
+@click.option("--listen", required=True, type=ADDRESS, help=N_("Where the console side sends."))
+@click.option("--upstream", required=True, type=ADDRESS, help=N_("Robot gateway link address."))
 @click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), required=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def impair(
     listen: tuple[str, int], upstream: tuple[str, int], profile_name: str, seed: int
 ) -> None:
-    """Run the UDP impairment proxy with a named network profile."""
     click.echo(
         _("impairing %(listen)s -> %(upstream)s as %(profile)s")
         % {"listen": listen, "upstream": upstream, "profile": profile_name},
@@ -368,26 +393,35 @@ def impair(
         asyncio.run(run_proxy(listen, upstream, profile(profile_name), seed))
 
 
-@telesurgery.command("qualify")
+@telesurgery.command(
+    "qualify",
+    help=N_(
+        "Measure a link session and write a go/no-go report; exit status 1 on no-go.\n\n"
+        "The link is judged against the procedure's safety thresholds too: no-go when its"
+        " commands would reach the robot too late for the freshness budget."
+    ),
+)
 @click.option(
     "--profile",
     "profile_name",
     type=click.Choice(["direct", *sorted(PROFILES)]),
     default="direct",
     show_default=True,
-    help="Network profile of a local proxy between the endpoints (direct: none).",
+    help=N_("Network profile of a local proxy between the endpoints (direct: none)."),
 )
 @click.option("--duration", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
 @click.option("--rate", type=click.FloatRange(min=1), default=1000.0, show_default=True)
 @click.option(
-    "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help="bit/s"
+    "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help=N_("bit/s")
 )
 @click.option(
     "--thresholds",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Procedure file: its [qualification] criteria and the [safety] thresholds the "
-    "link must allow.",
+    help=N_(
+        "Procedure file: its [qualification] criteria and the [safety] thresholds the "
+        "link must allow."
+    ),
 )
 @LINK_CLASS
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path())
@@ -397,8 +431,10 @@ def impair(
     "procedure_id",
     type=int,
     default=None,
-    help="Judge with this procedure's thresholds and keep the report with it "
-    "(in the data directory; --out, --thresholds and --link-class are then ignored).",
+    help=N_(
+        "Judge with this procedure's thresholds and keep the report with it "
+        "(in the data directory; --out, --thresholds and --link-class are then ignored)."
+    ),
 )
 def qualify_command(
     profile_name: str,
@@ -411,10 +447,6 @@ def qualify_command(
     seed: int,
     procedure_id: int | None,
 ) -> None:
-    """Measure a link session and write a go/no-go report; exit status 1 on no-go.
-
-    The link is judged against the procedure's safety thresholds too: no-go when its
-    commands would reach the robot too late for the freshness budget."""
     if procedure_id is not None:
         _qualify_procedure(procedure_id, profile_name, duration, rate, bitrate, seed)
         return
@@ -448,9 +480,11 @@ def qualify_command(
         sys.exit(1)
 
 
-@telesurgery.command("link-classes")
+@telesurgery.command(
+    "link-classes",
+    help=N_("The threshold presets by link class, with the profile to qualify them on."),
+)
 def link_classes() -> None:
-    """The threshold presets by link class, with the profile to qualify them on."""
     for preset in LINK_CLASSES.values():
         safety, limits = preset.safety, preset.limits
         click.echo(f"{preset.name}: {_(preset.title)}")
@@ -483,24 +517,29 @@ def _user_id(db: Session, username: str) -> int:
     return user.id
 
 
-@telesurgery.group("procedure")
-def procedure_group() -> None:
-    """Telesurgical procedures on the platform."""
+@telesurgery.group("procedure", help=N_("Telesurgical procedures on the platform."))
+def procedure_group() -> None: ...
 
 
-@procedure_group.command("create")
+@procedure_group.command(
+    "create",
+    help=N_(
+        "Plan a procedure; prints its number. Its thresholds are the link class's preset,"
+        " overridden by the procedure file's values."
+    ),
+)
 @click.option("--title", required=True)
-@click.option("--console-site", required=True, help="FINESS of the surgeon's site.")
-@click.option("--robot-site", required=True, help="FINESS of the robot's (patient's) site.")
-@click.option("--surgeon", required=True, help="User name (specialist at the console site).")
-@click.option("--local-team", multiple=True, help="User name at the robot site (repeatable).")
-@click.option("--robot", "robot_name", required=True, help="Name of the robot.")
-@click.option("--patient", "patient_id", type=int, required=True, help="Patient number.")
+@click.option("--console-site", required=True, help=N_("FINESS of the surgeon's site."))
+@click.option("--robot-site", required=True, help=N_("FINESS of the robot's (patient's) site."))
+@click.option("--surgeon", required=True, help=N_("User name (specialist at the console site)."))
+@click.option("--local-team", multiple=True, help=N_("User name at the robot site (repeatable)."))
+@click.option("--robot", "robot_name", required=True, help=N_("Name of the robot."))
+@click.option("--patient", "patient_id", type=int, required=True, help=N_("Patient number."))
 @click.option(
     "--thresholds",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Procedure file (TOML or JSON) with [safety], [limits], [qualification].",
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
 )
 @LINK_CLASS
 def procedure_create(
@@ -514,8 +553,6 @@ def procedure_create(
     thresholds: Path | None,
     link_class: str | None,
 ) -> None:
-    """Plan a procedure; prints its number. Its thresholds are the link class's preset,
-    overridden by the procedure file's values."""
     settings = cli_settings()
     sections = _procedure(thresholds)
     with cli_transaction(settings) as db:
@@ -536,20 +573,21 @@ def procedure_create(
         click.echo(procedure.id)
 
 
-@procedure_group.command("list")
+@procedure_group.command("list", help=N_("Every procedure, one a line: number, status, title."))
 def procedure_list() -> None:
-    """Every procedure, one a line: number, status, title."""
     with cli_transaction(cli_settings()) as db:
         for procedure in procedures.list_procedures(db, None):
             click.echo(f"{procedure.id}\t{procedure.status}\t{procedure.title}")
 
 
-@telesurgery.command("enrol")
+@telesurgery.command(
+    "enrol",
+    help=N_("Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."),
+)
 @click.option("--procedure", "procedure_id", type=int, required=True)
 @click.option("--role", type=click.Choice(procedures.GATEWAY_ROLES), required=True)
-@click.option("--public-name", required=True, help="HOST:PORT where the peer reaches the link.")
+@click.option("--public-name", required=True, help=N_("HOST:PORT where the peer reaches the link."))
 def enrol(procedure_id: int, role: str, public_name: str) -> None:
-    """Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."""
     with cli_transaction(cli_settings()) as db:
         procedure = procedures.get_procedure(db, procedure_id)
         _enrolment, token = procedures.enrol_gateway(
@@ -558,16 +596,20 @@ def enrol(procedure_id: int, role: str, public_name: str) -> None:
         click.echo(token)
 
 
-@telesurgery.command("issue-keys")
+@telesurgery.command(
+    "issue-keys",
+    help=N_(
+        "Issue a fresh key set to both gateways (files mode 0600); the previous set is revoked."
+    ),
+)
 @click.option("--procedure", "procedure_id", type=int, required=True)
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Directory for the two key files (default: the procedure's in the data directory).",
+    help=N_("Directory for the two key files (default: the procedure's in the data directory)."),
 )
 def issue_keys(procedure_id: int, out: Path | None) -> None:
-    """Issue a fresh key set to both gateways (files mode 0600); the previous set is revoked."""
     settings = cli_settings()
     with cli_transaction(settings) as db:
         procedure = procedures.get_procedure(db, procedure_id)

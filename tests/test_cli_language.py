@@ -3,9 +3,12 @@ what scripts read (ids, tables, JSON, keys) is the same in every language."""
 
 from __future__ import annotations
 
+import re
+
 import click
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
 from concilium.cli import main
 from concilium.commands import Command, load_every_catalogue, terminal_language
@@ -191,3 +194,24 @@ def test_every_help_text_of_the_commands_is_translated():
                 seen += 1
                 assert text in SAME_IN_FRENCH or i18n.gettext(text) != text, (path, text)
     assert seen > 100
+
+
+def test_what_audit_verify_finds_is_said_in_both_languages(run, tmp_path):
+    run(FRENCH, "site", "create", "--name", "CH Briey", "--finess", "540000049")
+    run(FRENCH, "site", "create", "--name", "CHR Metz-Thionville", "--finess", "570005165")
+    run(FRENCH, "audit", "checkpoint")
+    checkpoints = tmp_path / "var" / "audit" / "checkpoints.jsonl"
+    checkpoints.write_text(re.sub(r'"seq":\d+', '"seq":1', checkpoints.read_text()))
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'c.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER audit_events_no_update"))
+        conn.execute(text("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2"))
+    engine.dispose()
+    french = run(FRENCH, "audit", "verify", code=1)
+    assert "entrée 2 : contenu modifié" in french
+    altered = "la signature ne correspond pas : point de contrôle modifié"
+    assert f"point de contrôle {checkpoints}:1 : {altered}" in french
+    assert "content altered" not in french and "signature does not match" not in french
+    english = run(ENGLISH, "audit", "verify", code=1)
+    assert "entry 2: content altered" in english
+    assert f"checkpoint {checkpoints}:1: signature does not match: checkpoint altered" in english

@@ -373,7 +373,8 @@ def audit_verify(others: tuple[Path, ...]) -> None:
                 if b.checkpoint
                 else _("entry %(number)s") % {"number": b.seq}
             )
-            click.echo(f"{subject}: {b.problem}", err=True)
+            said = {"subject": subject, "problem": b.problem.said()}
+            click.echo(_("%(subject)s: %(problem)s") % said, err=True)
         raise SystemExit(1)
     if length and not checkpoints:
         click.echo(

@@ -3,6 +3,7 @@ what scripts read (ids, tables, JSON, keys) is the same in every language."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import click
@@ -215,3 +216,23 @@ def test_what_audit_verify_finds_is_said_in_both_languages(run, tmp_path):
     english = run(ENGLISH, "audit", "verify", code=1)
     assert "entry 2: content altered" in english
     assert f"checkpoint {checkpoints}:1: signature does not match: checkpoint altered" in english
+
+
+def test_why_a_qualification_is_no_go_is_said_in_both_languages(tmp_path):
+    procedure = tmp_path / "procedure.toml"
+    procedure.write_text("[qualification]\nrtt_p999_ms = 0.001\njitter_p99_ms = 100\n")
+    runner = CliRunner()
+    args = ["qualify", "--profile", "lan", "--duration", "0.3", "--rate", "200"]
+    args += ["--bitrate", "100000", "--thresholds", str(procedure)]
+    french = runner.invoke(telesurgery, [*args, "--out", str(tmp_path / "fr")], env=FRENCH)
+    assert french.exit_code == 1, french.output
+    assert re.search(r"- rtt_p999_ms \S+ dépasse la limite 0.001\n", french.output)
+    assert "above the limit" not in french.output
+    # The report keeps the reasons as written, for scripts: in English.
+    kept = json.loads((tmp_path / "fr" / "qualification.json").read_text())
+    assert any(
+        r.startswith("rtt_p999_ms ") and "above the limit 0.001" in r for r in kept["reasons"]
+    )
+    english = runner.invoke(telesurgery, [*args, "--out", str(tmp_path / "en")], env=ENGLISH)
+    assert english.exit_code == 1, english.output
+    assert re.search(r"- rtt_p999_ms \S+ is above the limit 0.001\n", english.output)

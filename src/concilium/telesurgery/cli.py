@@ -474,7 +474,7 @@ def qualify_command(
     json_path, html_path = write_report(report, out)
     verdict = "GO" if report.verdict.go else "NO-GO"
     click.echo(f"{verdict}: {json_path} {html_path}")
-    for reason in report.verdict.reasons:
+    for reason in report.verdict.said():
         click.echo(f"  - {reason}")
     if not report.verdict.go:
         sys.exit(1)
@@ -656,7 +656,7 @@ def _qualify_procedure(
         _("%(verdict)s: kept with procedure %(id)s (%(path)s)")
         % {"verdict": verdict, "id": procedure_id, "path": html_path}
     )
-    for reason in report.verdict.reasons:
+    for reason in report.verdict.said():
         click.echo(f"  - {reason}")
     if not report.verdict.go:
         sys.exit(1)

@@ -132,9 +132,12 @@ def test_help_pages_are_in_french_by_default(env):
     node = help_page(env, "dicom", "ae", "add")
     assert "Enregistrer un nœud d'un établissement ; il agit pour cet établissement." in node
     assert "--store / --no-store Peut envoyer des images. [par défaut : store]" in node
-    assert "--host TEXT [obligatoire]" in node
+    assert "--port INTEGER Port DICOM sur lequel l'archive l'appelle. [obligatoire]" in node
     for english in ("Register a node", "May send images", "default:", "required"):
         assert english not in node
+    tls = help_page(env, "dicom", "ae", "tls")
+    assert "Arguments: AE_TITLE Titre AE du nœud. {on|off} on : en TLS ; off : en TCP" in tls
+    assert "Positional" not in tls
     qualify = help_page(env, "telesurgery", "qualify")
     assert "Mesurer une session de liaison et écrire un rapport go/no-go" in qualify
     assert "Profil réseau d'un proxy local entre les extrémités" in qualify
@@ -154,8 +157,10 @@ def test_help_pages_in_english():
         node = help_page(env, "dicom", "ae", "add")
         assert "Register a node of a site; it acts for that site." in node
         assert "--store / --no-store May send images. [default: store]" in node
-        assert "--host TEXT [required]" in node
+        assert "--port INTEGER DICOM port at which the archive calls it. [required]" in node
         assert "nœud" not in node and "obligatoire" not in node
+        tls = help_page(env, "dicom", "ae", "tls")
+        assert "Positional arguments: AE_TITLE AE title of the node." in tls
         procedure = help_page(env, "procedure", "create", group=telesurgery)
         assert "Plan a procedure; prints its number." in procedure
         assert "Planifier" not in procedure
@@ -180,8 +185,9 @@ SAME_IN_FRENCH = {"Configuration.", "bit/s"}
 
 
 def test_every_help_text_of_the_commands_is_translated():
-    """A help text left out of the catalogues (a docstring, a help= without N_) would show
-    in English on a French terminal."""
+    """Every command, option and argument says what it is for, and a help text left out of
+    the catalogues (a docstring, a help= without N_) would show in English on a French
+    terminal."""
     load_every_catalogue()
     seen = 0
     with i18n.using_locale("fr"):
@@ -189,12 +195,12 @@ def test_every_help_text_of_the_commands_is_translated():
             if command.callback is None or command.callback.__module__ not in OWN_MODULES:
                 continue
             assert isinstance(command, Command), path
-            texts = [command.help] + [p.help for p in command.params if p.help]
-            assert command.help, f"{' '.join(path)} has no help"
+            texts = [command.help] + [p.help for p in command.params]
             for text in texts:
+                assert text, (path, "a command, option or argument without help")
                 seen += 1
                 assert text in SAME_IN_FRENCH or i18n.gettext(text) != text, (path, text)
-    assert seen > 100
+    assert seen > 140
 
 
 def test_what_audit_verify_finds_is_said_in_both_languages(run, tmp_path):

@@ -78,7 +78,7 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
 
 
 @main.command("migrate", help=N_("Create or upgrade the database schema."))
-@click.option("--revision", default="head", show_default=True)
+@click.option("--revision", default="head", show_default=True, help=N_("Schema revision to reach."))
 def migrate_command(revision: str) -> None:
     migrate_schema(cli_settings(), revision)
     click.echo(_("schema at %(revision)s") % {"revision": revision})
@@ -92,7 +92,7 @@ def site() -> None: ...
 
 
 @site.command("create", help=N_("Register a hospital of the region."))
-@click.option("--name", required=True)
+@click.option("--name", required=True, help=N_("Name of the hospital, as people know it."))
 @click.option("--finess", required=True, help=N_("Nine-character FINESS number."))
 def site_create(name: str, finess: str) -> None:
     with cli_transaction(cli_settings()) as session:
@@ -120,8 +120,10 @@ def user() -> None: ...
 @user.command(
     "create", help=N_("Create an account (for the first administrator, and for scripts).")
 )
-@click.option("--username", required=True)
-@click.option("--full-name", required=True)
+@click.option("--username", required=True, help=N_("User name, to sign in with."))
+@click.option(
+    "--full-name", required=True, help=N_("First name and last name, as colleagues read them.")
+)
 @click.option(
     "--role",
     "role_specs",
@@ -139,10 +141,10 @@ def user() -> None: ...
         "which the account's holder chooses their password and sets up their authenticator."
     ),
 )
-@click.option("--profession", default="")
-@click.option("--specialty", default="")
+@click.option("--profession", default="", help=N_("Profession (physician, nurse, ...)."))
+@click.option("--specialty", default="", help=N_("Medical specialty."))
 @click.option("--rpps", default=None, help=N_("Eleven-digit practitioner number."))
-@click.option("--email", default="")
+@click.option("--email", default="", help=N_("E-mail address, for notifications and set-up links."))
 @click.option("--platform-admin", is_flag=True, help=N_("Administers the whole region."))
 @click.option(
     "--with-totp",
@@ -215,7 +217,7 @@ def user_list() -> None:
 
 
 @user.command("disable", help=N_("Disable an account and end its sessions."))
-@click.argument("username")
+@click.argument("username", help=N_("User name of the account."))
 def user_disable(username: str) -> None:
     with cli_transaction(cli_settings()) as session:
         found = accounts.user_by_username(session, username)
@@ -236,9 +238,14 @@ def token() -> None: ...
 @click.option("--user", "username", required=True, help=N_("Account the token acts for."))
 @click.option("--name", required=True, help=N_("What will use it."))
 @click.option(
-    "--scope", "scopes", multiple=True, required=True, type=click.Choice(sorted(TOKEN_SCOPES))
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(TOKEN_SCOPES)),
+    help=N_("What the token may do (repeatable)."),
 )
-@click.option("--days", type=int, default=90, show_default=True)
+@click.option("--days", type=int, default=90, show_default=True, help=N_("Days until it expires."))
 def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -> None:
     settings = cli_settings()
     with cli_transaction(settings) as session:
@@ -264,7 +271,7 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
 
 
 @token.command("revoke", help=N_("Revoke a token: it no longer opens anything."))
-@click.argument("token_id")
+@click.argument("token_id", help=N_("Id of the token, as `token create` printed it."))
 def token_revoke(token_id: str) -> None:
     with cli_transaction(cli_settings()) as session:
         authn.revoke_token(session, operator(), authn.get_token(session, token_id), utcnow())

@@ -141,7 +141,11 @@ def dicom_serve(port: int | None, no_migrate: bool) -> None:
     "import",
     help=N_("Import every DICOM file under DIRECTORY; refused files are listed, not fatal."),
 )
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument(
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help=N_("Directory to read, subdirectories included."),
+)
 @click.option(
     "--site", "finess", required=True, help=N_("FINESS of the site that owns the images.")
 )
@@ -188,7 +192,11 @@ def dicom_import(directory: Path, finess: str) -> None:
     "export",
     help=N_("Copy stored instances, byte for byte, to DIRECTORY/<study>/<series>/<instance>.dcm."),
 )
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument(
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=N_("Directory to write to (created when missing)."),
+)
 @click.option("--study", "study_uid", default=None, help=N_("Only this Study Instance UID."))
 def dicom_export(directory: Path, study_uid: str | None) -> None:
     settings = cli_settings()
@@ -230,9 +238,13 @@ def ae_group() -> None: ...
 
 
 @ae_group.command("add", help=N_("Register a node of a site; it acts for that site."))
-@click.argument("ae_title")
-@click.option("--host", required=True)
-@click.option("--port", type=int, required=True)
+@click.argument("ae_title", help=N_("AE title of the node."))
+@click.option(
+    "--host", required=True, help=N_("Host name or address at which the archive calls it.")
+)
+@click.option(
+    "--port", type=int, required=True, help=N_("DICOM port at which the archive calls it.")
+)
 @click.option("--site", "finess", required=True, help=N_("FINESS of the node's site."))
 @click.option("--store/--no-store", default=True, show_default=True, help=N_("May send images."))
 @click.option(
@@ -263,7 +275,7 @@ def ae_group() -> None: ...
     default="",
     help=N_("Over TLS, the client certificate it must present: SHA-256 fingerprint or subject."),
 )
-@click.option("--description", default="")
+@click.option("--description", default="", help=N_("What the node is, for administrators."))
 def ae_add(
     ae_title: str,
     host: str,
@@ -301,7 +313,7 @@ def ae_add(
     "identity",
     help=N_("Bind a node to where it may call from and the certificate it presents over TLS."),
 )
-@click.argument("ae_title")
+@click.argument("ae_title", help=N_("AE title of the node."))
 @click.option("--networks", default=None, help=N_("Addresses or networks (CIDR) it may call from."))
 @click.option(
     "--certificate",
@@ -326,8 +338,10 @@ def ae_identity(ae_title: str, networks: str | None, certificate: str | None) ->
 @ae_group.command(
     "tls", help=N_("Call a node over TLS from now on (on), or over plain TCP again (off).")
 )
-@click.argument("ae_title")
-@click.argument("state", type=click.Choice(["on", "off"]))
+@click.argument("ae_title", help=N_("AE title of the node."))
+@click.argument(
+    "state", type=click.Choice(["on", "off"]), help=N_("on: over TLS; off: over plain TCP.")
+)
 def ae_tls(ae_title: str, state: str) -> None:
     with cli_transaction(cli_settings()) as session:
         ae = nodes.set_remote_ae_tls(session, operator(), ae_title, state == "on")
@@ -366,7 +380,7 @@ def ae_list() -> None:
 
 
 @ae_group.command("remove", help=N_("Forget a node: it may no longer talk to the archive."))
-@click.argument("ae_title")
+@click.argument("ae_title", help=N_("AE title of the node."))
 def ae_remove(ae_title: str) -> None:
     with cli_transaction(cli_settings()) as session:
         nodes.remove_remote_ae(session, operator(), ae_title)

@@ -194,8 +194,16 @@ def telesurgery(ctx: click.Context, verbose: bool) -> None:
     help=N_("Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."),
 )
 @click.option("--procedure-id", required=True, help=N_("Procedure the keys belong to."))
-@click.option("--key-id", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--key-id",
+    type=click.IntRange(0, 2**32 - 1),
+    default=1,
+    show_default=True,
+    help=N_("Number of the key set."),
+)
+@click.argument(
+    "path", type=click.Path(dir_okay=False, path_type=Path), help=N_("Key file to write.")
+)
 def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
     write_keys(ProcedureKeys.generate(procedure_id, key_id), path)
     click.echo(_("wrote %(path)s") % {"path": path})
@@ -205,12 +213,35 @@ def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
     "console-gateway",
     help=N_("Serve the master console over OpenIGTLink and forward it over the link."),
 )
-@click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--keys",
+    "keys_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=N_("Procedure key file (mode 0600)."),
+)
 @click.option("--remote", required=True, type=ADDRESS, help=N_("Robot gateway (or proxy) UDP."))
-@click.option("--link-bind", type=ADDRESS, default="0.0.0.0:0", show_default=True)
-@click.option("--igtl-bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
+@click.option(
+    "--link-bind",
+    type=ADDRESS,
+    default="0.0.0.0:0",
+    show_default=True,
+    help=N_("Local UDP address of the link."),
+)
+@click.option(
+    "--igtl-bind",
+    type=ADDRESS,
+    default=f"127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help=N_("Where the master console connects over OpenIGTLink."),
+)
 @click.option("--scale", type=float, default=1.0, show_default=True, help=N_("Motion scaling."))
-@click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--procedure",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
+)
 @LINK_CLASS
 @click.option(
     "--report-to",
@@ -296,12 +327,27 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     "robot-gateway",
     help=N_("Receive the link, apply safety and limits, drive the robot controller."),
 )
-@click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--keys",
+    "keys_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=N_("Procedure key file (mode 0600)."),
+)
 @click.option("--robot", required=True, type=ADDRESS, help=N_("Robot controller OpenIGTLink."))
 @click.option(
-    "--link-bind", type=ADDRESS, default=f"0.0.0.0:{DEFAULT_LINK_PORT}", show_default=True
+    "--link-bind",
+    type=ADDRESS,
+    default=f"0.0.0.0:{DEFAULT_LINK_PORT}",
+    show_default=True,
+    help=N_("Local UDP address of the link."),
 )
-@click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--procedure",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
+)
 @LINK_CLASS
 @click.option(
     "--report-to",
@@ -356,8 +402,20 @@ def robot_gateway(
 @telesurgery.command(
     "robot-simulator", help=N_("Run the simulated robot arm (OpenIGTLink server).")
 )
-@click.option("--bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
-@click.option("--telemetry-hz", type=float, default=100.0, show_default=True)
+@click.option(
+    "--bind",
+    type=ADDRESS,
+    default=f"127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help=N_("OpenIGTLink address the simulated robot listens on."),
+)
+@click.option(
+    "--telemetry-hz",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help=N_("Telemetry messages per second."),
+)
 @click.option(
     "--panel",
     is_flag=True,
@@ -379,8 +437,20 @@ def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> 
 )
 @click.option("--listen", required=True, type=ADDRESS, help=N_("Where the console side sends."))
 @click.option("--upstream", required=True, type=ADDRESS, help=N_("Robot gateway link address."))
-@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), required=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(sorted(PROFILES)),
+    required=True,
+    help=N_("Network profile to impose."),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help=N_("Seed of the random draws, to repeat a run."),
+)
 def impair(
     listen: tuple[str, int], upstream: tuple[str, int], profile_name: str, seed: int
 ) -> None:
@@ -409,8 +479,20 @@ def impair(
     show_default=True,
     help=N_("Network profile of a local proxy between the endpoints (direct: none)."),
 )
-@click.option("--duration", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
-@click.option("--rate", type=click.FloatRange(min=1), default=1000.0, show_default=True)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help=N_("Seconds of measurement."),
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=1),
+    default=1000.0,
+    show_default=True,
+    help=N_("Commands per second."),
+)
 @click.option(
     "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help=N_("bit/s")
 )
@@ -424,8 +506,19 @@ def impair(
     ),
 )
 @LINK_CLASS
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path())
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    help=N_("Directory of the report (JSON and HTML)."),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help=N_("Seed of the random draws, to repeat a run."),
+)
 @click.option(
     "--procedure",
     "procedure_id",
@@ -528,7 +621,7 @@ def procedure_group() -> None: ...
         " overridden by the procedure file's values."
     ),
 )
-@click.option("--title", required=True)
+@click.option("--title", required=True, help=N_("Title of the procedure, as the team reads it."))
 @click.option("--console-site", required=True, help=N_("FINESS of the surgeon's site."))
 @click.option("--robot-site", required=True, help=N_("FINESS of the robot's (patient's) site."))
 @click.option("--surgeon", required=True, help=N_("User name (specialist at the console site)."))
@@ -584,8 +677,13 @@ def procedure_list() -> None:
     "enrol",
     help=N_("Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."),
 )
-@click.option("--procedure", "procedure_id", type=int, required=True)
-@click.option("--role", type=click.Choice(procedures.GATEWAY_ROLES), required=True)
+@click.option("--procedure", "procedure_id", type=int, required=True, help=N_("Procedure number."))
+@click.option(
+    "--role",
+    type=click.Choice(procedures.GATEWAY_ROLES),
+    required=True,
+    help=N_("Which gateway: the console's or the robot's."),
+)
 @click.option("--public-name", required=True, help=N_("HOST:PORT where the peer reaches the link."))
 def enrol(procedure_id: int, role: str, public_name: str) -> None:
     with cli_transaction(cli_settings()) as db:
@@ -602,7 +700,7 @@ def enrol(procedure_id: int, role: str, public_name: str) -> None:
         "Issue a fresh key set to both gateways (files mode 0600); the previous set is revoked."
     ),
 )
-@click.option("--procedure", "procedure_id", type=int, required=True)
+@click.option("--procedure", "procedure_id", type=int, required=True, help=N_("Procedure number."))
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -67,8 +67,9 @@ def test_platform_commands_in_french_by_default_and_in_english(run):
     # A table is for scripts: the same in both languages.
     assert run(FRENCH, "site", "list") == run(ENGLISH, "site", "list")
     assert "1\t540000049\tCH Briey" in run(FRENCH, "site", "list")
-    assert "aucun utilisateur 'personne'" in run(FRENCH, "user", "disable", "personne", code=1)
-    assert "no user 'personne'" in run(ENGLISH, "user", "disable", "personne", code=1)
+    refused = run(FRENCH, "user", "disable", "personne", code=1)
+    assert refused == "Erreur : aucun utilisateur 'personne'\n"
+    assert run(ENGLISH, "user", "disable", "personne", code=1) == "Error: no user 'personne'\n"
     assert "chaîne d'audit intacte" in run(FRENCH, "audit", "verify")
     assert "audit chain intact" in run({**FRENCH, "CONCILIUM_LANG": "en"}, "audit", "verify")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from concilium.commands import (
+    Failure,
     Group,
     Installation,
     cli_settings,
@@ -222,7 +223,7 @@ def user_disable(username: str) -> None:
     with cli_transaction(cli_settings()) as session:
         found = accounts.user_by_username(session, username)
         if found is None:
-            raise click.ClickException(_("no user %(username)r") % {"username": username})
+            raise Failure(_("no user %(username)r") % {"username": username})
         accounts.set_disabled(session, operator(), found, True)
         click.echo(_("user %(username)s disabled") % {"username": found.username})
 
@@ -251,7 +252,7 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
     with cli_transaction(settings) as session:
         owner = accounts.user_by_username(session, username)
         if owner is None:
-            raise click.ClickException(_("no user %(username)r") % {"username": username})
+            raise Failure(_("no user %(username)r") % {"username": username})
         issued = authn.issue_token(
             session,
             settings,

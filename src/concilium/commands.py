@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import click
 from sqlalchemy.orm import Session
@@ -167,11 +168,21 @@ class Group(Command, click.Group):
                 formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in listed])
 
 
+class Failure(click.ClickException):
+    """A command that cannot do what it was asked: its message (already in the terminal's
+    language) after "Error:" in that language too, on standard error, and exit status 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        with terminal_speech():
+            said = _("Error: %(message)s") % {"message": self.format_message()}
+        click.echo(said, file=file, err=file is None, color=self.show_color)
+
+
 def installation() -> Installation:
     """The installation of the running command (set by the ``concilium`` group)."""
     found = click.get_current_context().find_object(Installation)
     if found is None:
-        raise click.ClickException(_("run this command through `concilium`"))
+        raise Failure(_("run this command through `concilium`"))
     return found
 
 
@@ -185,7 +196,7 @@ def cli_settings() -> Settings:
     try:
         return load_settings()
     except Exception as exc:
-        raise click.ClickException(_("configuration error: %(error)s") % {"error": exc}) from exc
+        raise Failure(_("configuration error: %(error)s") % {"error": exc}) from exc
 
 
 @contextmanager
@@ -196,7 +207,7 @@ def cli_transaction(settings: Settings) -> Iterator[Session]:
         with transaction(make_sessionmaker(engine)) as session:
             yield session
     except ConciliumError as exc:
-        raise click.ClickException(exc.detail) from exc
+        raise Failure(exc.detail) from exc
     finally:
         engine.dispose()
 

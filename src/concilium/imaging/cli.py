@@ -13,6 +13,7 @@ from types import FrameType
 import click
 
 from concilium.commands import (
+    Failure,
     Group,
     cli_settings,
     cli_transaction,
@@ -48,18 +49,14 @@ def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
     certificate, key = settings.dicom_tls_certificate, settings.dicom_tls_key
     if certificate is None and key is None:
         if settings.dicom_tls_client_ca is not None:
-            raise click.ClickException(
-                _("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key")
-            )
+            raise Failure(_("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key"))
         return None
     if certificate is None or key is None:
-        raise click.ClickException(
-            _("set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY")
-        )
+        raise Failure(_("set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY"))
     try:
         return server_tls_context(certificate, key, settings.dicom_tls_client_ca)
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(
+        raise Failure(
             _("cannot load the DICOM TLS certificate: %(error)s") % {"error": exc}
         ) from exc
 
@@ -93,9 +90,7 @@ def start_dicom_server(
             ),
         )
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(
-            _("cannot load the DICOM TLS files: %(error)s") % {"error": exc}
-        ) from exc
+        raise Failure(_("cannot load the DICOM TLS files: %(error)s") % {"error": exc}) from exc
     server.start()
     return server
 
@@ -157,7 +152,7 @@ def dicom_import(directory: Path, finess: str) -> None:
         try:
             site = accounts.site_by_finess(session, finess)
         except ConciliumError as exc:
-            raise click.ClickException(exc.detail) from exc
+            raise Failure(exc.detail) from exc
     actor = operator()
     # The operator already holds the server's files and database; as an importer they act
     # as an administrator of the site the images belong to, and every file is audited.

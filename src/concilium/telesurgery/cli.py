@@ -18,6 +18,7 @@ import click
 from sqlalchemy.orm import Session
 
 from concilium.commands import (
+    Failure,
     Group,
     cli_settings,
     cli_transaction,
@@ -103,7 +104,7 @@ def _keys(path: Path) -> ProcedureKeys:
     try:
         return load_keys(path)
     except KeyFileError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
 
 def _procedure(path: Path | None) -> dict[str, Any]:
@@ -112,7 +113,7 @@ def _procedure(path: Path | None) -> dict[str, Any]:
     try:
         return load_procedure_file(path)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(
+        raise Failure(
             _("cannot read procedure file %(path)s: %(error)s") % {"path": path, "error": exc}
         ) from exc
 
@@ -122,7 +123,7 @@ def _settings(path: Path | None, link_class: str | None) -> dict[str, Any]:
     try:
         return resolve_link_class(_procedure(path), link_class)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
 
 LINK_CLASS = click.option(
@@ -144,7 +145,7 @@ def _realtime(priority: int | None) -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (AttributeError, OSError) as exc:
-        raise click.ClickException(
+        raise Failure(
             _("cannot set real-time priority %(priority)s: %(error)s")
             % {"priority": priority, "error": exc}
         ) from exc
@@ -274,7 +275,7 @@ def console_gateway(
         safety = SafetyThresholds.from_mapping(_settings(procedure, link_class)["safety"])
         scaling = MotionScaling(scale)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
     async def main() -> Callable[[], dict[str, Any]]:
         gateway = ConsoleGateway(
@@ -314,7 +315,7 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     api_token = os.environ.get("CONCILIUM_API_TOKEN", "")
     gateway_token = os.environ.get("CONCILIUM_GATEWAY_TOKEN", "")
     if procedure_id is None or not api_token or not gateway_token:
-        raise click.ClickException(
+        raise Failure(
             _(
                 "--report-to needs --report-procedure, CONCILIUM_API_TOKEN and "
                 "CONCILIUM_GATEWAY_TOKEN"
@@ -379,7 +380,7 @@ def robot_gateway(
         thresholds = SafetyThresholds.from_mapping(data.get("safety", {}))
         limits = MotionLimits.from_mapping(data.get("limits", {}))
     except (TypeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
     async def main() -> Callable[[], dict[str, Any]]:
         gateway = RobotGateway(keys, robot[0], robot[1], thresholds, limits, link_local=link_bind)
@@ -548,7 +549,7 @@ def qualify_command(
         criteria = procedures.qualification_thresholds(settings)
         safety = SafetyThresholds.from_mapping(settings["safety"])
     except (TypeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     chosen = None if profile_name == "direct" else profile(profile_name)
     report = _with_progress(
         duration,
@@ -606,7 +607,7 @@ def link_classes() -> None:
 def _user_id(db: Session, username: str) -> int:
     user = accounts.user_by_username(db, username)
     if user is None:
-        raise click.ClickException(_("no user named %(username)r") % {"username": username})
+        raise Failure(_("no user named %(username)r") % {"username": username})
     return user.id
 
 
@@ -742,7 +743,7 @@ def _qualify_procedure(
             ),
         )
     except ConciliumError as exc:
-        raise click.ClickException(exc.detail) from exc
+        raise Failure(exc.detail) from exc
     with cli_transaction(settings) as db:
         procedure = procedures.get_procedure(db, procedure_id)
         record = procedures.record_qualification(

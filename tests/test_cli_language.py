@@ -48,7 +48,9 @@ def run(tmp_path, monkeypatch):
     runner = CliRunner()
 
     def invoke(env, *args, code=0):
-        result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
+        result = runner.invoke(
+            main, list(args), env=env, prog_name="concilium", catch_exceptions=False
+        )
         assert result.exit_code == code, result.output
         return result.output
 
@@ -67,6 +69,10 @@ def test_platform_commands_in_french_by_default_and_in_english(run):
     # A table is for scripts: the same in both languages.
     assert run(FRENCH, "site", "list") == run(ENGLISH, "site", "list")
     assert "1\t540000049\tCH Briey" in run(FRENCH, "site", "list")
+    # A usage error shows the command's usage line in the terminal's language too.
+    unfinished = ("site", "create", "--name", "CH Briey")
+    assert run(FRENCH, *unfinished, code=2).startswith("Utilisation : concilium site create")
+    assert run(ENGLISH, *unfinished, code=2).startswith("Usage: concilium site create")
     refused = run(FRENCH, "user", "disable", "personne", code=1)
     assert refused == "Erreur : aucun utilisateur 'personne'\n"
     assert run(ENGLISH, "user", "disable", "personne", code=1) == "Error: no user 'personne'\n"

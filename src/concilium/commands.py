@@ -93,6 +93,10 @@ class Command(click.Command):
         with terminal_speech():
             return super().get_help(ctx)
 
+    def get_usage(self, ctx: click.Context) -> str:
+        with terminal_speech():  # a usage error shows it, before any group callback too
+            return super().get_usage(ctx)
+
     def get_short_help_str(self, limit: int = 45) -> str:
         translated = copy.copy(self)
         translated.help = _help(self.help) or None

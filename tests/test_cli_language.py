@@ -3,11 +3,18 @@ what scripts read (ids, tables, JSON, keys) is the same in every language."""
 
 from __future__ import annotations
 
+import json
+import re
+
+import click
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
 from concilium.cli import main
-from concilium.commands import terminal_language
+from concilium.commands import Command, load_every_catalogue, terminal_language
+from concilium.config import ROLES
+from concilium.platform import i18n
 from concilium.telesurgery.cli import telesurgery
 
 UNSET = {"CONCILIUM_LANG": None, "LANGUAGE": None, "LC_ALL": None, "LC_MESSAGES": None}
@@ -41,7 +48,9 @@ def run(tmp_path, monkeypatch):
     runner = CliRunner()
 
     def invoke(env, *args, code=0):
-        result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
+        result = runner.invoke(
+            main, list(args), env=env, prog_name="concilium", catch_exceptions=False
+        )
         assert result.exit_code == code, result.output
         return result.output
 
@@ -60,8 +69,13 @@ def test_platform_commands_in_french_by_default_and_in_english(run):
     # A table is for scripts: the same in both languages.
     assert run(FRENCH, "site", "list") == run(ENGLISH, "site", "list")
     assert "1\t540000049\tCH Briey" in run(FRENCH, "site", "list")
-    assert "aucun utilisateur 'personne'" in run(FRENCH, "user", "disable", "personne", code=1)
-    assert "no user 'personne'" in run(ENGLISH, "user", "disable", "personne", code=1)
+    # A usage error shows the command's usage line in the terminal's language too.
+    unfinished = ("site", "create", "--name", "CH Briey")
+    assert run(FRENCH, *unfinished, code=2).startswith("Utilisation : concilium site create")
+    assert run(ENGLISH, *unfinished, code=2).startswith("Usage: concilium site create")
+    refused = run(FRENCH, "user", "disable", "personne", code=1)
+    assert refused == "Erreur : aucun utilisateur 'personne'\n"
+    assert run(ENGLISH, "user", "disable", "personne", code=1) == "Error: no user 'personne'\n"
     assert "chaîne d'audit intacte" in run(FRENCH, "audit", "verify")
     assert "audit chain intact" in run({**FRENCH, "CONCILIUM_LANG": "en"}, "audit", "verify")
 
@@ -97,3 +111,141 @@ def test_telesurgery_commands_in_both_languages(tmp_path):
     assert "watchdog" in runner.invoke(telesurgery, ["link-classes"], env=ENGLISH).output
     refused = runner.invoke(telesurgery, ["robot-simulator", "--bind", "nowhere"], env=FRENCH)
     assert refused.exit_code == 2 and "HÔTE:PORT attendu" in refused.output
+
+
+# --- help pages -----------------------------------------------------------------------------
+
+DEFAULT = {**UNSET, "LANG": None}
+"""No locale at all: French."""
+
+
+def help_page(env, *args, group=main):
+    result = CliRunner().invoke(
+        group, [*args, "--help"], env=env, prog_name="concilium", catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())  # the same words however the lines wrap
+
+
+@pytest.mark.parametrize("env", [DEFAULT, FRENCH])
+def test_help_pages_are_in_french_by_default(env):
+    top = help_page(env)
+    assert top.startswith("Utilisation : concilium [OPTIONS] COMMAND")
+    assert "Commandes: audit Le journal d'audit." in top
+    assert "user Comptes et leurs rôles." in top
+    assert "Afficher ce message et quitter." in top
+    for english in ("Usage:", "Accounts and their roles", "Show this message", "Commands:"):
+        assert english not in top
+    node = help_page(env, "dicom", "ae", "add")
+    assert "Enregistrer un nœud d'un établissement ; il agit pour cet établissement." in node
+    assert "--store / --no-store Peut envoyer des images. [par défaut : store]" in node
+    assert "--port INTEGER Port DICOM sur lequel l'archive l'appelle. [obligatoire]" in node
+    for english in ("Register a node", "May send images", "default:", "required"):
+        assert english not in node
+    tls = help_page(env, "dicom", "ae", "tls")
+    assert "Arguments: AE_TITLE Titre AE du nœud. {on|off} on : en TLS ; off : en TCP" in tls
+    assert "Positional" not in tls
+    qualify = help_page(env, "telesurgery", "qualify")
+    assert "Mesurer une session de liaison et écrire un rapport go/no-go" in qualify
+    assert "Profil réseau d'un proxy local entre les extrémités" in qualify
+    assert "Measure a link session" not in qualify and "Network profile" not in qualify
+    # A group lists its commands with their short help, translated too.
+    assert "stats Examens, séries, instances et octets conservés par l'archive." in help_page(
+        env, "dicom"
+    )
+
+
+def test_help_pages_in_english():
+    for env in (ENGLISH, {**FRENCH, "CONCILIUM_LANG": "en"}):
+        top = help_page(env)
+        assert top.startswith("Usage: concilium [OPTIONS] COMMAND")
+        assert "user Accounts and their roles." in top and "Show this message and exit." in top
+        assert "Utilisation" not in top and "Comptes" not in top
+        node = help_page(env, "dicom", "ae", "add")
+        assert "Register a node of a site; it acts for that site." in node
+        assert "--store / --no-store May send images. [default: store]" in node
+        assert "--port INTEGER DICOM port at which the archive calls it. [required]" in node
+        assert "nœud" not in node and "obligatoire" not in node
+        tls = help_page(env, "dicom", "ae", "tls")
+        assert "Positional arguments: AE_TITLE AE title of the node." in tls
+        procedure = help_page(env, "procedure", "create", group=telesurgery)
+        assert "Plan a procedure; prints its number." in procedure
+        assert "Planifier" not in procedure
+    assert "Planifier une intervention ; affiche son numéro." in help_page(
+        FRENCH, "procedure", "create", group=telesurgery
+    )
+
+
+def test_the_roles_in_the_help_are_those_of_the_configuration():
+    assert f"roles: {', '.join(ROLES)}." in help_page(ENGLISH, "user", "create")
+
+
+def _commands(command, path=()):
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, (*path, name))
+
+
+OWN_MODULES = {"concilium.cli", "concilium.imaging.cli", "concilium.telesurgery.cli"}
+SAME_IN_FRENCH = {"Configuration.", "bit/s"}
+
+
+def test_every_help_text_of_the_commands_is_translated():
+    """Every command, option and argument says what it is for, and a help text left out of
+    the catalogues (a docstring, a help= without N_) would show in English on a French
+    terminal."""
+    load_every_catalogue()
+    seen = 0
+    with i18n.using_locale("fr"):
+        for path, command in _commands(main):
+            if command.callback is None or command.callback.__module__ not in OWN_MODULES:
+                continue
+            assert isinstance(command, Command), path
+            texts = [command.help] + [p.help for p in command.params]
+            for text in texts:
+                assert text, (path, "a command, option or argument without help")
+                seen += 1
+                assert text in SAME_IN_FRENCH or i18n.gettext(text) != text, (path, text)
+    assert seen > 140
+
+
+def test_what_audit_verify_finds_is_said_in_both_languages(run, tmp_path):
+    run(FRENCH, "site", "create", "--name", "CH Briey", "--finess", "540000049")
+    run(FRENCH, "site", "create", "--name", "CHR Metz-Thionville", "--finess", "570005165")
+    run(FRENCH, "audit", "checkpoint")
+    checkpoints = tmp_path / "var" / "audit" / "checkpoints.jsonl"
+    checkpoints.write_text(re.sub(r'"seq":\d+', '"seq":1', checkpoints.read_text()))
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'c.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER audit_events_no_update"))
+        conn.execute(text("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2"))
+    engine.dispose()
+    french = run(FRENCH, "audit", "verify", code=1)
+    assert "entrée 2 : contenu modifié" in french
+    altered = "la signature ne correspond pas : point de contrôle modifié"
+    assert f"point de contrôle {checkpoints}:1 : {altered}" in french
+    assert "content altered" not in french and "signature does not match" not in french
+    english = run(ENGLISH, "audit", "verify", code=1)
+    assert "entry 2: content altered" in english
+    assert f"checkpoint {checkpoints}:1: signature does not match: checkpoint altered" in english
+
+
+def test_why_a_qualification_is_no_go_is_said_in_both_languages(tmp_path):
+    procedure = tmp_path / "procedure.toml"
+    procedure.write_text("[qualification]\nrtt_p999_ms = 0.001\njitter_p99_ms = 100\n")
+    runner = CliRunner()
+    args = ["qualify", "--profile", "lan", "--duration", "0.3", "--rate", "200"]
+    args += ["--bitrate", "100000", "--thresholds", str(procedure)]
+    french = runner.invoke(telesurgery, [*args, "--out", str(tmp_path / "fr")], env=FRENCH)
+    assert french.exit_code == 1, french.output
+    assert re.search(r"- rtt_p999_ms \S+ dépasse la limite 0.001\n", french.output)
+    assert "above the limit" not in french.output
+    # The report keeps the reasons as written, for scripts: in English.
+    kept = json.loads((tmp_path / "fr" / "qualification.json").read_text())
+    assert any(
+        r.startswith("rtt_p999_ms ") and "above the limit 0.001" in r for r in kept["reasons"]
+    )
+    english = runner.invoke(telesurgery, [*args, "--out", str(tmp_path / "en")], env=ENGLISH)
+    assert english.exit_code == 1, english.output
+    assert re.search(r"- rtt_p999_ms \S+ is above the limit 0.001\n", english.output)

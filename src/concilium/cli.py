@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 
 from concilium.commands import (
+    Failure,
+    Group,
     Installation,
     cli_settings,
     cli_transaction,
@@ -16,34 +18,39 @@ from concilium.commands import (
     operator,
     speak_terminal_language,
 )
-from concilium.config import ROLES, Settings
+from concilium.config import Settings
 from concilium.platform import account_links, accounts, audit, authn, demo, totp
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.audit_checkpoints import CheckpointLog, read_head
 from concilium.platform.db import utcnow
 from concilium.platform.encryption import SecretBox, load_or_create_key
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _
 from concilium.platform.services import resolve
 from concilium.services import ACTIONS, SCHEMA, SERVICES, TOKEN_SCOPES
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help=N_(
+        "Concilium: the hospitals of a region working as one team at a distance.\n\n"
+        "Messages are in French, in English when CONCILIUM_LANG=en or the locale "
+        "(LANGUAGE, LC_ALL, LC_MESSAGES, LANG) is English."
+    ),
+)
 @click.pass_context
 def main(ctx: click.Context) -> None:
-    """Concilium: the hospitals of a region working as one team at a distance.
-
-    Messages are in French, in English when CONCILIUM_LANG=en or the locale (LANGUAGE,
-    LC_ALL, LC_MESSAGES, LANG) is English."""
     speak_terminal_language(ctx)
     ctx.obj = Installation(SCHEMA, TOKEN_SCOPES)
 
 
-@main.command()
-@click.option("--host", help="Listen address (default: CONCILIUM_HTTP_HOST).")
-@click.option("--port", type=int, help="Listen port (default: CONCILIUM_HTTP_PORT).")
-@click.option("--no-migrate", is_flag=True, help="Do not bring the schema up to date first.")
+@main.command(
+    help=N_("Serve the web UI, the APIs and the protocol listeners (stops gracefully on SIGTERM).")
+)
+@click.option("--host", help=N_("Listen address (default: CONCILIUM_HTTP_HOST)."))
+@click.option("--port", type=int, help=N_("Listen port (default: CONCILIUM_HTTP_PORT)."))
+@click.option("--no-migrate", is_flag=True, help=N_("Do not bring the schema up to date first."))
 def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
-    """Serve the web UI, the APIs and the protocol listeners (stops gracefully on SIGTERM)."""
     import uvicorn
 
     from concilium.app import application
@@ -71,10 +78,9 @@ def serve(host: str | None, port: int | None, no_migrate: bool) -> None:
         assembly.close()
 
 
-@main.command("migrate")
-@click.option("--revision", default="head", show_default=True)
+@main.command("migrate", help=N_("Create or upgrade the database schema."))
+@click.option("--revision", default="head", show_default=True, help=N_("Schema revision to reach."))
 def migrate_command(revision: str) -> None:
-    """Create or upgrade the database schema."""
     migrate_schema(cli_settings(), revision)
     click.echo(_("schema at %(revision)s") % {"revision": revision})
 
@@ -82,14 +88,13 @@ def migrate_command(revision: str) -> None:
 # --- sites ----------------------------------------------------------------------------------
 
 
-@main.group()
-def site() -> None:
-    """Hospitals of the region."""
+@main.group(help=N_("Hospitals of the region."))
+def site() -> None: ...
 
 
-@site.command("create")
-@click.option("--name", required=True)
-@click.option("--finess", required=True, help="Nine-character FINESS number.")
+@site.command("create", help=N_("Register a hospital of the region."))
+@click.option("--name", required=True, help=N_("Name of the hospital, as people know it."))
+@click.option("--finess", required=True, help=N_("Nine-character FINESS number."))
 def site_create(name: str, finess: str) -> None:
     with cli_transaction(cli_settings()) as session:
         created = accounts.create_site(session, operator(), name, finess)
@@ -99,7 +104,7 @@ def site_create(name: str, finess: str) -> None:
         )
 
 
-@site.command("list")
+@site.command("list", help=N_("Every hospital, one a line: number, FINESS number, name."))
 def site_list() -> None:
     with cli_transaction(cli_settings()) as session:
         for s in accounts.list_sites(session):
@@ -109,34 +114,43 @@ def site_list() -> None:
 # --- users ----------------------------------------------------------------------------------
 
 
-@main.group()
-def user() -> None:
-    """Accounts and their roles."""
+@main.group(help=N_("Accounts and their roles."))
+def user() -> None: ...
 
 
-@user.command("create")
-@click.option("--username", required=True)
-@click.option("--full-name", required=True)
+@user.command(
+    "create", help=N_("Create an account (for the first administrator, and for scripts).")
+)
+@click.option("--username", required=True, help=N_("User name, to sign in with."))
+@click.option(
+    "--full-name", required=True, help=N_("First name and last name, as colleagues read them.")
+)
 @click.option(
     "--role",
     "role_specs",
     multiple=True,
-    help=f"ROLE@FINESS, repeatable; roles: {', '.join(ROLES)}.",
+    # Translators: the roles are the names a script gives; they stay in English.
+    help=N_(
+        "ROLE@FINESS, repeatable; roles: admin, radiologist, referring_physician, specialist, "
+        "coordinator, technologist, engineer, learner."
+    ),
 )
 @click.option(
     "--password",
-    help="Initial password, for scripts and tests; without it, a set-up link is printed by "
-    "which the account's holder chooses their password and sets up their authenticator.",
+    help=N_(
+        "Initial password, for scripts and tests; without it, a set-up link is printed by "
+        "which the account's holder chooses their password and sets up their authenticator."
+    ),
 )
-@click.option("--profession", default="")
-@click.option("--specialty", default="")
-@click.option("--rpps", default=None, help="Eleven-digit practitioner number.")
-@click.option("--email", default="")
-@click.option("--platform-admin", is_flag=True, help="Administers the whole region.")
+@click.option("--profession", default="", help=N_("Profession (physician, nurse, ...)."))
+@click.option("--specialty", default="", help=N_("Medical specialty."))
+@click.option("--rpps", default=None, help=N_("Eleven-digit practitioner number."))
+@click.option("--email", default="", help=N_("E-mail address, for notifications and set-up links."))
+@click.option("--platform-admin", is_flag=True, help=N_("Administers the whole region."))
 @click.option(
     "--with-totp",
     is_flag=True,
-    help="With --password: enrol a second factor now and print its key.",
+    help=N_("With --password: enrol a second factor now and print its key."),
 )
 def user_create(
     username: str,
@@ -150,7 +164,6 @@ def user_create(
     platform_admin: bool,
     with_totp: bool,
 ) -> None:
-    """Create an account (for the first administrator, and for scripts)."""
     settings = cli_settings()
     if with_totp and password is None:
         raise click.UsageError(_("--with-totp goes with --password; a set-up link enrols it"))
@@ -192,7 +205,10 @@ def user_create(
             click.echo(_("otpauth URI: %(uri)s") % {"uri": uri})
 
 
-@user.command("list")
+@user.command(
+    "list",
+    help=N_("Every account, one a line: number, user name, state, roles, full name."),
+)
 def user_list() -> None:
     with cli_transaction(cli_settings()) as session:
         for u in accounts.list_users(session, None):
@@ -201,14 +217,13 @@ def user_list() -> None:
             click.echo(f"{u.id}\t{u.username}\t{state}\t{roles}\t{u.full_name}")
 
 
-@user.command("disable")
-@click.argument("username")
+@user.command("disable", help=N_("Disable an account and end its sessions."))
+@click.argument("username", help=N_("User name of the account."))
 def user_disable(username: str) -> None:
-    """Disable an account and end its sessions."""
     with cli_transaction(cli_settings()) as session:
         found = accounts.user_by_username(session, username)
         if found is None:
-            raise click.ClickException(_("no user %(username)r") % {"username": username})
+            raise Failure(_("no user %(username)r") % {"username": username})
         accounts.set_disabled(session, operator(), found, True)
         click.echo(_("user %(username)s disabled") % {"username": found.username})
 
@@ -216,24 +231,28 @@ def user_disable(username: str) -> None:
 # --- tokens ---------------------------------------------------------------------------------
 
 
-@main.group()
-def token() -> None:
-    """API bearer tokens for machines and scripts."""
+@main.group(help=N_("API bearer tokens for machines and scripts."))
+def token() -> None: ...
 
 
-@token.command("create")
-@click.option("--user", "username", required=True, help="Account the token acts for.")
-@click.option("--name", required=True, help="What will use it.")
+@token.command("create", help=N_("Issue a token; prints its id, then its secret (shown once)."))
+@click.option("--user", "username", required=True, help=N_("Account the token acts for."))
+@click.option("--name", required=True, help=N_("What will use it."))
 @click.option(
-    "--scope", "scopes", multiple=True, required=True, type=click.Choice(sorted(TOKEN_SCOPES))
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice(sorted(TOKEN_SCOPES)),
+    help=N_("What the token may do (repeatable)."),
 )
-@click.option("--days", type=int, default=90, show_default=True)
+@click.option("--days", type=int, default=90, show_default=True, help=N_("Days until it expires."))
 def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -> None:
     settings = cli_settings()
     with cli_transaction(settings) as session:
         owner = accounts.user_by_username(session, username)
         if owner is None:
-            raise click.ClickException(_("no user %(username)r") % {"username": username})
+            raise Failure(_("no user %(username)r") % {"username": username})
         issued = authn.issue_token(
             session,
             settings,
@@ -252,8 +271,8 @@ def token_create(username: str, name: str, scopes: tuple[str, ...], days: int) -
         click.echo(issued.secret)
 
 
-@token.command("revoke")
-@click.argument("token_id")
+@token.command("revoke", help=N_("Revoke a token: it no longer opens anything."))
+@click.argument("token_id", help=N_("Id of the token, as `token create` printed it."))
 def token_revoke(token_id: str) -> None:
     with cli_transaction(cli_settings()) as session:
         authn.revoke_token(session, operator(), authn.get_token(session, token_id), utcnow())
@@ -263,16 +282,20 @@ def token_revoke(token_id: str) -> None:
 # --- demo -----------------------------------------------------------------------------------
 
 
-@main.group("demo")
-def demo_group() -> None:
-    """Demonstration data."""
+@main.group("demo", help=N_("Demonstration data."))
+def demo_group() -> None: ...
 
 
-@demo_group.command("load")
+@demo_group.command(
+    "load",
+    help=N_(
+        "Two hospitals, one user per role, a few patients with their studies, a modality "
+        "node per hospital, a planned telesurgery procedure and a scheduled live session;"
+        " prints the sign-in details. What exists is left alone: loading twice adds "
+        "nothing twice."
+    ),
+)
 def demo_load() -> None:
-    """Two hospitals, one user per role, a few patients with their studies, a modality node
-    per hospital, a planned telesurgery procedure and a scheduled live session; prints the
-    sign-in details. What exists is left alone: loading twice adds nothing twice."""
     settings = cli_settings()
     migrate_schema(settings)
     key = load_or_create_key(settings.data_dir, settings.secret_key)
@@ -319,9 +342,8 @@ def _demo_services(settings: Settings) -> None:
 # --- audit ----------------------------------------------------------------------------------
 
 
-@main.group("audit")
-def audit_group() -> None:
-    """The audit trail."""
+@main.group("audit", help=N_("The audit trail."))
+def audit_group() -> None: ...
 
 
 def _checkpoint_log(settings: Settings) -> CheckpointLog:
@@ -329,18 +351,24 @@ def _checkpoint_log(settings: Settings) -> CheckpointLog:
     return CheckpointLog.in_data_dir(settings.data_dir, key, settings.audit_syslog_destination)
 
 
-@audit_group.command("verify")
+@audit_group.command(
+    "verify",
+    help=N_(
+        "Check the hash chain, and the chain against the signed checkpoints of its head; "
+        "exit status 1 if any entry was altered or deleted, the tail cut, or a checkpoint"
+        " altered."
+    ),
+)
 @click.option(
     "--checkpoints",
     "others",
     multiple=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="More checkpoints: a copy of the data dir file, or a syslog collector's file "
-    "(repeatable).",
+    help=N_(
+        "More checkpoints: a copy of the data dir file, or a syslog collector's file (repeatable)."
+    ),
 )
 def audit_verify(others: tuple[Path, ...]) -> None:
-    """Check the hash chain, and the chain against the signed checkpoints of its head; exit
-    status 1 if any entry was altered or deleted, the tail cut, or a checkpoint altered."""
     settings = cli_settings()
     checkpoints = list(_checkpoint_log(settings).read(others))
     with cli_transaction(settings) as session:
@@ -353,7 +381,8 @@ def audit_verify(others: tuple[Path, ...]) -> None:
                 if b.checkpoint
                 else _("entry %(number)s") % {"number": b.seq}
             )
-            click.echo(f"{subject}: {b.problem}", err=True)
+            said = {"subject": subject, "problem": b.problem.said()}
+            click.echo(_("%(subject)s: %(problem)s") % said, err=True)
         raise SystemExit(1)
     if length and not checkpoints:
         click.echo(
@@ -369,9 +398,11 @@ def audit_verify(others: tuple[Path, ...]) -> None:
     )
 
 
-@audit_group.command("checkpoint")
+@audit_group.command(
+    "checkpoint",
+    help=N_("Take a signed checkpoint of the chain's head now (the server takes them on its own)."),
+)
 def audit_checkpoint() -> None:
-    """Take a signed checkpoint of the chain's head now (the server takes them on its own)."""
     settings = cli_settings()
     with cli_transaction(settings) as session:
         seq, digest = read_head(session)
@@ -385,20 +416,22 @@ def audit_checkpoint() -> None:
     )
 
 
-@audit_group.command("export")
+@audit_group.command(
+    "export", help=N_("Write the whole audit trail, oldest entry first, for an archive.")
+)
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["fhir", "syslog"]),
     default="fhir",
     show_default=True,
-    help="FHIR AuditEvent NDJSON or RFC 5424 lines.",
+    help=N_("FHIR AuditEvent NDJSON or RFC 5424 lines."),
 )
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="File to write (default: standard output).",
+    help=N_("File to write (default: standard output)."),
 )
 def audit_export(fmt: str, output: Path | None) -> None:
     settings = cli_settings()
@@ -418,14 +451,12 @@ def audit_export(fmt: str, output: Path | None) -> None:
 # --- configuration --------------------------------------------------------------------------
 
 
-@main.group("config")
-def config_group() -> None:
-    """Configuration."""
+@main.group("config", help=N_("Configuration."))
+def config_group() -> None: ...
 
 
-@config_group.command("show")
+@config_group.command("show", help=N_("Print the effective configuration, secrets masked."))
 def config_show() -> None:
-    """Print the effective configuration, secrets masked."""
     click.echo(json.dumps(cli_settings().masked(), indent=2, default=str))
 
 

@@ -1,14 +1,17 @@
-"""What every ``concilium`` subcommand shares: settings, the installation's schema, one
-transaction, the operator."""
+"""What every ``concilium`` subcommand shares: its language (help pages included), settings,
+the installation's schema, one transaction, the operator."""
 
 from __future__ import annotations
 
+import copy
 import getpass
+import inspect
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 import click
 from sqlalchemy.orm import Session
@@ -17,7 +20,7 @@ from concilium.config import Settings, load_settings
 from concilium.platform import audit, i18n
 from concilium.platform.db import Schema, make_engine, make_sessionmaker, migrate, transaction
 from concilium.platform.errors import ConciliumError
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _
 
 
 @dataclass(frozen=True)
@@ -44,22 +47,146 @@ def terminal_language(environ: Mapping[str, str]) -> str:
     return "en" if chosen.startswith("en") else i18n.DEFAULT_LOCALE
 
 
-def speak_terminal_language(ctx: click.Context) -> str:
-    """Read every catalogue and speak :func:`terminal_language` until the command ends (each
-    command group calls it first). Machine-readable output (ids, tables, JSON, secrets) is
-    never translated."""
+def load_every_catalogue() -> None:
+    """Read the platform's, the web's and every service's catalogues."""
     package = Path(__file__).parent
     first = [package / "platform" / "locale", package / "web" / "locale"]
     folders = first + sorted(f for f in package.glob("*/locale") if f not in first)
     i18n.load_catalogues(f for f in folders if f.is_dir())
-    return ctx.with_resource(i18n.using_locale(terminal_language(os.environ)))
+
+
+@contextmanager
+def terminal_speech() -> Iterator[str]:
+    """Speak :func:`terminal_language` for a block, every catalogue read."""
+    load_every_catalogue()
+    with i18n.using_locale(terminal_language(os.environ)) as locale:
+        yield locale
+
+
+def speak_terminal_language(ctx: click.Context) -> str:
+    """Speak :func:`terminal_language` until the command ends (each command group calls it
+    first). Machine-readable output (ids, tables, JSON, secrets) is never translated."""
+    return ctx.with_resource(terminal_speech())
+
+
+# click's own words on a help page, translated where :class:`Command` writes them.
+CLICK_WORDS = (
+    N_("Usage: "),
+    N_("Options"),
+    N_("Commands"),
+    N_("Positional arguments"),
+    N_("Show this message and exit."),
+)
+
+
+def _help(text: str | None) -> str:
+    """A help text (the English message given as ``help=N_(...)``) in the current language."""
+    return _(text) if text else ""
+
+
+class Command(click.Command):
+    """A command whose help page is in the terminal's language: ``--help`` is answered
+    before any group callback runs, so the page speaks it on its own. Help texts are given
+    as ``help=N_("...")`` so that the catalogues hold them (docstrings are not extracted)."""
+
+    def get_help(self, ctx: click.Context) -> str:
+        with terminal_speech():
+            return super().get_help(ctx)
+
+    def get_usage(self, ctx: click.Context) -> str:
+        with terminal_speech():  # a usage error shows it, before any group callback too
+            return super().get_usage(ctx)
+
+    def get_short_help_str(self, limit: int = 45) -> str:
+        translated = copy.copy(self)
+        translated.help = _help(self.help) or None
+        translated.short_help = _help(self.short_help) or None
+        return click.Command.get_short_help_str(translated, limit)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        pieces = " ".join(self.collect_usage_pieces(ctx))
+        formatter.write_usage(ctx.command_path, pieces, prefix=_("Usage: "))
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        text = inspect.cleandoc(_help(self.help)).partition("\f")[0]
+        if text:
+            formatter.write_paragraph()
+            with formatter.indentation():
+                formatter.write_text(text)
+
+    def format_arguments(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        documented = [p for p in self.get_params(ctx) if isinstance(p, click.Argument)]
+        if any(argument.help for argument in documented):
+            with formatter.section(_("Positional arguments")):
+                formatter.write_dl([(a.make_metavar(ctx), _help(a.help)) for a in documented])
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (option.get_help_spec(ctx), _option_help(option, ctx))
+            for option in self.get_params(ctx)
+            if isinstance(option, click.Option) and not option.hidden
+        ]
+        if rows:
+            with formatter.section(_("Options")):
+                formatter.write_dl(rows)
+
+
+def _option_help(option: click.Option, ctx: click.Context) -> str:
+    """An option's help and what click adds to it (default, range, required), translated."""
+    extra = option.get_help_extra(ctx)
+    items = []
+    if "envvars" in extra:
+        items.append(_("env var: %(names)s") % {"names": ", ".join(extra["envvars"])})
+    if "default" in extra:
+        items.append(_("default: %(value)s") % {"value": extra["default"]})
+    if "range" in extra:
+        items.append(extra["range"])
+    if "required" in extra:
+        items.append(_("required"))
+    text = _help(option.help)
+    if not items:
+        return text
+    return f"{text}  [{'; '.join(items)}]" if text else f"[{'; '.join(items)}]"
+
+
+class Group(Command, click.Group):
+    """A command group whose help pages, and those of its commands and subgroups, are in
+    the terminal's language."""
+
+    command_class = Command
+    group_class = type
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_options(ctx, formatter)
+        self.format_commands(ctx, formatter)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        listed = [
+            (name, command)
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        if listed:
+            limit = formatter.width - 6 - max(len(name) for name, _command in listed)
+            with formatter.section(_("Commands")):
+                formatter.write_dl([(n, c.get_short_help_str(limit)) for n, c in listed])
+
+
+class Failure(click.ClickException):
+    """A command that cannot do what it was asked: its message (already in the terminal's
+    language) after "Error:" in that language too, on standard error, and exit status 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        with terminal_speech():
+            said = _("Error: %(message)s") % {"message": self.format_message()}
+        click.echo(said, file=file, err=file is None, color=self.show_color)
 
 
 def installation() -> Installation:
     """The installation of the running command (set by the ``concilium`` group)."""
     found = click.get_current_context().find_object(Installation)
     if found is None:
-        raise click.ClickException(_("run this command through `concilium`"))
+        raise Failure(_("run this command through `concilium`"))
     return found
 
 
@@ -73,7 +200,7 @@ def cli_settings() -> Settings:
     try:
         return load_settings()
     except Exception as exc:
-        raise click.ClickException(_("configuration error: %(error)s") % {"error": exc}) from exc
+        raise Failure(_("configuration error: %(error)s") % {"error": exc}) from exc
 
 
 @contextmanager
@@ -84,7 +211,7 @@ def cli_transaction(settings: Settings) -> Iterator[Session]:
         with transaction(make_sessionmaker(engine)) as session:
             yield session
     except ConciliumError as exc:
-        raise click.ClickException(exc.detail) from exc
+        raise Failure(exc.detail) from exc
     finally:
         engine.dispose()
 

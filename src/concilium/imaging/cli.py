@@ -13,6 +13,8 @@ from types import FrameType
 import click
 
 from concilium.commands import (
+    Failure,
+    Group,
     cli_settings,
     cli_transaction,
     migrate_schema,
@@ -30,7 +32,7 @@ from concilium.imaging.process import archive_for
 from concilium.platform import accounts
 from concilium.platform.db import transaction
 from concilium.platform.errors import ConciliumError
-from concilium.platform.i18n import _, ngettext
+from concilium.platform.i18n import N_, _, ngettext
 from concilium.platform.policy import Principal
 from concilium.platform.runtime import Runtime
 
@@ -47,18 +49,14 @@ def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
     certificate, key = settings.dicom_tls_certificate, settings.dicom_tls_key
     if certificate is None and key is None:
         if settings.dicom_tls_client_ca is not None:
-            raise click.ClickException(
-                _("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key")
-            )
+            raise Failure(_("CONCILIUM_DICOM_TLS_CLIENT_CA needs a certificate and key"))
         return None
     if certificate is None or key is None:
-        raise click.ClickException(
-            _("set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY")
-        )
+        raise Failure(_("set both CONCILIUM_DICOM_TLS_CERTIFICATE and CONCILIUM_DICOM_TLS_KEY"))
     try:
         return server_tls_context(certificate, key, settings.dicom_tls_client_ca)
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(
+        raise Failure(
             _("cannot load the DICOM TLS certificate: %(error)s") % {"error": exc}
         ) from exc
 
@@ -92,25 +90,27 @@ def start_dicom_server(
             ),
         )
     except (OSError, ssl.SSLError) as exc:
-        raise click.ClickException(
-            _("cannot load the DICOM TLS files: %(error)s") % {"error": exc}
-        ) from exc
+        raise Failure(_("cannot load the DICOM TLS files: %(error)s") % {"error": exc}) from exc
     server.start()
     return server
 
 
-@click.group("dicom")
+@click.group(
+    "dicom",
+    cls=Group,
+    help=N_("The image archive: DICOM server, import, export and known DICOM nodes."),
+)
 @click.pass_context
 def dicom(ctx: click.Context) -> None:
-    """The image archive: DICOM server, import, export and known DICOM nodes."""
     speak_terminal_language(ctx)
 
 
-@dicom.command("serve")
-@click.option("--port", type=int, help="Listen port (default: CONCILIUM_DICOM_PORT).")
-@click.option("--no-migrate", is_flag=True, help="Do not bring the schema up to date first.")
+@dicom.command(
+    "serve", help=N_("Serve only the DICOM services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET).")
+)
+@click.option("--port", type=int, help=N_("Listen port (default: CONCILIUM_DICOM_PORT)."))
+@click.option("--no-migrate", is_flag=True, help=N_("Do not bring the schema up to date first."))
 def dicom_serve(port: int | None, no_migrate: bool) -> None:
-    """Serve only the DICOM services (C-ECHO, C-STORE, C-FIND, C-MOVE, C-GET)."""
     settings = cli_settings()
     if not no_migrate:
         migrate_schema(settings)
@@ -132,11 +132,19 @@ def dicom_serve(port: int | None, no_migrate: bool) -> None:
         server.stop()
 
 
-@dicom.command("import")
-@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--site", "finess", required=True, help="FINESS of the site that owns the images.")
+@dicom.command(
+    "import",
+    help=N_("Import every DICOM file under DIRECTORY; refused files are listed, not fatal."),
+)
+@click.argument(
+    "directory",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help=N_("Directory to read, subdirectories included."),
+)
+@click.option(
+    "--site", "finess", required=True, help=N_("FINESS of the site that owns the images.")
+)
 def dicom_import(directory: Path, finess: str) -> None:
-    """Import every DICOM file under DIRECTORY; refused files are listed, not fatal."""
     settings = cli_settings()
     archive = make_archive(settings)
     archive.open_for_writing()
@@ -144,7 +152,7 @@ def dicom_import(directory: Path, finess: str) -> None:
         try:
             site = accounts.site_by_finess(session, finess)
         except ConciliumError as exc:
-            raise click.ClickException(exc.detail) from exc
+            raise Failure(exc.detail) from exc
     actor = operator()
     # The operator already holds the server's files and database; as an importer they act
     # as an administrator of the site the images belong to, and every file is audited.
@@ -175,11 +183,17 @@ def dicom_import(directory: Path, finess: str) -> None:
     )
 
 
-@dicom.command("export")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--study", "study_uid", default=None, help="Only this Study Instance UID.")
+@dicom.command(
+    "export",
+    help=N_("Copy stored instances, byte for byte, to DIRECTORY/<study>/<series>/<instance>.dcm."),
+)
+@click.argument(
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help=N_("Directory to write to (created when missing)."),
+)
+@click.option("--study", "study_uid", default=None, help=N_("Only this Study Instance UID."))
 def dicom_export(directory: Path, study_uid: str | None) -> None:
-    """Copy stored instances, byte for byte, to DIRECTORY/<study>/<series>/<instance>.dcm."""
     settings = cli_settings()
     archive = make_archive(settings)
     with transaction(archive.sessions) as session:
@@ -199,9 +213,8 @@ def dicom_export(directory: Path, study_uid: str | None) -> None:
     )
 
 
-@dicom.command("stats")
+@dicom.command("stats", help=N_("Studies, series, instances and bytes held by the archive."))
 def dicom_stats() -> None:
-    """Studies, series, instances and bytes held by the archive."""
     with cli_transaction(cli_settings()) as session:
         stats = statistics(session)
     counts = (
@@ -213,42 +226,51 @@ def dicom_stats() -> None:
     click.echo(", ".join(text % {"count": n} for text, n in counts))
 
 
-@dicom.group("ae")
-def ae_group() -> None:
-    """DICOM nodes (modalities, PACS, workstations) allowed to talk to the archive."""
+@dicom.group(
+    "ae", help=N_("DICOM nodes (modalities, PACS, workstations) allowed to talk to the archive.")
+)
+def ae_group() -> None: ...
 
 
-@ae_group.command("add")
-@click.argument("ae_title")
-@click.option("--host", required=True)
-@click.option("--port", type=int, required=True)
-@click.option("--site", "finess", required=True, help="FINESS of the node's site.")
-@click.option("--store/--no-store", default=True, show_default=True, help="May send images.")
-@click.option("--query/--no-query", default=False, show_default=True, help="May query/retrieve.")
+@ae_group.command("add", help=N_("Register a node of a site; it acts for that site."))
+@click.argument("ae_title", help=N_("AE title of the node."))
+@click.option(
+    "--host", required=True, help=N_("Host name or address at which the archive calls it.")
+)
+@click.option(
+    "--port", type=int, required=True, help=N_("DICOM port at which the archive calls it.")
+)
+@click.option("--site", "finess", required=True, help=N_("FINESS of the node's site."))
+@click.option("--store/--no-store", default=True, show_default=True, help=N_("May send images."))
+@click.option(
+    "--query/--no-query", default=False, show_default=True, help=N_("May query/retrieve.")
+)
 @click.option(
     "--move-destination/--no-move-destination",
     default=False,
     show_default=True,
-    help="May receive images by C-MOVE.",
+    help=N_("May receive images by C-MOVE."),
 )
 @click.option(
     "--tls/--no-tls",
     default=False,
     show_default=True,
-    help="Call it over TLS (C-MOVE results), its certificate verified.",
+    help=N_("Call it over TLS (C-MOVE results), its certificate verified."),
 )
 @click.option(
     "--networks",
     default=None,
-    help="Addresses or networks (CIDR, space-separated) it may call from "
-    "[default: its host's address].",
+    help=N_(
+        "Addresses or networks (CIDR, space-separated) it may call from "
+        "[default: its host's address]."
+    ),
 )
 @click.option(
     "--certificate",
     default="",
-    help="Over TLS, the client certificate it must present: SHA-256 fingerprint or subject.",
+    help=N_("Over TLS, the client certificate it must present: SHA-256 fingerprint or subject."),
 )
-@click.option("--description", default="")
+@click.option("--description", default="", help=N_("What the node is, for administrators."))
 def ae_add(
     ae_title: str,
     host: str,
@@ -262,7 +284,6 @@ def ae_add(
     certificate: str,
     description: str,
 ) -> None:
-    """Register a node of a site; it acts for that site."""
     with cli_transaction(cli_settings()) as session:
         site = accounts.site_by_finess(session, finess)
         ae = nodes.add_remote_ae(
@@ -283,16 +304,18 @@ def ae_add(
         click.echo(_("AE %(ae)s registered for %(site)s") % {"ae": ae.ae_title, "site": site.name})
 
 
-@ae_group.command("identity")
-@click.argument("ae_title")
-@click.option("--networks", default=None, help="Addresses or networks (CIDR) it may call from.")
+@ae_group.command(
+    "identity",
+    help=N_("Bind a node to where it may call from and the certificate it presents over TLS."),
+)
+@click.argument("ae_title", help=N_("AE title of the node."))
+@click.option("--networks", default=None, help=N_("Addresses or networks (CIDR) it may call from."))
 @click.option(
     "--certificate",
     default=None,
-    help="Over TLS, the certificate it must present (SHA-256 fingerprint or subject); '' none.",
+    help=N_("Over TLS, the certificate it must present (SHA-256 fingerprint or subject); '' none."),
 )
 def ae_identity(ae_title: str, networks: str | None, certificate: str | None) -> None:
-    """Bind a node to where it may call from and the certificate it presents over TLS."""
     with cli_transaction(cli_settings()) as session:
         ae = nodes.set_remote_ae_identity(
             session, operator(), ae_title, networks=networks, certificate=certificate
@@ -307,11 +330,14 @@ def ae_identity(ae_title: str, networks: str | None, certificate: str | None) ->
             click.echo(_("AE %(ae)s calls from %(networks)s") % where)
 
 
-@ae_group.command("tls")
-@click.argument("ae_title")
-@click.argument("state", type=click.Choice(["on", "off"]))
+@ae_group.command(
+    "tls", help=N_("Call a node over TLS from now on (on), or over plain TCP again (off).")
+)
+@click.argument("ae_title", help=N_("AE title of the node."))
+@click.argument(
+    "state", type=click.Choice(["on", "off"]), help=N_("on: over TLS; off: over plain TCP.")
+)
 def ae_tls(ae_title: str, state: str) -> None:
-    """Call a node over TLS from now on (on), or over plain TCP again (off)."""
     with cli_transaction(cli_settings()) as session:
         ae = nodes.set_remote_ae_tls(session, operator(), ae_title, state == "on")
         if ae.tls:
@@ -320,7 +346,13 @@ def ae_tls(ae_title: str, state: str) -> None:
             click.echo(_("AE %(ae)s is called over plain TCP") % {"ae": ae.ae_title})
 
 
-@ae_group.command("list")
+@ae_group.command(
+    "list",
+    help=N_(
+        "The registered nodes, one a line: AE title, address, site, permissions, transport, "
+        "networks and certificate."
+    ),
+)
 def ae_list() -> None:
     with cli_transaction(cli_settings()) as session:
         for ae in nodes.list_remote_aes(session):
@@ -342,8 +374,8 @@ def ae_list() -> None:
             )
 
 
-@ae_group.command("remove")
-@click.argument("ae_title")
+@ae_group.command("remove", help=N_("Forget a node: it may no longer talk to the archive."))
+@click.argument("ae_title", help=N_("AE title of the node."))
 def ae_remove(ae_title: str) -> None:
     with cli_transaction(cli_settings()) as session:
         nodes.remove_remote_ae(session, operator(), ae_title)

@@ -20,8 +20,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from concilium.platform.audit_checkpoints import Checkpoint, Reading
+from concilium.platform.audit_checkpoints import Checkpoint, Problem, Reading
 from concilium.platform.db import utcnow
+from concilium.platform.i18n import N_
 from concilium.platform.policy import Target
 from concilium.platform.tables import AuditEvent, AuditHead
 
@@ -131,7 +132,8 @@ def record_refusal(
 class ChainBreak:
     seq: int
     """The entry concerned (0 for an unreadable checkpoint)."""
-    problem: str
+    problem: Problem
+    """In English; ``problem.said()`` in the reader's language."""
     checkpoint: str = ""
     """The checkpoint that shows the problem (``file:line``); empty for the chain itself."""
 
@@ -153,8 +155,11 @@ def _checkpoint_breaks(
     return breaks, anchors
 
 
+MISSING = N_("entries %(first)s..%(last)s missing")
+
+
 def _when(checkpoint: Checkpoint) -> str:
-    return "taken " + checkpoint.at.isoformat(timespec="seconds")
+    return checkpoint.at.isoformat(timespec="seconds")
 
 
 def verify(
@@ -172,7 +177,8 @@ def verify(
     last_seq = 0
     for digest, (where, _) in anchors.pop(0, {}).items():
         if digest != GENESIS_HASH:
-            breaks.append(ChainBreak(0, "attests an empty chain with a hash", where))
+            empty = Problem(N_("attests an empty chain with a hash"))
+            breaks.append(ChainBreak(0, empty, where))
     while True:
         rows = (
             session.execute(
@@ -188,18 +194,21 @@ def verify(
             break
         for event in rows:
             if event.seq != expected_seq:
-                breaks.append(
-                    ChainBreak(expected_seq, f"entries {expected_seq}..{event.seq - 1} missing")
-                )
+                missing = Problem(MISSING, first=expected_seq, last=event.seq - 1)
+                breaks.append(ChainBreak(expected_seq, missing))
             if event.prev_hash != expected_prev:
-                breaks.append(ChainBreak(event.seq, "previous-hash link broken"))
+                breaks.append(ChainBreak(event.seq, Problem(N_("previous-hash link broken"))))
             if chain_hash(event) != event.hash:
-                breaks.append(ChainBreak(event.seq, "content altered"))
+                breaks.append(ChainBreak(event.seq, Problem(N_("content altered"))))
             for digest, (where, checkpoint) in anchors.pop(event.seq, {}).items():
                 if digest != event.hash:
-                    problem = (
-                        f"attests entry {event.seq} with another hash "
-                        f"({_when(checkpoint)}): the chain was rewritten"
+                    problem = Problem(
+                        N_(
+                            "attests entry %(seq)s with another hash (taken %(at)s): "
+                            "the chain was rewritten"
+                        ),
+                        seq=event.seq,
+                        at=_when(checkpoint),
                     )
                     breaks.append(ChainBreak(event.seq, problem, where))
             expected_prev = event.hash
@@ -207,18 +216,29 @@ def verify(
             last_seq = event.seq
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
     if head.seq != last_seq:
-        breaks.append(ChainBreak(last_seq + 1, f"entries {last_seq + 1}..{head.seq} missing"))
+        missing = Problem(MISSING, first=last_seq + 1, last=head.seq)
+        breaks.append(ChainBreak(last_seq + 1, missing))
     elif head.last_hash != expected_prev:
-        breaks.append(ChainBreak(last_seq, "chain tip does not match the last entry"))
+        tip = Problem(N_("chain tip does not match the last entry"))
+        breaks.append(ChainBreak(last_seq, tip))
     for seq in sorted(anchors):
         for where, checkpoint in anchors[seq].values():
             if seq > last_seq:
-                problem = (
-                    f"attests entry {seq} ({_when(checkpoint)}), but the chain ends at "
-                    f"entry {last_seq}: entries cut"
+                problem = Problem(
+                    N_(
+                        "attests entry %(seq)s (taken %(at)s), but the chain ends at "
+                        "entry %(last)s: entries cut"
+                    ),
+                    seq=seq,
+                    at=_when(checkpoint),
+                    last=last_seq,
                 )
             else:
-                problem = f"attests entry {seq} ({_when(checkpoint)}), which is missing"
+                problem = Problem(
+                    N_("attests entry %(seq)s (taken %(at)s), which is missing"),
+                    seq=seq,
+                    at=_when(checkpoint),
+                )
             breaks.append(ChainBreak(seq, problem, where))
     return breaks
 

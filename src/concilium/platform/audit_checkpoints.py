@@ -22,7 +22,7 @@ import os
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from concilium.platform.i18n import N_, gettext
 from concilium.platform.tables import AuditHead
 
 log = logging.getLogger(__name__)
@@ -177,6 +178,29 @@ def _append_line(path: Path, line: str) -> None:
             os.close(directory)
 
 
+class Problem(str):
+    """Something wrong with the chain or a checkpoint: the string itself is the English
+    sentence (what scripts and tests match), :meth:`said` the same in the reader's
+    language."""
+
+    message: str
+    values: Mapping[str, object]
+
+    def __new__(cls, message: str, **values: object) -> Problem:
+        made = super().__new__(cls, message % values if values else message)
+        made.message = message
+        made.values = values
+        return made
+
+    def said(self) -> str:
+        """The problem in the current language."""
+        translated = gettext(self.message) if self.message else ""
+        return translated % self.values if self.values else translated
+
+
+NO_PROBLEM = Problem("")
+
+
 @dataclass(frozen=True)
 class Reading:
     """One checkpoint read back from a file, and whether it can be trusted."""
@@ -185,7 +209,7 @@ class Reading:
     """File and line it was read from (``path:line``)."""
     checkpoint: Checkpoint | None
     """What it says; None when the line is not a readable checkpoint."""
-    problem: str = ""
+    problem: Problem = NO_PROBLEM
     """Why it cannot be trusted; empty when it is readable and its signature holds."""
 
 
@@ -211,15 +235,17 @@ def _read_lines(path: Path, signer: CheckpointSigner, strict: bool) -> Iterator[
             text = _checkpoint_text(line)
             if text is None:
                 if strict:  # a collector's file holds other messages too; this one does not
-                    yield Reading(where, None, "not a checkpoint")
+                    yield Reading(where, None, Problem(N_("not a checkpoint")))
                 continue
             try:
                 checkpoint = Checkpoint.from_json(text)
             except ValueError as exc:
-                yield Reading(where, None, f"unreadable checkpoint: {exc}")
+                problem = Problem(N_("unreadable checkpoint: %(error)s"), error=str(exc))
+                yield Reading(where, None, problem)
                 continue
             if not signer.authentic(checkpoint):
-                yield Reading(where, checkpoint, "signature does not match: checkpoint altered")
+                altered = N_("signature does not match: checkpoint altered")
+                yield Reading(where, checkpoint, Problem(altered))
             else:
                 yield Reading(where, checkpoint)
 

@@ -17,10 +17,17 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.orm import Session
 
-from concilium.commands import cli_settings, cli_transaction, operator, speak_terminal_language
+from concilium.commands import (
+    Failure,
+    Group,
+    cli_settings,
+    cli_transaction,
+    operator,
+    speak_terminal_language,
+)
 from concilium.platform import accounts
 from concilium.platform.errors import ConciliumError
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _
 from concilium.telesurgery import procedures
 from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
 from concilium.telesurgery.impairment import PROFILES, profile, run_proxy
@@ -97,7 +104,7 @@ def _keys(path: Path) -> ProcedureKeys:
     try:
         return load_keys(path)
     except KeyFileError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
 
 def _procedure(path: Path | None) -> dict[str, Any]:
@@ -106,7 +113,7 @@ def _procedure(path: Path | None) -> dict[str, Any]:
     try:
         return load_procedure_file(path)
     except (OSError, ValueError) as exc:
-        raise click.ClickException(
+        raise Failure(
             _("cannot read procedure file %(path)s: %(error)s") % {"path": path, "error": exc}
         ) from exc
 
@@ -116,16 +123,18 @@ def _settings(path: Path | None, link_class: str | None) -> dict[str, Any]:
     try:
         return resolve_link_class(_procedure(path), link_class)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
 
 LINK_CLASS = click.option(
     "--link-class",
     type=click.Choice(list(LINK_CLASSES)),
     default=None,
-    help="Threshold preset for the distance between console and robot (default: the "
-    "procedure file's link_class, else lan); the file's values override it. "
-    "See `telesurgery link-classes`.",
+    help=N_(
+        "Threshold preset for the distance between console and robot (default: the "
+        "procedure file's link_class, else lan); the file's values override it. "
+        "See `telesurgery link-classes`."
+    ),
 )
 
 
@@ -136,7 +145,7 @@ def _realtime(priority: int | None) -> None:
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
     except (AttributeError, OSError) as exc:
-        raise click.ClickException(
+        raise Failure(
             _("cannot set real-time priority %(priority)s: %(error)s")
             % {"priority": priority, "error": exc}
         ) from exc
@@ -146,7 +155,7 @@ RT_PRIORITY = click.option(
     "--rt-priority",
     type=click.IntRange(1, 99),
     default=None,
-    help="Run with SCHED_FIFO at this priority (Linux; needs CAP_SYS_NICE).",
+    help=N_("Run with SCHED_FIFO at this priority (Linux; needs CAP_SYS_NICE)."),
 )
 
 
@@ -166,11 +175,14 @@ def _run_until_signal(main: Callable[[], Awaitable[Callable[[], dict[str, Any]] 
     asyncio.run(runner())
 
 
-@click.group("telesurgery")
-@click.option("-v", "--verbose", is_flag=True, help="Log every state transition.")
+@click.group(
+    "telesurgery",
+    cls=Group,
+    help=N_("Telesurgery: gateways, secure low-latency link, safety and link qualification."),
+)
+@click.option("-v", "--verbose", is_flag=True, help=N_("Log every state transition."))
 @click.pass_context
 def telesurgery(ctx: click.Context, verbose: bool) -> None:
-    """Telesurgery: gateways, secure low-latency link, safety and link qualification."""
     speak_terminal_language(ctx)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
@@ -178,33 +190,71 @@ def telesurgery(ctx: click.Context, verbose: bool) -> None:
     )
 
 
-@telesurgery.command("generate-keys")
-@click.option("--procedure-id", required=True, help="Procedure the keys belong to.")
-@click.option("--key-id", type=click.IntRange(0, 2**32 - 1), default=1, show_default=True)
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@telesurgery.command(
+    "generate-keys",
+    help=N_("Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."),
+)
+@click.option("--procedure-id", required=True, help=N_("Procedure the keys belong to."))
+@click.option(
+    "--key-id",
+    type=click.IntRange(0, 2**32 - 1),
+    default=1,
+    show_default=True,
+    help=N_("Number of the key set."),
+)
+@click.argument(
+    "path", type=click.Path(dir_okay=False, path_type=Path), help=N_("Key file to write.")
+)
 def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
-    """Write a fresh procedure key file (mode 0600) to PATH, for the demo and tests."""
     write_keys(ProcedureKeys.generate(procedure_id, key_id), path)
     click.echo(_("wrote %(path)s") % {"path": path})
 
 
-@telesurgery.command("console-gateway")
-@click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
-@click.option("--remote", required=True, type=ADDRESS, help="Robot gateway (or proxy) UDP.")
-@click.option("--link-bind", type=ADDRESS, default="0.0.0.0:0", show_default=True)
-@click.option("--igtl-bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
-@click.option("--scale", type=float, default=1.0, show_default=True, help="Motion scaling.")
-@click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@telesurgery.command(
+    "console-gateway",
+    help=N_("Serve the master console over OpenIGTLink and forward it over the link."),
+)
+@click.option(
+    "--keys",
+    "keys_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=N_("Procedure key file (mode 0600)."),
+)
+@click.option("--remote", required=True, type=ADDRESS, help=N_("Robot gateway (or proxy) UDP."))
+@click.option(
+    "--link-bind",
+    type=ADDRESS,
+    default="0.0.0.0:0",
+    show_default=True,
+    help=N_("Local UDP address of the link."),
+)
+@click.option(
+    "--igtl-bind",
+    type=ADDRESS,
+    default=f"127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help=N_("Where the master console connects over OpenIGTLink."),
+)
+@click.option("--scale", type=float, default=1.0, show_default=True, help=N_("Motion scaling."))
+@click.option(
+    "--procedure",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
+)
 @LINK_CLASS
 @click.option(
     "--report-to",
     default=None,
     metavar="URL",
-    help="Concilium's URL: report this side's view of the link to the procedure "
-    "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
-    "CONCILIUM_GATEWAY_TOKEN, the console gateway's enrolment token).",
+    help=N_(
+        "Concilium's URL: report this side's view of the link to the procedure "
+        "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
+        "CONCILIUM_GATEWAY_TOKEN, the console gateway's enrolment token)."
+    ),
 )
-@click.option("--report-procedure", type=int, default=None, help="Procedure number.")
+@click.option("--report-procedure", type=int, default=None, help=N_("Procedure number."))
 @RT_PRIORITY
 def console_gateway(
     keys_path: Path,
@@ -218,7 +268,6 @@ def console_gateway(
     report_procedure: int | None,
     rt_priority: int | None,
 ) -> None:
-    """Serve the master console over OpenIGTLink and forward it over the link."""
     reporter = _reporter(report_to, report_procedure)
     keys = _keys(keys_path)
     _realtime(rt_priority)
@@ -226,7 +275,7 @@ def console_gateway(
         safety = SafetyThresholds.from_mapping(_settings(procedure, link_class)["safety"])
         scaling = MotionScaling(scale)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
     async def main() -> Callable[[], dict[str, Any]]:
         gateway = ConsoleGateway(
@@ -266,7 +315,7 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     api_token = os.environ.get("CONCILIUM_API_TOKEN", "")
     gateway_token = os.environ.get("CONCILIUM_GATEWAY_TOKEN", "")
     if procedure_id is None or not api_token or not gateway_token:
-        raise click.ClickException(
+        raise Failure(
             _(
                 "--report-to needs --report-procedure, CONCILIUM_API_TOKEN and "
                 "CONCILIUM_GATEWAY_TOKEN"
@@ -275,23 +324,43 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     return TimelineReporter(url, procedure_id, api_token, gateway_token)
 
 
-@telesurgery.command("robot-gateway")
-@click.option("--keys", "keys_path", required=True, type=click.Path(path_type=Path))
-@click.option("--robot", required=True, type=ADDRESS, help="Robot controller OpenIGTLink.")
-@click.option(
-    "--link-bind", type=ADDRESS, default=f"0.0.0.0:{DEFAULT_LINK_PORT}", show_default=True
+@telesurgery.command(
+    "robot-gateway",
+    help=N_("Receive the link, apply safety and limits, drive the robot controller."),
 )
-@click.option("--procedure", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option(
+    "--keys",
+    "keys_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=N_("Procedure key file (mode 0600)."),
+)
+@click.option("--robot", required=True, type=ADDRESS, help=N_("Robot controller OpenIGTLink."))
+@click.option(
+    "--link-bind",
+    type=ADDRESS,
+    default=f"0.0.0.0:{DEFAULT_LINK_PORT}",
+    show_default=True,
+    help=N_("Local UDP address of the link."),
+)
+@click.option(
+    "--procedure",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
+)
 @LINK_CLASS
 @click.option(
     "--report-to",
     default=None,
     metavar="URL",
-    help="Concilium's URL: report transitions and link status to the procedure's timeline "
-    "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
-    "CONCILIUM_GATEWAY_TOKEN, the enrolment token).",
+    help=N_(
+        "Concilium's URL: report transitions and link status to the procedure's timeline "
+        "(needs --report-procedure, CONCILIUM_API_TOKEN with scope telesurgery:gateway and "
+        "CONCILIUM_GATEWAY_TOKEN, the enrolment token)."
+    ),
 )
-@click.option("--report-procedure", type=int, default=None, help="Procedure number.")
+@click.option("--report-procedure", type=int, default=None, help=N_("Procedure number."))
 @RT_PRIORITY
 def robot_gateway(
     keys_path: Path,
@@ -303,7 +372,6 @@ def robot_gateway(
     report_procedure: int | None,
     rt_priority: int | None,
 ) -> None:
-    """Receive the link, apply safety and limits, drive the robot controller."""
     reporter = _reporter(report_to, report_procedure)
     keys = _keys(keys_path)
     _realtime(rt_priority)
@@ -312,7 +380,7 @@ def robot_gateway(
         thresholds = SafetyThresholds.from_mapping(data.get("safety", {}))
         limits = MotionLimits.from_mapping(data.get("limits", {}))
     except (TypeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
 
     async def main() -> Callable[[], dict[str, Any]]:
         gateway = RobotGateway(keys, robot[0], robot[1], thresholds, limits, link_local=link_bind)
@@ -332,17 +400,32 @@ def robot_gateway(
     _run_until_signal(main)
 
 
-@telesurgery.command("robot-simulator")
-@click.option("--bind", type=ADDRESS, default=f"127.0.0.1:{DEFAULT_PORT}", show_default=True)
-@click.option("--telemetry-hz", type=float, default=100.0, show_default=True)
+@telesurgery.command(
+    "robot-simulator", help=N_("Run the simulated robot arm (OpenIGTLink server).")
+)
+@click.option(
+    "--bind",
+    type=ADDRESS,
+    default=f"127.0.0.1:{DEFAULT_PORT}",
+    show_default=True,
+    help=N_("OpenIGTLink address the simulated robot listens on."),
+)
+@click.option(
+    "--telemetry-hz",
+    type=float,
+    default=100.0,
+    show_default=True,
+    help=N_("Telemetry messages per second."),
+)
 @click.option(
     "--panel",
     is_flag=True,
-    help="Read the local team's actions from standard input "
-    "(confirm_engage, takeover, release; one a line).",
+    help=N_(
+        "Read the local team's actions from standard input "
+        "(confirm_engage, takeover, release; one a line)."
+    ),
 )
 def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> None:
-    """Run the simulated robot arm (OpenIGTLink server)."""
     click.echo(
         _("robot simulator on %(host)s:%(port)s") % {"host": bind[0], "port": bind[1]}, err=True
     )
@@ -350,15 +433,28 @@ def robot_simulator(bind: tuple[str, int], telemetry_hz: float, panel: bool) -> 
         asyncio.run(serve_simulator(bind[0], bind[1], telemetry_hz, sys.stdin if panel else None))
 
 
-@telesurgery.command("impair")
-@click.option("--listen", required=True, type=ADDRESS, help="Where the console side sends.")
-@click.option("--upstream", required=True, type=ADDRESS, help="Robot gateway link address.")
-@click.option("--profile", "profile_name", type=click.Choice(sorted(PROFILES)), required=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@telesurgery.command(
+    "impair", help=N_("Run the UDP impairment proxy with a named network profile.")
+)
+@click.option("--listen", required=True, type=ADDRESS, help=N_("Where the console side sends."))
+@click.option("--upstream", required=True, type=ADDRESS, help=N_("Robot gateway link address."))
+@click.option(
+    "--profile",
+    "profile_name",
+    type=click.Choice(sorted(PROFILES)),
+    required=True,
+    help=N_("Network profile to impose."),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help=N_("Seed of the random draws, to repeat a run."),
+)
 def impair(
     listen: tuple[str, int], upstream: tuple[str, int], profile_name: str, seed: int
 ) -> None:
-    """Run the UDP impairment proxy with a named network profile."""
     click.echo(
         _("impairing %(listen)s -> %(upstream)s as %(profile)s")
         % {"listen": listen, "upstream": upstream, "profile": profile_name},
@@ -368,37 +464,71 @@ def impair(
         asyncio.run(run_proxy(listen, upstream, profile(profile_name), seed))
 
 
-@telesurgery.command("qualify")
+@telesurgery.command(
+    "qualify",
+    help=N_(
+        "Measure a link session and write a go/no-go report; exit status 1 on no-go.\n\n"
+        "The link is judged against the procedure's safety thresholds too: no-go when its"
+        " commands would reach the robot too late for the freshness budget."
+    ),
+)
 @click.option(
     "--profile",
     "profile_name",
     type=click.Choice(["direct", *sorted(PROFILES)]),
     default="direct",
     show_default=True,
-    help="Network profile of a local proxy between the endpoints (direct: none).",
+    help=N_("Network profile of a local proxy between the endpoints (direct: none)."),
 )
-@click.option("--duration", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
-@click.option("--rate", type=click.FloatRange(min=1), default=1000.0, show_default=True)
 @click.option(
-    "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help="bit/s"
+    "--duration",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help=N_("Seconds of measurement."),
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=1),
+    default=1000.0,
+    show_default=True,
+    help=N_("Commands per second."),
+)
+@click.option(
+    "--bitrate", type=click.FloatRange(min=0), default=4e6, show_default=True, help=N_("bit/s")
 )
 @click.option(
     "--thresholds",
     type=click.Path(exists=True, path_type=Path),
     default=None,
-    help="Procedure file: its [qualification] criteria and the [safety] thresholds the "
-    "link must allow.",
+    help=N_(
+        "Procedure file: its [qualification] criteria and the [safety] thresholds the "
+        "link must allow."
+    ),
 )
 @LINK_CLASS
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path())
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(),
+    help=N_("Directory of the report (JSON and HTML)."),
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help=N_("Seed of the random draws, to repeat a run."),
+)
 @click.option(
     "--procedure",
     "procedure_id",
     type=int,
     default=None,
-    help="Judge with this procedure's thresholds and keep the report with it "
-    "(in the data directory; --out, --thresholds and --link-class are then ignored).",
+    help=N_(
+        "Judge with this procedure's thresholds and keep the report with it "
+        "(in the data directory; --out, --thresholds and --link-class are then ignored)."
+    ),
 )
 def qualify_command(
     profile_name: str,
@@ -411,10 +541,6 @@ def qualify_command(
     seed: int,
     procedure_id: int | None,
 ) -> None:
-    """Measure a link session and write a go/no-go report; exit status 1 on no-go.
-
-    The link is judged against the procedure's safety thresholds too: no-go when its
-    commands would reach the robot too late for the freshness budget."""
     if procedure_id is not None:
         _qualify_procedure(procedure_id, profile_name, duration, rate, bitrate, seed)
         return
@@ -423,7 +549,7 @@ def qualify_command(
         criteria = procedures.qualification_thresholds(settings)
         safety = SafetyThresholds.from_mapping(settings["safety"])
     except (TypeError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise Failure(str(exc)) from exc
     chosen = None if profile_name == "direct" else profile(profile_name)
     report = _with_progress(
         duration,
@@ -442,15 +568,17 @@ def qualify_command(
     json_path, html_path = write_report(report, out)
     verdict = "GO" if report.verdict.go else "NO-GO"
     click.echo(f"{verdict}: {json_path} {html_path}")
-    for reason in report.verdict.reasons:
+    for reason in report.verdict.said():
         click.echo(f"  - {reason}")
     if not report.verdict.go:
         sys.exit(1)
 
 
-@telesurgery.command("link-classes")
+@telesurgery.command(
+    "link-classes",
+    help=N_("The threshold presets by link class, with the profile to qualify them on."),
+)
 def link_classes() -> None:
-    """The threshold presets by link class, with the profile to qualify them on."""
     for preset in LINK_CLASSES.values():
         safety, limits = preset.safety, preset.limits
         click.echo(f"{preset.name}: {_(preset.title)}")
@@ -479,28 +607,33 @@ def link_classes() -> None:
 def _user_id(db: Session, username: str) -> int:
     user = accounts.user_by_username(db, username)
     if user is None:
-        raise click.ClickException(_("no user named %(username)r") % {"username": username})
+        raise Failure(_("no user named %(username)r") % {"username": username})
     return user.id
 
 
-@telesurgery.group("procedure")
-def procedure_group() -> None:
-    """Telesurgical procedures on the platform."""
+@telesurgery.group("procedure", help=N_("Telesurgical procedures on the platform."))
+def procedure_group() -> None: ...
 
 
-@procedure_group.command("create")
-@click.option("--title", required=True)
-@click.option("--console-site", required=True, help="FINESS of the surgeon's site.")
-@click.option("--robot-site", required=True, help="FINESS of the robot's (patient's) site.")
-@click.option("--surgeon", required=True, help="User name (specialist at the console site).")
-@click.option("--local-team", multiple=True, help="User name at the robot site (repeatable).")
-@click.option("--robot", "robot_name", required=True, help="Name of the robot.")
-@click.option("--patient", "patient_id", type=int, required=True, help="Patient number.")
+@procedure_group.command(
+    "create",
+    help=N_(
+        "Plan a procedure; prints its number. Its thresholds are the link class's preset,"
+        " overridden by the procedure file's values."
+    ),
+)
+@click.option("--title", required=True, help=N_("Title of the procedure, as the team reads it."))
+@click.option("--console-site", required=True, help=N_("FINESS of the surgeon's site."))
+@click.option("--robot-site", required=True, help=N_("FINESS of the robot's (patient's) site."))
+@click.option("--surgeon", required=True, help=N_("User name (specialist at the console site)."))
+@click.option("--local-team", multiple=True, help=N_("User name at the robot site (repeatable)."))
+@click.option("--robot", "robot_name", required=True, help=N_("Name of the robot."))
+@click.option("--patient", "patient_id", type=int, required=True, help=N_("Patient number."))
 @click.option(
     "--thresholds",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
-    help="Procedure file (TOML or JSON) with [safety], [limits], [qualification].",
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
 )
 @LINK_CLASS
 def procedure_create(
@@ -514,8 +647,6 @@ def procedure_create(
     thresholds: Path | None,
     link_class: str | None,
 ) -> None:
-    """Plan a procedure; prints its number. Its thresholds are the link class's preset,
-    overridden by the procedure file's values."""
     settings = cli_settings()
     sections = _procedure(thresholds)
     with cli_transaction(settings) as db:
@@ -536,20 +667,26 @@ def procedure_create(
         click.echo(procedure.id)
 
 
-@procedure_group.command("list")
+@procedure_group.command("list", help=N_("Every procedure, one a line: number, status, title."))
 def procedure_list() -> None:
-    """Every procedure, one a line: number, status, title."""
     with cli_transaction(cli_settings()) as db:
         for procedure in procedures.list_procedures(db, None):
             click.echo(f"{procedure.id}\t{procedure.status}\t{procedure.title}")
 
 
-@telesurgery.command("enrol")
-@click.option("--procedure", "procedure_id", type=int, required=True)
-@click.option("--role", type=click.Choice(procedures.GATEWAY_ROLES), required=True)
-@click.option("--public-name", required=True, help="HOST:PORT where the peer reaches the link.")
+@telesurgery.command(
+    "enrol",
+    help=N_("Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."),
+)
+@click.option("--procedure", "procedure_id", type=int, required=True, help=N_("Procedure number."))
+@click.option(
+    "--role",
+    type=click.Choice(procedures.GATEWAY_ROLES),
+    required=True,
+    help=N_("Which gateway: the console's or the robot's."),
+)
+@click.option("--public-name", required=True, help=N_("HOST:PORT where the peer reaches the link."))
 def enrol(procedure_id: int, role: str, public_name: str) -> None:
-    """Enrol a gateway; prints its enrolment token (shown once, only its hash is kept)."""
     with cli_transaction(cli_settings()) as db:
         procedure = procedures.get_procedure(db, procedure_id)
         _enrolment, token = procedures.enrol_gateway(
@@ -558,16 +695,20 @@ def enrol(procedure_id: int, role: str, public_name: str) -> None:
         click.echo(token)
 
 
-@telesurgery.command("issue-keys")
-@click.option("--procedure", "procedure_id", type=int, required=True)
+@telesurgery.command(
+    "issue-keys",
+    help=N_(
+        "Issue a fresh key set to both gateways (files mode 0600); the previous set is revoked."
+    ),
+)
+@click.option("--procedure", "procedure_id", type=int, required=True, help=N_("Procedure number."))
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Directory for the two key files (default: the procedure's in the data directory).",
+    help=N_("Directory for the two key files (default: the procedure's in the data directory)."),
 )
 def issue_keys(procedure_id: int, out: Path | None) -> None:
-    """Issue a fresh key set to both gateways (files mode 0600); the previous set is revoked."""
     settings = cli_settings()
     with cli_transaction(settings) as db:
         procedure = procedures.get_procedure(db, procedure_id)
@@ -602,7 +743,7 @@ def _qualify_procedure(
             ),
         )
     except ConciliumError as exc:
-        raise click.ClickException(exc.detail) from exc
+        raise Failure(exc.detail) from exc
     with cli_transaction(settings) as db:
         procedure = procedures.get_procedure(db, procedure_id)
         record = procedures.record_qualification(
@@ -614,7 +755,7 @@ def _qualify_procedure(
         _("%(verdict)s: kept with procedure %(id)s (%(path)s)")
         % {"verdict": verdict, "id": procedure_id, "path": html_path}
     )
-    for reason in report.verdict.reasons:
+    for reason in report.verdict.said():
         click.echo(f"  - {reason}")
     if not report.verdict.go:
         sys.exit(1)

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from concilium.platform.i18n import _
+from concilium.platform.i18n import N_, _, gettext
 from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy
 from concilium.telesurgery.link import (
     Datagram,
@@ -151,6 +151,44 @@ class Criterion:
     threshold: str = ""
     """The threshold the limit is, as ``section.name`` of the procedure file."""
 
+    def said(self) -> str:
+        """Why it failed, in the current language (empty when passed)."""
+        return _reason(self.name, self.measured, self.limit, self.passed, self.threshold, gettext)
+
+
+_CONSEQUENCES = {
+    "safety.command_freshness_ms": N_(
+        "%(name)s %(measured)s is above the limit %(limit)s: commands would be refused as "
+        "stale by the freshness budget (command_freshness_ms %(budget)s ms)"
+    ),
+    "safety.latency_halt_ms": N_(
+        "%(name)s %(measured)s is above the limit %(limit)s: the robot would hold for the "
+        "clock's round trip (latency_halt_ms %(budget)s ms)"
+    ),
+}
+"""Failures of the criteria that guard a safety threshold, and what the robot would do."""
+
+
+def _reason(
+    name: str,
+    measured: float,
+    limit: float,
+    passed: bool,
+    threshold: str,
+    translate: Callable[[str], str] = str,
+) -> str:
+    """Why a criterion failed, in English (``translate`` keeping the message) or translated."""
+    values = {"name": name, "measured": f"{measured:.3g}", "limit": f"{limit:.3g}"}
+    if math.isnan(measured):
+        return translate(N_("%(name)s: not measured")) % values
+    if passed:
+        return ""
+    if threshold in _CONSEQUENCES:
+        return translate(_CONSEQUENCES[threshold]) % {**values, "budget": f"{limit:g}"}
+    if measured < limit:
+        return translate(N_("%(name)s %(measured)s is below the limit %(limit)s")) % values
+    return translate(N_("%(name)s %(measured)s is above the limit %(limit)s")) % values
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -163,8 +201,12 @@ class Verdict:
 
     @property
     def reasons(self) -> list[str]:
-        """Why it is no-go, one line per failed criterion."""
+        """Why it is no-go, one line per failed criterion (in English, as kept)."""
         return [c.reason for c in self.criteria if not c.passed]
+
+    def said(self) -> list[str]:
+        """Why it is no-go, in the current language."""
+        return [c.said() for c in self.criteria if not c.passed]
 
 
 @dataclass(frozen=True)
@@ -249,15 +291,11 @@ def judge(m: Measurements, t: QualificationThresholds, safety: SafetyThresholds)
         limit: float,
         threshold: str,
         higher_is_better: bool = False,
-        consequence: str = "",
     ) -> Criterion:
-        if math.isnan(measured):
-            return Criterion(name, measured, limit, False, f"{name}: not measured", threshold)
-        ok = measured >= limit if higher_is_better else measured <= limit
-        relation = "below" if higher_is_better else "above"
-        reason = (
-            "" if ok else f"{name} {measured:.3g} is {relation} the limit {limit:.3g}{consequence}"
+        ok = not math.isnan(measured) and (
+            measured >= limit if higher_is_better else measured <= limit
         )
+        reason = _reason(name, measured, limit, ok, threshold)
         return Criterion(name, measured, limit, ok, reason, threshold)
 
     throughput_ratio = m.throughput_bps / m.bitrate_bps if m.bitrate_bps > 0 else 1.0
@@ -297,19 +335,12 @@ def judge(m: Measurements, t: QualificationThresholds, safety: SafetyThresholds)
             m.command_age_ms.get("p999", math.nan),
             freshness,
             "safety.command_freshness_ms",
-            consequence=(
-                f": commands would be refused as stale by the freshness budget "
-                f"(command_freshness_ms {freshness:g} ms)"
-            ),
         ),
         criterion(
             "clock_rtt_p999_ms",
             m.rtt_ms.get("p999", math.nan),
             halt,
             "safety.latency_halt_ms",
-            consequence=(
-                f": the robot would hold for the clock's round trip (latency_halt_ms {halt:g} ms)"
-            ),
         ),
     )
     return Verdict(go=all(c.passed for c in criteria), criteria=criteria)

@@ -187,7 +187,12 @@ def _commands(command, path=()):
             yield from _commands(sub, (*path, name))
 
 
-OWN_MODULES = {"concilium.cli", "concilium.imaging.cli", "concilium.telesurgery.cli"}
+OWN_MODULES = {
+    "concilium.cli",
+    "concilium.imaging.cli",
+    "concilium.telesurgery.cli",
+    "concilium.portal.mail_commands",
+}
 SAME_IN_FRENCH = {"Configuration.", "bit/s"}
 
 
@@ -249,3 +254,13 @@ def test_why_a_qualification_is_no_go_is_said_in_both_languages(tmp_path):
     english = runner.invoke(telesurgery, [*args, "--out", str(tmp_path / "en")], env=ENGLISH)
     assert english.exit_code == 1, english.output
     assert re.search(r"- rtt_p999_ms \S+ is above the limit 0.001\n", english.output)
+
+
+def test_the_mail_commands_speak_the_terminal_language(run, monkeypatch):
+    monkeypatch.delenv("CONCILIUM_SMTP_HOST", raising=False)
+    french = run(FRENCH, "mail", "dispatch", "--once", code=1)
+    assert "envoi de courriels est désactivé : renseignez CONCILIUM_SMTP_HOST" in french
+    english = run(ENGLISH, "mail", "dispatch", "--once", code=1)
+    assert "e-mail is off: set CONCILIUM_SMTP_HOST" in english
+    assert "Courrier électronique sortant" in run(FRENCH, "mail", "--help")
+    assert "Outgoing e-mail" in run(ENGLISH, "mail", "--help")

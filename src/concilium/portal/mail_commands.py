@@ -10,10 +10,10 @@ from types import FrameType
 
 import click
 
-from concilium.commands import cli_settings
+from concilium.commands import Group, cli_settings, speak_terminal_language
 from concilium.platform import i18n
 from concilium.platform.db import utcnow
-from concilium.platform.i18n import N_
+from concilium.platform.i18n import N_, _, ngettext
 from concilium.platform.mail import SmtpConnection, SmtpRelay, build_message, delivery_error
 from concilium.platform.notify import PLATFORM_LOCALE, Recipient, compose
 from concilium.platform.outbox import Dispatcher, message_id_domain
@@ -22,19 +22,30 @@ from concilium.platform.runtime import Runtime
 PORTAL_LOCALE = Path(__file__).with_name("locale")
 
 
-@click.group("mail")
-def mail() -> None:
-    """Outgoing e-mail (the SMTP relay is set by CONCILIUM_SMTP_* settings)."""
+@click.group(
+    "mail",
+    cls=Group,
+    help=N_("Outgoing e-mail (the SMTP relay is set by the CONCILIUM_SMTP_* settings)."),
+)
+@click.pass_context
+def mail(ctx: click.Context) -> None:
+    speak_terminal_language(ctx)
 
 
-@mail.command("dispatch")
-@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+def _mail_is_off() -> click.ClickException:
+    return click.ClickException(_("e-mail is off: set CONCILIUM_SMTP_HOST"))
+
+
+@mail.command(
+    "dispatch",
+    help=N_(
+        "Send the outbox's messages until stopped (SIGTERM or Ctrl-C). 'concilium serve' "
+        "already does this; run it in processes of its own when e-mail should leave from "
+        "elsewhere, or in several at once on PostgreSQL (each claims other messages)."
+    ),
+)
+@click.option("--once", is_flag=True, help=N_("Send what is due now, then exit."))
 def dispatch(once: bool) -> None:
-    """Send the outbox's messages until stopped (SIGTERM or Ctrl-C).
-
-    ``concilium serve`` already does this; run it in processes of its own when e-mail should
-    leave from elsewhere, or in several at once on PostgreSQL (each claims other messages).
-    """
     from concilium.web.observability import configure_logging
 
     settings = cli_settings()
@@ -43,9 +54,12 @@ def dispatch(once: bool) -> None:
     try:
         dispatcher = Dispatcher.for_runtime(runtime)
         if dispatcher is None:
-            raise click.ClickException("e-mail is off: set CONCILIUM_SMTP_HOST")
+            raise _mail_is_off()
         if once:
-            click.echo(f"{dispatcher.run_once()} message(s) tried")
+            tried = dispatcher.run_once()
+            click.echo(
+                ngettext("%(num)d message tried", "%(num)d messages tried", tried) % {"num": tried}
+            )
             return
         stopping = threading.Event()
 
@@ -55,7 +69,7 @@ def dispatch(once: bool) -> None:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         dispatcher.start()
-        click.echo(f"sending the outbox as {dispatcher.holder}", err=True)
+        click.echo(_("sending the outbox as %(holder)s") % {"holder": dispatcher.holder}, err=True)
         while not stopping.wait(1.0):
             pass
         dispatcher.stop()
@@ -63,20 +77,27 @@ def dispatch(once: bool) -> None:
         runtime.close()
 
 
-@mail.command("test")
-@click.option("--to", "address", required=True, help="Address to send a test message to.")
+@mail.command(
+    "test",
+    help=N_(
+        "Send one message straight through the relay, and say what the relay answered. "
+        "Nothing is queued: use it to check the relay's settings (TLS, certificate, login, "
+        "the sender it accepts)."
+    ),
+)
+@click.option("--to", "address", required=True, help=N_("Address to send a test message to."))
 @click.option(
-    "--language", type=click.Choice(i18n.LOCALES), default=i18n.DEFAULT_LOCALE, show_default=True
+    "--language",
+    type=click.Choice(i18n.LOCALES),
+    default=i18n.DEFAULT_LOCALE,
+    show_default=True,
+    help=N_("Language of the test message."),
 )
 def test(address: str, language: str) -> None:
-    """Send one message straight through the relay, and say what the relay answered.
-
-    Nothing is queued: use it to check the relay's settings (TLS, certificate, login, the
-    sender it accepts)."""
     settings = cli_settings()
     relay = SmtpRelay.from_settings(settings)
     if relay is None:
-        raise click.ClickException("e-mail is off: set CONCILIUM_SMTP_HOST")
+        raise _mail_is_off()
     i18n.load_catalogues((PLATFORM_LOCALE, PORTAL_LOCALE))
     try:
         recipient = Recipient(address, language)
@@ -108,7 +129,8 @@ def test(address: str, language: str) -> None:
             refused = connection.send(built, message.addresses)
     except Exception as exc:
         error = delivery_error(exc)
-        raise click.ClickException(f"not sent: {error.reason}") from exc
+        raise click.ClickException(_("not sent: %(reason)s") % {"reason": error.reason}) from exc
     if refused:
-        raise click.ClickException("the relay refused the recipient")
-    click.echo(f"sent to {relay.host}:{relay.port} as {relay.sender_address}")
+        raise click.ClickException(_("the relay refused the recipient"))
+    sent = {"host": relay.host, "port": relay.port, "sender": relay.sender_address}
+    click.echo(_("sent to %(host)s:%(port)s as %(sender)s") % sent)

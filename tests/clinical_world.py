@@ -5,13 +5,17 @@ a share, two live sessions, a telesurgery procedure and an emergency access."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pyotp
 
 from concilium import imaging
+from concilium.config import Settings
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
 from concilium.live import service as live_service
 from concilium.platform import accounts, audit, patients, sharing
@@ -193,3 +197,28 @@ def populate(rt: Runtime, metz: Site | None = None, briey: Site | None = None) -
             session_later=later.id,
             procedure=procedure.id,
         )
+
+
+def populate_served(
+    data_dir: Path, then: Callable[[Runtime, Clinic], Any] | None = None
+) -> tuple[Clinic, Any]:
+    """Populate the data of a server the tests started (in ``data_dir``), then run ``then``
+    with the runtime and the clinic; the clinic and what ``then`` returned. From a thread of
+    its own: Playwright keeps an event loop in the caller's, where the platform refuses to
+    begin a write."""
+    made: list[tuple[Clinic, Any]] = []
+
+    def work() -> None:
+        runtime = Runtime.start(Settings(data_dir=data_dir))
+        try:
+            clinic = populate(runtime)
+            made.append((clinic, then(runtime, clinic) if then is not None else None))
+        finally:
+            runtime.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join()
+    if not made:
+        raise RuntimeError("the clinic could not be populated (see the thread's error above)")
+    return made[0]

@@ -5,14 +5,12 @@ console error and never scrolls sideways; screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from clinical_world import KEYS, PASSWORD, Clinic, populate
-from concilium.config import Settings
+from clinical_world import KEYS, PASSWORD, Clinic, populate_served
 from concilium.imaging import nodes
 from concilium.platform import audit
 from concilium.platform.db import transaction
@@ -23,19 +21,14 @@ from .browsing import signed_in_state
 from .checks import assert_usable, person_browsing
 
 
-def _populate(data_dir: Any, made: list[Clinic]) -> None:
-    runtime = Runtime.start(Settings(data_dir=data_dir))
-    try:
-        clinic = populate(runtime)
-        with transaction(runtime.sessions) as db:
-            nodes.add_remote_ae(
-                db, audit.SYSTEM, ae_title="MTZ_CT_SALLE2", host="10.20.30.40", port=104,
-                site_id=clinic.metz, allow_store=True, allow_query=True,
-                description="Scanner, salle 2",
-            )  # fmt: skip
-        made.append(clinic)
-    finally:
-        runtime.close()
+def _scanner(runtime: Runtime, clinic: Clinic) -> None:
+    """A scanner registered at Metz, for the DICOM nodes page."""
+    with transaction(runtime.sessions) as db:
+        nodes.add_remote_ae(
+            db, audit.SYSTEM, ae_title="MTZ_CT_SALLE2", host="10.20.30.40", port=104,
+            site_id=clinic.metz, allow_store=True, allow_query=True,
+            description="Scanner, salle 2",
+        )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +36,7 @@ def imaging_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> Iterator[tuple[RunningServer, Clinic, dict[str, Any]]]:
     with running_server(tmp_path_factory.mktemp("imaging-pages")) as server:
-        made: list[Clinic] = []
-        # From a thread: Playwright keeps an event loop in this one.
-        worker = threading.Thread(target=_populate, args=(server.data_dir, made))
-        worker.start()
-        worker.join()
-        (clinic,) = made
+        clinic, _ = populate_served(server.data_dir, _scanner)
         admin_key = server.create_user("claire", "admin@570005165", password=PASSWORD, totp=True)
         states = {
             "jdoe": signed_in_state(browser, server.url, "jdoe", PASSWORD, KEYS["jdoe"]),

@@ -6,15 +6,12 @@ name the form expects, and the share is created."""
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from clinical_world import KEYS, PASSWORD, Clinic, populate
-from concilium.config import Settings
-from concilium.platform.runtime import Runtime
+from clinical_world import KEYS, PASSWORD, Clinic, populate_served
 from serving import RunningServer, running_server
 
 from .browsing import signed_in_state
@@ -29,25 +26,12 @@ COLLEAGUES = {
 }
 
 
-def _populate(data_dir: Any, made: list[Clinic]) -> None:
-    runtime = Runtime.start(Settings(data_dir=data_dir))
-    try:
-        made.append(populate(runtime))
-    finally:
-        runtime.close()
-
-
 @pytest.fixture(scope="module")
 def clinic_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> Iterator[tuple[RunningServer, Clinic, dict[str, Any]]]:
     with running_server(tmp_path_factory.mktemp("people-search")) as server:
-        made: list[Clinic] = []
-        # From a thread: Playwright keeps an event loop in this one.
-        worker = threading.Thread(target=_populate, args=(server.data_dir, made))
-        worker.start()
-        worker.join()
-        (clinic,) = made
+        clinic, _ = populate_served(server.data_dir)
         for username in COLLEAGUES.values():
             server.create_user(username, "specialist@540000049", password=PASSWORD)
         yield server, clinic, signed_in_state(browser, server.url, "jdoe", PASSWORD, KEYS["jdoe"])

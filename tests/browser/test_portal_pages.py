@@ -5,15 +5,12 @@ logs no console error and never scrolls sideways; screenshots go to ``test-artif
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from clinical_world import KEYS, PASSWORD, Clinic, populate
-from concilium.config import Settings
-from concilium.platform.runtime import Runtime
+from clinical_world import KEYS, PASSWORD, Clinic, populate_served
 from serving import RunningServer, running_server
 
 from .browsing import signed_in_state
@@ -22,26 +19,12 @@ from .checks import assert_usable, person_browsing
 ADMIN_KEY = "admin"
 
 
-def _populate(data_dir: Any, made: list[Clinic]) -> None:
-    runtime = Runtime.start(Settings(data_dir=data_dir))
-    try:
-        made.append(populate(runtime))
-    finally:
-        runtime.close()
-
-
 @pytest.fixture(scope="module")
 def clinic_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> Iterator[tuple[RunningServer, Clinic, dict[str, Any]]]:
     with running_server(tmp_path_factory.mktemp("portal-pages")) as server:
-        made: list[Clinic] = []
-        # From a thread: Playwright keeps an event loop in this one, where the platform
-        # refuses to begin a write.
-        worker = threading.Thread(target=_populate, args=(server.data_dir, made))
-        worker.start()
-        worker.join()
-        (clinic,) = made
+        clinic, _ = populate_served(server.data_dir)
         admin_key = server.create_user("claire", "admin@570005165", password=PASSWORD, totp=True)
         states = {
             "jdoe": signed_in_state(browser, server.url, "jdoe", PASSWORD, KEYS["jdoe"]),

@@ -5,15 +5,13 @@ no console error and never scrolls sideways; screenshots go to ``test-artifacts/
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from clinical_world import KEYS, PASSWORD, Clinic, populate
-from concilium.config import Settings
+from clinical_world import KEYS, PASSWORD, Clinic, populate_served
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
@@ -24,31 +22,27 @@ from .browsing import signed_in_state
 from .checks import assert_usable, person_browsing
 
 
-def _populate(data_dir: Any, made: list[tuple[Clinic, int]]) -> None:
-    runtime = Runtime.start(Settings(data_dir=data_dir))
-    try:
-        clinic = populate(runtime)
-        with transaction(runtime.sessions) as db:
-            procedure = procedures.get_procedure(db, clinic.procedure)
-            # A long title: the cards and headings must wrap it on a phone.
-            procedure.title = "Remote robot-assisted laparoscopic radical prostatectomy"
-        with transaction(runtime.sessions) as db:
-            procedure = procedures.get_procedure(db, clinic.procedure)
-            db.expunge(procedure)
-        report = procedures.run_qualification(procedure, "direct", 1.0, rate_hz=50)
-        with transaction(runtime.sessions) as db:
-            procedure = procedures.get_procedure(db, clinic.procedure)
-            record = procedures.record_qualification(
-                db,
-                audit.SYSTEM,
-                procedure,
-                report,
-                runtime.settings.data_dir,
-                datetime.now(UTC),
-            )
-            made.append((clinic, record.id))
-    finally:
-        runtime.close()
+def _qualified(runtime: Runtime, clinic: Clinic) -> int:
+    """The planned procedure with a long title and a recorded qualification; its id."""
+    with transaction(runtime.sessions) as db:
+        procedure = procedures.get_procedure(db, clinic.procedure)
+        # A long title: the cards and headings must wrap it on a phone.
+        procedure.title = "Remote robot-assisted laparoscopic radical prostatectomy"
+    with transaction(runtime.sessions) as db:
+        procedure = procedures.get_procedure(db, clinic.procedure)
+        db.expunge(procedure)
+    report = procedures.run_qualification(procedure, "direct", 1.0, rate_hz=50)
+    with transaction(runtime.sessions) as db:
+        procedure = procedures.get_procedure(db, clinic.procedure)
+        record = procedures.record_qualification(
+            db,
+            audit.SYSTEM,
+            procedure,
+            report,
+            runtime.settings.data_dir,
+            datetime.now(UTC),
+        )
+        return record.id
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +50,7 @@ def surgery_server(
     tmp_path_factory: pytest.TempPathFactory, browser: Any
 ) -> Iterator[tuple[RunningServer, Clinic, int, dict[str, Any]]]:
     with running_server(tmp_path_factory.mktemp("telesurgery-ui")) as server:
-        made: list[tuple[Clinic, int]] = []
-        # From a thread: Playwright keeps an event loop in this one.
-        worker = threading.Thread(target=_populate, args=(server.data_dir, made))
-        worker.start()
-        worker.join()
-        ((clinic, qualification),) = made
+        clinic, qualification = populate_served(server.data_dir, _qualified)
         state = signed_in_state(browser, server.url, "pmartin", PASSWORD, KEYS["pmartin"])
         yield server, clinic, qualification, state
 

@@ -46,6 +46,9 @@ def configure_logging(level: str) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # The HTTP client logs every request it makes at INFO (the media server's keep-alives,
+    # twice a minute per session): only its warnings are worth a line.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class Metrics:

@@ -47,12 +47,11 @@ def janus_ports(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONCILIUM_LIVE_JANUS_ADMIN_PORT", str(free_port()))
 
 
-@pytest.fixture
-def live_server(janus_ports, server):  # type: ignore[no-untyped-def]
-    """Two hospitals and three accounts, written straight into the server's database (one
-    transaction instead of a command per account keeps the test quick)."""
+def write_live_people(data_dir: Path, password: str) -> None:
+    """Two hospitals: Chloé coordinates at Metz, Théo sends the room camera, Léa of Briey
+    learns; written straight into a served database (one transaction instead of a command
+    per account keeps the tests quick)."""
     (metz_name, metz_finess), (briey_name, briey_finess) = SITES[0], SITES[1]
-    data_dir = Path(server.env["CONCILIUM_DATA_DIR"])
     engine = make_engine(f"sqlite:///{data_dir / 'concilium.db'}")
     try:
         with transaction(make_sessionmaker(engine)) as db:
@@ -68,11 +67,17 @@ def live_server(janus_ports, server):  # type: ignore[no-untyped-def]
                     audit.SYSTEM,
                     username=username,
                     full_name=name,
-                    password=PASSWORD,
+                    password=password,
                     roles=[accounts.RoleGrant(site.id, role)],
                 )
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def live_server(janus_ports, server):  # type: ignore[no-untyped-def]
+    """Two hospitals and three accounts in the server's database."""
+    write_live_people(Path(server.env["CONCILIUM_DATA_DIR"]), PASSWORD)
     return server
 
 

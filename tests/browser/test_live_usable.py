@@ -10,20 +10,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from concilium.platform import accounts, audit
-from concilium.platform.db import make_engine, make_sessionmaker, transaction
-from concilium.platform.demo import SITES
 from serving import RunningServer, running_server
 
 from . import browsing
 from .browsing import CHROMIUM_MEDIA_ARGS, STAGE, launch_chromium, wait_until
 from .checks import LOCALES, assert_usable, person_browsing
-from .test_live_pages import invite, schedule_live_session
+from .test_live_pages import invite, schedule_live_session, write_live_people
 
 pytestmark = pytest.mark.browser
 
@@ -77,32 +73,6 @@ BRIGHTEST = f"""(() => {{
 """The brightest channel value of the stage's picture now (0 for a black picture)."""
 
 
-def _people(data_dir: Path) -> None:
-    """Two hospitals: Chloé coordinates at Metz, Théo sends the room camera, Léa of Briey
-    watches (written straight into the server's database, as test_live_pages does)."""
-    (metz_name, metz_finess), (briey_name, briey_finess) = SITES[0], SITES[1]
-    engine = make_engine(f"sqlite:///{data_dir / 'concilium.db'}")
-    try:
-        with transaction(make_sessionmaker(engine)) as db:
-            metz = accounts.create_site(db, audit.SYSTEM, metz_name, metz_finess)
-            briey = accounts.create_site(db, audit.SYSTEM, briey_name, briey_finess)
-            for username, name, role, site in (
-                ("chloe", "Chloé Coordinator", "coordinator", metz),
-                ("theo", "Théo Technologist", "technologist", metz),
-                ("lea", "Léa Learner", "learner", briey),
-            ):
-                accounts.create_user(
-                    db,
-                    audit.SYSTEM,
-                    username=username,
-                    full_name=name,
-                    password=PASSWORD,
-                    roles=[accounts.RoleGrant(site.id, role)],
-                )
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def media_browser() -> Iterator[Any]:
     """Chromium with a fake camera and microphone and loopback WebRTC allowed."""
@@ -118,7 +88,7 @@ def live_site(
     with running_server(
         tmp_path_factory.mktemp("live-usable"), CONCILIUM_LIVE_ENABLED="true"
     ) as server:
-        _people(server.data_dir)
+        write_live_people(server.data_dir, PASSWORD)
         states: dict[str, Any] = {}
         for username in ("chloe", "theo", "lea"):
             context = media_browser.new_context(base_url=server.url, locale=LOCALES["en"])

@@ -3,7 +3,7 @@ in the outbox, and received as such by a real SMTP server."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from babel.messages.catalog import Catalog
@@ -13,13 +13,10 @@ from concilium.platform import i18n
 from concilium.platform.db import transaction
 from concilium.platform.errors import InvalidInput
 from concilium.platform.i18n import N_
-from concilium.platform.mail import Security, SmtpRelay
 from concilium.platform.notify import Recipient, compose, recipient_of, send_notice
-from concilium.platform.outbox import Dispatcher, RetryPolicy
 from concilium.platform.tables import Site, User
 from concilium.services import LOCALE_FOLDERS
-from serving import free_port
-from smtp_peer import Recorder, smtp_server
+from mail_delivery import deliver
 
 EXPIRES = datetime(2026, 7, 1, 13, 30, tzinfo=UTC)  # 15:30 in Paris, 09:30 in Martinique
 
@@ -129,20 +126,7 @@ def test_send_notice_queues_a_message_the_relay_receives_in_their_words(
             site_id=world.metz.id,
         )
     assert queued.kind == "account.enrolment" and queued.recipients == ["j.martin@chr-metz.fr"]
-    port, recorder = free_port(), Recorder()
-    relay = SmtpRelay("127.0.0.1", port, Security.NONE, "Concilium <concilium@chr-metz.fr>")
-    sender = Dispatcher(
-        runtime.sessions,
-        runtime.box,
-        relay,
-        runtime.now,
-        RetryPolicy(3, timedelta(minutes=1), timedelta(hours=1)),
-        lease=timedelta(minutes=5),
-        poll=1.0,
-    )
-    with smtp_server(port, recorder):
-        assert sender.run_once() == 1
-    message = recorder.received[0].message
+    (message,) = deliver(runtime)
     assert message["Subject"] == subject
     assert message["To"] == "Jeanne Martin <j.martin@chr-metz.fr>"
     assert message["Content-Language"] == locale

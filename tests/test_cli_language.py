@@ -113,6 +113,51 @@ def test_telesurgery_commands_in_both_languages(tmp_path):
     assert refused.exit_code == 2 and "HÔTE:PORT attendu" in refused.output
 
 
+def usage_error(env, *args):
+    result = CliRunner().invoke(main, list(args), env=env, prog_name="concilium")
+    assert result.exit_code == 2, result.output
+    return result.output
+
+
+def test_usage_errors_in_the_terminal_language(tmp_path):
+    missing = usage_error(FRENCH, "site", "create", "--name", "CH Briey")
+    assert missing == (
+        "Utilisation : concilium site create [OPTIONS]\n"
+        "Essayez 'concilium site create --help' pour obtenir de l'aide.\n\n"
+        "Erreur : Option manquante '--finess'.\n"
+    )
+    assert usage_error(ENGLISH, "site", "create", "--name", "CH Briey") == (
+        "Usage: concilium site create [OPTIONS]\n"
+        "Try 'concilium site create --help' for help.\n\n"
+        "Error: Missing option '--finess'.\n"
+    )
+    unknown = usage_error(FRENCH, "site", "create", "--nom", "CH Briey")
+    assert unknown.endswith("Erreur : Option '--nom' inconnue. Vouliez-vous dire '--name' ?\n")
+    assert usage_error(DEFAULT, "sitee").endswith(
+        "Erreur : Commande 'sitee' inconnue. (Vouliez-vous dire : 'serve', 'site' ?)\n"
+    )
+    orbital = usage_error(FRENCH, "telesurgery", "qualify", "--link-class", "orbital")
+    assert orbital.endswith(
+        "Erreur : Valeur non valide pour '--link-class' : 'orbital' n'est pas l'une des "
+        "valeurs 'lan', 'regional', 'intercontinental'.\n"
+    )
+    assert usage_error(ENGLISH, "telesurgery", "qualify", "--link-class", "orbital").endswith(
+        "Error: Invalid value for '--link-class': 'orbital' is not one of 'lan', 'regional', "
+        "'intercontinental'.\n"
+    )
+    short = usage_error(FRENCH, "telesurgery", "qualify", "--duration", "0")
+    assert short.endswith(
+        "Erreur : Valeur non valide pour '--duration' : 0.0 n'est pas dans l'intervalle x>=0.1.\n"
+    )
+    absent = tmp_path / "absent.toml"
+    assert usage_error(FRENCH, "telesurgery", "qualify", "--thresholds", str(absent)).endswith(
+        f"Erreur : Valeur non valide pour '--thresholds' : '{absent}' n'existe pas.\n"
+    )
+    extra = usage_error(FRENCH, "site", "list", "en", "trop")
+    assert extra.endswith("Erreur : Arguments supplémentaires inattendus (en trop)\n")
+    assert "Error" not in extra and "Try" not in extra and "Usage" not in extra
+
+
 # --- help pages -----------------------------------------------------------------------------
 
 DEFAULT = {**UNSET, "LANG": None}

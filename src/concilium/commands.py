@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import copy
 import getpass
+import gettext
 import inspect
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -20,7 +22,7 @@ from concilium.config import Settings, load_settings
 from concilium.platform import audit, i18n
 from concilium.platform.db import Schema, make_engine, make_sessionmaker, migrate, transaction
 from concilium.platform.errors import ConciliumError
-from concilium.platform.i18n import N_, _
+from concilium.platform.i18n import N_, _, ngettext
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,21 @@ def load_every_catalogue() -> None:
     i18n.load_catalogues(f for f in folders if f.is_dir())
 
 
+_speaking: ContextVar[bool] = ContextVar("concilium_terminal_speech", default=False)
+"""Whether a command speaks the terminal's language (click's own messages are then looked
+up in the catalogues)."""
+
+
 @contextmanager
 def terminal_speech() -> Iterator[str]:
     """Speak :func:`terminal_language` for a block, every catalogue read."""
     load_every_catalogue()
-    with i18n.using_locale(terminal_language(os.environ)) as locale:
-        yield locale
+    speaking = _speaking.set(True)
+    try:
+        with i18n.using_locale(terminal_language(os.environ)) as locale:
+            yield locale
+    finally:
+        _speaking.reset(speaking)
 
 
 def speak_terminal_language(ctx: click.Context) -> str:
@@ -79,6 +90,70 @@ CLICK_WORDS = (
 )
 
 
+# click's own messages of a usage error, which click asks Python's gettext for: while a
+# command speaks the terminal's language, :func:`_click_gettext` answers from the catalogues.
+CLICK_ERRORS = (
+    N_("Error: {message}"),
+    N_("Try '{command} {option}' for help."),
+    N_("Missing argument"),
+    N_("Missing option"),
+    N_("Missing parameter"),
+    N_("Missing parameter: {param_name}"),
+    N_("Missing command."),
+    N_("No such option {name!r}."),
+    N_("No such command {name!r}."),
+    N_("Invalid value: {message}"),
+    N_("Invalid value for {param_hint}: {message}"),
+    N_("Option {name!r} does not take a value."),
+    N_("{value!r} is not a valid {number_type}."),
+    N_("{value} is not in the range {range}."),
+    N_("{value!r} is not a valid boolean. Recognized values: {states}"),
+    N_("{value!r} is not a valid UUID."),
+    N_("{name} {filename!r} does not exist."),
+    N_("{name} {filename!r} is a file."),
+    N_("{name} {filename!r} is a directory."),
+    N_("{name} {filename!r} is not readable."),
+    N_("{name} {filename!r} is not writable."),
+    N_("{name} {filename!r} is not executable."),
+    N_("Could not open file {filename!r}: {message}"),
+    N_("Aborted!"),
+)
+
+
+def _click_plurals() -> None:  # pragma: no cover - read by the message extractor only
+    """click's plural messages of a usage error, named here so that the catalogues hold them."""
+    ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)", 2)
+    ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}.", 2)
+    ngettext("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})", 2)
+    ngettext(
+        "Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments.", 2
+    )
+    ngettext(
+        "{value!r} does not match the format {format}.",
+        "{value!r} does not match the formats {formats}.",
+        2,
+    )
+
+
+def _click_gettext(message: str) -> str:
+    """click's lookup of its own message: from the catalogues while a command speaks the
+    terminal's language, else through Python's gettext as click does."""
+    return i18n.gettext(message) if _speaking.get() else gettext.gettext(message)
+
+
+def _click_ngettext(singular: str, plural: str, n: int) -> str:
+    """click's lookup of its own plural message (see :func:`_click_gettext`)."""
+    if _speaking.get():
+        return i18n.ngettext(singular, plural, n)
+    return gettext.ngettext(singular, plural, n)
+
+
+for _module in (click.core, click.exceptions, click.parser, click.types):
+    # Each imported ``gettext as _`` and ``ngettext`` by name; both are looked up at call time.
+    _module._ = _click_gettext  # type: ignore[attr-defined]
+    _module.ngettext = _click_ngettext  # type: ignore[attr-defined]
+
+
 def _help(text: str | None) -> str:
     """A help text (the English message given as ``help=N_(...)``) in the current language."""
     return _(text) if text else ""
@@ -88,6 +163,12 @@ class Command(click.Command):
     """A command whose help page is in the terminal's language: ``--help`` is answered
     before any group callback runs, so the page speaks it on its own. Help texts are given
     as ``help=N_("...")`` so that the catalogues hold them (docstrings are not extracted)."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the command in the terminal's language: a usage error (missing or unknown
+        option, invalid value) is said in it too, click's own words and all."""
+        with terminal_speech():
+            return super().main(*args, **kwargs)
 
     def get_help(self, ctx: click.Context) -> str:
         with terminal_speech():

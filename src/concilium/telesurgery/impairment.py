@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from concilium.platform.i18n import _
 from concilium.telesurgery.link import HEADER_SIZE, Kind, drain_udp_socket, open_udp_socket
 
 
@@ -60,20 +61,31 @@ class ImpairmentProfile:
         for name in ("loss", "reorder", "duplicate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+                raise ValueError(
+                    _("%(name)s must be a probability in [0, 1], got %(value)r")
+                    % {"name": name, "value": value}
+                )
         for name in ("delay_ms", "jitter_ms", "reorder_delay_ms", "bandwidth_bps"):
             if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative")
+                raise ValueError(_("%(name)s must not be negative") % {"name": name})
         if self.queue_limit_ms <= 0:
-            raise ValueError("queue_limit_ms must be positive")
+            raise ValueError(_("%(name)s must be positive") % {"name": "queue_limit_ms"})
         for start, duration in self.outages:
             if start < 0 or duration <= 0:
-                raise ValueError(f"outage ({start}, {duration}) needs start >= 0, duration > 0")
+                raise ValueError(
+                    _("outage (%(start)s, %(duration)s) needs start >= 0, duration > 0")
+                    % {"start": start, "duration": duration}
+                )
         for kind, delay in self.hold_back_ms:
             if kind not in Kind._value2member_map_:
-                raise ValueError(f"hold-back kind {kind!r} is not a link datagram kind")
+                raise ValueError(
+                    _("hold-back kind %(kind)r is not a link datagram kind") % {"kind": kind}
+                )
             if not delay >= 0:
-                raise ValueError(f"hold-back delay for {Kind(kind).name} must not be negative")
+                raise ValueError(
+                    _("hold-back delay for %(kind)s must not be negative")
+                    % {"kind": Kind(kind).name}
+                )
 
 
 PROFILES: dict[str, ImpairmentProfile] = {
@@ -107,7 +119,10 @@ def profile(name: str, **overrides: Any) -> ImpairmentProfile:
     try:
         base = PROFILES[name]
     except KeyError:
-        raise ValueError(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+        raise ValueError(
+            _("unknown profile %(name)r; known: %(known)s")
+            % {"name": name, "known": ", ".join(PROFILES)}
+        ) from None
     return replace(base, **overrides) if overrides else base
 
 
@@ -221,9 +236,9 @@ class ImpairmentProxy:
         """Bind both sockets."""
         loop = asyncio.get_running_loop()
         self._started_at = time.monotonic()
-        self._front, _ = open_udp_socket(self.listen)
+        self._front, _stamped = open_udp_socket(self.listen)
         # Connected, so only the upstream endpoint's answers come back through.
-        self._back, _ = open_udp_socket(remote=self.upstream)
+        self._back, _stamped = open_udp_socket(remote=self.upstream)
         loop.add_reader(self._front.fileno(), drain_udp_socket, self._front, self._from_client)
         loop.add_reader(self._back.fileno(), drain_udp_socket, self._back, self._from_upstream)
         self._loop = loop
@@ -312,7 +327,7 @@ class ImpairmentProxy:
             return
         now = time.monotonic()
         while direction.pending and direction.pending[0][0] <= now:
-            _, _, data = heapq.heappop(direction.pending)
+            _due, _order, data = heapq.heappop(direction.pending)
             direction.counters.forwarded += 1
             send(data)
         self._arm(direction, send)

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from concilium.platform.i18n import _, ngettext
+
 Vector = tuple[float, float, float]
 Rotation = tuple[float, float, float, float, float, float, float, float, float]
 """A 3x3 rotation matrix, row-major, as OpenIGTLink TRANSFORM carries it."""
@@ -41,18 +43,27 @@ class MotionLimits:
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+                raise ValueError(
+                    _("%(name)s must be a positive finite number, got %(value)r")
+                    % {"name": name, "value": value}
+                )
         for name in ("workspace_min_mm", "workspace_max_mm"):
             corner = getattr(self, name)
             if len(corner) != 3 or not all(math.isfinite(float(c)) for c in corner):
-                raise ValueError(f"{name} must be three finite numbers, got {corner!r}")
+                raise ValueError(
+                    _("%(name)s must be three finite numbers, got %(value)r")
+                    % {"name": name, "value": corner}
+                )
         for axis, (low, high) in enumerate(
             zip(self.workspace_min_mm, self.workspace_max_mm, strict=True)
         ):
             if low >= high:
                 raise ValueError(
-                    f"workspace_min_mm[{axis}] ({low}) must be below workspace_max_mm[{axis}] "
-                    f"({high})"
+                    _(
+                        "workspace_min_mm[%(axis)s] (%(low)s) must be below "
+                        "workspace_max_mm[%(axis)s] (%(high)s)"
+                    )
+                    % {"axis": axis, "low": low, "high": high}
                 )
 
     @classmethod
@@ -61,7 +72,14 @@ class MotionLimits:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown motion limit(s): {', '.join(sorted(unknown))}")
+            raise ValueError(
+                ngettext(
+                    "unknown motion limit: %(names)s",
+                    "unknown motion limits: %(names)s",
+                    len(unknown),
+                )
+                % {"names": ", ".join(sorted(unknown))}
+            )
         values = dict(data)
         for name in ("workspace_min_mm", "workspace_max_mm"):
             if name in values:

@@ -40,6 +40,8 @@ from typing import TypeVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
+from concilium.platform.i18n import _
+
 logger = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
@@ -117,14 +119,17 @@ class ProcedureKeys:
 
     def __post_init__(self) -> None:
         if not self.procedure_id:
-            raise ValueError("procedure_id must not be empty")
+            raise ValueError(_("%(name)s must not be empty") % {"name": "procedure_id"})
         if not 0 <= self.key_id <= 0xFFFFFFFF:
-            raise ValueError(f"key_id must fit in 32 bits, got {self.key_id}")
+            raise ValueError(
+                _("%(name)s must fit in 32 bits, got %(value)s")
+                % {"name": "key_id", "value": self.key_id}
+            )
         for name in ("console_to_robot", "robot_to_console"):
             if len(getattr(self, name)) != 32:
-                raise ValueError(f"{name} key must be 32 bytes")
+                raise ValueError(_("%(name)s key must be 32 bytes") % {"name": name})
         if self.console_to_robot == self.robot_to_console:
-            raise ValueError("the two directions must use different keys")
+            raise ValueError(_("the two directions must use different keys"))
 
     @classmethod
     def generate(cls, procedure_id: str, key_id: int = 1) -> ProcedureKeys:
@@ -163,10 +168,13 @@ def load_keys(path: Path) -> ProcedureKeys:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from exc
+        raise KeyFileError(
+            _("cannot read key file %(path)s: %(error)s") % {"path": path, "error": exc.strerror}
+        ) from exc
     if stat.S_IMODE(mode) & 0o077:
         raise KeyFileError(
-            f"key file {path} has mode {stat.S_IMODE(mode):04o}; it must be 0600 or stricter"
+            _("key file %(path)s has mode %(mode)04o; it must be 0600 or stricter")
+            % {"path": path, "mode": stat.S_IMODE(mode)}
         )
     try:
         data = json.loads(path.read_text())
@@ -177,9 +185,13 @@ def load_keys(path: Path) -> ProcedureKeys:
             robot_to_console=base64.b64decode(data["robot_to_console"], validate=True),
         )
     except (KeyError, TypeError, json.JSONDecodeError, binascii.Error) as exc:
-        raise KeyFileError(f"key file {path} is malformed: {exc}") from exc
+        raise KeyFileError(
+            _("key file %(path)s is malformed: %(error)s") % {"path": path, "error": exc}
+        ) from exc
     except ValueError as exc:
-        raise KeyFileError(f"key file {path} is invalid: {exc}") from exc
+        raise KeyFileError(
+            _("key file %(path)s is invalid: %(error)s") % {"path": path, "error": exc}
+        ) from exc
 
 
 # --- pure building blocks -----------------------------------------------------------------
@@ -620,7 +632,7 @@ def drain_udp_socket(
 
     Bounded by ``limit`` so that a flood cannot starve the rest of the event loop.
     """
-    for _ in range(limit):
+    for _attempt in range(limit):
         try:
             data, ancillary, _flags, addr = sock.recvmsg(65535, _ANCILLARY_SIZE)
         except BlockingIOError:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from concilium.platform.i18n import N_, _, gettext
+from concilium.platform.i18n import N_, _, gettext, ngettext
 from concilium.telesurgery.impairment import ImpairmentProfile, ImpairmentProxy
 from concilium.telesurgery.link import (
     Datagram,
@@ -68,12 +68,19 @@ class QualificationThresholds:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+                raise ValueError(
+                    _("%(name)s must be a positive finite number, got %(value)r")
+                    % {"name": f.name, "value": value}
+                )
         if self.max_loss >= 1:
-            raise ValueError(f"max_loss is a fraction below 1, got {self.max_loss}")
+            raise ValueError(
+                _("%(name)s is a fraction below 1, got %(value)s")
+                % {"name": "max_loss", "value": self.max_loss}
+            )
         if self.min_throughput_ratio > 1:
             raise ValueError(
-                f"min_throughput_ratio is a fraction up to 1, got {self.min_throughput_ratio}"
+                _("%(name)s is a fraction up to 1, got %(value)s")
+                % {"name": "min_throughput_ratio", "value": self.min_throughput_ratio}
             )
 
     @classmethod
@@ -82,7 +89,14 @@ class QualificationThresholds:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown qualification threshold(s): {', '.join(sorted(unknown))}")
+            raise ValueError(
+                ngettext(
+                    "unknown qualification threshold: %(names)s",
+                    "unknown qualification thresholds: %(names)s",
+                    len(unknown),
+                )
+                % {"names": ", ".join(sorted(unknown))}
+            )
         return cls(**dict(data))
 
 

@@ -20,6 +20,7 @@ from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
+from concilium.platform.i18n import _
 from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
 from concilium.telesurgery.link import Drop, SequenceCount, link_quality
 from concilium.telesurgery.safety import Transition
@@ -51,7 +52,10 @@ class TimelineReporter:
         interval: float = 1.0,
     ) -> None:
         if interval <= 0:
-            raise ValueError(f"interval must be positive, got {interval}")
+            raise ValueError(
+                _("%(name)s must be positive, got %(value)s")
+                % {"name": "interval", "value": interval}
+            )
         self.url = f"{base_url.rstrip('/')}/api/v1/telesurgery/procedures/{procedure_id}/timeline"
         self.headers = {
             "authorization": f"Bearer {api_token}",
@@ -182,7 +186,7 @@ class TimelineReporter:
             self.failures += 1
             logger.warning("timeline report refused with HTTP status %s", status)
             return False
-        for _ in events:
+        for _event in events:
             self.pending.popleft()
         return True
 

@@ -26,7 +26,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from concilium.platform.i18n import N_
+from concilium.platform.i18n import N_, _, ngettext
 from concilium.telesurgery.limits import MotionLimits
 from concilium.telesurgery.openigtlink import Status, StatusCode
 
@@ -69,18 +69,33 @@ class SafetyThresholds:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or isinstance(value, bool):
-                raise ValueError(f"{f.name} must be a number, got {value!r}")
+                raise ValueError(
+                    _("%(name)s must be a number, got %(value)r") % {"name": f.name, "value": value}
+                )
             if not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{f.name} must be a positive finite number, got {value!r}")
+                raise ValueError(
+                    _("%(name)s must be a positive finite number, got %(value)r")
+                    % {"name": f.name, "value": value}
+                )
         if self.latency_warning_ms >= self.latency_halt_ms:
             raise ValueError(
-                f"latency_warning_ms ({self.latency_warning_ms}) must be below "
-                f"latency_halt_ms ({self.latency_halt_ms})"
+                _("%(name)s (%(value)s) must be below %(limit_name)s (%(limit)s)")
+                % {
+                    "name": "latency_warning_ms",
+                    "value": self.latency_warning_ms,
+                    "limit_name": "latency_halt_ms",
+                    "limit": self.latency_halt_ms,
+                }
             )
         if self.command_freshness_ms > self.latency_halt_ms:
             raise ValueError(
-                f"command_freshness_ms ({self.command_freshness_ms}) must not exceed "
-                f"latency_halt_ms ({self.latency_halt_ms})"
+                _("%(name)s (%(value)s) must not exceed %(limit_name)s (%(limit)s)")
+                % {
+                    "name": "command_freshness_ms",
+                    "value": self.command_freshness_ms,
+                    "limit_name": "latency_halt_ms",
+                    "limit": self.latency_halt_ms,
+                }
             )
 
     @classmethod
@@ -89,7 +104,14 @@ class SafetyThresholds:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown safety threshold(s): {', '.join(sorted(unknown))}")
+            raise ValueError(
+                ngettext(
+                    "unknown safety threshold: %(names)s",
+                    "unknown safety thresholds: %(names)s",
+                    len(unknown),
+                )
+                % {"names": ", ".join(sorted(unknown))}
+            )
         return cls(**dict(data))
 
 
@@ -98,7 +120,7 @@ def load_procedure_file(path: Path) -> dict[str, Any]:
     text = path.read_text()
     data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
     if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a table of sections")
+        raise ValueError(_("%(path)s must hold a table of sections") % {"path": path})
     return data
 
 
@@ -219,19 +241,27 @@ def resolve_link_class(data: Mapping[str, Any], link_class: str | None = None) -
     """
     named = data.get("link_class")
     if named is not None and not isinstance(named, str):
-        raise ValueError(f"link_class must be a name, got {named!r}")
+        raise ValueError(
+            _("%(name)s must be a name, got %(value)r") % {"name": "link_class", "value": named}
+        )
     if link_class is not None and named is not None and link_class != named:
-        raise ValueError(f"the procedure names link class {named!r}, not {link_class!r}")
+        raise ValueError(
+            _("the procedure names link class %(named)r, not %(chosen)r")
+            % {"named": named, "chosen": link_class}
+        )
     name = link_class or named or DEFAULT_LINK_CLASS
     preset = LINK_CLASSES.get(name)
     if preset is None:
-        raise ValueError(f"unknown link class {name!r}; known: {', '.join(LINK_CLASSES)}")
+        raise ValueError(
+            _("unknown link class %(name)r; known: %(known)s")
+            % {"name": name, "known": ", ".join(LINK_CLASSES)}
+        )
     resolved: dict[str, Any] = {k: v for k, v in data.items() if k != "link_class"}
     resolved["link_class"] = name
     for section, base in preset.sections().items():
         given = data.get(section, {})
         if not isinstance(given, Mapping):
-            raise ValueError(f"section {section} must be a table of values")
+            raise ValueError(_("section %(name)s must be a table of values") % {"name": section})
         resolved[section] = {**base, **given}
     return resolved
 

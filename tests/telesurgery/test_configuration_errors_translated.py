@@ -135,3 +135,15 @@ def test_the_command_line_says_them_in_french_at_a_french_terminal(tmp_path):
         env={**FRENCH_TERMINAL, "LANG": "en_GB.UTF-8"},
     )
     assert result.output == f"Error: key file {keys} is malformed: 'key_id'\n"
+
+
+def test_motion_scaling_and_threshold_sections_in_french():
+    from concilium.platform.errors import InvalidInput
+    from concilium.telesurgery.motion import MotionScaling
+    from concilium.telesurgery.procedures import effective_thresholds
+
+    with i18n.using_locale("fr"):
+        assert refusal(MotionScaling, 2.0) == "l'échelle doit être dans ]0, 1], reçu 2.0"
+        with pytest.raises(InvalidInput) as info:
+            effective_thresholds({"network": {}, "radio": {}})
+        assert info.value.detail == "sections de seuils inconnues : network, radio"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from concilium.platform.i18n import _
 from concilium.telesurgery.openigtlink import Transform
 
 Vector = tuple[float, float, float]
@@ -23,7 +24,7 @@ class MotionScaling:
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.scale) or not 0 < self.scale <= 1.0:
-            raise ValueError(f"scale must be in (0, 1], got {self.scale!r}")
+            raise ValueError(_("scale must be in (0, 1], got %(scale)r") % {"scale": self.scale})
 
 
 class MotionMapper:

@@ -26,7 +26,7 @@ from concilium import live as live_service
 from concilium.live import LiveSession, LiveSessions
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
-from concilium.platform.i18n import N_, _
+from concilium.platform.i18n import N_, _, ngettext
 from concilium.platform.policy import Target
 from concilium.platform.tables import Membership, Site, User
 from concilium.telesurgery.impairment import PROFILES, profile
@@ -89,10 +89,17 @@ def effective_thresholds(
     data = dict(sections or {})
     unknown = set(data) - {"link_class", "safety", "limits", "qualification"}
     if unknown:
-        raise InvalidInput(f"unknown threshold section(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(
+            ngettext(
+                "unknown threshold section: %(names)s",
+                "unknown threshold sections: %(names)s",
+                len(unknown),
+            )
+            % {"names": ", ".join(sorted(unknown))}
+        )
     try:
         if not isinstance(data.get("qualification", {}), Mapping):
-            raise ValueError("section qualification must be a table of values")
+            raise ValueError(_("section qualification must be a table of values"))
         resolved = resolve_link_class(data, link_class)
         safety = SafetyThresholds.from_mapping(resolved["safety"])
         limits = MotionLimits.from_mapping(resolved["limits"])

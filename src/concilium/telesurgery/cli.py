@@ -151,6 +151,24 @@ def _realtime(priority: int | None) -> None:
         ) from exc
 
 
+# The options both gateways take.
+KEY_FILE = click.option(
+    "--keys",
+    "keys_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help=N_("Procedure key file (mode 0600)."),
+)
+PROCEDURE_FILE = click.option(
+    "--procedure",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
+)
+REPORT_PROCEDURE = click.option(
+    "--report-procedure", type=int, default=None, help=N_("Procedure number.")
+)
+
 RT_PRIORITY = click.option(
     "--rt-priority",
     type=click.IntRange(1, 99),
@@ -214,13 +232,7 @@ def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
     "console-gateway",
     help=N_("Serve the master console over OpenIGTLink and forward it over the link."),
 )
-@click.option(
-    "--keys",
-    "keys_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help=N_("Procedure key file (mode 0600)."),
-)
+@KEY_FILE
 @click.option("--remote", required=True, type=ADDRESS, help=N_("Robot gateway (or proxy) UDP."))
 @click.option(
     "--link-bind",
@@ -237,12 +249,7 @@ def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
     help=N_("Where the master console connects over OpenIGTLink."),
 )
 @click.option("--scale", type=float, default=1.0, show_default=True, help=N_("Motion scaling."))
-@click.option(
-    "--procedure",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
-)
+@PROCEDURE_FILE
 @LINK_CLASS
 @click.option(
     "--report-to",
@@ -254,7 +261,7 @@ def generate_keys(procedure_id: str, key_id: int, path: Path) -> None:
         "CONCILIUM_GATEWAY_TOKEN, the console gateway's enrolment token)."
     ),
 )
-@click.option("--report-procedure", type=int, default=None, help=N_("Procedure number."))
+@REPORT_PROCEDURE
 @RT_PRIORITY
 def console_gateway(
     keys_path: Path,
@@ -328,13 +335,7 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     "robot-gateway",
     help=N_("Receive the link, apply safety and limits, drive the robot controller."),
 )
-@click.option(
-    "--keys",
-    "keys_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help=N_("Procedure key file (mode 0600)."),
-)
+@KEY_FILE
 @click.option("--robot", required=True, type=ADDRESS, help=N_("Robot controller OpenIGTLink."))
 @click.option(
     "--link-bind",
@@ -343,12 +344,7 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
     show_default=True,
     help=N_("Local UDP address of the link."),
 )
-@click.option(
-    "--procedure",
-    type=click.Path(exists=True, path_type=Path),
-    default=None,
-    help=N_("Procedure file (TOML or JSON) with [safety], [limits], [qualification]."),
-)
+@PROCEDURE_FILE
 @LINK_CLASS
 @click.option(
     "--report-to",
@@ -360,7 +356,7 @@ def _reporter(url: str | None, procedure_id: int | None) -> TimelineReporter | N
         "CONCILIUM_GATEWAY_TOKEN, the enrolment token)."
     ),
 )
-@click.option("--report-procedure", type=int, default=None, help=N_("Procedure number."))
+@REPORT_PROCEDURE
 @RT_PRIORITY
 def robot_gateway(
     keys_path: Path,

@@ -18,6 +18,7 @@ from concilium.platform.db import make_engine, make_sessionmaker, transaction
 from concilium.platform.demo import SITES
 
 from . import browsing
+from .checks import assert_usable, person_browsing
 
 pytestmark = pytest.mark.browser
 
@@ -281,3 +282,24 @@ def test_a_viewer_of_a_broadcast_watches_the_program_over_hls(  # type: ignore[n
     assert state.startswith("Watching the broadcast") and (player == "native") == (
         "played by the browser" in state
     )
+
+
+def test_the_library_is_usable_in_both_languages_on_a_phone_and_a_desktop(
+    server, browser, artifacts
+) -> None:  # type: ignore[no-untyped-def]
+    recorded_session(Path(server.env["CONCILIUM_DATA_DIR"]))
+    state = browsing.signed_in_state(browser, server.url, "chloe", PASSWORD)
+    words = {"fr": ("Enregistrements", "Chapitres"), "en": ("Recordings", "Chapters")}
+    for width in ("phone", "desktop"):
+        for language, (recordings, chapters) in words.items():
+            with person_browsing(browser, width, language, storage_state=state) as (
+                page,
+                errors,
+            ):
+                page.goto(f"{server.url}/live/library")
+                assert page.get_by_role("heading", level=1).inner_text() == recordings
+                assert_usable(page, errors, f"live-library-{width}-{language}", artifacts)
+                page.get_by_role("link", name="Mitral repair, recorded").click()
+                page.wait_for_url(re.compile(r".*/live/library/\d+$"))
+                assert page.get_by_role("heading", name=chapters).is_visible()
+                assert_usable(page, errors, f"live-recording-{width}-{language}", artifacts)

@@ -5,6 +5,7 @@ logs no console error and never scrolls sideways; screenshots go to ``test-artif
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -66,3 +67,8 @@ def test_portal_pages_are_usable(clinic_server, browser, artifacts, width, langu
         expected = "Créer un utilisateur" if language == "fr" else "Create a user"
         assert page.get_by_role("heading", name=expected).is_visible()
         assert_usable(page, errors, "portal-users", artifacts)
+        page.locator('a[href^="/admin/users/"]', has_text="jdoe").first.click()
+        page.wait_for_url(re.compile(r".*/admin/users/\d+$"))
+        issue = "Émettre un lien de réinitialisation" if language == "fr" else "Issue a reset link"
+        assert page.get_by_role("button", name=issue).is_visible()
+        assert_usable(page, errors, "portal-user", artifacts)

@@ -289,9 +289,12 @@ def test_the_library_is_usable_in_both_languages_on_a_phone_and_a_desktop(
 ) -> None:  # type: ignore[no-untyped-def]
     recorded_session(Path(server.env["CONCILIUM_DATA_DIR"]))
     state = browsing.signed_in_state(browser, server.url, "chloe", PASSWORD)
-    words = {"fr": ("Enregistrements", "Chapitres"), "en": ("Recordings", "Chapters")}
+    words = {
+        "fr": ("Enregistrements", "Chapitres", "À l'antenne : flux 2"),
+        "en": ("Recordings", "Chapters", "Program: feed 2"),
+    }
     for width in ("phone", "desktop"):
-        for language, (recordings, chapters) in words.items():
+        for language, (recordings, chapters, switch) in words.items():
             with person_browsing(browser, width, language, storage_state=state) as (
                 page,
                 errors,
@@ -302,4 +305,5 @@ def test_the_library_is_usable_in_both_languages_on_a_phone_and_a_desktop(
                 page.get_by_role("link", name="Mitral repair, recorded").click()
                 page.wait_for_url(re.compile(r".*/live/library/\d+$"))
                 assert page.get_by_role("heading", name=chapters).is_visible()
+                assert page.locator("ul.chapters").get_by_text(switch).is_visible()
                 assert_usable(page, errors, f"live-recording-{width}-{language}", artifacts)

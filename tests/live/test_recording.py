@@ -679,3 +679,23 @@ def test_the_library_says_what_each_recording_is() -> None:
             "Flux 42",
             "WebM (VP8 : le MP4 imposerait un réencodage)",
         )
+
+
+def test_program_chapters_are_read_in_the_readers_language():
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    said = {}
+    for locale in ("fr", "en"):
+        with i18n.using_locale(locale):
+            said[locale] = [
+                recording.chapter_text("program", "Program: Dr Anne Martin"),
+                recording.chapter_text("program", "Program: feed 7"),
+                recording.chapter_text("program", "Program cleared"),
+                recording.chapter_text("question", "Program: is this a question?"),
+            ]
+    assert said["fr"] == [
+        "À l'antenne : Dr Anne Martin",
+        "À l'antenne : flux 7",
+        "Plus rien à l'antenne",
+        "Program: is this a question?",
+    ]
+    assert said["en"][:3] == ["Program: Dr Anne Martin", "Program: feed 7", "Program cleared"]

@@ -175,6 +175,7 @@ def live_library_item(
         live=live,
         kinds=KIND_LABELS,
         describe=_describer([found]),
+        chapter_text=recording.chapter_text,
     )
 
 

@@ -354,6 +354,25 @@ class Chapter:
         return {"at": self.at, "kind": self.kind, "label": self.label}
 
 
+PROGRAM_CLEARED = "Program cleared"
+PROGRAM_OF = "Program: "
+CHAPTER_FEED = "feed "
+"""How a program chapter is kept (``Program: <person>``, ``Program: feed <n>``, ``Program
+cleared``): the same for every reader, who reads it in their language (:func:`chapter_text`)."""
+
+
+def chapter_text(kind: str, label: str) -> str:
+    """A chapter's label in the reader's language."""
+    if kind != "program":
+        return label  # a question, as it was asked
+    if label == PROGRAM_CLEARED:
+        return _("Program cleared")
+    shown = label.removeprefix(PROGRAM_OF)
+    if shown.startswith(CHAPTER_FEED) and shown.removeprefix(CHAPTER_FEED).isdigit():
+        return _("Program: feed %(feed)s") % {"feed": shown.removeprefix(CHAPTER_FEED)}
+    return _("Program: %(name)s") % {"name": shown}
+
+
 def _chapters(
     position: Callable[[datetime], float | None],
     program_switches: Iterable[tuple[datetime, int | None]],
@@ -363,9 +382,9 @@ def _chapters(
     found: list[Chapter] = []
     for when, feed in program_switches:
         if feed is None:
-            label = "Program cleared"
+            label = PROGRAM_CLEARED
         else:
-            label = f"Program: {names[feed]}" if feed in names else f"Program: feed {feed}"
+            label = PROGRAM_OF + names.get(feed, f"{CHAPTER_FEED}{feed}")
         at = position(when)
         if at is not None:
             found.append(Chapter(at, "program", label))

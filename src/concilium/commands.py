@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import click
 from sqlalchemy.orm import Session
@@ -255,12 +255,8 @@ class Group(Command, click.Group):
 
 class Failure(click.ClickException):
     """A command that cannot do what it was asked: its message (already in the terminal's
-    language) after "Error:" in that language too, on standard error, and exit status 1."""
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        with terminal_speech():
-            said = _("Error: %(message)s") % {"message": self.format_message()}
-        click.echo(said, file=file, err=file is None, color=self.show_color)
+    language) after click's "Error:", which :class:`Command` has said in that language too,
+    on standard error, and exit status 1."""
 
 
 def installation() -> Installation:

@@ -189,32 +189,31 @@ def _invitees(db: Session, live: LiveSession, actor_id: int | None) -> list[User
     return [person for person in rows if person.id != actor_id]
 
 
-def rescheduled(
-    db: Session, live: LiveSession, actor_id: int | None, now: datetime
+def _to_invitees(
+    db: Session, live: LiveSession, actor_id: int | None, kind: str, now: datetime
 ) -> list[OutboxMail]:
-    """Queue the updated invitation (same UID, the new SEQUENCE) to every invitee but the
-    person who moved the session; call it after the ``live.reschedule`` audit entry."""
+    """Queue ``kind`` to every invitee but ``actor_id``, who made the change."""
     runtime = Runtime.of_session(db)
     if runtime is None:
         return []
     values: dict[str, object] = {"inviter": _name(db, actor_id)}
     sent = (
-        _send(db, runtime, live, person, KIND_UPDATE, values, now)
+        _send(db, runtime, live, person, kind, values, now)
         for person in _invitees(db, live, actor_id)
     )
     return [mail for mail in sent if mail is not None]
+
+
+def rescheduled(
+    db: Session, live: LiveSession, actor_id: int | None, now: datetime
+) -> list[OutboxMail]:
+    """Queue the updated invitation (same UID, the new SEQUENCE) to every invitee but the
+    person who moved the session; call it after the ``live.reschedule`` audit entry."""
+    return _to_invitees(db, live, actor_id, KIND_UPDATE, now)
 
 
 def cancelled(
     db: Session, live: LiveSession, actor_id: int | None, now: datetime
 ) -> list[OutboxMail]:
     """Queue the cancellation to every invitee but the person who cancelled it."""
-    runtime = Runtime.of_session(db)
-    if runtime is None:
-        return []
-    values: dict[str, object] = {"inviter": _name(db, actor_id)}
-    sent = (
-        _send(db, runtime, live, person, KIND_CANCELLATION, values, now)
-        for person in _invitees(db, live, actor_id)
-    )
-    return [mail for mail in sent if mail is not None]
+    return _to_invitees(db, live, actor_id, KIND_CANCELLATION, now)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import signal
 import threading
 from email.utils import make_msgid
-from pathlib import Path
 from types import FrameType
 
 import click
@@ -15,11 +14,9 @@ from concilium.platform import i18n
 from concilium.platform.db import utcnow
 from concilium.platform.i18n import N_, _, ngettext
 from concilium.platform.mail import SmtpConnection, SmtpRelay, build_message, delivery_error
-from concilium.platform.notify import PLATFORM_LOCALE, Recipient, compose
+from concilium.platform.notify import Recipient, compose
 from concilium.platform.outbox import Dispatcher, message_id_domain
 from concilium.platform.runtime import Runtime
-
-PORTAL_LOCALE = Path(__file__).with_name("locale")
 
 
 @click.group(
@@ -98,7 +95,6 @@ def test(address: str, language: str) -> None:
     relay = SmtpRelay.from_settings(settings)
     if relay is None:
         raise _mail_is_off()
-    i18n.load_catalogues((PLATFORM_LOCALE, PORTAL_LOCALE))
     try:
         recipient = Recipient(address, language)
         with i18n.using_locale(language):

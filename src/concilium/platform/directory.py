@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.platform import accounts
 from concilium.platform.errors import InvalidInput
 from concilium.platform.i18n import _
 from concilium.platform.tables import Membership, Site, User
@@ -129,7 +130,7 @@ def _person(user: User, sites: dict[int, Site]) -> Person:
 def named(session: Session, username: str) -> User:
     """The active account a form names by its user name; who is not found is said so."""
     wanted = username.strip()
-    user = session.execute(select(User).where(User.username == wanted)).scalar_one_or_none()
+    user = accounts.user_by_username(session, wanted)
     if user is None or user.disabled:
         raise InvalidInput(_("Nobody has the user name %(username)s.") % {"username": wanted})
     return user

@@ -332,6 +332,11 @@ def create_session(
     return live
 
 
+def invitation_expiry(scheduled_at: datetime, now: datetime) -> datetime:
+    """When an invitee's share of a session ends: a day after the session is due."""
+    return max(scheduled_at, now) + timedelta(days=1)
+
+
 def invite(
     db: Session,
     actor: audit.Actor,
@@ -355,7 +360,7 @@ def invite(
         raise NotFound(_("This person has no active account."))
     if live.status == "ended":
         raise Conflict(_("This session has ended."))
-    expires_at = max(live.scheduled_at, now) + timedelta(days=1)
+    expires_at = invitation_expiry(live.scheduled_at, now)
     if expires_at - now > timedelta(days=365):
         raise InvalidInput(_("Invitations are sent at most a year before the session."))
     # Whoever invites takes their own part through the rights they already hold: a share
@@ -493,7 +498,7 @@ def reschedule(
     for participant in participants(db, live):
         share = db.get(Share, participant.share_id) if participant.share_id else None
         if share is not None and share.revoked_at is None:
-            share.expires_at = max(scheduled_at, now) + timedelta(days=1)
+            share.expires_at = invitation_expiry(scheduled_at, now)
     db.flush()
     audit.record(
         db,

@@ -15,7 +15,6 @@ title of a session never names a patient (``service.check_title``); nor does any
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from pathlib import Path
@@ -24,15 +23,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from concilium.config import mailbox_address
 from concilium.live.tables import LiveParticipant, LiveSession
 from concilium.platform import calendar_ics, notify, outbox
 from concilium.platform.calendar_ics import CalendarEvent, CalendarUser, Method, Role
 from concilium.platform.mail import calendar_attachment
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import AuditEvent, OutboxMail, User
-
-log = logging.getLogger(__name__)
 
 MAIL_TEMPLATES = notify.MailTemplates(Path(__file__).with_name("templates") / "mail")
 """Live's messages (``templates/mail``), over the platform's layouts."""
@@ -66,17 +62,6 @@ def revision(db: Session, live: LiveSession) -> int:
         )
     ).scalar_one()
     return int(count)
-
-
-def _deliverable(address: str) -> bool:
-    """Whether an address stored on an account can be written to; a mistyped one must not
-    stop the invitation itself."""
-    try:
-        mailbox_address(address)
-    except ValueError:
-        log.warning("no invitation e-mail: the account's address is not a mailbox")
-        return False
-    return True
 
 
 def _link(runtime: Runtime, live: LiveSession) -> str:
@@ -126,8 +111,8 @@ def _send(
     values: dict[str, object],
     now: datetime,
 ) -> OutboxMail | None:
-    to = notify.recipient_of(db, person)
-    if to is None or not _deliverable(to.address):
+    to = notify.reachable_recipient(db, person)  # a mistyped one must not stop the invitation
+    if to is None:
         return None
     sequence = revision(db, live)
     event = _event(db, runtime, live, person, sequence, now, to.zone)

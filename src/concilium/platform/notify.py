@@ -14,6 +14,7 @@ messages in its own folder (:class:`MailTemplates` ``(folder)``) and finds the l
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -33,6 +34,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from sqlalchemy.orm import Session
 
+from concilium.config import mailbox_address
 from concilium.platform import i18n
 from concilium.platform.errors import InvalidInput
 from concilium.platform.i18n import _
@@ -40,6 +42,8 @@ from concilium.platform.mail import Attachment, Mail
 from concilium.platform.outbox import enqueue
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import OutboxMail, Site, User
+
+log = logging.getLogger(__name__)
 
 PLATFORM_MAIL = Path(__file__).with_name("templates") / "mail"
 """The platform's layouts and messages."""
@@ -79,6 +83,21 @@ def recipient_of(session: Session, user: User) -> Recipient | None:
         locale=user.locale if user.locale in i18n.LOCALES else i18n.DEFAULT_LOCALE,
         zone=zone or i18n.DEFAULT_ZONE,
     )
+
+
+def reachable_recipient(session: Session, user: User) -> Recipient | None:
+    """:func:`recipient_of`, when mail can reach them: None also for an address no mail can
+    reach (a mistyped address on an account never stops the act that writes to them; its
+    message is left out, with a warning naming the account by its id)."""
+    to = recipient_of(session, user)
+    if to is None:
+        return None
+    try:
+        mailbox_address(to.address)
+    except ValueError:
+        log.warning("no e-mail to user %s: the account's address is not a mailbox", user.id)
+        return None
+    return to
 
 
 @pass_context

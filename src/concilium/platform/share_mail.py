@@ -9,16 +9,11 @@ in the transaction of the share (the outbox), so it leaves only if the share is 
 
 from __future__ import annotations
 
-import logging
-
 from sqlalchemy.orm import Session
 
-from concilium.config import mailbox_address
 from concilium.platform import notify, outbox
 from concilium.platform.runtime import Runtime
 from concilium.platform.tables import OutboxMail, Share, Site, User
-
-log = logging.getLogger(__name__)
 
 KIND = "share.created"
 
@@ -36,13 +31,8 @@ def send_share_notice(
     person = session.get(User, share.to_user_id) if share.to_user_id is not None else None
     if person is None or person.disabled:
         return None
-    to = notify.recipient_of(session, person)
+    to = notify.reachable_recipient(session, person)  # a mistyped one must not undo the share
     if to is None:
-        return None
-    try:
-        mailbox_address(to.address)
-    except ValueError:  # a mistyped address on the account must not undo the share
-        log.warning("no share e-mail for share %s: the address is not a mailbox", share.id)
         return None
     granter = session.get(User, share.granted_by_id)
     site = session.get(Site, share.from_site_id) if share.from_site_id is not None else None

@@ -11,7 +11,6 @@ names the link by its number (``account_links.issue``).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from sqlalchemy import select
@@ -26,8 +25,6 @@ from concilium.platform.runtime import Runtime
 from concilium.platform.tables import OutboxMail, Site, User
 from concilium.web.labels import ROLE_LABELS
 
-log = logging.getLogger(__name__)
-
 MAIL_TEMPLATES = notify.MailTemplates(Path(__file__).with_name("templates") / "mail")
 """The portal's messages (``templates/mail``), over the platform's layouts."""
 KIND = "account.setup"
@@ -39,20 +36,6 @@ STATUS_KIND = "account.status"
 def _site_of(user: User) -> int | None:
     """The site whose administrators see the account's messages in the outbox."""
     return min((m.site_id for m in user.memberships), default=None)
-
-
-def _reachable(session: Session, user: User) -> notify.Recipient | None:
-    """The holder as a recipient; None without an address, or with one no mail can reach
-    (a mistyped address never stops what the administrator does)."""
-    to = notify.recipient_of(session, user)
-    if to is None:
-        return None
-    try:
-        mailbox_address(to.address)
-    except ValueError:
-        log.warning("no account e-mail for user %s: the address is not a mailbox", user.id)
-        return None
-    return to
 
 
 def _link_values(user: User, link: IssuedLink, issuer: str) -> dict[str, object]:
@@ -92,7 +75,7 @@ def send_reset_link(
     """Queue the reset link an administrator issued for ``user`` to its holder, in the
     caller's transaction; nothing when the account has no address that mail can reach (the
     administrator is then shown the link once, to hand over)."""
-    to = _reachable(session, user)
+    to = notify.reachable_recipient(session, user)
     if to is None:
         return None
     mail = MAIL_TEMPLATES.compose(RESET_KIND, to, "account_reset", _link_values(user, link, issuer))
@@ -108,7 +91,7 @@ def send_roles_notice(
 ) -> OutboxMail | None:
     """Tell ``user`` that ``issuer`` changed their roles, and which they now hold, in their
     language; nothing without an address mail can reach."""
-    to = _reachable(session, user)
+    to = notify.reachable_recipient(session, user)
     if to is None:
         return None
     site_ids = {m.site_id for m in user.memberships}
@@ -145,7 +128,7 @@ def send_status_notice(
 ) -> OutboxMail | None:
     """Tell ``user`` that ``issuer`` disabled (or enabled again) their account, in their
     language; nothing without an address mail can reach."""
-    if _reachable(session, user) is None:
+    if notify.reachable_recipient(session, user) is None:
         return None
     if disabled:
         subject = N_("Your Concilium account was disabled")

@@ -15,7 +15,7 @@ from clinical_world import KEYS, PASSWORD, Clinic, populate_served
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
-from concilium.telesurgery import procedures
+from concilium.telesurgery import procedures, readiness
 from serving import RunningServer, running_server
 
 from .browsing import signed_in_state
@@ -31,10 +31,10 @@ def _qualified(runtime: Runtime, clinic: Clinic) -> int:
     with transaction(runtime.sessions) as db:
         procedure = procedures.get_procedure(db, clinic.procedure)
         db.expunge(procedure)
-    report = procedures.run_qualification(procedure, "direct", 1.0, rate_hz=50)
+    report = readiness.run_qualification(procedure, "direct", 1.0, rate_hz=50)
     with transaction(runtime.sessions) as db:
         procedure = procedures.get_procedure(db, clinic.procedure)
-        record = procedures.record_qualification(
+        record = readiness.record_qualification(
             db,
             audit.SYSTEM,
             procedure,

@@ -21,7 +21,8 @@ from concilium.platform import accounts, audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput
 from concilium.platform.tables import AuditEvent
-from concilium.telesurgery import procedures
+from concilium.telesurgery import procedures, readiness
+from concilium.telesurgery import video as procedure_video
 from concilium.telesurgery.link import load_keys
 from concilium.telesurgery.link_status import LinkStatusBoard
 from concilium.telesurgery.qualification import (
@@ -40,7 +41,7 @@ DAY = timedelta(hours=24)
 # --- the pure START decision ----------------------------------------------------------------
 
 
-def facts(**overrides: object) -> procedures.StartFacts:
+def facts(**overrides: object) -> readiness.StartFacts:
     values: dict[str, object] = {
         "status": "planned",
         "last_passing_qualification_at": NOW - timedelta(hours=1),
@@ -49,30 +50,30 @@ def facts(**overrides: object) -> procedures.StartFacts:
         "gateways": frozenset({"console", "robot"}),
     }
     values.update(overrides)
-    return procedures.StartFacts(**values)  # type: ignore[arg-type]
+    return readiness.StartFacts(**values)  # type: ignore[arg-type]
 
 
 def test_start_is_allowed_when_every_condition_holds():
-    assert procedures.may_start(facts(), NOW, DAY) == []
+    assert readiness.may_start(facts(), NOW, DAY) == []
 
 
 def test_start_needs_a_passing_qualification():
-    assert procedures.may_start(facts(last_passing_qualification_at=None), NOW, DAY) == [
+    assert readiness.may_start(facts(last_passing_qualification_at=None), NOW, DAY) == [
         "no passing link qualification"
     ]
 
 
 def test_a_stale_qualification_does_not_count():
     stale = facts(last_passing_qualification_at=NOW - DAY - timedelta(seconds=1))
-    assert procedures.may_start(stale, NOW, DAY) == [
+    assert readiness.may_start(stale, NOW, DAY) == [
         "the last passing link qualification is older than 24 h"
     ]
     fresh = facts(last_passing_qualification_at=NOW - DAY)
-    assert procedures.may_start(fresh, NOW, DAY) == []
+    assert readiness.may_start(fresh, NOW, DAY) == []
 
 
 def test_start_needs_consent_and_keys_and_both_gateways():
-    reasons = procedures.may_start(
+    reasons = readiness.may_start(
         facts(consent=False, key_issued=False, gateways=frozenset({"console"})), NOW, DAY
     )
     assert reasons == [
@@ -83,7 +84,7 @@ def test_start_needs_consent_and_keys_and_both_gateways():
 
 
 def test_a_started_procedure_does_not_start_again():
-    assert procedures.may_start(facts(status="started"), NOW, DAY) == [
+    assert readiness.may_start(facts(status="started"), NOW, DAY) == [
         "the procedure is started, not planned"
     ]
 
@@ -263,7 +264,7 @@ def test_the_link_class_is_recorded_and_qualification_judges_by_its_thresholds(w
     # The same 12,000 km link: no-go for the procedure planned on the defaults (its commands
     # would be stale), within the freshness budget of the one planned for the distance.
     for procedure, fresh in ((lan, False), (far, True)):
-        report = procedures.run_qualification(
+        report = readiness.run_qualification(
             procedure, "intercontinental-12000km", 0.5, rate_hz=200, bitrate_bps=1e6
         )
         assert report.safety == SafetyThresholds.from_mapping(procedure.thresholds["safety"])
@@ -276,19 +277,19 @@ def test_keys_need_both_gateways_and_are_written_0600_never_stored(world, planne
     with transaction(world.runtime.sessions) as db:
         procedure = db.get(Procedure, planned.procedure_id)
         with pytest.raises(Conflict, match="console and robot"):
-            procedures.issue_keys(db, planned.engineer, procedure, tmp_path, NOW)
-        _, console_token = procedures.enrol_gateway(
+            readiness.issue_keys(db, planned.engineer, procedure, tmp_path, NOW)
+        _, console_token = readiness.enrol_gateway(
             db, planned.engineer, procedure, "console", "198.51.100.4:0", NOW
         )
-        procedures.enrol_gateway(db, planned.engineer, procedure, "robot", "203.0.113.7:18950", NOW)
-        first, _ = procedures.issue_keys(db, planned.engineer, procedure, tmp_path, NOW)
-        second, paths = procedures.issue_keys(db, planned.engineer, procedure, tmp_path, NOW)
+        readiness.enrol_gateway(db, planned.engineer, procedure, "robot", "203.0.113.7:18950", NOW)
+        first, _ = readiness.issue_keys(db, planned.engineer, procedure, tmp_path, NOW)
+        second, paths = readiness.issue_keys(db, planned.engineer, procedure, tmp_path, NOW)
         assert (first.key_id, second.key_id) == (1, 2)
         assert first.revoked_at is not None and second.revoked_at is None
-        assert procedures.active_key(db, procedure).key_id == 2
-        found = procedures.gateway_for_token(db, procedure, console_token)
+        assert readiness.active_key(db, procedure).key_id == 2
+        found = readiness.gateway_for_token(db, procedure, console_token)
         assert found is not None and found.role == "console"
-        assert procedures.gateway_for_token(db, procedure, console_token + "x") is None
+        assert readiness.gateway_for_token(db, procedure, console_token + "x") is None
         trail = " ".join(e.detail for e in db.execute(select(AuditEvent)).scalars())
     keys = {role: load_keys(path) for role, path in paths.items()}
     assert keys["console"] == keys["robot"]
@@ -305,34 +306,34 @@ def test_start_is_refused_with_reasons_then_allowed(world, planned):
     data_dir = world.runtime.settings.data_dir
     with transaction(sessions) as db:
         procedure = db.get(Procedure, planned.procedure_id)
-        with pytest.raises(procedures.StartRefused) as refused:
-            procedures.start(db, planned.surgeon, procedure, NOW, DAY)
+        with pytest.raises(readiness.StartRefused) as refused:
+            readiness.start(db, planned.surgeon, procedure, NOW, DAY)
         assert "no passing link qualification" in refused.value.reasons
         assert "the patient's consent for telesurgery is not recorded" in refused.value.reasons
     with transaction(sessions) as db:
         procedure = db.get(Procedure, planned.procedure_id)
         for role in ("console", "robot"):
-            procedures.enrol_gateway(db, planned.engineer, procedure, role, "h:1", NOW)
-        procedures.issue_keys(db, planned.engineer, procedure, data_dir / "k", NOW)
+            readiness.enrol_gateway(db, planned.engineer, procedure, role, "h:1", NOW)
+        readiness.issue_keys(db, planned.engineer, procedure, data_dir / "k", NOW)
         patient = patients.get_patient(db, planned.patient_id)
         patients.record_consent(
             db, planned.surgeon, patient, "telesurgery", "granted", world.briey.id
         )
-        failed = procedures.record_qualification(
+        failed = readiness.record_qualification(
             db, planned.engineer, procedure, report(go=False), data_dir, NOW
         )
         assert not failed.passed
         assert "NO-GO" in (data_dir / failed.html_path).read_text()
-        assert procedures.may_start(procedures.start_facts(db, procedure), NOW, DAY) == [
+        assert readiness.may_start(readiness.start_facts(db, procedure), NOW, DAY) == [
             "no passing link qualification"
         ]
-        procedures.record_qualification(
+        readiness.record_qualification(
             db, planned.engineer, procedure, report(go=True), data_dir, NOW
         )
         late = NOW + DAY + timedelta(minutes=1)
-        with pytest.raises(procedures.StartRefused, match="older than 24 h"):
-            procedures.start(db, planned.surgeon, procedure, late, DAY)
-        procedures.start(db, planned.surgeon, procedure, NOW + timedelta(hours=1), DAY)
+        with pytest.raises(readiness.StartRefused, match="older than 24 h"):
+            readiness.start(db, planned.surgeon, procedure, late, DAY)
+        readiness.start(db, planned.surgeon, procedure, NOW + timedelta(hours=1), DAY)
         assert procedure.status == "started"
         outcomes = [
             e.outcome
@@ -366,7 +367,7 @@ def test_the_video_goes_live_through_the_live_service_and_the_surgeon_may_watch(
         try:
             procedure = await asyncio.to_thread(db.get, Procedure, planned.procedure_id)
             assert procedure is not None
-            video = await procedures.open_video(db, planned.engineer, procedure, NOW, sessions)
+            video = await procedure_video.open_video(db, planned.engineer, procedure, NOW, sessions)
             await asyncio.to_thread(db.commit)
             return video.id, procedure.surgeon_id
         finally:
@@ -376,7 +377,7 @@ def test_the_video_goes_live_through_the_live_service_and_the_surgeon_may_watch(
     with world.runtime.sessions() as db:
         procedure = db.get(Procedure, planned.procedure_id)
         assert procedure is not None and procedure.live_session_id == video_id
-        video = procedures.video_session(db, procedure)
+        video = procedure_video.video_session(db, procedure)
         assert video is not None and (video.kind, video.status) == ("supervision", "live")
         assert video.site_id == world.briey.id and video.janus_room_id is not None
         assert live.role_of(db, video, surgeon_id) == "viewer"
@@ -393,7 +394,9 @@ def test_an_ended_procedure_opens_no_video(world, planned):
         procedure.status = "ended"
         with pytest.raises(Conflict, match="has ended"):
             asyncio.run(
-                procedures.open_video(db, planned.surgeon, procedure, NOW, live_sessions(world))
+                procedure_video.open_video(
+                    db, planned.surgeon, procedure, NOW, live_sessions(world)
+                )
             )
         assert db.execute(select(LiveSession)).scalars().all() == []
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 from concilium.platform.tables import AuditEvent
-from concilium.telesurgery.web import status_board
+from concilium.telesurgery.web.state import status_board
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from concilium.commands import (
 from concilium.platform import accounts
 from concilium.platform.errors import ConciliumError
 from concilium.platform.i18n import N_, _
-from concilium.telesurgery import procedures
+from concilium.telesurgery import procedures, readiness
 from concilium.telesurgery.gateways import ConsoleGateway, RobotGateway
 from concilium.telesurgery.impairment import PROFILES, profile, run_proxy
 from concilium.telesurgery.limits import MotionLimits
@@ -685,7 +685,7 @@ def procedure_list() -> None:
 def enrol(procedure_id: int, role: str, public_name: str) -> None:
     with cli_transaction(cli_settings()) as db:
         procedure = procedures.get_procedure(db, procedure_id)
-        _enrolment, token = procedures.enrol_gateway(
+        _enrolment, token = readiness.enrol_gateway(
             db, operator(), procedure, role, public_name, datetime.now(UTC)
         )
         click.echo(token)
@@ -708,8 +708,8 @@ def issue_keys(procedure_id: int, out: Path | None) -> None:
     settings = cli_settings()
     with cli_transaction(settings) as db:
         procedure = procedures.get_procedure(db, procedure_id)
-        directory = out or procedures.key_directory(settings.data_dir, procedure.id)
-        issued, paths = procedures.issue_keys(
+        directory = out or readiness.key_directory(settings.data_dir, procedure.id)
+        issued, paths = readiness.issue_keys(
             db, operator(), procedure, directory, datetime.now(UTC)
         )
         click.echo(_("key set %(id)s") % {"id": issued.key_id})
@@ -728,7 +728,7 @@ def _qualify_procedure(
     try:
         report = _with_progress(
             duration,
-            lambda progress: procedures.run_qualification(
+            lambda progress: readiness.run_qualification(
                 procedure,
                 profile_name,
                 duration,
@@ -742,7 +742,7 @@ def _qualify_procedure(
         raise Failure(exc.detail) from exc
     with cli_transaction(settings) as db:
         procedure = procedures.get_procedure(db, procedure_id)
-        record = procedures.record_qualification(
+        record = readiness.record_qualification(
             db, operator(), procedure, report, settings.data_dir, datetime.now(UTC)
         )
         html_path = settings.data_dir / record.html_path

@@ -19,7 +19,7 @@ from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.errors import ConciliumError
 from concilium.platform.i18n import _
-from concilium.telesurgery import procedures
+from concilium.telesurgery import procedures, readiness
 from concilium.telesurgery.tables import Procedure
 
 logger = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _measure(
             with transaction(sessions) as db:
                 procedure = procedures.get_procedure(db, run.procedure_id)
                 db.expunge(procedure)
-            report = procedures.run_qualification(
+            report = readiness.run_qualification(
                 procedure,
                 run.profile,
                 run.duration_s,
@@ -137,7 +137,7 @@ def _measure(
             )
             with transaction(sessions) as db:
                 procedure = procedures.get_procedure(db, run.procedure_id)
-                record = procedures.record_qualification(
+                record = readiness.record_qualification(
                     db, actor, procedure, report, data_dir, datetime.now(UTC)
                 )
                 run.qualification_id = record.id

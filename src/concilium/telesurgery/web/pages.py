@@ -1,449 +1,61 @@
-"""HTTP adapter of the telesurgery service: pages under ``/telesurgery``, JSON under
-``/api/v1/telesurgery`` and the server-sent event stream that feeds the supervision page and
-the surgeon's view.
-
-Every route declares its action with ``gate`` and asks the policy about the very procedure it
-touches (:func:`concilium.telesurgery.procedures.procedure_target`). Gateways report their
-timeline with an API token of scope ``telesurgery:gateway`` and their own enrolment token in
-``X-Gateway-Token``, so a token lent to one procedure's gateway cannot write another's.
+"""The pages of telesurgical procedures under ``/telesurgery``: the list with the planning
+form, the procedure page (enrolment, keys, link qualification run from the page, the video,
+START and every reason blocking it, leading to where it is fixed), the qualification report,
+and the supervision and surgeon's views fed by the event stream.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Form, Header, Request
-from fastapi.responses import (
-    JSONResponse,
-    RedirectResponse,
-    Response,
-    StreamingResponse,
-)
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
 from markupsafe import Markup
-from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from concilium import live as live_service
 from concilium.live import LiveAction, LiveProcess
 from concilium.platform import accounts, audit, patients
-from concilium.platform.errors import ConciliumError, Forbidden, InvalidInput, NotFound
+from concilium.platform.errors import ConciliumError, InvalidInput, NotFound
 from concilium.platform.i18n import N_, _
 from concilium.platform.policy import Action, PlatformAction, Target, decide
 from concilium.platform.tables import Patient, User
-from concilium.telesurgery import procedures as domain
+from concilium.telesurgery import procedures, readiness
 from concilium.telesurgery.actions import TelesurgeryAction
 from concilium.telesurgery.impairment import PROFILES
-from concilium.telesurgery.link_status import LinkStatusBoard
-from concilium.telesurgery.process import TelesurgeryProcess
 from concilium.telesurgery.qualification import svg_plot
 from concilium.telesurgery.qualification_runs import (
     MAX_DURATION_S,
     MAX_RATE_HZ,
     MIN_DURATION_S,
     MIN_RATE_HZ,
-    QualificationRuns,
 )
 from concilium.telesurgery.safety import DEFAULT_LINK_CLASS, LINK_CLASSES
-from concilium.telesurgery.tables import Procedure, QualificationRecord, TimelineEntry
-from concilium.web.context import Ctx, gate, process_of, record_refusal, runtime_of
-from concilium.web.problems import problem
+from concilium.telesurgery.tables import Procedure, QualificationRecord
+from concilium.telesurgery.video import link_video, open_video, video_session
+from concilium.telesurgery.web.access import (
+    authorized_procedure,
+    may,
+    may_plan_at,
+    visible_procedures,
+)
+from concilium.telesurgery.web.api import (
+    ProcedureIn,
+    plan_procedure,
+    procedure_out,
+    start_procedure,
+    start_refusals,
+)
+from concilium.telesurgery.web.state import qualification_runs
+from concilium.web.context import Ctx, gate, process_of, record_refusal
 from concilium.web.rendering import reader_zone, render_page
-
-__all__ = ["api_router", "router", "status_board"]
 
 router = APIRouter(include_in_schema=False)
 """Pages."""
-api_router = APIRouter(prefix="/api/v1/telesurgery", tags=["telesurgery"])
-"""The JSON API, the gateways' timeline ingest and the event stream."""
-
-EVENT_POLL_SECONDS = 0.5
-"""How often the event stream looks for new timeline entries and status samples."""
-
-
-def status_board(app: FastAPI) -> LinkStatusBoard:
-    """The link status board of this process (see :class:`TelesurgeryProcess`)."""
-    return process_of(app, TelesurgeryProcess).board
-
-
-def qualification_runs(app: FastAPI) -> QualificationRuns:
-    """The link qualifications started from the web in this process."""
-    return process_of(app, TelesurgeryProcess).runs
-
 
 QUALIFICATION_PROFILES = ("direct", *PROFILES)
 """Networks a qualification may be measured through: the loopback as it is, or a preset."""
-
-
-def _max_age(ctx: Ctx) -> timedelta:
-    return timedelta(hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours)
-
-
-def _load(ctx: Ctx, procedure_id: int, action: Action) -> Procedure:
-    """The procedure, if the caller may perform ``action`` on it (404 and 403 alike audited)."""
-    procedure = ctx.db.get(Procedure, procedure_id)
-    if procedure is None:
-        target = Target(domain.RESOURCE_KIND, str(procedure_id))
-        record_refusal(ctx.db, ctx.actor, action, target, "no such procedure")
-        raise NotFound(_("procedure %(id)s not found") % {"id": procedure_id})
-    ctx.authorize(action, domain.procedure_target(procedure))
-    return procedure
-
-
-def _may(ctx: Ctx, procedure: Procedure, action: Action) -> bool:
-    return decide(ctx.principal, action, domain.procedure_target(procedure)).allowed
-
-
-def _visible(ctx: Ctx) -> list[Procedure]:
-    sites = ctx.visible_sites(TelesurgeryAction.PROCEDURE_READ)
-    found = domain.list_procedures(ctx.db, sites if sites is not None else frozenset())
-    return [p for p in found if _may(ctx, p, TelesurgeryAction.PROCEDURE_READ)]
-
-
-def _may_plan_at(ctx: Ctx, *site_ids: int) -> None:
-    """Planning needs the right at both sites: each side commits its people and its robot."""
-    for site in sorted(set(site_ids)):
-        ctx.authorize(
-            TelesurgeryAction.PROCEDURE_MANAGE,
-            Target(domain.RESOURCE_KIND, site_ids=frozenset({site})),
-        )
-
-
-def _create(ctx: Ctx, body: ProcedureIn) -> Procedure:
-    # Planning needs the right at both sites: each side commits its people and its robot.
-    # The patient must be known at one of them (checked by the domain).
-    _may_plan_at(ctx, body.console_site_id, body.robot_site_id)
-    procedure = domain.create_procedure(
-        ctx.db,
-        ctx.actor,
-        title=body.title,
-        console_site_id=body.console_site_id,
-        robot_site_id=body.robot_site_id,
-        surgeon_id=body.surgeon_id,
-        local_team_ids=body.local_team_ids,
-        robot_name=body.robot_name,
-        patient_id=body.patient_id,
-        thresholds=body.thresholds,
-        link_class=body.link_class,
-        now=ctx.now,
-    )
-    ctx.commit()
-    return procedure
-
-
-def _start(ctx: Ctx, procedure: Procedure) -> None:
-    try:
-        domain.start(ctx.db, ctx.actor, procedure, ctx.now, _max_age(ctx))
-    except domain.StartRefused:
-        ctx.commit()  # the refusal stays in the audit trail and the timeline
-        raise
-    ctx.commit()
-
-
-# --- JSON API ------------------------------------------------------------------------------
-
-
-class ProcedureIn(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
-    console_site_id: int
-    robot_site_id: int
-    surgeon_id: int
-    local_team_ids: list[int] = Field(default_factory=list, max_length=50)
-    robot_name: str = Field(min_length=1, max_length=100)
-    patient_id: int
-    thresholds: dict[str, Any] = Field(default_factory=dict)
-    link_class: str | None = Field(default=None, max_length=32)
-    """Threshold preset (``lan``, ``regional``, ``intercontinental``); ``thresholds`` override
-    it value by value."""
-
-
-class GatewayOut(BaseModel):
-    role: str
-    site_id: int
-    public_name: str
-    enrolled_at: datetime
-
-
-class QualificationOut(BaseModel):
-    id: int
-    measured_at: datetime
-    passed: bool
-    profile: str
-    reasons: list[str]
-    report_url: str
-
-
-class ProcedureOut(BaseModel):
-    id: int
-    title: str
-    status: str
-    console_site_id: int
-    robot_site_id: int
-    surgeon_id: int
-    local_team_ids: list[int]
-    robot_name: str
-    patient_id: int
-    link_class: str
-    thresholds: dict[str, Any]
-    consent: bool
-    key_id: int | None
-    gateways: list[GatewayOut]
-    qualifications: list[QualificationOut]
-    start_refused_because: list[str]
-    """Empty when START is allowed."""
-    state: str
-
-
-def _qualification_out(record: QualificationRecord) -> QualificationOut:
-    return QualificationOut(
-        id=record.id,
-        measured_at=record.measured_at,
-        passed=record.passed,
-        profile=record.profile,
-        reasons=list(record.verdict.get("reasons", [])),
-        report_url=f"/telesurgery/{record.procedure_id}/qualifications/{record.id}",
-    )
-
-
-def _out(ctx: Ctx, procedure: Procedure) -> ProcedureOut:
-    facts = domain.start_facts(ctx.db, procedure)
-    key = domain.active_key(ctx.db, procedure)
-    return ProcedureOut(
-        id=procedure.id,
-        title=procedure.title,
-        status=procedure.status,
-        console_site_id=procedure.console_site_id,
-        robot_site_id=procedure.robot_site_id,
-        surgeon_id=procedure.surgeon_id,
-        local_team_ids=list(procedure.local_team_ids),
-        robot_name=procedure.robot_name,
-        patient_id=procedure.patient_id,
-        link_class=domain.link_class_of(procedure),
-        thresholds=procedure.thresholds,
-        consent=facts.consent,
-        key_id=key.key_id if key else None,
-        gateways=[
-            GatewayOut(
-                role=g.role, site_id=g.site_id, public_name=g.public_name, enrolled_at=g.enrolled_at
-            )
-            for g in domain.gateways(ctx.db, procedure).values()
-        ],
-        qualifications=[_qualification_out(q) for q in domain.qualifications(ctx.db, procedure)],
-        start_refused_because=[
-            b.translated() for b in domain.start_blockers(facts, ctx.now, _max_age(ctx))
-        ],
-        state=domain.current_state(ctx.db, procedure),
-    )
-
-
-class EnrolIn(BaseModel):
-    role: str = Field(pattern="^(console|robot)$")
-    public_name: str = Field(min_length=1, max_length=255)
-
-
-class EnrolOut(BaseModel):
-    role: str
-    token: str
-    """Shown once: the gateway presents it in ``X-Gateway-Token``."""
-
-
-class KeysOut(BaseModel):
-    key_id: int
-    files: dict[str, str]
-    """Key file of each gateway on the server, mode 0600, to hand over to the gateway."""
-
-
-class EventIn(BaseModel):
-    at: AwareDatetime
-    kind: str = Field(pattern="^(transition|alarm|refusal)$")
-    state: str = Field(default="", max_length=16)
-    detail: str = Field(default="", max_length=2000)
-
-
-class StatusIn(BaseModel):
-    state: str | None = Field(default=None, max_length=16)
-    latency_ms: float | None = Field(default=None, ge=0, le=1e6)
-    jitter_ms: float | None = Field(default=None, ge=0, le=1e6)
-    rtt_ms: float | None = Field(default=None, ge=0, le=1e6)
-    loss: float | None = Field(default=None, ge=0, le=1)
-    reordering: float | None = Field(default=None, ge=0, le=1)
-    command_rate_hz: float | None = Field(default=None, ge=0, le=1e6)
-    robot_position_mm: list[float] | None = Field(default=None, min_length=3, max_length=3)
-
-
-class IngestIn(BaseModel):
-    events: list[EventIn] = Field(default_factory=list, max_length=1000)
-    status: StatusIn | None = None
-
-
-class TimelineOut(BaseModel):
-    id: int
-    at: datetime
-    source: str
-    kind: str
-    state: str
-    detail: str
-
-    @classmethod
-    def of(cls, entry: TimelineEntry) -> TimelineOut:
-        return cls(
-            id=entry.id,
-            at=entry.at,
-            source=entry.source,
-            kind=entry.kind,
-            state=entry.state,
-            detail=entry.detail,
-        )
-
-
-@api_router.get("/procedures")
-def api_list(ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]) -> list[ProcedureOut]:
-    return [_out(ctx, p) for p in _visible(ctx)]
-
-
-@api_router.post("/procedures", status_code=201)
-def api_create(
-    body: ProcedureIn, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)]
-) -> ProcedureOut:
-    return _out(ctx, _create(ctx, body))
-
-
-@api_router.get("/procedures/{procedure_id}")
-def api_read(
-    procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
-) -> ProcedureOut:
-    return _out(ctx, _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ))
-
-
-@api_router.post("/procedures/{procedure_id}/gateways", status_code=201)
-def api_enrol(
-    procedure_id: int, body: EnrolIn, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)]
-) -> EnrolOut:
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
-    _, token = domain.enrol_gateway(
-        ctx.db, ctx.actor, procedure, body.role, body.public_name, ctx.now
-    )
-    ctx.commit()
-    return EnrolOut(role=body.role, token=token)
-
-
-@api_router.post("/procedures/{procedure_id}/keys", status_code=201)
-def api_issue_keys(
-    procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)]
-) -> KeysOut:
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
-    directory = domain.key_directory(ctx.runtime.settings.data_dir, procedure.id)
-    issued, paths = domain.issue_keys(ctx.db, ctx.actor, procedure, directory, ctx.now)
-    ctx.commit()
-    return KeysOut(key_id=issued.key_id, files={role: str(p) for role, p in paths.items()})
-
-
-@api_router.post("/procedures/{procedure_id}/start", response_model=None)
-def api_start(
-    request: Request,
-    procedure_id: int,
-    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_START)],
-) -> ProcedureOut | JSONResponse:
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_START)
-    try:
-        _start(ctx, procedure)
-    except domain.StartRefused as exc:
-        reasons = [text for text, _href in _blockers(ctx, procedure)]
-        return problem(exc.status, exc.title, exc.detail, request, reasons=reasons)
-    return _out(ctx, procedure)
-
-
-@api_router.get("/procedures/{procedure_id}/timeline")
-def api_timeline(
-    procedure_id: int,
-    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
-    after: int = 0,
-) -> list[TimelineOut]:
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
-    return [TimelineOut.of(e) for e in domain.timeline(ctx.db, procedure, after)]
-
-
-@api_router.post("/procedures/{procedure_id}/timeline", status_code=201)
-def api_ingest(
-    request: Request,
-    procedure_id: int,
-    body: IngestIn,
-    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_INGEST)],
-    x_gateway_token: Annotated[str, Header(max_length=200)] = "",
-) -> list[TimelineOut]:
-    """A gateway reports state transitions, alarms and refusals (kept and audited) and its
-    latest link status (shown live, not kept)."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_INGEST)
-    gateway = domain.gateway_for_token(ctx.db, procedure, x_gateway_token)
-    if gateway is None:
-        target = domain.procedure_target(procedure)
-        reason = "unknown gateway token"
-        record_refusal(ctx.db, ctx.actor, TelesurgeryAction.PROCEDURE_INGEST, target, reason)
-        raise Forbidden(_("send the gateway's enrolment token in X-Gateway-Token"))
-    try:
-        events = [domain.TimelineEvent(e.at, e.kind, e.state, e.detail) for e in body.events]
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from exc
-    entries = domain.ingest(ctx.db, ctx.actor, procedure, gateway.role, events)
-    ctx.commit()
-    if body.status is not None:
-        sample = body.status.model_dump(exclude_none=True)
-        status_board(request.app).update(procedure.id, gateway.role, sample)
-    return [TimelineOut.of(e) for e in entries]
-
-
-@api_router.get("/procedures/{procedure_id}/events")
-def api_events(
-    request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
-) -> StreamingResponse:
-    """Server-sent events (HTML Living Standard 9.2): ``timeline`` for each new entry and
-    ``status`` for each new link status sample, until the client goes away.
-
-    The handler itself runs in a worker thread (it reads the database); the stream, on the
-    event loop, reads through its own short read-only sessions in worker threads."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
-    # Only the id goes on: the request's own session is released now (on SQLite every
-    # transaction takes the write lock, so a long-lived stream must not keep one open).
-    known_id = procedure.id
-    ctx.db.rollback()
-    ctx.db.close()
-    runtime = runtime_of(request)
-    board = status_board(request.app)
-
-    def poll(after: int) -> list[dict[str, Any]]:
-        with runtime.read_sessions() as db:
-            found = db.get(Procedure, known_id)
-            if found is None:
-                return []
-            entries = domain.timeline(db, found, after)
-            return [TimelineOut.of(e).model_dump(mode="json") for e in entries]
-
-    async def stream() -> AsyncIterator[str]:
-        last_id = 0
-        last_version = -1
-        yield "retry: 2000\n\n"
-        while not await request.is_disconnected():
-            for payload in await run_in_threadpool(poll, last_id):
-                last_id = payload["id"]
-                yield f"event: timeline\ndata: {json.dumps(payload)}\n\n"
-            version, sample = board.latest(known_id)
-            if version != last_version:
-                last_version = version
-                yield f"event: status\ndata: {json.dumps(sample)}\n\n"
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-
-    return StreamingResponse(
-        stream(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
-
-
-# --- pages ---------------------------------------------------------------------------------
 
 
 def _site_names(ctx: Ctx) -> dict[int, str]:
@@ -473,7 +85,7 @@ def _list_page(
         "telesurgery/list.html",
         ctx,
         status=422 if error else 200,
-        procedures=_visible(ctx),
+        procedures=visible_procedures(ctx),
         sites=_site_names(ctx),
         planner_sites=planner_sites,
         all_sites=sorted(_site_names(ctx).items()),
@@ -583,7 +195,7 @@ def create_page(
     }
     # Refused before any lookup: who may not plan at both sites learns nothing of their
     # people and patients.
-    _may_plan_at(ctx, console_site_id, robot_site_id)
+    may_plan_at(ctx, console_site_id, robot_site_id)
     try:
         surgeon_user = _person(ctx, surgeon)
         team = [_person(ctx, name).id for name in local_team.split(",") if name.strip()]
@@ -597,7 +209,7 @@ def create_page(
             patient_id=_patient_by_hospital_number(ctx, patient),
             link_class=link_class,
         )
-        procedure = _create(ctx, body)
+        procedure = plan_procedure(ctx, body)
     except (InvalidInput, NotFound) as exc:
         ctx.db.rollback()
         return _list_page(request, ctx, exc.detail, form)
@@ -623,9 +235,8 @@ page)."""
 
 def _blockers(ctx: Ctx, procedure: Procedure) -> list[tuple[str, str]]:
     """Each reason START is refused, in the reader's language, with the link to its fix."""
-    facts = domain.start_facts(ctx.db, procedure)
     found = []
-    for blocker in domain.start_blockers(facts, ctx.now, _max_age(ctx)):
+    for blocker in start_refusals(ctx, procedure):
         if blocker.topic == "consent":
             href = f"/patients/{procedure.patient_id}"
         else:
@@ -642,7 +253,7 @@ def _procedure_view(
     status: int = 200,
     **shown: Any,
 ) -> Response:
-    out = _out(ctx, procedure)
+    out = procedure_out(ctx, procedure)
     team = [procedure.surgeon_id, *procedure.local_team_ids]
     return render_page(
         request,
@@ -654,12 +265,12 @@ def _procedure_view(
         statuses=PROCEDURE_STATUSES,
         sites=_site_names(ctx),
         people=_user_names(ctx, team),
-        timeline=domain.timeline(ctx.db, procedure),
-        may_start=_may(ctx, procedure, TelesurgeryAction.PROCEDURE_START),
-        may_supervise=_may(ctx, procedure, TelesurgeryAction.PROCEDURE_SUPERVISE),
-        may_manage=_may(ctx, procedure, TelesurgeryAction.PROCEDURE_MANAGE),
+        timeline=procedures.timeline(ctx.db, procedure),
+        may_start=may(ctx, procedure, TelesurgeryAction.PROCEDURE_START),
+        may_supervise=may(ctx, procedure, TelesurgeryAction.PROCEDURE_SUPERVISE),
+        may_manage=may(ctx, procedure, TelesurgeryAction.PROCEDURE_MANAGE),
         may_open_video=_may_open_video(ctx, procedure),
-        video=domain.video_session(ctx.db, procedure),
+        video=video_session(ctx.db, procedure),
         max_age_hours=ctx.runtime.settings.telesurgery_qualification_max_age_hours,
         profiles=QUALIFICATION_PROFILES,
         run=qualification_runs(request.app).get(procedure.id),
@@ -672,7 +283,9 @@ def _procedure_view(
 def procedure_page(
     request: Request, procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)]
 ) -> Response:
-    return _procedure_view(request, ctx, _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ))
+    return _procedure_view(
+        request, ctx, authorized_procedure(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
+    )
 
 
 @router.post("/telesurgery/{procedure_id}/video")
@@ -686,7 +299,7 @@ async def video_page(
     manages it) or, when no number is given, a new supervision session at the robot site,
     taken live through the live service."""
     procedure = await run_in_threadpool(
-        _load, ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE
+        authorized_procedure, ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE
     )
 
     def link_existing(wanted: str) -> None:
@@ -701,7 +314,7 @@ async def video_page(
             LiveAction.LIVE_MANAGE,
             live_service.session_target(ctx.db, live, LiveAction.LIVE_MANAGE, ctx.now),
         )
-        domain.link_video(ctx.db, ctx.actor, procedure, live, ctx.now)
+        link_video(ctx.db, ctx.actor, procedure, live, ctx.now)
         ctx.commit()
 
     def may_open() -> None:
@@ -722,7 +335,7 @@ async def video_page(
         else:
             await run_in_threadpool(may_open)
             sessions = process_of(request.app, LiveProcess).sessions
-            await domain.open_video(ctx.db, ctx.actor, procedure, ctx.now, sessions)
+            await open_video(ctx.db, ctx.actor, procedure, ctx.now, sessions)
             await run_in_threadpool(ctx.commit)
     except ConciliumError as exc:
         # As a form does: a user error shows the page again and saves nothing; refusals go
@@ -740,10 +353,10 @@ async def video_page(
 def start_page(
     procedure_id: int, ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_START)]
 ) -> Response:
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_START)
+    procedure = authorized_procedure(ctx, procedure_id, TelesurgeryAction.PROCEDURE_START)
     # A refusal is shown by the page it returns to: the reasons, now also in the timeline.
-    with contextlib.suppress(domain.StartRefused):
-        _start(ctx, procedure)
+    with contextlib.suppress(readiness.StartRefused):
+        start_procedure(ctx, procedure)
     return RedirectResponse(f"/telesurgery/{procedure.id}", status_code=303)
 
 
@@ -803,7 +416,7 @@ def qualification_report(
     ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
 ) -> Response:
     """The qualification report, in the reader's language and zone, from what was kept."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
+    procedure = authorized_procedure(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
     record = ctx.db.get(QualificationRecord, qualification_id)
     if record is None or record.procedure_id != procedure.id:
         raise NotFound(_("qualification %(id)s not found") % {"id": qualification_id})
@@ -832,7 +445,7 @@ def qualify_page(
     rate_hz: Annotated[float, Form()] = 1000.0,
 ) -> Response:
     """Start a link qualification in the background; the page follows its progress."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    procedure = authorized_procedure(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
     problem_text = ""
     if profile not in QUALIFICATION_PROFILES:
         problem_text = _("unknown network profile %(name)r") % {"name": profile}
@@ -855,7 +468,7 @@ def qualify_page(
         ctx.actor,
         "procedure.qualify",
         "success",
-        object_kind=domain.RESOURCE_KIND,
+        object_kind=procedures.RESOURCE_KIND,
         object_id=procedure.id,
         patient_id=procedure.patient_id,
         detail={"started": True, "profile": profile, "duration_s": duration_s},
@@ -877,19 +490,6 @@ def qualify_page(
     return RedirectResponse(f"/telesurgery/{procedure.id}#qualify", status_code=303)
 
 
-@api_router.get("/procedures/{procedure_id}/qualification-run")
-def api_qualification_run(
-    request: Request,
-    procedure_id: int,
-    ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_READ)],
-) -> dict[str, Any]:
-    """The progress of the latest qualification started from the web (``state`` ``none``
-    when there is none in this process)."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_READ)
-    run = qualification_runs(request.app).get(procedure.id)
-    return run.as_json() if run is not None else {"state": "none"}
-
-
 @router.post("/telesurgery/{procedure_id}/gateways")
 def enrol_page(
     request: Request,
@@ -899,9 +499,9 @@ def enrol_page(
     public_name: Annotated[str, Form(max_length=255)],
 ) -> Response:
     """Enrol a gateway; its token is shown once, on the page this returns."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    procedure = authorized_procedure(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
     try:
-        _, token = domain.enrol_gateway(ctx.db, ctx.actor, procedure, role, public_name, ctx.now)
+        _, token = readiness.enrol_gateway(ctx.db, ctx.actor, procedure, role, public_name, ctx.now)
     except ConciliumError as exc:
         ctx.db.rollback()
         return _procedure_view(request, ctx, procedure, exc.detail, exc.status)
@@ -916,10 +516,10 @@ def keys_page(
     ctx: Annotated[Ctx, gate(TelesurgeryAction.PROCEDURE_MANAGE)],
 ) -> Response:
     """Issue the link keys; the page names the key file of each gateway on the server."""
-    procedure = _load(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
-    directory = domain.key_directory(ctx.runtime.settings.data_dir, procedure.id)
+    procedure = authorized_procedure(ctx, procedure_id, TelesurgeryAction.PROCEDURE_MANAGE)
+    directory = readiness.key_directory(ctx.runtime.settings.data_dir, procedure.id)
     try:
-        _issued, paths = domain.issue_keys(ctx.db, ctx.actor, procedure, directory, ctx.now)
+        _issued, paths = readiness.issue_keys(ctx.db, ctx.actor, procedure, directory, ctx.now)
     except ConciliumError as exc:
         ctx.db.rollback()
         return _procedure_view(request, ctx, procedure, exc.detail, exc.status)
@@ -931,8 +531,8 @@ def keys_page(
 def _live_page(
     request: Request, ctx: Ctx, procedure_id: int, action: Action, template: str
 ) -> Response:
-    procedure = _load(ctx, procedure_id, action)
-    video = domain.video_session(ctx.db, procedure)
+    procedure = authorized_procedure(ctx, procedure_id, action)
+    video = video_session(ctx.db, procedure)
     # The picture is the live service's: shown only to whom it lets join that session.
     may_watch = video is not None and (
         decide(
@@ -947,7 +547,7 @@ def _live_page(
         ctx,
         procedure=procedure,
         sites=_site_names(ctx),
-        state=domain.current_state(ctx.db, procedure),
+        state=procedures.current_state(ctx.db, procedure),
         thresholds=procedure.thresholds.get("safety", {}),
         video=video,
         may_watch=may_watch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle
 from concilium.live.tables import LiveSession
 from concilium.platform import audit
 from concilium.platform.db import transaction
@@ -17,11 +17,11 @@ def start_broadcast(
     now = world.runtime.now()
     actor = audit.Actor(organiser.id, organiser.username)
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db, actor, kind="broadcast", title=title, site_id=world.metz.id,
             scheduled_at=now, now=now, record=record,
         )  # fmt: skip
         for viewer in viewers:
-            service.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
-        service.start(db, actor, live, now, teaching_consent=False)
+            invitations.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
+        lifecycle.start(db, actor, live, now, teaching_consent=False)
     return actor, live

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from concilium.live import chat, protocol, service
+from concilium.live import chat, invitations, joining, lifecycle, lookup, protocol
 from concilium.live.actions import LiveAction
 from concilium.live.media import LiveMedia
 from concilium.live.tables import LiveParticipant, LiveSession
@@ -26,18 +26,18 @@ from concilium.platform.tables import AuditEvent, Share
 
 def test_a_title_naming_the_patient_is_refused():
     names = ["Dupont", "Marie", "MTZ-1"]
-    assert service.check_title("  TAVI   case  ", names) == "TAVI case"
+    assert lifecycle.check_title("  TAVI   case  ", names) == "TAVI case"
     for title in ("TAVI for Dupont", "marie's valve", "Case MTZ-1 today"):
         with i18n.using_locale("en"), pytest.raises(InvalidInput, match="must not identify"):
-            service.check_title(title, names)
+            lifecycle.check_title(title, names)
     # A name inside another word is not the name.
-    assert service.check_title("Dupontel technique", names) == "Dupontel technique"
+    assert lifecycle.check_title("Dupontel technique", names) == "Dupontel technique"
     with i18n.using_locale("en"), pytest.raises(InvalidInput, match="3 to 200"):
-        service.check_title("ab")
+        lifecycle.check_title("ab")
 
 
 def test_broadcasting_or_recording_a_patient_needs_teaching_consent():
-    refuse = service.broadcast_refusal
+    refuse = lifecycle.broadcast_refusal
     assert refuse("broadcast", False, None, False) is None
     assert refuse("broadcast", False, 7, True) is None
     assert "cannot be broadcast" in (refuse("broadcast", False, 7, False) or "")
@@ -48,12 +48,12 @@ def test_broadcasting_or_recording_a_patient_needs_teaching_consent():
 
 
 def test_session_and_question_lifecycles():
-    assert service.next_status("scheduled", "start") == "live"
-    assert service.next_status("live", "end") == "ended"
-    assert service.next_status("scheduled", "end") == "ended"
+    assert lifecycle.next_status("scheduled", "start") == "live"
+    assert lifecycle.next_status("live", "end") == "ended"
+    assert lifecycle.next_status("scheduled", "end") == "ended"
     for status, event in (("live", "start"), ("ended", "end"), ("ended", "start")):
         with pytest.raises(Conflict):
-            service.next_status(status, event)
+            lifecycle.next_status(status, event)
     move = chat.next_question_status
     assert move("submitted", "approve") == "approved"
     assert move("approved", "answer") == "answered"
@@ -69,35 +69,35 @@ def test_session_and_question_lifecycles():
 
 def test_a_sessions_room_takes_as_many_senders_as_its_kind_needs():
     sizes, keyframes = {}, {}
-    for kind in service.KINDS:
+    for kind in lifecycle.KINDS:
         live = LiveSession(id=7, kind=kind, janus_room_id=5_000_007, record=False)
-        sizes[kind] = service.room_spec(live).publishers
-        keyframes[kind] = service.room_spec(live).fir_freq
+        sizes[kind] = joining.room_spec(live).publishers
+        keyframes[kind] = joining.room_spec(live).fir_freq
     # A meeting's tiles and stage take simulcast layers: a tile put on the stage gets the
     # full picture at the next keyframe, asked for more often than in other rooms.
-    assert {"conference"} == service.SIMULCAST_KINDS
+    assert {"conference"} == joining.SIMULCAST_KINDS
     assert keyframes["conference"] < keyframes["supervision"] == keyframes["broadcast"]
     # Twenty doctors with camera and microphone; six cameras with the team's tablets.
     assert sizes["conference"] >= 20
     assert sizes["broadcast"] >= 6 + 2
     assert sizes["supervision"] >= 2
     with i18n.using_locale("en"), pytest.raises(Conflict, match="not live"):
-        service.room_spec(LiveSession(id=8, kind="conference", janus_room_id=None))
+        joining.room_spec(LiveSession(id=8, kind="conference", janus_room_id=None))
 
 
 def test_broadcast_viewers_watch_over_webrtc_until_the_room_is_busy_then_over_hls():
     # A broadcast's viewers: WebRTC while fewer than the limit receive the room, then HLS.
-    assert not service.watches_over_hls("broadcast", "viewer", 9, 10)
-    assert service.watches_over_hls("broadcast", "viewer", 10, 10)
-    assert service.watches_over_hls("broadcast", "viewer", 1500, 10)
-    assert service.watches_over_hls("broadcast", "viewer", 0, 0)  # 0: HLS for everyone
+    assert not joining.watches_over_hls("broadcast", "viewer", 9, 10)
+    assert joining.watches_over_hls("broadcast", "viewer", 10, 10)
+    assert joining.watches_over_hls("broadcast", "viewer", 1500, 10)
+    assert joining.watches_over_hls("broadcast", "viewer", 0, 0)  # 0: HLS for everyone
     # Without a media server there is no WebRTC to give.
-    assert service.watches_over_hls("broadcast", "viewer", None, 10)
+    assert joining.watches_over_hls("broadcast", "viewer", None, 10)
     # The team talks and sees every switch at once; other kinds have no HLS output.
     for role in ("director", "moderator", "presenter", "participant"):
-        assert not service.watches_over_hls("broadcast", role, 1500, 10)
+        assert not joining.watches_over_hls("broadcast", role, 1500, 10)
     for kind in ("supervision", "conference"):
-        assert not service.watches_over_hls(kind, "viewer", 1500, 10)
+        assert not joining.watches_over_hls(kind, "viewer", 1500, 10)
 
 
 def test_websocket_frames_are_parsed_or_refused_with_a_reason():
@@ -132,9 +132,9 @@ def test_websocket_frames_are_parsed_or_refused_with_a_reason():
 def test_invitation_roles_decide_what_an_invitee_may_do():
     # Invitees of another site: the viewer watches, the director directs, nobody else does.
     invited = [(10, "viewer"), (11, "director"), (12, "moderator")]
-    assert service.capable_users(invited, LiveAction.LIVE_JOIN) == {10, 11, 12}
-    assert service.capable_users(invited, LiveAction.LIVE_DIRECT) == {11}
-    assert service.capable_users(invited, LiveAction.LIVE_MODERATE) == {12}
+    assert invitations.capable_users(invited, LiveAction.LIVE_JOIN) == {10, 11, 12}
+    assert invitations.capable_users(invited, LiveAction.LIVE_DIRECT) == {11}
+    assert invitations.capable_users(invited, LiveAction.LIVE_MODERATE) == {12}
     from concilium.platform.policy import Target
 
     def target(action: Action) -> Target:
@@ -142,7 +142,7 @@ def test_invitation_roles_decide_what_an_invitee_may_do():
             "live_session",
             "1",
             site_ids=frozenset({1}),
-            shared_user_ids=frozenset({10, 11, 12}) & service.capable_users(invited, action),
+            shared_user_ids=frozenset({10, 11, 12}) & invitations.capable_users(invited, action),
         )
 
     briey_viewer = Principal(10, "v", {2: frozenset({"learner"})})
@@ -180,7 +180,7 @@ def test_a_broadcast_waits_for_the_patients_teaching_consent(world):
     actor = audit.Actor(doctor.id, doctor.username)
     with transaction(world.runtime.sessions) as db:
         with i18n.using_locale("en"), pytest.raises(InvalidInput, match="identify the patient"):
-            service.create_session(
+            lifecycle.create_session(
                 db,
                 actor,
                 kind="broadcast",
@@ -190,7 +190,7 @@ def test_a_broadcast_waits_for_the_patients_teaching_consent(world):
                 now=now,
                 patient_id=patient_id,
             )
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="broadcast",
@@ -202,19 +202,19 @@ def test_a_broadcast_waits_for_the_patients_teaching_consent(world):
         )
         session_id = live.id
     with world.runtime.sessions() as db:
-        live = service.get_session(db, session_id)
+        live = lookup.get_session(db, session_id)
         with i18n.using_locale("en"), pytest.raises(Conflict, match="not consented to teaching"):
-            service.start(db, actor, live, now, teaching_consent=False)
+            lifecycle.start(db, actor, live, now, teaching_consent=False)
         db.commit()  # the refusal is kept, as the web adapter does
     with transaction(world.runtime.sessions) as db:
         patient = patients.get_patient(db, patient_id)
         patients.record_consent(db, actor, patient, "teaching", "granted", world.metz.id)
-        live = service.get_session(db, session_id)
+        live = lookup.get_session(db, session_id)
         assert live.status == "scheduled"
-        service.start(
+        lifecycle.start(
             db, actor, live, now, teaching_consent=patients.has_consent(db, patient_id, "teaching")
         )
-        assert live.status == "live" and live.janus_room_id == service.ROOM_ID_BASE + live.id
+        assert live.status == "live" and live.janus_room_id == lifecycle.ROOM_ID_BASE + live.id
     with world.runtime.sessions() as db:
         outcomes = db.execute(
             select(AuditEvent.outcome).where(AuditEvent.action == "live.start")
@@ -227,7 +227,7 @@ def test_an_invitation_is_a_share_and_carries_a_role(world):
     now = world.runtime.now()
     actor = audit.Actor(doctor.id, doctor.username)
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="supervision",
@@ -236,23 +236,24 @@ def test_an_invitation_is_a_share_and_carries_a_role(world):
             scheduled_at=now + timedelta(hours=2),
             now=now,
         )
-        service.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
-        service.invite(db, actor, live, user_id=viewer.id, role="director", now=now)
+        invitations.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
+        invitations.invite(db, actor, live, user_id=viewer.id, role="director", now=now)
         with i18n.using_locale("en"), pytest.raises(InvalidInput, match=r"session's roles"):
-            service.invite(db, actor, live, user_id=viewer.id, role="king", now=now)
+            invitations.invite(db, actor, live, user_id=viewer.id, role="king", now=now)
         session_id = live.id
     with world.runtime.sessions() as db:
-        live = service.get_session(db, session_id)
+        live = lookup.get_session(db, session_id)
         rows = db.execute(select(LiveParticipant.user_id, LiveParticipant.role)).all()
         assert sorted(rows) == sorted([(doctor.id, "director"), (viewer.id, "director")])
         shares = db.execute(select(Share).where(Share.resource_kind == "live_session")).scalars()
         assert {s.to_user_id for s in shares} == {viewer.id}
-        target = service.session_target(db, live, LiveAction.LIVE_DIRECT, now)
+        target = invitations.session_target(db, live, LiveAction.LIVE_DIRECT, now)
         assert target.shared_user_ids == {viewer.id}
         # The share lapses a day after the session: the invitation no longer opens it.
         later = now + timedelta(days=2)
         assert (
-            service.session_target(db, live, LiveAction.LIVE_READ, later).shared_user_ids == set()
+            invitations.session_target(db, live, LiveAction.LIVE_READ, later).shared_user_ids
+            == set()
         )
 
 
@@ -263,14 +264,14 @@ def test_the_sessions_target_counts_the_owning_sites_staff_as_participants_for_d
     now = world.runtime.now()
     actor = audit.Actor(doctor.id, doctor.username)
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db, actor, kind="broadcast", title="Valve, live", site_id=world.metz.id,
             scheduled_at=now, now=now,
         )  # fmt: skip
-        service.invite(db, actor, live, user_id=watcher.id, role="viewer", now=now)
-        service.invite(db, actor, live, user_id=viewer.id, role="presenter", now=now)
-        drawing = service.session_target(db, live, LiveAction.LIVE_DRAW, now).shared_user_ids
-        chatting = service.session_target(db, live, LiveAction.LIVE_CHAT, now).shared_user_ids
+        invitations.invite(db, actor, live, user_id=watcher.id, role="viewer", now=now)
+        invitations.invite(db, actor, live, user_id=viewer.id, role="presenter", now=now)
+        drawing = invitations.session_target(db, live, LiveAction.LIVE_DRAW, now).shared_user_ids
+        chatting = invitations.session_target(db, live, LiveAction.LIVE_CHAT, now).shared_user_ids
     # The organiser (director), the invited presenter and the staff member not invited draw;
     # the person of the site invited only to watch does not.
     assert drawing == {doctor.id, viewer.id, staff.id}
@@ -293,7 +294,7 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
         try:
             with transaction(world.runtime.sessions) as db:
                 await asyncio.to_thread(db.connection)  # begun off the loop, as the server does
-                live = service.create_session(
+                live = lifecycle.create_session(
                     db,
                     actor,
                     kind="supervision",
@@ -303,15 +304,15 @@ async def test_joining_mints_a_credential_for_the_session_room_and_leaving_revok
                     now=now,
                 )
                 with i18n.using_locale("en"), pytest.raises(Conflict, match="not live"):
-                    await service.join(db, media, actor, live, now, may_publish=True)
-                service.start(db, actor, live, now, teaching_consent=False)
-                grant = await service.join(db, media, actor, live, now, may_publish=True)
+                    await joining.join(db, media, actor, live, now, may_publish=True)
+                lifecycle.start(db, actor, live, now, teaching_consent=False)
+                grant = await joining.join(db, media, actor, live, now, may_publish=True)
                 room = live.janus_room_id
                 assert grant.role == "director" and grant.may_publish
                 assert grant.credential.room_id == room
                 assert grant.credential.token in await media.admin.list_tokens()
                 assert await media.videoroom.exists(room)
-                assert await service.leave(db, media, actor, live, now) == 1
+                assert await joining.leave(db, media, actor, live, now) == 1
                 assert grant.credential.token not in await media.admin.list_tokens()
         finally:
             await media.close()

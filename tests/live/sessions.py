@@ -1,4 +1,5 @@
-"""Live sessions the live tests start directly through the service, as an organiser would."""
+"""Live sessions the live tests start directly through the service, as an organiser would,
+and the people they need."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from concilium.live import invitations, lifecycle
 from concilium.live.tables import LiveSession
-from concilium.platform import audit
+from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 
 
@@ -25,3 +26,16 @@ def start_broadcast(
             invitations.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
         lifecycle.start(db, actor, live, now, teaching_consent=False)
     return actor, live
+
+
+def people_and_patient(world: Any) -> tuple[Any, Any, int]:
+    """A specialist of Metz, a learner of Briey, and the id of a patient of Metz
+    (Marie Dupont, MTZ-7)."""
+    doctor = world.user("metz-cardio", (world.metz, "specialist"))
+    viewer = world.user("briey-student", (world.briey, "learner"))
+    with transaction(world.runtime.sessions) as db:
+        actor = audit.Actor(doctor.id, doctor.username)
+        patient = patients.create_patient(
+            db, actor, world.metz.id, "MTZ-7", patients.Demographics("Dupont", "Marie")
+        )
+        return doctor, viewer, patient.id

@@ -65,7 +65,7 @@ import httpx
 
 import glass_to_glass  # bench/ is sys.path[0] when run as a script
 import stamped_video
-from concilium.live import service as live_service
+from concilium.live import lifecycle as live_lifecycle
 from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.hls import HlsPipeline, HlsSettings
 from concilium.live.hls_files import hls_root
@@ -280,7 +280,7 @@ def _broadcast(data_dir: Path) -> int:
                 roles=[accounts.RoleGrant(site.id, "coordinator")],
             )
             actor = audit.Actor(user.id, user.username)
-            live = live_service.create_session(
+            live = live_lifecycle.create_session(
                 db,
                 actor,
                 kind="broadcast",
@@ -289,7 +289,7 @@ def _broadcast(data_dir: Path) -> int:
                 scheduled_at=now,
                 now=now,
             )
-            live_service.start(db, actor, live, now, teaching_consent=False)
+            live_lifecycle.start(db, actor, live, now, teaching_consent=False)
             session_id: int = live.id
     finally:
         engine.dispose()

@@ -17,7 +17,8 @@ import pyotp
 from concilium import imaging
 from concilium.config import Settings
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
-from concilium.live import service as live_service
+from concilium.live import invitations as live_invitations
+from concilium.live import lifecycle as live_lifecycle
 from concilium.platform import accounts, audit, patients, sharing
 from concilium.platform.accounts import RoleGrant
 from concilium.platform.db import transaction
@@ -140,7 +141,7 @@ def populate(rt: Runtime, metz: Site | None = None, briey: Site | None = None) -
             patient_id=briey_patient_id,
         )
         surgeon_actor = audit.Actor(surgeon.id, surgeon.username)
-        soon = live_service.create_session(
+        soon = live_lifecycle.create_session(
             db,
             surgeon_actor,
             kind="supervision",
@@ -150,7 +151,7 @@ def populate(rt: Runtime, metz: Site | None = None, briey: Site | None = None) -
             now=now,
             patient_id=patient_id,
         )
-        later = live_service.create_session(
+        later = live_lifecycle.create_session(
             db,
             surgeon_actor,
             kind="conference",
@@ -160,7 +161,7 @@ def populate(rt: Runtime, metz: Site | None = None, briey: Site | None = None) -
             now=now,
         )
         for live in (soon, later):
-            live_service.invite(
+            live_invitations.invite(
                 db, surgeon_actor, live, user_id=radiologist.id, role="participant", now=now
             )
         procedure = ts_procedures.create_procedure(

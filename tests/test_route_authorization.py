@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from concilium.app import iter_routes
 from concilium.config import ROLES
-from concilium.live import service as live_service
+from concilium.live import lifecycle as live_lifecycle
 from concilium.live.hls_files import HlsSigner
 from concilium.live.playback_web import CAPABILITY_PATHS, hls_signer
 from concilium.live.tables import LiveRecording
@@ -116,7 +116,7 @@ def metz_objects(world):
         )
         alert_id = sharing.open_alerts(db, None)[0].id
         notice = notifications.notify(db, staff.id, "test", "For the Metz coordinator", rt.now())
-        live = live_service.create_session(
+        live = live_lifecycle.create_session(
             db,
             actor,
             kind="supervision",
@@ -126,7 +126,7 @@ def metz_objects(world):
             now=rt.now(),
             patient_id=patient.id,
         )
-        live_service.start(db, actor, live, rt.now(), teaching_consent=False)
+        live_lifecycle.start(db, actor, live, rt.now(), teaching_consent=False)
         recording = LiveRecording(
             session_id=live.id,
             feed=1,
@@ -622,7 +622,7 @@ def test_the_janus_proxy_forwards_nothing_for_an_anonymous_caller(app, client, w
         transport=httpx.MockTransport(lambda r: forwarded.append(r) or httpx.Response(200))
     )
     try:
-        stolen = runtime.media.book.mint("1", live_service.ROOM_ID_BASE + 1, 1000.0, 600).token
+        stolen = runtime.media.book.mint("1", live_lifecycle.ROOM_ID_BASE + 1, 1000.0, 600).token
         for method, url, kwargs in (
             ("POST", "/janus", {"json": {"janus": "create", "transaction": "x", "token": stolen}}),
             ("POST", "/janus/1/2", {"json": {"janus": "keepalive", "token": stolen}}),

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle, source_registry
 from concilium.live.tables import LiveCamera
 from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, transaction
@@ -64,15 +64,17 @@ def live_session(janus_ports: None, server: RunningServer) -> tuple[RunningServe
             db.flush()
             actor = audit.Actor(chloe.id, chloe.username)
             now = datetime.now(UTC)
-            live = service.create_session(
+            live = lifecycle.create_session(
                 db, actor, kind="conference",
                 title="Réunion de concertation pluridisciplinaire en cancérologie thoracique",
                 site_id=metz.id, scheduled_at=now, now=now,
             )  # fmt: skip
-            service.add_source(db, actor, live, name="Diapositives", kind="screen", reference="")
+            source_registry.add_source(
+                db, actor, live, name="Diapositives", kind="screen", reference=""
+            )
             db.add(LiveCamera(session_id=live.id, name="Plafonnier", host="127.0.0.1", port=52381))
-            service.invite(db, actor, live, user_id=chloe.id, role="director", now=now)
-            service.start(db, actor, live, now, teaching_consent=False)
+            invitations.invite(db, actor, live, user_id=chloe.id, role="director", now=now)
+            lifecycle.start(db, actor, live, now, teaching_consent=False)
             live_id = live.id
     finally:
         engine.dispose()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle
 from concilium.live.tables import LiveRecording
 from concilium.platform import accounts, audit
 from concilium.platform.db import make_engine, make_sessionmaker, transaction
@@ -42,7 +42,7 @@ def recorded_session(data_dir: Path) -> None:
                 roles=[accounts.RoleGrant(metz.id, "coordinator")],
             )
             actor = audit.Actor(chloe.id, chloe.username)
-            live = service.create_session(
+            live = lifecycle.create_session(
                 db,
                 actor,
                 kind="broadcast",
@@ -52,8 +52,8 @@ def recorded_session(data_dir: Path) -> None:
                 now=now,
                 record=True,
             )
-            service.start(db, actor, live, now, teaching_consent=False)
-            service.end(db, actor, live, now)
+            lifecycle.start(db, actor, live, now, teaching_consent=False)
+            lifecycle.end(db, actor, live, now)
             folder = data_dir / "live" / "recordings" / str(live.id)
             folder.mkdir(parents=True)
             subprocess.run(
@@ -201,7 +201,7 @@ def program_on_air(server):  # type: ignore[no-untyped-def]
                 )
             )
             actor = audit.Actor(chloe.id, chloe.username)
-            live = service.create_session(
+            live = lifecycle.create_session(
                 db,
                 actor,
                 kind="broadcast",
@@ -210,8 +210,8 @@ def program_on_air(server):  # type: ignore[no-untyped-def]
                 scheduled_at=now,
                 now=now,
             )
-            service.invite(db, actor, live, user_id=lea.id, role="viewer", now=now)
-            service.start(db, actor, live, now, teaching_consent=False)
+            invitations.invite(db, actor, live, user_id=lea.id, role="viewer", now=now)
+            lifecycle.start(db, actor, live, now, teaching_consent=False)
             session_id = live.id
     finally:
         engine.dispose()

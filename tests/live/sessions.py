@@ -1,12 +1,13 @@
-"""Live sessions the live tests start directly through the service, as an organiser would."""
+"""Live sessions the live tests start directly through the service, as an organiser would,
+and the people they need."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle
 from concilium.live.tables import LiveSession
-from concilium.platform import audit
+from concilium.platform import audit, patients
 from concilium.platform.db import transaction
 
 
@@ -17,11 +18,24 @@ def start_broadcast(
     now = world.runtime.now()
     actor = audit.Actor(organiser.id, organiser.username)
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db, actor, kind="broadcast", title=title, site_id=world.metz.id,
             scheduled_at=now, now=now, record=record,
         )  # fmt: skip
         for viewer in viewers:
-            service.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
-        service.start(db, actor, live, now, teaching_consent=False)
+            invitations.invite(db, actor, live, user_id=viewer.id, role="viewer", now=now)
+        lifecycle.start(db, actor, live, now, teaching_consent=False)
     return actor, live
+
+
+def people_and_patient(world: Any) -> tuple[Any, Any, int]:
+    """A specialist of Metz, a learner of Briey, and the id of a patient of Metz
+    (Marie Dupont, MTZ-7)."""
+    doctor = world.user("metz-cardio", (world.metz, "specialist"))
+    viewer = world.user("briey-student", (world.briey, "learner"))
+    with transaction(world.runtime.sessions) as db:
+        actor = audit.Actor(doctor.id, doctor.username)
+        patient = patients.create_patient(
+            db, actor, world.metz.id, "MTZ-7", patients.Demographics("Dupont", "Marie")
+        )
+        return doctor, viewer, patient.id

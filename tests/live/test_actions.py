@@ -1,11 +1,11 @@
 """Who may chat, draw and moderate in a session: the policy alone answers, from the facts the
-session gives it (``service.sharers``, as ``service.session_target`` gathers them)."""
+session gives it (``invitations.sharers``, as ``invitations.session_target`` gathers them)."""
 
 from __future__ import annotations
 
 import itertools
 
-from concilium.live import service
+from concilium.live import invitations
 from concilium.live.actions import LiveAction
 from concilium.platform.policy import Action, Principal, Target, actions_of, decide
 
@@ -28,7 +28,7 @@ def allowed(
         "live_session",
         "1",
         site_ids=frozenset({METZ}),
-        shared_user_ids=service.sharers(action, invited, shared, staff),
+        shared_user_ids=invitations.sharers(action, invited, shared, staff),
     )
     return decide(principal, action, target).allowed
 
@@ -94,7 +94,7 @@ def test_moderators_by_invitation_or_by_organising_role_moderate() -> None:
 
 
 SITE_ROLES = ("learner", "technologist", "coordinator", "specialist")
-SESSION_ROLES = (None, *service.SESSION_ROLES)
+SESSION_ROLES = (None, *invitations.SESSION_ROLES)
 
 
 def test_chat_and_drawing_grant_exactly_what_joining_and_sending_media_granted() -> None:
@@ -106,7 +106,7 @@ def test_chat_and_drawing_grant_exactly_what_joining_and_sending_media_granted()
         invited = {7: session_role} if session_role is not None else {}
         facts = {"running": running, "staff": frozenset({7}) if site == METZ else frozenset()}
         may = {a: allowed(who, a, invited, **facts) for a in actions_of(LiveAction)}
-        sends_media = (session_role or service.DEFAULT_ROLE) in service.PUBLISHING_ROLES
+        sends_media = (session_role or invitations.DEFAULT_ROLE) in invitations.PUBLISHING_ROLES
         case = (site, site_role, session_role, running)
         assert may[LiveAction.LIVE_CHAT] == may[LiveAction.LIVE_JOIN], case
         assert may[LiveAction.LIVE_DRAW] == (
@@ -115,7 +115,11 @@ def test_chat_and_drawing_grant_exactly_what_joining_and_sending_media_granted()
 
 
 def test_the_roles_that_draw_are_the_roles_that_send_media() -> None:
-    drawing = {r for r, carried in service.ROLE_ACTIONS.items() if LiveAction.LIVE_DRAW in carried}
-    assert drawing == service.PUBLISHING_ROLES
-    chatting = {r for r, carried in service.ROLE_ACTIONS.items() if LiveAction.LIVE_CHAT in carried}
-    assert chatting == set(service.SESSION_ROLES)
+    drawing = {
+        r for r, carried in invitations.ROLE_ACTIONS.items() if LiveAction.LIVE_DRAW in carried
+    }
+    assert drawing == invitations.PUBLISHING_ROLES
+    chatting = {
+        r for r, carried in invitations.ROLE_ACTIONS.items() if LiveAction.LIVE_CHAT in carried
+    }
+    assert chatting == set(invitations.SESSION_ROLES)

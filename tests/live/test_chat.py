@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from concilium.live import chat, service
+from concilium.live import chat, lifecycle
 from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict
@@ -23,7 +23,7 @@ def test_questions_are_moderated_merged_and_answered(world):
     now = world.runtime.now()
     actor = audit.Actor(doctor.id, doctor.username)
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="broadcast",

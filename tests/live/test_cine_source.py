@@ -21,7 +21,7 @@ from sqlalchemy import select
 from concilium import imaging
 from concilium.imaging import Archive, Sender
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_xa_cine
-from concilium.live import service
+from concilium.live import lifecycle, lookup, source_registry
 from concilium.live.feeders import SourceFeeds
 from concilium.live.janus_client import STREAMING
 from concilium.live.media import LiveMedia
@@ -186,7 +186,7 @@ def _store_cine(world, archive: Archive, tmp_path: Path) -> tuple[str, int, int]
     with transaction(world.runtime.sessions) as db:
         for user, site in ((cardiologist, world.metz), (outsider, world.briey)):
             actor = audit.Actor(user.id, user.username)
-            live = service.create_session(
+            live = lifecycle.create_session(
                 db,
                 actor,
                 kind="supervision",
@@ -198,25 +198,27 @@ def _store_cine(world, archive: Archive, tmp_path: Path) -> tuple[str, int, int]
             )
             # As when each organiser added it (the page authorises it for them first);
             # going live authorises it again for whoever added it.
-            service.add_source(
+            source_registry.add_source(
                 db,
                 actor,
                 live,
                 name="LAO cine",
                 kind="dicom_cine",
                 reference=reference,
-                cine=service.CineGrant(reference, user.id),
+                cine=source_registry.CineGrant(reference, user.id),
             )
-            service.start(db, actor, live, now, teaching_consent=False)
+            lifecycle.start(db, actor, live, now, teaching_consent=False)
             ids.append(live.id)
     return reference, ids[0], ids[1]
 
 
 def _plans(world, archive: Archive, session_id: int) -> tuple[int, list[SourcePlan]]:
     with transaction(world.runtime.sessions) as db:
-        live = service.get_session(db, session_id)
+        live = lookup.get_session(db, session_id)
         assert live.janus_room_id is not None
-        plans = plan_sources(db, archive, live, service.sources(db, live), world.runtime.now())
+        plans = plan_sources(
+            db, archive, live, source_registry.sources(db, live), world.runtime.now()
+        )
         return live.janus_room_id, plans
 
 

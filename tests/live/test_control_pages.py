@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from concilium.live import service
+from concilium.live import lifecycle, source_registry
 from concilium.live.sources import SourceState, SourceStatus, Words
 from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
@@ -20,12 +20,12 @@ def console(app, world):  # type: ignore[no-untyped-def]
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
         actor = audit.Actor(coord.id, coord.username)
-        live = service.create_session(
+        live = lifecycle.create_session(
             db, actor, kind="conference", title="Tumour board", site_id=world.metz.id,
             scheduled_at=now, now=now,
         )  # fmt: skip
-        service.add_source(db, actor, live, name="Slides", kind="screen", reference="")
-        service.start(db, actor, live, now, teaching_consent=False)
+        source_registry.add_source(db, actor, live, name="Slides", kind="screen", reference="")
+        lifecycle.start(db, actor, live, now, teaching_consent=False)
         live_id = live.id
     browser = world.client(app)
     browser.csrf = world.sign_in(browser, coord)

@@ -9,7 +9,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from concilium.live import direction, service
+from concilium.live import direction, lifecycle
 from concilium.live.camera_simulator import SimulatedCamera
 from concilium.live.ptz import DirectorLock, NotDirector, PtzClient
 from concilium.live.visca import Direction, PanTiltDrive, Preset, PresetAction
@@ -51,7 +51,7 @@ async def test_only_the_director_holding_control_moves_the_camera_and_it_is_audi
     async with SimulatedCamera() as camera, PtzClient("127.0.0.1", camera.port) as client:
         with transaction(world.runtime.sessions) as db:
             await asyncio.to_thread(db.connection)  # begun off the loop, as the server does
-            live = service.create_session(
+            live = lifecycle.create_session(
                 db,
                 director,
                 kind="supervision",

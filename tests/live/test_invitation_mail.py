@@ -12,7 +12,7 @@ import icalendar
 import pytest
 from sqlalchemy import select
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle, lookup
 from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict
@@ -49,7 +49,7 @@ def _schedule(world, organiser, *invitees):
     actor = audit.Actor(organiser.id, organiser.username)
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="supervision",
@@ -59,7 +59,7 @@ def _schedule(world, organiser, *invitees):
             now=now,
         )
         for invitee in invitees:
-            service.invite(db, actor, live, user_id=invitee.id, role="participant", now=now)
+            invitations.invite(db, actor, live, user_id=invitee.id, role="participant", now=now)
         return live.id
 
 
@@ -116,9 +116,9 @@ def test_an_invitee_gets_the_session_in_their_language_and_zone_with_a_calendar_
 
     # Inviting again only changes the role: no second invitation.
     with transaction(world.runtime.sessions) as db:
-        live = service.get_session(db, session_id)
+        live = lookup.get_session(db, session_id)
         actor = audit.Actor(organiser.id, organiser.username)
-        service.invite(db, actor, live, user_id=expert.id, role="moderator", now=clock.now)
+        invitations.invite(db, actor, live, user_id=expert.id, role="moderator", now=clock.now)
     assert deliver(world.runtime) == []
 
 
@@ -133,8 +133,8 @@ def test_a_moved_session_updates_the_invitees_calendars_and_a_cancelled_one_leav
     actor = audit.Actor(organiser.id, organiser.username)
 
     with transaction(world.runtime.sessions) as db:
-        live = service.get_session(db, session_id)
-        service.reschedule(
+        live = lookup.get_session(db, session_id)
+        lifecycle.reschedule(
             db, actor, live, scheduled_at=MOVED, now=clock.now, title="Angioplasty, second look"
         )
     moved = _by_recipient(deliver(world.runtime))
@@ -162,16 +162,18 @@ def test_a_moved_session_updates_the_invitees_calendars_and_a_cancelled_one_leav
     with transaction(world.runtime.sessions) as db:
         found = db.get(User, late.id)
         found.email = "nurse@chr-metz.fr"
-        live = service.get_session(db, session_id)
-        service.reschedule(db, actor, live, scheduled_at=MOVED + timedelta(hours=1), now=clock.now)
-        service.invite(db, actor, live, user_id=late.id, role="viewer", now=clock.now)
+        live = lookup.get_session(db, session_id)
+        lifecycle.reschedule(
+            db, actor, live, scheduled_at=MOVED + timedelta(hours=1), now=clock.now
+        )
+        invitations.invite(db, actor, live, user_id=late.id, role="viewer", now=clock.now)
     again = _by_recipient(deliver(world.runtime))
     assert int(_event(_calendar(again["nurse@chr-metz.fr"]))["SEQUENCE"]) == 2
     assert int(_event(_calendar(again["a.roux@ch-briey.fr"]))["SEQUENCE"]) == 2
 
     with transaction(world.runtime.sessions) as db:
-        live = service.get_session(db, session_id)
-        service.end(db, actor, live, clock.now)
+        live = lookup.get_session(db, session_id)
+        lifecycle.end(db, actor, live, clock.now)
     cancelled = _by_recipient(deliver(world.runtime))
     assert set(cancelled) == {
         "a.roux@ch-briey.fr",
@@ -189,8 +191,8 @@ def test_a_moved_session_updates_the_invitees_calendars_and_a_cancelled_one_leav
     assert str(event["STATUS"]) == "CANCELLED"
 
     with transaction(world.runtime.sessions) as db, pytest.raises(Conflict):
-        service.reschedule(
-            db, actor, service.get_session(db, session_id), scheduled_at=MOVED, now=clock.now
+        lifecycle.reschedule(
+            db, actor, lookup.get_session(db, session_id), scheduled_at=MOVED, now=clock.now
         )
 
 
@@ -200,9 +202,9 @@ def test_a_session_that_went_live_ends_without_a_cancellation(world, clock):
     session_id = _schedule(world, organiser, expert)
     actor = audit.Actor(organiser.id, organiser.username)
     with transaction(world.runtime.sessions) as db:
-        live = service.get_session(db, session_id)
-        service.start(db, actor, live, clock.now, teaching_consent=False)
-        service.end(db, actor, live, clock.now)
+        live = lookup.get_session(db, session_id)
+        lifecycle.start(db, actor, live, clock.now, teaching_consent=False)
+        lifecycle.end(db, actor, live, clock.now)
     with world.runtime.sessions() as db:
         kinds = db.execute(select(OutboxMail.kind)).scalars().all()
     assert kinds == ["live.invitation"]
@@ -215,7 +217,9 @@ def test_a_mistyped_address_does_not_stop_the_invitation(world, clock):
         db.get(User, expert.id).email = "anne.roux-ch-briey.fr"
     session_id = _schedule(world, organiser, expert)
     with world.runtime.sessions() as db:
-        assert service.role_of(db, service.get_session(db, session_id), expert.id) == "participant"
+        assert (
+            invitations.role_of(db, lookup.get_session(db, session_id), expert.id) == "participant"
+        )
         assert db.execute(select(OutboxMail)).scalars().all() == []
 
 

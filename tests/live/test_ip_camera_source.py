@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from concilium.live import service
+from concilium.live import lifecycle, source_registry
 from concilium.live.endpoints import networks_of
 from concilium.live.feeders import RelayFeeder, SourceFeeds
 from concilium.live.media import LiveMedia
@@ -220,7 +220,7 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
         actor = audit.Actor(coord.id, coord.username)
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="supervision",
@@ -229,7 +229,7 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
             scheduled_at=now,
             now=now,
         )
-        service.add_source(
+        source_registry.add_source(
             db,
             actor,
             live,
@@ -239,7 +239,7 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
             networks=networks_of(["10.0.0.0/8"]),
             box=world.runtime.box,
         )
-        service.add_source(
+        source_registry.add_source(
             db,
             actor,
             live,
@@ -247,7 +247,7 @@ def test_going_live_starts_the_sources_and_the_director_sees_their_state(
             kind="dicom_cine",
             reference="1.2.3/1.2.3.4",
             # As if authorised when added: going live authorises it again for its adder.
-            cine=service.CineGrant("1.2.3/1.2.3.4", coord.id),
+            cine=source_registry.CineGrant("1.2.3/1.2.3.4", coord.id),
         )
         session_id = live.id
     browser = world.client(app)

@@ -8,7 +8,7 @@ from datetime import timedelta
 from alembic import command
 from sqlalchemy import select
 
-from concilium.live import program, service
+from concilium.live import lookup, program
 from concilium.platform import audit
 from concilium.platform.db import alembic_config, transaction
 from concilium.platform.tables import AuditEvent
@@ -22,12 +22,12 @@ def test_each_switch_is_kept_in_order_and_audited(world):
     actor, live = start_broadcast(world, coord, "Valve repair")
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
-        live = service.get_session(db, live.id)
+        live = lookup.get_session(db, live.id)
         program.record_switch(db, actor, live, 4242, now)
         program.record_switch(db, actor, live, None, now + timedelta(seconds=30))
         program.record_switch(db, actor, live, 7, now + timedelta(seconds=60))
     with world.runtime.sessions() as db:
-        live = service.get_session(db, live.id)
+        live = lookup.get_session(db, live.id)
         assert program.switches(db, live) == [
             (now, 4242),
             (now + timedelta(seconds=30), None),
@@ -59,5 +59,5 @@ def test_switches_audited_before_the_table_existed_are_carried_over(world, datab
     world.runtime.engine.dispose()
     command.upgrade(alembic_config(database_url, SCHEMA), "head")
     with world.runtime.sessions() as db:
-        live = service.get_session(db, live.id)
+        live = lookup.get_session(db, live.id)
         assert program.switches(db, live) == [(when[0], 4242), (when[1], None)]

@@ -11,15 +11,22 @@ import os
 import shutil
 import signal
 import subprocess
-from datetime import UTC, datetime, timedelta
-from functools import partial
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
 
-from concilium.live import chat, recording, service, telestration
+from concilium.live import (
+    chat,
+    joining,
+    lifecycle,
+    lookup,
+    recording,
+    recording_sources,
+    telestration,
+)
 from concilium.live.hls import (
     HlsBroadcasts,
     HlsPipeline,
@@ -28,13 +35,12 @@ from concilium.live.hls import (
 )
 from concilium.live.media import LiveMedia
 from concilium.live.program import record_switch
-from concilium.live.recording import Chapter, MjrFile, chapters, group_sources
+from concilium.live.recording import MjrFile, group_sources
 from concilium.live.sessions import publish_session_recordings
 from concilium.live.tables import LiveRecording, LiveSession
 from concilium.live.udp_ports import free_rtp_ports
-from concilium.platform import audit, i18n
+from concilium.platform import audit
 from concilium.platform.db import transaction
-from concilium.services import LOCALE_FOLDERS
 
 from .sessions import start_broadcast
 from .test_hls import init_name, media_segments, wait_for
@@ -68,7 +74,7 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
 
     def switch_and_ask(feed: int) -> None:
         with transaction(rt.sessions) as db:  # what the director's switch leaves behind
-            live = service.get_session(db, session_id)
+            live = lookup.get_session(db, session_id)
             record_switch(db, actor, live, feed, datetime.now(UTC))
             asked = chat.submit_question(
                 db, coord.id, live, "Which  annuloplasty ring?", datetime.now(UTC)
@@ -80,7 +86,7 @@ async def test_a_recorded_session_lands_in_the_library_for_its_audience_only(
                 source_id=None, now=datetime.now(UTC),
             )  # fmt: skip
 
-    room_id = await service.ensure_room(live_media, live)
+    room_id = await joining.ensure_room(live_media, live)
     camera = await live_media.issue("or-camera", room_id)
     older = await live_media.issue("old-browser", room_id)
     api_url = live_media.config.api_url
@@ -221,11 +227,11 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
             luc = db.merge(luc)
             luc.full_name = "Dr Luc Bernard"
             actor = audit.Actor(anne.id, anne.username)
-            live = service.create_session(
+            live = lifecycle.create_session(
                 db, actor, kind="conference", title="Tumour board", site_id=world.metz.id,
                 scheduled_at=now, now=now, record=True,
             )  # fmt: skip
-            service.start(db, actor, live, now, teaching_consent=False)
+            lifecycle.start(db, actor, live, now, teaching_consent=False)
         return anne, paul, luc, live
 
     anne, paul, luc, live = await asyncio.to_thread(conference)
@@ -233,9 +239,9 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
     def put_on_program(feed: int) -> None:
         with transaction(rt.sessions) as db:
             actor = audit.Actor(anne.id, anne.username)
-            record_switch(db, actor, service.get_session(db, live.id), feed, datetime.now(UTC))
+            record_switch(db, actor, lookup.get_session(db, live.id), feed, datetime.now(UTC))
 
-    room_id = await service.ensure_room(live_media, live)
+    room_id = await joining.ensure_room(live_media, live)
     camera = await live_media.issue(str(anne.id), room_id)
     screen = await live_media.issue(str(luc.id), room_id)
     forger = await live_media.issue(str(paul.id), room_id)
@@ -331,47 +337,6 @@ async def test_a_conference_camera_is_recorded_at_the_size_sent_under_its_person
     assert "MP4 (H.264)" in listing
 
 
-@pytest.mark.parametrize(
-    ("locale", "said"),
-    [
-        ("en", ["Dr A — camera", "Dr A — shared screen", "Dr A — capture device", "IRM 2"]),
-        ("fr", ["Dr A — caméra", "Dr A — écran partagé", "Dr A — appareil de capture", "IRM 2"]),
-    ],
-)
-def test_a_recordings_source_names_the_person_and_what_they_sent(
-    locale: str, said: list[str]
-) -> None:
-    i18n.load_catalogues(LOCALE_FOLDERS)
-    with i18n.using_locale(locale):
-        shown = [
-            recording.describe(7, "video/mp4", "h264", recording.stored_source(name, kind))[0]
-            for name, kind in [
-                ("Dr A", recording.source_kind("camera")),
-                ("Dr A", recording.source_kind("screen")),
-                ("Dr A", recording.source_kind("capture")),
-                # A fed source (an IP camera, a cine loop) is shown by its registered name.
-                ("IRM 2", ""),
-            ]
-        ]
-    assert shown == said
-
-
-def test_a_forged_or_missing_description_is_a_camera_and_old_notes_still_read(
-    tmp_path: Path,
-) -> None:
-    for forged in ("Pr Chef de service", "Camera", "", None, 3, ["screen"]):
-        assert recording.source_kind(forged) == "camera"
-    # A name that looks like a kept kind is still the name when noted with no kind.
-    assert recording.parse_source(recording.stored_source("screen:Dr B")) == ("screen:Dr B", "")
-    assert recording.parse_source("camera:Dr B: chef") == ("Dr B: chef", "camera")
-    (tmp_path / recording.PUBLISHERS_NOTE).write_text(json.dumps({"12": "Dr Anne Martin"}))
-    recording.note_publishers(tmp_path, {13: recording.NotedPublisher("Dr B", "screen")})
-    assert recording.noted_publishers(tmp_path) == {
-        12: recording.NotedPublisher("Dr Anne Martin"),
-        13: recording.NotedPublisher("Dr B", "screen"),
-    }
-
-
 SMALL = HlsSettings(
     ladder=(Rendition("r240", 240, 400_000), Rendition("r120", 120, 150_000)),
     fps=15,
@@ -403,7 +368,7 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
         start_broadcast, world, coord, "Program of the valve repair", record=True
     )
     session_id = live.id
-    room_id = await service.ensure_room(live_media, live)
+    room_id = await joining.ensure_room(live_media, live)
     room = live_media.registry.rooms[room_id]
     broadcasts = HlsBroadcasts(rt.settings.data_dir, SMALL)
     out = broadcasts.root / str(session_id)
@@ -411,7 +376,7 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
 
     def switched(feed: int) -> None:  # what the director's switch leaves behind
         with transaction(rt.sessions) as db:
-            live = service.get_session(db, session_id)
+            live = lookup.get_session(db, session_id)
             record_switch(db, actor, live, feed, datetime.now(UTC))
 
     async def program(feed: int, segments: int) -> None:
@@ -457,7 +422,7 @@ async def test_the_program_is_recorded_across_a_switch_and_listed_in_the_library
     def program_row() -> tuple[int, Path, float, list[dict[str, object]], str]:
         with rt.sessions() as db:
             rows = [db.get(LiveRecording, i) for i in ids]
-            (row,) = [r for r in rows if r is not None and r.feed == recording.PROGRAM_FEED]
+            (row,) = [r for r in rows if r is not None and r.feed == recording_sources.PROGRAM_FEED]
             return (
                 row.id,
                 rt.settings.data_dir / row.path,
@@ -546,7 +511,7 @@ async def test_a_program_part_cut_short_by_a_crash_still_joins_the_program(tmp_p
     assert ffmpeg is not None
     joined = await recording.postprocess_program(out_dir, ffmpeg=ffmpeg)
 
-    assert joined is not None and joined.feed == recording.PROGRAM_FEED
+    assert joined is not None and joined.feed == recording_sources.PROGRAM_FEED
     assert len(joined.parts) == 2 and all(duration >= 2.0 for _, duration in joined.parts)
     assert abs(joined.duration - sum(d for _, d in joined.parts)) < 1.0
     with av.open(str(joined.path)) as container:
@@ -586,116 +551,5 @@ def test_a_publishers_streams_opened_a_moment_apart_are_one_recording(tmp_path: 
     assert all(sorted(f.kind for f in files) == ["audio", "video"] for files in groups.values())
 
 
-def test_chapters_are_the_switches_and_shown_questions_inside_the_recording() -> None:
-    start = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-    found = chapters(
-        start,
-        600.0,
-        [(start - timedelta(seconds=5), 1), (start + timedelta(seconds=90), 2)],
-        [
-            (start + timedelta(seconds=30.123), "Why   this size?"),
-            (start + timedelta(hours=1), "x"),
-        ],
-    )
-    assert found == [
-        Chapter(30.12, "question", "Why this size?"),
-        Chapter(90.0, "program", "Program: feed 2"),
-    ]
-    # Once the name each feed published under is known, the switch names the person.
-    named = chapters(start, 600.0, [(start + timedelta(seconds=90), 2)], [], {2: "Dr Anne Martin"})
-    assert named == [Chapter(90.0, "program", "Program: Dr Anne Martin")]
+def test_recordings_are_kept_under_the_data_folder() -> None:
     assert recording.recordings_root(Path("/d")) == Path("/d/live/recordings")
-
-
-def test_program_chapters_follow_the_joined_parts_and_land_on_the_joins() -> None:
-    start = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-    def at(seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
-
-    # Two packager runs: 0-20 s and, after a 3 s gap (the switch), 23-33 s of wall clock.
-    parts = [(at(0), 20.0), (at(23), 10.0)]
-    assert recording.program_position(parts, at(5)) == 5.0
-    assert recording.program_position(parts, at(21)) == 20.0  # in the gap: the join
-    assert recording.program_position(parts, at(25)) == 22.0
-    assert recording.program_position(parts, at(-2)) == 0.0  # the switch that started it
-    assert recording.program_position(parts, at(-60)) is None
-    assert recording.program_position(parts, at(40)) is None
-    found = recording.program_chapters(
-        parts,
-        [(at(-0.5), 1), (at(19.2), 2)],
-        [(at(8), "Which  ring?"), (at(30), "And now?"), (at(90), "too late")],
-    )
-    assert found == [
-        Chapter(0.0, "program", "Program: feed 1"),
-        Chapter(8.0, "question", "Which ring?"),
-        Chapter(20.0, "program", "Program: feed 2"),  # put on the join, where it shows
-        Chapter(27.0, "question", "And now?"),
-    ]
-
-
-def test_strokes_are_placed_on_the_recordings_timeline_with_their_clears() -> None:
-    start = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
-
-    def at(seconds: float) -> datetime:
-        return start + timedelta(seconds=seconds)
-
-    line = [[0.1, 0.1], [0.9, 0.9]]
-    drawn = [
-        recording.DrawnStroke(at(26), line, "#00ff00", 3),
-        recording.DrawnStroke(at(4.256), line, "#ff0000", 2),
-        recording.DrawnStroke(at(12), [], "#ff0000", 2),  # a clear
-        recording.DrawnStroke(at(50), line, "#ff0000", 2),  # after the recording
-    ]
-    # A feed's recording of one piece, 0-40 s of wall clock: offsets from its first frame.
-    placed = recording.placed_strokes(recording.span_position(start, 40.0), drawn)
-    assert [(s["at"], s["color"], len(s["points"])) for s in placed] == [
-        (4.26, "#ff0000", 2),
-        (12.0, "#ff0000", 0),
-        (26.0, "#00ff00", 2),
-    ]
-    # The program, joined from two runs with a 3 s gap (see the chapters): the stroke drawn
-    # after the gap moves back by it.
-    parts = [(at(0), 20.0), (at(23), 10.0)]
-    placed = recording.placed_strokes(partial(recording.program_position, parts), drawn)
-    assert [s["at"] for s in placed] == [4.26, 12.0, 23.0]
-
-
-def test_the_library_says_what_each_recording_is() -> None:
-    i18n.load_catalogues(LOCALE_FOLDERS)
-    with i18n.using_locale("en"):
-        assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264") == (
-            "Program",
-            "MP4 (H.264)",
-        )
-        assert recording.describe(42, "video/webm", "vp8") == (
-            "Feed 42",
-            "WebM (VP8: MP4 would need re-encoding)",
-        )
-        assert recording.describe(42, "video/mp4", "h264", "Dr Anne Martin")[0] == "Dr Anne Martin"
-    with i18n.using_locale("fr"):
-        assert recording.describe(recording.PROGRAM_FEED, "video/mp4", "h264")[0] == "Programme"
-        assert recording.describe(42, "video/webm", "vp8") == (
-            "Flux 42",
-            "WebM (VP8 : le MP4 imposerait un réencodage)",
-        )
-
-
-def test_program_chapters_are_read_in_the_readers_language():
-    i18n.load_catalogues(LOCALE_FOLDERS)
-    said = {}
-    for locale in ("fr", "en"):
-        with i18n.using_locale(locale):
-            said[locale] = [
-                recording.chapter_text("program", "Program: Dr Anne Martin"),
-                recording.chapter_text("program", "Program: feed 7"),
-                recording.chapter_text("program", "Program cleared"),
-                recording.chapter_text("question", "Program: is this a question?"),
-            ]
-    assert said["fr"] == [
-        "À l'antenne : Dr Anne Martin",
-        "À l'antenne : flux 7",
-        "Plus rien à l'antenne",
-        "Program: is this a question?",
-    ]
-    assert said["en"][:3] == ["Program: Dr Anne Martin", "Program: feed 7", "Program cleared"]

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from concilium.imaging import Archive
-from concilium.live import program, service
+from concilium.live import joining, lifecycle, lookup, program, source_registry
 from concilium.live.endpoints import networks_of
 from concilium.live.feeders import SourceFeeds
 from concilium.live.hls import HlsBroadcasts
@@ -63,11 +63,11 @@ def scheduled(world: Any, **kind: Any) -> tuple[audit.Actor, int]:
     actor = audit.Actor(coord.id, coord.username)
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db, actor, title="Valve repair", site_id=world.metz.id, scheduled_at=now, now=now,
             **kind,
         )  # fmt: skip
-        service.add_source(
+        source_registry.add_source(
             db,
             actor,
             live,
@@ -86,7 +86,7 @@ async def test_without_a_media_server_the_session_goes_live_and_its_sources_say_
     actor, session_id = await asyncio.to_thread(scheduled, world, kind="supervision")
     db = world.runtime.sessions()
     try:
-        live = await asyncio.to_thread(service.get_session, db, session_id)
+        live = await asyncio.to_thread(lookup.get_session, db, session_id)
         await sessions.start(db, actor, live, world.runtime.now())
         assert live.status == "live"
         (state,) = sessions.feeds.statuses(session_id).values()
@@ -116,13 +116,13 @@ async def test_a_broadcast_without_teaching_consent_stays_scheduled_and_the_refu
             patient = patients.create_patient(
                 db, actor, world.metz.id, "MTZ-9", patients.Demographics("Martin", "Paul")
             )
-            service.get_session(db, session_id).patient_id = patient.id
+            lookup.get_session(db, session_id).patient_id = patient.id
         return actor, session_id
 
     actor, session_id = await asyncio.to_thread(showing_a_patient)
     db = world.runtime.sessions()
     try:
-        live = await asyncio.to_thread(service.get_session, db, session_id)
+        live = await asyncio.to_thread(lookup.get_session, db, session_id)
         with i18n.using_locale("en"), pytest.raises(Conflict, match="not consented to teaching"):
             await sessions.start(db, actor, live, world.runtime.now())
         assert sessions.feeds.statuses(session_id) == {}
@@ -131,7 +131,7 @@ async def test_a_broadcast_without_teaching_consent_stays_scheduled_and_the_refu
 
     def kept() -> tuple[str, list[str]]:
         with world.runtime.sessions() as db:
-            status = service.get_session(db, session_id).status
+            status = lookup.get_session(db, session_id).status
             outcomes = db.execute(
                 select(AuditEvent.outcome).where(AuditEvent.action == "live.start")
             ).scalars()
@@ -147,7 +147,7 @@ async def test_a_recorded_broadcast_on_janus_from_going_live_to_its_end(
     actor, session_id = await asyncio.to_thread(scheduled, world, kind="broadcast", record=True)
     db = world.runtime.sessions()
     try:
-        live = await asyncio.to_thread(service.get_session, db, session_id)
+        live = await asyncio.to_thread(lookup.get_session, db, session_id)
         now = world.runtime.now()
         await sessions.start(db, actor, live, now)
         # The camera is fed for real: its feeder runs (and retries: nobody answers).
@@ -155,7 +155,7 @@ async def test_a_recorded_broadcast_on_janus_from_going_live_to_its_end(
         assert sessions.feeds.statuses(session_id)[source_id].state != SourceState.REFUSED
 
         # People join: the room is made on Janus, credentials minted, sockets connected.
-        room_id = await service.ensure_room(live_media, live)
+        room_id = await joining.ensure_room(live_media, live)
         credential = await live_media.issue(str(actor.user_id), room_id)
         socket = Socket()
         sessions.live.room(session_id).members.append(Member(socket, actor.user_id or 0, False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concilium.live import service, telestration
+from concilium.live import lifecycle, telestration
 from concilium.platform import audit
 from concilium.platform.db import transaction
 
@@ -19,7 +19,7 @@ def test_telestration_strokes_are_kept_and_a_clear_starts_over(world):
     doctor, _ = people(world)
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             audit.Actor(doctor.id, doctor.username),
             kind="supervision",

@@ -17,19 +17,17 @@ from concilium.platform.services import public_face
 
 if TYPE_CHECKING:
     from concilium.live.actions import LiveAction
-    from concilium.live.process import LiveProcess
-    from concilium.live.service import (
+    from concilium.live.invitations import (
         RESOURCE_KIND,
         Invitation,
-        create_session,
-        find_session,
-        get_session,
         invitations_of,
         invite,
-        patient_sessions,
         role_of,
         session_target,
     )
+    from concilium.live.lifecycle import create_session
+    from concilium.live.lookup import find_session, get_session, patient_sessions
+    from concilium.live.process import LiveProcess
     from concilium.live.sessions import LiveSessions, MediaOutputs
     from concilium.live.tables import LiveSession
 
@@ -52,21 +50,21 @@ __all__ = [
 ]
 
 _MODULE_OF = {
-    "RESOURCE_KIND": "concilium.live.service",
+    "RESOURCE_KIND": "concilium.live.invitations",
     "LiveAction": "concilium.live.actions",
     "LiveProcess": "concilium.live.process",
     "LiveSession": "concilium.live.tables",
     "LiveSessions": "concilium.live.sessions",
     "MediaOutputs": "concilium.live.sessions",
-    "create_session": "concilium.live.service",
-    "find_session": "concilium.live.service",
-    "get_session": "concilium.live.service",
-    "Invitation": "concilium.live.service",
-    "invitations_of": "concilium.live.service",
-    "invite": "concilium.live.service",
-    "patient_sessions": "concilium.live.service",
-    "role_of": "concilium.live.service",
-    "session_target": "concilium.live.service",
+    "create_session": "concilium.live.lifecycle",
+    "find_session": "concilium.live.lookup",
+    "get_session": "concilium.live.lookup",
+    "Invitation": "concilium.live.invitations",
+    "invitations_of": "concilium.live.invitations",
+    "invite": "concilium.live.invitations",
+    "patient_sessions": "concilium.live.lookup",
+    "role_of": "concilium.live.invitations",
+    "session_target": "concilium.live.invitations",
 }
 """The module each name of the public face comes from."""
 

@@ -2,7 +2,7 @@
 
 Live sessions belong to the site that runs them; an invitation is a share of the session to
 one person, and the session builds its target so that only the invitees whose role in the
-session carries the action count as shared (see :func:`concilium.live.service.session_target`).
+session carries the action count as shared (see :func:`concilium.live.invitations.session_target`).
 A session may show a patient, so the platform administrator is not granted by office.
 """
 
@@ -45,11 +45,11 @@ class LiveAction:
     """Draw on the picture: those who direct by their site role, and those whose role in the
     session sends media (director, presenter, participant; staff of the owning site who
     were not invited take part as participants). The target lists the latter as shared
-    (:data:`concilium.live.service.ROLE_ACTIONS`)."""
+    (:data:`concilium.live.invitations.ROLE_ACTIONS`)."""
     LIVE_PUBLISH = Action(
         "live.publish", Rule(_DIRECTORS, "live:join", via_share=True, platform_admin=False)
     )
     """Send a camera, a microphone or a screen into the session's room: those who direct by
     their site role, and those whose role in the session sends media, as for drawing; never
-    a learner in a session showing a patient (:data:`concilium.live.service.WATCH_ONLY`):
+    a learner in a session showing a patient (:data:`concilium.live.invitations.WATCH_ONLY`):
     learners watch."""

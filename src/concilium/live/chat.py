@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concilium.live.service import RESOURCE_KIND
+from concilium.live.invitations import RESOURCE_KIND
 from concilium.live.tables import LiveMessage, LiveSession
 from concilium.platform import audit
 from concilium.platform.errors import Conflict, InvalidInput, NotFound

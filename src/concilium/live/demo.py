@@ -8,7 +8,8 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concilium.live.service import create_session, invite
+from concilium.live.invitations import invite
+from concilium.live.lifecycle import create_session
 from concilium.live.tables import LiveSession
 from concilium.platform import accounts, audit, patients
 from concilium.platform.demo import PATIENTS, SITES

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concilium.live.endpoints import Network, check_device_host, device_address
+from concilium.live.invitations import RESOURCE_KIND
 from concilium.live.ptz import CommandRecord, DirectorLock, PtzClient, directed_send
-from concilium.live.service import RESOURCE_KIND
 from concilium.live.tables import LiveCamera, LiveSession
 from concilium.live.visca import (
     Command,

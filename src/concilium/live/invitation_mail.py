@@ -10,7 +10,7 @@ not gone live is ended, a METHOD:CANCEL (section 3.2.5) takes it out of their ca
 The revision number is how many times the session was rescheduled, counted in the audit trail
 (one ``live.reschedule`` entry each): nothing else needs storing. Every message is queued in
 the transaction of the change (the outbox), so it leaves only if the change is kept. The
-title of a session never names a patient (``service.check_title``); nor does anything here.
+title of a session never names a patient (``lifecycle.check_title``); nor does anything here.
 """
 
 from __future__ import annotations

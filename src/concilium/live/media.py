@@ -34,7 +34,12 @@ from concilium.live.janus_client import (
     JanusSession,
 )
 from concilium.live.janus_config import JanusConfig
-from concilium.live.recording import NotedPublisher, note_publishers, noted_publishers, source_kind
+from concilium.live.recording_sources import (
+    NotedPublisher,
+    note_publishers,
+    noted_publishers,
+    source_kind,
+)
 from concilium.live.rooms import (
     MountpointSpec,
     RoomRegistry,

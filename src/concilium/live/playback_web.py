@@ -20,7 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import FileResponse, Response
 
-from concilium.live import recording
+from concilium.live import recording, recording_sources, recording_timeline
 from concilium.live.actions import LiveAction
 from concilium.live.hls_files import HlsSigner, hls_headers, hls_root, resolve_hls_file
 from concilium.live.process import LiveProcess
@@ -151,11 +151,11 @@ def live_library(request: Request, ctx: Annotated[Ctx, gate(LiveAction.LIVE_READ
 
 
 def _describer(rows: list[LiveRecording]) -> Callable[[int, str, str], tuple[str, str]]:
-    """:func:`recording.describe` for the templates, naming each feed's person."""
+    """:func:`recording_sources.describe` for the templates, naming each feed's person."""
     names = {r.feed: r.source for r in rows}
 
     def describe(feed: int, media_type: str, video_codec: str) -> tuple[str, str]:
-        return recording.describe(feed, media_type, video_codec, names.get(feed, ""))
+        return recording_sources.describe(feed, media_type, video_codec, names.get(feed, ""))
 
     return describe
 
@@ -175,7 +175,7 @@ def live_library_item(
         live=live,
         kinds=KIND_LABELS,
         describe=_describer([found]),
-        chapter_text=recording.chapter_text,
+        chapter_text=recording_timeline.chapter_text,
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from concilium.imaging import ImagingProcess
-from concilium.live import feeders, service
+from concilium.live import feeders, source_registry
 from concilium.live.endpoints import networks_of
 from concilium.live.hls import HlsBroadcasts
 from concilium.live.hls_files import HlsSigner
@@ -55,7 +55,7 @@ class LiveProcess:
         """Seal camera credentials still written in clear; rooms are made again at the
         next join."""
         with transaction(self.runtime.sessions) as db:
-            service.seal_clear_credentials(db, self.runtime.box)
+            source_registry.seal_clear_credentials(db, self.runtime.box)
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[None]:

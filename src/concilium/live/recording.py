@@ -15,10 +15,12 @@ The program recording is what the HLS packager encoded for its first rendition, 
 the same ffmpeg as fragmented MP4 parts (one per packager run: a program switch starts a
 new run) under ``<session>/program-parts/``; at the end the parts are joined with the
 concat demuxer (``-c copy``) into one MP4, listed in the library as "Program"
-(:data:`PROGRAM_FEED`).
+(:data:`concilium.live.recording_sources.PROGRAM_FEED`).
 
-The chapter list is a pure function of what the live service already keeps: the session's
-program switches (:mod:`concilium.live.program`) and its approved or answered questions.
+Who sent each recording, and what the library calls it, is
+:mod:`concilium.live.recording_sources`; the chapters and the strokes placed on each
+recording's timeline, pure functions of what the live service already keeps, are
+:mod:`concilium.live.recording_timeline`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import logging
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,39 +45,32 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from concilium.live import program
+from concilium.live.recording_sources import PROGRAM_FEED, noted_publishers, parse_source
+from concilium.live.recording_timeline import (
+    DrawnStroke,
+    chapters,
+    placed_strokes,
+    program_chapters,
+    program_position,
+    span_position,
+)
 from concilium.live.tables import LiveMessage, LiveRecording, LiveSession, LiveStroke
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
-from concilium.platform.i18n import _, pgettext
+from concilium.platform.i18n import _
 
 __all__ = [
-    "PROGRAM_FEED",
-    "SOURCE_KINDS",
-    "Chapter",
-    "DrawnStroke",
     "MjrFile",
-    "NotedPublisher",
     "ProcessedRecording",
     "ProgramPart",
-    "chapters",
-    "describe",
     "group_sources",
-    "kind_label",
     "note_part_start",
-    "note_publishers",
-    "noted_publishers",
-    "parse_source",
-    "placed_strokes",
     "postprocess_program",
     "postprocess_room",
-    "program_chapters",
     "program_part",
     "program_parts_dir",
     "publish_recordings",
     "recordings_root",
-    "source_kind",
-    "span_position",
-    "stored_source",
 ]
 
 log = logging.getLogger(__name__)
@@ -86,19 +81,6 @@ _PP_REC_EXTENSION = {"vp8": "webm", "vp9": "mkv", "h264": "mkv", "av1": "mkv", "
 _PART_NAME = re.compile(r"^program-(\d{1,20})\.mp4$")
 _SAME_SOURCE_US = 2_000_000
 """Streams of one publisher opened within this many microseconds are one recording."""
-_PROGRAM_LEAD_S = 10.0
-"""A program switch this shortly before the program recording starts is its first picture
-(the packager needs a moment to receive a keyframe): it is placed at 0 s."""
-
-_JOIN_SNAP_S = 3.0
-"""A program switch this close to a join of the program recording is put on the join."""
-
-PROGRAM_FEED = 0
-"""``feed`` of a session's program recording (Janus never gives a publisher the id 0)."""
-
-PUBLISHERS_NOTE = "publishers.json"
-"""In a recorded room's folder: the name each feed published under (Janus's ``.mjr``
-files carry the feed id only), so the library names the person, not a number."""
 
 
 def recordings_root(data_dir: Path) -> Path:
@@ -151,124 +133,6 @@ class ProgramPart:
         except (OSError, ValueError, AttributeError):
             noted = None
         return cls(noted if isinstance(noted, int) else started, path)
-
-
-SOURCE_KINDS = ("camera", "screen", "capture")
-"""What a person's browser may say it publishes (the ``description`` of its streams, checked
-by :func:`source_kind`): their camera, their shared screen, or a capture device (the video
-output of an X-ray system or an endoscope through a frame grabber)."""
-
-_KIND_SEPARATOR = ":"
-_FED = "source"
-
-
-def source_kind(description: object) -> str:
-    """The kind of source a browser's stream ``description`` names, from the fixed
-    :data:`SOURCE_KINDS`; anything else (a forged name, a sentence, nothing) is a camera, so
-    a browser can neither put its own words in the library nor pass for someone else."""
-    return description if isinstance(description, str) and description in SOURCE_KINDS else "camera"
-
-
-def stored_source(name: str, kind: str = "") -> str:
-    """A recording's ``source`` as kept (the ``LiveRecording.source`` column, at most 200
-    characters): ``kind:name`` for a person's camera, screen or capture device,
-    ``source:name`` for one known by its name alone (a source the server feeds, under its
-    registered name). A name kept
-    before kinds were (migration ``0017_live_recording_source``) is the name alone."""
-    return f"{kind if kind in SOURCE_KINDS else _FED}{_KIND_SEPARATOR}{name}"[:200]
-
-
-def parse_source(stored: str) -> tuple[str, str]:
-    """The name and kind (empty when not a person's stream) kept by :func:`stored_source`."""
-    kind, separator, name = stored.partition(_KIND_SEPARATOR)
-    if separator and kind in SOURCE_KINDS:
-        return name, kind
-    if separator and kind == _FED:
-        return name, ""
-    return stored, ""
-
-
-def kind_label(kind: str) -> str:
-    """A person's source kind, in the reader's language."""
-    labels = {
-        "camera": pgettext("recorded source", "camera"),
-        "screen": pgettext("recorded source", "shared screen"),
-        "capture": pgettext("recorded source", "capture device"),
-    }
-    return labels.get(kind, "")
-
-
-def describe(feed: int, media_type: str, video_codec: str, source: str = "") -> tuple[str, str]:
-    """What the library says of a recording: its source (the person who sent it, by the
-    name they published under, and what they sent: camera, shared screen or capture device;
-    a fed source by its registered name; else the feed's number) and its format."""
-    name, kind = parse_source(source)
-    if feed == PROGRAM_FEED:
-        shown = _("Program")
-    elif name and kind:
-        shown = _("%(name)s — %(source)s") % {"name": name, "source": kind_label(kind)}
-    elif name:
-        shown = name
-    else:
-        shown = _("Feed %(feed)s") % {"feed": feed}
-    codec = video_codec.upper() if video_codec != "h264" else "H.264"
-    if media_type == "video/webm":
-        form = _("WebM (%(codec)s: MP4 would need re-encoding)") % {"codec": codec}
-    else:
-        form = _("MP4 (%(codec)s)") % {"codec": codec}
-    return shown, form
-
-
-@dataclass(frozen=True)
-class NotedPublisher:
-    """What :func:`note_publishers` keeps of one feed."""
-
-    name: str
-    """The name it published under: the account's, set by the server."""
-    kind: str = ""
-    """One of :data:`SOURCE_KINDS` for a person's browser, empty for a fed source."""
-
-    @property
-    def stored(self) -> str:
-        """As kept in ``LiveRecording.source`` (:func:`stored_source`)."""
-        return stored_source(self.name, self.kind)
-
-
-def note_publishers(rec_dir: Path, publishers: dict[int, NotedPublisher]) -> None:
-    """Add to ``rec_dir``'s note the name each of ``publishers``' feeds publishes under and
-    what it sends; a feed keeps the first noted. Written whole or not at all."""
-    known = noted_publishers(rec_dir)
-    fresh = {feed: p for feed, p in publishers.items() if p.name and feed not in known}
-    if not fresh or not rec_dir.is_dir():
-        return
-    known.update(fresh)
-    note = rec_dir / PUBLISHERS_NOTE
-    temporary = note.with_suffix(".json.tmp")
-    temporary.write_text(
-        json.dumps({str(feed): {"name": p.name, "kind": p.kind} for feed, p in known.items()})
-    )
-    temporary.replace(note)
-
-
-def noted_publishers(rec_dir: Path) -> dict[int, NotedPublisher]:
-    """What :func:`note_publishers` noted in ``rec_dir``, by feed (a note written before
-    kinds were noted holds names alone)."""
-    try:
-        found = json.loads((rec_dir / PUBLISHERS_NOTE).read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(found, dict):
-        return {}
-    noted: dict[int, NotedPublisher] = {}
-    for key, value in found.items():
-        if not key.isdigit():
-            continue
-        if isinstance(value, str):
-            noted[int(key)] = NotedPublisher(value)
-        elif isinstance(value, dict) and isinstance(value.get("name"), str):
-            kind = value.get("kind")
-            noted[int(key)] = NotedPublisher(value["name"], kind if kind in SOURCE_KINDS else "")
-    return noted
 
 
 @dataclass(frozen=True)
@@ -336,164 +200,8 @@ class ProcessedRecording:
     """For the program: each part's wall-clock start and length, in order (the parts are
     joined end to end, so the wall clock jumps at each join)."""
     source: str = ""
-    """Who sent the feed and what (:func:`stored_source`, from :func:`note_publishers`),
-    empty if unknown."""
-
-
-@dataclass(frozen=True)
-class Chapter:
-    """A point of a recording worth jumping to."""
-
-    at: float
-    """Seconds from the start of the recording."""
-    kind: str
-    """``program`` (the director switched the picture) or ``question``."""
-    label: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"at": self.at, "kind": self.kind, "label": self.label}
-
-
-PROGRAM_CLEARED = "Program cleared"
-PROGRAM_OF = "Program: "
-CHAPTER_FEED = "feed "
-"""How a program chapter is kept (``Program: <person>``, ``Program: feed <n>``, ``Program
-cleared``): the same for every reader, who reads it in their language (:func:`chapter_text`)."""
-
-
-def chapter_text(kind: str, label: str) -> str:
-    """A chapter's label in the reader's language."""
-    if kind != "program":
-        return label  # a question, as it was asked
-    if label == PROGRAM_CLEARED:
-        return _("Program cleared")
-    shown = label.removeprefix(PROGRAM_OF)
-    if shown.startswith(CHAPTER_FEED) and shown.removeprefix(CHAPTER_FEED).isdigit():
-        return _("Program: feed %(feed)s") % {"feed": shown.removeprefix(CHAPTER_FEED)}
-    return _("Program: %(name)s") % {"name": shown}
-
-
-def _chapters(
-    position: Callable[[datetime], float | None],
-    program_switches: Iterable[tuple[datetime, int | None]],
-    questions: Iterable[tuple[datetime, str]],
-    names: Mapping[int, str],
-) -> list[Chapter]:
-    found: list[Chapter] = []
-    for when, feed in program_switches:
-        if feed is None:
-            label = PROGRAM_CLEARED
-        else:
-            label = PROGRAM_OF + names.get(feed, f"{CHAPTER_FEED}{feed}")
-        at = position(when)
-        if at is not None:
-            found.append(Chapter(at, "program", label))
-    for when, body in questions:
-        text = " ".join(body.split())
-        at = position(when)
-        if at is not None:
-            found.append(Chapter(at, "question", text[:120]))
-    return sorted((Chapter(round(c.at, 2), c.kind, c.label) for c in found), key=lambda c: c.at)
-
-
-def span_position(started_at: datetime, duration: float) -> Callable[[datetime], float | None]:
-    """Where a wall-clock instant falls in a recording of one piece: its offset from the
-    first frame, or None outside the recording."""
-
-    def position(when: datetime) -> float | None:
-        at = (when - started_at).total_seconds()
-        return at if 0 <= at <= duration else None
-
-    return position
-
-
-def chapters(
-    started_at: datetime,
-    duration: float,
-    program_switches: Iterable[tuple[datetime, int | None]],
-    questions: Iterable[tuple[datetime, str]],
-    names: Mapping[int, str] | None = None,
-) -> list[Chapter]:
-    """Chapters within a recording, in time order: each program switch (naming the person
-    put on program when ``names`` knows their feed) and each question (approved or answered
-    ones only: what the audience saw)."""
-    return _chapters(span_position(started_at, duration), program_switches, questions, names or {})
-
-
-@dataclass(frozen=True)
-class DrawnStroke:
-    """A telestration stroke as the session kept it."""
-
-    drawn_at: datetime
-    points: list[list[float]]
-    """Picture-relative ``[x, y]`` points; empty for a clear."""
-    color: str
-    width: int
-
-
-def placed_strokes(
-    position: Callable[[datetime], float | None], strokes: Iterable[DrawnStroke]
-) -> list[dict[str, Any]]:
-    """The strokes drawn while a recording ran, placed on its timeline in time order, so that
-    a player draws each from its instant until the next clear (an empty stroke)."""
-    placed = []
-    for stroke in strokes:
-        at = position(stroke.drawn_at)
-        if at is not None:
-            placed.append(
-                {"at": round(at, 2), "points": stroke.points, "color": stroke.color,
-                 "width": stroke.width}
-            )  # fmt: skip
-    return sorted(placed, key=lambda s: float(s["at"]))
-
-
-def program_position(parts: Sequence[tuple[datetime, float]], when: datetime) -> float | None:
-    """Where the wall-clock instant ``when`` falls in a recording made of ``parts`` joined
-    end to end (each a wall-clock start and a length, in order): inside a part, its offset
-    there; between two parts, the join; shortly before the first, 0; None otherwise."""
-    if not parts:
-        return None
-    lead = (parts[0][0] - when).total_seconds()
-    if lead > 0:
-        return 0.0 if lead <= _PROGRAM_LEAD_S else None
-    offset = 0.0
-    for start, duration in parts:
-        into = (when - start).total_seconds()
-        if into < 0:
-            return offset
-        if into <= duration:
-            return offset + into
-        offset += duration
-    return None
-
-
-def program_chapters(
-    parts: Sequence[tuple[datetime, float]],
-    program_switches: Iterable[tuple[datetime, int | None]],
-    questions: Iterable[tuple[datetime, str]],
-    names: Mapping[int, str] | None = None,
-) -> list[Chapter]:
-    """Chapters of the program recording (see :func:`program_position`), naming the people
-    put on program as :func:`chapters` does.
-
-    A switch starts a new part a moment after the director asked for it (the packager
-    waits for a keyframe): a program chapter within a few seconds of a join is put on the
-    join, where the picture changes.
-    """
-    joins = [0.0]
-    for _start, duration in parts:
-        joins.append(joins[-1] + duration)
-
-    def on_join(when: datetime) -> float | None:
-        at = program_position(parts, when)
-        if at is None:
-            return None
-        nearest = min(joins, key=lambda join: abs(join - at))
-        return nearest if abs(nearest - at) <= _JOIN_SNAP_S else at
-
-    switches = _chapters(on_join, program_switches, (), names or {})
-    asked = _chapters(lambda when: program_position(parts, when), (), questions, {})
-    return sorted(switches + asked, key=lambda c: c.at)
+    """Who sent the feed and what (:func:`concilium.live.recording_sources.stored_source`,
+    from :func:`concilium.live.recording_sources.note_publishers`), empty if unknown."""
 
 
 async def _run(*command: str) -> None:

@@ -1,6 +1,6 @@
 """Live sessions going live, on program and ending, with everything each step brings.
 
-Architecture "Data flows" 2. :mod:`concilium.live.service` changes a session's state and
+Architecture "Data flows" 2. :mod:`concilium.live.lifecycle` changes a session's state and
 keeps the audit trail; :class:`LiveSessions` does that and everything that goes with it in
 the process: the fed sources (IP cameras, cine loops) start when a session goes live, a
 broadcast's HLS output follows its program, and when a session ends its media room is
@@ -26,7 +26,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from concilium.imaging import Archive
-from concilium.live import program, recording, service
+from concilium.live import lifecycle, lookup, program, recording, source_registry
 from concilium.live.endpoints import Network
 from concilium.live.feeders import SourceFeeds
 from concilium.live.hls import HlsBroadcasts
@@ -111,7 +111,7 @@ class LiveSessions:
                     db.commit()  # only the refusal's audit entries were written
                     raise
             try:
-                source = service.add_source(
+                source = source_registry.add_source(
                     db,
                     actor,
                     live,
@@ -165,7 +165,7 @@ class LiveSessions:
             return
 
         def plan() -> list[SourcePlan]:
-            fed = service.sources(db, live) if chosen is None else list(chosen)
+            fed = source_registry.sources(db, live) if chosen is None else list(chosen)
             plans = plan_sources(
                 db, self.archive, live, fed, now, box=self.box, networks=self.device_networks
             )
@@ -238,7 +238,7 @@ class LiveSessions:
 def _go_live(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> None:
     consent = live.patient_id is not None and patients.has_consent(db, live.patient_id, "teaching")
     try:
-        service.start(db, actor, live, now, teaching_consent=consent)
+        lifecycle.start(db, actor, live, now, teaching_consent=consent)
     except ConciliumError:
         db.commit()  # the refusal itself stays in the audit trail
         raise
@@ -247,7 +247,7 @@ def _go_live(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) 
 
 def _close(db: Session, actor: audit.Actor, live: LiveSession, now: datetime) -> None:
     try:
-        service.end(db, actor, live, now)
+        lifecycle.end(db, actor, live, now)
     except ConciliumError:
         db.rollback()
         raise
@@ -271,7 +271,7 @@ async def publish_session_recordings(
 
     def save() -> list[int]:
         with database() as db:
-            live = service.get_session(db, session_id)
+            live = lookup.get_session(db, session_id)
             rows = recording.publish_recordings(db, live, processed, data_dir, clock())
             db.commit()
             return [r.id for r in rows]

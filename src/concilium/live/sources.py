@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from concilium import imaging
 from concilium.imaging import Archive, Level
-from concilium.live import endpoints, service
+from concilium.live import endpoints, invitations, source_registry
 from concilium.live.endpoints import Network
 from concilium.live.tables import LiveSession, LiveSource
 from concilium.platform import audit, patients
@@ -483,7 +483,7 @@ def authorize_cine(
     live: LiveSession,
     reference: str,
     now: dt.datetime,
-) -> tuple[service.CineGrant, Path]:
+) -> tuple[source_registry.CineGrant, Path]:
     """Authorise the person ``principal`` to show the cine loop ``reference`` in ``live``,
     audited as ``actor``: they may read its study (the archive's retrieval, audited), and
     its patient is the session's own or has consented to teaching (the refusal is audited).
@@ -512,7 +512,7 @@ def authorize_cine(
                 actor,
                 "live.source.add",
                 "refused",
-                object_kind=service.RESOURCE_KIND,
+                object_kind=invitations.RESOURCE_KIND,
                 object_id=live.id,
                 patient_id=patient_id,
                 detail={"kind": "dicom_cine", "reason": refusal},
@@ -520,7 +520,7 @@ def authorize_cine(
             raise Forbidden(shown)
     if actor.user_id is None:
         raise Forbidden(_("A cine loop is shown by a person, not by the system."))
-    return service.CineGrant(reference.strip(), actor.user_id), path
+    return source_registry.CineGrant(reference.strip(), actor.user_id), path
 
 
 @dataclass(frozen=True)
@@ -559,7 +559,7 @@ def plan_sources(
     for source in sources:
         if source.kind == "ip_camera":
             try:
-                url = endpoints.check_stream_url(service.source_url(source, box), networks)
+                url = endpoints.check_stream_url(source_registry.source_url(source, box), networks)
             except ConciliumError as exc:
                 plans.append(SourcePlan(source.id, source.name, source.kind, refusal=exc.detail))
                 continue

@@ -2,7 +2,7 @@
 
 Strokes are in coordinates relative to the picture, 0 to 1 across and down, so a stroke
 lands on the same spot on every screen and in the recording
-(:func:`concilium.live.recording.placed_strokes`).
+(:func:`concilium.live.recording_timeline.placed_strokes`).
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ async def open_video(
     service's ``sessions`` (with everything going live brings there) and link it.
 
     Supervision without recording is care, not teaching: it needs no teaching consent
-    (:func:`concilium.live.service.broadcast_refusal`). The session goes live committed; the
+    (:func:`concilium.live.lifecycle.broadcast_refusal`). The session goes live committed; the
     link is left to the caller's transaction.
 
     Raises:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.web.context import SESSION_COOKIE
@@ -29,7 +29,7 @@ def live_id(world, people):
     coord = people["coord"]
     with transaction(world.runtime.sessions) as db:
         actor = audit.Actor(coord.id, coord.username)
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="broadcast",
@@ -38,9 +38,9 @@ def live_id(world, people):
             scheduled_at=now,
             now=now,
         )
-        service.invite(db, actor, live, user_id=coord.id, role="moderator", now=now)
-        service.invite(db, actor, live, user_id=people["viewer"].id, role="viewer", now=now)
-        service.start(db, actor, live, now, teaching_consent=False)
+        invitations.invite(db, actor, live, user_id=coord.id, role="moderator", now=now)
+        invitations.invite(db, actor, live, user_id=people["viewer"].id, role="viewer", now=now)
+        lifecycle.start(db, actor, live, now, teaching_consent=False)
         return live.id
 
 

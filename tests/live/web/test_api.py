@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from concilium.live import service
+from concilium.live import lifecycle
 
 
 def test_a_script_schedules_invites_starts_and_ends_through_the_json_api(client, world, people):
@@ -36,7 +36,7 @@ def test_a_script_schedules_invites_starts_and_ends_through_the_json_api(client,
     )
     assert unknown.status_code == 404
     started = client.post(f"/api/v1/live/sessions/{sid}/start", headers=h).json()
-    assert started["status"] == "live" and started["room"] == service.ROOM_ID_BASE + sid
+    assert started["status"] == "live" and started["room"] == lifecycle.ROOM_ID_BASE + sid
     again = client.post(f"/api/v1/live/sessions/{sid}/start", headers=h)
     assert again.status_code == 409
     assert again.headers["content-type"] == "application/problem+json"

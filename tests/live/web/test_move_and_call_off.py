@@ -11,7 +11,7 @@ import icalendar
 import pytest
 from sqlalchemy import select
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle
 from concilium.live.tables import LiveSession
 from concilium.platform import audit, i18n
 from concilium.platform.db import transaction
@@ -44,7 +44,7 @@ def scheduled(world, people, clock):
             found = db.get(User, person.id)
             found.email, found.locale = email, locale
         actor = audit.Actor(coord.id, coord.username)
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="supervision",
@@ -54,7 +54,7 @@ def scheduled(world, people, clock):
             now=NOW,
         )
         for invitee in (people["stranger"], people["viewer"]):
-            service.invite(db, actor, live, user_id=invitee.id, role="participant", now=NOW)
+            invitations.invite(db, actor, live, user_id=invitee.id, role="participant", now=NOW)
         session_id = live.id
     assert len(deliver(world.runtime)) == 2
     return session_id

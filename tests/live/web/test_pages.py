@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from concilium.live import service
+from concilium.live import lookup
 from concilium.live.media import LiveMedia
 from concilium.live.web import live_runtime
 from concilium.platform import audit, patients
@@ -93,7 +93,7 @@ def test_a_broadcast_viewer_is_sent_to_hls_once_enough_people_receive_over_webrt
     runtime.media = LiveMedia(janus_config, httpx.AsyncClient(), clock=world.runtime.now)
     world.runtime.settings.live_webrtc_viewers = 2
     with world.runtime.sessions() as db:
-        room = service.get_session(db, live_id).janus_room_id
+        room = lookup.get_session(db, live_id).janus_room_id
     now = world.runtime.now().timestamp()
     book = runtime.media.book
     try:

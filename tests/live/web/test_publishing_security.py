@@ -14,7 +14,7 @@ import json
 import httpx
 import pytest
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle
 from concilium.live.credentials import RoomCredential
 from concilium.live.media import LiveMedia
 from concilium.live.rooms import RoomSpec
@@ -66,7 +66,7 @@ def patient_session(world, people):
         patient = patients.create_patient(
             db, actor, world.metz.id, "MTZ-77", patients.Demographics("Durand", "Rose")
         )
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             actor,
             kind="supervision",
@@ -76,9 +76,9 @@ def patient_session(world, people):
             now=now,
             patient_id=patient.id,
         )
-        service.invite(db, actor, live, user_id=people["viewer"].id, role="presenter", now=now)
-        service.invite(db, actor, live, user_id=directing.id, role="director", now=now)
-        service.start(db, actor, live, now, teaching_consent=False)
+        invitations.invite(db, actor, live, user_id=people["viewer"].id, role="presenter", now=now)
+        invitations.invite(db, actor, live, user_id=directing.id, role="director", now=now)
+        lifecycle.start(db, actor, live, now, teaching_consent=False)
         return live.id
 
 
@@ -87,7 +87,7 @@ def _message(token: str, body: dict[str, object]) -> dict[str, object]:
 
 
 def test_learners_only_watch_a_patient(signed_in, world, people, patient_session, janus, hub):
-    room = service.ROOM_ID_BASE + patient_session
+    room = lifecycle.ROOM_ID_BASE + patient_session
     with world.runtime.sessions() as db:
         users = {"briey-intern": accounts.user_by_username(db, "briey-intern")}
     publisher = {"request": "join", "ptype": "publisher", "room": room, "display": "x"}
@@ -139,7 +139,7 @@ def test_learners_only_watch_a_patient(signed_in, world, people, patient_session
 
 
 def test_the_name_others_see_is_the_accounts(signed_in, people, patient_session, janus):
-    room = service.ROOM_ID_BASE + patient_session
+    room = lifecycle.ROOM_ID_BASE + patient_session
     tech = signed_in(people["tech"])
     grant = tech.post(f"/api/v1/live/sessions/{patient_session}/join").json()
     token = grant["token"]

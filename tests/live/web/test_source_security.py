@@ -10,7 +10,7 @@ from sqlalchemy import select
 from concilium import imaging
 from concilium.imaging import ImagingProcess
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_xa_cine
-from concilium.live import LiveProcess, service
+from concilium.live import LiveProcess, lifecycle, source_registry
 from concilium.live.tables import LiveCamera, LiveSource
 from concilium.platform import audit, patients
 from concilium.platform.audit import AuditEvent
@@ -60,7 +60,7 @@ def cine_case(app, world, people, tmp_path):
     _patient(world, doctor, "MTZ-C", "Charlie", teaching=True)
     now = world.runtime.now()
     with transaction(world.runtime.sessions) as db:
-        live = service.create_session(
+        live = lifecycle.create_session(
             db,
             audit.Actor(doctor.id, doctor.username),
             kind="supervision",
@@ -280,7 +280,7 @@ def test_camera_credentials_are_sealed_and_never_shown(signed_in, app, world, pe
         for reference, sealed in rows:
             assert secret not in reference and sealed and secret not in sealed
         source = db.execute(select(LiveSource).where(LiveSource.name == "Ceiling")).scalar_one()
-        assert service.source_url(source, world.runtime.box) == (
+        assert source_registry.source_url(source, world.runtime.box) == (
             f"rtsp://admin:{secret}@10.1.2.3:554/live"
         )
         events = db.execute(select(AuditEvent.detail)).scalars().all()
@@ -296,4 +296,4 @@ def test_camera_credentials_written_in_clear_are_sealed_when_the_service_opens(a
         source = db.execute(select(LiveSource).where(LiveSource.name == "Old")).scalar_one()
         assert source.reference == "rtsp://admin:***@10.0.0.9/x"
         assert source.sealed_url and "Old-pw-42" not in source.sealed_url
-        assert service.source_url(source, world.runtime.box) == clear
+        assert source_registry.source_url(source, world.runtime.box) == clear

@@ -5,7 +5,7 @@
 (:mod:`~concilium.live.web.janus_proxy`).
 
 Every route declares its action with ``gate`` and asks the policy about the very session it
-touches (:func:`concilium.live.service.session_target`); the websocket is authorised by the
+touches (:func:`concilium.live.invitations.session_target`); the websocket is authorised by the
 same policy. What the application holds for live sessions is in
 :mod:`~concilium.live.web.state`.
 """

@@ -1,5 +1,5 @@
 """The sessions a live request may touch: the one it names, authorised by the policy on
-the very session (:func:`concilium.live.service.session_target`), and the ones a list may
+the very session (:func:`concilium.live.invitations.session_target`), and the ones a list may
 show; and a new session, scheduled by whoever may organise at its site.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from concilium.live import service
+from concilium.live import invitations, lifecycle, lookup
 from concilium.live.actions import LiveAction
 from concilium.live.tables import LiveSession
 from concilium.platform import accounts, patients, sharing
@@ -19,12 +19,12 @@ from concilium.web.context import Ctx, record_refusal
 
 def authorized_session(ctx: Ctx, session_id: int, action: Action) -> tuple[LiveSession, Decision]:
     """The session, if the caller may perform ``action`` on it (404 and 403 alike audited)."""
-    live = service.find_session(ctx.db, session_id)
+    live = lookup.find_session(ctx.db, session_id)
     if live is None:
-        target = Target(service.RESOURCE_KIND, str(session_id))
+        target = Target(invitations.RESOURCE_KIND, str(session_id))
         record_refusal(ctx.db, ctx.actor, action, target, "none")
         raise NotFound(_("live session %(id)s not found") % {"id": session_id})
-    target = service.session_target(ctx.db, live, action, ctx.now)
+    target = invitations.session_target(ctx.db, live, action, ctx.now)
     return live, ctx.authorize(action, target)
 
 
@@ -43,7 +43,7 @@ def may(ctx: Ctx, live: LiveSession, action: Action) -> bool:
     """Whether the policy lets the caller perform ``action`` on ``live`` (not audited: for
     what a page offers)."""
     return decide(
-        ctx.principal, action, service.session_target(ctx.db, live, action, ctx.now)
+        ctx.principal, action, invitations.session_target(ctx.db, live, action, ctx.now)
     ).allowed
 
 
@@ -52,9 +52,9 @@ def visible_sessions(ctx: Ctx) -> list[LiveSession]:
     each granted by ``decide``, soonest first."""
     sites = ctx.visible_sites(LiveAction.LIVE_READ) or frozenset()
     invited = sharing.shared_resource_ids(
-        ctx.db, service.RESOURCE_KIND, ctx.user.id, frozenset(), ctx.now
+        ctx.db, invitations.RESOURCE_KIND, ctx.user.id, frozenset(), ctx.now
     )
-    found = service.list_sessions(ctx.db, sites, invited)
+    found = lookup.list_sessions(ctx.db, sites, invited)
     return [s for s in found if may(ctx, s, LiveAction.LIVE_READ)]
 
 
@@ -76,7 +76,7 @@ def create_session(
 ) -> LiveSession:
     """Schedule a session at ``site_id`` for a caller who may organise there (and may see
     the patient shown, if any); committed."""
-    at_site = Target(service.RESOURCE_KIND, site_ids=frozenset({site_id}))
+    at_site = Target(invitations.RESOURCE_KIND, site_ids=frozenset({site_id}))
     ctx.authorize(LiveAction.LIVE_MANAGE, at_site)
     if patient_id is not None:
         # Showing a patient to others needs the right to see that patient oneself.
@@ -84,7 +84,7 @@ def create_session(
         ctx.authorize(
             PlatformAction.PATIENT_READ, patients.patient_target(ctx.db, patient, ctx.now)
         )
-    live = service.create_session(
+    live = lifecycle.create_session(
         ctx.db,
         ctx.actor,
         kind=kind,

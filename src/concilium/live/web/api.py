@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from concilium.live import direction, service
+from concilium.live import direction, invitations, joining, lifecycle
 from concilium.live.actions import LiveAction
 from concilium.live.credentials import RoomCredential
 from concilium.live.ptz import DirectorLockHeld, NotDirector, PtzError
@@ -157,7 +157,7 @@ def api_invite(
 ) -> InvitationOut:
     """Invite a person of any site in a role (again: change their role)."""
     live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
-    invited = service.invite(
+    invited = invitations.invite(
         ctx.db, ctx.actor, live, user_id=body.user_id, role=body.role, now=ctx.now
     )
     ctx.commit()
@@ -200,7 +200,7 @@ def api_reschedule(
     the updated invitation. A time already past is refused (422), a session that has
     started too (409)."""
     live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_MANAGE)
-    service.reschedule(
+    lifecycle.reschedule(
         ctx.db, ctx.actor, live, scheduled_at=body.scheduled_at, now=ctx.now, title=body.title
     )
     ctx.commit()
@@ -216,7 +216,7 @@ async def api_cancel(
     live, _decision = await run_in_threadpool(
         authorized_session, ctx, session_id, LiveAction.LIVE_MANAGE
     )
-    service.check_cancellable(live)
+    lifecycle.check_cancellable(live)
     await live_sessions(request).end(ctx.db, ctx.actor, live, ctx.now)
     return SessionOut.of(live)
 
@@ -231,7 +231,7 @@ async def api_join(
     may_publish = await run_in_threadpool(may, ctx, live, LiveAction.LIVE_PUBLISH)
     media = media_of(request)
     end_transaction(ctx)
-    grant = await service.join(ctx.db, media, ctx.actor, live, ctx.now, may_publish=may_publish)
+    grant = await joining.join(ctx.db, media, ctx.actor, live, ctx.now, may_publish=may_publish)
     ctx.commit()
     credential: RoomCredential = grant.credential
     publishing = live_runtime(request.app).publishing_tokens
@@ -258,7 +258,7 @@ async def api_leave(
         authorized_session, ctx, session_id, LiveAction.LIVE_JOIN
     )
     end_transaction(ctx)
-    await service.leave(ctx.db, live_runtime(request.app).media, ctx.actor, live, ctx.now)
+    await joining.leave(ctx.db, live_runtime(request.app).media, ctx.actor, live, ctx.now)
     ctx.commit()
     return Response(status_code=204)
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from concilium.live import direction, service
+from concilium.live import direction, invitations, joining, lifecycle, source_registry
 from concilium.live.actions import LiveAction
 from concilium.live.tables import LiveSession
 from concilium.live.web.access import (
@@ -181,7 +181,9 @@ def _session_view(
 ) -> Response:
     """The session page; ``move_at`` is the start typed in the moving form, kept when the
     move was refused (else the form shows the current start in the reader's zone)."""
-    people = {p.user_id: ctx.db.get(User, p.user_id) for p in service.participants(ctx.db, live)}
+    people = {
+        p.user_id: ctx.db.get(User, p.user_id) for p in invitations.participants(ctx.db, live)
+    }
     where = reader_zone(ctx)
     if move_at is None:
         move_at = live.scheduled_at.astimezone(where).strftime(FORM_TIME)
@@ -194,12 +196,12 @@ def _session_view(
         kinds=KIND_LABELS,
         statuses=STATUS_LABELS,
         site=ctx.db.get(Site, live.site_id),
-        invited=[(p, people.get(p.user_id)) for p in service.participants(ctx.db, live)],
-        roles={r: ROLE_LABELS.get(r, r) for r in service.SESSION_ROLES},
-        sources=service.sources(ctx.db, live),
+        invited=[(p, people.get(p.user_id)) for p in invitations.participants(ctx.db, live)],
+        roles={r: ROLE_LABELS.get(r, r) for r in invitations.SESSION_ROLES},
+        sources=source_registry.sources(ctx.db, live),
         cameras=direction.cameras(ctx.db, live),
-        source_kinds={k: SOURCE_KIND_LABELS.get(k, k) for k in service.SOURCE_KINDS},
-        my_role=service.role_of(ctx.db, live, ctx.user.id),
+        source_kinds={k: SOURCE_KIND_LABELS.get(k, k) for k in source_registry.SOURCE_KINDS},
+        my_role=invitations.role_of(ctx.db, live, ctx.user.id),
         can_manage=may(ctx, live, LiveAction.LIVE_MANAGE),
         can_join=may(ctx, live, LiveAction.LIVE_JOIN),
         can_direct=may(ctx, live, LiveAction.LIVE_DIRECT),
@@ -261,7 +263,7 @@ def live_invite(
         invitee = accounts.user_by_username(ctx.db, username)
         if invitee is None or invitee.disabled:
             raise InvalidInput(_("No active account is named %(name)s.") % {"name": username})
-        service.invite(ctx.db, ctx.actor, live, user_id=invitee.id, role=role, now=ctx.now)
+        invitations.invite(ctx.db, ctx.actor, live, user_id=invitee.id, role=role, now=ctx.now)
         ctx.commit()
 
     return _session_action(request, ctx, live, run)
@@ -306,7 +308,7 @@ def live_reschedule(
 
     def run() -> None:
         at = local_to_utc(scheduled_at, reader_zone(ctx))
-        service.reschedule(ctx.db, ctx.actor, live, scheduled_at=at, now=ctx.now)
+        lifecycle.reschedule(ctx.db, ctx.actor, live, scheduled_at=at, now=ctx.now)
         ctx.commit()
 
     return run_form_action(
@@ -328,7 +330,7 @@ async def live_cancel(
     sessions = live_sessions(request)
 
     async def run() -> None:
-        service.check_cancellable(live)
+        lifecycle.check_cancellable(live)
         await sessions.end(ctx.db, ctx.actor, live, ctx.now)
 
     return await _session_step(request, ctx, live, run)
@@ -399,7 +401,7 @@ def _console(request: Request, ctx: Ctx, live: LiveSession, name: str, **values:
         live=live,
         kinds=KIND_LABELS,
         roles=ROLE_LABELS,
-        my_role=service.role_of(ctx.db, live, ctx.user.id) or service.DEFAULT_ROLE,
+        my_role=invitations.role_of(ctx.db, live, ctx.user.id) or invitations.DEFAULT_ROLE,
         **values,
     )
 
@@ -409,7 +411,7 @@ def live_join_page(
     request: Request, session_id: int, ctx: Annotated[Ctx, gate(LiveAction.LIVE_JOIN)]
 ) -> Response:
     live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_JOIN)
-    return _console(request, ctx, live, "join", sources=service.sources(ctx.db, live))
+    return _console(request, ctx, live, "join", sources=source_registry.sources(ctx.db, live))
 
 
 @router.get("/live/{session_id}/director")
@@ -422,7 +424,7 @@ def live_director_page(
         ctx,
         live,
         "director",
-        sources=service.sources(ctx.db, live),
+        sources=source_registry.sources(ctx.db, live),
         source_states=source_feeds(request.app).statuses(live.id),
         cameras=direction.cameras(ctx.db, live),
     )
@@ -442,9 +444,9 @@ def live_watch_page(
 ) -> Response:
     live, _decision = authorized_session(ctx, session_id, LiveAction.LIVE_READ)
     runtime = live_runtime(request.app)
-    over_hls = service.watches_over_hls(
+    over_hls = joining.watches_over_hls(
         live.kind,
-        service.role_of(ctx.db, live, ctx.user.id) or service.DEFAULT_ROLE,
+        invitations.role_of(ctx.db, live, ctx.user.id) or invitations.DEFAULT_ROLE,
         runtime.webrtc_receivers(live.janus_room_id, ctx.now.timestamp()),
         request.app.state.runtime.settings.live_webrtc_viewers,
     )

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from concilium.config import Settings
-from concilium.live import chat, protocol, service, telestration
+from concilium.live import chat, invitations, lookup, protocol, telestration
 from concilium.live.actions import LiveAction
 from concilium.live.runtime import Member, SessionRoom
 from concilium.live.tables import LiveMessage, LiveSession, LiveStroke
@@ -80,7 +80,7 @@ def authorize_peer(
     """Authenticate by the session cookie and authorise by the policy, as ``gate`` does for
     a request; run at connection and again for every message, so signing out, an expired
     session or a withdrawn invitation stops a connected socket too."""
-    target = Target(service.RESOURCE_KIND, str(session_id))
+    target = Target(invitations.RESOURCE_KIND, str(session_id))
     try:
         identity = authenticate(db, settings, now, bearer=None, cookie=cookie)
     except Unauthenticated:
@@ -90,13 +90,13 @@ def authorize_peer(
     user = identity.user
     principal: Principal = principal_for(db, user, now)
     actor = audit.Actor(user.id, user.username, role=principal.primary_role(), ip=ip)
-    live = service.find_session(db, session_id)
+    live = lookup.find_session(db, session_id)
     if live is None:
         record_refusal(db, actor, LiveAction.LIVE_READ, target, "no such session")
         raise NotFound(_("live session %(id)s not found") % {"id": session_id})
 
     def allowed(action: Action) -> bool:
-        return decide(principal, action, service.session_target(db, live, action, now)).allowed
+        return decide(principal, action, invitations.session_target(db, live, action, now)).allowed
 
     if not allowed(LiveAction.LIVE_READ):
         record_refusal(db, actor, LiveAction.LIVE_READ, target, "live.read not permitted")
@@ -115,7 +115,7 @@ def authorize_peer(
 def _hello(db: Session, peer: Peer) -> dict[str, Any]:
     """What a newcomer needs: its rights, the chat so far, the questions it may see and the
     drawings since the last clear."""
-    live = service.get_session(db, peer.session_id)
+    live = lookup.get_session(db, peer.session_id)
     names = _names(db, live)
     member = Member(socket=_NullSocket(), user_id=peer.user_id, moderator=peer.may_moderate)
     return {
@@ -144,7 +144,7 @@ class _NullSocket:
 
 
 def _names(db: Session, live: LiveSession) -> dict[int, str]:
-    ids = {p.user_id for p in service.participants(db, live)}
+    ids = {p.user_id for p in invitations.participants(db, live)}
     ids |= {m.user_id for m in chat.chat_history(db, live)}
     ids |= {q.user_id for q in chat.questions(db, live)}
     return {u.id: u.full_name for u in (db.get(User, i) for i in ids) if u is not None}
@@ -171,7 +171,7 @@ def _apply(
     db: Session, peer: Peer, message: protocol.ClientMessage, now: datetime, ip: str
 ) -> list[tuple[dict[str, Any], Audience]]:
     """Run one client message against the domain; the events to fan out, with who sees them."""
-    live = service.get_session(db, peer.session_id)
+    live = lookup.get_session(db, peer.session_id)
     if live.status == "ended":
         raise Conflict(_("this session has ended"))
     names = {peer.user_id: peer.full_name}

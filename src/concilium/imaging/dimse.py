@@ -770,8 +770,10 @@ def _n_response(result: NResult) -> tuple[Dataset | int, Dataset | None]:
     status.Status = result.status
     if result.error_comment:
         status.ErrorComment = result.error_comment[:64]
-    if result.offending_elements:
-        status.OffendingElement = list(result.offending_elements)
+    if result.attribute_identifiers:
+        status.AttributeIdentifierList = list(result.attribute_identifiers)
+    if result.error_id is not None:
+        status.ErrorID = result.error_id
     attributes = result.attributes
     if result.affected_sop_instance_uid:
         attributes = attributes if attributes is not None else Dataset()

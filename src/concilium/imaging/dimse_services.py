@@ -67,8 +67,14 @@ class NResult:
     """For an N-CREATE whose request named no instance: the UID the SCP gave it."""
     error_comment: str = ""
     """Error Comment (0000,0902), 64 characters at most, no patient data."""
-    offending_elements: tuple[int, ...] = ()
-    """Offending Element (0000,0901): tags of the attributes at fault."""
+    attribute_identifiers: tuple[int, ...] = ()
+    """Attribute Identifier List (0000,1005): tags of the attributes at fault (PS3.7 C.4:
+    no such attribute, invalid value, value out of range, missing attribute); sent with an
+    N-SET response only, pynetdicom's N-CREATE response having no such field: the error
+    comment should name them too."""
+    error_id: int | None = None
+    """Error ID (0000,0903), e.g. A710 "Performed Procedure Step Object may no longer be
+    updated" (PS3.4 F.7.2.2.2)."""
 
 
 FindHandler = Callable[[FindRequest], Iterable[Dataset]]

@@ -364,7 +364,7 @@ def create_performed_step(
         if keyword not in ds:
             raise MppsError(MISSING_ATTRIBUTE, f"{keyword}: missing", [_tag(keyword)])
         value = ds[keyword].value
-        if value is None or value == "" or (isinstance(value, list) and not value):
+        if value is None or value == "" or (ds[keyword].VR == "SQ" and len(value) == 0):
             raise MppsError(MISSING_ATTRIBUTE_VALUE, f"{keyword}: empty", [_tag(keyword)])
     if _status(ds) is not PpsStatus.IN_PROGRESS:
         raise MppsError(

@@ -238,6 +238,9 @@ def _ascii(ds: Dataset) -> bool:
     return True
 
 
+_CODE_SEQUENCES = frozenset({"RequestedProcedureCodeSequence", "ScheduledProtocolCodeSequence"})
+"""Sequences an item holds only when it has codes (Type 1C): absent, they have no item."""
+
 _TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC"})
 
 
@@ -271,12 +274,12 @@ def _item_matches(
     for key in _keys(query):
         if combined and key.keyword in (_START_DATE, _START_TIME):
             continue
-        if key.tag not in candidate:
+        if key.tag not in candidate and key.keyword not in _CODE_SEQUENCES:
             # Not held: a return key only (C.2.2.1.2 lets the SCP ignore it as a matching
             # key); its value must still be one the key's VR allows.
             _check_key(key)
             continue
-        held = candidate[key.tag]
+        held = candidate[key.tag] if key.tag in candidate else DataElement(key.tag, "SQ", [])
         if key.VR == "SQ":
             if not key.value:
                 continue

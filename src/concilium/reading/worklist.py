@@ -16,7 +16,6 @@ exclude; `find_worklist` does the exact matching. `InMemoryWorklist` is a source
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import functools
 from collections.abc import Iterable, Sequence
@@ -29,9 +28,12 @@ from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence as DicomSequence
+from pydicom.tag import Tag
 
 from concilium.imaging import (
+    CallingNode,
     InvalidQuery,
+    KeyKind,
     datetime_range_matches,
     kind_of_vr,
     value_matches,
@@ -167,73 +169,110 @@ def dicom_time(value: dt.time | None) -> str:
     return f"{text}.{value.microsecond:06d}" if value.microsecond else text
 
 
-def _codes(codes: tuple[Code, ...]) -> DicomSequence:
-    return DicomSequence([code.dataset() for code in codes])
+_Node = dict[int, tuple[str, Any]]
+"""A data set as the worklist matches it: tag → (VR, value), a value being text or, for a
+sequence, a list of nodes. Building pydicom data sets is left to the answers."""
+
+_TAGS: dict[str, tuple[int, str]] = {}
 
 
-def _step_dataset(step: WorklistStep) -> Dataset:
-    ds = Dataset()
-    ds.Modality = step.modality
-    ds.ScheduledStationAETitle = step.station_ae_title
-    ds.ScheduledProcedureStepStartDate = dicom_date(step.start_date)
-    ds.ScheduledProcedureStepStartTime = dicom_time(step.start_time)
-    ds.ScheduledPerformingPhysicianName = step.performing_physician
-    ds.ScheduledProcedureStepDescription = step.description
+def _put(node: _Node, keyword: str, value: Any) -> None:
+    known = _TAGS.get(keyword)
+    if known is None:
+        tag = int(Tag(keyword))
+        known = _TAGS[keyword] = (tag, dictionary_VR(tag))
+    node[known[0]] = (known[1], value)
+
+
+def _code_nodes(codes: tuple[Code, ...]) -> list[_Node]:
+    nodes: list[_Node] = []
+    for code in codes:
+        node: _Node = {}
+        _put(node, "CodeValue", code.value)
+        _put(node, "CodingSchemeDesignator", code.scheme)
+        if code.scheme_version:
+            _put(node, "CodingSchemeVersion", code.scheme_version)
+        _put(node, "CodeMeaning", code.meaning)
+        nodes.append(node)
+    return nodes
+
+
+def _step_node(step: WorklistStep) -> _Node:
+    node: _Node = {}
+    _put(node, "Modality", step.modality)
+    _put(node, "ScheduledStationAETitle", step.station_ae_title)
+    _put(node, "ScheduledProcedureStepStartDate", dicom_date(step.start_date))
+    _put(node, "ScheduledProcedureStepStartTime", dicom_time(step.start_time))
+    _put(node, "ScheduledPerformingPhysicianName", step.performing_physician)
+    _put(node, "ScheduledProcedureStepDescription", step.description)
     if step.protocol_codes:
         # Type 1C (PS3.4 Table K.6-1): present with its codes, else absent.
-        ds.ScheduledProtocolCodeSequence = _codes(step.protocol_codes)
-    ds.ScheduledProcedureStepID = step.step_id
-    ds.ScheduledStationName = step.station_name
-    ds.ScheduledProcedureStepLocation = step.location
-    ds.ScheduledProcedureStepStatus = str(step.status)
-    return ds
+        _put(node, "ScheduledProtocolCodeSequence", _code_nodes(step.protocol_codes))
+    _put(node, "ScheduledProcedureStepID", step.step_id)
+    _put(node, "ScheduledStationName", step.station_name)
+    _put(node, "ScheduledProcedureStepLocation", step.location)
+    _put(node, "ScheduledProcedureStepStatus", str(step.status))
+    return node
 
 
-def _build(item: WorklistItem) -> Dataset:
-    ds = Dataset()
-    ds.AccessionNumber = item.accession_number
-    ds.ReferringPhysicianName = item.referring_physician
+def _build(item: WorklistItem) -> _Node:
+    node: _Node = {}
+    _put(node, "AccessionNumber", item.accession_number)
+    _put(node, "ReferringPhysicianName", item.referring_physician)
     # Type 2 in Table K.6-1; no order names a study or patient SOP instance to reference.
-    ds.ReferencedStudySequence = DicomSequence()
-    ds.ReferencedPatientSequence = DicomSequence()
-    ds.PatientName = item.patient_name
-    ds.PatientID = item.patient_id
-    ds.IssuerOfPatientID = item.issuer_of_patient_id
-    ds.PatientBirthDate = dicom_date(item.patient_birth_date)
-    ds.PatientSex = item.patient_sex
-    ds.StudyInstanceUID = item.study_instance_uid
-    ds.RequestingPhysician = item.requesting_physician
-    ds.RequestedProcedureDescription = item.requested_procedure_description
+    _put(node, "ReferencedStudySequence", [])
+    _put(node, "ReferencedPatientSequence", [])
+    _put(node, "PatientName", item.patient_name)
+    _put(node, "PatientID", item.patient_id)
+    _put(node, "IssuerOfPatientID", item.issuer_of_patient_id)
+    _put(node, "PatientBirthDate", dicom_date(item.patient_birth_date))
+    _put(node, "PatientSex", item.patient_sex)
+    _put(node, "StudyInstanceUID", item.study_instance_uid)
+    _put(node, "RequestingPhysician", item.requesting_physician)
+    _put(node, "RequestedProcedureDescription", item.requested_procedure_description)
     if item.requested_procedure_codes:
-        ds.RequestedProcedureCodeSequence = _codes(item.requested_procedure_codes)
-    ds.AdmissionID = item.admission_id
-    ds.ScheduledProcedureStepSequence = DicomSequence([_step_dataset(item.step)])
-    ds.RequestedProcedureID = item.requested_procedure_id
-    ds.RequestedProcedurePriority = item.priority
-    if not _ascii(ds):
+        _put(node, "RequestedProcedureCodeSequence", _code_nodes(item.requested_procedure_codes))
+    _put(node, "AdmissionID", item.admission_id)
+    _put(node, "ScheduledProcedureStepSequence", [_step_node(item.step)])
+    _put(node, "RequestedProcedureID", item.requested_procedure_id)
+    _put(node, "RequestedProcedurePriority", item.priority)
+    if not _ascii(node):
         # Values are held as Unicode; declared UTF-8 (PS3.5 6.1.2.5.3) when it matters.
-        ds.SpecificCharacterSet = _UTF8
+        node[_CHARSET] = ("CS", _UTF8)
+    return dict(sorted(node.items()))
+
+
+def _element(tag: int, vr: str, value: Any) -> DataElement:
+    if vr == "SQ":
+        return DataElement(tag, vr, DicomSequence([_dataset(child) for child in value]))
+    return DataElement(tag, vr, value)
+
+
+def _dataset(node: _Node) -> Dataset:
+    ds = Dataset()
+    for tag, (vr, value) in node.items():
+        ds.add(_element(tag, vr, value))
     return ds
 
 
 def item_dataset(item: WorklistItem) -> Dataset:
     """The item as a data set of the Modality Worklist Information Model (PS3.4 K.6.1.2.2):
     every attribute it holds, empty (Type 2) where the order gave no value."""
-    return _build(item)
+    return _dataset(_build(item))
 
 
 @functools.lru_cache(maxsize=32768)
-def _candidate(item: WorklistItem) -> Dataset:
-    # Items are immutable: the data set of each is built once, and only read afterwards.
+def _candidate(item: WorklistItem) -> _Node:
+    # Items are immutable: the node of each is built once, and only read afterwards.
     return _build(item)
 
 
-def _ascii(ds: Dataset) -> bool:
-    for elem in ds:
-        if elem.VR == "SQ":
-            if not all(_ascii(child) for child in elem.value):
+def _ascii(node: _Node) -> bool:
+    for vr, value in node.values():
+        if vr == "SQ":
+            if not all(_ascii(child) for child in value):
                 return False
-        elif elem.VR in _TEXT_VRS and not str(elem.value or "").isascii():
+        elif vr in _TEXT_VRS and not str(value).isascii():
             return False
     return True
 
@@ -254,57 +293,96 @@ def _keys(ds: Dataset) -> Iterable[DataElement]:
         yield elem
 
 
-def _item_matches(
-    query: Dataset, candidate: Dataset, *, fuzzy: bool, combined_datetime: bool
-) -> bool:
-    combined = (
-        combined_datetime
-        and _START_DATE in query
-        and _START_TIME in query
-        and bool(values_of(query[_START_DATE].value))
-        and bool(values_of(query[_START_TIME].value))
-    )
-    if combined and not datetime_range_matches(
-        query[_START_DATE].value,
-        query[_START_TIME].value,
-        candidate.get(_START_DATE, ""),
-        candidate.get(_START_TIME, ""),
-    ):
-        return False
+_START_DATE_TAG = int(Tag(_START_DATE))
+_START_TIME_TAG = int(Tag(_START_TIME))
+
+
+@dataclass(frozen=True)
+class _Key:
+    """One matching key of a query, read once for every candidate."""
+
+    tag: int
+    kind: KeyKind
+    value: Any
+    """Text, or a list of texts; for a sequence, the `_Plan` of its item."""
+    code_sequence: bool
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The matching keys of a query (or of a sequence key's item), universal ones left out,
+    and the combined date and time range when one applies."""
+
+    keys: tuple[_Key, ...]
+    combined: tuple[Any, Any] | None
+    has_values: bool
+    """Whether any key, at any depth, has a value (an empty sequence matches none)."""
+
+
+def _plan(query: Dataset, *, combined_datetime: bool) -> _Plan:
+    """Raises `InvalidQuery` for a key whose value its VR does not allow."""
+    combined = None
+    if combined_datetime and _START_DATE in query and _START_TIME in query:
+        date, time = _flat(query[_START_DATE].value), _flat(query[_START_TIME].value)
+        if values_of(date) and values_of(time):
+            value_matches(KeyKind.DATE, date, "")
+            value_matches(KeyKind.TIME, time, "")
+            combined = (date, time)
+    keys: list[_Key] = []
+    has_values = combined is not None
     for key in _keys(query):
-        if combined and key.keyword in (_START_DATE, _START_TIME):
+        tag = int(key.tag)
+        if combined is not None and tag in (_START_DATE_TAG, _START_TIME_TAG):
             continue
-        if key.tag not in candidate and key.keyword not in _CODE_SEQUENCES:
-            # Not held: a return key only (C.2.2.1.2 lets the SCP ignore it as a matching
-            # key); its value must still be one the key's VR allows.
-            _check_key(key)
-            continue
-        held = candidate[key.tag] if key.tag in candidate else DataElement(key.tag, "SQ", [])
         if key.VR == "SQ":
             if not key.value:
                 continue
             if len(key.value) != 1:
                 raise InvalidQuery(f"{key.keyword}: a sequence key has one item (C.2.2.2.6)")
-            wanted = key.value[0]
-            # No item matching is no match, but an empty sequence matches a query item
-            # without values.
-            if not any(
-                _item_matches(wanted, one, fuzzy=fuzzy, combined_datetime=combined_datetime)
-                for one in held.value
-            ) and (held.value or any(values_of(_flat(k.value)) for k in _keys(wanted))):
+            sub = _plan(key.value[0], combined_datetime=combined_datetime)
+            has_values = has_values or sub.has_values
+            if sub.keys or sub.combined is not None:
+                code = key.keyword in _CODE_SEQUENCES
+                keys.append(_Key(tag, KeyKind.TEXT, sub, code))
+            continue
+        value = _flat(key.value)
+        kind = kind_of_vr(key.VR)
+        # Matching against an empty value checks the key's syntax (dates, times, integers).
+        value_matches(kind, value, "")
+        if values_of(value) and values_of(value) != ["*"]:
+            has_values = True
+            keys.append(_Key(tag, kind, value, False))
+    return _Plan(tuple(keys), combined, has_values)
+
+
+def _plan_matches(plan: _Plan, candidate: _Node, *, fuzzy: bool) -> bool:
+    if plan.combined is not None and not datetime_range_matches(
+        plan.combined[0],
+        plan.combined[1],
+        candidate.get(_START_DATE_TAG, ("DA", ""))[1],
+        candidate.get(_START_TIME_TAG, ("TM", ""))[1],
+    ):
+        return False
+    for key in plan.keys:
+        held = candidate.get(key.tag)
+        if isinstance(key.value, _Plan):
+            if held is None and not key.code_sequence:
+                continue  # not held: a return key only (C.2.2.1.2)
+            children = held[1] if held is not None else []
+            if not any(_plan_matches(key.value, child, fuzzy=fuzzy) for child in children) and (
+                children or key.value.has_values
+            ):
+                # No item matching is no match, but an empty sequence matches a query
+                # item without values.
                 return False
             continue
-        if not value_matches(kind_of_vr(key.VR), _flat(key.value), _flat(held.value), fuzzy=fuzzy):
+        if held is None:
+            # Not held: a return key only (C.2.2.1.2 lets the SCP ignore it as a matching
+            # key).
+            continue
+        if not value_matches(key.kind, key.value, held[1], fuzzy=fuzzy):
             return False
     return True
-
-
-def _check_key(key: DataElement) -> None:
-    kind = kind_of_vr(key.VR)
-    if key.VR == "SQ":
-        return
-    # Matching against an empty value checks the key's syntax (dates, times, integers).
-    value_matches(kind, _flat(key.value), "")
 
 
 def _flat(value: Any) -> Any:
@@ -326,7 +404,8 @@ def matches(
     Date and Time as one range (C.2.2.2.5), both negotiated per association (C.5.1.1).
     Raises `InvalidQuery` for a key whose value its VR does not allow.
     """
-    return _item_matches(query, _candidate(item), fuzzy=fuzzy, combined_datetime=combined_datetime)
+    plan = _plan(query, combined_datetime=combined_datetime)
+    return _plan_matches(plan, _candidate(item), fuzzy=fuzzy)
 
 
 # -- answering ---------------------------------------------------------------------------
@@ -338,30 +417,27 @@ def _empty(tag: int, vr: str) -> DataElement:
     return DataElement(tag, vr, None)
 
 
-def _answer_of(query: Dataset, candidate: Dataset) -> Dataset:
+def _answer_of(query: Dataset, candidate: _Node) -> Dataset:
     response = Dataset()
     for key in _keys(query):
-        vr = key.VR if key.VR not in ("UN", "") else dictionary_VR(key.tag)
-        if key.tag not in candidate:
-            response.add(_empty(key.tag, vr))
+        tag = int(key.tag)
+        held = candidate.get(tag)
+        if held is None:
+            vr = key.VR if key.VR not in ("UN", "") else dictionary_VR(key.tag)
+            response.add(_empty(tag, vr))
             continue
-        held = candidate[key.tag]
-        if held.VR != "SQ":
-            response.add(DataElement(held.tag, held.VR, copy.deepcopy(held.value)))
+        vr, value = held
+        if vr != "SQ":
+            response.add(_element(tag, vr, value))
             continue
         wanted = key.value[0] if key.value else Dataset()
         if not any(True for _ in _keys(wanted)):
             # A sequence key without items, or with one empty item, is universal matching
             # of the sequence: it is returned whole (C.2.2.2.6).
-            response.add(DataElement(held.tag, "SQ", copy.deepcopy(held.value)))
+            response.add(_element(tag, "SQ", value))
             continue
-        response.add(
-            DataElement(
-                held.tag,
-                "SQ",
-                DicomSequence([_answer_of(wanted, one) for one in held.value]),
-            )
-        )
+        items = DicomSequence([_answer_of(wanted, child) for child in value])
+        response.add(DataElement(tag, "SQ", items))
     return response
 
 
@@ -375,7 +451,7 @@ def answer(query: Dataset, item: WorklistItem) -> Dataset:
     candidate = _candidate(item)
     response = _answer_of(query, candidate)
     if _CHARSET in candidate:
-        response.SpecificCharacterSet = candidate.SpecificCharacterSet
+        response.SpecificCharacterSet = candidate[_CHARSET][1]
     elif _CHARSET in query:
         response.add(DataElement(_CHARSET, "CS", None))
     return response
@@ -461,7 +537,7 @@ class WorklistSource(Protocol):
         ...
 
     def disclosed(
-        self, caller: Any, site_ids: Sequence[int], items: Sequence[WorklistItem]
+        self, caller: CallingNode, site_ids: Sequence[int], items: Sequence[WorklistItem]
     ) -> None:
         """Record in the audit trail that ``caller`` (the `CallingNode`) was shown these
         items; called once per query, with no item when nothing matched."""
@@ -486,9 +562,9 @@ class InMemoryWorklist:
                     yield item
 
     def disclosed(
-        self, caller: Any, site_ids: Sequence[int], items: Sequence[WorklistItem]
+        self, caller: CallingNode, site_ids: Sequence[int], items: Sequence[WorklistItem]
     ) -> None:
-        self.disclosures.append((str(getattr(caller, "ae_title", "")), tuple(site_ids), len(items)))
+        self.disclosures.append((caller.ae_title, tuple(site_ids), len(items)))
 
 
 def find_worklist(
@@ -504,9 +580,8 @@ def find_worklist(
     Raises `InvalidQuery` when the identifier cannot be processed (status A900).
     """
     found: list[tuple[WorklistItem, Dataset]] = []
-    if _SPS in query and query[_SPS].VR == "SQ" and len(query[_SPS].value or []) > 1:
-        raise InvalidQuery("the Scheduled Procedure Step Sequence key has one item (K.6.1.2.2)")
+    plan = _plan(query, combined_datetime=combined_datetime)
     for item in source.candidates(site_ids, coarse_filter(query)):
-        if matches(query, item, fuzzy=fuzzy, combined_datetime=combined_datetime):
+        if _plan_matches(plan, _candidate(item), fuzzy=fuzzy):
             found.append((item, answer(query, item)))
     return found

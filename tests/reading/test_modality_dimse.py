@@ -336,3 +336,40 @@ def test_worklist_sop_class_is_negotiated(rig):
         assert [c.abstract_syntax for c in assoc.accepted_contexts] == [MODALITY_WORKLIST_FIND]
     finally:
         assoc.release()
+
+
+def test_combined_date_time_matching_when_the_modality_negotiates_it(rig):
+    from pynetdicom.pdu_primitives import SOPClassExtendedNegotiation
+
+    identifier = Dataset()
+    identifier.PatientID = ""
+    step = Dataset()
+    step.ScheduledProcedureStepStartDate = f"{DAY:%Y%m%d}-{DAY + dt.timedelta(days=1):%Y%m%d}"
+    step.ScheduledProcedureStepStartTime = "1300-0930"
+    identifier.ScheduledProcedureStepSequence = [step]
+
+    def ask(combined: bool) -> list[str]:
+        ae = AE(ae_title="BRIEY_CT")
+        ae.add_requested_context(MODALITY_WORKLIST_FIND)
+        negotiation = []
+        if combined:
+            item = SOPClassExtendedNegotiation()
+            item.sop_class_uid = MODALITY_WORKLIST_FIND
+            item.service_class_application_information = b"\x00\x01"
+            negotiation.append(item)
+        assoc = ae.associate("127.0.0.1", rig.port, ae_title="CONCILIUM", ext_neg=negotiation)
+        assert assoc.is_established
+        try:
+            found = [
+                str(ds.PatientID)
+                for status, ds in assoc.send_c_find(identifier, MODALITY_WORKLIST_FIND)
+                if status and status.Status == 0xFF00 and ds is not None
+            ]
+        finally:
+            assoc.release()
+        return sorted(found)
+
+    # From the 12th at 13:00 to the 13th at 09:30 (PS3.4 C.2.2.2.5)...
+    assert ask(combined=True) == ["BR2001", "BR2002", "BR2004"]
+    # ...and without the negotiation, 13:00-09:30 is an empty range of times.
+    assert ask(combined=False) == []

@@ -14,7 +14,12 @@ What other services and the process assembly may use of it, and nothing more:
   `ImagingAction` actions);
 - the instances a retrieval sends (`locate`, each a `RetrievableInstance`);
 - the frames of an object as pictures (`render_frame`, `number_of_frames`, `RenderError`);
-- the errors they raise: `NotAuthorized` (the policy refused) and `InvalidQuery`.
+- the errors they raise: `NotAuthorized` (the policy refused) and `InvalidQuery`;
+- serving another service's SOP classes on the archive's DICOM listener
+  (`ImagingProcess.add_dimse_service` with a `DimseExtension`, its handlers called with a
+  `FindRequest` or the `CallingNode` and answering `NResult`);
+- the attribute matching of PS3.4 C.2.2.2 for C-FIND providers that match in memory
+  (`value_matches`, `datetime_range_matches`, `kind_of_vr`, `KeyKind`, `values_of`).
 
 Inside the package each module implements one concept of the standard: `archive`, `ingest`
 (PS3.4 B.2.2), `matching` (PS3.4 C.2.2.2), `query` (C.4.1), `retrieve` (C.4.2, C.4.3),
@@ -39,12 +44,25 @@ if TYPE_CHECKING:
         DuplicatePolicy,
         study_by_uid,
     )
+    from concilium.imaging.dimse_services import (
+        CallingNode,
+        DimseExtension,
+        FindRequest,
+        NResult,
+    )
     from concilium.imaging.ingest import IngestOutcome, IngestResult, Sender, ingest_instance
     from concilium.imaging.matching import InvalidQuery, Level
     from concilium.imaging.process import ImagingProcess
     from concilium.imaging.query import PATIENT_STUDY_KEYS, Match, patient_studies, search
     from concilium.imaging.render import RenderError, number_of_frames, render_frame
     from concilium.imaging.retrieve import RetrievableInstance, locate
+    from concilium.imaging.value_matching import (
+        KeyKind,
+        datetime_range_matches,
+        kind_of_vr,
+        value_matches,
+        values_of,
+    )
 
 __all__ = [
     "PATIENT_STUDY_KEYS",
@@ -52,19 +70,26 @@ __all__ = [
     "STUDY_KIND",
     "STUDY_RECEIVED",
     "Archive",
+    "CallingNode",
+    "DimseExtension",
     "DuplicatePolicy",
+    "FindRequest",
     "ImagingAction",
     "ImagingProcess",
     "IngestOutcome",
     "IngestResult",
     "InvalidQuery",
+    "KeyKind",
     "Level",
     "Match",
+    "NResult",
     "NotAuthorized",
     "RenderError",
     "RetrievableInstance",
     "Sender",
+    "datetime_range_matches",
     "ingest_instance",
+    "kind_of_vr",
     "locate",
     "number_of_frames",
     "patient_studies",
@@ -72,6 +97,8 @@ __all__ = [
     "search",
     "study_by_uid",
     "study_target",
+    "value_matches",
+    "values_of",
 ]
 _MODULE_OF = {
     "ImagingAction": "concilium.imaging.actions",
@@ -83,6 +110,15 @@ _MODULE_OF = {
     "STUDY_KIND": "concilium.imaging.access",
     "STUDY_RECEIVED": "concilium.imaging.archive",
     "Archive": "concilium.imaging.archive",
+    "CallingNode": "concilium.imaging.dimse_services",
+    "DimseExtension": "concilium.imaging.dimse_services",
+    "FindRequest": "concilium.imaging.dimse_services",
+    "NResult": "concilium.imaging.dimse_services",
+    "KeyKind": "concilium.imaging.value_matching",
+    "datetime_range_matches": "concilium.imaging.value_matching",
+    "kind_of_vr": "concilium.imaging.value_matching",
+    "value_matches": "concilium.imaging.value_matching",
+    "values_of": "concilium.imaging.value_matching",
     "DuplicatePolicy": "concilium.imaging.archive",
     "ImagingProcess": "concilium.imaging.process",
     "IngestOutcome": "concilium.imaging.ingest",

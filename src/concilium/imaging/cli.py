@@ -7,6 +7,7 @@ import signal
 import ssl
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -25,6 +26,7 @@ from concilium.config import Settings
 from concilium.imaging import nodes
 from concilium.imaging.archive import Archive, statistics
 from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
+from concilium.imaging.dimse_services import DimseExtension
 from concilium.imaging.export import stored_instances
 from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.parsing import InvalidInstance
@@ -62,10 +64,14 @@ def dicom_tls(settings: Settings) -> ssl.SSLContext | None:
 
 
 def start_dicom_server(
-    settings: Settings, port: int | None = None, archive: Archive | None = None
+    settings: Settings,
+    port: int | None = None,
+    archive: Archive | None = None,
+    extensions: Sequence[DimseExtension] = (),
 ) -> DicomServer:
     """Serve DIMSE in a background thread on ``archive`` (that of the process); without one,
-    the installation's archive is recovered from an interrupted run first."""
+    the installation's archive is recovered from an interrupted run first. ``extensions``:
+    SOP classes other services serve on the same listener."""
     tls = dicom_tls(settings)
     # Nodes registered with TLS are called with the listener's certificate, and trusted
     # when the authority of its client certificates (or, without one, the system) vouches.
@@ -88,6 +94,7 @@ def start_dicom_server(
                 tls=tls,
                 client_tls=client_tls,
             ),
+            extensions=extensions,
         )
     except (OSError, ssl.SSLError) as exc:
         raise Failure(_("cannot load the DICOM TLS files: %(error)s") % {"error": exc}) from exc

@@ -1,7 +1,8 @@
 """DIMSE adapter: the archive's DICOM network services, on pynetdicom's event hooks.
 
 Services (PS3.4): Verification (A, C-ECHO), Storage SCP (B, C-STORE), Query/Retrieve SCP
-(C, C-FIND / C-MOVE / C-GET, Patient Root and Study Root models). Each handler reads the
+(C, C-FIND / C-MOVE / C-GET, Patient Root and Study Root models), and the SOP classes other
+services add (`DimseExtension`: C-FIND, N-CREATE, N-SET). Each handler reads the
 request, calls the archive's domain functions and translates the result or the exception into
 the DIMSE status of PS3.4 / PS3.7 Annex C (`concilium.imaging.status`). Who may do what is
 decided by the policy from the calling node's registration; associations from unregistered AE
@@ -16,7 +17,7 @@ import datetime as dt
 import ipaddress
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from pynetdicom.events import Event
 
 from concilium.imaging.access import NotAuthorized
 from concilium.imaging.archive import Archive
+from concilium.imaging.dimse_services import CallingNode, DimseExtension, FindRequest, NResult
 from concilium.imaging.ingest import Sender, ingest_instance
 from concilium.imaging.matching import InvalidQuery
 from concilium.imaging.nodes import (
@@ -285,9 +287,14 @@ class DicomServer:
         archive: Archive,
         settings: DimseSettings,
         clock: Callable[[], dt.datetime] | None = None,
+        extensions: Sequence[DimseExtension] = (),
     ) -> None:
         self.archive = archive
         self.settings = settings
+        self.extensions = {UID(e.sop_class_uid): e for e in extensions}
+        """SOP classes other services serve here, by UID."""
+        if len(self.extensions) != len(extensions):
+            raise ValueError("two DIMSE services for one SOP class")
         self._clock = clock or archive.clock
         self._server: Any = None
         self._ae = self._make_ae()
@@ -310,6 +317,8 @@ class DicomServer:
             )
         for model in (*_QUERY_MODELS, *_RETRIEVE_MODELS):
             ae.add_supported_context(model, _UNCOMPRESSED)
+        for uid, extension in self.extensions.items():
+            ae.add_supported_context(uid, list(extension.transfer_syntaxes))
         return ae
 
     def start(self) -> None:
@@ -325,6 +334,8 @@ class DicomServer:
             (evt.EVT_C_FIND, self._on_find),
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
+            (evt.EVT_N_CREATE, self._on_n_create),
+            (evt.EVT_N_SET, self._on_n_set),
         ]
         self._server = self._ae.start_server(
             (self.settings.host, self.settings.port),
@@ -431,7 +442,10 @@ class DicomServer:
         # pynetdicom sets the event's attributes from the request: typed here, not there.
         requested: dict[str, bytes] = vars(event).get("app_info", {})
         for sop_class, asked in requested.items():
-            if sop_class in _QUERY_MODELS:
+            extension = self.extensions.get(UID(sop_class))
+            if extension is not None and extension.extended_negotiation is not None:
+                accepted[UID(sop_class)] = extension.extended_negotiation(asked)
+            elif sop_class in _QUERY_MODELS:
                 reply = bytearray(len(asked))
                 if _asks_fuzzy_matching(asked):
                     reply[_FUZZY_SEMANTIC_MATCHING] = 1
@@ -478,6 +492,10 @@ class DicomServer:
         if peer is None:
             yield NOT_AUTHORIZED, None
             return
+        extension = self.extensions.get(UID(str(event.request.AffectedSOPClassUID)))
+        if extension is not None:
+            yield from self._extension_find(event, peer, extension)
+            return
         try:
             identifier = _identifier(event)
             with transaction(self.archive.sessions) as session:
@@ -499,6 +517,76 @@ class DicomServer:
                 return
             yield PENDING, match
         yield SUCCESS, None
+
+    # -- services of other services ---------------------------------------------------------
+
+    def _caller(self, event: Event, peer: _Peer) -> CallingNode:
+        ae = peer.ae
+        return CallingNode(
+            ae_title=ae.ae_title,
+            site_id=ae.site_id,
+            address=peer.ip,
+            allow_store=ae.allow_store,
+            allow_query=ae.allow_query,
+            principal=peer_principal(ae),
+            actor=peer.actor,
+        )
+
+    def _extension_find(
+        self, event: Event, peer: _Peer, extension: DimseExtension
+    ) -> Iterator[tuple[int, Dataset | None]]:
+        if extension.find is None:
+            yield UNABLE_TO_PROCESS, None
+            return
+        model = UID(str(event.request.AffectedSOPClassUID))
+        agreed = event.assoc.acceptor.sop_class_extended.get(model) or b""
+        try:
+            request = FindRequest(self._caller(event, peer), event.identifier, bytes(agreed))
+            matches = iter(extension.find(request))
+            for match in matches:
+                if event.is_cancelled:
+                    yield CANCEL, None
+                    return
+                yield PENDING, match
+        except Exception as exc:
+            yield _query_failure(exc), None
+            return
+        yield SUCCESS, None
+
+    def _on_n_create(self, event: Event) -> tuple[Dataset | int, Dataset | None]:
+        """An N-CREATE of an extension's SOP class (PS3.7 10.1.5)."""
+        request: Any = event.request
+        return self._on_n(event, "n_create", request.AffectedSOPClassUID)
+
+    def _on_n_set(self, event: Event) -> tuple[Dataset | int, Dataset | None]:
+        """An N-SET of an extension's SOP class (PS3.7 10.1.3)."""
+        request: Any = event.request
+        return self._on_n(event, "n_set", request.RequestedSOPClassUID)
+
+    def _on_n(
+        self, event: Event, operation: str, sop_class: object
+    ) -> tuple[Dataset | int, Dataset | None]:
+        extension = self.extensions.get(UID(str(sop_class)))
+        handler = getattr(extension, operation, None) if extension is not None else None
+        if handler is None:
+            return _NO_SUCH_SOP_CLASS, None
+        peer = self._peer(event)
+        if peer is None:
+            return NOT_AUTHORIZED, None
+        caller = self._caller(event, peer)
+        request: Any = event.request
+        try:
+            if operation == "n_create":
+                instance = str(request.AffectedSOPInstanceUID or "")
+                attributes = event.attribute_list
+            else:
+                instance = str(request.RequestedSOPInstanceUID or "")
+                attributes = event.modification_list
+            result: NResult = handler(caller, instance, attributes)
+        except Exception:
+            log.exception("%s failed", operation.replace("_", "-").upper())
+            return _PROCESSING_FAILURE, None
+        return _n_response(result)
 
     # -- retrieve --------------------------------------------------------------------------
 
@@ -669,6 +757,28 @@ def _contexts_for(instances: list[RetrievableInstance]) -> list[Any]:
         return [build_context(Verification)]
     # PS3.8 9.3.2.2: at most 128 presentation contexts in one association request.
     return [build_context(sop, sorted(ts)) for sop, ts in list(syntaxes.items())[:128]]
+
+
+_NO_SUCH_SOP_CLASS = 0x0118
+_PROCESSING_FAILURE = 0x0110
+
+
+def _n_response(result: NResult) -> tuple[Dataset | int, Dataset | None]:
+    """The status (with its comment and offending elements) and attribute list of an
+    N-CREATE or N-SET response, as pynetdicom sends them."""
+    status = Dataset()
+    status.Status = result.status
+    if result.error_comment:
+        status.ErrorComment = result.error_comment[:64]
+    if result.attribute_identifiers:
+        status.AttributeIdentifierList = list(result.attribute_identifiers)
+    if result.error_id is not None:
+        status.ErrorID = result.error_id
+    attributes = result.attributes
+    if result.affected_sop_instance_uid:
+        attributes = attributes if attributes is not None else Dataset()
+        attributes.AffectedSOPInstanceUID = result.affected_sop_instance_uid
+    return status, attributes
 
 
 def _query_failure(exc: Exception) -> int:

@@ -10,10 +10,7 @@ Keys the index does not hold are return keys only (C.2.2.1.2).
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
-import fnmatch
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +21,15 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 
 from concilium.imaging.parsing import parse_da, parse_tm
 from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
+from concilium.imaging.value_matching import (
+    WILDCARDS,
+    InvalidQuery,
+    KeyKind,
+    fuzzy_name_match,
+    pad_time,
+    parse_range,
+    values_of,
+)
 
 __all__ = [
     "DEPTH",
@@ -43,10 +49,6 @@ __all__ = [
 ]
 
 
-class InvalidQuery(ValueError):
-    """A query identifier that cannot be processed (PS3.4 C.4.1.1.4 status A900)."""
-
-
 class Level(enum.StrEnum):
     """Query/Retrieve Level (0008,0052), PS3.4 C.6.1.1 and C.6.2.1."""
 
@@ -57,21 +59,6 @@ class Level(enum.StrEnum):
 
 
 DEPTH = {Level.PATIENT: 0, Level.STUDY: 1, Level.SERIES: 2, Level.IMAGE: 3}
-
-
-class KeyKind(enum.Enum):
-    TEXT = "text"
-    """Single value and wildcard matching, case-sensitive (C.2.2.2.1, C.2.2.2.4)."""
-    PERSON_NAME = "pn"
-    """As TEXT, but insensitive to case (C.2.2.2.1 allows it for PN)."""
-    UID = "uid"
-    """Single value or list of UIDs (C.2.2.2.2); no wildcards."""
-    DATE = "date"
-    """Single value or range (C.2.2.2.5)."""
-    TIME = "time"
-    """Single value or range (C.2.2.2.5)."""
-    INTEGER = "int"
-    """Single value."""
 
 
 @dataclass(frozen=True)
@@ -133,20 +120,8 @@ UNIQUE_KEY = {
 }
 
 
-WILDCARDS = frozenset("*?")
-
-
 def _column(key: Key) -> Any:
     return getattr(TABLE_OF[key.level], key.attribute)
-
-
-def values_of(raw: Any) -> list[str]:
-    if raw is None:
-        return []
-    if isinstance(raw, MultiValue | list | tuple):
-        return [str(v).strip() for v in raw if str(v).strip()]
-    text = str(raw).strip()
-    return [part.strip() for part in text.split("\\") if part.strip()] if text else []
 
 
 def _like(value: str) -> str:
@@ -173,34 +148,6 @@ def _text_match(column: Any, value: str, *, fold_case: bool, sqlite: bool) -> Co
     return column.like(_like(value), escape="\\")  # type: ignore[no-any-return]
 
 
-def _range(
-    value: str, parse: Callable[[str], Any], *, pad_end: Callable[[str, Any], Any] | None = None
-) -> tuple[Any, Any]:
-    start_text, dash, end_text = value.partition("-")
-    start = parse(start_text) if start_text else None
-    end = parse(end_text) if end_text else None
-    if (start_text and start is None) or (end_text and end is None) or (not dash and not start):
-        raise InvalidQuery(f"not a valid date or time range: {value!r}")
-    if not dash:
-        end = start
-        end_text = start_text
-    if end is not None and pad_end is not None:
-        end = pad_end(end_text, end)
-    return start, end
-
-
-def _pad_time(text: str, value: dt.time) -> dt.time:
-    # "1200" as an upper bound means up to 12:00:59.999999: the bound covers its precision.
-    digits = len(text.replace(":", "").partition(".")[0])
-    if "." in text:
-        return value
-    if digits <= 2:
-        return value.replace(minute=59, second=59, microsecond=999999)
-    if digits <= 4:
-        return value.replace(second=59, microsecond=999999)
-    return value.replace(microsecond=999999)
-
-
 def _matcher(key: Key, values: list[str], sqlite: bool) -> ColumnElement[bool] | None:
     """SQL condition for one matching key, or None for universal matching."""
     column = _column(key)
@@ -210,10 +157,10 @@ def _matcher(key: Key, values: list[str], sqlite: bool) -> ColumnElement[bool] |
         return column.in_(values)  # type: ignore[no-any-return]
     if key.kind is KeyKind.DATE or key.kind is KeyKind.TIME:
         parse: Callable[[str], Any] = parse_da if key.kind is KeyKind.DATE else parse_tm
-        pad = _pad_time if key.kind is KeyKind.TIME else None
+        pad = pad_time if key.kind is KeyKind.TIME else None
         conditions = []
         for value in values:
-            start, end = _range(value, parse, pad_end=pad)
+            start, end = parse_range(value, parse, pad_end=pad)
             parts = []
             if start is not None:
                 parts.append(column >= start)
@@ -296,34 +243,6 @@ def _joined(value: Any) -> str:
     if isinstance(value, MultiValue | list | tuple):
         return "\\".join(map(str, value))
     return str(value)
-
-
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive form of a name, for fuzzy matching."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def fuzzy_name_match(pattern: str, name: str) -> bool:
-    """Fuzzy semantic matching of a person name (PS3.4 C.2.2.2.1.1): negotiated for C-FIND
-    (C.5.1.1), asked for by ``fuzzymatching=true`` in QIDO-RS (PS3.18 8.3.4.1).
-
-    Insensitive to case and accents; ``*`` and ``?`` keep their meaning; without wildcards,
-    each component given (family, given...) must begin the same component of the name.
-    """
-    folded_name = _fold(name)
-    folded_pattern = _fold(pattern.strip())
-    if not folded_pattern or folded_pattern == "*":
-        return True
-    if "*" in folded_pattern or "?" in folded_pattern:
-        return fnmatch.fnmatchcase(folded_name, folded_pattern)
-    wanted = folded_pattern.split("^")
-    have = folded_name.split("^")
-    return all(
-        i < len(have) and have[i].strip().startswith(w.strip())
-        for i, w in enumerate(wanted)
-        if w.strip()
-    )
 
 
 def _modalities_match(values: list[str], sqlite: bool) -> ColumnElement[bool] | None:

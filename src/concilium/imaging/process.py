@@ -3,13 +3,14 @@ process's event bus) and, when the process serves DICOM, the listener."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from anyio import to_thread
 
 from concilium.imaging.archive import Archive, DuplicatePolicy
 from concilium.imaging.dimse import DicomServer
+from concilium.imaging.dimse_services import DimseExtension
 from concilium.imaging.render import Renderer, RenderLimits
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
@@ -44,6 +45,21 @@ class ImagingProcess:
         """Renders frames for DICOMweb and WADO-URI within the settings' limits."""
         self.dicom: DicomServer | None = None
         """The DICOM listener, while the process serves it (``dicom_port`` not 0)."""
+        self._dimse_services: list[DimseExtension] = []
+
+    def add_dimse_service(self, extension: DimseExtension) -> None:
+        """Serve another service's SOP class on the archive's DICOM listener, to the nodes
+        the listener admits; before `serve` starts it."""
+        if self.dicom is not None:
+            raise RuntimeError("the DICOM listener is already serving")
+        if any(e.sop_class_uid == extension.sop_class_uid for e in self._dimse_services):
+            raise ValueError(f"SOP class {extension.sop_class_uid} is already served")
+        self._dimse_services.append(extension)
+
+    @property
+    def dimse_services(self) -> Sequence[DimseExtension]:
+        """The SOP classes other services added, in the order added."""
+        return tuple(self._dimse_services)
 
     def open(self) -> None:
         """Remove what an interrupted run left, then write alongside other processes."""
@@ -58,7 +74,9 @@ class ImagingProcess:
         settings = self.runtime.settings
         if settings.dicom_port:
             self.dicom = await to_thread.run_sync(
-                lambda: start_dicom_server(settings, archive=self.archive)
+                lambda: start_dicom_server(
+                    settings, archive=self.archive, extensions=self.dimse_services
+                )
             )
         try:
             yield

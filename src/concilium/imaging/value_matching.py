@@ -13,13 +13,13 @@ import datetime as dt
 import enum
 import fnmatch
 import re
-import unicodedata
 from collections.abc import Callable
 from typing import Any
 
 from pydicom.multival import MultiValue
 
 from concilium.imaging.parsing import parse_da, parse_tm
+from concilium.platform.folding import folded
 
 __all__ = [
     "EMPTY_VALUE",
@@ -119,12 +119,6 @@ def pad_time(text: str, value: dt.time) -> dt.time:
     return value.replace(microsecond=999999)
 
 
-def _fold(text: str) -> str:
-    """Case- and accent-insensitive form of a name, for fuzzy matching."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
 def fuzzy_name_match(pattern: str, name: str) -> bool:
     """Fuzzy semantic matching of a person name (PS3.4 C.2.2.2.1.1): negotiated for C-FIND
     (C.5.1.1), asked for by ``fuzzymatching=true`` in QIDO-RS (PS3.18 8.3.4.1).
@@ -132,8 +126,8 @@ def fuzzy_name_match(pattern: str, name: str) -> bool:
     Insensitive to case and accents; ``*`` and ``?`` keep their meaning; without wildcards,
     each component given (family, given...) must begin the same component of the name.
     """
-    folded_name = _fold(name)
-    folded_pattern = _fold(pattern.strip())
+    folded_name = folded(name)
+    folded_pattern = folded(pattern.strip())
     if not folded_pattern or folded_pattern == "*":
         return True
     if "*" in folded_pattern or "?" in folded_pattern:

@@ -12,7 +12,6 @@ accounts, a platform administrator without a clinical post, people of a closed h
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from concilium.platform import accounts
 from concilium.platform.errors import InvalidInput
+from concilium.platform.folding import folded
 from concilium.platform.i18n import _
 from concilium.platform.tables import Membership, Site, User
 
@@ -71,12 +71,6 @@ class Person:
     """Active sites where they hold a role, by name."""
     specialty: str
     profession: str
-
-
-def folded(text: str) -> str:
-    """``text`` as searched: lower case, without accents (``Hélène`` -> ``helene``)."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def _matches(words: Sequence[str], user: User) -> bool:

@@ -151,4 +151,4 @@ def upcoming_meetings(
         .order_by(BoardMeeting.starts_at, Board.name)
         .limit(limit)
     )
-    return [(meeting, board) for meeting, board in rows.tuples()]
+    return [(meeting, board) for meeting, board in rows.all()]

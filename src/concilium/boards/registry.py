@@ -282,7 +282,7 @@ def boards_of_member(session: Session, user_id: int) -> list[tuple[Board, BoardM
         .where(BoardMember.user_id == user_id)
         .order_by(Board.name, Board.id)
     )
-    return [(board, member) for board, member in rows.tuples()]
+    return [(board, member) for board, member in rows.all()]
 
 
 # --- changes -------------------------------------------------------------------------------------

@@ -14,8 +14,17 @@ from concilium.platform import accounts
 from concilium.platform.db import transaction
 from concilium.platform.errors import InvalidInput
 from concilium.platform.holidays import ALSACE_MOSELLE
+from concilium.platform.i18n import using_locale
 
 from .boards_world import OPERATOR, fields, make_board
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Messages in English, whichever catalogues an earlier test loaded (French is the
+    default, tested with the pages and the command)."""
+    with using_locale("en"):
+        yield
 
 
 def utc(*args: int) -> datetime:

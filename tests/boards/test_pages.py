@@ -82,6 +82,8 @@ def test_an_organiser_creates_a_board_adds_members_and_generates_meetings(app, w
         assert len(db.scalars(select(BoardMeeting)).all()) == 4
     listed = browser.get("/admin/boards")
     assert "rcp-hemato-ouest" in listed.text
+    # The organiser sees the board as its members do, though not a member.
+    assert browser.get(page_url.replace("/admin", "")).status_code == 200
 
 
 def test_bad_input_shows_the_form_again_in_french_and_saves_nothing(app, world):
@@ -147,19 +149,24 @@ def test_a_member_sees_their_coming_meetings_in_their_time_zone(app, world, cloc
 
 def test_nobody_but_its_members_sees_a_board(app, world):
     board = make_board(world.runtime, world.metz.id)
+    digestive = make_board(world.runtime, world.metz.id, "rcp-digestive", name="RCP digestive")
     member = world.user("member", (world.briey, "specialist"), with_totp=True)
     outsider = world.user("outsider", (world.metz, "specialist"), with_totp=True)
     with transaction(world.runtime.sessions) as db:
-        registry.set_member(
-            db,
-            audit.SYSTEM,
-            registry.get_board(db, board.id),
-            db.get(User, member.id),
-            frozenset({"pathology"}),
-        )
+        for made, user in ((board, member), (digestive, outsider)):
+            registry.set_member(
+                db,
+                audit.SYSTEM,
+                registry.get_board(db, made.id),
+                db.get(User, user.id),
+                frozenset({"pathology"}),
+            )
+    # A member of another board, though of the organising hospital, is refused.
     browser = signed_in(app, world, outsider)
     assert browser.get(f"/boards/{board.id}").status_code == 403
-    assert f'href="/boards/{board.id}"' not in browser.get("/boards").text
+    assert browser.get(f"/boards/{digestive.id}").status_code == 200
+    mine = browser.get("/boards").text
+    assert f'href="/boards/{board.id}"' not in mine and f'href="/boards/{digestive.id}"' in mine
     # A member manages nothing; a site administrator elsewhere neither.
     member_browser = signed_in(app, world, member)
     assert member_browser.get(f"/admin/boards/{board.id}").status_code == 403
@@ -177,7 +184,8 @@ def test_nobody_but_its_members_sees_a_board(app, world):
             ("briey-admin", "board.manage", "board", str(board.id)),
             ("member", "board.manage", "", ""),
         }
-        assert db.scalars(select(BoardMember)).one().user_id == member.id
+        kept = db.scalars(select(BoardMember).where(BoardMember.board_id == board.id)).one()
+        assert kept.user_id == member.id
 
 
 def test_the_menu_shows_my_boards_and_the_administration_to_organisers(app, world):

@@ -15,9 +15,18 @@ from concilium.platform import accounts
 from concilium.platform.audit import AuditEvent
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
+from concilium.platform.i18n import using_locale
 from concilium.platform.policy import Principal, decide
 
 from .boards_world import OPERATOR, fields, make_board
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Messages in English, whichever catalogues an earlier test loaded (French is the
+    default, tested with the pages and the command)."""
+    with using_locale("en"):
+        yield
 
 
 def test_a_board_starts_with_its_types_rules_and_its_organising_site(runtime, world):
@@ -134,6 +143,8 @@ def test_the_policy_lets_members_see_and_organisers_manage(runtime, world):
     assert not decide(who(member, world.briey, "specialist"), manage, target).allowed
     assert not decide(who(colleague, world.metz, "specialist"), read, target).allowed
     assert decide(who(organiser, world.metz, "coordinator"), manage, target).allowed
+    assert decide(who(organiser, world.metz, "coordinator"), read, target).allowed
+    assert not decide(who(organiser, world.briey, "coordinator"), read, target).allowed
     briey_admin = Principal(99, "briey-admin", {world.briey.id: frozenset({"admin"})})
     assert not decide(briey_admin, manage, target).allowed
 

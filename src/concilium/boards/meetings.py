@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concilium.boards.actions import BoardAction
@@ -22,7 +23,7 @@ from concilium.boards.registry import BOARD_KIND, schedule_of
 from concilium.boards.schedule import meetings
 from concilium.boards.tables import Board, BoardMeeting, BoardMember
 from concilium.platform import audit
-from concilium.platform.errors import InvalidInput
+from concilium.platform.errors import Conflict, InvalidInput
 from concilium.platform.i18n import _
 
 MAX_WEEKS = 104
@@ -99,7 +100,10 @@ def generate_meetings(
         if key not in wanted and row.status == PLANNED and row.starts_at >= now:
             row.status = CANCELLED
             cancelled += 1
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as exc:  # the same meetings generated at the same time
+        raise Conflict(_("The meetings were being generated meanwhile; try again.")) from exc
     if added or moved or cancelled:
         audit.record(
             session,

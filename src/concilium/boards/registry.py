@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concilium.boards.actions import BoardAction
@@ -288,6 +289,14 @@ def boards_of_member(session: Session, user_id: int) -> list[tuple[Board, BoardM
 # --- changes -------------------------------------------------------------------------------------
 
 
+def _flush(session: Session, conflict: str) -> None:
+    """Write what was added; a row another request added meanwhile is a conflict (409)."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(conflict) from exc
+
+
 def _audit(
     session: Session, actor: audit.Actor, board: Board, change: str, detail: dict[str, Any]
 ) -> None:
@@ -363,7 +372,7 @@ def create_board(
     )
     _apply(board, fields)
     session.add(board)
-    session.flush()
+    _flush(session, _("A board with the code %(code)s exists already.") % {"code": code})
     session.add(BoardSite(board_id=board.id, site_id=board.site_id))
     session.flush()
     _audit(
@@ -436,7 +445,7 @@ def set_member(
         change = "member added"
     member.specialties = sorted(specialties)
     member.role = role
-    session.flush()
+    _flush(session, _("This person was added to the board meanwhile; reload the page."))
     _audit(
         session,
         actor,
@@ -464,7 +473,7 @@ def add_site(session: Session, actor: audit.Actor, board: Board, site_id: int) -
     if site_id in site_ids_of(session, board):
         raise Conflict(_("This site takes part in the board already."))
     session.add(BoardSite(board_id=board.id, site_id=site_id))
-    session.flush()
+    _flush(session, _("This site takes part in the board already."))
     _audit(session, actor, board, "site added", {"site_id": site_id})
 
 

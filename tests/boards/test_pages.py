@@ -82,6 +82,13 @@ def test_an_organiser_creates_a_board_adds_members_and_generates_meetings(app, w
         assert len(db.scalars(select(BoardMeeting)).all()) == 4
     listed = browser.get("/admin/boards")
     assert "rcp-hemato-ouest" in listed.text
+    # A new start time moves the meetings already planned, which keep their key.
+    moved = browser.post(page_url, data={**BOARD_FORM, "at": "15:30"})
+    assert moved.status_code == 303
+    assert "Friday, 26 March 2027, 15:30" in browser.get(page_url).text
+    with world.runtime.sessions() as db:
+        keys = [m.key for m in db.scalars(select(BoardMeeting).order_by(BoardMeeting.starts_at))]
+        assert keys[0] == "rcp-hemato-ouest.2027-03-19" and len(keys) == 4
     # The organiser sees the board as its members do, though not a member.
     assert browser.get(page_url.replace("/admin", "")).status_code == 200
 

@@ -6,7 +6,8 @@ database lacks is added, one whose time the schedule changed is moved, and a pla
 the schedule no longer gives (the board now meets on another day, a holiday the board now
 skips) is cancelled. Meetings are found by their key, unique in the table, so running it
 again changes nothing, and a meeting keeps its identity (and, later, its agenda) when a
-holiday or a new start time moves it.
+holiday or a new start time moves it. :func:`follow_schedule` does the same, after the
+schedule changed, for the meetings already planned.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -122,6 +123,24 @@ def generate_meetings(
             },
         )
     return Generated(added, moved, cancelled, len(wanted))
+
+
+def follow_schedule(
+    session: Session, actor: audit.Actor, board: Board, now: datetime
+) -> Generated | None:
+    """After the board's schedule changed: bring the meetings already planned from ``now``
+    in line with it, as far ahead as they were planned (None when none was)."""
+    last = session.scalar(
+        select(func.max(BoardMeeting.starts_at)).where(
+            BoardMeeting.board_id == board.id,
+            BoardMeeting.status == PLANNED,
+            BoardMeeting.starts_at >= now,
+        )
+    )
+    if last is None:
+        return None
+    weeks = min(MAX_WEEKS, (last - now) // timedelta(weeks=1) + 1)
+    return generate_meetings(session, actor, board, now, weeks)
 
 
 def board_meetings(

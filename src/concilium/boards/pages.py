@@ -296,7 +296,7 @@ def board_edit(
     holiday_region: Short = "",
     on_holiday: Short = "",
 ) -> Response:
-    """Change a board's name, type and schedule."""
+    """Change a board's name, type and schedule; the meetings already planned follow it."""
     board = _managed_board(ctx, board_id)
     form: dict[str, Any] = {
         "name": name,
@@ -311,14 +311,12 @@ def board_edit(
         "holiday_region": holiday_region,
         "on_holiday": on_holiday,
     }
-    return _act(
-        request,
-        ctx,
-        board,
-        "schedule",
-        lambda: registry.update_board(ctx.db, ctx.actor, board, _fields(form, board.site_id)),
-        form,
-    )
+
+    def run() -> None:
+        registry.update_board(ctx.db, ctx.actor, board, _fields(form, board.site_id))
+        meetings.follow_schedule(ctx.db, ctx.actor, board, ctx.now)
+
+    return _act(request, ctx, board, "schedule", run, form)
 
 
 @router.post("/admin/boards/{board_id}/quorum")

@@ -122,6 +122,8 @@ def test_bad_input_shows_the_form_again_in_french_and_saves_nothing(app, world):
         response = browser.post(url + path, data=data)
         assert response.status_code == 422, (path, response.status_code)
         assert message in response.text, path
+        if path == "/members":  # what was typed is kept
+            assert f'value="{data["specialties"]}"' in response.text
     with world.runtime.sessions() as db:
         assert db.scalars(select(BoardMember)).first() is None
         assert db.scalars(select(BoardMeeting)).first() is None

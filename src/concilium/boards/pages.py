@@ -10,6 +10,7 @@ A bad value shows the form again with what to write (422) and saves nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, time, timedelta
 from typing import Annotated, Any
 
@@ -245,7 +246,8 @@ def _board_view(
         required=registry.show_requirements(board.required_specialties),
         error=error,
         section=section,
-        form=form or _board_form(board),
+        form=form if section == "schedule" and form else _board_form(board),
+        typed=form if section != "schedule" and form else {},
         **_choices(),
     )
 
@@ -255,9 +257,12 @@ def _act(
     ctx: Ctx,
     board: Board,
     section: str,
-    run: Any,
+    run: Callable[[], object],
     form: dict[str, Any] | None = None,
 ) -> Response:
+    """Run one of the board page's forms: on a bad value, the page again with the message
+    by the form of ``section`` and what was typed in it (``form``)."""
+
     def done() -> None:
         run()
         ctx.commit()
@@ -335,7 +340,8 @@ def board_quorum(
         rules = registry.check_rules(count, registry.parse_requirements(required))
         registry.set_rules(ctx.db, ctx.actor, board, rules)
 
-    return _act(request, ctx, board, "quorum", run)
+    typed = {"min_specialties": min_specialties, "required": required}
+    return _act(request, ctx, board, "quorum", run, typed)
 
 
 @router.post("/admin/boards/{board_id}/members")
@@ -359,7 +365,8 @@ def member_add(
             raise InvalidInput(_("Give at least one specialty code (e.g. haematology)."))
         registry.set_member(ctx.db, ctx.actor, board, user, codes, role)
 
-    return _act(request, ctx, board, "members", run)
+    typed = {"username": username, "specialties": specialties, "role": role}
+    return _act(request, ctx, board, "members", run, typed)
 
 
 @router.post("/admin/boards/{board_id}/members/{user_id}/remove")
@@ -433,7 +440,7 @@ def meetings_generate(
         count = _int(weeks, _("Give a number of weeks."))
         meetings.generate_meetings(ctx.db, ctx.actor, board, ctx.now, count)
 
-    return _act(request, ctx, board, "meetings", run)
+    return _act(request, ctx, board, "meetings", run, {"weeks": weeks})
 
 
 # --- what a member sees ---------------------------------------------------------------------------

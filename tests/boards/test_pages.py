@@ -106,6 +106,9 @@ def test_bad_input_shows_the_form_again_in_french_and_saves_nothing(app, world):
         "/admin/boards", data={**BOARD_FORM, "at": "quatorze", "site_id": world.metz.id}
     )
     assert bad_time.status_code == 422 and "HH:MM" in bad_time.text
+    no_site = browser.post("/admin/boards", data={**BOARD_FORM, "site_id": "Rennes"})
+    assert no_site.status_code == 422
+    assert "Choisissez l&#39;établissement organisateur" in no_site.text
     with world.runtime.sessions() as db:
         assert db.scalars(select(Board)).first() is None
     board = make_board(world.runtime, world.metz.id)

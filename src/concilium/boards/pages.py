@@ -158,7 +158,7 @@ def boards_page(request: Request, ctx: Annotated[Ctx, gate(BoardAction.BOARD_MAN
 def board_create(
     request: Request,
     ctx: Annotated[Ctx, gate(BoardAction.BOARD_MANAGE)],
-    site_id: Annotated[int, Form()],
+    site_id: Short = "",
     code: Annotated[str, Form(max_length=64)] = "",
     name: Short = "",
     board_type: Short = "",
@@ -186,13 +186,17 @@ def board_create(
         "interval_weeks": interval_weeks,
         "holiday_region": holiday_region,
         "on_holiday": on_holiday,
-        "site_id": site_id,
     }
-    ctx.authorize(BoardAction.BOARD_MANAGE, registry.creation_target(site_id))
+    try:
+        site = _int(site_id, _("Choose the organising site."))
+    except InvalidInput as exc:
+        return _boards_view(request, ctx, exc.detail, form, exc.status)
+    form["site_id"] = site
+    ctx.authorize(BoardAction.BOARD_MANAGE, registry.creation_target(site))
     created: list[Board] = []
 
     def run() -> None:
-        board = registry.create_board(ctx.db, ctx.actor, code, _fields(form, site_id))
+        board = registry.create_board(ctx.db, ctx.actor, code, _fields(form, site))
         created.append(board)
         ctx.commit()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
 import pytest
@@ -167,6 +167,23 @@ def metz_objects(world):
         nodes.add_remote_ae(
             db, actor, ae_title="METZ_CT", host="10.0.0.1", port=104, site_id=world.metz.id
         )
+        from concilium.boards import registry as boards
+
+        board = boards.create_board(
+            db,
+            actor,
+            "rcp-metz",
+            boards.BoardFields(
+                name="RCP de Metz",
+                board_type="haematology",
+                site_id=world.metz.id,
+                starts_on=rt.now().date(),
+                weekday=4,
+                at=time(14, 0),
+                duration_minutes=120,
+            ),
+        )
+        boards.set_member(db, actor, board, staff, frozenset({"haematology"}), "coordinator")
         from concilium.platform.mail import Mail
         from concilium.platform.outbox import enqueue
 
@@ -192,6 +209,7 @@ def metz_objects(world):
             "qualification_id": qualification.id,
             "ae_title": "METZ_CT",
             "mail_id": mail.id,
+            "board_id": board.id,
             **study,
         }
 
@@ -265,6 +283,20 @@ ACTING_AT_METZ = {
         "data": {"ae_title": "INTRUDER", "host": "h", "port": "104", "site_id": "{site_id}"}
     },
     ("GET", "/audit/export"): {},
+    ("POST", "/admin/boards"): {
+        "data": {
+            "site_id": "{site_id}",
+            "code": "intruding-board",
+            "name": "Intruding board",
+            "board_type": "other",
+            "starts_on": "2099-01-01",
+            "weekday": "4",
+            "at": "14:00",
+            "duration_minutes": "60",
+            "timezone": "Europe/Paris",
+            "on_holiday": "skip",
+        }
+    },
     ("POST", "/api/v1/live/sessions"): {
         "json": {
             "kind": "broadcast",
@@ -410,6 +442,9 @@ LISTS = {
     "/imaging",
     "/admin/imaging/aes",
     "/admin/outbox",
+    # Boards: those organised elsewhere are not listed, nor those one is no member of.
+    "/admin/boards",
+    "/boards",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the
@@ -492,6 +527,11 @@ def test_wrong_site_is_refused_on_every_route(app, world, metz_objects):
         assert patient.family_name == "SECRET" and len(patient.identifiers) == 1
         assert not user.disabled
         assert accounts.user_by_username(db, "intruder") is None
+        from concilium.boards import registry as boards
+
+        board = boards.get_board(db, ids["board_id"])
+        assert [b.code for b in boards.list_boards(db)] == ["rcp-metz"]
+        assert [m.user_id for m in boards.members_of(db, board)] == [ids["user_id"]]
         assert db.execute(audit.select(AccountLink)).first() is None
         refusals = (
             db.execute(audit.select(audit.AuditEvent).where(audit.AuditEvent.outcome == "refused"))

@@ -1,0 +1,28 @@
+"""How the boards (multidisciplinary meetings) plug into the process assembly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from concilium.boards.actions import BoardAction
+from concilium.platform.i18n import N_
+from concilium.platform.policy import actions_of
+from concilium.platform.services import NavEntry, ServiceDescriptor
+
+_HERE = Path(__file__).parent
+
+SERVICE = ServiceDescriptor(
+    name="boards",
+    summary="Multidisciplinary meetings (RCP): boards, members, quorum rules, meetings.",
+    actions=actions_of(BoardAction),
+    tables="concilium.boards.tables",
+    migrations=_HERE / "migrations",
+    routers=("concilium.boards.pages:router",),
+    commands="concilium.boards.cli:boards",
+    nav=(
+        NavEntry(BoardAction.BOARD_READ, "/boards", N_("My boards"), 35),
+        NavEntry(BoardAction.BOARD_MANAGE, "/admin/boards", N_("Boards"), 85),
+    ),
+    templates=_HERE / "templates",
+    locale=_HERE / "locale",
+)

@@ -21,6 +21,7 @@ REGISTRY: tuple[str, ...] = (
     "concilium.portal.descriptor:SERVICE",
     "concilium.imaging.descriptor:SERVICE",
     "concilium.live.descriptor:SERVICE",
+    "concilium.reading.descriptor:SERVICE",
     "concilium.telesurgery.descriptor:SERVICE",
 )
 """Where each service's descriptor is; the platform's pages come first, then the services

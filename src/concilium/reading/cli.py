@@ -40,7 +40,9 @@ def node_group() -> None: ...
 @click.option(
     "--application", required=True, help=N_("Sending application, as in MSH-3 of its messages.")
 )
-@click.option("--facility", required=True, help=N_("Sending facility, as in MSH-4 of its messages."))
+@click.option(
+    "--facility", required=True, help=N_("Sending facility, as in MSH-4 of its messages.")
+)
 @click.option("--description", default="", help=N_("What the system is, for administrators."))
 def node_add(finess: str, application: str, facility: str, description: str) -> None:
     with cli_transaction(cli_settings()) as session:

@@ -75,7 +75,8 @@ def receive(
     for attempt in (1, 2):
         try:
             return _receive(sessions, raw, peer, now, zone)
-        except IntegrityError:
+        except IntegrityError as exc:
+            logger.warning("HL7 message stored concurrently: %s", failure_trace(exc))
             # The same control ID, processed at the same time on another connection: the
             # second attempt finds the first and answers as it did.
             if attempt == 2:

@@ -227,6 +227,7 @@ def _store_steps(
                     order_id=record.id,
                     requested_procedure_id=key[0],
                     step_id=key[1],
+                    modality=step.modality[:16],
                     status=OrderStatus.SCHEDULED.value,
                 )
                 session.add(row)
@@ -252,9 +253,10 @@ def _describe_step(
     location: ErrorLocation,
 ) -> None:
     modality = _too_long(step.modality, 16, "the modality", location)
-    station = step.station_ae_title or station_for(
-        session, record.site_id, modality, record.procedure_code
-    )
+    with session.no_autoflush:
+        station = step.station_ae_title or station_for(
+            session, record.site_id, modality, record.procedure_code
+        )
     row.modality = modality
     row.station_ae_title = _too_long(station.strip(), 16, "the station AE title", location)
     row.station_name = (step.station_name or "")[:16]

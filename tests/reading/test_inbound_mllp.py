@@ -20,10 +20,10 @@ from concilium.platform.db import transaction
 from concilium.platform.tables import AuditEvent, Patient
 from concilium.reading import hl7v2, senders
 from concilium.reading.mllp import FrameReceived, MllpDecoder, frame
-from concilium.reading.process import ReadingProcess
-from concilium.reading.tables import HL7Message, ImagingOrderRecord, ScheduledStepRecord
-from concilium.reading.worklist_store import StepKey, scheduled_steps, set_step_status
 from concilium.reading.orders import OrderStatus
+from concilium.reading.process import ReadingProcess
+from concilium.reading.tables import HL7Message, ImagingOrderRecord
+from concilium.reading.worklist_store import StepKey, scheduled_steps, set_step_status
 from serving import free_port
 
 MLLP_SEND = Path(sys.executable).parent / "mllp_send"

@@ -95,8 +95,8 @@ def _receive(
         message: Message | None = parse_message(raw)
         header = message.header if message else None
         parse_error: HL7Error | None = None
-    except HL7Error as error:
-        message, header, parse_error = None, peek_header(raw), error
+    except HL7Error as refused:
+        message, header, parse_error = None, peek_header(raw), refused
     with transaction(sessions) as session:
         sender = sender_of(session, header) if header is not None else None
         actor = sender_actor(sender, header, host)
@@ -105,7 +105,7 @@ def _receive(
             return _answer(session, raw, header, sender, peer, now, [parse_error])
         assert header is not None
         if sender is None:
-            error = HL7Error(
+            unknown = HL7Error(
                 ErrorCode.APPLICATION_INTERNAL_ERROR,
                 "the sending application (MSH-3) and facility (MSH-4) are not registered "
                 "as a sender of any site",
@@ -120,7 +120,7 @@ def _receive(
                 object_id=header.control_id[:64],
                 detail={"reason": "unregistered sender", "type": str(header.message_type)},
             )
-            return _answer(session, raw, header, None, peer, now, [error])
+            return _answer(session, raw, header, None, peer, now, [unknown])
         first = session.execute(
             select(HL7Message).where(
                 HL7Message.sender_id == sender.id,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from concilium.reading import hl7v2, senders
 from concilium.reading.mllp import FrameReceived, MllpDecoder, frame
 from concilium.reading.orders import OrderStatus
 from concilium.reading.process import ReadingProcess
-from concilium.reading.tables import HL7Message, ImagingOrderRecord
+from concilium.reading.tables import HL7Message, ImagingOrderRecord, StationRule
 from concilium.reading.worklist_store import StepKey, scheduled_steps, set_step_status
 from serving import free_port
 
@@ -95,8 +96,9 @@ class Listener:
         return [hl7v2.parse_message(e.payload) for e in events if isinstance(e, FrameReceived)]
 
 
-@pytest.fixture
-def listener(runtime, settings) -> Iterator[Listener]:
+@contextmanager
+def serving(runtime, settings) -> Iterator[Listener]:
+    """``ReadingProcess.serve()`` on a free port, in an event loop of its own thread."""
     settings.hl7_port = free_port()
     process = ReadingProcess(runtime, None)  # type: ignore[arg-type]
     loop = asyncio.new_event_loop()
@@ -113,10 +115,18 @@ def listener(runtime, settings) -> Iterator[Listener]:
     thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
     assert ready.wait(30)
-    yield Listener(settings.hl7_port, process)
-    loop.call_soon_threadsafe(lambda: stop.set() if stop else None)
-    thread.join(30)
-    loop.close()
+    try:
+        yield Listener(settings.hl7_port, process)
+    finally:
+        loop.call_soon_threadsafe(lambda: stop.set() if stop else None)
+        thread.join(30)
+        loop.close()
+
+
+@pytest.fixture
+def listener(runtime, settings) -> Iterator[Listener]:
+    with serving(runtime, settings) as running:
+        yield running
 
 
 @pytest.fixture
@@ -393,3 +403,74 @@ def test_a47_changes_the_identifier(briey_his, runtime, listener, tmp_path):
         assert moved is not None
         (item,) = scheduled_steps(db, None)
         assert (item.patient_id, item.patient_identifier) == (moved.id, "IPP777")
+
+
+def test_station_rules_give_the_station_when_the_order_names_none(
+    briey_his, runtime, listener, tmp_path
+):
+    site = briey_his.briey.id
+    with transaction(runtime.sessions) as db:
+        db.add(StationRule(site_id=site, modality="CT", station_ae_title="BRIEY_CT1"))
+        db.add(
+            StationRule(
+                site_id=site, modality="CT", procedure_code="TDM-THX", station_ae_title="BRIEY_CT2"
+            )
+        )
+        db.add(StationRule(site_id=site, modality="MR", station_ae_title="BRIEY_MR1"))
+    mr = "\r".join(
+        [msh("ORM^O01", "MR-1"), PID, PV1, orc(placer="PL-2"), obr("ACC-MR", modality="MR")]
+    )
+    acks = listener.send(tmp_path, orm("CT-1"), mr.encode())
+
+    assert [msa(a)[0] for a in acks] == ["AA", "AA"]
+    with runtime.sessions() as db:
+        stations = {i.accession_number: i.station_ae_title for i in scheduled_steps(db, [site])}
+    assert stations == {"ACC-1": "BRIEY_CT2", "ACC-MR": "BRIEY_MR1"}
+
+
+def test_four_connections_at_once_each_message_stored_once(briey_his, runtime, listener, tmp_path):
+    batches = []
+    for n in range(4):
+        path = tmp_path / f"conn-{n}.hl7"
+        messages = [orm(f"C{n}-{i}", accession=f"A{n}-{i}") for i in range(5)]
+        # Every connection also sends the same control ID: stored once, answered alike.
+        messages.append(orm("SHARED-1", accession="SHARED"))
+        path.write_bytes(b"".join(frame(m) for m in messages))
+        batches.append(path)
+    senders_ = [
+        subprocess.Popen(
+            [str(MLLP_SEND), "-p", str(listener.port), "-f", str(path), "127.0.0.1"],
+            stdout=subprocess.PIPE,
+        )
+        for path in batches
+    ]
+    outputs = [p.communicate(timeout=120)[0] for p in senders_]
+
+    acks = [
+        hl7v2.parse_message(e.payload)
+        for out in outputs
+        for e in MllpDecoder(1 << 20).feed(out)
+        if isinstance(e, FrameReceived)
+    ]
+    assert len(acks) == 24 and {msa(a)[0] for a in acks} == {"AA"}
+    shared = {a.header.control_id for a in acks if msa(a)[1] == "SHARED-1"}
+    assert len(shared) == 1  # the very same acknowledgment every time
+    assert count(runtime, ImagingOrderRecord) == 21
+    assert count(runtime, HL7Message, HL7Message.repeat_of_id.is_not(None)) == 3
+
+
+def test_an_oversized_message_is_refused_and_the_next_one_served(
+    world, runtime, settings, tmp_path
+):
+    with transaction(runtime.sessions) as db:
+        senders.add_sender(
+            db, audit.SYSTEM, site_id=world.briey.id, application="HIS", facility="CHBRIEY"
+        )
+    settings.hl7_max_message_bytes = 2048
+    big = "\r".join(
+        [msh("ORM^O01", "BIG-1"), PID, PV1, orc(), obr(), "NTE|1||" + "x" * 4000]
+    ).encode()
+    with serving(runtime, settings) as small:
+        acks = small.send(tmp_path, big, orm("AFTER-BIG"))
+    assert [msa(a) for a in acks] == [("AR", "BIG-1"), ("AA", "AFTER-BIG")]
+    assert "limit" in error_text(acks[0])

@@ -3,10 +3,19 @@ reports and results.
 
 This is the public face of the service's foundation: HL7 v2 parsing and acknowledgments,
 patient and order messages read into plain data, ORU^R01 reports, the MLLP transport, and
-the on-call rota and routing decisions. Everything here is free of storage and web
+the on-call rota and routing decisions. Everything there is free of storage and web
 concerns; adapters call these functions.
+
+And of its storage, imported on first use (``public_face``): the scheduled procedure steps
+as a modality worklist reads them (`scheduled_steps` → `WorklistItem`, `StepKey`,
+`set_step_status` for MPPS), the application side of the MLLP listener (`receive`,
+`Receipt`), the registered senders (`add_sender`, `list_senders`, `sender_of`), the
+`ReadingAction` actions and the process runtime `ReadingProcess`.
 """
 
+from typing import TYPE_CHECKING
+
+from concilium.platform.services import public_face
 from concilium.reading.adt import (
     AdtEvent,
     IdentifierChange,
@@ -82,6 +91,35 @@ from concilium.reading.routing import (
     route,
 )
 
+if TYPE_CHECKING:
+    from concilium.reading.actions import ReadingAction
+    from concilium.reading.inbound import Receipt, receive
+    from concilium.reading.process import ReadingProcess
+    from concilium.reading.senders import add_sender, list_senders, sender_of
+    from concilium.reading.worklist_store import (
+        StepKey,
+        WorklistItem,
+        scheduled_steps,
+        set_step_status,
+    )
+
+_MODULE_OF = {
+    "ReadingAction": "concilium.reading.actions",
+    "Receipt": "concilium.reading.inbound",
+    "receive": "concilium.reading.inbound",
+    "ReadingProcess": "concilium.reading.process",
+    "add_sender": "concilium.reading.senders",
+    "list_senders": "concilium.reading.senders",
+    "sender_of": "concilium.reading.senders",
+    "StepKey": "concilium.reading.worklist_store",
+    "WorklistItem": "concilium.reading.worklist_store",
+    "scheduled_steps": "concilium.reading.worklist_store",
+    "set_step_status": "concilium.reading.worklist_store",
+}
+"""The module each name of the storage side of the public face comes from."""
+
+__getattr__ = public_face(__name__, _MODULE_OF)
+
 __all__ = [
     "SUPPORTED_VERSIONS",
     "AcknowledgmentCode",
@@ -117,6 +155,9 @@ __all__ = [
     "PatientUpdate",
     "PeerInfo",
     "Priority",
+    "ReadingAction",
+    "ReadingProcess",
+    "Receipt",
     "ReportSection",
     "ResultStatus",
     "Rota",
@@ -126,13 +167,17 @@ __all__ = [
     "ScheduledProcedureStep",
     "Severity",
     "Sex",
+    "StepKey",
     "Visit",
     "WeekendShift",
+    "WorklistItem",
     "acknowledgment_code_for",
+    "add_sender",
     "build_ack",
     "build_oru_r01",
     "check_message_type",
     "explain_route",
+    "list_senders",
     "new_control_id",
     "order_status",
     "parse_message",
@@ -141,7 +186,11 @@ __all__ = [
     "read_order_message",
     "read_patient",
     "read_visit",
+    "receive",
     "respond",
     "route",
+    "scheduled_steps",
     "send_message",
+    "sender_of",
+    "set_step_status",
 ]

@@ -123,9 +123,17 @@ def patient_for(
     value = _checked(identifier_at_site(patient).id, pid3)
     who = _demographics(patient, ErrorLocation("PID", sequence, 5))
     found = resolve(session, site_id, value)
-    try:
-        if found is None:
+    if found is None:
+        try:
             return patients.create_patient(session, actor, site_id, value, who)
+        except Conflict as exc:
+            # Created meanwhile by a message of another connection, just committed.
+            found = resolve(session, site_id, value)
+            if found is None:
+                raise _refusal(exc, pid3) from exc
+        except ConciliumError as exc:
+            raise _refusal(exc, pid3) from exc
+    try:
         if update_known:
             patients.update_demographics(session, actor, found, who)
     except ConciliumError as exc:

@@ -61,3 +61,34 @@ def test_senders_are_added_listed_and_removed(tmp_path, monkeypatch, database_ur
         )
     engine.dispose()
     assert actions == ["hl7.sender.create", "hl7.sender.create", "hl7.sender.delete"]
+
+
+def test_station_rules_are_added_listed_and_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONCILIUM_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CONCILIUM_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'c.db'}")
+    runner = CliRunner()
+
+    def run(env: dict[str, str | None], *args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args), env=env, prog_name="concilium")
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run(ENGLISH, "migrate")
+    run(ENGLISH, "site", "create", "--name", "CH Briey", "--finess", "540000049")
+    add = ("hl7", "station", "add", "--site", "540000049")
+    assert run(FRENCH, *add, "--modality", "ct", "--ae", "BRIEY_CT1") == (
+        "Les étapes de CH Briey vont à BRIEY_CT1\n"
+    )
+    run(ENGLISH, *add, "--modality", "CT", "--procedure", "TDM-THX", "--ae", "BRIEY_CT2")
+    assert "modality or a procedure code" in run(ENGLISH, *add, "--ae", "X", code=1)
+    assert "already exists" in run(ENGLISH, *add, "--modality", "CT", "--ae", "Y", code=1)
+    assert run(ENGLISH, "hl7", "station", "list").splitlines() == [
+        "540000049\tCT\t*\tBRIEY_CT1",
+        "540000049\tCT\tTDM-THX\tBRIEY_CT2",
+    ]
+    remove = ("hl7", "station", "remove", "--site", "540000049", "--modality", "CT")
+    assert run(ENGLISH, *remove) == "Station rule removed\n"
+    assert "no such station rule" in run(ENGLISH, *remove, code=1)
+    assert run(ENGLISH, "hl7", "station", "list").splitlines() == [
+        "540000049\tCT\tTDM-THX\tBRIEY_CT2"
+    ]

@@ -13,7 +13,7 @@ from concilium.commands import (
 )
 from concilium.platform import accounts
 from concilium.platform.i18n import N_, _
-from concilium.reading import senders
+from concilium.reading import senders, stations
 
 __all__ = ["hl7"]
 
@@ -87,3 +87,57 @@ def node_remove(application: str, facility: str) -> None:
             _("HL7 sender %(application)s of %(facility)s removed")
             % {"application": sender.application, "facility": sender.facility}
         )
+
+
+@hl7.group(
+    "station",
+    help=N_("Which modality (AE title) performs a step when the order names no station."),
+)
+def station_group() -> None: ...
+
+
+@station_group.command(
+    "add", help=N_("Send a site's steps of a modality or procedure to a station.")
+)
+@click.option("--site", "finess", required=True, help=N_("FINESS of the site."))
+@click.option("--ae", "ae_title", required=True, help=N_("Scheduled station AE title."))
+@click.option("--modality", default="", help=N_("Modality of the steps, e.g. CT."))
+@click.option("--procedure", default="", help=N_("Requested procedure code of the steps."))
+def station_add(finess: str, ae_title: str, modality: str, procedure: str) -> None:
+    with cli_transaction(cli_settings()) as session:
+        site = accounts.site_by_finess(session, finess)
+        rule = stations.add_station_rule(
+            session,
+            operator(),
+            site_id=site.id,
+            station_ae_title=ae_title,
+            modality=modality,
+            procedure_code=procedure,
+        )
+        click.echo(
+            _("Steps of %(site)s go to %(ae)s") % {"site": site.name, "ae": rule.station_ae_title}
+        )
+
+
+@station_group.command(
+    "list", help=N_("The station rules, one a line: site FINESS, modality, procedure, AE title.")
+)
+def station_list() -> None:
+    with cli_transaction(cli_settings()) as session:
+        sites = {site.id: site.finess for site in accounts.list_sites(session)}
+        for rule in stations.list_station_rules(session):
+            click.echo(
+                f"{sites.get(rule.site_id, rule.site_id)}\t{rule.modality or '*'}\t"
+                f"{rule.procedure_code or '*'}\t{rule.station_ae_title}"
+            )
+
+
+@station_group.command("remove", help=N_("Forget a station rule of a site."))
+@click.option("--site", "finess", required=True, help=N_("FINESS of the site."))
+@click.option("--modality", default="", help=N_("Modality of the rule."))
+@click.option("--procedure", default="", help=N_("Requested procedure code of the rule."))
+def station_remove(finess: str, modality: str, procedure: str) -> None:
+    with cli_transaction(cli_settings()) as session:
+        site = accounts.site_by_finess(session, finess)
+        stations.remove_station_rule(session, operator(), site.id, modality, procedure)
+        click.echo(_("Station rule removed"))

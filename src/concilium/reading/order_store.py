@@ -2,7 +2,8 @@
 RAD-13 "Procedure Update").
 
 An order is one accession number of a site. A new order (NW) creates it with its steps; a
-change (XO, SC) rewrites what the message says and adds the steps it brings; a cancel (CA)
+change (XO, SC) rewrites what the message says and adds the steps it brings (creating the
+order when the site placed it before its interface was connected); a cancel (CA)
 or a discontinue (DC) ends it and its steps that were not performed; XO or SC with ORC-5
 ``CM`` completes it. The order's status drives its steps' status (``order_status``).
 
@@ -216,7 +217,7 @@ def _store_steps(
     existing = {(s.requested_procedure_id, s.step_id): s for s in record.steps}
     if order.action not in (OrderAction.CANCEL, OrderAction.DISCONTINUE):
         for step in steps:
-            location = ErrorLocation("IPC" if step.station_name is not None else "OBR", sequence)
+            location = ErrorLocation("OBR", sequence)
             key = (
                 _too_long(step.requested_procedure_id, 16, "the requested procedure ID", location),
                 _too_long(step.step_id, 16, "the scheduled procedure step ID", location),

@@ -81,6 +81,7 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
         "CONCILIUM_DATA_DIR": str(data_dir),
         "CONCILIUM_HTTP_PORT": str(port),
         "CONCILIUM_DICOM_PORT": str(free_port()),
+        "CONCILIUM_HL7_PORT": str(free_port()),
         # The media server's own ports too: servers of several test runs never collide.
         "CONCILIUM_LIVE_JANUS_HTTP_PORT": str(free_port()),
         "CONCILIUM_LIVE_JANUS_ADMIN_PORT": str(free_port()),

@@ -17,6 +17,7 @@ from concilium.live.process import LiveProcess
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.portal.process import PlatformProcess
+from concilium.reading.process import ReadingProcess
 from concilium.services import SERVICES
 from concilium.telesurgery.process import TelesurgeryProcess
 from serving import free_port
@@ -27,7 +28,13 @@ from .imaging.dcmtk import require_dcmtk, run
 def test_every_registered_service_has_its_runtime_in_registry_order(settings, runtime):
     assembly = Assembly.build(settings, runtime)
     kinds = [type(p) for p in assembly.processes]
-    assert kinds == [PlatformProcess, ImagingProcess, LiveProcess, TelesurgeryProcess]
+    assert kinds == [
+        PlatformProcess,
+        ImagingProcess,
+        LiveProcess,
+        ReadingProcess,
+        TelesurgeryProcess,
+    ]
     assert [s.name for s in assembly.services] == [s.name for s in SERVICES]
     # Every service of the process reaches the same bus and database as the platform.
     assert assembly.service(ImagingProcess).archive.bus is runtime.bus

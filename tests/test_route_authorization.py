@@ -186,6 +186,24 @@ def metz_objects(world):
         boards.set_member(db, actor, board, staff, frozenset({"haematology"}), "coordinator")
         from concilium.platform.mail import Mail
         from concilium.platform.outbox import enqueue
+        from concilium.reading import senders
+        from concilium.reading.tables import HL7Message
+
+        his = senders.add_sender(
+            db, actor, site_id=world.metz.id, application="HIS", facility="CHRMETZ"
+        )
+        hl7_message = HL7Message(
+            direction="in",
+            site_id=world.metz.id,
+            sender_id=his.id,
+            message_type="ADT^A01",
+            control_id="M-1",
+            ack_code="AA",
+            raw=b"MSH|^~\\&|HIS|CHRMETZ|||||ADT^A01|M-1|P|2.5.1\rPID|1||MTZ-1||SECRET^Name\r",
+            patient_id=patient.id,
+        )
+        db.add(hl7_message)
+        db.flush()
 
         mail = enqueue(
             db,
@@ -210,6 +228,8 @@ def metz_objects(world):
             "ae_title": "METZ_CT",
             "mail_id": mail.id,
             "board_id": board.id,
+            "sender_id": his.id,
+            "message_id": hl7_message.id,
             **study,
         }
 
@@ -296,6 +316,9 @@ ACTING_AT_METZ = {
             "timezone": "Europe/Paris",
             "on_holiday": "skip",
         }
+    },
+    ("POST", "/admin/reading/hl7"): {
+        "data": {"application": "INTRUDER", "facility": "X", "site_id": "{site_id}"}
     },
     ("POST", "/api/v1/live/sessions"): {
         "json": {
@@ -445,6 +468,9 @@ LISTS = {
     # Boards: those organised elsewhere are not listed, nor those one is no member of.
     "/admin/boards",
     "/boards",
+    # The HL7 senders and messages of the caller's own hospitals only.
+    "/admin/reading/hl7",
+    "/admin/reading/hl7/messages",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the

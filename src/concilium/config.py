@@ -135,6 +135,15 @@ class Settings(BaseSettings):
     """PEM certificates of the authorities whose client certificates are accepted: when set,
     a node must present a certificate they signed (mutual TLS). The archive also trusts them,
     instead of the system's authorities, when it calls a node registered for TLS."""
+    hl7_host: str = "127.0.0.1"
+    """Address the HL7 v2 (MLLP) listener listens on; 0.0.0.0 to reach the hospital systems."""
+    hl7_port: int = Field(default=2575, ge=0, le=65535)
+    """Port of the MLLP listener started by ``concilium serve`` for orders and patient
+    messages (registered senders only, ``concilium hl7 node add``); 0 means no listener."""
+    hl7_max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest HL7 message accepted; a larger one is answered AR and dropped."""
+    hl7_workers: int = Field(default=4, ge=1, le=64)
+    """Messages stored at once (each in its own database transaction, in a worker thread)."""
     dicomweb_cors_origins: list[str] = Field(default_factory=list)
     """Origins (``https://viewer.example.org``) whose browser viewers may call ``/dicomweb`` and
     ``/wado`` across origins (CORS); empty means same-origin only."""

@@ -21,6 +21,7 @@ REGISTRY: tuple[str, ...] = (
     "concilium.portal.descriptor:SERVICE",
     "concilium.imaging.descriptor:SERVICE",
     "concilium.live.descriptor:SERVICE",
+    "concilium.reading.descriptor:SERVICE",
     "concilium.boards.descriptor:SERVICE",
     "concilium.telesurgery.descriptor:SERVICE",
 )

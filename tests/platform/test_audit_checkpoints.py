@@ -214,6 +214,7 @@ def test_server_checkpoints_at_start_and_stop_to_file_and_syslog(tmp_path, datab
         audit_syslog_address=f"{host}:{port}",
         # The platform's own part of serving only: no DICOM listener, no media server.
         dicom_port=0,
+        hl7_port=0,
         live_enabled=False,
     )
     runtime = Runtime.start(settings)

@@ -123,6 +123,56 @@ def add_identifier(
     return ident
 
 
+def change_identifier(
+    session: Session, actor: audit.Actor, patient: Patient, site_id: int, value: str
+) -> PatientIdentifier:
+    """The site corrects the identifier it gives the patient (HL7 ADT^A47): its one
+    identifier there takes the new value."""
+    value = _check_identifier(value)
+    existing = find_by_identifier(session, site_id, value)
+    if existing is not None and existing.id != patient.id:
+        raise Conflict(f"identifier {value} already designates patient {existing.id} there")
+    ident = next((i for i in patient.identifiers if i.site_id == site_id), None)
+    if ident is None:
+        raise NotFound(_("the patient has no identifier at this site"))
+    ident.value = value
+    session.flush()
+    audit.record(
+        session,
+        actor,
+        "patient.identifier.update",
+        "success",
+        object_kind="patient",
+        object_id=patient.id,
+        patient_id=patient.id,
+        site_id=site_id,
+    )
+    return ident
+
+
+def retire_identifier(session: Session, actor: audit.Actor, patient: Patient, site_id: int) -> str:
+    """The site stops using its identifier of the patient, because it merges the record into
+    another one it keeps (HL7 ADT^A40): the identifier is removed; its value is returned."""
+    ident = next((i for i in patient.identifiers if i.site_id == site_id), None)
+    if ident is None:
+        raise NotFound(_("the patient has no identifier at this site"))
+    value = ident.value
+    session.delete(ident)
+    session.flush()
+    session.refresh(patient)
+    audit.record(
+        session,
+        actor,
+        "patient.identifier.delete",
+        "success",
+        object_kind="patient",
+        object_id=patient.id,
+        patient_id=patient.id,
+        site_id=site_id,
+    )
+    return value
+
+
 def find_by_identifier(session: Session, site_id: int, value: str) -> Patient | None:
     return session.execute(
         select(Patient)

@@ -1,13 +1,19 @@
 """Teleradiology: orders from the hospital information system, worklists, rota and routing,
 reports and results.
 
-This is the public face of the service's foundation: HL7 v2 parsing and acknowledgments,
-patient and order messages read into plain data, ORU^R01 reports, the MLLP transport, and
-the on-call rota and routing decisions; the modality side — worklist items matched and
-answered as PS3.4 K.6 says, performed procedure steps checked as PS3.4 F.7 says, and the
-DIMSE services that serve them on the archive's listener from a `WorklistSource` and into an
-`MppsSink`. Everything here is free of storage and web concerns; adapters call these
-functions.
+This is the public face of the service. Its foundation, free of storage and web concerns:
+HL7 v2 parsing and acknowledgments, patient and order messages read into plain data,
+ORU^R01 reports, the MLLP transport, and the on-call rota and routing decisions.
+
+Imported on first use (``public_face``), so that `import concilium.reading` (the
+installation's actions) brings no DICOM library or storage along: the modality side —
+worklist items matched and answered as PS3.4 K.6 says, performed procedure steps checked as
+PS3.4 F.7 says, and the DIMSE services that serve them on the archive's listener from a
+`WorklistSource` and into an `MppsSink`; and the storage side — the scheduled procedure steps
+with their order and patient (`scheduled_steps` → `ScheduledExam`, `StepKey`,
+`set_step_status` for MPPS), the application side of the MLLP listener (`receive`,
+`Receipt`), the registered senders (`add_sender`, `list_senders`, `sender_of`), the
+`ReadingAction` actions and the process runtime `ReadingProcess`.
 """
 
 from typing import TYPE_CHECKING
@@ -89,6 +95,8 @@ from concilium.reading.routing import (
 )
 
 if TYPE_CHECKING:
+    from concilium.reading.actions import ReadingAction
+    from concilium.reading.inbound import Receipt, receive
     from concilium.reading.modality import mpps_service, worklist_service
     from concilium.reading.mpps import (
         MODALITY_PERFORMED_PROCEDURE_STEP,
@@ -101,6 +109,8 @@ if TYPE_CHECKING:
         ScheduledStepReference,
         scheduled_status,
     )
+    from concilium.reading.process import ReadingProcess
+    from concilium.reading.senders import add_sender, list_senders, sender_of
     from concilium.reading.worklist import (
         MODALITY_WORKLIST_FIND,
         Code,
@@ -111,6 +121,12 @@ if TYPE_CHECKING:
         WorklistSource,
         WorklistStep,
         item_dataset,
+    )
+    from concilium.reading.worklist_store import (
+        ScheduledExam,
+        StepKey,
+        scheduled_steps,
+        set_step_status,
     )
 
 __all__ = [
@@ -158,16 +174,21 @@ __all__ = [
     "PerformedStep",
     "PpsStatus",
     "Priority",
+    "ReadingAction",
+    "ReadingProcess",
+    "Receipt",
     "ReportSection",
     "ResultStatus",
     "Rota",
     "RoutingDecision",
     "RoutingRule",
     "RoutingTable",
+    "ScheduledExam",
     "ScheduledProcedureStep",
     "ScheduledStepReference",
     "Severity",
     "Sex",
+    "StepKey",
     "StepStatus",
     "Visit",
     "WeekendShift",
@@ -176,11 +197,13 @@ __all__ = [
     "WorklistSource",
     "WorklistStep",
     "acknowledgment_code_for",
+    "add_sender",
     "build_ack",
     "build_oru_r01",
     "check_message_type",
     "explain_route",
     "item_dataset",
+    "list_senders",
     "mpps_service",
     "new_control_id",
     "order_status",
@@ -190,10 +213,14 @@ __all__ = [
     "read_order_message",
     "read_patient",
     "read_visit",
+    "receive",
     "respond",
     "route",
     "scheduled_status",
+    "scheduled_steps",
     "send_message",
+    "sender_of",
+    "set_step_status",
     "worklist_service",
 ]
 
@@ -218,8 +245,19 @@ _MODULE_OF = {
     "WorklistSource": "concilium.reading.worklist",
     "WorklistStep": "concilium.reading.worklist",
     "item_dataset": "concilium.reading.worklist",
+    "ReadingAction": "concilium.reading.actions",
+    "Receipt": "concilium.reading.inbound",
+    "receive": "concilium.reading.inbound",
+    "ReadingProcess": "concilium.reading.process",
+    "add_sender": "concilium.reading.senders",
+    "list_senders": "concilium.reading.senders",
+    "sender_of": "concilium.reading.senders",
+    "ScheduledExam": "concilium.reading.worklist_store",
+    "StepKey": "concilium.reading.worklist_store",
+    "scheduled_steps": "concilium.reading.worklist_store",
+    "set_step_status": "concilium.reading.worklist_store",
 }
-"""The modality side, imported on first use: `import concilium.reading` (the installation's
-actions) brings no DICOM library along."""
+"""The modality and storage sides, imported on first use: `import concilium.reading` (the
+installation's actions) brings no DICOM library along."""
 
 __getattr__ = public_face(__name__, _MODULE_OF)

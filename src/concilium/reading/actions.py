@@ -1,0 +1,25 @@
+"""What people may do with the teleradiology service, as actions of the one policy."""
+
+from __future__ import annotations
+
+from concilium.platform.policy import ADMIN, Action, Rule
+
+_ORDER_READERS = frozenset({"radiologist", "technologist"})
+
+
+class ReadingAction:
+    """The service's actions; ``concilium.platform.policy.decide`` applies their rules."""
+
+    # Which hospital systems may send orders for a site: the site's (or the platform's)
+    # administrators, as for DICOM nodes.
+    HL7_SENDER_MANAGE = Action("hl7.sender.manage", Rule(ADMIN, "admin"))
+    # The message log holds every message raw, patient data included: the site's
+    # administrators review it for interface problems (each opening audited), never the
+    # platform administrator, who administers and does not read patient data.
+    HL7_MESSAGE_READ = Action(
+        "hl7.message.read", Rule(ADMIN, "reading:admin", platform_admin=False)
+    )
+    # The imaging orders of a site are read by its radiologists and technologists.
+    ORDER_READ = Action(
+        "imaging_order.read", Rule(_ORDER_READERS, "reading:read", platform_admin=False)
+    )

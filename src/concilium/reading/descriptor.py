@@ -1,0 +1,26 @@
+"""How the teleradiology service plugs into the process assembly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from concilium.platform.i18n import N_
+from concilium.platform.policy import actions_of
+from concilium.platform.services import NavEntry, ServiceDescriptor
+from concilium.reading.actions import ReadingAction
+
+_HERE = Path(__file__).parent
+
+SERVICE = ServiceDescriptor(
+    name="reading",
+    summary="Teleradiology: orders from the hospital systems over HL7 v2, worklists, reports.",
+    actions=actions_of(ReadingAction),
+    tables="concilium.reading.tables",
+    migrations=_HERE / "migrations",
+    routers=("concilium.reading.pages:router",),
+    commands="concilium.reading.cli:hl7",
+    nav=(NavEntry(ReadingAction.HL7_SENDER_MANAGE, "/admin/reading/hl7", N_("HL7 senders"), 91),),
+    templates=_HERE / "templates",
+    locale=_HERE / "locale",
+    runtime="concilium.reading.process:ReadingProcess",
+)

@@ -1,0 +1,69 @@
+"""What the teleradiology service holds in a running process: the MLLP listener of the
+hospital systems' messages, when ``hl7_port`` is not 0.
+
+The listener runs on the server's event loop; each message is stored in a worker thread
+(its database transaction is synchronous), at most ``hl7_workers`` at once, so a slow
+message or a slow connection never holds the others. The acknowledgment is written only
+after the transaction committed (``concilium.reading.inbound``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+
+from anyio import CapacityLimiter, to_thread
+
+from concilium.platform.runtime import Runtime
+from concilium.platform.services import Processes
+from concilium.reading.inbound import receive
+from concilium.reading.mllp import MllpServer, MllpServerSettings, PeerInfo
+
+__all__ = ["ReadingProcess"]
+
+
+class ReadingProcess:
+    """The MLLP listener, with one ordered life (see ``ServiceRuntime``)."""
+
+    def __init__(self, runtime: Runtime, built: Processes) -> None:
+        self.runtime = runtime
+        self.mllp: MllpServer | None = None
+        """The HL7 listener, while the process serves it."""
+        self._limiter: CapacityLimiter | None = None
+
+    def open(self) -> None:
+        """Nothing to recover: every message is stored in its own transaction."""
+
+    async def handle(self, raw: bytes, peer: PeerInfo) -> bytes:
+        """Store one message (in a worker thread) and return its acknowledgment."""
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(self.runtime.settings.hl7_workers)
+        receipt = await to_thread.run_sync(
+            partial(receive, self.runtime.sessions, raw, peer=str(peer), now=self.runtime.now()),
+            limiter=self._limiter,
+        )
+        return receipt.ack
+
+    @asynccontextmanager
+    async def serve(self) -> AsyncIterator[None]:
+        """Listen for MLLP connections for the life of the server, when configured."""
+        settings = self.runtime.settings
+        if settings.hl7_port:
+            self.mllp = MllpServer(
+                self.handle,
+                host=settings.hl7_host,
+                port=settings.hl7_port,
+                settings=MllpServerSettings(max_message_bytes=settings.hl7_max_message_bytes),
+                clock=self.runtime.now,
+            )
+            await self.mllp.start()
+        try:
+            yield
+        finally:
+            if self.mllp is not None:
+                await self.mllp.close()
+                self.mllp = None
+
+    def close(self) -> None:
+        """Nothing held beyond ``serve``."""

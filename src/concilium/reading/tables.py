@@ -1,0 +1,230 @@
+"""Tables of the teleradiology service: who may send HL7 for a site, every message in and
+out, and the imaging orders with their scheduled procedure steps.
+
+An order is one accession number of a site (IHE RAD TF-2: the accession the order filler
+assigns); it holds the requested procedure and belongs to a platform patient. Its steps are
+what a modality worklist shows (PS3.4 K.6): each with its station, modality, start and
+status. The patient's name, identifier, birth date and sex are the platform's
+(``patients``), never copied here, so that a merge or an identifier change is seen at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from concilium.platform.db import Base, UTCDateTime, utcnow
+
+__all__ = [
+    "HL7Message",
+    "HL7Sender",
+    "ImagingOrderRecord",
+    "MergedIdentifier",
+    "ScheduledStepRecord",
+    "StationRule",
+]
+
+
+class HL7Sender(Base):
+    """A hospital system allowed to send HL7 messages for a site (MSH-3 and MSH-4)."""
+
+    __tablename__ = "reading_hl7_senders"
+    __table_args__ = (UniqueConstraint("application", "facility"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    """Site whose patients and orders its messages concern."""
+    application: Mapped[str] = mapped_column(String(64))
+    """Sending application, MSH-3 (its namespace ID or universal ID)."""
+    facility: Mapped[str] = mapped_column(String(64))
+    """Sending facility, MSH-4 (its namespace ID or universal ID)."""
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    """An inactive sender is refused like an unregistered one."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class HL7Message(Base):
+    """One message received or sent, kept raw for review.
+
+    An inbound message and the acknowledgment answering it are two rows; the answer points
+    at the message (``answers_id``). ``idempotency_key`` holds MSH-10 on the first message
+    of a registered sender that was processed, so a repeat of it is recognised and answered
+    with the same acknowledgment (``repeat_of_id``) without being processed again.
+    """
+
+    __tablename__ = "reading_hl7_messages"
+    __table_args__ = (
+        UniqueConstraint("sender_id", "idempotency_key"),
+        Index("ix_reading_hl7_messages_site_at", "site_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    """``in`` or ``out``."""
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """When it was received or sent."""
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
+    """Site of its sender; None for a message of an unregistered sender."""
+    sender_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reading_hl7_senders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    sending_application: Mapped[str] = mapped_column(String(64), default="")
+    """MSH-3 as read (when the header could be read)."""
+    sending_facility: Mapped[str] = mapped_column(String(64), default="")
+    """MSH-4 as read."""
+    peer: Mapped[str] = mapped_column(String(64), default="")
+    """Network address of the connection."""
+    message_type: Mapped[str] = mapped_column(String(24), default="")
+    """MSH-9, e.g. ``ORM^O01``."""
+    control_id: Mapped[str] = mapped_column(String(199), default="")
+    """MSH-10."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(199), nullable=True)
+    """MSH-10 of a processed message of a registered sender; None otherwise."""
+    ack_code: Mapped[str] = mapped_column(String(2), default="")
+    """MSA-1 of the answer (on both rows): AA, AE or AR."""
+    error: Mapped[str] = mapped_column(Text, default="")
+    """Why it was refused (names fields, never patient data)."""
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    """The message as it travelled, without MLLP framing."""
+    answers_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reading_hl7_messages.id"), nullable=True, index=True
+    )
+    """On an acknowledgment: the message it answers."""
+    repeat_of_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reading_hl7_messages.id"), nullable=True
+    )
+    """On a repeated message: the first one with its control ID."""
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patients.id"), nullable=True, index=True
+    )
+    """Platform patient the message concerned, when processed (for the audit of reviews)."""
+
+
+class ImagingOrderRecord(Base):
+    """An imaging order of a site: one accession number (IHE RAD-4/RAD-13)."""
+
+    __tablename__ = "reading_orders"
+    __table_args__ = (UniqueConstraint("site_id", "accession_number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    """Site that ordered it (the sender's)."""
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    """Platform patient (the survivor after a merge)."""
+    issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    """Assigning authority of the patient identifier (PID-3.4) as the order sent it."""
+    accession_number: Mapped[str] = mapped_column(String(16))
+    """OBR-18 (ORM) or IPC-1 (OMI); DICOM SH, 16 characters."""
+    requested_procedure_id: Mapped[str] = mapped_column(String(16), default="")
+    """OBR-19 or IPC-2 of the first step."""
+    procedure_code: Mapped[str] = mapped_column(String(64), default="")
+    """Requested procedure code (OBR-44, else OBR-4), component 1."""
+    procedure_coding_system: Mapped[str] = mapped_column(String(64), default="")
+    """Its coding scheme, component 3."""
+    procedure_description: Mapped[str] = mapped_column(String(200), default="")
+    """Its text, component 2."""
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    """IPC-3 or ZDS-1 when the hospital sent one; empty otherwise."""
+    priority: Mapped[str] = mapped_column(String(1), default="R")
+    """HL7 table 0027 code (S, A, R, P, C, T)."""
+    referring_physician_name: Mapped[str] = mapped_column(String(200), default="")
+    """PV1-8, as a DICOM person name (``family^given``)."""
+    referring_physician_id: Mapped[str] = mapped_column(String(64), default="")
+    requesting_physician_name: Mapped[str] = mapped_column(String(200), default="")
+    """ORC-12 or OBR-16, as a DICOM person name."""
+    requesting_physician_id: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+    """Reason for study (OBR-31) or relevant clinical information (OBR-13)."""
+    status: Mapped[str] = mapped_column(String(16), default="SCHEDULED", index=True)
+    """``concilium.reading.orders.OrderStatus``."""
+    order_control: Mapped[str] = mapped_column(String(2), default="NW")
+    """ORC-1 of the last message that changed it."""
+    scheduled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Start of the first step."""
+    placer_order_number: Mapped[str] = mapped_column(String(64), default="")
+    placer_issuer: Mapped[str] = mapped_column(String(64), default="")
+    filler_order_number: Mapped[str] = mapped_column(String(64), default="")
+    filler_issuer: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    steps: Mapped[list[ScheduledStepRecord]] = relationship(
+        back_populates="order", lazy="selectin", order_by="ScheduledStepRecord.id"
+    )
+
+
+class ScheduledStepRecord(Base):
+    """A scheduled procedure step of an order: one item of a modality worklist."""
+
+    __tablename__ = "reading_scheduled_steps"
+    __table_args__ = (
+        UniqueConstraint("order_id", "requested_procedure_id", "step_id"),
+        Index("ix_reading_scheduled_steps_station", "station_ae_title", "start_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("reading_orders.id"), index=True)
+    requested_procedure_id: Mapped[str] = mapped_column(String(16))
+    """Requested Procedure ID (0040,1001): IPC-2 or OBR-19."""
+    step_id: Mapped[str] = mapped_column(String(16))
+    """Scheduled Procedure Step ID (0040,0009): IPC-4 or OBR-20."""
+    study_instance_uid: Mapped[str] = mapped_column(String(64), default="")
+    """Study Instance UID of the step (IPC-3), or the order's."""
+    modality: Mapped[str] = mapped_column(String(16), index=True)
+    """Modality (0008,0060): IPC-5 or OBR-24."""
+    station_ae_title: Mapped[str] = mapped_column(String(16), default="")
+    """Scheduled Station AE Title (0040,0001): IPC-9, ORC-18 or the site's station rules."""
+    station_name: Mapped[str] = mapped_column(String(16), default="")
+    """Scheduled Station Name (0040,0010): IPC-7."""
+    location: Mapped[str] = mapped_column(String(64), default="")
+    """Scheduled Procedure Step Location (0040,0011): IPC-8."""
+    start_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Scheduled Procedure Step Start Date and Time (0040,0002/0003)."""
+    description: Mapped[str] = mapped_column(String(64), default="")
+    """Scheduled Procedure Step Description (0040,0007): the protocol's text."""
+    protocol_code: Mapped[str] = mapped_column(String(64), default="")
+    """Scheduled Protocol Code Sequence (0040,0008) item: code value."""
+    protocol_coding_system: Mapped[str] = mapped_column(String(64), default="")
+    """Its coding scheme designator."""
+    performing_physician_name: Mapped[str] = mapped_column(String(200), default="")
+    """Scheduled Performing Physician's Name (0040,0006), when known."""
+    status: Mapped[str] = mapped_column(String(16), default="SCHEDULED", index=True)
+    """``concilium.reading.orders.OrderStatus``: from the orders, then from MPPS."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    order: Mapped[ImagingOrderRecord] = relationship(back_populates="steps")
+
+
+class MergedIdentifier(Base):
+    """An identifier of a site that an ADT^A40 merged away: messages still sent with it
+    reach the surviving patient, never a new record."""
+
+    __tablename__ = "reading_merged_identifiers"
+    __table_args__ = (UniqueConstraint("site_id", "value"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+    value: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    """The surviving patient."""
+    merged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class StationRule(Base):
+    """Which modality station of a site performs a procedure, when the order names none:
+    a rule with the procedure code wins over one with the modality only."""
+
+    __tablename__ = "reading_station_rules"
+    __table_args__ = (UniqueConstraint("site_id", "modality", "procedure_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    """Modality the rule applies to; empty for any."""
+    procedure_code: Mapped[str] = mapped_column(String(64), default="")
+    """Requested procedure code the rule applies to; empty for any."""
+    station_ae_title: Mapped[str] = mapped_column(String(16))
+    """Scheduled Station AE Title to give the step."""

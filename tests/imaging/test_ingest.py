@@ -143,6 +143,32 @@ def test_an_instance_of_a_series_of_another_study_fails_alone(archive, world, tm
     assert set(archive.store.addresses()) == {elsewhere.address, fine.address}
 
 
+def test_a_study_another_association_indexes_after_the_lookup_takes_the_instance(
+    archive, world, tmp_path, monkeypatch
+):
+    # Two modalities send one new study at once: this batch looked the study up before the
+    # other association committed it with its series. The series is in this very study,
+    # not in another one: the instance is stored in it, never refused.
+    sender = sender_at(world.metz.id)
+    first, second = ct_files(tmp_path, "two-senders", 2)
+    other = ingest_path(archive, sender, first)
+    real = ingest_module.study_by_uid
+    lookups: list[str] = []
+
+    def before_the_other_commit(session, study_instance_uid):
+        lookups.append(study_instance_uid)
+        return None if len(lookups) == 1 else real(session, study_instance_uid)
+
+    monkeypatch.setattr(ingest_module, "study_by_uid", before_the_other_commit)
+    [result] = ingest_batch(archive, sender, received_parts(archive, [second]))
+    assert not isinstance(result, Exception), result
+    assert result.outcome is IngestOutcome.STORED
+    assert result.study_instance_uid == other.study_instance_uid
+    assert result.series_instance_uid == other.series_instance_uid
+    with transaction(archive.sessions) as db:
+        assert len(db.execute(select(ImagingStudy)).scalars().all()) == 1
+
+
 def test_a_failed_batch_insert_leaves_nothing_and_each_instance_is_indexed_alone(
     archive, world, tmp_path, monkeypatch
 ):

@@ -409,15 +409,20 @@ def _insert_new(
     outcomes: dict[int, IngestResult | Exception] = {}
     rows: list[dict[str, Any]] = []
     if study is None:
-        # A study not indexed yet has no series: those of the batch found indexed belong
-        # to another study. Their instances are refused first, so that no study is created
-        # without an instance in it.
+        # A study not indexed yet has no series: those of the batch found indexed in
+        # another study are refused first, so that no study is created without an instance
+        # in it. (Series found in this very study were indexed meanwhile by another
+        # association creating it: `_create_study` then finds that study.)
         wanted = {items[i][0].series.series_instance_uid for i in indexes}
+        study_uid = items[indexes[0]][0].study.study_instance_uid
         elsewhere: dict[str, InvalidInstance] = {
             uid: InvalidInstanceInStudy(uid)
             for uid in session.execute(
-                select(ImagingSeries.series_instance_uid).where(
-                    ImagingSeries.series_instance_uid.in_(sorted(wanted))
+                select(ImagingSeries.series_instance_uid)
+                .join(ImagingStudy, ImagingSeries.study_id == ImagingStudy.id)
+                .where(
+                    ImagingSeries.series_instance_uid.in_(sorted(wanted)),
+                    ImagingStudy.study_instance_uid != study_uid,
                 )
             ).scalars()
         }

@@ -31,7 +31,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import Mapped, deferred, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
 from concilium.platform.db import Base, UTCDateTime, utcnow
 
@@ -187,7 +187,7 @@ class BoardCaseDocument(Base):
     """Found from the bytes, never taken from the sender."""
     size: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
-    content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     """The bytes, loaded only when the document is opened."""
     added_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

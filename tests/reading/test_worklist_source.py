@@ -18,6 +18,7 @@ from concilium.reading import senders
 from concilium.reading.inbound import receive
 from concilium.reading.worklist import StepStatus, WorklistFilter, find_worklist
 from concilium.reading.worklist_source import WORKLIST_QUERY, DatabaseWorklist
+from concilium.reading.worklist_store import scheduled_steps
 
 from .hl7_orders import adt_a01, orm_o01
 
@@ -137,6 +138,19 @@ def test_the_start_is_shown_in_the_zone_of_the_site(runtime, briey):
     assert (
         list(source.candidates([briey.id], WorklistFilter(start_until=dt.date(2026, 3, 7)))) == []
     )
+
+
+def test_a_time_without_offset_is_the_local_time_of_the_sending_site(runtime, briey):
+    with transaction(runtime.sessions) as db:
+        site = db.get(Site, briey.id)
+        assert site is not None
+        site.timezone = "Indian/Reunion"  # UTC+4, no summer time
+    order(runtime, "ACC-LOCAL", "20260307020000")  # 02:00 at the site: 22:00 UTC the day before
+    with transaction(runtime.sessions) as db:
+        [step] = scheduled_steps(db, [briey.id])
+    assert step.start == dt.datetime(2026, 3, 6, 22, 0, tzinfo=dt.UTC)
+    [item] = DatabaseWorklist(runtime.sessions).candidates([briey.id], WorklistFilter())
+    assert (item.step.start_date, item.step.start_time) == (dt.date(2026, 3, 7), dt.time(2, 0))
 
 
 def test_coarse_filter_and_sites(runtime, world, briey):

@@ -72,8 +72,9 @@ class RunningServer:
 
 @contextmanager
 def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
-    """Serve with its own data dir (SQLite) and free HTTP and DICOM ports; ``settings`` are
-    extra ``CONCILIUM_*`` variables. Yields once ``/readyz`` answers; stops with SIGTERM."""
+    """Serve with its own data dir (SQLite unless ``settings`` name a database) and free
+    HTTP, DICOM and HL7 ports; ``settings`` are extra ``CONCILIUM_*`` variables. Yields once
+    ``/readyz`` answers; stops with SIGTERM."""
     port = free_port()
     data_dir = tmp / "var"
     env = {
@@ -90,9 +91,9 @@ def running_server(tmp: Path, **settings: str) -> Iterator[RunningServer]:
         "CONCILIUM_LIVE_DEVICE_NETWORKS": '["127.0.0.1/32"]',
         # The commands' messages the helpers read, in English (French is tested on its own).
         "CONCILIUM_LANG": "en",
-        **settings,
     }
     env.pop("CONCILIUM_DATABASE_URL", None)
+    env.update(settings)  # a test may name its database (``CONCILIUM_DATABASE_URL``)
     server = RunningServer(f"http://127.0.0.1:{port}", env, data_dir, tmp / "server.log")
     with server.log_path.open("w") as log:
         process = subprocess.Popen(

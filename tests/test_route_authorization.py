@@ -184,6 +184,31 @@ def metz_objects(world):
             ),
         )
         boards.set_member(db, actor, board, staff, frozenset({"haematology"}), "coordinator")
+        from concilium.boards import case_store
+        from concilium.boards.tables import BoardMeeting
+
+        meeting = BoardMeeting(
+            board_id=board.id,
+            key="rcp-metz.2099-01-02",
+            scheduled_day=rt.now().date(),
+            starts_at=rt.now() + timedelta(days=1),
+            ends_at=rt.now() + timedelta(days=1, hours=2),
+            status="planned",
+            moved_for="",
+        )
+        db.add(meeting)
+        board_case = case_store.create_draft(
+            db,
+            actor,
+            board,
+            patient.id,
+            doctor.id,
+            case_store.CaseFields(question="Secret question"),
+            rt.now(),
+        )
+        document = case_store.add_document(
+            db, actor, board_case, "other", "secret.pdf", b"%PDF-1.4\n", rt.now()
+        )
         from concilium.platform.mail import Mail
         from concilium.platform.outbox import enqueue
         from concilium.reading import senders
@@ -230,6 +255,9 @@ def metz_objects(world):
             "board_id": board.id,
             "sender_id": his.id,
             "message_id": hl7_message.id,
+            "case_id": board_case.id,
+            "meeting_id": meeting.id,
+            "document_id": document.id,
             **study,
         }
 

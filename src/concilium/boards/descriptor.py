@@ -13,11 +13,11 @@ _HERE = Path(__file__).parent
 
 SERVICE = ServiceDescriptor(
     name="boards",
-    summary="Multidisciplinary meetings (RCP): boards, members, quorum rules, meetings.",
+    summary="Multidisciplinary meetings (RCP): boards, members, quorum rules, meetings, cases.",
     actions=actions_of(BoardAction),
     tables="concilium.boards.tables",
     migrations=_HERE / "migrations",
-    routers=("concilium.boards.pages:router",),
+    routers=("concilium.boards.pages:router", "concilium.boards.case_pages:router"),
     commands="concilium.boards.cli:boards",
     nav=(
         NavEntry(BoardAction.BOARD_READ, "/boards", N_("My boards"), 35),

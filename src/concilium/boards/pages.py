@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from concilium.boards import meetings, registry
+from concilium.boards import case_store, meetings, registry
 from concilium.boards.actions import BoardAction
 from concilium.boards.tables import Board
 from concilium.platform import accounts, holidays
@@ -248,6 +248,9 @@ def _board_view(
         ),
         meetings=meetings.board_meetings(ctx.db, board, ctx.now, 20),
         required=registry.show_requirements(board.required_specialties),
+        may_plan=decide(
+            ctx.principal, BoardAction.AGENDA_MANAGE, case_store.agenda_target(ctx.db, board)
+        ).allowed,
         error=error,
         section=section,
         form=form if section == "schedule" and form else _board_form(board),
@@ -335,16 +338,21 @@ def board_quorum(
     ctx: Annotated[Ctx, gate(BoardAction.BOARD_MANAGE)],
     min_specialties: Short = "",
     required: Annotated[str, Form(max_length=1000)] = "",
+    records_without_discussion: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    """Replace the board's quorum rules."""
+    """Replace the board's quorum rules and what its charter allows."""
     board = _managed_board(ctx, board_id)
 
     def run() -> None:
         count = _int(min_specialties, _("The minimum number of specialties is a number."))
         rules = registry.check_rules(count, registry.parse_requirements(required))
-        registry.set_rules(ctx.db, ctx.actor, board, rules)
+        registry.set_rules(ctx.db, ctx.actor, board, rules, bool(records_without_discussion))
 
-    typed = {"min_specialties": min_specialties, "required": required}
+    typed = {
+        "min_specialties": min_specialties,
+        "required": required,
+        "records_without_discussion": records_without_discussion,
+    }
     return _act(request, ctx, board, "quorum", run, typed)
 
 
@@ -466,12 +474,34 @@ def my_boards(request: Request, ctx: Annotated[Ctx, gate(BoardAction.BOARD_READ)
         for meeting, board in meetings.upcoming_meetings(ctx.db, ctx.user.id, ctx.now)
         if board.id in readable
     ]
+    every = registry.list_boards(ctx.db)
     return render_page(
         request,
         "boards/mine.html",
         ctx,
         boards=mine,
         coming=coming,
+        may_plan={
+            board.id
+            for board, _member in mine
+            if decide(
+                ctx.principal,
+                BoardAction.AGENDA_MANAGE,
+                case_store.agenda_target(ctx.db, board),
+            ).allowed
+        },
+        submit_to=[
+            board
+            for board in every
+            if decide(
+                ctx.principal,
+                BoardAction.CASE_SUBMIT,
+                case_store.submission_target(ctx.db, board),
+            ).allowed
+        ],
+        my_cases=case_store.cases_of_referrer(ctx.db, ctx.user.id),
+        board_names={board.id: board.name for board in every},
+        status_labels=case_store.STATUS_LABELS,
         horizon=ctx.now + timedelta(weeks=DEFAULT_WEEKS),
         **_choices(),
     )
@@ -497,5 +527,11 @@ def board_members_page(
         member_sites=sorted(registry.site_ids_of(ctx.db, board), key=lambda i: sites.get(i, "")),
         meetings=meetings.board_meetings(ctx.db, board, ctx.now, 20),
         required=registry.show_requirements(board.required_specialties),
+        may_submit=decide(
+            ctx.principal, BoardAction.CASE_SUBMIT, case_store.submission_target(ctx.db, board)
+        ).allowed,
+        may_plan=decide(
+            ctx.principal, BoardAction.AGENDA_MANAGE, case_store.agenda_target(ctx.db, board)
+        ).allowed,
         **_choices(),
     )

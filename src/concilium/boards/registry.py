@@ -406,10 +406,19 @@ def update_board(session: Session, actor: audit.Actor, board: Board, fields: Boa
     )
 
 
-def set_rules(session: Session, actor: audit.Actor, board: Board, rules: QuorumRules) -> None:
-    """Replace the board's quorum rules."""
+def set_rules(
+    session: Session,
+    actor: audit.Actor,
+    board: Board,
+    rules: QuorumRules,
+    records_without_discussion: bool | None = None,
+) -> None:
+    """Replace the board's quorum rules and, when given, whether its charter lets a case
+    within guidelines be recorded without discussion."""
     board.min_specialties = rules.min_specialties
     board.required_specialties = [sorted(entry) for entry in rules.required]
+    if records_without_discussion is not None:
+        board.records_without_discussion = records_without_discussion
     board.updated_at = utcnow()
     session.flush()
     _audit(
@@ -417,7 +426,11 @@ def set_rules(session: Session, actor: audit.Actor, board: Board, rules: QuorumR
         actor,
         board,
         "quorum",
-        {"min_specialties": board.min_specialties, "required": board.required_specialties},
+        {
+            "min_specialties": board.min_specialties,
+            "required": board.required_specialties,
+            "records_without_discussion": board.records_without_discussion,
+        },
     )
 
 

@@ -1,6 +1,11 @@
 """Tables of the boards: each board with its schedule and quorum rules, its member sites,
 its members, and the meetings generated from its schedule.
 
+Cases presented to a board (:class:`BoardCase`) keep their structured summary, the
+documents attached (bytes in the database, in the same transaction as the case and its
+audit entry), the studies of the archive chosen for them (by Study Instance UID) and every
+change of state (:class:`BoardCaseTransition`).
+
 A board's schedule is kept as the fields of a :class:`~concilium.platform.recurrence.Recurrence`
 (weekday, local time, IANA zone, duration, holiday region and policy), and its quorum as the
 data of :class:`~concilium.boards.quorum.QuorumRules`; :mod:`concilium.boards.registry`
@@ -13,12 +18,33 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Integer, String, Time, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    Time,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from concilium.platform.db import Base, UTCDateTime, utcnow
 
-__all__ = ["Board", "BoardMeeting", "BoardMember", "BoardSite"]
+__all__ = [
+    "Board",
+    "BoardCase",
+    "BoardCaseDocument",
+    "BoardCaseStudy",
+    "BoardCaseTransition",
+    "BoardMeeting",
+    "BoardMember",
+    "BoardSite",
+]
 
 
 class Board(Base):
@@ -55,6 +81,10 @@ class Board(Base):
     required_specialties: Mapped[list[Any]] = mapped_column(JSON, default=list)
     """Specialties that must be among them: a list of requirements, each a list of the
     specialty codes that meet it."""
+    records_without_discussion: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    """The board's charter lets a case within guidelines be recorded without discussion."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -101,3 +131,101 @@ class BoardMeeting(Base):
     """``planned``, or ``cancelled`` when the schedule no longer gives it."""
     moved_for: Mapped[str] = mapped_column(String(64), default="")
     """The public holiday it was moved away from, if any."""
+
+
+class BoardCase(Base):
+    """A patient's case presented to a board by a referring physician."""
+
+    __tablename__ = "board_cases"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    board_id: Mapped[int] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
+    """The platform patient."""
+    referrer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    """The referring physician, who prepares and submits it."""
+    question: Mapped[str] = mapped_column(Text, default="")
+    diagnosis: Mapped[str] = mapped_column(Text, default="")
+    histology: Mapped[str] = mapped_column(Text, default="")
+    stage: Mapped[str] = mapped_column(String(200), default="")
+    performance_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """WHO/ECOG 0 to 4, None until given."""
+    history: Mapped[str] = mapped_column(Text, default="")
+    current_treatment: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    """A :class:`~concilium.boards.cases.CaseStatus` value."""
+    meeting_id: Mapped[int | None] = mapped_column(
+        ForeignKey("board_meetings.id"), nullable=True, index=True
+    )
+    """The meeting it is listed on, or was decided or recorded at."""
+    agenda_order: Mapped[int] = mapped_column(Integer, default=0)
+    """Place on its meeting's agenda, smallest first."""
+    minutes: Mapped[int] = mapped_column(Integer, default=10)
+    """Estimated time to present and discuss it."""
+    specialties_needed: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Specialty codes this case needs beyond the board's quorum rules."""
+    within_guidelines: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The referring physician deems it within guidelines: it may be recorded without
+    discussion where the board's charter allows it."""
+    postponements: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BoardCaseDocument(Base):
+    """A document attached to a case (PDF, PNG or JPEG), its bytes kept here."""
+
+    __tablename__ = "board_case_documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("board_cases.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    """``pathology_report``, ``imaging_report``, ``letter``, ``other``."""
+    filename: Mapped[str] = mapped_column(String(200))
+    media_type: Mapped[str] = mapped_column(String(64))
+    """Found from the bytes, never taken from the sender."""
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    """The bytes, loaded only when the document is opened."""
+    added_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BoardCaseStudy(Base):
+    """A study of the archive chosen for a case, with what the archive told of it then."""
+
+    __tablename__ = "board_case_studies"
+    __table_args__ = (UniqueConstraint("case_id", "study_instance_uid"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("board_cases.id", ondelete="CASCADE"), index=True
+    )
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    study_date: Mapped[str] = mapped_column(String(8), default="")
+    """DICOM DA, as the archive answered."""
+    description: Mapped[str] = mapped_column(String(200), default="")
+    modalities: Mapped[str] = mapped_column(String(64), default="")
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BoardCaseTransition(Base):
+    """One change of state of a case: who, when, from what to what, and why."""
+
+    __tablename__ = "board_case_transitions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("board_cases.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """Who; None for the system (a case re-listed by itself)."""
+    event: Mapped[str] = mapped_column(String(32))
+    """The event's stable name (``postpone``)."""
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    meeting_id: Mapped[int | None] = mapped_column(ForeignKey("board_meetings.id"), nullable=True)
+    """The meeting the case is on afterwards."""
+    detail: Mapped[str] = mapped_column(Text, default="")
+    """The reason or guideline given."""

@@ -18,7 +18,10 @@ from concilium.platform.policy import Target
 from concilium.platform.sharing import active_share_targets
 from concilium.platform.tables import Consent, Patient, PatientIdentifier
 
-PURPOSES = ("remote_reading", "mdt_presentation", "teaching", "telesurgery")
+MDT_PRESENTATION = "mdt_presentation"
+"""The patient, informed, does not object to their case being presented to a
+multidisciplinary meeting (RCP): a case cannot be submitted or listed without it."""
+PURPOSES = ("remote_reading", MDT_PRESENTATION, "teaching", "telesurgery")
 """Purposes a patient consents to (or opposes): remote reading, multidisciplinary meeting,
 teaching broadcast and recording, telesurgery."""
 DECISIONS = ("granted", "refused", "withdrawn")

@@ -11,7 +11,8 @@ worklist items matched and answered as PS3.4 K.6 says, performed procedure steps
 PS3.4 F.7 says, and the DIMSE services that serve them on the archive's listener from a
 `WorklistSource` and into an `MppsSink`; and the storage side — the scheduled procedure steps
 with their order and patient (`scheduled_steps` → `ScheduledExam`, `StepKey`,
-`set_step_status` for MPPS), the application side of the MLLP listener (`receive`,
+`set_step_status` for MPPS), the worklist and the performed steps in the database
+(`DatabaseWorklist`, `DatabaseMpps`), the application side of the MLLP listener (`receive`,
 `Receipt`), the registered senders (`add_sender`, `list_senders`, `sender_of`), the
 `ReadingAction` actions and the process runtime `ReadingProcess`.
 """
@@ -109,6 +110,7 @@ if TYPE_CHECKING:
         ScheduledStepReference,
         scheduled_status,
     )
+    from concilium.reading.mpps_store import DatabaseMpps
     from concilium.reading.process import ReadingProcess
     from concilium.reading.senders import add_sender, list_senders, sender_of
     from concilium.reading.worklist import (
@@ -122,6 +124,7 @@ if TYPE_CHECKING:
         WorklistStep,
         item_dataset,
     )
+    from concilium.reading.worklist_source import DatabaseWorklist
     from concilium.reading.worklist_store import (
         ScheduledExam,
         StepKey,
@@ -136,6 +139,8 @@ __all__ = [
     "AcknowledgmentCode",
     "AdtEvent",
     "Code",
+    "DatabaseMpps",
+    "DatabaseWorklist",
     "Envelope",
     "ErrorCode",
     "ErrorLocation",
@@ -248,6 +253,8 @@ _MODULE_OF = {
     "ReadingAction": "concilium.reading.actions",
     "Receipt": "concilium.reading.inbound",
     "receive": "concilium.reading.inbound",
+    "DatabaseMpps": "concilium.reading.mpps_store",
+    "DatabaseWorklist": "concilium.reading.worklist_source",
     "ReadingProcess": "concilium.reading.process",
     "add_sender": "concilium.reading.senders",
     "list_senders": "concilium.reading.senders",

@@ -26,9 +26,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from concilium.platform import audit, patients
+from concilium.platform import audit, i18n, patients
 from concilium.platform.db import transaction
-from concilium.reading.adt import PARIS, read_adt
+from concilium.platform.tables import Site
+from concilium.reading.adt import read_adt
 from concilium.reading.hl7v2 import Message, MessageHeader, parse_message, peek_header
 from concilium.reading.hl7v2_ack import UNKNOWN_SENDER, acknowledgment_code_for, build_ack
 from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error, failure_trace
@@ -66,15 +67,17 @@ def receive(
     *,
     peer: str,
     now: datetime,
-    zone: tzinfo = PARIS,
 ) -> Receipt:
     """Apply one inbound message and return its acknowledgment; never raises.
+
+    Times the message gives without an offset are the local time of the sender's site
+    (``Site.timezone``), as the hospital's systems write them.
 
     Blocking (database work): call it from a worker thread.
     """
     for attempt in (1, 2):
         try:
-            return _receive(sessions, raw, peer, now, zone)
+            return _receive(sessions, raw, peer, now)
         except IntegrityError as exc:
             logger.warning("HL7 message stored concurrently: %s", failure_trace(exc))
             # The same control ID, processed at the same time on another connection: the
@@ -87,9 +90,7 @@ def receive(
     return _failed(sessions, raw, peer, now)
 
 
-def _receive(
-    sessions: sessionmaker[Session], raw: bytes, peer: str, now: datetime, zone: tzinfo
-) -> Receipt:
+def _receive(sessions: sessionmaker[Session], raw: bytes, peer: str, now: datetime) -> Receipt:
     host = peer.rsplit(":", 1)[0]
     try:
         message: Message | None = parse_message(raw)
@@ -133,7 +134,9 @@ def _receive(
         patient_id: int | None = None
         savepoint = session.begin_nested()
         try:
-            patient_id = _apply(session, actor, sender, message, now, zone)
+            site = session.get(Site, sender.site_id)
+            local = i18n.zone(site.timezone if site is not None else None)
+            patient_id = _apply(session, actor, sender, message, now, local)
             savepoint.commit()
         except HL7Error as error:
             savepoint.rollback()

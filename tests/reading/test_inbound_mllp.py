@@ -96,11 +96,18 @@ class Listener:
         return [hl7v2.parse_message(e.payload) for e in events if isinstance(e, FrameReceived)]
 
 
+class NoArchive:
+    """The services built before reading in a process without the archive."""
+
+    def service(self, kind: type) -> object:
+        raise LookupError(kind.__name__)
+
+
 @contextmanager
 def serving(runtime, settings) -> Iterator[Listener]:
     """``ReadingProcess.serve()`` on a free port, in an event loop of its own thread."""
     settings.hl7_port = free_port()
-    process = ReadingProcess(runtime, None)  # type: ignore[arg-type]
+    process = ReadingProcess(runtime, NoArchive())
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     stop: asyncio.Event | None = None

@@ -51,6 +51,7 @@ __all__ = [
     "create_performed_step",
     "n_create",
     "n_set",
+    "performed_step",
     "scheduled_status",
     "set_performed_step",
 ]
@@ -313,7 +314,9 @@ def _end(ds: Dataset) -> dt.datetime | None:
     return dt.datetime.combine(day, moment)
 
 
-def _step_of(uid: str, site_id: int, ds: Dataset) -> PerformedStep:
+def performed_step(uid: str, site_id: int, ds: Dataset) -> PerformedStep:
+    """The performed step whose attributes are ``ds`` (as created and set, and as storage
+    reads them back); raises `MppsError` for a value it cannot read."""
     start_day = _date(ds, "PerformedProcedureStepStartDate")
     start_time = _time(ds, "PerformedProcedureStepStartTime")
     assert start_day is not None and start_time is not None  # Type 1, checked on creation
@@ -374,7 +377,7 @@ def create_performed_step(
         )
     # Dates and times are read (and refused when malformed) by building the step.
     _end(ds)
-    return _step_of(sop_instance_uid, site_id, ds)
+    return performed_step(sop_instance_uid, site_id, ds)
 
 
 def set_performed_step(current: PerformedStep, modification: Dataset | None) -> PerformedStep:
@@ -401,7 +404,7 @@ def set_performed_step(current: PerformedStep, modification: Dataset | None) -> 
         ds[elem.tag] = copy.deepcopy(elem)
     status = _status(ds)
     _check_final(ds, status)
-    return _step_of(current.sop_instance_uid, current.site_id, ds)
+    return performed_step(current.sop_instance_uid, current.site_id, ds)
 
 
 class MppsSink(Protocol):

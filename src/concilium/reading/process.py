@@ -1,5 +1,7 @@
 """What the teleradiology service holds in a running process: the MLLP listener of the
-hospital systems' messages, when ``hl7_port`` is not 0.
+hospital systems' messages, when ``hl7_port`` is not 0, and the modality worklist and MPPS
+on the archive's DICOM listener (added to the process's `ImagingProcess` when built, before
+it serves).
 
 The listener runs on the server's event loop; each message is stored in a worker thread
 (its database transaction is synchronous), at most ``hl7_workers`` at once, so a slow
@@ -15,19 +17,35 @@ from functools import partial
 
 from anyio import CapacityLimiter, to_thread
 
+from concilium.imaging import ImagingProcess
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
 from concilium.reading.inbound import receive
 from concilium.reading.mllp import MllpServer, MllpServerSettings, PeerInfo
+from concilium.reading.modality import mpps_service, worklist_service
+from concilium.reading.mpps_store import DatabaseMpps
+from concilium.reading.worklist_source import DatabaseWorklist
 
 __all__ = ["ReadingProcess"]
 
 
 class ReadingProcess:
-    """The MLLP listener, with one ordered life (see ``ServiceRuntime``)."""
+    """The MLLP listener, with one ordered life (see ``ServiceRuntime``); the modality
+    services on the archive's listener when the process has the archive."""
 
     def __init__(self, runtime: Runtime, built: Processes) -> None:
         self.runtime = runtime
+        self.worklist = DatabaseWorklist(runtime.sessions)
+        """The modality worklist, from the scheduled steps."""
+        self.mpps = DatabaseMpps(runtime.sessions, runtime.now)
+        """The performed procedure steps, updating the scheduled steps."""
+        try:
+            imaging = built.service(ImagingProcess)
+        except LookupError:
+            imaging = None  # a process without the archive serves no DICOM
+        if imaging is not None:
+            imaging.add_dimse_service(worklist_service(self.worklist))
+            imaging.add_dimse_service(mpps_service(self.mpps))
         self.mllp: MllpServer | None = None
         """The HL7 listener, while the process serves it."""
         self._limiter: CapacityLimiter | None = None

@@ -30,6 +30,7 @@ __all__ = [
     "HL7Sender",
     "ImagingOrderRecord",
     "MergedIdentifier",
+    "PerformedStepRecord",
     "ScheduledStepRecord",
     "StationRule",
 ]
@@ -228,3 +229,34 @@ class StationRule(Base):
     """Requested procedure code the rule applies to; empty for any."""
     station_ae_title: Mapped[str] = mapped_column(String(16))
     """Scheduled Station AE Title to give the step."""
+
+
+class PerformedStepRecord(Base):
+    """A Modality Performed Procedure Step of a site (PS3.4 F.7): what a modality said it
+    did, by N-CREATE and N-SET. Its SOP Instance UID is unique within the site (a node sees
+    and changes its own site's steps only); every attribute it was given is kept so that an
+    N-SET applies to the whole instance."""
+
+    __tablename__ = "reading_performed_steps"
+    __table_args__ = (UniqueConstraint("site_id", "sop_instance_uid"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    """Site of the node that created it."""
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    """Affected SOP Instance UID of the N-CREATE."""
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    """Performed Procedure Step Status (0040,0252): IN PROGRESS, COMPLETED, DISCONTINUED."""
+    step_id: Mapped[str] = mapped_column(String(16), default="")
+    """Performed Procedure Step ID (0040,0253)."""
+    station_ae_title: Mapped[str] = mapped_column(String(16), default="")
+    """Performed Station AE Title (0040,0241)."""
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    attributes: Mapped[str] = mapped_column(Text)
+    """Every attribute of the instance as created and set, in the DICOM JSON model (PS3.18
+    F.2)."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """When the N-CREATE was accepted."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """When it last changed."""
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When an N-SET made it COMPLETED or DISCONTINUED (after which it never changes)."""

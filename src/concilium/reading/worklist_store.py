@@ -216,7 +216,8 @@ def set_step_status(
     performing_physician_name: str | None = None,
 ) -> ScheduledExam:
     """Set a step's status (MPPS: IN PROGRESS, COMPLETED, DISCONTINUED); the order is
-    completed when all its steps are, and in progress while one is.
+    completed when all its steps ended and one was completed, discontinued when all ended
+    and none was, and in progress while one is.
 
     Raises :class:`NotFound` when no step has this key.
     """
@@ -242,6 +243,8 @@ def set_step_status(
     if states <= {OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.DISCONTINUED}:
         if OrderStatus.COMPLETED in states:
             order.status = OrderStatus.COMPLETED.value
+        elif OrderStatus.DISCONTINUED in states:
+            order.status = OrderStatus.DISCONTINUED.value
     elif OrderStatus.IN_PROGRESS in states and order.status == OrderStatus.SCHEDULED.value:
         order.status = OrderStatus.IN_PROGRESS.value
     order.updated_at = now

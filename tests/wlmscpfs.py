@@ -8,6 +8,7 @@ with its ``lockfile``), as DCMTK's documentation builds its example worklist dat
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -114,16 +115,22 @@ def wait_for_port(
 
 
 @contextmanager
-def serving(root: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def serving(
+    root: Path, port: int, log: Path, *, nodelay: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     """``wlmscpfs`` on ``root`` and ``port``, its output in ``log``, stopped on exit.
 
     ``-s``: one process for every association (no fork per association); ``-csk``: it
-    returns the Specific Character Set of the item files (the items are UTF-8)."""
+    returns the Specific Character Set of the item files (the items are UTF-8). ``nodelay``:
+    Nagle's algorithm off (DCMTK's ``TCP_NODELAY`` environment variable; Debian's build
+    leaves it on, and each answer then waits for the peer's delayed TCP acknowledgment)."""
+    env = {**os.environ, "TCP_NODELAY": "1"} if nodelay else None
     with log.open("wb") as out:
         process = subprocess.Popen(
             ["wlmscpfs", "-s", "-csk", "-dfp", str(root), str(port)],
             stdout=out,
             stderr=subprocess.STDOUT,
+            env=env,
         )
         try:
             wait_for_port(port, process, log)

@@ -54,8 +54,14 @@ from pynetdicom import AE
 from pynetdicom.sop_class import ModalityWorklistInformationFind  # type: ignore[attr-defined]
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
+from concilium.platform.i18n import zone
+from concilium.platform.tables import Site
 from concilium.reading.tables import ScheduledStepRecord
+from concilium.reading.worklist import WorklistItem
+from concilium.reading.worklist_source import worklist_item
+from concilium.reading.worklist_store import scheduled_steps
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -72,7 +78,6 @@ from reading_orders import (  # noqa: E402  (bench/reading_orders.py)
     make_orders,
     make_patients,
     orm_o01,
-    worklist_item,
     worklist_queries,
 )
 
@@ -158,6 +163,18 @@ class Concilium:
                 self.process.kill()
                 self.process.wait()
 
+    def worklist_items(self) -> list[WorklistItem]:
+        """Every scheduled step as the worklist item Concilium serves (its own conversion,
+        the start in the site's zone), read from the database: what wlmscpfs is given."""
+        engine = create_engine(self.database_url)
+        try:
+            with Session(engine) as db:
+                zones = {s.id: zone(s.timezone) for s in db.execute(select(Site)).scalars()}
+                exams = scheduled_steps(db, None)
+                return [worklist_item(e, zones[e.site_id]) for e in exams]
+        finally:
+            engine.dispose()
+
     def steps(self) -> int:
         """Scheduled steps held, read from the database itself."""
         engine = create_engine(self.database_url)
@@ -175,7 +192,7 @@ def start_concilium(work: Path, database_url: str) -> Concilium:
     url = database_url or f"sqlite:///{data_dir / 'concilium.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONCILIUM_")}
     env.update(
-        PYTHONPATH=str(REPO / "src"),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])),
         CONCILIUM_DATA_DIR=str(data_dir),
         CONCILIUM_DATABASE_URL=url,
         CONCILIUM_HTTP_HOST=LOOPBACK,
@@ -496,13 +513,14 @@ def phase_worklist(
         f"\n[2] Modality worklist C-FIND over {len(orders)} scheduled steps: Concilium (its "
         "database, filled by the HL7 orders above) and wlmscpfs (the same items as .wl files)"
     )
-    say(f"  writing {len(orders)} .wl files with dump2dcm for wlmscpfs ...")
+    items = server.worklist_items()
+    say(f"  writing the {len(items)} items Concilium serves as .wl files (dump2dcm) for wlmscpfs")
     root = wlmscpfs.write_database(
         work / "wlistdb",
         WLMSCPFS_AET,
-        [worklist_item(o) for o in orders],
+        items,
         workers=2,
-        progress=lambda n: say(f"    {n}/{len(orders)} written") if n % 2500 == 0 else None,
+        progress=lambda n: say(f"    {n}/{len(items)} written") if n % 2500 == 0 else None,
     )
     queries = worklist_queries(orders, queries_per_kind, today)
     few = worklist_queries(orders, findscu_per_kind, today)
@@ -530,6 +548,9 @@ def phase_worklist(
                     f"p95 {percentile(lat, 0.95) * 1000:.1f} ms"
                 )
             results[name] = mine
+    rejected = (work / "wlmscpfs.log").read_text(errors="replace").count("incomplete")
+    if rejected:
+        say(f"  WARNING: wlmscpfs rejected worklist files as incomplete ({rejected} messages)")
     ours, theirs = results["Concilium"]["pynetdicom"], results["wlmscpfs"]["pynetdicom"]
     if not ours.missing and ours.matches != theirs.matches:
         say(f"  WARNING: different matches: Concilium {ours.matches}, wlmscpfs {theirs.matches}")
@@ -642,6 +663,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "e.g. postgresql://postgres@127.0.0.1:5432/test; SQLite when not given",
     )
     parser.add_argument("--progress", type=int, default=1000, help="progress line every N")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
     args = parser.parse_args(argv)
     for tool in wlmscpfs.TOOLS:
         if shutil.which(tool) is None:
@@ -677,7 +699,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         if postgres is not None:
             with contextlib.suppress(psycopg.Error):
                 postgres.drop()
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
 
-from concilium.reading.worklist import Code, WorklistItem, WorklistStep
-
 HIS = ("HIS", "CHBRIEY")
 """The registered sender: MSH-3 and MSH-4."""
 START_OF_BLOCK, END_OF_BLOCK = b"\x0b", b"\x1c\r"
@@ -99,6 +97,12 @@ class OrderSpec:
         return f"SPS{self.number:07d}"
 
     @property
+    def study_instance_uid(self) -> str:
+        """Sent in ZDS-1, as a RIS does in IHE SWF: a Study Instance UID is Type 1 in
+        worklist answers, and ``wlmscpfs`` ignores an item without one."""
+        return f"1.2.826.0.1.3680043.10.1154.{self.number + 1}"
+
+    @property
     def control_id(self) -> str:
         return f"ORM{self.number:07d}"
 
@@ -141,7 +145,7 @@ def adt_a04(patient: PatientSpec) -> bytes:
 
 def orm_o01(order: OrderSpec) -> bytes:
     """An ORM^O01 (v2.3.1, IHE SWF) new order with one scheduled step, its station AE title
-    in ORC-18 as several RIS send it."""
+    in ORC-18 as several RIS send it, its Study Instance UID in ZDS-1."""
     station, start = order.station, f"{order.start:%Y%m%d%H%M%S}"
     placer = f"PL{order.number:07d}"
     orc = [
@@ -158,39 +162,12 @@ def orm_o01(order: OrderSpec) -> bytes:
         [
             msh("ORM^O01", order.control_id, "2.3.1"),
             order.patient.pid(),
-            "PV1|1|O|RADIO^^^CHBRIEY||||10002^DURAND^ANNE^^^DR",
+            "PV1|1|O|RADIO^^^CHBRIEY|||||10002^DURAND^ANNE^^^DR",
             "|".join(orc),
             "|".join(obr),
+            f"ZDS|{order.study_instance_uid}^RIS^Application^DICOM",
         ]
     ).encode()
-
-
-def worklist_item(order: OrderSpec) -> WorklistItem:
-    """The order as the worklist item ``wlmscpfs`` serves (the values Concilium holds)."""
-    patient, station = order.patient, order.station
-    return WorklistItem(
-        patient_name=f"{patient.family}^{patient.given}",
-        patient_id=patient.identifier,
-        issuer_of_patient_id="CHBRIEY",
-        patient_birth_date=patient.birth_date,
-        patient_sex=patient.sex,
-        accession_number=order.accession,
-        requested_procedure_id=order.requested_procedure_id,
-        requested_procedure_description=station.text,
-        requested_procedure_codes=(Code(station.code, "LOCAL", station.text),),
-        study_instance_uid=f"1.2.826.0.1.3680043.10.1154.{order.number + 1}",
-        referring_physician="DURAND^ANNE",
-        requesting_physician="BERNARD^LUC",
-        priority="ROUTINE",
-        step=WorklistStep(
-            step_id=order.step_id,
-            modality=station.modality,
-            start_date=order.start.date(),
-            start_time=order.start.time(),
-            station_ae_title=station.ae_title,
-            description=station.text,
-        ),
-    )
 
 
 def framed(message: bytes) -> bytes:

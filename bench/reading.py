@@ -13,8 +13,9 @@ has one site (CH Briey), its HIS registered as an HL7 sender and its stations as
    python-hl7's ``mllp_send`` sends a share of the orders over one connection (its process
    start included). No other HL7 server is installed here to measure against (no Mirth,
    HAPI or NextGen Connect): the figures are compared with the target.
-2. Modality worklist C-FIND. The orders of (1) are the scheduled steps. The same items are
-   written as ``.wl`` files (``dump2dcm``) for DCMTK's reference server ``wlmscpfs``, and
+2. Modality worklist C-FIND. The orders of (1) are the scheduled steps. The items Concilium
+   serves, read from its database and converted as it converts them, are written as ``.wl``
+   files (``dump2dcm``, ``tests/wlmscpfs.py``) for DCMTK's reference server ``wlmscpfs``, and
    both servers answer the same typical queries (station AE title and today's date, patient
    name with a wildcard, accession number), asked by pynetdicom on one open association
    (per-query latency) and by DCMTK's ``findscu -W`` (one process per query, its start
@@ -433,6 +434,13 @@ class FindResult:
     matches: dict[str, int] = field(default_factory=dict)
     missing: str = ""
 
+    def add(self, kind: str, seconds: float, total: int) -> None:
+        """One query timed; a progress line every 10."""
+        self.latencies.setdefault(kind, []).append(seconds)
+        done = sum(len(v) for v in self.latencies.values())
+        if done % 10 == 0:
+            say(f"    {done}/{total} queries, last {seconds * 1000:.1f} ms")
+
     def all(self) -> list[float]:
         return [x for values in self.latencies.values() for x in values]
 
@@ -474,7 +482,7 @@ def find_pynetdicom(port: int, called: str, queries: Sequence[Query]) -> FindRes
                     elif status.Status != 0x0000:
                         raise RuntimeError(f"{called}: C-FIND status 0x{status.Status:04X}")
                 elapsed = time.perf_counter() - started
-                result.latencies.setdefault(query.kind, []).append(elapsed)
+                result.add(query.kind, elapsed, len(queries))
                 result.matches[query.kind] = result.matches.get(query.kind, 0) + found
         finally:
             assoc.release()
@@ -497,7 +505,7 @@ def find_findscu(port: int, called: str, queries: Sequence[Query]) -> FindResult
         if done.returncode:
             result.missing = f"findscu failed: {done.stderr.decode(errors='replace')[-300:]}"
             return result
-        result.latencies.setdefault(query.kind, []).append(elapsed)
+        result.add(query.kind, elapsed, len(queries))
     return result
 
 
@@ -577,7 +585,7 @@ def print_summary(
     )
     say(
         "No other HL7 server is installed on this machine (no Mirth/NextGen Connect, HAPI "
-        "or other MLLP engine among the available packages): HL7 figures are compared with "
+        "or other MLLP engine): HL7 figures are compared with "
         f"the target, >= {TARGET_RATE:,.0f} messages/s over 4 connections (an integration "
         f"engine's published peak is about {ENGINE_PEAK:,.0f}/s)."
     )
@@ -605,7 +613,7 @@ def print_summary(
     if "mllp_send" in hl7:
         say("mllp_send: its process start included; a reference for the client, not the server")
     title = f"MWL C-FIND p50 / p95, {args.steps} steps"
-    say(f"\n{title:<52} {'Concilium':>18} {'wlmscpfs':>18} {'ratio p50/p95':>14}  target")
+    say(f"\n{title:<56} {'Concilium':>18} {'wlmscpfs':>18} {'ratio p50/p95':>14}  target")
     for client, label in (
         ("pynetdicom", "pynetdicom, one association"),
         ("findscu", "findscu -W, process start incl."),
@@ -632,7 +640,7 @@ def print_summary(
                 if kind == "(all)":
                     verdict = "<= wlmscpfs: " + ("met" if r50 <= 1 and r95 <= 1 else "NOT MET")
             name = f"{label}: {kind}" if kind != "(all)" else f"{label}, all"
-            say(f"{name:<52} {pair(o):>18} {pair(t):>18} {ratio:>14}  {verdict}")
+            say(f"{name:<56} {pair(o):>18} {pair(t):>18} {ratio:>14}  {verdict}")
     notes = {f.missing for m in mwl.values() for f in m.values() if f.missing}
     if notes:
         say("n/m = not measured: " + "; ".join(sorted(notes)))

@@ -1,6 +1,6 @@
 """The data of ``bench/reading.py``: CH Briey's patients and imaging orders, written as HL7 v2
-messages (ADT^A04, ORM^O01) for Concilium and as worklist items for ``wlmscpfs``, and the
-modality worklist queries asked of both."""
+messages (ADT^A04, ORM^O01), and the modality worklist queries asked of Concilium and of
+``wlmscpfs``."""
 
 from __future__ import annotations
 

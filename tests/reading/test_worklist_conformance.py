@@ -14,9 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +31,10 @@ from concilium.reading.modality import worklist_service
 from concilium.reading.worklist import InMemoryWorklist, WorklistItem, item_dataset
 from imaging.dcmtk import run
 from serving import free_port
+from wlmscpfs import dump2dcm, write_database
+from wlmscpfs import serving as wlmscpfs_serving
 
-from .worklist_items import items, write_wlmscpfs_database
+from .worklist_items import items
 
 EXAMPLES = Path("/usr/share/doc/dcmtk/examples/wlistqry")
 DAY = dt.date(2026, 12, 12)
@@ -74,42 +73,17 @@ def _require_tools() -> None:
         )
 
 
-def _dump2dcm(source: Path, target: Path) -> None:
-    result = run("dump2dcm", "+E", source, target)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError("wlmscpfs did not start listening")
-
-
 @pytest.fixture
 def wlmscpfs(tmp_path: Path) -> Iterator[int]:
     """DCMTK's reference worklist server on the items, called AE title OFFIS."""
     _require_tools()
-    root = write_wlmscpfs_database(tmp_path / "wlistdb", "OFFIS", items(DAY), _dump2dcm)
+    root = write_database(tmp_path / "wlistdb", "OFFIS", items(DAY))
     port = free_port()
-    # -csk: return the Specific Character Set of the item files (the items are UTF-8).
-    process = subprocess.Popen(
-        ["wlmscpfs", "-s", "-csk", "-dfp", str(root), str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_for_port(port, process)
+    log = tmp_path / "wlmscpfs.log"
+    with wlmscpfs_serving(root, port, log):
         yield port
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
-        assert "incomplete" not in output, output  # every item file was served
+    output = log.read_text(errors="replace")
+    assert "incomplete" not in output, output  # every item file was served
 
 
 @pytest.fixture
@@ -251,7 +225,7 @@ def test_dcmtk_example_queries_are_answered_as_wlmscpfs_answers_them(wlmscpfs, o
     assert len(examples) >= 13, examples
     for example in examples:
         query_file = tmp_path / f"{example.stem}.dcm"
-        _dump2dcm(example, query_file)
+        dump2dcm(example, query_file)
         query = pydicom.dcmread(query_file)
         theirs = {
             str(r.PatientName): r

@@ -1,14 +1,10 @@
-"""Scheduled items the worklist tests share, and writing them for DCMTK's ``wlmscpfs``."""
+"""Scheduled items the worklist tests share (written for ``wlmscpfs`` by ``tests/wlmscpfs.py``)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
-from pydicom.dataelem import DataElement
-from pydicom.dataset import Dataset
-
-from concilium.reading.worklist import Code, StepStatus, WorklistItem, WorklistStep, item_dataset
+from concilium.reading.worklist import Code, StepStatus, WorklistItem, WorklistStep
 
 CT_HEAD = Code("ZCT01", "99BRIEY", "Scanner cérébral")
 CT_CHEST = Code("ZCT02", "99BRIEY", "Angioscanner thoracique")
@@ -159,52 +155,3 @@ def items(day: dt.date) -> list[WorklistItem]:
             ),
         ),
     ]
-
-
-def _dump_lines(ds: Dataset, depth: int = 0) -> list[str]:
-    lines: list[str] = []
-    pad = "  " * depth
-    for elem in ds:
-        tag = f"({elem.tag.group:04x},{elem.tag.element:04x})"
-        if elem.VR == "SQ":
-            lines.append(f"{pad}{tag} SQ")
-            for child in elem.value:
-                lines.append(f"{pad}  (fffe,e000) -")
-                lines += _dump_lines(child, depth + 2)
-                lines.append(f"{pad}  (fffe,e00d) -")
-            lines.append(f"{pad}(fffe,e0dd) -")
-            continue
-        lines.append(f"{pad}{tag} {elem.VR} [{_dump_value(elem)}]")
-    return lines
-
-
-def _dump_value(elem: DataElement) -> str:
-    value = elem.value
-    if value is None:
-        return ""
-    if isinstance(value, list | tuple) or (
-        hasattr(value, "__iter__") and not isinstance(value, str | bytes) and elem.VR != "PN"
-    ):
-        return "\\".join(str(v) for v in value)
-    return str(value)
-
-
-def dump(item: WorklistItem) -> str:
-    """The item's data set (`item_dataset`) in ``dump2dcm``'s text form (UTF-8)."""
-    return "\n".join(_dump_lines(item_dataset(item))) + "\n"
-
-
-def write_wlmscpfs_database(
-    root: Path, ae_title: str, scheduled: list[WorklistItem], run_dump2dcm: object
-) -> Path:
-    """A ``wlmscpfs`` data directory: ``root/<AE title>/`` with its ``lockfile`` and one
-    ``.wl`` file per item, converted by ``dump2dcm``. Returns ``root``."""
-    folder = root / ae_title
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "lockfile").write_text("")
-    for number, item in enumerate(scheduled, 1):
-        source = folder / f"item{number}.dump"
-        source.write_text(dump(item), encoding="utf-8")
-        assert callable(run_dump2dcm)
-        run_dump2dcm(source, folder / f"item{number}.wl")
-    return root

@@ -153,6 +153,20 @@ def test_a_time_without_offset_is_the_local_time_of_the_sending_site(runtime, br
     assert (item.step.start_date, item.step.start_time) == (dt.date(2026, 3, 7), dt.time(2, 0))
 
 
+def test_an_order_without_a_study_uid_gets_one_that_it_keeps(runtime, briey):
+    # A worklist item carries a Study Instance UID (PS3.4 K.6, Type 1): the HIS sent none.
+    order(runtime, "ACC-NOUID", "20260307020000")
+    source = DatabaseWorklist(runtime.sessions)
+    [item] = source.candidates([briey.id], WorklistFilter())
+    assert item.study_instance_uid.startswith("2.25.") and len(item.study_instance_uid) <= 64
+    send(
+        runtime, orm_o01("ORM-CHANGE", accession="ACC-NOUID", start="20260307030000", control="XO")
+    )
+    [changed] = source.candidates([briey.id], WorklistFilter())
+    assert changed.study_instance_uid == item.study_instance_uid
+    assert changed.step.start_time == dt.time(3, 0)
+
+
 def test_coarse_filter_and_sites(runtime, world, briey):
     order(runtime, "ACC-CT", "20260307020000")
     order(runtime, "ACC-MR", "20260307030000", station="BRIEY_MR", modality="MR", step="SPS-9")

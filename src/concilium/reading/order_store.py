@@ -13,6 +13,7 @@ An order belongs to one patient for good: a message whose patient is not the ord
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
@@ -168,6 +169,13 @@ def _store(
     return record
 
 
+def uuid_derived_uid() -> str:
+    """A new UID derived from a random UUID (PS3.5 B.2): the Study Instance UID of an order
+    whose HIS names none, since a worklist item must carry one (PS3.4 K.6, Type 1) and the
+    modality then puts it in the images."""
+    return f"2.25.{uuid.uuid4().int}"
+
+
 def _describe(
     record: ImagingOrderRecord,
     order: ImagingOrder,
@@ -182,7 +190,9 @@ def _describe(
     record.procedure_code = procedure.code[:64]
     record.procedure_coding_system = procedure.coding_system[:64]
     record.procedure_description = procedure.text[:200]
-    record.study_instance_uid = (first.study_instance_uid or record.study_instance_uid or "")[:64]
+    record.study_instance_uid = (
+        first.study_instance_uid or record.study_instance_uid or uuid_derived_uid()
+    )[:64]
     record.priority = order.priority.value
     record.referring_physician_name = person_name(order.referring_physician)
     record.referring_physician_id = (

@@ -31,6 +31,7 @@ from concilium.boards import cases, registry
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import BoardCharter, CaseFacts, CaseStatus, CaseTransitionError
 from concilium.boards.meetings import PLANNED
+from concilium.boards.quorum import QuorumResult
 from concilium.boards.schedule import MAX_CASE_MINUTES, next_meeting
 from concilium.boards.tables import (
     Board,
@@ -812,6 +813,18 @@ def _meeting_row(session: Session, board: Board, found: Any) -> BoardMeeting:
         session.add(row)
         session.flush()
     return row
+
+
+def discuss(session: Session, actor: audit.Actor, case: BoardCase, now: datetime) -> None:
+    """The meeting takes the listed case up."""
+    _advance(session, actor, str(BoardAction.MEETING_RUN), case, cases.Discuss(), now)
+
+
+def decide(
+    session: Session, actor: audit.Actor, case: BoardCase, quorum: QuorumResult, now: datetime
+) -> None:
+    """The facilitator validates the discussed case's decision, its quorum met."""
+    _advance(session, actor, str(BoardAction.MEETING_RUN), case, cases.Decide(quorum), now)
 
 
 def postpone(

@@ -19,12 +19,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from concilium.boards import attendance, case_pages, case_store, decisions, registry
+from concilium.boards import attendance, case_pages, case_store, decisions, fiche, registry
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
 from concilium.boards.tables import BoardCase, BoardMeeting
 from concilium.platform import audit, authn
-from concilium.platform.errors import ConciliumError, Conflict, InvalidInput, SecondFactorRefused
+from concilium.platform.errors import (
+    ConciliumError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    SecondFactorRefused,
+)
 from concilium.platform.i18n import _, show_date, zone
 from concilium.platform.policy import decide
 from concilium.platform.tables import Patient, User
@@ -312,6 +318,8 @@ def decision_validate(
         decisions.check_fields(ctx.db, case, fields)
         confirm_signature(ctx, code, case)
         outcome = decisions.validate(ctx.db, ctx.actor, case, fields, ctx.now)
+        if outcome.decision is not None:
+            fiche.file_and_send(ctx.db, ctx.runtime, case, outcome.decision, [], ctx.now)
         ctx.commit()
         if outcome.decision is None:
             target = outcome.postponed_to
@@ -369,6 +377,33 @@ def addendum_sign(
             raise InvalidInput(_("Say what the addendum corrects."))
         decisions.check_fields(ctx.db, case, fields)
         confirm_signature(ctx, code, case)
-        decisions.add_addendum(ctx.db, ctx.actor, case, fields, reason, ctx.now)
+        earlier = decisions.decisions_of(ctx.db, case)
+        row = decisions.add_addendum(ctx.db, ctx.actor, case, fields, reason, ctx.now)
+        fiche.file_and_send(ctx.db, ctx.runtime, case, row, earlier, ctx.now)
 
     return case_pages.act_on_case(request, ctx, case, "decision", run, form)
+
+
+@router.get("/boards/cases/{case_id}/fiche")
+def fiche_open(
+    case_id: int,
+    ctx: Annotated[Ctx, gate(BoardAction.CASE_READ)],
+    version: int = 0,
+) -> Response:
+    """The fiche RCP of a version of the case's decision (the latest by default), as it was
+    sent; the view is audited."""
+    case = case_store.get_case(ctx.db, case_id)
+    decision = ctx.authorize(BoardAction.CASE_READ, case_store.case_target(ctx.db, case))
+    versions = decisions.decisions_of(ctx.db, case)
+    chosen = [v for v in versions if v.version == version] if version else versions[-1:]
+    if not chosen or chosen[0].fiche_pdf is None:
+        raise NotFound(_("No fiche for this case."))
+    row = chosen[0]
+    case_store.record_view(ctx.db, ctx.actor, case, ctx.outcome(decision), f"fiche v{row.version}")
+    ctx.commit()
+    name = fiche.filename(case, row)
+    return Response(
+        row.fiche_pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )

@@ -167,6 +167,8 @@ class BoardCase(Base):
     """The referring physician deems it within guidelines: it may be recorded without
     discussion where the board's charter allows it."""
     postponements: Mapped[int] = mapped_column(Integer, default=0)
+    gp_email: Mapped[str] = mapped_column(String(200), default="")
+    """The patient's general practitioner's address, who gets the fiche RCP; empty if none."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,4 +1,4 @@
-"""boards: attendance, discussions and decisions of the meetings
+"""boards: attendance, discussions and decisions of the meetings, the GP of a case
 
 Revision ID: 0023_boards_decisions
 Revises: 0021_boards_cases
@@ -27,6 +27,10 @@ def _fk(table: str, column: str, target: str, cascade: bool = False) -> sa.Forei
 
 
 def upgrade() -> None:
+    op.add_column(
+        "board_cases",
+        sa.Column("gp_email", sa.String(length=200), server_default="", nullable=False),
+    )
     op.create_table(
         "board_attendance",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -98,3 +102,5 @@ def downgrade() -> None:
     op.drop_table("board_decisions")
     op.drop_table("board_discussions")
     op.drop_table("board_attendance")
+    with op.batch_alter_table("board_cases") as batch:
+        batch.drop_column("gp_email")

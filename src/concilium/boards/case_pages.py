@@ -63,6 +63,7 @@ def _fields(form: dict[str, Any]) -> case_store.CaseFields:
         history=str(form.get("history", "")),
         current_treatment=str(form.get("current_treatment", "")),
         within_guidelines=bool(form.get("within_guidelines")),
+        gp_email=str(form.get("gp_email", "")),
     )
 
 
@@ -78,6 +79,7 @@ def _case_form(case: BoardCase) -> dict[str, Any]:
         "history": case.history,
         "current_treatment": case.current_treatment,
         "within_guidelines": case.within_guidelines,
+        "gp_email": case.gp_email,
     }
 
 
@@ -192,6 +194,7 @@ def case_create(
     history: Long = "",
     current_treatment: Long = "",
     within_guidelines: Annotated[str, Form(max_length=8)] = "",
+    gp_email: Short = "",
 ) -> Response:
     """Start a draft case of a patient this physician may read, for this board."""
     board = _submission_board(ctx, board_id)
@@ -205,6 +208,7 @@ def case_create(
         "history": history,
         "current_treatment": current_treatment,
         "within_guidelines": within_guidelines,
+        "gp_email": gp_email,
     }
     created: list[BoardCase] = []
 
@@ -374,6 +378,7 @@ def case_edit(
     history: Long = "",
     current_treatment: Long = "",
     within_guidelines: Annotated[str, Form(max_length=8)] = "",
+    gp_email: Short = "",
 ) -> Response:
     """Change the question and summary of a draft."""
     case = _case(ctx, case_id, BoardAction.CASE_EDIT)
@@ -386,6 +391,7 @@ def case_edit(
         "history": history,
         "current_treatment": current_treatment,
         "within_guidelines": within_guidelines,
+        "gp_email": gp_email,
     }
     return _act(
         request,

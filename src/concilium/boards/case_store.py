@@ -42,6 +42,7 @@ from concilium.boards.tables import (
     BoardMeeting,
     BoardMember,
 )
+from concilium.config import mailbox_address
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.i18n import N_, _
@@ -123,6 +124,8 @@ class CaseFields:
     history: str = ""
     current_treatment: str = ""
     within_guidelines: bool = False
+    gp_email: str = ""
+    """The patient's general practitioner's address, who gets the fiche RCP."""
 
 
 @dataclass(frozen=True)
@@ -363,6 +366,13 @@ def agenda_of(session: Session, meeting: BoardMeeting) -> list[BoardCase]:
 
 def check_fields(fields: CaseFields) -> None:
     """Refuse what does not fit, saying what to write instead."""
+    if fields.gp_email.strip():
+        try:
+            mailbox_address(fields.gp_email.strip())
+        except ValueError:
+            raise InvalidInput(
+                _("Write the general practitioner's e-mail address as name@domain.")
+            ) from None
     for value in (
         fields.question,
         fields.diagnosis,
@@ -409,6 +419,7 @@ def _apply_fields(case: BoardCase, fields: CaseFields) -> None:
     case.history = fields.history.strip()
     case.current_treatment = fields.current_treatment.strip()
     case.within_guidelines = fields.within_guidelines
+    case.gp_email = fields.gp_email.strip()
 
 
 def create_draft(

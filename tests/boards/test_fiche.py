@@ -4,10 +4,7 @@ aiosmtpd), its text read back with poppler's pdftotext; an addendum gets its own
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-
-import pytest
 
 from concilium.boards import case_store, decisions, fiche
 from concilium.platform.db import transaction
@@ -18,11 +15,6 @@ from .cases_world import actor
 from .meeting_world import arrive, at, build_meeting, take_up
 from .test_case_pages import signed_in
 from .test_decisions import FIELDS
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("pdftotext") is None, reason="poppler-utils (make test-system-packages)"
-)
-
 
 def pdf_text(content: bytes, tmp_path) -> str:
     path = tmp_path / "fiche.pdf"

@@ -16,6 +16,7 @@ from .meeting_world import arrive, at, build_meeting, take_up
 from .test_case_pages import signed_in
 from .test_decisions import FIELDS
 
+
 def pdf_text(content: bytes, tmp_path) -> str:
     path = tmp_path / "fiche.pdf"
     path.write_bytes(content)

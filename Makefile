@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages: to build and run, then what the tests drive as real peers.
-DEBIAN_RUN := python3 python3-venv python3-dev build-essential libpq5 janus janus-tools ffmpeg
-DEBIAN_TEST := chromium fonts-dejavu-core dcmtk dicom3tools
+DEBIAN_RUN := python3 python3-venv python3-dev build-essential libpq5 janus janus-tools ffmpeg fonts-dejavu-core
+DEBIAN_TEST := chromium dcmtk dicom3tools poppler-utils
 # Front-end packages from npm, pinned by frontend/package-lock.json.
 FRONTEND := frontend/node_modules/.installed
 # The prebuilt OHIF Viewer served at /ohif, pinned (version and integrity) in tools/install-ohif.

@@ -205,3 +205,19 @@ def test_a_member_of_another_board_cannot_open_the_case(app, world, clock):
             ("dr-path", "board_case.edit", str(case_id), cw.patient_id),
         }
         assert db.get(BoardCase, case_id).status == "on_agenda"
+
+
+def test_the_referrer_records_the_gp_who_gets_the_fiche(app, world, clock):
+    cw = build(world, clock)
+    consent(world, cw)
+    browser = signed_in(app, world, cw.referrer, "fr")
+    created = browser.post(f"/boards/{cw.board_id}/cases", data=CASE_FORM)
+    url = created.headers["location"].split("#")[0]
+    refused = browser.post(url, data={**CASE_FORM, "gp_email": "pas une adresse"})
+    assert refused.status_code == 422 and "médecin traitant" in refused.text
+    saved = browser.post(url, data={**CASE_FORM, "gp_email": "dr.martin@exemple.fr"})
+    assert saved.status_code == 303, saved.text
+    assert 'value="dr.martin@exemple.fr"' in browser.get(url).text
+    with world.runtime.sessions() as db:
+        case_id = int(url.rsplit("/", 1)[1])
+        assert db.get(BoardCase, case_id).gp_email == "dr.martin@exemple.fr"

@@ -13,6 +13,8 @@ the coordinators of the organising site (:func:`concilium.boards.case_store.case
 it is prepared, submitted and withdrawn by its referring physician only; a board's agenda
 is built by its coordinators and facilitators and the organising site's coordinators. A
 case is submitted to a board by a physician of one of its member sites, or by a member.
+A meeting is run by the board's facilitators only: they record attendance, take up a case
+and validate its decision, with their second factor.
 """
 
 from __future__ import annotations
@@ -55,3 +57,9 @@ class BoardAction:
     """Build a meeting's agenda (list, order, time, specialties), postpone, record without
     discussion: the board's coordinators and facilitators, the organising site's
     coordinators."""
+    MEETING_RUN = Action(
+        "board_meeting.run",
+        Rule(frozenset(), "boards:write", via_share=True, platform_admin=False),
+    )
+    """Run a meeting: record and validate attendance, take up a case, validate a decision
+    and sign its addenda: the board's facilitators."""

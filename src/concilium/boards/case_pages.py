@@ -17,12 +17,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from concilium.boards import agenda, case_store, meetings, registry
+from concilium.boards import agenda, attendance, case_store, decisions, meetings, registry
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
 from concilium.boards.tables import Board, BoardCase, BoardMeeting
 from concilium.platform import patients
-from concilium.platform.errors import ConciliumError, InvalidInput
+from concilium.platform.errors import ConciliumError, InvalidInput, SecondFactorRefused
 from concilium.platform.i18n import _
 from concilium.platform.policy import PlatformAction, decide
 from concilium.platform.tables import Patient, User
@@ -63,6 +63,7 @@ def _fields(form: dict[str, Any]) -> case_store.CaseFields:
         history=str(form.get("history", "")),
         current_treatment=str(form.get("current_treatment", "")),
         within_guidelines=bool(form.get("within_guidelines")),
+        gp_email=str(form.get("gp_email", "")),
     )
 
 
@@ -78,6 +79,7 @@ def _case_form(case: BoardCase) -> dict[str, Any]:
         "history": case.history,
         "current_treatment": case.current_treatment,
         "within_guidelines": case.within_guidelines,
+        "gp_email": case.gp_email,
     }
 
 
@@ -192,6 +194,7 @@ def case_create(
     history: Long = "",
     current_treatment: Long = "",
     within_guidelines: Annotated[str, Form(max_length=8)] = "",
+    gp_email: Short = "",
 ) -> Response:
     """Start a draft case of a patient this physician may read, for this board."""
     board = _submission_board(ctx, board_id)
@@ -205,6 +208,7 @@ def case_create(
         "history": history,
         "current_treatment": current_treatment,
         "within_guidelines": within_guidelines,
+        "gp_email": gp_email,
     }
     created: list[BoardCase] = []
 
@@ -267,6 +271,11 @@ def _case_view(
     ]
     patient = patients.get_patient(ctx.db, case.patient_id)
     missing = case_store.missing_of(ctx.db, case)
+    versions = decisions.decisions_of(ctx.db, case)
+    may_run = _may(ctx, BoardAction.MEETING_RUN, attendance.run_target(ctx.db, board))
+    signers = {v.signed_by_id for v in versions} | {v.referent_id for v in versions}
+    signers |= {int(p["user"]) for v in versions for p in v.participants}
+    referents = decisions.referent_ids(ctx.db, case) if versions and may_run else []
     return render_page(
         request,
         "boards/case.html",
@@ -281,7 +290,17 @@ def _case_view(
         studies=case_store.studies_of(ctx.db, case),
         available=available,
         history=history,
-        people=_people(ctx, {t.actor_id for t in history if t.actor_id} | {case.referrer_id}),
+        people=_people(
+            ctx,
+            {t.actor_id for t in history if t.actor_id}
+            | {case.referrer_id}
+            | signers
+            | set(referents),
+        ),
+        versions=versions,
+        intact=decisions.intact(versions),
+        may_run=may_run,
+        referents=referents,
         earlier=earlier,
         missing=case_store.missing_labels(missing),
         consent_missing="non_opposition" in missing,
@@ -319,6 +338,24 @@ def _act(
     return run_form_action(ctx, done, again, f"/boards/cases/{case.id}#{section}")
 
 
+def act_on_case(
+    request: Request,
+    ctx: Ctx,
+    case: BoardCase,
+    section: str,
+    run: Callable[[], object],
+    form: dict[str, Any] | None = None,
+) -> Response:
+    """Like the case page's own forms, a refused second factor showing the form again
+    (403) rather than the error page."""
+    try:
+        return _act(request, ctx, case, section, run, form)
+    except SecondFactorRefused as exc:
+        ctx.db.rollback()
+        fresh = case_store.get_case(ctx.db, case.id)
+        return _case_view(request, ctx, fresh, exc.detail, exc.status, form, section)
+
+
 @router.get("/boards/cases/{case_id}")
 def case_page(
     request: Request, case_id: int, ctx: Annotated[Ctx, gate(BoardAction.CASE_READ)]
@@ -341,6 +378,7 @@ def case_edit(
     history: Long = "",
     current_treatment: Long = "",
     within_guidelines: Annotated[str, Form(max_length=8)] = "",
+    gp_email: Short = "",
 ) -> Response:
     """Change the question and summary of a draft."""
     case = _case(ctx, case_id, BoardAction.CASE_EDIT)
@@ -353,6 +391,7 @@ def case_edit(
         "history": history,
         "current_treatment": current_treatment,
         "within_guidelines": within_guidelines,
+        "gp_email": gp_email,
     }
     return _act(
         request,

@@ -31,6 +31,7 @@ from concilium.boards import cases, registry
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import BoardCharter, CaseFacts, CaseStatus, CaseTransitionError
 from concilium.boards.meetings import PLANNED
+from concilium.boards.quorum import QuorumResult
 from concilium.boards.schedule import MAX_CASE_MINUTES, next_meeting
 from concilium.boards.tables import (
     Board,
@@ -41,6 +42,7 @@ from concilium.boards.tables import (
     BoardMeeting,
     BoardMember,
 )
+from concilium.config import mailbox_address
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.i18n import N_, _
@@ -122,6 +124,8 @@ class CaseFields:
     history: str = ""
     current_treatment: str = ""
     within_guidelines: bool = False
+    gp_email: str = ""
+    """The patient's general practitioner's address, who gets the fiche RCP."""
 
 
 @dataclass(frozen=True)
@@ -362,6 +366,13 @@ def agenda_of(session: Session, meeting: BoardMeeting) -> list[BoardCase]:
 
 def check_fields(fields: CaseFields) -> None:
     """Refuse what does not fit, saying what to write instead."""
+    if fields.gp_email.strip():
+        try:
+            mailbox_address(fields.gp_email.strip())
+        except ValueError:
+            raise InvalidInput(
+                _("Write the general practitioner's e-mail address as name@domain.")
+            ) from None
     for value in (
         fields.question,
         fields.diagnosis,
@@ -408,6 +419,7 @@ def _apply_fields(case: BoardCase, fields: CaseFields) -> None:
     case.history = fields.history.strip()
     case.current_treatment = fields.current_treatment.strip()
     case.within_guidelines = fields.within_guidelines
+    case.gp_email = fields.gp_email.strip()
 
 
 def create_draft(
@@ -812,6 +824,18 @@ def _meeting_row(session: Session, board: Board, found: Any) -> BoardMeeting:
         session.add(row)
         session.flush()
     return row
+
+
+def discuss(session: Session, actor: audit.Actor, case: BoardCase, now: datetime) -> None:
+    """The meeting takes the listed case up."""
+    _advance(session, actor, str(BoardAction.MEETING_RUN), case, cases.Discuss(), now)
+
+
+def decide(
+    session: Session, actor: audit.Actor, case: BoardCase, quorum: QuorumResult, now: datetime
+) -> None:
+    """The facilitator validates the discussed case's decision, its quorum met."""
+    _advance(session, actor, str(BoardAction.MEETING_RUN), case, cases.Decide(quorum), now)
 
 
 def postpone(

@@ -17,7 +17,11 @@ SERVICE = ServiceDescriptor(
     actions=actions_of(BoardAction),
     tables="concilium.boards.tables",
     migrations=_HERE / "migrations",
-    routers=("concilium.boards.pages:router", "concilium.boards.case_pages:router"),
+    routers=(
+        "concilium.boards.pages:router",
+        "concilium.boards.case_pages:router",
+        "concilium.boards.meeting_pages:router",
+    ),
     commands="concilium.boards.cli:boards",
     nav=(
         NavEntry(BoardAction.BOARD_READ, "/boards", N_("My boards"), 35),

@@ -167,6 +167,8 @@ class BoardCase(Base):
     """The referring physician deems it within guidelines: it may be recorded without
     discussion where the board's charter allows it."""
     postponements: Mapped[int] = mapped_column(Integer, default=0)
+    gp_email: Mapped[str] = mapped_column(String(200), default="")
+    """The patient's general practitioner's address, who gets the fiche RCP; empty if none."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -229,3 +231,80 @@ class BoardCaseTransition(Base):
     """The meeting the case is on afterwards."""
     detail: Mapped[str] = mapped_column(Text, default="")
     """The reason or guideline given."""
+
+
+class BoardAttendance(Base):
+    """One stretch of presence of one person at a meeting: a person who leaves and comes
+    back has several. Recorded on the meeting page by the facilitator, who validates it
+    (the live room's feed will add rows awaiting validation)."""
+
+    __tablename__ = "board_attendance"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("board_meetings.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    left_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """None while still there."""
+    validated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """The facilitator who validated the stretch; None while not validated (not counted)."""
+    validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BoardDiscussion(Base):
+    """A case taken up at a meeting: its discussion starts then, and only who is present
+    from that instant to the decision counts for its quorum."""
+
+    __tablename__ = "board_discussions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("board_meetings.id", ondelete="CASCADE"), index=True
+    )
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("board_cases.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    started_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+
+class BoardDecision(Base):
+    """A board's validated decision on a case (version 1) and its addenda (2, 3, ...):
+    never changed once written; each version is signed by the facilitator's second factor
+    and chained to the one before by its digest."""
+
+    __tablename__ = "board_decisions"
+    __table_args__ = (UniqueConstraint("case_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(
+        ForeignKey("board_cases.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("board_meetings.id"))
+    proposal: Mapped[str] = mapped_column(Text)
+    """The collective proposal: the treatment plan."""
+    guideline: Mapped[str] = mapped_column(Text)
+    """The guideline or reference used."""
+    outside_guidelines: Mapped[bool] = mapped_column(Boolean, default=False)
+    justification: Mapped[str] = mapped_column(Text, default="")
+    """Why the proposal departs from the guidelines (required when it does)."""
+    trial: Mapped[str] = mapped_column(Text, default="")
+    """A clinical trial proposed, if any."""
+    further_exams: Mapped[str] = mapped_column(Text, default="")
+    """Further examinations asked for, if any."""
+    represent: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The case is to be presented again once they are done."""
+    referent_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    """The physician who follows the patient up."""
+    reason: Mapped[str] = mapped_column(Text, default="")
+    """What an addendum corrects; empty for the decision itself."""
+    participants: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Who was present throughout the discussion: ``{"user": id, "specialty": code}``,
+    the specialty empty for those who did not count."""
+    discussion_started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    signed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    digest: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of this version's content and the previous version's digest."""
+    fiche_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+    """The fiche RCP of this version, as sent."""

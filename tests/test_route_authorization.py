@@ -184,7 +184,7 @@ def metz_objects(world):
             ),
         )
         boards.set_member(db, actor, board, staff, frozenset({"haematology"}), "coordinator")
-        from concilium.boards import case_store
+        from concilium.boards import case_files, case_store
         from concilium.boards.tables import BoardMeeting
 
         meeting = BoardMeeting(
@@ -206,7 +206,7 @@ def metz_objects(world):
             case_store.CaseFields(question="Secret question"),
             rt.now(),
         )
-        document = case_store.add_document(
+        document = case_files.add_document(
             db, actor, board_case, "other", "secret.pdf", b"%PDF-1.4\n", rt.now()
         )
         from concilium.platform.mail import Mail

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from concilium.boards import case_store, meetings, registry
+from concilium.boards import case_files, case_store, meetings, registry
 from concilium.boards.tables import BoardMeeting
 from concilium.platform import audit, patients
 from concilium.platform.db import transaction
@@ -118,7 +118,7 @@ def draft(
             db, actor(cw.referrer), board, cw.patient_id, cw.referrer.id, fields, NOW
         )
         if document:
-            case_store.add_document(
+            case_files.add_document(
                 db, actor(cw.referrer), case, "pathology_report", "cr-anapath.pdf", PDF, NOW
             )
         return case.id

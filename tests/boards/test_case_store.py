@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from concilium.boards import agenda, case_store, registry
+from concilium.boards import agenda, case_files, case_store, registry
 from concilium.boards.tables import BoardCase, BoardCaseDocument, BoardCaseTransition, BoardMeeting
 from concilium.platform.audit import AuditEvent
 from concilium.platform.db import transaction
@@ -46,7 +46,7 @@ def test_a_case_is_submitted_only_complete_and_with_the_patients_non_opposition(
     with transaction(world.runtime.sessions) as db:
         case = case_store.get_case(db, case_id)
         case_store.update_draft(db, actor(cw.referrer), case, SUMMARY, NOW)
-        case_store.add_document(db, actor(cw.referrer), case, "imaging_report", "ct.png", PNG, NOW)
+        case_files.add_document(db, actor(cw.referrer), case, "imaging_report", "ct.png", PNG, NOW)
         assert case_store.missing_of(db, case) == ()
         case_store.submit(db, actor(cw.referrer), case, NOW)
     with world.runtime.sessions() as db:
@@ -168,11 +168,11 @@ def test_documents_are_pdf_png_or_jpeg_of_bounded_size(world, clock, monkeypatch
             ("prescription", PDF, "kind of document"),
         ]:
             with pytest.raises(InvalidInput, match=message):
-                case_store.add_document(db, who, case, kind, "x.pdf", data, NOW)
-        monkeypatch.setattr(case_store, "MAX_DOCUMENT_BYTES", 100)
+                case_files.add_document(db, who, case, kind, "x.pdf", data, NOW)
+        monkeypatch.setattr(case_files, "MAX_DOCUMENT_BYTES", 100)
         with pytest.raises(InvalidInput, match="at most"):
-            case_store.add_document(db, who, case, "other", "big.pdf", PDF + b" " * 100, NOW)
-        kept = case_store.add_document(db, who, case, "other", "../../etc/cr\x00.pdf", PDF, NOW)
+            case_files.add_document(db, who, case, "other", "big.pdf", PDF + b" " * 100, NOW)
+        kept = case_files.add_document(db, who, case, "other", "../../etc/cr\x00.pdf", PDF, NOW)
         assert (kept.filename, kept.media_type, kept.size) == (
             "cr_.pdf",
             "application/pdf",

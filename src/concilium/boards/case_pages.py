@@ -17,7 +17,15 @@ from urllib.parse import quote
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import Response
 
-from concilium.boards import agenda, attendance, case_store, decisions, meetings, registry
+from concilium.boards import (
+    agenda,
+    attendance,
+    case_files,
+    case_store,
+    decisions,
+    meetings,
+    registry,
+)
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
 from concilium.boards.tables import Board, BoardCase, BoardMeeting
@@ -140,7 +148,7 @@ def _labels() -> dict[str, Any]:
     return {
         "status_labels": case_store.STATUS_LABELS,
         "event_labels": case_store.EVENT_LABELS,
-        "document_kinds": case_store.DOCUMENT_KINDS,
+        "document_kinds": case_files.DOCUMENT_KINDS,
     }
 
 
@@ -251,7 +259,7 @@ def _case_view(
         attached = {s.study_instance_uid for s in case_store.studies_of(ctx.db, case)}
         available = [
             m
-            for m in case_store.patient_studies(ctx.db, ctx.principal, ctx.actor, case, ctx.now)
+            for m in case_files.patient_studies(ctx.db, ctx.principal, ctx.actor, case, ctx.now)
             if str(m.value("StudyInstanceUID")) not in attached
         ]
         ctx.commit()  # the archive's audit of the lookup
@@ -415,9 +423,9 @@ def document_add(
     case = _case(ctx, case_id, BoardAction.CASE_EDIT)
 
     def run() -> None:
-        data = file.file.read(case_store.MAX_DOCUMENT_BYTES + 1) if file is not None else b""
+        data = file.file.read(case_files.MAX_DOCUMENT_BYTES + 1) if file is not None else b""
         name = (file.filename or "") if file is not None else ""
-        case_store.add_document(ctx.db, ctx.actor, case, kind, name, data, ctx.now)
+        case_files.add_document(ctx.db, ctx.actor, case, kind, name, data, ctx.now)
 
     return _act(request, ctx, case, "documents", run, {"kind": kind})
 
@@ -460,7 +468,7 @@ def document_remove(
         ctx,
         case,
         "documents",
-        lambda: case_store.remove_document(ctx.db, ctx.actor, case, document_id, ctx.now),
+        lambda: case_files.remove_document(ctx.db, ctx.actor, case, document_id, ctx.now),
     )
 
 
@@ -478,7 +486,7 @@ def study_attach(
         ctx,
         case,
         "studies",
-        lambda: case_store.attach_study(ctx.db, ctx.principal, ctx.actor, case, study, ctx.now),
+        lambda: case_files.attach_study(ctx.db, ctx.principal, ctx.actor, case, study, ctx.now),
     )
 
 

@@ -16,8 +16,6 @@ to the logs: audit entries name the patient by the record's id only.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -26,7 +24,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from concilium import imaging
 from concilium.boards import cases, registry
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import BoardCharter, CaseFacts, CaseStatus, CaseTransitionError
@@ -46,15 +43,12 @@ from concilium.config import mailbox_address
 from concilium.platform import audit, patients
 from concilium.platform.errors import Conflict, InvalidInput, NotFound
 from concilium.platform.i18n import N_, _
-from concilium.platform.policy import Principal, Target
+from concilium.platform.policy import Target
 
 CASE_KIND = "board_case"
 """The policy's and the audit trail's name for a case."""
 MDT_PRESENTATION = patients.MDT_PRESENTATION
 """The consent purpose a case needs: the patient's non-opposition to its presentation."""
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
-"""Largest document attached to a case."""
-MAX_DOCUMENTS = 30
 MAX_TEXT = 4000
 MAX_STAGE = 200
 DEFAULT_MINUTES = 10
@@ -82,13 +76,6 @@ EVENT_LABELS: dict[str, str] = {
     "record_without_discussion": N_("Recorded without discussion"),
     "withdraw": N_("Withdrawn"),
 }
-DOCUMENT_KINDS: dict[str, str] = {
-    "pathology_report": N_("Pathology report"),
-    "imaging_report": N_("Imaging report"),
-    "letter": N_("Letter or consultation report"),
-    "biology": N_("Laboratory results"),
-    "other": N_("Other document"),
-}
 MISSING_LABELS: dict[str, str] = {
     cases.Missing.PATIENT: N_("the patient"),
     cases.Missing.NON_OPPOSITION: N_(
@@ -104,12 +91,6 @@ MISSING_LABELS: dict[str, str] = {
     cases.Missing.CURRENT_TREATMENT: N_("the current treatment (write “none” if there is none)"),
     cases.Missing.DOCUMENTS: N_("at least one document"),
 }
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"%PDF-", "application/pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-)
-_UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f/\\\"]+")
 
 
 @dataclass(frozen=True)
@@ -388,7 +369,7 @@ def check_fields(fields: CaseFields) -> None:
         raise InvalidInput(_("The performance status is WHO/ECOG 0 to 4."))
 
 
-def _audit(
+def audit_case(
     session: Session,
     actor: audit.Actor,
     action: str,
@@ -461,11 +442,11 @@ def create_draft(
         )
     )
     session.flush()
-    _audit(session, actor, str(BoardAction.CASE_SUBMIT), case, "draft created")
+    audit_case(session, actor, str(BoardAction.CASE_SUBMIT), case, "draft created")
     return case
 
 
-def _editable(case: BoardCase) -> None:
+def check_editable(case: BoardCase) -> None:
     if case.status != CaseStatus.DRAFT.value:
         raise Conflict(
             _("This case is %(status)s: only a draft can be changed.")
@@ -477,158 +458,12 @@ def update_draft(
     session: Session, actor: audit.Actor, case: BoardCase, fields: CaseFields, now: datetime
 ) -> None:
     """Change the question and summary of a draft."""
-    _editable(case)
+    check_editable(case)
     check_fields(fields)
     _apply_fields(case, fields)
     case.updated_at = now
     session.flush()
-    _audit(session, actor, str(BoardAction.CASE_EDIT), case, "edited")
-
-
-def sniff(data: bytes) -> str | None:
-    """The media type the bytes are (PDF, PNG, JPEG), None for anything else."""
-    for signature, media_type in _SIGNATURES:
-        if data.startswith(signature):
-            return media_type
-    return None
-
-
-def clean_filename(name: str, media_type: str) -> str:
-    """A file name safe to store and to offer back for download."""
-    base = _UNSAFE_NAME.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip(" .")
-    if not base:
-        extension = {"application/pdf": ".pdf", "image/png": ".png", "image/jpeg": ".jpg"}
-        return "document" + extension[media_type]
-    return base[:150]
-
-
-def add_document(
-    session: Session,
-    actor: audit.Actor,
-    case: BoardCase,
-    kind: str,
-    filename: str,
-    data: bytes,
-    now: datetime,
-) -> BoardCaseDocument:
-    """Attach a document (PDF, PNG or JPEG, at most :data:`MAX_DOCUMENT_BYTES`) to a draft."""
-    _editable(case)
-    if kind not in DOCUMENT_KINDS:
-        raise InvalidInput(_("Choose what kind of document it is."))
-    if not data:
-        raise InvalidInput(_("Choose a file to attach: it is empty or missing."))
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise InvalidInput(
-            _("A document is at most %(n)d MB.") % {"n": MAX_DOCUMENT_BYTES // (1024 * 1024)}
-        )
-    media_type = sniff(data)
-    if media_type is None:
-        raise InvalidInput(_("Attach a PDF, PNG or JPEG file."))
-    count = session.scalar(
-        select(func.count(BoardCaseDocument.id)).where(BoardCaseDocument.case_id == case.id)
-    )
-    if (count or 0) >= MAX_DOCUMENTS:
-        raise InvalidInput(_("A case has at most %(n)d documents.") % {"n": MAX_DOCUMENTS})
-    document = BoardCaseDocument(
-        case_id=case.id,
-        kind=kind,
-        filename=clean_filename(filename, media_type),
-        media_type=media_type,
-        size=len(data),
-        sha256=hashlib.sha256(data).hexdigest(),
-        content=data,
-        added_by_id=actor.user_id,
-        added_at=now,
-    )
-    session.add(document)
-    case.updated_at = now
-    session.flush()
-    _audit(
-        session,
-        actor,
-        str(BoardAction.CASE_EDIT),
-        case,
-        "document added",
-        {"document": document.id, "kind": kind, "size": len(data), "sha256": document.sha256},
-    )
-    return document
-
-
-def remove_document(
-    session: Session, actor: audit.Actor, case: BoardCase, document_id: int, now: datetime
-) -> None:
-    """Take a document off a draft."""
-    _editable(case)
-    document = get_document(session, case, document_id)
-    session.delete(document)
-    case.updated_at = now
-    session.flush()
-    _audit(
-        session,
-        actor,
-        str(BoardAction.CASE_EDIT),
-        case,
-        "document removed",
-        {"document": document_id},
-    )
-
-
-def patient_studies(
-    session: Session, principal: Principal, actor: audit.Actor, case: BoardCase, now: datetime
-) -> list[imaging.Match]:
-    """The patient's studies in the archive that ``principal`` may read (none when they may
-    read none), through imaging's public face, which audits the lookup."""
-    try:
-        return imaging.patient_studies(session, principal, actor, case.patient_id, now=now)
-    except imaging.NotAuthorized:
-        return []
-
-
-def _text(value: Any, limit: int) -> str:
-    if isinstance(value, list):
-        value = ", ".join(str(v) for v in value)
-    return str(value or "")[:limit]
-
-
-def attach_study(
-    session: Session,
-    principal: Principal,
-    actor: audit.Actor,
-    case: BoardCase,
-    study_instance_uid: str,
-    now: datetime,
-) -> BoardCaseStudy:
-    """Attach to a draft one of the patient's studies that ``principal`` may read."""
-    _editable(case)
-    uid = study_instance_uid.strip()
-    found = [
-        match
-        for match in patient_studies(session, principal, actor, case, now)
-        if str(match.value("StudyInstanceUID")) == uid
-    ]
-    if not uid or not found:
-        raise InvalidInput(_("Choose one of the patient's studies in the archive."))
-    exists = session.scalar(
-        select(BoardCaseStudy.id).where(
-            BoardCaseStudy.case_id == case.id, BoardCaseStudy.study_instance_uid == uid
-        )
-    )
-    if exists is not None:
-        raise Conflict(_("This study is attached to the case already."))
-    match = found[0]
-    study = BoardCaseStudy(
-        case_id=case.id,
-        study_instance_uid=uid,
-        study_date=_text(match.value("StudyDate"), 8),
-        description=_text(match.value("StudyDescription"), 200),
-        modalities=_text(match.value("ModalitiesInStudy"), 64),
-        added_at=now,
-    )
-    session.add(study)
-    case.updated_at = now
-    session.flush()
-    _audit(session, actor, str(BoardAction.CASE_EDIT), case, "study attached", {"study": uid})
-    return study
+    audit_case(session, actor, str(BoardAction.CASE_EDIT), case, "edited")
 
 
 # --- changes of state --------------------------------------------------------------------------
@@ -697,7 +532,7 @@ def _advance(
         )
     )
     session.flush()
-    _audit(
+    audit_case(
         session,
         actor,
         action,
@@ -769,7 +604,7 @@ def plan_case(
     case.specialties_needed = sorted(specialties)
     case.updated_at = now
     session.flush()
-    _audit(
+    audit_case(
         session,
         actor,
         str(BoardAction.AGENDA_MANAGE),

@@ -191,6 +191,11 @@ def test_the_coarse_filter_keeps_every_match():
     assert coarse == WorklistFilter(("AA2",), ("CT", "CR"), DAY, DAY + dt.timedelta(days=1))
     wildcard = coarse_filter(query(step={"ScheduledStationAETitle": "AA*"}))
     assert wildcard.station_ae_titles is None
+    by_accession = query(step={})
+    by_accession.AccessionNumber = "ACC-1"
+    assert coarse_filter(by_accession).accession_numbers == ("ACC-1",)
+    by_accession.AccessionNumber = "ACC*"
+    assert coarse_filter(by_accession).accession_numbers is None
     source = InMemoryWorklist({7: ITEMS})
     candidates = list(source.candidates([7], coarse))
     assert sorted(i.patient_id for i in candidates) == ["AV35674", "BR2001", "BR2004"]

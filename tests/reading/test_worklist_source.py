@@ -174,6 +174,12 @@ def test_coarse_filter_and_sites(runtime, world, briey):
     by_station = source.candidates([briey.id], WorklistFilter(station_ae_titles=("BRIEY_MR",)))
     assert [i.accession_number for i in by_station] == ["ACC-MR"]
     assert list(source.candidates([world.metz.id], WorklistFilter())) == []
+    # An exact accession number narrows the database search itself.
+    by_accession = source.candidates([briey.id], WorklistFilter(accession_numbers=("ACC-CT",)))
+    assert [i.accession_number for i in by_accession] == ["ACC-CT"]
+    asked = query()
+    asked.AccessionNumber = "ACC-MR"
+    assert [i.accession_number for i, _ in find_worklist(source, [briey.id], asked)] == ["ACC-MR"]
 
 
 def test_each_answer_is_audited_per_patient_without_patient_data_in_the_detail(

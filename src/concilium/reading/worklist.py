@@ -473,6 +473,9 @@ class WorklistFilter:
     """Scheduled Procedure Step Start Date on or after, when given."""
     start_until: dt.date | None = None
     """Scheduled Procedure Step Start Date on or before, when given."""
+    accession_numbers: tuple[str, ...] | None = None
+    """Accession Number: one of these (exact values), or any when None. Not checked by
+    `admits` (a step has none): a source narrows its search by it."""
 
     def admits(self, step: WorklistStep) -> bool:
         if self.station_ae_titles is not None and step.station_ae_title not in (
@@ -500,12 +503,14 @@ def _exact(value: Any) -> tuple[str, ...] | None:
 
 def coarse_filter(query: Dataset) -> WorklistFilter:
     """The `WorklistFilter` of a C-FIND identifier: station, modality and start date of its
-    Scheduled Procedure Step Sequence item when they are exact values or a date range."""
+    Scheduled Procedure Step Sequence item when they are exact values or a date range, and
+    its Accession Number when exact."""
+    accessions = _exact(query.get("AccessionNumber", ""))
     if _SPS not in query:
-        return WorklistFilter()
+        return WorklistFilter(accession_numbers=accessions)
     sequence = query[_SPS]
     if sequence.VR != "SQ" or not sequence.value or len(sequence.value) != 1:
-        return WorklistFilter()
+        return WorklistFilter(accession_numbers=accessions)
     step = sequence.value[0]
     start_from = start_until = None
     dates = values_of(_flat(step.get(_START_DATE, "")))
@@ -518,6 +523,7 @@ def coarse_filter(query: Dataset) -> WorklistFilter:
         modalities=_exact(step.get("Modality", "")),
         start_from=start_from,
         start_until=start_until,
+        accession_numbers=accessions,
     )
 
 

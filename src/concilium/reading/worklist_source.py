@@ -150,6 +150,7 @@ class DatabaseWorklist:
                 modality=_one(coarse.modalities),
                 start_from=start_from,
                 start_to=start_to,
+                accession_numbers=coarse.accession_numbers,
             )
         found: list[WorklistItem] = []
         for exam in exams:

@@ -111,11 +111,13 @@ def scheduled_steps(
     start_from: datetime | None = None,
     start_to: datetime | None = None,
     statuses: Collection[OrderStatus] = (OrderStatus.SCHEDULED, OrderStatus.IN_PROGRESS),
+    accession_numbers: Collection[str] | None = None,
 ) -> list[ScheduledExam]:
     """The steps of the sites (None: every site) in ``statuses``, by start then ID.
 
-    ``station_ae`` and ``modality`` match exactly; ``start_from``/``start_to`` bound the
-    start (inclusive); a step without a start matches only an unbounded query.
+    ``station_ae``, ``modality`` and ``accession_numbers`` match exactly;
+    ``start_from``/``start_to`` bound the start (inclusive); a step without a start matches
+    only an unbounded query.
     """
     query = (
         select(ScheduledStepRecord, ImagingOrderRecord, Patient)
@@ -134,6 +136,8 @@ def scheduled_steps(
         query = query.where(ScheduledStepRecord.start_at >= start_from)
     if start_to is not None:
         query = query.where(ScheduledStepRecord.start_at <= start_to)
+    if accession_numbers is not None:
+        query = query.where(ImagingOrderRecord.accession_number.in_(list(accession_numbers)))
     rows = session.execute(query).all()
     identifiers = _identifiers(session, {(o.site_id, p.id) for _s, o, p in rows})
     return [

@@ -159,6 +159,11 @@ def test_the_page_lists_the_exam_in_french_and_claims_it(app, world, routed):
     assert "Liste de lecture" in page.text
     assert "ACC-SAT" in page.text and "CH Briey" in page.text
     assert "07/03/2026 03:00" in page.text
+    opened = browser.get(f"/reading/exams/{exam}")
+    assert opened.status_code == 200, opened.text
+    assert "LEFÈVRE Hélène" in opened.text
+    assert "Aucun examen antérieur." in opened.text and "Pas encore d'images." in opened.text
+    assert f'action="/reading/exams/{exam}/claim"' in opened.text
     claimed = browser.post(f"/reading/exams/{exam}/claim", data={"csrf_token": csrf})
     assert claimed.status_code == 303
     page = browser.get("/reading")

@@ -141,6 +141,18 @@ def _when(at: datetime | None, site: Site | None) -> str | None:
 def exam_api(exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]) -> dict[str, Any]:
     """An exam with its patient, its images and the patient's prior studies at every site
     the archive lets the caller read (the opening is audited)."""
+    return _exam_view(ctx, exam_id)
+
+
+@router.get(_PAGE + "/exams/{exam_id}")
+def exam_page(
+    request: Request, exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]
+) -> Response:
+    """The exam's page: patient, request, images, prior studies; claim or release."""
+    return render_page(request, "reading/exam.html", ctx, exam=_exam_view(ctx, exam_id))
+
+
+def _exam_view(ctx: Ctx, exam_id: int) -> dict[str, Any]:
     assignment, order = _exam(ctx, exam_id)
     decision = ctx.decisions[-1]
     patient = ctx.db.get(Patient, order.patient_id)
@@ -199,6 +211,7 @@ def exam_api(exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]) -
         },
         "priors": priors,
         "claimed_by_me": assignment.claimed_by_id == ctx.principal.user_id,
+        "claimed": assignment.claimed_by_id is not None,
     }
 
 

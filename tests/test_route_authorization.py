@@ -229,6 +229,23 @@ def metz_objects(world):
         )
         db.add(hl7_message)
         db.flush()
+        from concilium.reading import groups as reading_groups
+        from concilium.reading.tables import ImagingOrderRecord, ReadingAssignment
+
+        metz_reading = reading_groups.add_group(
+            db, actor, name="Radiologie Metz", site_id=world.metz.id, local=True
+        )
+        reading_groups.add_member(db, actor, metz_reading, doctor.id)
+        metz_order = ImagingOrderRecord(
+            site_id=world.metz.id, patient_id=patient.id, accession_number="MTZ-ACC-1"
+        )
+        db.add(metz_order)
+        db.flush()
+        exam = ReadingAssignment(
+            order_id=metz_order.id, group_id=metz_reading.id, decided_for=rt.now()
+        )
+        db.add(exam)
+        db.flush()
 
         mail = enqueue(
             db,
@@ -255,6 +272,7 @@ def metz_objects(world):
             "board_id": board.id,
             "sender_id": his.id,
             "message_id": hl7_message.id,
+            "exam_id": exam.id,
             "case_id": board_case.id,
             "meeting_id": meeting.id,
             "document_id": document.id,
@@ -499,6 +517,9 @@ LISTS = {
     # The HL7 senders and messages of the caller's own hospitals only.
     "/admin/reading/hl7",
     "/admin/reading/hl7/messages",
+    # The reading worklist: exams routed to the caller's reading groups only.
+    "/reading",
+    "/api/v1/reading/worklist",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the

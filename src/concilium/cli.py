@@ -461,5 +461,8 @@ def config_show() -> None:
 
 
 for _service in SERVICES:
-    if _service.commands:
-        main.add_command(resolve(_service.commands, click.Group))
+    for _reference in (
+        (_service.commands,) if isinstance(_service.commands, str) else _service.commands
+    ):
+        if _reference:
+            main.add_command(resolve(_reference, click.Group))

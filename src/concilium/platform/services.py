@@ -98,8 +98,9 @@ class ServiceDescriptor:
     """``module:attribute`` of each ``APIRouter``, in matching order."""
     documented_routers: tuple[str, ...] = ()
     """Those of ``routers`` whose JSON endpoints the OpenAPI document describes."""
-    commands: str = ""
-    """``module:attribute`` of the service's ``click`` group, mounted under ``concilium``."""
+    commands: str | tuple[str, ...] = ""
+    """``module:attribute`` of the service's ``click`` group (or of each of its groups),
+    mounted under ``concilium``."""
     nav: tuple[NavEntry, ...] = ()
     """Its entries in the menu."""
     templates: Path | None = None

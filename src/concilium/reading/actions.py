@@ -23,3 +23,15 @@ class ReadingAction:
     ORDER_READ = Action(
         "imaging_order.read", Rule(_ORDER_READERS, "reading:read", platform_admin=False)
     )
+    # A radiologist's worklist: the exams routed to the groups they read in.
+    WORKLIST_READ = Action(
+        "reading.worklist.read",
+        Rule(frozenset({"radiologist"}), "reading:read", any_site=True, platform_admin=False),
+    )
+    # Opening, claiming or releasing a routed exam: the site's own radiologists, and the
+    # members of the routed group credentialed for its site while the order is open (the
+    # routing shares the exam with them; ``reading_list.exam_target``).
+    EXAM_READ = Action(
+        "reading.exam.read",
+        Rule(frozenset({"radiologist"}), "reading:read", via_share=True, platform_admin=False),
+    )

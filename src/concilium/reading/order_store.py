@@ -6,6 +6,8 @@ change (XO, SC) rewrites what the message says and adds the steps it brings (cre
 order when the site placed it before its interface was connected); a cancel (CA)
 or a discontinue (DC) ends it and its steps that were not performed; XO or SC with ORC-5
 ``CM`` completes it. The order's status drives its steps' status (``order_status``).
+A new order is routed to its reading group (``assignments.route_order``) in the same
+transaction.
 
 An order belongs to one patient for good: a message whose patient is not the order's
 (after following merges) is refused, never applied to another patient's order.
@@ -20,8 +22,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from concilium.platform import audit
 from concilium.platform.db import utcnow
 from concilium.platform.tables import Patient as PlatformPatient
+from concilium.reading.assignments import route_order
 from concilium.reading.hl7v2_datatypes import CodedElement, Practitioner
 from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error
 from concilium.reading.orders import (
@@ -166,6 +170,9 @@ def _store(
         _describe(record, order, steps, issuer, orc)
     session.flush()
     _store_steps(session, record, order, steps, sequence, now)
+    if order.action not in (OrderAction.CANCEL, OrderAction.DISCONTINUE):
+        # Each order is routed once, to the group on call at its scheduled start.
+        route_order(session, audit.SYSTEM, record, now)
     return record
 
 

@@ -7,26 +7,39 @@ The listener runs on the server's event loop; each message is stored in a worker
 (its database transaction is synchronous), at most ``hl7_workers`` at once, so a slow
 message or a slow connection never holds the others. The acknowledgment is written only
 after the transaction committed (``concilium.reading.inbound``).
+
+While serving, every :data:`ESCALATION_PERIOD` the STAT exams left unclaimed are escalated
+to their reading group (``concilium.reading.escalation``), in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 
+import anyio
 from anyio import CapacityLimiter, to_thread
 
 from concilium.imaging import ImagingProcess
+from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
+from concilium.reading.escalation import escalate_unclaimed
 from concilium.reading.inbound import receive
 from concilium.reading.mllp import MllpServer, MllpServerSettings, PeerInfo
 from concilium.reading.modality import mpps_service, worklist_service
 from concilium.reading.mpps_store import DatabaseMpps
 from concilium.reading.worklist_source import DatabaseWorklist
 
-__all__ = ["ReadingProcess"]
+__all__ = ["ESCALATION_PERIOD", "ReadingProcess"]
+
+ESCALATION_PERIOD = 60.0
+"""Seconds between two looks for unclaimed STAT exams."""
+log = logging.getLogger(__name__)
 
 
 class ReadingProcess:
@@ -76,12 +89,32 @@ class ReadingProcess:
                 clock=self.runtime.now,
             )
             await self.mllp.start()
+        escalation = asyncio.get_running_loop().create_task(self._escalate_forever())
         try:
             yield
         finally:
+            escalation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await escalation
             if self.mllp is not None:
                 await self.mllp.close()
                 self.mllp = None
+
+    def escalate(self) -> list[int]:
+        """Escalate the STAT exams left unclaimed, in one transaction; the exams alerted."""
+        with transaction(self.runtime.sessions) as db:
+            return escalate_unclaimed(db, self.runtime, self.runtime.now())
+
+    async def _escalate_forever(self) -> None:
+        while True:
+            await anyio.sleep(ESCALATION_PERIOD)
+            try:
+                alerted = await to_thread.run_sync(self.escalate)
+            except Exception as error:  # retried at the next period; no patient data logged
+                log.error("escalation of unclaimed STAT exams failed: %s", type(error).__name__)
+                continue
+            if alerted:
+                log.info("escalated %d unclaimed STAT exams", len(alerted))
 
     def close(self) -> None:
         """Nothing held beyond ``serve``."""

@@ -31,6 +31,12 @@ __all__ = [
     "ImagingOrderRecord",
     "MergedIdentifier",
     "PerformedStepRecord",
+    "ReadingAssignment",
+    "ReadingCredential",
+    "ReadingGroup",
+    "ReadingGroupMember",
+    "ReadingOnCall",
+    "ReadingRoutingRule",
     "ScheduledStepRecord",
     "StationRule",
 ]
@@ -260,3 +266,114 @@ class PerformedStepRecord(Base):
     """When it last changed."""
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When an N-SET made it COMPLETED or DISCONTINUED (after which it never changes)."""
+
+
+class ReadingGroup(Base):
+    """A group of radiologists reading together, owned by a site. The site's local group
+    (``local``, at most one per site) reads its exams that no routing rule sends elsewhere."""
+
+    __tablename__ = "reading_groups"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    """Site that owns the group (its administrators manage it)."""
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The group reading the owning site's exams when no rule applies."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReadingGroupMember(Base):
+    """A platform user reading in a group."""
+
+    __tablename__ = "reading_group_members"
+    __table_args__ = (UniqueConstraint("group_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_groups.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+
+
+class ReadingCredential(Base):
+    """A site whose exams a member of a group is credentialed to read."""
+
+    __tablename__ = "reading_credentials"
+    __table_args__ = (UniqueConstraint("member_id", "site_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_group_members.id", ondelete="CASCADE"), index=True
+    )
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
+
+
+class ReadingOnCall(Base):
+    """One line of a group's on-call rota (``concilium.reading.rota``): a night, weekend or
+    holiday shift in local wall-clock time, or a fixed period between two instants."""
+
+    __tablename__ = "reading_on_call"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_groups.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(8))
+    """``night``, ``weekend``, ``holiday`` or ``fixed``."""
+    start_time: Mapped[str] = mapped_column(String(5), default="")
+    """Local ``HH:MM`` it begins (night, weekend; the eve's evening for a holiday)."""
+    end_time: Mapped[str] = mapped_column(String(5), default="")
+    """Local ``HH:MM`` it ends (night, weekend; the morning after for a holiday)."""
+    weekdays: Mapped[str] = mapped_column(String(7), default="")
+    """Night: the weekdays it begins, as digits (Monday 0)."""
+    start_weekday: Mapped[int | None] = mapped_column(nullable=True)
+    """Weekend: weekday it begins."""
+    end_weekday: Mapped[int | None] = mapped_column(nullable=True)
+    """Weekend: weekday it ends."""
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Fixed period: first instant."""
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """Fixed period: first instant after it."""
+
+
+class ReadingRoutingRule(Base):
+    """Exams of a site (of a modality) go to a group while it is on call, or at any time
+    (``concilium.reading.routing.RoutingRule``)."""
+
+    __tablename__ = "reading_routing_rules"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    """Site whose exams it takes."""
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    """Only this modality; empty for any."""
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_groups.id", ondelete="CASCADE"), index=True
+    )
+    priority: Mapped[int] = mapped_column(default=100)
+    """Lower numbers are tried first."""
+    on_call_only: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ReadingAssignment(Base):
+    """The reading group an order was routed to, and who holds it for reading.
+
+    ``claimed_by_id`` is set by one conditional UPDATE (only while it is empty), so two
+    readers never hold the same exam."""
+
+    __tablename__ = "reading_assignments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_orders.id", ondelete="CASCADE"), unique=True
+    )
+    group_id: Mapped[int] = mapped_column(ForeignKey("reading_groups.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(64), default="")
+    """Name of the rule that decided; empty for the local group."""
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    """The decision in words (no patient data)."""
+    decided_for: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    """Instant the rota was read at: the order's scheduled start, else its arrival."""
+    routed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id"), nullable=True, index=True
+    )
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When an unclaimed urgent exam was escalated."""

@@ -1,7 +1,7 @@
 """boards: attendance, discussions and decisions of the meetings, the GP of a case
 
 Revision ID: 0023_boards_decisions
-Revises: 0021_boards_cases
+Revises: 0022_reading_worklist
 """
 
 import sqlalchemy as sa
@@ -10,7 +10,7 @@ from alembic import op
 import concilium.platform.db
 
 revision = "0023_boards_decisions"
-down_revision = "0021_boards_cases"
+down_revision = "0022_reading_worklist"
 branch_labels = None
 depends_on = None
 

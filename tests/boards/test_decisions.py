@@ -10,9 +10,12 @@ from sqlalchemy import select
 
 from concilium.boards import attendance, case_store, decisions, registry
 from concilium.boards.tables import BoardCaseTransition, BoardDecision
+from concilium.platform import i18n
 from concilium.platform.audit import AuditEvent
 from concilium.platform.db import transaction
 from concilium.platform.errors import Conflict, InvalidInput
+from concilium.platform.i18n import using_locale
+from concilium.services import LOCALE_FOLDERS
 
 from .cases_world import actor
 from .meeting_world import arrive, at, build_meeting, leave, take_up
@@ -40,7 +43,8 @@ def _live(world, mw, case_id, now):
 
 
 def _validate(world, mw, case_id, now, **changes):
-    with transaction(world.runtime.sessions) as db:
+    i18n.load_catalogues(LOCALE_FOLDERS)
+    with using_locale("fr"), transaction(world.runtime.sessions) as db:
         case = case_store.get_case(db, case_id)
         outcome = decisions.validate(
             db, actor(mw.cw.pathologist), case, _fields(mw, **changes), now
@@ -68,7 +72,7 @@ def test_leaving_mid_case_refuses_the_decision_and_relists_the_case(world, clock
     assert not live.met and live.missing_required == (frozenset({"radiology"}),)
     # Validation is refused and the case goes onto the next meeting, radiology named.
     decision_id, missing, postponed_to = _validate(world, mw, first, at(10))
-    assert decision_id is None and missing == ("radiology",)
+    assert decision_id is None and missing == ("radiologie",)
     assert postponed_to == cw.meetings[1]
     with transaction(world.runtime.sessions) as db:
         case = case_store.get_case(db, first)
@@ -82,7 +86,7 @@ def test_leaving_mid_case_refuses_the_decision_and_relists_the_case(world, clock
             .where(BoardCaseTransition.case_id == first)
             .order_by(BoardCaseTransition.id.desc())
         ).first()
-        assert last.event == "postpone" and "radiology" in last.detail
+        assert last.event == "postpone" and "manque : radiologie" in last.detail
         assert db.scalar(select(BoardDecision).where(BoardDecision.case_id == first)) is None
     # Another radiologist joins before the next case: its decision is accepted.
     arrive(world, mw, mw.second_radiologist, 11, at(11))

@@ -72,12 +72,14 @@ def test_the_fiche_is_sent_to_the_referrer_and_the_gp_and_kept(app, world, clock
         "Hors référentiel",
         "Âge physiologique élevé, comorbidités",
         "POLARIX-2",
-        "Dr-Path — pathology",
-        "Dr-Radio — radiology",
+        "Dr-Path — anatomopathologie",
+        "Dr-Radio — radiologie",
         "Médecin référent du suivi Dr-Ref",
         "par Dr-Path le 19 mars 2027",
     ):
         assert expected in text, expected
+    # Specialties are named in French, never by their codes.
+    assert "pathology" not in text and "radiology" not in text
     # Kept with the decision, and served to who may read the case (an audited view).
     browser = signed_in(app, world, cw.haematologist)
     served = browser.get(f"/boards/cases/{mw.cases[0]}/fiche")

@@ -55,7 +55,7 @@ def test_the_facilitator_runs_the_meeting_and_validates_a_decision(app, world, c
     assert facilitator.post(f"{url}/discuss", data={"case_id": str(first)}).status_code == 303
     page = facilitator.get(url)
     live = page.text[page.text.index('id="live-quorum"') :]
-    assert "quorum atteint" in live and "radiology" in live[: live.index("</div>")]
+    assert "quorum atteint" in live and "radiologie" in live[: live.index("</div>")]
     form = {**DECISION, "referent_id": str(cw.referrer.id)}
     # Outside guidelines without a justification: the form again, nothing saved.
     refused = facilitator.post(
@@ -73,13 +73,15 @@ def test_the_facilitator_runs_the_meeting_and_validates_a_decision(app, world, c
         f"{url}/attendance", data={"user_id": str(mw.radiologist.id), "event": "left", "at": ""}
     )
     page = facilitator.get(url)
-    assert 'id="quorum-missing">radiology' in page.text
+    assert 'id="quorum-missing">radiologie' in page.text
+    assert "radiology" not in page.text  # the specialty is named, not its code
     _tick(clock)
     refused = facilitator.post(
         f"/boards/cases/{first}/decision", data={**form, "code": world.code(cw.pathologist)}
     )
     assert refused.status_code == 409, refused.text
-    assert "radiology" in refused.text and "reporté à la réunion du 26 mars 2027" in refused.text
+    assert "manque : radiologie" in refused.text and "radiology" not in refused.text
+    assert "reporté à la réunion du 26 mars 2027" in refused.text
     with transaction(world.runtime.sessions) as db:
         case = case_store.get_case(db, first)
         assert (case.status, case.meeting_id) == ("on_agenda", cw.meetings[1])

@@ -56,6 +56,8 @@ def test_an_organiser_creates_a_board_adds_members_and_generates_meetings(app, w
     assert "RCP régionale d&#39;hématologie" in page.text
     # A haematology board starts requiring a haematologist and a pathologist.
     assert 'value="haematology, pathology"' in page.text
+    # The codes to type are listed with the specialty each names.
+    assert "<li>Pathology: <code>pathology</code></li>" in page.text
     added = browser.post(
         f"{page_url}/members",
         data={"username": "dr-path", "specialties": "pathology", "role": "facilitator"},
@@ -157,6 +159,15 @@ def test_a_member_sees_their_coming_meetings_in_their_time_zone(app, world, cloc
     seen = browser.get(f"/boards/{board.id}")
     assert seen.status_code == 200 and "Dr-Hemato" in seen.text
     assert "Friday, 26 March 2027, 09:00" in seen.text
+    # Specialties are named in the reader's language, never by their codes.
+    assert "(Haematology)" in mine.text
+    browser.headers["Accept-Language"] = "fr"
+    mine = browser.get("/boards")
+    assert "(hématologie)" in mine.text and "haematology" not in mine.text
+    seen = browser.get(f"/boards/{board.id}")
+    assert "dont hématologie, anatomopathologie" in seen.text
+    assert ">hématologie</td>" in seen.text
+    assert "haematology" not in seen.text and "pathology" not in seen.text
 
 
 def test_nobody_but_its_members_sees_a_board(app, world):

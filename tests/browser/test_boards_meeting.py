@@ -151,7 +151,7 @@ def test_the_facilitator_validates_a_decision(meeting_server, browser, artifacts
         page.get_by_role("button", name=f"Discuter le dossier {case_id}").click()
         page.wait_for_url(re.compile(r".*#agenda$"))
         live = page.locator("#live-quorum").inner_text()
-        assert "quorum atteint" in live and "radiology" in live
+        assert "quorum atteint" in live and "radiologie" in live and "radiology" not in live
         assert_usable(page, errors, "boards-meeting", artifacts)
         page.get_by_label("Proposition de la RCP (plan de traitement)").fill(
             "R-CHOP 6 cures puis TEP d'évaluation"

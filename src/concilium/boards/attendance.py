@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from concilium.boards import case_store, registry
+from concilium.boards import case_store, registry, specialties
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
 from concilium.boards.quorum import Attendance, QuorumResult, quorum_for_case
@@ -261,7 +261,7 @@ def case_quorum(
 
 def missing_specialties(result: QuorumResult) -> list[str]:
     """What a quorum lacks, in words: each missing requirement, then how many more."""
-    parts = [_(" or ").join(sorted(r)) for r in result.missing_required]
+    parts = [specialties.alternatives_text(r) for r in result.missing_required]
     extra = result.more_needed - len(result.missing_required)
     if extra > 0:
         parts.append(

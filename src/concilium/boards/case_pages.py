@@ -25,6 +25,7 @@ from concilium.boards import (
     decisions,
     meetings,
     registry,
+    specialties,
 )
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
@@ -174,6 +175,7 @@ def _new_view(
         "boards/case_new.html",
         ctx,
         status,
+        **specialties.FOR_PAGES,
         board=board,
         form=form or {},
         error=error,
@@ -289,6 +291,7 @@ def _case_view(
         "boards/case.html",
         ctx,
         status,
+        **specialties.FOR_PAGES,
         case=case,
         board=board,
         patient=patient,
@@ -622,6 +625,7 @@ def _agenda_view(
         "boards/agenda.html",
         ctx,
         status,
+        **specialties.FOR_PAGES,
         board=board,
         meeting=meeting,
         forecast=forecast,

@@ -25,6 +25,7 @@ from fpdf.enums import XPos, YPos
 from sqlalchemy.orm import Session
 
 from concilium.boards import case_store, registry
+from concilium.boards.specialties import specialty_label
 from concilium.boards.tables import Board, BoardCase, BoardDecision, BoardMeeting
 from concilium.platform import outbox, patients
 from concilium.platform.i18n import _, show_date, show_datetime, using_locale, zone
@@ -115,7 +116,7 @@ def render(
             _("Participants"),
             "\n".join(
                 _name(session, int(str(p["user"])))
-                + (f" — {p['specialty']}" if p.get("specialty") else "")
+                + (f" — {specialty_label(str(p['specialty']))}" if p.get("specialty") else "")
                 for p in decision.participants
             ),
         )

@@ -19,7 +19,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from concilium.boards import attendance, case_pages, case_store, decisions, fiche, registry
+from concilium.boards import (
+    attendance,
+    case_pages,
+    case_store,
+    decisions,
+    fiche,
+    registry,
+    specialties,
+)
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
 from concilium.boards.tables import BoardCase, BoardMeeting
@@ -153,6 +161,7 @@ def _view(
         "boards/meeting.html",
         ctx,
         status,
+        **specialties.FOR_PAGES,
         board=board,
         meeting=meeting,
         listed=listed,

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from concilium.boards import case_store, meetings, registry
+from concilium.boards import case_store, meetings, registry, specialties
 from concilium.boards.actions import BoardAction
 from concilium.boards.tables import Board
 from concilium.platform import accounts, holidays
@@ -126,6 +126,7 @@ def _boards_view(
         "boards/admin.html",
         ctx,
         status,
+        **specialties.FOR_PAGES,
         boards=registry.list_boards(ctx.db, managed),
         sites=_managed_sites(ctx),
         names=accounts.site_names(ctx.db),
@@ -238,6 +239,7 @@ def _board_view(
         "boards/board_admin.html",
         ctx,
         status,
+        **specialties.FOR_PAGES,
         board=board,
         members=members,
         people=_people(ctx, [m.user_id for m in members]),
@@ -479,6 +481,7 @@ def my_boards(request: Request, ctx: Annotated[Ctx, gate(BoardAction.BOARD_READ)
         request,
         "boards/mine.html",
         ctx,
+        **specialties.FOR_PAGES,
         boards=mine,
         coming=coming,
         may_plan={
@@ -520,13 +523,14 @@ def board_members_page(
         request,
         "boards/board.html",
         ctx,
+        **specialties.FOR_PAGES,
         board=board,
         members=members,
         people=_people(ctx, [m.user_id for m in members]),
         names=sites,
         member_sites=sorted(registry.site_ids_of(ctx.db, board), key=lambda i: sites.get(i, "")),
         meetings=meetings.board_meetings(ctx.db, board, ctx.now, 20),
-        required=registry.show_requirements(board.required_specialties),
+        required=specialties.requirements_text(board.required_specialties),
         may_submit=decide(
             ctx.principal, BoardAction.CASE_SUBMIT, case_store.submission_target(ctx.db, board)
         ).allowed,

@@ -105,7 +105,7 @@ def test_a_case_is_submitted_and_listed_with_its_quorum_forecast(
         page.locator("#submit-to").get_by_role("link", name=re.compile("RCP régionale")).click()
         page.wait_for_url(f"**/boards/{board_id}/cases/new")
         assert_usable(page, errors, "boards-case-new", artifacts)
-        page.get_by_label("Numéro de dossier du patient").fill(f"VAN-{width}")
+        page.get_by_label("Numéro hospitalier du patient").fill(f"VAN-{width}")
         page.get_by_label("Question posée à la RCP").fill("Traitement de première ligne ?")
         page.get_by_label("Diagnostic").fill("Lymphome diffus à grandes cellules B")
         page.get_by_label("Histologie").fill("DLBCL, CD20+")

@@ -106,7 +106,7 @@ def test_the_facilitator_validates_a_decision(meeting_server, browser, artifacts
     with person_browsing(browser, "desktop", "fr", storage_state=states["dr-ref"]) as (page, _e):
         page.goto(f"{server.url}/boards")
         page.locator("#submit-to").get_by_role("link", name=re.compile("RCP d'hématologie")).click()
-        page.get_by_label("Numéro de dossier du patient").fill("REN-1")
+        page.get_by_label("Numéro hospitalier du patient").fill("REN-1")
         page.get_by_label("Question posée à la RCP").fill("Traitement de première ligne ?")
         page.get_by_label("Diagnostic").fill("Lymphome diffus à grandes cellules B")
         page.get_by_label("Histologie").fill("DLBCL, CD20+")

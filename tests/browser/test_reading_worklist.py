@@ -100,7 +100,7 @@ def test_the_on_call_radiologist_of_metz_claims_a_briey_exam_of_saturday_night(
     rows.nth(0).get_by_role("button", name="Prendre").click()
     row = page.locator("#worklist tbody tr").nth(0)
     assert row.locator(".reader").inner_text() == "garde"
-    assert row.get_by_role("button", name="Rendre la main").is_visible()
+    assert row.get_by_role("button", name="Libérer l'examen").is_visible()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     name = "phone" if viewport is PHONE else "desktop"
     page.screenshot(path=str(artifacts / f"reading-worklist-{name}.png"), full_page=True)

@@ -167,4 +167,4 @@ def test_the_page_lists_the_exam_in_french_and_claims_it(app, world, routed):
     claimed = browser.post(f"/reading/exams/{exam}/claim", data={"csrf_token": csrf})
     assert claimed.status_code == 303
     page = browser.get("/reading")
-    assert "Rendre la main" in page.text
+    assert "Libérer l'examen" in page.text

@@ -17,7 +17,12 @@ SERVICE = ServiceDescriptor(
     actions=actions_of(ReadingAction),
     tables="concilium.reading.tables",
     migrations=_HERE / "migrations",
-    routers=("concilium.reading.pages:router", "concilium.reading.worklist_web:router"),
+    routers=(
+        "concilium.reading.pages:router",
+        "concilium.reading.worklist_web:api_router",
+        "concilium.reading.worklist_web:router",
+    ),
+    documented_routers=("concilium.reading.worklist_web:api_router",),
     commands=("concilium.reading.cli:hl7", "concilium.reading.groups_cli:reading"),
     nav=(
         NavEntry(ReadingAction.WORKLIST_READ, "/reading", N_("Reading worklist"), 35),

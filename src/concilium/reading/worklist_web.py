@@ -30,6 +30,9 @@ from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
 
 router = APIRouter(include_in_schema=False)
+"""The worklist's pages."""
+api_router = APIRouter(tags=["reading"])
+"""The worklist's JSON API, described by the OpenAPI document."""
 
 _PAGE = "/reading"
 _API = "/api/v1/reading"
@@ -79,7 +82,7 @@ Priority = Annotated[str, Query(max_length=16)]
 Text = Annotated[str, Query(max_length=16)]
 
 
-@router.get(_API + "/worklist")
+@api_router.get(_API + "/worklist")
 def worklist_api(
     ctx: Annotated[Ctx, gate(ReadingAction.WORKLIST_READ)],
     priority: Priority = "",
@@ -137,7 +140,7 @@ def _when(at: datetime | None, site: Site | None) -> str | None:
     return at.astimezone(site_zone(site)).isoformat() if site else at.isoformat()
 
 
-@router.get(_API + "/exams/{exam_id}")
+@api_router.get(_API + "/exams/{exam_id}")
 def exam_api(exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]) -> dict[str, Any]:
     """An exam with its patient, its images and the patient's prior studies at every site
     the archive lets the caller read (the opening is audited)."""
@@ -189,6 +192,9 @@ def _exam_view(ctx: Ctx, exam_id: int) -> dict[str, Any]:
             }
         )
     uid = order.study_instance_uid
+    # The order names its study from the start (the HIS's UID or one made for it); its
+    # images are there once the archive holds that study for this reader.
+    arrived = bool(uid) and any(str(m.value("StudyInstanceUID")) == uid for m in studies)
     return {
         "id": assignment.id,
         "accession_number": order.accession_number,
@@ -206,8 +212,8 @@ def _exam_view(ctx: Ctx, exam_id: int) -> dict[str, Any]:
             else None,
         },
         "images": {
-            "viewer": f"/ohif/viewer?StudyInstanceUIDs={uid}" if uid else None,
-            "study": f"/imaging/studies/{uid}" if uid else None,
+            "viewer": f"/ohif/viewer?StudyInstanceUIDs={uid}" if arrived else None,
+            "study": f"/imaging/studies/{uid}" if arrived else None,
         },
         "priors": priors,
         "claimed_by_me": assignment.claimed_by_id == ctx.principal.user_id,
@@ -250,14 +256,14 @@ def _release(ctx: Ctx, exam_id: int) -> None:
     ctx.commit()
 
 
-@router.post(_API + "/exams/{exam_id}/claim")
+@api_router.post(_API + "/exams/{exam_id}/claim")
 def claim_api(exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]) -> dict[str, Any]:
     """Hold the exam for reading; 409 (problem+json) when another reader holds it."""
     _claim(ctx, exam_id)
     return {"id": exam_id, "claimed": True}
 
 
-@router.post(_API + "/exams/{exam_id}/release")
+@api_router.post(_API + "/exams/{exam_id}/release")
 def release_api(exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]) -> dict[str, Any]:
     """Give the exam back to the group; 409 when the caller does not hold it."""
     _release(ctx, exam_id)

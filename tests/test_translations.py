@@ -36,6 +36,28 @@ def test_every_message_of_the_code_is_in_the_catalogues_and_translated_into_fren
     assert problems == [], "run tools/i18n update, then translate:\n" + "\n".join(problems)
 
 
+def test_no_message_is_translated_two_ways_by_two_packages():
+    tool = _tool()
+    problems = [str(p) for p in tool.disagreements()]
+    assert problems == [], "give the message a context or other words:\n" + "\n".join(problems)
+
+
+def test_the_check_finds_a_message_two_packages_translate_differently(tmp_path, monkeypatch):
+    tool = _tool()
+    for package, french in (("one", "soumis"), ("two", "soumise")):
+        folder = tmp_path / package / "locale" / "fr" / "LC_MESSAGES"
+        folder.mkdir(parents=True)
+        (folder / "messages.po").write_text(
+            f'msgid ""\nmsgstr ""\n\nmsgid "submitted"\nmsgstr "{french}"\n', encoding="utf-8"
+        )
+    monkeypatch.setattr(tool, "SRC", tmp_path)
+    monkeypatch.setattr(tool, "PACKAGES", ("one", "two"))
+    monkeypatch.setattr(tool, "LANGUAGES", ("fr",))
+    problems = [str(p) for p in tool.disagreements()]
+    assert len(problems) == 1
+    assert "'submitted'" in problems[0] and "soumise" in problems[0]
+
+
 # Text a person reads, outside any tag: at least two letters in a row.
 _WORDS = re.compile(r"[^\W\d_]{2,}")
 # Attributes people read (tooltips, labels for assistive technology, placeholders, prompts).

@@ -43,7 +43,7 @@ _QUESTION_MOVES: Mapping[str, Mapping[str, str]] = {
 
 
 _STATUS_LABELS = {
-    "submitted": N_("submitted"),
+    "submitted": N_("awaiting moderation"),
     "approved": N_("approved"),
     "rejected": N_("rejected"),
     "answered": N_("answered"),

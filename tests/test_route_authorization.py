@@ -273,6 +273,7 @@ def metz_objects(world):
             "sender_id": his.id,
             "message_id": hl7_message.id,
             "exam_id": exam.id,
+            "order_id": metz_order.id,
             "case_id": board_case.id,
             "meeting_id": meeting.id,
             "document_id": document.id,
@@ -286,7 +287,11 @@ def test_anonymous_requests_are_refused_everywhere(app, client, world, metz_obje
             continue
         response = client.request(method, fill(route.path, metz_objects))
         where = f"{method} {route.path}"
-        if route.path.startswith(("/api/", "/dicomweb/", "/janus")) or route.path in (
+        if route.path.startswith("/fhir/"):
+            assert response.status_code == 401, where
+            assert response.headers["content-type"] == "application/fhir+json", where
+            assert response.json()["resourceType"] == "OperationOutcome", where
+        elif route.path.startswith(("/api/", "/dicomweb/", "/janus")) or route.path in (
             "/metrics",
             "/wado",
         ):
@@ -419,6 +424,31 @@ ACTING_AT_METZ = {
         }
     },
 }
+# Placing an order or registering a patient at Metz over FHIR (the identifier system names
+# the site).
+_FHIR = {"headers": {"content-type": "application/fhir+json"}}
+ACTING_AT_METZ[("POST", "/fhir/Patient")] = {
+    **_FHIR,
+    "json": {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:concilium:ipp:570005165", "value": "MTZ-9"}],
+        "name": [{"family": "A", "given": ["B"]}],
+    },
+}
+ACTING_AT_METZ[("POST", "/fhir/ServiceRequest")] = {
+    **_FHIR,
+    "json": {
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": "urn:concilium:accession:570005165", "value": "MTZ-ACC-9"}],
+        "status": "active",
+        "intent": "order",
+        "code": {"coding": [{"code": "CT-THX"}]},
+        "orderDetail": [
+            {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}]}
+        ],
+        "subject": {"reference": "Patient/{patient_id}"},
+    },
+}
 # Bodies for object routes, so that the refusal comes from the policy and not validation.
 BODIES = {
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
@@ -482,6 +512,19 @@ BODIES = {
         "data": {"to_site_id": 2, "expires_on": "2099-01-01"}
     },
     ("POST", "/imaging/studies/{study}/reject"): {"data": {"reason": "113001"}},
+    ("PUT", "/fhir/Patient/{patient_id}"): {
+        **_FHIR,
+        "json": {"resourceType": "Patient", "id": "1", "name": [{"family": "X"}]},
+    },
+    ("PUT", "/fhir/ServiceRequest/{order_id}"): {
+        **_FHIR,
+        "json": {
+            "resourceType": "ServiceRequest",
+            "status": "revoked",
+            "intent": "order",
+            "subject": {"reference": "Patient/{patient_id}"},
+        },
+    },
 }
 # Lists: allowed, but must show nothing of Metz.
 LISTS = {
@@ -537,6 +580,7 @@ NOT_SITE_SCOPED = {
     "/logout",
     "/login/totp",
     "/api/openapi.json",
+    "/fhir/metadata",  # what the FHIR server serves, the same for everyone
     "/api/v1/emergency-access",
     "/emergency",
     "/tokens",  # POST issues a token for the caller only

@@ -241,6 +241,13 @@ def metz_objects(world):
         )
         db.add(metz_order)
         db.flush()
+        from concilium.reading.tables import ScheduledStepRecord
+
+        metz_step = ScheduledStepRecord(
+            order_id=metz_order.id, requested_procedure_id="RP-1", step_id="SPS-1", modality="CT"
+        )
+        db.add(metz_step)
+        db.flush()
         exam = ReadingAssignment(
             order_id=metz_order.id, group_id=metz_reading.id, decided_for=rt.now()
         )
@@ -274,6 +281,7 @@ def metz_objects(world):
             "message_id": hl7_message.id,
             "exam_id": exam.id,
             "order_id": metz_order.id,
+            "item_id": metz_step.id,
             "case_id": board_case.id,
             "meeting_id": meeting.id,
             "document_id": document.id,
@@ -449,6 +457,16 @@ ACTING_AT_METZ[("POST", "/fhir/ServiceRequest")] = {
         "subject": {"reference": "Patient/{patient_id}"},
     },
 }
+ACTING_AT_METZ[("POST", "/api/v1/reading/worklist-items")] = {
+    "json": {
+        "site_id": "{site_id}",
+        "patient_id": "{patient_id}",
+        "accession_number": "MTZ-ACC-9",
+        "modality": "CT",
+        "scheduled_at": "2099-01-01T08:00:00Z",
+        "procedure": {"code": "CT", "scheme": "99MTZ", "meaning": "Scanner"},
+    }
+}
 # Bodies for object routes, so that the refusal comes from the policy and not validation.
 BODIES = {
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
@@ -512,6 +530,7 @@ BODIES = {
         "data": {"to_site_id": 2, "expires_on": "2099-01-01"}
     },
     ("POST", "/imaging/studies/{study}/reject"): {"data": {"reason": "113001"}},
+    ("PATCH", "/api/v1/reading/worklist-items/{item_id}"): {"json": {"modality": "MR"}},
     ("PUT", "/fhir/Patient/{patient_id}"): {
         **_FHIR,
         "json": {"resourceType": "Patient", "id": "1", "name": [{"family": "X"}]},
@@ -563,6 +582,8 @@ LISTS = {
     # The reading worklist: exams routed to the caller's reading groups only.
     "/reading",
     "/api/v1/reading/worklist",
+    # The worklist items of the caller's own hospitals only.
+    "/api/v1/reading/worklist-items",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the

@@ -41,3 +41,9 @@ class ReadingAction:
     ORDER_PLACE = Action(
         "imaging_order.place", Rule(PATIENT_WRITERS, "reading:order", platform_admin=False)
     )
+    # Scheduling modality work by hand (the worklist items' API): the site's technologists
+    # and coordinators, as a department's RIS or its staff would.
+    WORKLIST_ITEM_MANAGE = Action(
+        "reading.worklist_item.manage",
+        Rule(frozenset({"technologist", "coordinator"}), "reading:worklist", platform_admin=False),
+    )

@@ -23,8 +23,12 @@ SERVICE = ServiceDescriptor(
         "concilium.reading.worklist_web:api_router",
         "concilium.reading.worklist_web:router",
         "concilium.reading.fhir_web:router",
+        "concilium.reading.worklist_items_web:api_router",
     ),
-    documented_routers=("concilium.reading.worklist_web:api_router",),
+    documented_routers=(
+        "concilium.reading.worklist_web:api_router",
+        "concilium.reading.worklist_items_web:api_router",
+    ),
     commands=("concilium.reading.cli:hl7", "concilium.reading.groups_cli:reading"),
     nav=(
         NavEntry(ReadingAction.WORKLIST_READ, "/reading", N_("Reading worklist"), 35),

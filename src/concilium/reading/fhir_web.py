@@ -297,6 +297,10 @@ def _store(
         [record] = store_orders(ctx.db, site.id, patient, message, survivor_of, ctx.now)
     except HL7Error as error:
         raise _hl7_refusal(error, "ServiceRequest") from None
+    except IntegrityError:
+        # The same accession number placed at the same instant by another request.
+        ctx.db.rollback()
+        raise Conflict(_("The resource was created meanwhile; read it and try again.")) from None
     return record
 
 

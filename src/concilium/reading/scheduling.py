@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concilium.platform import patients
@@ -148,6 +149,10 @@ def create_item(session: Session, item: NewItem, now: datetime) -> ScheduledStep
         [record] = store_orders(session, item.site_id, patient, message, survivor_of, now)
     except HL7Error as error:
         raise InvalidInput(error.text) from None
+    except IntegrityError:
+        # The same accession number scheduled at the same instant by another request (the
+        # caller's transaction is discarded with the error).
+        raise Conflict(_("The site already has an order with this accession number.")) from None
     return record.steps[0]
 
 

@@ -35,6 +35,7 @@ def test_a_valid_resource_is_read():
     [
         (b"\xff\xfe", "structure", None),
         (b"{", "structure", None),
+        (b"[" * 100_000 + b"]" * 100_000, "structure", None),
         (b'"Patient"', "invalid", None),
         (b'{"resourceType": "Observation"}', "invalid", "Patient"),
         (b'{"resourceType": "Patient", "birthDate": "23/05/1985"}', "value", "Patient.birthDate"),

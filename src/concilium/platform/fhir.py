@@ -170,7 +170,7 @@ def read_resource(body: bytes, model: type[T]) -> T:
     expected = model.get_resource_type()
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise InvalidResource(
             _("The body is not JSON."), [Issue("structure", str(exc)[:200])]
         ) from None
@@ -194,7 +194,7 @@ def read_resource(body: bytes, model: type[T]) -> T:
         ]
         detail = _("The %(type)s does not validate.") % {"type": expected}
         raise InvalidResource(detail, issues) from None
-    except (ValueError, TypeError) as exc:  # a validator of the model raising plainly
+    except (ValueError, TypeError, RecursionError) as exc:  # a validator raising plainly
         raise InvalidResource(str(exc)[:300]) from None
 
 

@@ -241,6 +241,13 @@ def metz_objects(world):
         )
         db.add(metz_order)
         db.flush()
+        from concilium.reading.tables import ScheduledStepRecord
+
+        metz_step = ScheduledStepRecord(
+            order_id=metz_order.id, requested_procedure_id="RP-1", step_id="SPS-1", modality="CT"
+        )
+        db.add(metz_step)
+        db.flush()
         exam = ReadingAssignment(
             order_id=metz_order.id, group_id=metz_reading.id, decided_for=rt.now()
         )
@@ -273,6 +280,8 @@ def metz_objects(world):
             "sender_id": his.id,
             "message_id": hl7_message.id,
             "exam_id": exam.id,
+            "order_id": metz_order.id,
+            "item_id": metz_step.id,
             "case_id": board_case.id,
             "meeting_id": meeting.id,
             "document_id": document.id,
@@ -286,7 +295,11 @@ def test_anonymous_requests_are_refused_everywhere(app, client, world, metz_obje
             continue
         response = client.request(method, fill(route.path, metz_objects))
         where = f"{method} {route.path}"
-        if route.path.startswith(("/api/", "/dicomweb/", "/janus")) or route.path in (
+        if route.path.startswith("/fhir/"):
+            assert response.status_code == 401, where
+            assert response.headers["content-type"] == "application/fhir+json", where
+            assert response.json()["resourceType"] == "OperationOutcome", where
+        elif route.path.startswith(("/api/", "/dicomweb/", "/janus")) or route.path in (
             "/metrics",
             "/wado",
         ):
@@ -419,6 +432,41 @@ ACTING_AT_METZ = {
         }
     },
 }
+# Placing an order or registering a patient at Metz over FHIR (the identifier system names
+# the site).
+_FHIR = {"headers": {"content-type": "application/fhir+json"}}
+ACTING_AT_METZ[("POST", "/fhir/Patient")] = {
+    **_FHIR,
+    "json": {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:concilium:ipp:570005165", "value": "MTZ-9"}],
+        "name": [{"family": "A", "given": ["B"]}],
+    },
+}
+ACTING_AT_METZ[("POST", "/fhir/ServiceRequest")] = {
+    **_FHIR,
+    "json": {
+        "resourceType": "ServiceRequest",
+        "identifier": [{"system": "urn:concilium:accession:570005165", "value": "MTZ-ACC-9"}],
+        "status": "active",
+        "intent": "order",
+        "code": {"coding": [{"code": "CT-THX"}]},
+        "orderDetail": [
+            {"coding": [{"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "CT"}]}
+        ],
+        "subject": {"reference": "Patient/{patient_id}"},
+    },
+}
+ACTING_AT_METZ[("POST", "/api/v1/reading/worklist-items")] = {
+    "json": {
+        "site_id": "{site_id}",
+        "patient_id": "{patient_id}",
+        "accession_number": "MTZ-ACC-9",
+        "modality": "CT",
+        "scheduled_at": "2099-01-01T08:00:00Z",
+        "procedure": {"code": "CT", "scheme": "99MTZ", "meaning": "Scanner"},
+    }
+}
 # Bodies for object routes, so that the refusal comes from the policy and not validation.
 BODIES = {
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
@@ -482,6 +530,20 @@ BODIES = {
         "data": {"to_site_id": 2, "expires_on": "2099-01-01"}
     },
     ("POST", "/imaging/studies/{study}/reject"): {"data": {"reason": "113001"}},
+    ("PATCH", "/api/v1/reading/worklist-items/{item_id}"): {"json": {"modality": "MR"}},
+    ("PUT", "/fhir/Patient/{patient_id}"): {
+        **_FHIR,
+        "json": {"resourceType": "Patient", "id": "1", "name": [{"family": "X"}]},
+    },
+    ("PUT", "/fhir/ServiceRequest/{order_id}"): {
+        **_FHIR,
+        "json": {
+            "resourceType": "ServiceRequest",
+            "status": "revoked",
+            "intent": "order",
+            "subject": {"reference": "Patient/{patient_id}"},
+        },
+    },
 }
 # Lists: allowed, but must show nothing of Metz.
 LISTS = {
@@ -520,6 +582,8 @@ LISTS = {
     # The reading worklist: exams routed to the caller's reading groups only.
     "/reading",
     "/api/v1/reading/worklist",
+    # The worklist items of the caller's own hospitals only.
+    "/api/v1/reading/worklist-items",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the
@@ -537,6 +601,7 @@ NOT_SITE_SCOPED = {
     "/logout",
     "/login/totp",
     "/api/openapi.json",
+    "/fhir/metadata",  # what the FHIR server serves, the same for everyone
     "/api/v1/emergency-access",
     "/emergency",
     "/tokens",  # POST issues a token for the caller only

@@ -17,13 +17,14 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from concilium.boards import (
     attendance,
     case_pages,
     case_store,
     decisions,
+    fhir_export,
     fiche,
     registry,
     specialties,
@@ -39,6 +40,7 @@ from concilium.platform.errors import (
     NotFound,
     SecondFactorRefused,
 )
+from concilium.platform.fhir import FHIR_JSON
 from concilium.platform.i18n import _, show_date, zone
 from concilium.platform.policy import decide
 from concilium.platform.tables import Patient, User
@@ -415,4 +417,32 @@ def fiche_open(
         row.fiche_pdf,
         media_type="application/pdf",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/boards/cases/{case_id}/fhir")
+def decision_fhir(
+    case_id: int,
+    ctx: Annotated[Ctx, gate(BoardAction.CASE_READ)],
+    version: int = 0,
+) -> Response:
+    """A version of the case's validated decision (the latest by default) as a FHIR R4
+    ``Bundle``: the CarePlan proposed, the meeting's Encounter, the Communication to the
+    general practitioner (``boards.fhir_export``); the export is audited."""
+    case = case_store.get_case(ctx.db, case_id)
+    decision = ctx.authorize(BoardAction.CASE_READ, case_store.case_target(ctx.db, case))
+    versions = decisions.decisions_of(ctx.db, case)
+    chosen = [v for v in versions if v.version == version] if version else versions[-1:]
+    if not chosen:
+        raise NotFound(_("No decision for this case."))
+    row = chosen[0]
+    bundle = fhir_export.decision_bundle(ctx.db, case, row, ctx.now)
+    case_store.record_view(ctx.db, ctx.actor, case, ctx.outcome(decision), f"fhir v{row.version}")
+    ctx.commit()
+    return JSONResponse(
+        bundle,
+        media_type=FHIR_JSON,
+        headers={
+            "Content-Disposition": f'attachment; filename="rcp-{case.id}-v{row.version}.fhir.json"'
+        },
     )

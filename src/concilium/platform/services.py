@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from concilium.platform.fhir import ResourceSupport
 from concilium.platform.policy import Action
 
 if TYPE_CHECKING:
@@ -116,6 +117,9 @@ class ServiceDescriptor:
     and the settings."""
     public_paths: frozenset[str] = field(default_factory=frozenset)
     """Paths it serves to anyone, signed in or not (the route audit checks them)."""
+    fhir: tuple[ResourceSupport, ...] = ()
+    """The FHIR resource types its routers serve under ``/fhir``, as the capability
+    statement (``GET /fhir/metadata``) lists them."""
 
     def build_runtime(self, runtime: Runtime, built: Processes) -> ServiceRuntime | None:
         """The service's runtime for this process (None when it holds no process state),

@@ -27,6 +27,7 @@ SERVICE = ServiceDescriptor(
         "concilium.portal.emergency:router",
         "concilium.portal.audit_log:router",
         "concilium.portal.outbox:router",
+        "concilium.portal.fhir_metadata:router",
     ),
     documented_routers=(
         "concilium.portal.ops:router",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concilium.platform.policy import ADMIN, Action, Rule
+from concilium.platform.policy import ADMIN, PATIENT_WRITERS, Action, Rule
 
 _ORDER_READERS = frozenset({"radiologist", "technologist"})
 
@@ -34,4 +34,16 @@ class ReadingAction:
     EXAM_READ = Action(
         "reading.exam.read",
         Rule(frozenset({"radiologist"}), "reading:read", via_share=True, platform_admin=False),
+    )
+    # Placing imaging orders for a site over FHIR (and registering their patients): the
+    # site's coordinators and referring physicians, and its hospital system's account (a
+    # coordinator account whose token carries the ``reading:order`` scope only).
+    ORDER_PLACE = Action(
+        "imaging_order.place", Rule(PATIENT_WRITERS, "reading:order", platform_admin=False)
+    )
+    # Scheduling modality work by hand (the worklist items' API): the site's technologists
+    # and coordinators, as a department's RIS or its staff would.
+    WORKLIST_ITEM_MANAGE = Action(
+        "reading.worklist_item.manage",
+        Rule(frozenset({"technologist", "coordinator"}), "reading:worklist", platform_admin=False),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from concilium.platform.fhir import ResourceSupport
 from concilium.platform.i18n import N_
 from concilium.platform.policy import actions_of
 from concilium.platform.services import NavEntry, ServiceDescriptor
@@ -21,8 +22,13 @@ SERVICE = ServiceDescriptor(
         "concilium.reading.pages:router",
         "concilium.reading.worklist_web:api_router",
         "concilium.reading.worklist_web:router",
+        "concilium.reading.fhir_web:router",
+        "concilium.reading.worklist_items_web:api_router",
     ),
-    documented_routers=("concilium.reading.worklist_web:api_router",),
+    documented_routers=(
+        "concilium.reading.worklist_web:api_router",
+        "concilium.reading.worklist_items_web:api_router",
+    ),
     commands=("concilium.reading.cli:hl7", "concilium.reading.groups_cli:reading"),
     nav=(
         NavEntry(ReadingAction.WORKLIST_READ, "/reading", N_("Reading worklist"), 35),
@@ -31,4 +37,22 @@ SERVICE = ServiceDescriptor(
     templates=_HERE / "templates",
     locale=_HERE / "locale",
     runtime="concilium.reading.process:ReadingProcess",
+    fhir=(
+        ResourceSupport(
+            "Patient",
+            ("read", "create", "update"),
+            conditional_create=True,
+            search_params=(("identifier", "token"),),
+            documentation="A site's patient under its identifier (IPP): "
+            "urn:concilium:ipp:<FINESS>.",
+        ),
+        ResourceSupport(
+            "ServiceRequest",
+            ("read", "create", "update"),
+            conditional_create=True,
+            search_params=(("identifier", "token"),),
+            documentation="An imaging order (as HL7 ORM/OMI): accession number "
+            "urn:concilium:accession:<FINESS>; status revoked cancels it.",
+        ),
+    ),
 )

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from concilium.platform import audit
 from concilium.platform.db import utcnow
 from concilium.platform.tables import Patient as PlatformPatient
+from concilium.reading import versions
 from concilium.reading.assignments import route_order
 from concilium.reading.hl7v2_datatypes import CodedElement, Practitioner
 from concilium.reading.hl7v2_errors import ErrorCode, ErrorLocation, HL7Error
@@ -151,7 +152,9 @@ def _store(
             "merge or correct the patient first",
             ErrorLocation("PID", 1, 3),
         )
-    if record is None:
+    if record is not None:
+        versions.bump(session, versions.SERVICE_REQUEST, record.id, now)
+    else:
         if order.action in (OrderAction.CANCEL, OrderAction.DISCONTINUE):
             raise HL7Error(
                 ErrorCode.UNKNOWN_KEY_IDENTIFIER,

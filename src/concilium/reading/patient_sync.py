@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from concilium.platform import audit, patients
 from concilium.platform.errors import ConciliumError, Conflict, InvalidInput
 from concilium.platform.tables import Patient as PlatformPatient
+from concilium.reading import versions
 from concilium.reading.adt import (
     Patient,
     PatientIdentifierChange,
@@ -136,6 +137,7 @@ def patient_for(
     try:
         if update_known:
             patients.update_demographics(session, actor, found, who)
+            versions.bump(session, versions.PATIENT, found.id)
     except ConciliumError as exc:
         raise _refusal(exc, pid3) from exc
     return found

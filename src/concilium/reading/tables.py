@@ -37,6 +37,7 @@ __all__ = [
     "ReadingGroupMember",
     "ReadingOnCall",
     "ReadingRoutingRule",
+    "ResourceVersion",
     "ScheduledStepRecord",
     "StationRule",
 ]
@@ -377,3 +378,19 @@ class ReadingAssignment(Base):
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When an unclaimed urgent exam was escalated."""
+
+
+class ResourceVersion(Base):
+    """The version of a resource served over FHIR (``Patient``, ``ServiceRequest``): one
+    more at every change, whether through FHIR or HL7, so that ``If-Match`` refuses an
+    update made on a stale copy (``concilium.reading.versions``)."""
+
+    __tablename__ = "reading_resource_versions"
+    __table_args__ = (UniqueConstraint("resource_type", "resource_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_type: Mapped[str] = mapped_column(String(32))
+    """FHIR resource type."""
+    resource_id: Mapped[int] = mapped_column()
+    """The platform patient's id, or the order's."""
+    version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from concilium.platform.db import utcnow
 from concilium.platform.errors import NotFound
 from concilium.platform.tables import Patient, PatientIdentifier
+from concilium.reading import versions
 from concilium.reading.orders import OrderStatus
 from concilium.reading.tables import ImagingOrderRecord, ScheduledStepRecord
 
@@ -253,6 +254,7 @@ def set_step_status(
         order.status = OrderStatus.IN_PROGRESS.value
     order.updated_at = now
     session.flush()
+    versions.bump(session, versions.SERVICE_REQUEST, order.id, now)
     patient = _survivor(session, session.get(Patient, order.patient_id) or _missing())
     return _item(step, order, patient, _identifiers(session, {(order.site_id, patient.id)}))
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from concilium.platform.errors import ConciliumError
 from concilium.platform.i18n import N_, _
+from concilium.web import fhir
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ HTTP_DETAILS = {
 def wants_page(request: Request) -> bool:
     path = request.url.path
     return not (
-        path.startswith(("/api/", "/dicomweb/", "/janus/"))
+        fhir.is_fhir(request)
+        or path.startswith(("/api/", "/dicomweb/", "/janus/"))
         or path in {"/metrics", "/healthz", "/readyz", "/dicomweb", "/wado", "/janus"}
     )
 
@@ -70,6 +72,8 @@ def _page(request: Request, status: int, title: str, detail: str) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ConciliumError)
     async def _domain(request: Request, exc: ConciliumError) -> Response:
+        if fhir.is_fhir(request):
+            return fhir.error_response(exc)
         if wants_page(request):
             return _page(request, exc.status, exc.title, exc.detail)
         return problem(exc.status, exc.title, exc.detail, request, retry_after=exc.retry_after)
@@ -81,6 +85,8 @@ def install(app: FastAPI) -> None:
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['location']}: {e['message']}" for e in errors)
+        if fhir.is_fhir(request):
+            return fhir.failure_response(400, _(INVALID_INPUT), detail, "invalid")
         if wants_page(request):
             return _page(request, 422, INVALID_INPUT, detail)
         return problem(422, INVALID_INPUT, detail, request, errors=errors)
@@ -90,6 +96,9 @@ def install(app: FastAPI) -> None:
         title = HTTP_TITLES.get(exc.status_code, N_("Error"))
         detail = _(HTTP_DETAILS[exc.status_code]) if exc.status_code in HTTP_DETAILS else ""
         detail = detail or str(exc.detail)
+        if fhir.is_fhir(request):
+            code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
+            return fhir.failure_response(exc.status_code, _(title), detail, code)
         if wants_page(request):
             return _page(request, exc.status_code, title, detail)
         return problem(exc.status_code, title, detail, request)
@@ -98,6 +107,8 @@ def install(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error", extra={"path_template": _template(request)})
         detail = _("An unexpected error occurred; it was logged and nothing was saved.")
+        if fhir.is_fhir(request):
+            return fhir.failure_response(500, _(SERVER_ERROR), detail, "exception")
         if wants_page(request):
             return _page(request, 500, SERVER_ERROR, detail)
         return problem(500, SERVER_ERROR, detail, request)

@@ -165,6 +165,8 @@ def sender_actor(sender: HL7Sender | None, header: MessageHeader | None, peer: s
     return audit.Actor(None, f"hl7:{application}@{facility}"[:64], role="hl7_sender", ip=peer)
 
 
+MLLP_PORT = 2575
+"""Port of a results destination given without one (the port registered for HL7 v2)."""
 _HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,255}$")
 
 
@@ -177,9 +179,11 @@ def set_destination(
     port: int | None,
     images_available: str,
 ) -> None:
-    """Where the system receives results (MLLP host and port; an empty host: nowhere) and
-    how it is told of available images (audited)."""
+    """Where the system receives results (MLLP host and port, 2575 when not given; an
+    empty host: nowhere) and how it is told of available images (audited)."""
     host = host.strip()
+    if host and port is None:
+        port = MLLP_PORT
     if host and (not _HOST.fullmatch(host) or port is None or not 0 < port < 65536):
         raise InvalidInput(_("results destination: a host name or address and a port 1-65535"))
     try:

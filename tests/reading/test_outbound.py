@@ -317,7 +317,8 @@ def test_queued_messages_survive_a_restart_and_are_delivered_once(
     async def first_life() -> None:
         process = ReadingProcess(runtime, NoArchive())
         async with process.serve():  # the hospital system is down
-            await poll(lambda: row(runtime, message_id).attempts >= 1)
+            # Its first try is recorded (not merely begun: that is the lease's case).
+            await poll(lambda: (r := row(runtime, message_id)).attempts and r.state == "queued")
 
     async def second_life() -> list[bytes]:
         clock.advance(seconds=RETRY)

@@ -81,9 +81,12 @@ class OutboundSender:
         period = self.settings.hl7_outbound_period
         while True:
             self._wake.clear()
-            try:
-                if self.before_each_period is not None:
+            if self.before_each_period is not None:
+                try:
                     await to_thread.run_sync(self.before_each_period)
+                except Exception as error:  # tried again at the next period; no patient data
+                    log.error("queueing scheduled HL7 messages failed: %s", type(error).__name__)
+            try:
                 while await self.deliver_due():
                     pass
             except Exception as error:  # retried at the next period; no patient data logged

@@ -336,6 +336,23 @@ def test_queued_messages_survive_a_restart_and_are_delivered_once(
     assert row(runtime, message_id).attempts == 2
 
 
+def test_stopping_lets_the_try_under_way_be_recorded(site, runtime, settings, his_port):
+    settings.hl7_port = 0
+    settings.hl7_outbound_period = 0.05
+    settings.hl7_outbound_timeout = 0.5
+    (message_id,) = queue(runtime, settings, ResultStatus.FINAL)
+
+    async def main() -> None:
+        # The hospital system never answers.
+        async with His(his_port, [None]), ReadingProcess(runtime, NoArchive()).serve():
+            await poll(lambda: row(runtime, message_id).state == "sending")
+
+    run(main())
+    stopped = row(runtime, message_id)
+    assert (stopped.state, stopped.attempts) == ("queued", 1)
+    assert "MllpTimeout" in stopped.last_error
+
+
 def test_delivery_can_be_turned_off(site, runtime, settings, his_port):
     settings.hl7_port = 0
     settings.hl7_outbound = False

@@ -5,6 +5,8 @@ the senders page."""
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import select
 
 from concilium.platform import audit
@@ -13,10 +15,13 @@ from concilium.platform.tables import AuditEvent
 from concilium.reading import senders
 from concilium.reading.inbound import receive
 from concilium.reading.oru import ResultStatus
+from concilium.reading.outbound import OutboundSender
 from concilium.reading.results import queue_report
 from concilium.reading.tables import HL7Sender, ImagingOrderRecord, OutboundMessage
+from serving import free_port
 
 from .hl7_orders import adt_a01, orm_o01
+from .outbound_peer import His
 from .test_outbound import report
 from .test_pages import signed_in
 
@@ -130,3 +135,32 @@ def test_a_sender_gets_its_results_destination_on_the_senders_page(app, world, r
             "oru",
         )
     assert actions(runtime, "hl7_sender") == ["hl7.sender.create", "hl7.sender.update"]
+
+
+def test_a_delivered_message_is_in_the_log_with_the_acknowledgment_received(
+    app, world, runtime, settings
+):
+    port = free_port()
+    (message_id,) = queued(world, runtime, settings, 1)
+    with transaction(runtime.sessions) as db:
+        destination = db.execute(select(HL7Sender)).scalar_one()
+        destination.results_port = port
+
+    async def deliver() -> None:
+        async with His(port):
+            await OutboundSender(runtime.sessions, settings, runtime.now).deliver_due()
+
+    asyncio.run(deliver())
+    with runtime.sessions() as db:
+        message = db.get(OutboundMessage, message_id)
+        assert message is not None and message.state == "sent" and message.log_id
+        log_id = message.log_id
+    admin = signed_in(world, app, "briey-admin", (world.briey, "admin"))
+    listed = admin.get("/admin/reading/hl7/messages?direction=out").text
+    assert f"/admin/reading/hl7/messages/{log_id}" in listed
+    page = admin.get(f"/admin/reading/hl7/messages/{log_id}")
+    assert page.status_code == 200
+    assert "Message as sent" in page.text and "Acknowledgment received" in page.text
+    assert "MSA|AA|" in page.text and "OBR|1|PL-ACC-1^HIS" in page.text
+    outbound = admin.get(f"/admin/reading/hl7/outbound/{message_id}").text
+    assert f'href="/admin/reading/hl7/messages/{log_id}"' in outbound

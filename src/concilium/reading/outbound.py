@@ -41,6 +41,9 @@ __all__ = ["Delivery", "OutboundSender"]
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE = 5.0
+"""Seconds a stopping process waits for the tries under way."""
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -71,15 +74,17 @@ class OutboundSender:
         """Called (in a worker thread) before each look for due messages: what queues
         messages on a schedule (complete studies) runs there."""
         self._wake = asyncio.Event()
+        self._stopping = False
 
     def wake(self) -> None:
         """Look for due messages now (from the event loop's thread)."""
         self._wake.set()
 
     async def run_forever(self) -> None:
-        """Deliver until cancelled."""
+        """Deliver until cancelled, or until :meth:`stop` (after the round under way)."""
         period = self.settings.hl7_outbound_period
-        while True:
+        self._stopping = False
+        while not self._stopping:
             self._wake.clear()
             if self.before_each_period is not None:
                 try:
@@ -87,12 +92,25 @@ class OutboundSender:
                 except Exception as error:  # tried again at the next period; no patient data
                     log.error("queueing scheduled HL7 messages failed: %s", type(error).__name__)
             try:
-                while await self.deliver_due():
+                while not self._stopping and await self.deliver_due():
                     pass
             except Exception as error:  # retried at the next period; no patient data logged
                 log.error("outbound HL7 delivery failed: %s", type(error).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=period)
+
+    async def stop(self, task: asyncio.Task[None], grace: float = STOP_GRACE) -> None:
+        """End ``task`` (running :meth:`run_forever`): the tries under way are given
+        ``grace`` seconds to get their answer recorded, then cancelled (a try cancelled
+        after it began is taken again once its lease ends)."""
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=grace)
+        except TimeoutError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def deliver_due(self) -> list[Delivery]:
         """One round: take the due messages, send them, record what came of each."""

@@ -119,12 +119,11 @@ class ReadingProcess:
             yield
         finally:
             self._loop = None
-            for task in (escalation, delivery):
-                if task is None:
-                    continue
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            if delivery is not None:
+                await self.outbound.stop(delivery)
+            escalation.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await escalation
             if self.mllp is not None:
                 await self.mllp.close()
                 self.mllp = None

@@ -229,6 +229,23 @@ def metz_objects(world):
         )
         db.add(hl7_message)
         db.flush()
+        from concilium.reading.tables import OutboundMessage
+
+        outbound = OutboundMessage(
+            site_id=world.metz.id,
+            destination_id=his.id,
+            patient_id=patient.id,
+            kind="report",
+            message_type="ORU^R01^ORU_R01",
+            control_id="O-1",
+            raw=b"MSH|^~\\&|CONCILIUM|570005165|HIS|CHRMETZ|||ORU^R01|O-1|P|2.5.1\r",
+            state="queued",
+            attempts=0,
+            last_error="",
+            ack_code="",
+        )
+        db.add(outbound)
+        db.flush()
         from concilium.reading import groups as reading_groups
         from concilium.reading.tables import ImagingOrderRecord, ReadingAssignment
 
@@ -279,6 +296,7 @@ def metz_objects(world):
             "board_id": board.id,
             "sender_id": his.id,
             "message_id": hl7_message.id,
+            "outbound_id": outbound.id,
             "exam_id": exam.id,
             "order_id": metz_order.id,
             "item_id": metz_step.id,
@@ -579,6 +597,7 @@ LISTS = {
     # The HL7 senders and messages of the caller's own hospitals only.
     "/admin/reading/hl7",
     "/admin/reading/hl7/messages",
+    "/admin/reading/hl7/outbound",
     # The reading worklist: exams routed to the caller's reading groups only.
     "/reading",
     "/api/v1/reading/worklist",

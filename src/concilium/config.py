@@ -144,6 +144,25 @@ class Settings(BaseSettings):
     """Largest HL7 message accepted; a larger one is answered AR and dropped."""
     hl7_workers: int = Field(default=4, ge=1, le=64)
     """Messages stored at once (each in its own database transaction, in a worker thread)."""
+    hl7_outbound: bool = True
+    """Deliver the queued outbound HL7 messages (results, images available) while serving;
+    off, they wait in the queue."""
+    hl7_outbound_application: str = Field(default="CONCILIUM", min_length=1, max_length=64)
+    """MSH-3 of the messages sent (MSH-4 is the site's FINESS)."""
+    hl7_outbound_timeout: float = Field(default=30.0, gt=0, le=600)
+    """Seconds allowed to connect to a hospital system, then again for its acknowledgment."""
+    hl7_outbound_retry: float = Field(default=30.0, gt=0)
+    """Seconds before the first retry of a message not acknowledged; doubled at each try."""
+    hl7_outbound_retry_max: float = Field(default=3600.0, gt=0)
+    """Longest wait between two tries of a message."""
+    hl7_outbound_lease: float = Field(default=300.0, gt=0)
+    """Seconds a message stays taken by a delivery; after that (the process stopped while
+    sending) another delivery takes it again."""
+    hl7_outbound_period: float = Field(default=5.0, gt=0, le=3600)
+    """Seconds between two looks for messages due (and for complete studies)."""
+    images_available_quiet: float = Field(default=600.0, ge=0)
+    """A study whose order has no completed performed step is complete when no instance has
+    arrived for this many seconds; its hospital is then told that images are available."""
     dicomweb_cors_origins: list[str] = Field(default_factory=list)
     """Origins (``https://viewer.example.org``) whose browser viewers may call ``/dicomweb`` and
     ``/wado`` across origins (CORS); empty means same-origin only."""

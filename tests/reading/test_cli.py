@@ -92,3 +92,33 @@ def test_station_rules_are_added_listed_and_removed(tmp_path, monkeypatch):
     assert run(ENGLISH, "hl7", "station", "list").splitlines() == [
         "540000049\tCT\tTDM-THX\tBRIEY_CT2"
     ]
+
+
+def test_a_sender_gets_a_results_destination(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONCILIUM_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("CONCILIUM_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'c.db'}")
+    runner = CliRunner()
+
+    def run(env: dict[str, str | None], *args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args), env=env, prog_name="concilium")
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run(ENGLISH, "migrate")
+    run(ENGLISH, "site", "create", "--name", "CH Briey", "--finess", "540000049")
+    add = ("hl7", "node", "add", "--site", "540000049", "--facility", "CHBRIEY")
+    run(ENGLISH, *add, "--application", "HIS", "--results-host", "his.briey.example")
+    run(ENGLISH, *add, "--application", "RIS")
+    node = ("hl7", "node", "destination", "--application", "RIS", "--facility", "CHBRIEY")
+    assert run(
+        FRENCH, *node, "--host", "10.0.0.7", "--port", "2576", "--images-available", "oru"
+    ) == ("Les résultats de RIS de CHBRIEY vont à 10.0.0.7:2576\n")
+    assert "1-65535" in run(ENGLISH, *node, "--host", "10.0.0.7", "--port", "0", code=1)
+    assert "sometimes" in run(
+        ENGLISH, *node, "--host", "h", "--images-available", "sometimes", code=2
+    )
+    assert run(ENGLISH, "hl7", "node", "list").splitlines() == [
+        "HIS\tCHBRIEY\t540000049\tCH Briey\this.briey.example:2575\tnone",
+        "RIS\tCHBRIEY\t540000049\tCH Briey\t10.0.0.7:2576\toru",
+    ]
+    assert run(ENGLISH, *node, "--host", "") == "RIS of CHBRIEY receives no results\n"

@@ -14,7 +14,9 @@ with their order and patient (`scheduled_steps` → `ScheduledExam`, `StepKey`,
 `set_step_status` for MPPS), the worklist and the performed steps in the database
 (`DatabaseWorklist`, `DatabaseMpps`), the application side of the MLLP listener (`receive`,
 `Receipt`), the registered senders (`add_sender`, `list_senders`, `sender_of`), the
-`ReadingAction` actions and the process runtime `ReadingProcess`.
+report's ORU^R01 queued for the ordering hospital in the signer's transaction
+(`queue_report`, the queue's `OutboundState`), the `ReadingAction` actions and the process
+runtime `ReadingProcess`.
 """
 
 from typing import TYPE_CHECKING
@@ -111,7 +113,9 @@ if TYPE_CHECKING:
         scheduled_status,
     )
     from concilium.reading.mpps_store import DatabaseMpps
+    from concilium.reading.outbound_store import OutboundState
     from concilium.reading.process import ReadingProcess
+    from concilium.reading.results import queue_report
     from concilium.reading.senders import add_sender, list_senders, sender_of
     from concilium.reading.worklist import (
         MODALITY_WORKLIST_FIND,
@@ -170,6 +174,7 @@ __all__ = [
     "OrderAction",
     "OrderMessage",
     "OrderStatus",
+    "OutboundState",
     "Patient",
     "PatientIdentifierChange",
     "PatientMerge",
@@ -214,6 +219,7 @@ __all__ = [
     "order_status",
     "parse_message",
     "peek_header",
+    "queue_report",
     "read_adt",
     "read_order_message",
     "read_patient",
@@ -256,6 +262,8 @@ _MODULE_OF = {
     "DatabaseMpps": "concilium.reading.mpps_store",
     "DatabaseWorklist": "concilium.reading.worklist_source",
     "ReadingProcess": "concilium.reading.process",
+    "OutboundState": "concilium.reading.outbound_store",
+    "queue_report": "concilium.reading.results",
     "add_sender": "concilium.reading.senders",
     "list_senders": "concilium.reading.senders",
     "sender_of": "concilium.reading.senders",

@@ -44,7 +44,25 @@ def node_group() -> None: ...
     "--facility", required=True, help=N_("Sending facility, as in MSH-4 of its messages.")
 )
 @click.option("--description", default="", help=N_("What the system is, for administrators."))
-def node_add(finess: str, application: str, facility: str, description: str) -> None:
+@click.option(
+    "--results-host", default="", help=N_("Host of its MLLP listener that receives results.")
+)
+@click.option("--results-port", type=int, default=None, help=N_("Port of that listener."))
+@click.option(
+    "--images-available",
+    type=click.Choice([m.value for m in senders.ImagesAvailable]),
+    default="none",
+    help=N_("How it is told that an order's images are available: none, orm, omi or oru."),
+)
+def node_add(
+    finess: str,
+    application: str,
+    facility: str,
+    description: str,
+    results_host: str,
+    results_port: int | None,
+    images_available: str,
+) -> None:
     with cli_transaction(cli_settings()) as session:
         site = accounts.site_by_finess(session, finess)
         sender = senders.add_sender(
@@ -55,6 +73,15 @@ def node_add(finess: str, application: str, facility: str, description: str) -> 
             facility=facility,
             description=description,
         )
+        if results_host or images_available != "none":
+            senders.set_destination(
+                session,
+                operator(),
+                sender,
+                host=results_host,
+                port=results_port,
+                images_available=images_available,
+            )
         click.echo(
             _("HL7 sender %(application)s of %(facility)s registered for %(site)s")
             % {"application": sender.application, "facility": sender.facility, "site": site.name}
@@ -70,9 +97,58 @@ def node_list() -> None:
         for sender in senders.list_senders(session):
             site = sites.get(sender.site_id)
             state = "" if sender.active else "\t" + _("inactive")
+            results = ""
+            if sender.results_host or sender.images_available != "none":
+                where = (
+                    f"{sender.results_host}:{sender.results_port}" if sender.results_host else "-"
+                )
+                results = f"\t{where}\t{sender.images_available}"
             click.echo(
                 f"{sender.application}\t{sender.facility}\t"
-                f"{site.finess if site else sender.site_id}\t{site.name if site else ''}{state}"
+                f"{site.finess if site else sender.site_id}\t{site.name if site else ''}"
+                f"{results}{state}"
+            )
+
+
+@node_group.command(
+    "destination",
+    help=N_(
+        "Where a sender receives results (ORU) and images-available messages, over MLLP; "
+        "an empty host: nowhere."
+    ),
+)
+@click.option("--application", required=True, help=N_("Sending application (MSH-3)."))
+@click.option("--facility", required=True, help=N_("Sending facility (MSH-4)."))
+@click.option("--host", required=True, help=N_("Host of its MLLP listener that receives results."))
+@click.option("--port", type=int, default=None, help=N_("Port of that listener."))
+@click.option(
+    "--images-available",
+    type=click.Choice([m.value for m in senders.ImagesAvailable]),
+    default="none",
+    help=N_("How it is told that an order's images are available: none, orm, omi or oru."),
+)
+def node_destination(
+    application: str, facility: str, host: str, port: int | None, images_available: str
+) -> None:
+    with cli_transaction(cli_settings()) as session:
+        sender = senders.get_sender(session, application, facility)
+        senders.set_destination(
+            session, operator(), sender, host=host, port=port, images_available=images_available
+        )
+        if sender.results_host:
+            click.echo(
+                _("Results of %(application)s of %(facility)s go to %(host)s:%(port)s")
+                % {
+                    "application": sender.application,
+                    "facility": sender.facility,
+                    "host": sender.results_host,
+                    "port": sender.results_port,
+                }
+            )
+        else:
+            click.echo(
+                _("%(application)s of %(facility)s receives no results")
+                % {"application": sender.application, "facility": sender.facility}
             )
 
 

@@ -20,6 +20,7 @@ SERVICE = ServiceDescriptor(
     migrations=_HERE / "migrations",
     routers=(
         "concilium.reading.pages:router",
+        "concilium.reading.outbound_pages:router",
         "concilium.reading.worklist_web:api_router",
         "concilium.reading.worklist_web:router",
         "concilium.reading.fhir_web:router",

@@ -419,6 +419,10 @@ class MllpConnection:
         connection ends first, the answer is not HL7, or its MSA-2 is not the message's
         control ID. What the acknowledgment says (AA, AE, AR) is for the caller to read.
         """
+        return (await self.exchange(message, timeout=timeout))[1]
+
+    async def exchange(self, message: bytes, *, timeout: float = 30.0) -> tuple[bytes, Message]:
+        """As :meth:`send`, with the acknowledgment's bytes as they came (unframed)."""
         header = peek_header(message)
         if header is None or not header.control_id:
             raise ValueError("an outbound message must begin with an MSH holding MSH-10")
@@ -437,7 +441,7 @@ class MllpConnection:
         msa = ack.segment("MSA")
         if msa is None or msa.get(2) != header.control_id:
             raise MllpError("the answer does not acknowledge this message (MSA-2)")
-        return ack
+        return payload, ack
 
     async def _next_frame(self) -> bytes:
         while not self._pending:

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from concilium.platform import accounts, audit
-from concilium.platform.errors import Forbidden, NotFound
+from concilium.platform.errors import Forbidden, InvalidInput, NotFound
 from concilium.platform.i18n import _
 from concilium.platform.policy import Target
 from concilium.reading import message_log, senders
@@ -78,6 +78,7 @@ def _senders_view(
         may_read_messages=readable is None or bool(readable),
         error=error,
         form=form,
+        modes=[m.value for m in senders.ImagesAvailable],
     )
 
 
@@ -139,6 +140,38 @@ def senders_remove(
     return redirect_to(_SENDERS)
 
 
+@router.post(_SENDERS + "/senders/{sender_id}/destination")
+def senders_destination(
+    request: Request,
+    sender_id: int,
+    ctx: Annotated[Ctx, gate(ReadingAction.HL7_SENDER_MANAGE)],
+    results_host: Annotated[str, Form(max_length=255)] = "",
+    results_port: Annotated[str, Form(max_length=5)] = "",
+    images_available: Annotated[str, Form(max_length=8)] = "none",
+) -> Response:
+    """Where a sender receives results and how it hears of available images (audited)."""
+    sender = _managed_sender(ctx, sender_id)
+    form: dict[str, Any] = {"destination_of": sender_id, "results_host": results_host}
+
+    def run() -> None:
+        port = results_port.strip()
+        if port and not port.isdigit():
+            raise InvalidInput(_("results destination: a host name or address and a port 1-65535"))
+        senders.set_destination(
+            ctx.db,
+            ctx.actor,
+            sender,
+            host=results_host,
+            port=int(port) if port else None,
+            images_available=images_available,
+        )
+        ctx.commit()
+
+    return run_form_action(
+        ctx, run, lambda exc: _senders_view(request, ctx, exc.detail, form, exc.status), _SENDERS
+    )
+
+
 @router.get(_MESSAGES)
 def messages_page(
     request: Request,
@@ -196,7 +229,7 @@ def message_page(
     inbound = message
     if message.answers_id is not None:
         inbound = ctx.db.get(HL7Message, message.answers_id) or message
-    answers = message_log.answers_to(ctx.db, inbound) if inbound.direction == "in" else []
+    answers = message_log.answers_to(ctx.db, inbound)
     audit.record(
         ctx.db,
         ctx.actor,
@@ -215,12 +248,12 @@ def message_page(
         message=inbound,
         answers=answers,
         names={s.id: s.name for s in accounts.list_sites(ctx.db)},
-        segments=_segments(inbound.raw),
-        answer_segments=[(a, _segments(a.raw)) for a in answers],
+        segments=segments_of(inbound.raw),
+        answer_segments=[(a, segments_of(a.raw)) for a in answers],
     )
 
 
-def _segments(raw: bytes) -> list[str]:
+def segments_of(raw: bytes) -> list[str]:
     """The segments of a message as text, for display (bytes outside UTF-8 as Latin-1)."""
     try:
         text = raw.decode("utf-8")

@@ -10,6 +10,11 @@ after the transaction committed (``concilium.reading.inbound``).
 
 While serving, every :data:`ESCALATION_PERIOD` the STAT exams left unclaimed are escalated
 to their reading group (``concilium.reading.escalation``), in a worker thread.
+
+Unless ``hl7_outbound`` is off, the queue of outbound messages is delivered
+(``concilium.reading.outbound``); before each look for due messages, the orders whose
+study became complete are announced (``concilium.reading.results``). A study received by
+the archive of this process (its ``STUDY_RECEIVED`` events) wakes the delivery at once.
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from typing import Any
 
 import anyio
 from anyio import CapacityLimiter, to_thread
 
-from concilium.imaging import ImagingProcess
+from concilium.imaging import STUDY_RECEIVED, ImagingProcess
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
@@ -33,6 +39,8 @@ from concilium.reading.inbound import receive
 from concilium.reading.mllp import MllpServer, MllpServerSettings, PeerInfo
 from concilium.reading.modality import mpps_service, worklist_service
 from concilium.reading.mpps_store import DatabaseMpps
+from concilium.reading.outbound import OutboundSender
+from concilium.reading.results import queue_images_available
 from concilium.reading.worklist_source import DatabaseWorklist
 
 __all__ = ["ESCALATION_PERIOD", "ReadingProcess"]
@@ -59,6 +67,15 @@ class ReadingProcess:
         if imaging is not None:
             imaging.add_dimse_service(worklist_service(self.worklist))
             imaging.add_dimse_service(mpps_service(self.mpps))
+        self.outbound = OutboundSender(
+            runtime.sessions,
+            runtime.settings,
+            runtime.now,
+            before_each_period=self.announce_complete_studies,
+        )
+        """The delivery of the outbound HL7 queue."""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscribed = False
         self.mllp: MllpServer | None = None
         """The HL7 listener, while the process serves it."""
         self._limiter: CapacityLimiter | None = None
@@ -89,16 +106,39 @@ class ReadingProcess:
                 clock=self.runtime.now,
             )
             await self.mllp.start()
-        escalation = asyncio.get_running_loop().create_task(self._escalate_forever())
+        loop = asyncio.get_running_loop()
+        escalation = loop.create_task(self._escalate_forever())
+        delivery = None
+        if settings.hl7_outbound:
+            delivery = loop.create_task(self.outbound.run_forever())
+            self._loop = loop
+            if not self._subscribed:
+                self.runtime.bus.subscribe(STUDY_RECEIVED, self._study_received)
+                self._subscribed = True
         try:
             yield
         finally:
+            self._loop = None
+            if delivery is not None:
+                await self.outbound.stop(delivery)
             escalation.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await escalation
             if self.mllp is not None:
                 await self.mllp.close()
                 self.mllp = None
+
+    def _study_received(self, _topic: str, _payload: dict[str, Any]) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.outbound.wake)
+
+    def announce_complete_studies(self) -> list[int]:
+        """Queue the images-available messages of the orders whose study became complete,
+        in one transaction; the orders announced."""
+        with transaction(self.runtime.sessions) as db:
+            return queue_images_available(db, self.runtime.settings, self.runtime.now())
 
     def escalate(self) -> list[int]:
         """Escalate the STAT exams left unclaimed, in one transaction; the exams alerted."""

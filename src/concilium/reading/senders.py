@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,13 +21,31 @@ from concilium.reading.hl7v2 import MessageHeader
 from concilium.reading.tables import HL7Sender
 
 __all__ = [
+    "ImagesAvailable",
     "add_sender",
+    "destination_of",
     "get_sender",
     "list_senders",
     "remove_sender",
     "sender_actor",
     "sender_of",
+    "set_destination",
 ]
+
+
+class ImagesAvailable(StrEnum):
+    """How a hospital system is told that an order's images are in the archive."""
+
+    NONE = "none"
+    """Not told."""
+    ORM = "orm"
+    """ORM^O01 (v2.3.1) with ORC-1 SC, ORC-5 CM: the procedure is done."""
+    OMI = "omi"
+    """OMI^O23 (v2.5.1) with ORC-1 SC, ORC-5 CM and the IPC of the study."""
+    ORU = "oru"
+    """ORU^R01 (v2.5.1) with OBR-25 R and the Study Instance UID (imaging results
+    available, as dcm4chee-arc sends it)."""
+
 
 _NAME = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,62}[\x21-\x7e])?$")
 
@@ -144,3 +163,63 @@ def sender_actor(sender: HL7Sender | None, header: MessageHeader | None, peer: s
     application = str(header.sending_application or "") if header else ""
     facility = str(header.sending_facility or "") if header else ""
     return audit.Actor(None, f"hl7:{application}@{facility}"[:64], role="hl7_sender", ip=peer)
+
+
+MLLP_PORT = 2575
+"""Port of a results destination given without one (the port registered for HL7 v2)."""
+_HOST = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,255}$")
+
+
+def set_destination(
+    session: Session,
+    actor: audit.Actor,
+    sender: HL7Sender,
+    *,
+    host: str,
+    port: int | None,
+    images_available: str,
+) -> None:
+    """Where the system receives results (MLLP host and port, 2575 when not given; an
+    empty host: nowhere) and how it is told of available images (audited)."""
+    host = host.strip()
+    if host and port is None:
+        port = MLLP_PORT
+    if host and (not _HOST.fullmatch(host) or port is None or not 0 < port < 65536):
+        raise InvalidInput(_("results destination: a host name or address and a port 1-65535"))
+    try:
+        mode = ImagesAvailable(images_available)
+    except ValueError:
+        raise InvalidInput(_("images available: none, orm, omi or oru")) from None
+    sender.results_host = host
+    sender.results_port = port if host else None
+    sender.images_available = mode.value
+    audit.record(
+        session,
+        actor,
+        "hl7.sender.update",
+        "success",
+        object_kind="hl7_sender",
+        object_id=sender.id,
+        site_id=sender.site_id,
+        detail={"results": f"{host}:{port}" if host else "", "images_available": mode.value},
+    )
+    session.flush()
+
+
+def destination_of(session: Session, site_id: int) -> HL7Sender | None:
+    """The registered system of a site that receives its results (the first with a
+    results host), or None."""
+    return (
+        session.execute(
+            select(HL7Sender)
+            .where(
+                HL7Sender.site_id == site_id,
+                HL7Sender.results_host != "",
+                HL7Sender.active.is_(True),
+            )
+            .order_by(HL7Sender.id)
+            .limit(1)
+        )
+        .scalars()
+        .first()
+    )

@@ -30,6 +30,7 @@ __all__ = [
     "HL7Sender",
     "ImagingOrderRecord",
     "MergedIdentifier",
+    "OutboundMessage",
     "PerformedStepRecord",
     "ReadingAssignment",
     "ReadingCredential",
@@ -59,6 +60,13 @@ class HL7Sender(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     """An inactive sender is refused like an unregistered one."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    results_host: Mapped[str] = mapped_column(String(255), default="")
+    """Host of the system's MLLP listener that receives results; empty: none."""
+    results_port: Mapped[int | None] = mapped_column(nullable=True)
+    """Its port."""
+    images_available: Mapped[str] = mapped_column(String(8), default="none")
+    """How it is told that an order's images are available
+    (``concilium.reading.outbound.ImagesAvailable``): ``none``, ``orm``, ``omi``, ``oru``."""
 
 
 class HL7Message(Base):
@@ -393,4 +401,57 @@ class ResourceVersion(Base):
     resource_id: Mapped[int] = mapped_column()
     """The platform patient's id, or the order's."""
     version: Mapped[int] = mapped_column(default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OutboundMessage(Base):
+    """An HL7 message waiting to be delivered to a hospital system, or delivered.
+
+    ``destination_id`` is the registered system (its results host and port, read at each
+    try); None when the order's site has none, the state then being ``no_destination``.
+    Messages of one destination are delivered in the order of their ``id``. ``once_key``
+    makes a message that must be sent once per order (images available) unique.
+    """
+
+    __tablename__ = "reading_outbound_messages"
+    __table_args__ = (Index("ix_reading_outbound_messages_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"), index=True)
+    """Site of the order (whose administrators review the queue)."""
+    destination_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reading_hl7_senders.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    order_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reading_orders.id"), nullable=True, index=True
+    )
+    """The order the message concerns."""
+    patient_id: Mapped[int | None] = mapped_column(ForeignKey("patients.id"), nullable=True)
+    """Platform patient of the order (for the audit of reviews)."""
+    kind: Mapped[str] = mapped_column(String(24))
+    """``report`` or ``images_available``."""
+    message_type: Mapped[str] = mapped_column(String(24), default="")
+    """MSH-9, e.g. ``ORU^R01^ORU_R01``."""
+    control_id: Mapped[str] = mapped_column(String(199))
+    """MSH-10, which the acknowledgment's MSA-2 must repeat."""
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    """The message as it travels, without MLLP framing."""
+    state: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    """``queued``, ``sending``, ``sent``, ``failed``, ``cancelled``, ``no_destination``."""
+    attempts: Mapped[int] = mapped_column(default=0)
+    """Tries begun."""
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    """When it is due (again)."""
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """While ``sending``: when another delivery may take it again."""
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    """Why the last try did not deliver it (names fields and addresses, no patient data)."""
+    ack_code: Mapped[str] = mapped_column(String(2), default="")
+    """MSA-1 of the last acknowledgment: AA, AE, AR, CA, CE, CR."""
+    once_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    """For a message sent once: what it is once for (``images:<order id>``)."""
+    log_id: Mapped[int | None] = mapped_column(ForeignKey("reading_hl7_messages.id"), nullable=True)
+    """The message log's row of its last acknowledged try."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When its acknowledgment (AA, CA) came."""
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -21,6 +21,7 @@ SERVICE = ServiceDescriptor(
         "concilium.reading.pages:router",
         "concilium.reading.worklist_web:api_router",
         "concilium.reading.worklist_web:router",
+        "concilium.reading.report_web:router",
     ),
     documented_routers=("concilium.reading.worklist_web:api_router",),
     commands=("concilium.reading.cli:hl7", "concilium.reading.groups_cli:reading"),

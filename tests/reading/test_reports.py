@@ -7,6 +7,7 @@ study (QIDO-RS, WADO-RS); the results side gets it as an ``ImagingReport``."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -24,6 +25,7 @@ from concilium.reading.oru import FINDINGS, IMPRESSIONS, Envelope, ResultStatus,
 from concilium.reading.report_templates import DEFAULTS, GENERIC, template_for
 from concilium.reading.tables import (
     ImagingOrderRecord,
+    ReadingAssignment,
     ReadingReport,
     ReadingReportVersion,
     ReportTemplateRecord,
@@ -304,3 +306,36 @@ def test_templates_by_procedure_code_then_modality_then_defaults(runtime, world,
         for step in order_row.steps:
             step.modality = "NM"
         assert template_for(db, order_row) is GENERIC
+
+
+def test_the_prior_report_is_at_hand_for_the_next_exam(app, world, runtime, clock, referred):
+    exam = referred[0]
+    radio, csrf, user = browser_of(app, world, "briey-radio")
+    clock.advance(seconds=31)
+    assert radio.post(f"/reading/exams/{exam}/claim", data={"csrf_token": csrf}).status_code == 303
+    form = {
+        "csrf_token": csrf,
+        **texts(findings=FINDINGS_TEXT, impression=IMPRESSION_TEXT),
+        "level": "F",
+        "code": world.code(user),
+    }
+    assert radio.post(f"/reading/exams/{exam}/report/sign", data=form).status_code == 303
+    order(runtime, "ACC-2", "20260314020000", step="SPS-2")
+    with runtime.sessions() as db:
+        second = db.execute(
+            select(ReadingAssignment.id)
+            .join(ImagingOrderRecord, ImagingOrderRecord.id == ReadingAssignment.order_id)
+            .where(ImagingOrderRecord.accession_number == "ACC-2")
+        ).scalar_one()
+    garde, _, _ = browser_of(app, world, "garde", "fr")
+    page = garde.get(f"/reading/exams/{second}")
+    assert page.status_code == 200, page.text
+    assert "Compte rendu antérieur" in page.text and IMPRESSION_TEXT in page.text
+    with runtime.sessions() as db:
+        views = db.execute(
+            select(AuditEvent.detail, AuditEvent.patient_id).where(
+                AuditEvent.action == "reading.report.read", AuditEvent.actor == "garde"
+            )
+        ).all()
+    details = [json.loads(d) if isinstance(d, str) else d for d, _ in views]
+    assert [d["view"] for d in details] == ["prior"] and views[0][1]

@@ -19,6 +19,7 @@ then stored into the archive as an Encapsulated PDF (:mod:`concilium.reading.rep
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -118,13 +119,20 @@ def _audit_view(ctx: Ctx, order: ImagingOrderRecord, report: ReadingReport, what
     )
 
 
-def _prior(ctx: Ctx, order: ImagingOrderRecord) -> dict[str, Any] | None:
-    """The latest final report of the patient's other exams the reader may see."""
+def _prior(
+    ctx: Ctx, assignment: ReadingAssignment, order: ImagingOrderRecord
+) -> dict[str, Any] | None:
+    """The latest final report of the patient's other exams the reader may see: the
+    routing that shares this exam with its readers shares the patient's earlier reports
+    of the same site with them too; others as the policy says."""
+    readers = reading_list.exam_target(ctx.db, assignment).shared_user_ids
     for prior_order, report, version in reports.prior_reports(ctx.db, order):
-        assignment = assignment_of(ctx.db, prior_order.id)
-        if assignment is None:
+        prior_assignment = assignment_of(ctx.db, prior_order.id)
+        if prior_assignment is None:
             continue
-        target = reading_list.report_target(ctx.db, assignment)
+        target = reading_list.report_target(ctx.db, prior_assignment)
+        if prior_order.site_id == order.site_id:
+            target = replace(target, shared_user_ids=target.shared_user_ids | readers)
         if not decide(ctx.principal, ReadingAction.REPORT_READ, target).allowed:
             continue
         _audit_view(ctx, prior_order, report, "prior")
@@ -165,7 +173,7 @@ def report_view(
         "may_edit": may_write and holder and status != reports.FINAL,
         "may_preliminary": status == reports.DRAFT,
         "may_addendum": may_write and status == reports.FINAL,
-        "prior": _prior(ctx, order),
+        "prior": _prior(ctx, assignment, order),
     }
     ctx.commit()
     return view

@@ -17,6 +17,7 @@ import pydicom
 import pytest
 from sqlalchemy import select
 
+from concilium.imaging import ImagingProcess
 from concilium.platform.db import transaction
 from concilium.platform.tables import AuditEvent, User
 from concilium.reading import report_archive, reports
@@ -272,6 +273,13 @@ def test_the_signed_pdf_is_in_the_study_for_qido_and_wado(app, world, runtime, c
     assert ds.MIMETypeOfEncapsulatedDocument == "application/pdf"
     assert ds.EncapsulatedDocument[: ds.EncapsulatedDocumentLength] == pdf
     assert str(ds.StudyInstanceUID) == uid and ds.PatientID == "IPP001"
+    # A version the archive did not acknowledge is offered again (the same instance).
+    with transaction(runtime.sessions) as db:
+        db.execute(select(ReadingReportVersion)).scalar_one().archived_at = None
+    archive = app.state.assembly.service(ImagingProcess).archive
+    assert report_archive.archive_pending(archive, runtime.sessions, runtime.now()) == 1
+    with runtime.sessions() as db:
+        assert db.execute(select(ReadingReportVersion)).scalar_one().archived_at is not None
 
 
 def test_templates_by_procedure_code_then_modality_then_defaults(runtime, world, referred):

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,7 +79,6 @@ MAX_TEXT = 20_000
 """Characters at most in a section or an addendum."""
 REPORT_KIND = "reading_report"
 """Audit object kind of a report."""
-SIGNED = ("P", "F", "C")
 
 PdfMaker = Callable[[Session, ImagingOrderRecord, ReadingReportVersion], bytes]
 """Writes a signed version's PDF (:func:`concilium.reading.report_pdf.render`)."""
@@ -429,8 +428,3 @@ def report_for_results(session: Session, report_id: int, version: int) -> oru.Im
         interpreter=interpreter,
         pdf=chosen.pdf,
     )
-
-
-def signed_versions(versions: Sequence[ReadingReportVersion]) -> list[ReadingReportVersion]:
-    """The versions in reading order (every one is signed)."""
-    return [v for v in versions if v.status in SIGNED]

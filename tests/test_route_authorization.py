@@ -270,6 +270,25 @@ def metz_objects(world):
         )
         db.add(exam)
         db.flush()
+        from concilium.reading.tables import ReadingReport, ReadingReportVersion
+
+        metz_report = ReadingReport(order_id=metz_order.id, status="final", sections=[])
+        db.add(metz_report)
+        db.flush()
+        db.add(
+            ReadingReportVersion(
+                report_id=metz_report.id,
+                version=1,
+                status="F",
+                sections=[],
+                signed_by_id=doctor.id,
+                signed_at=rt.now(),
+                digest="0" * 64,
+                pdf=b"%PDF-1.4\n",
+                sop_instance_uid="1.2.3",
+            )
+        )
+        db.flush()
 
         mail = enqueue(
             db,
@@ -300,6 +319,8 @@ def metz_objects(world):
             "exam_id": exam.id,
             "order_id": metz_order.id,
             "item_id": metz_step.id,
+            "report_id": metz_report.id,
+            "version": 1,
             "case_id": board_case.id,
             "meeting_id": meeting.id,
             "document_id": document.id,

@@ -47,3 +47,18 @@ class ReadingAction:
         "reading.worklist_item.manage",
         Rule(frozenset({"technologist", "coordinator"}), "reading:worklist", platform_admin=False),
     )
+    # Writing and signing a report: the radiologists who may open the exam (the one
+    # holding it, checked by ``reports.require_holder``); after the final version, the
+    # routed readers' grant has ended and addenda are the site's radiologists'.
+    REPORT_WRITE = Action(
+        "reading.report.write",
+        Rule(frozenset({"radiologist"}), "reading:write", via_share=True, platform_admin=False),
+    )
+    # Reading a signed report and its PDF: the site's radiologists, the routed readers
+    # while they read, and the order's referring or requesting physician (the account
+    # with that practitioner identifier), to whom the report is shared once signed
+    # (``reading_list.report_target``).
+    REPORT_READ = Action(
+        "reading.report.read",
+        Rule(frozenset({"radiologist"}), "reading:read", via_share=True, platform_admin=False),
+    )

@@ -43,6 +43,8 @@ from concilium.reading.hl7v2_encoding import (
 
 HISTORY = CodedElement("121060", "History", "DCM")
 """Report section heading, DICOM CID 7001."""
+PROCEDURE = CodedElement("121064", "Current Procedure Descriptions", "DCM")
+"""Report section heading, DICOM CID 7001 (the technique)."""
 FINDINGS = CodedElement("121070", "Findings", "DCM")
 """Report section heading, DICOM CID 7001."""
 IMPRESSIONS = CodedElement("121072", "Impressions", "DCM")
@@ -52,6 +54,8 @@ RECOMMENDATIONS = CodedElement("121074", "Recommendations", "DCM")
 CONCLUSIONS = CodedElement("121076", "Conclusions", "DCM")
 """Report section heading, DICOM CID 7001."""
 ADDENDUM = CodedElement("121078", "Addendum", "DCM")
+"""Report section heading, DICOM CID 7001."""
+INDICATIONS = CodedElement("121109", "Indications for Procedure", "DCM")
 """Report section heading, DICOM CID 7001."""
 STUDY_INSTANCE_UID = CodedElement("113014", "DICOM Study", "DCM")
 """OBX-3 of the OBX carrying the Study Instance UID."""

@@ -9,7 +9,9 @@ message or a slow connection never holds the others. The acknowledgment is writt
 after the transaction committed (``concilium.reading.inbound``).
 
 While serving, every :data:`ESCALATION_PERIOD` the STAT exams left unclaimed are escalated
-to their reading group (``concilium.reading.escalation``), in a worker thread.
+to their reading group (``concilium.reading.escalation``), in a worker thread, and the
+signed reports the archive has not taken yet are offered to it again
+(``concilium.reading.report_archive.archive_pending``).
 
 Unless ``hl7_outbound`` is off, the queue of outbound messages is delivered
 (``concilium.reading.outbound``); before each look for due messages, the orders whose
@@ -40,6 +42,7 @@ from concilium.reading.mllp import MllpServer, MllpServerSettings, PeerInfo
 from concilium.reading.modality import mpps_service, worklist_service
 from concilium.reading.mpps_store import DatabaseMpps
 from concilium.reading.outbound import OutboundSender
+from concilium.reading.report_archive import archive_pending
 from concilium.reading.results import queue_images_available
 from concilium.reading.worklist_source import DatabaseWorklist
 
@@ -79,6 +82,8 @@ class ReadingProcess:
         self.mllp: MllpServer | None = None
         """The HL7 listener, while the process serves it."""
         self._limiter: CapacityLimiter | None = None
+        self.imaging = imaging
+        """The archive's process, where signed reports are stored (None without it)."""
 
     def open(self) -> None:
         """Nothing to recover: every message is stored in its own transaction."""
@@ -141,9 +146,13 @@ class ReadingProcess:
             return queue_images_available(db, self.runtime.settings, self.runtime.now())
 
     def escalate(self) -> list[int]:
-        """Escalate the STAT exams left unclaimed, in one transaction; the exams alerted."""
+        """Escalate the STAT exams left unclaimed, in one transaction; the exams alerted.
+        Signed reports the archive did not take yet are offered to it again."""
         with transaction(self.runtime.sessions) as db:
-            return escalate_unclaimed(db, self.runtime, self.runtime.now())
+            alerted = escalate_unclaimed(db, self.runtime, self.runtime.now())
+        if self.imaging is not None:
+            archive_pending(self.imaging.archive, self.runtime.sessions, self.runtime.now())
+        return alerted
 
     async def _escalate_forever(self) -> None:
         while True:

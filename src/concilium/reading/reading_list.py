@@ -3,13 +3,15 @@ one is credentialed for, with their turnaround target.
 
 Reading an exam of another site is granted by the routing: the members of the routed group
 credentialed for the exam's site are the users the exam is shared with
-(:func:`exam_target`) while the order is open. Report finalisation does not exist yet, so
-the grant ends when the order is COMPLETED, CANCELLED or DISCONTINUED.
+(:func:`exam_target`) while the order is open and its report is not final: the grant
+ends when the final report is signed or the order is COMPLETED, CANCELLED or DISCONTINUED.
+The signed report is also shared with the order's referring and requesting physicians
+(:func:`report_target`), the accounts bearing their practitioner identifier (RPPS).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import select
@@ -19,7 +21,13 @@ from concilium.platform.policy import Target
 from concilium.platform.tables import Site, User
 from concilium.reading.groups import groups_of_user, members_of, site_zone
 from concilium.reading.orders import OrderStatus
-from concilium.reading.tables import ImagingOrderRecord, ReadingAssignment, ReadingGroup
+from concilium.reading.tables import (
+    ImagingOrderRecord,
+    ReadingAssignment,
+    ReadingGroup,
+    ReadingReport,
+    ReadingReportVersion,
+)
 
 __all__ = [
     "CLOSED",
@@ -29,13 +37,15 @@ __all__ = [
     "WorklistFilter",
     "exam_target",
     "priority_of",
+    "referrer_ids",
+    "report_target",
     "worklist",
 ]
 
 CLOSED = frozenset(
     {OrderStatus.COMPLETED.value, OrderStatus.CANCELLED.value, OrderStatus.DISCONTINUED.value}
 )
-"""Order states that end the reading grant (no report finalisation exists yet)."""
+"""Order states that end the reading grant (as does the final report)."""
 PRIORITIES = ("STAT", "urgent", "routine")
 """Priorities as the worklist names them."""
 TURNAROUND = {
@@ -110,6 +120,9 @@ def worklist(
         .where(
             ReadingAssignment.group_id.in_(readable),
             ImagingOrderRecord.status.not_in(CLOSED),
+            ImagingOrderRecord.id.not_in(
+                select(ReadingReport.order_id).where(ReadingReport.status == "final")
+            ),
         )
     )
     if wanted.site_id is not None:
@@ -169,7 +182,12 @@ def exam_target(session: Session, assignment: ReadingAssignment) -> Target:
     if order is None:
         return Target(kind="reading_exam", id=str(assignment.id))
     readers: frozenset[int] = frozenset()
-    if order.status not in CLOSED:
+    final = session.execute(
+        select(ReadingReport.id).where(
+            ReadingReport.order_id == order.id, ReadingReport.status == "final"
+        )
+    ).first()
+    if order.status not in CLOSED and final is None:
         readers = frozenset(
             user
             for user, sites in members_of(session, assignment.group_id).items()
@@ -181,4 +199,37 @@ def exam_target(session: Session, assignment: ReadingAssignment) -> Target:
         site_ids=frozenset({order.site_id}),
         patient_id=order.patient_id,
         shared_user_ids=readers,
+    )
+
+
+def referrer_ids(session: Session, order: ImagingOrderRecord) -> frozenset[int]:
+    """The accounts of the order's referring and requesting physicians: those whose
+    practitioner identifier (RPPS) is the one the order gives (XCN-1)."""
+    numbers = {n.strip() for n in (order.referring_physician_id, order.requesting_physician_id)}
+    numbers.discard("")
+    if not numbers:
+        return frozenset()
+    return frozenset(
+        session.scalars(select(User.id).where(User.rpps.in_(numbers), User.disabled.is_(False)))
+    )
+
+
+def report_target(session: Session, assignment: ReadingAssignment) -> Target:
+    """The policy's facts about an exam's report: those of the exam, shared also with the
+    order's referring and requesting physicians once a version is signed."""
+    target = exam_target(session, assignment)
+    order = session.get(ImagingOrderRecord, assignment.order_id)
+    if order is None:
+        return target
+    signed = session.execute(
+        select(ReadingReportVersion.id)
+        .join(ReadingReport, ReadingReport.id == ReadingReportVersion.report_id)
+        .where(ReadingReport.order_id == order.id)
+    ).first()
+    if signed is None:
+        return target
+    return replace(
+        target,
+        kind="reading_report",
+        shared_user_ids=target.shared_user_ids | referrer_ids(session, order),
     )

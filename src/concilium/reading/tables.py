@@ -11,11 +11,14 @@ status. The patient's name, identifier, birth date and sex are the platform's
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -37,7 +40,10 @@ __all__ = [
     "ReadingGroup",
     "ReadingGroupMember",
     "ReadingOnCall",
+    "ReadingReport",
+    "ReadingReportVersion",
     "ReadingRoutingRule",
+    "ReportTemplateRecord",
     "ResourceVersion",
     "ScheduledStepRecord",
     "StationRule",
@@ -455,3 +461,74 @@ class OutboundMessage(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When its acknowledgment (AA, CA) came."""
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReportTemplateRecord(Base):
+    """A site's report template for a procedure code or a modality (IHE MRRT in spirit):
+    its sections in order, each ``{"key", "title", "code"}`` (``code``: the DICOM CID 7001
+    heading, empty for free text). Without one, :mod:`concilium.reading.report_templates`
+    gives its defaults."""
+
+    __tablename__ = "reading_report_templates"
+    __table_args__ = (UniqueConstraint("site_id", "modality", "procedure_code"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("sites.id"), nullable=True)
+    """Site whose exams it serves; None for every site."""
+    modality: Mapped[str] = mapped_column(String(16), default="")
+    """Modality it serves; empty for any."""
+    procedure_code: Mapped[str] = mapped_column(String(64), default="")
+    """Requested procedure code it serves (wins over the modality); empty for any."""
+    name: Mapped[str] = mapped_column(String(100))
+    sections: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+
+class ReadingReport(Base):
+    """The report of an order: its working text (``draft``, then ``preliminary`` once a
+    preliminary version is signed) until the final version is signed; then ``final`` and
+    never changed again (addenda are new versions)."""
+
+    __tablename__ = "reading_reports"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_orders.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="draft", index=True)
+    """``draft``, ``preliminary`` or ``final``."""
+    template: Mapped[str] = mapped_column(String(100), default="")
+    """Name of the template its sections come from."""
+    sections: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The working text: ``{"key", "title", "code", "text"}`` in order."""
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    """Who last saved it."""
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReadingReportVersion(Base):
+    """A signed version of a report: preliminary (P), final (F) or an addendum (C). Never
+    changed once written; each keeps a SHA-256 digest of its content chained to the
+    previous version's, its PDF, and the DICOM Encapsulated PDF it went into the archive as."""
+
+    __tablename__ = "reading_report_versions"
+    __table_args__ = (UniqueConstraint("report_id", "version"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_reports.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(1))
+    """Result status (HL7 table 0123): P, F or C."""
+    sections: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """The signed text: ``{"key", "title", "code", "text"}`` in order."""
+    addendum: Mapped[str] = mapped_column(Text, default="")
+    """An addendum's text (status C); the sections are then the final version's."""
+    signed_by_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    signed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    digest: Mapped[str] = mapped_column(String(64))
+    """SHA-256 of this version's content and the previous version's digest."""
+    pdf: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    """The signed report as PDF."""
+    sop_instance_uid: Mapped[str] = mapped_column(String(64))
+    """SOP Instance UID of its Encapsulated PDF in the order's study."""
+    archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    """When the archive acknowledged the Encapsulated PDF; None until then."""

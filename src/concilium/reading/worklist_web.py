@@ -124,7 +124,7 @@ def worklist_page(
     )
 
 
-def _exam(ctx: Ctx, exam_id: int) -> tuple[ReadingAssignment, ImagingOrderRecord]:
+def exam_of(ctx: Ctx, exam_id: int) -> tuple[ReadingAssignment, ImagingOrderRecord]:
     """The routed exam, if the policy lets the caller read it (refusal: 403, audited)."""
     assignment = ctx.db.get(ReadingAssignment, exam_id)
     order = ctx.db.get(ImagingOrderRecord, assignment.order_id) if assignment else None
@@ -144,19 +144,11 @@ def _when(at: datetime | None, site: Site | None) -> str | None:
 def exam_api(exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]) -> dict[str, Any]:
     """An exam with its patient, its images and the patient's prior studies at every site
     the archive lets the caller read (the opening is audited)."""
-    return _exam_view(ctx, exam_id)
+    return exam_view(ctx, exam_id)
 
 
-@router.get(_PAGE + "/exams/{exam_id}")
-def exam_page(
-    request: Request, exam_id: int, ctx: Annotated[Ctx, gate(ReadingAction.EXAM_READ)]
-) -> Response:
-    """The exam's page: patient, request, images, prior studies; claim or release."""
-    return render_page(request, "reading/exam.html", ctx, exam=_exam_view(ctx, exam_id))
-
-
-def _exam_view(ctx: Ctx, exam_id: int) -> dict[str, Any]:
-    assignment, order = _exam(ctx, exam_id)
+def exam_view(ctx: Ctx, exam_id: int) -> dict[str, Any]:
+    assignment, order = exam_of(ctx, exam_id)
     decision = ctx.decisions[-1]
     patient = ctx.db.get(Patient, order.patient_id)
     site = ctx.db.get(Site, order.site_id)
@@ -222,7 +214,7 @@ def _exam_view(ctx: Ctx, exam_id: int) -> dict[str, Any]:
 
 
 def _claim(ctx: Ctx, exam_id: int) -> None:
-    assignment, order = _exam(ctx, exam_id)
+    assignment, order = exam_of(ctx, exam_id)
     user_id = ctx.principal.user_id
     if user_id is None:
         raise NotFound(_("no such exam"))
@@ -241,7 +233,7 @@ def _claim(ctx: Ctx, exam_id: int) -> None:
 
 
 def _release(ctx: Ctx, exam_id: int) -> None:
-    assignment, order = _exam(ctx, exam_id)
+    assignment, order = exam_of(ctx, exam_id)
     assignments.release(ctx.db, assignment.id, ctx.principal.user_id or 0)
     audit.record(
         ctx.db,

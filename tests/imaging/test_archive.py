@@ -33,7 +33,23 @@ def no_listing(monkeypatch):
 
 def _another_process(archive: Archive) -> Archive:
     """An archive on the same store and database, with a writer identity of its own."""
-    return Archive(archive.store.root, archive.sessions, archive.bus, clock=archive.clock)
+    return Archive(
+        archive.store.root,
+        archive.sessions,
+        archive.bus,
+        clock=archive.clock,
+        lease_clock=archive.writer.clock,
+    )
+
+
+@pytest.fixture
+def leased(runtime, tmp_path, clock):
+    """An archive whose leases follow the test's clock, so that a test can let one lapse."""
+    archive = Archive(
+        tmp_path / "images", runtime.sessions, runtime.bus, clock=clock, lease_clock=clock
+    )
+    yield archive
+    archive.close()
 
 
 def _die(archive: Archive) -> None:
@@ -92,8 +108,9 @@ def test_a_live_writers_unindexed_file_survives_another_processes_start_up(
 
 
 def test_recovery_resolves_only_the_pending_writes_of_dead_writers(
-    archive, world, tmp_path, clock, no_listing
+    leased, world, tmp_path, clock, no_listing
 ):
+    archive = leased
     files = generate_ct_series(
         tmp_path / "ct", 2, study=SyntheticStudy(seed="dead"), rows=32, columns=32
     )
@@ -139,8 +156,9 @@ def test_recovery_resolves_only_the_pending_writes_of_dead_writers(
 
 
 def test_a_paused_writer_whose_lease_was_taken_over_acknowledges_nothing(
-    archive, world, tmp_path, clock, monkeypatch
+    leased, world, tmp_path, clock, monkeypatch
 ):
+    archive = leased
     (path,) = generate_ct_series(tmp_path / "ct", 1, rows=32, columns=32)
     entered, release = threading.Event(), threading.Event()
     index_batch = ingest._index_batch

@@ -89,7 +89,7 @@ def test_open_and_recovery_take_seconds_whatever_the_archive_holds(
     runtime, world, scratch, no_listing
 ):
     root = scratch / "images"
-    now = runtime.now()
+    now = dt.datetime.now(dt.UTC)
     with transaction(runtime.sessions) as db:
         study = ImagingStudy(study_instance_uid="1.2.3", site_id=world.metz.id)
         db.add(study)

@@ -45,6 +45,7 @@ from concilium.imaging.parsing import (
 )
 from concilium.imaging.storage import StagedObject, StoredObject
 from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
+from concilium.imaging.writers import WriterFenced
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.patients import find_by_identifier
@@ -222,9 +223,11 @@ def ingest_batch(
     addresses = [item.staged.address for item in received]
     try:
         seqs = writer.begin(addresses)
-    except BaseException:
+    except BaseException as exc:
         for item in received:
             item.staged.discard()
+        if isinstance(exc, WriterFenced):
+            return [exc for _ in received]
         raise
     committed = archive.store.commit_all([item.staged for item in received])
     stored = {i: c for i, c in enumerate(committed) if isinstance(c, StoredObject)}
@@ -248,11 +251,15 @@ def ingest_batch(
             # The bytes a replacement made obsolete leave the index now: pending from this
             # very transaction, so that they are removed even if the process dies next.
             leaving = list(zip(writer.journal(session, obsolete), obsolete, strict=True))
-    except BaseException:
+    except BaseException as exc:
         try:
             writer.forget(list(zip(seqs, addresses, strict=True)))
         except Exception:
             log.exception("files of a failed batch stay pending, for recovery")
+        if isinstance(exc, WriterFenced):
+            # Another process took this one's pending writes over: nothing of the batch is
+            # acknowledged, each instance is answered as a processing failure.
+            return [exc for _ in received]
         raise
     for i, outcome in zip(stored, indexed, strict=True):
         results[i] = outcome

@@ -126,6 +126,15 @@ class Settings(BaseSettings):
     dicom_duplicate_policy: str = Field(default="keep", pattern="^(keep|replace)$")
     """An instance re-sent with the same SOP Instance UID but different bytes: ``keep`` the
     stored one (logged as a warning) or ``replace`` it."""
+    archive_writer_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    """A process writing to the image store holds a lease on its pending writes in the
+    database. Once it has lapsed (the process died, on this host or another sharing the
+    store), the next process starting, or any live writer's periodic sweep, resolves them:
+    indexed files stay, the others are removed. Keep it above the longest pause a process may
+    take and the clock difference between the hosts."""
+    archive_writer_renew_seconds: float = Field(default=10.0, gt=0, le=1200)
+    """How often a writing process renews its lease (one UPDATE) and looks for lapsed ones
+    (one indexed query); well under ``archive_writer_lease_seconds``."""
     dicom_tls_certificate: Path | None = None
     """PEM certificate (chain) of the DICOM listener: with its key, the listener speaks TLS
     only (PS3.15 Annex B, BCP 195 profile)."""
@@ -312,6 +321,11 @@ class Settings(BaseSettings):
             raise ValueError("SMTP credentials are only sent over TLS: set smtp_security")
         if (self.smtp_client_certificate is None) != (self.smtp_client_key is None):
             raise ValueError("smtp_client_certificate and smtp_client_key go together")
+        if self.archive_writer_renew_seconds * 2 > self.archive_writer_lease_seconds:
+            # A lease renewed less than twice within its length lapses at the first delay.
+            raise ValueError(
+                "archive_writer_renew_seconds must be at most half archive_writer_lease_seconds"
+            )
         if self.mail_lease_seconds < 4 * self.smtp_timeout_seconds:
             # A send waits up to the timeout at each of its steps; a lease running out while
             # the relay is merely slow would let another process send the message twice.

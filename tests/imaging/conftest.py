@@ -46,9 +46,12 @@ def xa_cine(tmp_path_factory: pytest.TempPathFactory, study: SyntheticStudy) -> 
 
 
 @pytest.fixture
-def archive(runtime, tmp_path: Path) -> Archive:  # type: ignore[no-untyped-def]
-    """An archive of its own, on the test's database, bus and clock."""
-    return Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)
+def archive(runtime, tmp_path: Path) -> Iterator[Archive]:  # type: ignore[no-untyped-def]
+    """An archive of its own, on the test's database, bus and clock; it stops writing at
+    the end of the test."""
+    archive = Archive(tmp_path / "images", runtime.sessions, runtime.bus, clock=runtime.now)
+    yield archive
+    archive.close()
 
 
 @pytest.fixture

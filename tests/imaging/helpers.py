@@ -53,7 +53,7 @@ def received_parts(archive: Archive, paths: list[Path]) -> list[ReceivedInstance
     """Each file as a STOW-RS part: copied into the receiving area, then received."""
     parts: list[tuple[Path, str | None]] = []
     for path in paths:
-        part = archive.store.root / "tmp" / f"part-{uuid.uuid4().hex}.bin"
+        part = archive.store.temporary_area / f"part-{uuid.uuid4().hex}.bin"
         shutil.copyfile(path, part)
         parts.append((part, None))
     received = receive_files(archive, parts)

@@ -364,7 +364,7 @@ def test_malformed_data_set_is_refused_and_leaves_nothing(rig, ct_study):
     assert "Error: DataSetDoesNotMatchSOPClass" in result.stderr  # 0xA900
     assert set(rig.archive.store.addresses()) == before_files
     assert rig.count(ImagingInstance) == before_rows
-    assert list((rig.archive.store.root / "tmp").iterdir()) == []
+    assert list(rig.archive.store.temporary_area.iterdir()) == []
     # The server keeps serving.
     echo = run("echoscu", "-aet", "METZ_CT", "-aec", "CONCILIUM", "127.0.0.1", str(rig.port))
     assert echo.returncode == 0

@@ -74,7 +74,7 @@ def test_a_batch_is_indexed_with_one_audit_entry_per_study(archive, world, tmp_p
     assert {archive.store.read(r.address) for r in results} == {
         p.read_bytes() for p in first + second
     }
-    assert list((archive.store.root / "tmp").iterdir()) == []
+    assert list(archive.store.temporary_area.iterdir()) == []
     entries = store_audit(archive)
     assert sorted((e.object_id, json.loads(e.detail)["instances"]) for e in entries) == sorted(
         [(results[0].study_instance_uid, 3), (results[3].study_instance_uid, 2)]
@@ -197,7 +197,7 @@ def test_received_files_are_each_validated_and_synced_in_order(
     from concilium.imaging.parsing import MalformedObject
 
     good = ct_files(tmp_path, "receive", 2)
-    tmp = archive.store.root / "tmp"
+    tmp = archive.store.temporary_area
     files = []
     for name, data in [
         ("a", good[0].read_bytes()),

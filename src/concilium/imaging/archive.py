@@ -2,17 +2,17 @@
 
 Receiving (`concilium.imaging.ingest`) commits files to the store before it indexes them, so
 that an acknowledged instance is never lost and a refused one leaves nothing behind (PS3.4
-B.2.2); a crash between the two leaves files no index row points at, which `Archive.recover`
-removes at the next start, when no other process writes.
+B.2.2). Each file is recorded as a pending write of this process (its `Writer`, registered
+in the database with a lease) before it enters the store, and the transaction indexing it
+removes that record: a crash in between leaves a pending write, which `Archive.recover`, in
+this process or any other sharing the store, resolves once the lease has lapsed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import fcntl
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from concilium.imaging.storage import InstanceStore
 from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
-from concilium.platform.db import transaction, utcnow
+from concilium.imaging.writers import Lease, Writer
+from concilium.platform.db import utcnow
 from concilium.platform.events import EventBus
 
 __all__ = [
@@ -63,9 +64,12 @@ class Archive:
         *,
         duplicate_policy: DuplicatePolicy = DuplicatePolicy.KEEP,
         clock: Callable[[], dt.datetime] = utcnow,
+        lease: Lease | None = None,
+        lease_clock: Callable[[], dt.datetime] = utcnow,
     ) -> None:
-        self.store = InstanceStore(root)
-        """Content-addressed files."""
+        writer_id = Writer.new_id()
+        self.store = InstanceStore(root, writer=writer_id)
+        """Content-addressed files; its temporary area is this process's own."""
         self.sessions = sessions
         """Database sessions."""
         self.bus = bus
@@ -74,46 +78,30 @@ class Archive:
         """What a re-sent instance with different bytes does."""
         self.clock = clock
         """Current time, for share and grant expiry."""
-        self._lock_file: int | None = None
+        # Liveness is a matter of real time, whatever time the domain is told (tests move
+        # ``clock`` by hours): processes on one store judge each other's leases alike.
+        self.writer = Writer(self.store, sessions, lease_clock, lease or Lease(), writer_id)
+        """This process as a writer of the store: identity, lease, pending writes."""
 
     def recover(self) -> int:
-        """Remove what an interrupted write left behind; returns the number of files removed.
+        """Resolve what writers that died (on any host sharing the store) left pending;
+        returns the number of files removed.
 
-        Runs only when no other process is writing to this store (the writers' shared lock
-        is free): a file committed by a live writer is unindexed for a few milliseconds, and
-        must not be mistaken for debris.
+        Only the pending writes of writers whose lease has lapsed are looked at: the time it
+        takes depends on the work that was in flight, not on the size of the archive, and a
+        live writer's files are never touched. The whole store is checked by ``concilium
+        dicom fsck`` (`concilium.imaging.consistency`).
         """
-        fd = os.open(self.store.root / "writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                log.info("another process writes to the archive; recovery skipped")
-                return 0
-            removed = self.store.clean_temporary()
-            with transaction(self.sessions) as session:
-                indexed = set(session.execute(select(ImagingInstance.address)).scalars())
-            for address in list(self.store.addresses()):
-                if address not in indexed:
-                    self.store.delete(address)
-                    removed += 1
-            if removed:
-                log.warning("archive recovery removed %d unacknowledged files", removed)
-            return removed
-        finally:
-            os.close(fd)
+        return self.writer.recover()
 
     def open_for_writing(self) -> None:
-        """Take the writers' shared lock for the life of the process (see `recover`)."""
-        if self._lock_file is None:
-            fd = os.open(self.store.root / "writers.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            self._lock_file = fd
+        """Register this process as a writer, its lease renewed until `close`. A write
+        registers it too if this was not done (tests, embedding)."""
+        self.writer.register()
 
     def close(self) -> None:
-        if self._lock_file is not None:
-            os.close(self._lock_file)
-            self._lock_file = None
+        """Stop writing: what is pending is resolved and the writer is forgotten."""
+        self.writer.close()
 
 
 @dataclass(frozen=True)

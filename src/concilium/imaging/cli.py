@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 import signal
 import ssl
@@ -25,6 +26,7 @@ from concilium.commands import (
 from concilium.config import Settings
 from concilium.imaging import nodes
 from concilium.imaging.archive import Archive, statistics
+from concilium.imaging.consistency import check
 from concilium.imaging.dimse import ClientTls, DicomServer, DimseSettings, server_tls_context
 from concilium.imaging.dimse_services import DimseExtension
 from concilium.imaging.export import stored_instances
@@ -154,7 +156,6 @@ def dicom_serve(port: int | None, no_migrate: bool) -> None:
 def dicom_import(directory: Path, finess: str) -> None:
     settings = cli_settings()
     archive = make_archive(settings)
-    archive.open_for_writing()
     with transaction(archive.sessions) as session:
         try:
             site = accounts.site_by_finess(session, finess)
@@ -172,16 +173,19 @@ def dicom_import(directory: Path, finess: str) -> None:
     )
     files = sorted(p for p in directory.rglob("*") if p.is_file())
     stored = refused = 0
-    with click.progressbar(files, label=_("importing"), file=sys.stderr) as bar:
-        for path in bar:
-            try:
-                with path.open("rb") as fh:
-                    ingest_instance(archive, sender, iter(lambda: fh.read(1 << 20), b""))
-                stored += 1
-            except InvalidInstance as exc:
-                refused += 1
-                click.echo(f"\n{path}: {exc}", err=True)
-    archive.close()
+    archive.open_for_writing()
+    try:
+        with click.progressbar(files, label=_("importing"), file=sys.stderr) as bar:
+            for path in bar:
+                try:
+                    with path.open("rb") as fh:
+                        ingest_instance(archive, sender, iter(lambda: fh.read(1 << 20), b""))
+                    stored += 1
+                except InvalidInstance as exc:
+                    refused += 1
+                    click.echo(f"\n{path}: {exc}", err=True)
+    finally:
+        archive.close()
     click.echo(
         ngettext("%(count)s instance stored", "%(count)s instances stored", stored)
         % {"count": stored}
@@ -218,6 +222,89 @@ def dicom_export(directory: Path, study_uid: str | None) -> None:
         )
         % {"count": len(rows), "directory": directory}
     )
+
+
+@dicom.command(
+    "fsck",
+    help=N_(
+        "Compare the index with the stored files, online: rows whose file is missing, files "
+        "no row names. Exit status 0 when consistent, 1 otherwise."
+    ),
+)
+@click.option(
+    "--repair",
+    is_flag=True,
+    help=N_(
+        "Remove the files nothing names (no row, no pending write) older than the grace "
+        "period; never a file a row names. Missing files cannot be repaired."
+    ),
+)
+@click.option(
+    "--grace-minutes",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    help=N_("A file younger than this is never removed: it may be being indexed."),
+)
+def dicom_fsck(repair: bool, grace_minutes: int) -> None:
+    archive = make_archive(cli_settings())
+
+    def progress(count: int) -> None:
+        click.echo(
+            ngettext("%(count)s file checked", "%(count)s files checked", count) % {"count": count},
+            err=True,
+        )
+
+    try:
+        found = check(
+            archive,
+            repair=repair,
+            grace=dt.timedelta(minutes=grace_minutes),
+            progress=progress,
+        )
+    finally:
+        archive.close()
+    for address in found.missing:
+        click.echo(_("missing file: %(address)s (named by the index)") % {"address": address})
+    removed = set(found.removed)
+    for address in found.unnamed:
+        if address in removed:
+            click.echo(_("removed unnamed file: %(address)s") % {"address": address})
+        else:
+            click.echo(_("unnamed file: %(address)s") % {"address": address})
+    click.echo(
+        _(
+            "%(objects)s files, %(indexed)s addresses indexed: %(missing)s missing, "
+            "%(unnamed)s unnamed, %(removed)s removed"
+        )
+        % {
+            "objects": found.objects,
+            "indexed": found.indexed,
+            "missing": len(found.missing),
+            "unnamed": len(found.unnamed),
+            "removed": len(found.removed),
+        }
+    )
+    if found.missing:
+        click.echo(
+            _(
+                "missing files cannot be repaired: restore them from a backup, or delete "
+                "their studies"
+            ),
+            err=True,
+        )
+    if found.recent:
+        click.echo(
+            ngettext(
+                "%(count)s unnamed file is younger than the grace period and was kept",
+                "%(count)s unnamed files are younger than the grace period and were kept",
+                found.recent,
+            )
+            % {"count": found.recent},
+            err=True,
+        )
+    if not found.consistent:
+        raise click.exceptions.Exit(1)
 
 
 @dicom.command("stats", help=N_("Studies, series, instances and bytes held by the archive."))

@@ -8,9 +8,9 @@ stage the bytes (fsynced, hashed as they are written) → validate, reading the 
 commit them to the store (fsynced renames, each directory synced once per batch) → index
 them in one database transaction (one multi-row INSERT per study) with one audit entry per
 study of the batch → publish ``study.received`` for each instance stored → return, and only
-then does the adapter answer success. A crash between the store commit and the database
-commit leaves unindexed files, which `concilium.imaging.archive.Archive.recover` removes at
-the next start.
+then does the adapter answer success. Each file is recorded as a pending write of the
+process before it enters the store, and the transaction indexing it removes the record: a
+crash in between leaves the record, which recovery resolves (`concilium.imaging.writers`).
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from concilium.imaging.parsing import (
 )
 from concilium.imaging.storage import StagedObject, StoredObject
 from concilium.imaging.tables import ImagingInstance, ImagingSeries, ImagingStudy
+from concilium.imaging.writers import WriterFenced
 from concilium.platform import audit
 from concilium.platform.db import transaction
 from concilium.platform.patients import find_by_identifier
@@ -209,13 +210,25 @@ def ingest_batch(
     """Make received instances (e.g. the parts of one STOW-RS request) part of the archive
     as one batch; their staged files are consumed.
 
-    The files are committed to the store together (`InstanceStore.commit_all`: renamed, each
-    directory synced once), then indexed in one transaction with one audit entry per study
-    (`_index_batch`); an instance refused or failing leaves no row and does not stop the
-    others. Returns, in order, each instance's result or exception, once every stored
-    instance is durable and indexed. A crash before the commit leaves only unindexed files,
-    which `Archive.recover` removes.
+    The files are recorded as pending writes of the process (one committed INSERT), then
+    committed to the store together (`InstanceStore.commit_all`: renamed, each directory
+    synced once), then indexed in one transaction with one audit entry per study
+    (`_index_batch`), which also removes the pending writes of the files now indexed; an
+    instance refused or failing leaves no row and does not stop the others. Returns, in
+    order, each instance's result or exception, once every stored instance is durable and
+    indexed. Files no row names afterwards (refused, kept duplicates, replaced bytes) are
+    removed while still pending, so a crash at any point leaves only pending writes.
     """
+    writer = archive.writer
+    addresses = [item.staged.address for item in received]
+    try:
+        seqs = writer.begin(addresses)
+    except BaseException as exc:
+        for item in received:
+            item.staged.discard()
+        if isinstance(exc, WriterFenced):
+            return [exc for _ in received]
+        raise
     committed = archive.store.commit_all([item.staged for item in received])
     stored = {i: c for i, c in enumerate(committed) if isinstance(c, StoredObject)}
     results: list[IngestResult | Exception] = [
@@ -230,20 +243,35 @@ def ingest_batch(
                 [(received[i].record, stored_object) for i, stored_object in stored.items()],
                 archive.clock(),
             )
-    except BaseException:
-        for stored_object in stored.values():
-            if stored_object.created:
-                _forget_file(archive, stored_object.address)
+            in_use = {r.address for r in indexed if isinstance(r, IngestResult)}
+            settled = [
+                seq for seq, address in zip(seqs, addresses, strict=True) if address in in_use
+            ]
+            writer.settle(session, settled)
+            # The bytes a replacement made obsolete leave the index now: pending from this
+            # very transaction, so that they are removed even if the process dies next.
+            leaving = list(zip(writer.journal(session, obsolete), obsolete, strict=True))
+    except BaseException as exc:
+        try:
+            writer.forget(list(zip(seqs, addresses, strict=True)))
+        except Exception:
+            log.exception("files of a failed batch stay pending, for recovery")
+        if isinstance(exc, WriterFenced):
+            # Another process took this one's pending writes over: nothing of the batch is
+            # acknowledged, each instance is answered as a processing failure.
+            return [exc for _ in received]
         raise
     for i, outcome in zip(stored, indexed, strict=True):
         results[i] = outcome
-    for i, stored_object in stored.items():
-        outcome = results[i]
-        in_use = isinstance(outcome, IngestResult) and outcome.outcome is not IngestOutcome.KEPT
-        if stored_object.created and not in_use:
-            _forget_file(archive, stored_object.address)
-    for address in obsolete:
-        _forget_file(archive, address)
+    settled_set = set(settled)
+    writer.forget(
+        [
+            (seq, address)
+            for seq, address in zip(seqs, addresses, strict=True)
+            if seq not in settled_set
+        ]
+        + leaving
+    )
     for i, outcome in enumerate(results):
         if isinstance(outcome, IngestResult):
             _announce(archive, sender, outcome, received[i].record)
@@ -489,20 +517,6 @@ def _instance_row(
         "source_ae_title": sender.ae_title,
         "received_at": now,
     }
-
-
-def _forget_file(archive: Archive, address: str) -> None:
-    """Delete a stored file unless an index row still points at it.
-
-    Identical bytes have one address: another association may have indexed the same object
-    meanwhile, and its row must keep its file.
-    """
-    with transaction(archive.sessions) as session:
-        used = session.execute(
-            select(ImagingInstance.id).where(ImagingInstance.address == address).limit(1)
-        ).first()
-    if used is None:
-        archive.store.delete(address)
 
 
 class _Refusal(Exception):

@@ -2,8 +2,9 @@
 Management (reasons of PS3.16 CID 7011), then deletion.
 
 Rejected instances leave every query and retrieval while their files stay. Deletion removes
-the index rows first and the files after, so that a crash in between leaves only unindexed
-files, which `concilium.imaging.archive.Archive.recover` removes.
+the index rows first and the files after; the transaction removing the rows records the
+files as pending writes of the process, so that a crash in between leaves them to recovery
+(`concilium.imaging.writers`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def delete_study(
 ) -> int:
     """Remove a study from the index and its files from the store; returns instances removed.
 
-    The index goes first, in one audited transaction; files follow, so a crash in between
-    leaves only unindexed files, which `Archive.recover` removes.
+    The index goes first, in one audited transaction that records the files as pending
+    removals; files follow, so a crash in between leaves them to recovery.
     """
     now = archive.clock()
     with transaction(archive.sessions) as session:
@@ -63,8 +64,9 @@ def delete_study(
             patient_id=target.patient_id,
             detail={"instances": len(addresses)},
         )
-    for address in addresses:
-        archive.store.delete(address)
+        leaving = sorted(set(addresses))
+        pending = list(zip(archive.writer.journal(session, leaving), leaving, strict=True))
+    archive.writer.forget(pending)
     archive.bus.publish(STUDY_DELETED, {"study_instance_uid": study_instance_uid})
     return len(addresses)
 

@@ -12,6 +12,7 @@ from concilium.imaging.archive import Archive, DuplicatePolicy
 from concilium.imaging.dimse import DicomServer
 from concilium.imaging.dimse_services import DimseExtension
 from concilium.imaging.render import Renderer, RenderLimits
+from concilium.imaging.writers import Lease
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
 
@@ -26,6 +27,7 @@ def archive_for(runtime: Runtime) -> Archive:
         runtime.bus,
         duplicate_policy=DuplicatePolicy(settings.dicom_duplicate_policy),
         clock=runtime.now,
+        lease=Lease(settings.archive_writer_lease_seconds, settings.archive_writer_renew_seconds),
     )
 
 
@@ -62,9 +64,10 @@ class ImagingProcess:
         return tuple(self._dimse_services)
 
     def open(self) -> None:
-        """Remove what an interrupted run left, then write alongside other processes."""
-        self.archive.recover()
+        """Register as a writer of the store, then resolve what writers that died left
+        pending (never what a live one, on any host, is writing)."""
         self.archive.open_for_writing()
+        self.archive.recover()
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[None]:

@@ -181,13 +181,17 @@ class InstanceStore:
 
     Layout: ``objects/ab/cd/abcd…`` (the full SHA-256 as file name, two fan-out levels so
     no directory grows past 65 536 entries) and ``tmp/`` for writes in progress, on the same
-    filesystem so that the final rename is atomic.
+    filesystem so that the final rename is atomic: ``tmp/<writer>/`` for the store of a
+    writer (`concilium.imaging.writers`), so that each process of a shared store cleans only
+    its own.
     """
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, writer: str | None = None) -> None:
         self.root = Path(root)
         self._objects = self.root / _OBJECTS_DIR
         self._tmp = self.root / _TMP_DIR
+        if writer is not None:
+            self._tmp = self.temporary_area_of(writer)
         self._objects.mkdir(parents=True, exist_ok=True)
         self._tmp.mkdir(parents=True, exist_ok=True)
         self._tmp_resolved = self._tmp.resolve()
@@ -234,6 +238,12 @@ class InstanceStore:
         """Where writes in progress are, on the objects' filesystem: a file written here by
         another writer can be adopted (`adopt`) and committed by a rename."""
         return self._tmp
+
+    def temporary_area_of(self, writer: str) -> Path:
+        """The temporary area of the writer ``writer`` (see `temporary_area`)."""
+        if not writer.isalnum():
+            raise ValueError(f"not a writer identity: {writer!r}")
+        return self.root / _TMP_DIR / writer
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -341,8 +351,8 @@ class InstanceStore:
         which is synced too (the first levels are durable from `__init__`). So, after every
         rename of the batch, each of these directories is synced once, however many objects
         it received, the syncs running side by side; an object is reported stored only once
-        the syncs it depends on have all succeeded. A crash before that leaves files no row
-        points at, which `concilium.imaging.archive.Archive.recover` removes.
+        the syncs it depends on have all succeeded. A crash before that leaves files only the
+        writer's pending writes name, which recovery resolves (`concilium.imaging.writers`).
         """
         results: list[StoredObject | StorageError] = []
         moved: list[tuple[int, StoredObject]] = []
@@ -419,6 +429,36 @@ class InstanceStore:
         _fsync_directory(path.parent)
         return True
 
+    def set_aside(self, address: str, aside: Path) -> bool:
+        """Move the object out of its address to ``aside`` (in a temporary area) in one
+        atomic rename; False when nothing is stored there."""
+        aside.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path_of(address).replace(aside)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise _translate_os_error(exc) from exc
+        return True
+
+    def put_back(self, aside: Path, address: str) -> None:
+        """Return an object set aside to its address, durably; when identical bytes were
+        stored there meanwhile, they stay and the copy set aside goes."""
+        final = self.path_of(address)
+        try:
+            os.link(aside, final)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise _translate_os_error(exc) from exc
+        aside.unlink(missing_ok=True)
+        _fsync_directory(final.parent)
+
+    def discard_aside(self, aside: Path, address: str) -> None:
+        """Remove an object set aside for good, with what was derived from it."""
+        self._drop_cache(address)
+        aside.unlink(missing_ok=True)
+
     # -- derived data ----------------------------------------------------------------------
 
     def _cache_path(self, kind: str, address: str) -> Path:
@@ -459,6 +499,16 @@ class InstanceStore:
                 if _ADDRESS.fullmatch(name):
                     yield name
 
+    def addresses_under(self, prefix: str) -> Iterator[str]:
+        """Every stored address beginning with ``prefix`` (two hexadecimal digits: one
+        first-level directory), for checks that go through the store a slice at a time."""
+        if not re.fullmatch(r"[0-9a-f]{2}", prefix):
+            raise ValueError(f"not a first-level directory: {prefix!r}")
+        for _dirpath, _dirnames, filenames in os.walk(self._objects / prefix):
+            for name in filenames:
+                if _ADDRESS.fullmatch(name) and name.startswith(prefix):
+                    yield name
+
     def statistics(self) -> StoreStatistics:
         """Count and total size of stored objects, computed from the filesystem."""
         count = 0
@@ -467,11 +517,3 @@ class InstanceStore:
             count += 1
             total += self.path_of(address).stat().st_size
         return StoreStatistics(count=count, bytes=total)
-
-    def clean_temporary(self) -> int:
-        """Remove leftovers of writes interrupted by a crash; call at startup only."""
-        removed = 0
-        for path in self._tmp.iterdir():
-            path.unlink(missing_ok=True)
-            removed += 1
-        return removed

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from concilium.platform.db import Base, UTCDateTime, utcnow
 
-__all__ = ["ImagingInstance", "ImagingSeries", "ImagingStudy", "RemoteApplicationEntity"]
+__all__ = [
+    "ImagingInstance",
+    "ImagingPendingWrite",
+    "ImagingSeries",
+    "ImagingStudy",
+    "ImagingWriter",
+    "RemoteApplicationEntity",
+]
 
 
 class ImagingStudy(Base):
@@ -181,3 +188,36 @@ class RemoteApplicationEntity(Base):
     its subject (RFC 4514, ``CN=...``); "" for any certificate of the trusted authority
     that is not registered to another node."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ImagingWriter(Base):
+    """A process writing to the store, on any host: it holds a lease it renews while alive.
+
+    Its pending writes (`ImagingPendingWrite`) and its temporary files are its own; only once
+    its lease has expired may another process resolve them (`concilium.imaging.writers`).
+    """
+
+    __tablename__ = "imaging_writers"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Random identity of the writer, also the name of its temporary directory."""
+    host: Mapped[str] = mapped_column(String(255))
+    """Host name of the process, for administrators."""
+    pid: Mapped[int] = mapped_column(Integer)
+    """Process id on that host, for administrators."""
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    """When the writer registered."""
+    lease_expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    """The writer is alive until then; renewed well before."""
+
+
+class ImagingPendingWrite(Base):
+    """A file a writer is about to put in the store, or to remove from it: recorded before
+    the store changes, removed in the transaction that indexes it (or once it is removed)."""
+
+    __tablename__ = "imaging_pending_writes"
+    writer_id: Mapped[str] = mapped_column(ForeignKey("imaging_writers.id"), primary_key=True)
+    """The writer it belongs to."""
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    """Number of the entry within its writer."""
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    """Address of the file in the store."""

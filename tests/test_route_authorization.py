@@ -540,6 +540,9 @@ NOT_SITE_SCOPED = {
     "/api/v1/emergency-access",
     "/emergency",
     "/tokens",  # POST issues a token for the caller only
+    # The caller's own calendar feed address (made or revoked for themselves only).
+    "/boards/calendar",
+    "/boards/calendar/revoke",
     "/live/assets/hls.min.js",  # the HLS player library, the same for everyone
     # The OHIF viewer's own files hold no patient data: what it shows comes through DICOMweb.
     "/ohif",

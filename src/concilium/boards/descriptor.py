@@ -21,6 +21,7 @@ SERVICE = ServiceDescriptor(
         "concilium.boards.pages:router",
         "concilium.boards.case_pages:router",
         "concilium.boards.meeting_pages:router",
+        "concilium.boards.calendar_pages:router",
     ),
     commands="concilium.boards.cli:boards",
     nav=(
@@ -29,4 +30,5 @@ SERVICE = ServiceDescriptor(
     ),
     templates=_HERE / "templates",
     locale=_HERE / "locale",
+    public_paths=frozenset({"/boards/calendar/{secret}.ics"}),
 )

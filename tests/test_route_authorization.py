@@ -421,6 +421,12 @@ ACTING_AT_METZ = {
 }
 # Bodies for object routes, so that the refusal comes from the policy and not validation.
 BODIES = {
+    ("POST", "/api/v1/boards/cases/{case_id}/decision"): {
+        "json": {"proposal": "P", "guideline": "G", "code": "123456"}
+    },
+    ("POST", "/api/v1/boards/cases/{case_id}/addenda"): {
+        "json": {"proposal": "P", "guideline": "G", "reason": "R", "code": "123456"}
+    },
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
     ("POST", "/api/v1/users/{user_id}/reset-link"): {"json": {"code": "123456"}},
     ("POST", "/admin/users/{user_id}/reset-link"): {"data": {"code": "123456"}},

@@ -22,7 +22,9 @@ SERVICE = ServiceDescriptor(
         "concilium.boards.case_pages:router",
         "concilium.boards.meeting_pages:router",
         "concilium.boards.calendar_pages:router",
+        "concilium.boards.decision_api:api_router",
     ),
+    documented_routers=("concilium.boards.decision_api:api_router",),
     commands="concilium.boards.cli:boards",
     nav=(
         NavEntry(BoardAction.BOARD_READ, "/boards", N_("My boards"), 35),

@@ -23,6 +23,7 @@ SERVICE = ServiceDescriptor(
         "concilium.boards.meeting_pages:router",
         "concilium.boards.calendar_pages:router",
         "concilium.boards.decision_api:api_router",
+        "concilium.boards.statistics_pages:router",
     ),
     documented_routers=("concilium.boards.decision_api:api_router",),
     commands="concilium.boards.cli:boards",

@@ -544,5 +544,8 @@ def board_members_page(
         may_plan=decide(
             ctx.principal, BoardAction.AGENDA_MANAGE, case_store.agenda_target(ctx.db, board)
         ).allowed,
+        may_see_statistics=decide(
+            ctx.principal, BoardAction.STATISTICS_READ, case_store.agenda_target(ctx.db, board)
+        ).allowed,
         **_choices(),
     )

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -141,6 +142,8 @@ class BoardCase(Base):
     """A patient's case presented to a board by a referring physician."""
 
     __tablename__ = "board_cases"
+    # A board's cases waiting to be listed, found among its thousands decided.
+    __table_args__ = (Index("ix_board_cases_board_id_status", "board_id", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     board_id: Mapped[int] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)

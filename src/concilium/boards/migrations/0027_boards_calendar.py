@@ -1,4 +1,5 @@
-"""boards: the revision of a meeting's calendar event, and the members' calendar feed tokens
+"""boards: the revision of a meeting's calendar event, the members' calendar feed tokens, and
+an index of a board's cases by status
 
 Revision ID: 0027_boards_calendar
 Revises: 0023_boards_decisions
@@ -43,8 +44,13 @@ def upgrade() -> None:
         op.f("ix_board_calendar_tokens_user_id"), "board_calendar_tokens", ["user_id"], unique=False
     )
 
+    op.create_index(
+        "ix_board_cases_board_id_status", "board_cases", ["board_id", "status"], unique=False
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_board_cases_board_id_status", table_name="board_cases")
     op.drop_table("board_calendar_tokens")
     with op.batch_alter_table("board_meetings") as batch:
         batch.drop_column("sequence")

@@ -508,6 +508,12 @@ ACTING_AT_METZ[("POST", "/api/v1/reading/worklist-items")] = {
 }
 # Bodies for object routes, so that the refusal comes from the policy and not validation.
 BODIES = {
+    ("POST", "/api/v1/boards/cases/{case_id}/decision"): {
+        "json": {"proposal": "P", "guideline": "G", "code": "123456"}
+    },
+    ("POST", "/api/v1/boards/cases/{case_id}/addenda"): {
+        "json": {"proposal": "P", "guideline": "G", "reason": "R", "code": "123456"}
+    },
     ("PUT", "/api/v1/users/{user_id}/roles"): {"json": {"roles": []}},
     ("POST", "/api/v1/users/{user_id}/reset-link"): {"json": {"code": "123456"}},
     ("POST", "/admin/users/{user_id}/reset-link"): {"data": {"code": "123456"}},
@@ -645,6 +651,9 @@ NOT_SITE_SCOPED = {
     "/api/v1/emergency-access",
     "/emergency",
     "/tokens",  # POST issues a token for the caller only
+    # The caller's own calendar feed address (made or revoked for themselves only).
+    "/boards/calendar",
+    "/boards/calendar/revoke",
     "/live/assets/hls.min.js",  # the HLS player library, the same for everyone
     # The OHIF viewer's own files hold no patient data: what it shows comes through DICOMweb.
     "/ohif",

@@ -63,3 +63,9 @@ class BoardAction:
     )
     """Run a meeting: record and validate attendance, take up a case, validate a decision
     and sign its addenda: the board's facilitators."""
+    STATISTICS_READ = Action(
+        "board.statistics",
+        Rule(_ORGANISERS, "boards:read", via_share=True),
+    )
+    """See a board's statistics (counts only, no patient): the board's coordinators and
+    facilitators, the organising site's administrators and coordinators."""

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request, UploadFile
 from fastapi.responses import Response
+from sqlalchemy import select
 
 from concilium.boards import (
     agenda,
@@ -616,10 +617,11 @@ def _agenda_view(
     shown = [item.case for item in forecast.items] + waiting
     decision = ctx.decisions[-1] if ctx.decisions else None
     outcome = ctx.outcome(decision) if decision is not None else "success"
-    for case in shown:
-        case_store.record_view(ctx.db, ctx.actor, case, outcome, f"agenda {meeting.key}")
+    case_store.record_views(ctx.db, ctx.actor, board, shown, outcome, f"agenda {meeting.key}")
     ctx.commit()
-    names = {c.patient_id: ctx.db.get(Patient, c.patient_id) for c in shown}
+    wanted = {c.patient_id for c in shown}
+    found = list(ctx.db.scalars(select(Patient).where(Patient.id.in_(wanted)))) if wanted else []
+    names: dict[int, Patient | None] = {p.id: p for p in found}
     return render_page(
         request,
         "boards/agenda.html",

@@ -210,6 +210,34 @@ def record_view(
     )
 
 
+def record_views(
+    session: Session,
+    actor: audit.Actor,
+    board: Board,
+    shown: Sequence[BoardCase],
+    outcome: str,
+    what: str,
+) -> None:
+    """Audit the view of each case of ``shown`` (a list of ``board``'s cases on a page), as
+    :func:`record_view` does, in one round (``audit.record_many``)."""
+    audit.record_many(
+        session,
+        actor,
+        [
+            audit.Entry(
+                str(BoardAction.CASE_READ),
+                outcome,
+                object_kind=CASE_KIND,
+                object_id=case.id,
+                patient_id=case.patient_id,
+                site_id=board.site_id,
+                detail={"board": board.code, "viewed": what},
+            )
+            for case in shown
+        ],
+    )
+
+
 def documents_of(session: Session, case: BoardCase) -> list[BoardCaseDocument]:
     return list(
         session.scalars(

@@ -21,7 +21,11 @@ SERVICE = ServiceDescriptor(
         "concilium.boards.pages:router",
         "concilium.boards.case_pages:router",
         "concilium.boards.meeting_pages:router",
+        "concilium.boards.calendar_pages:router",
+        "concilium.boards.decision_api:api_router",
+        "concilium.boards.statistics_pages:router",
     ),
+    documented_routers=("concilium.boards.decision_api:api_router",),
     commands="concilium.boards.cli:boards",
     nav=(
         NavEntry(BoardAction.BOARD_READ, "/boards", N_("My boards"), 35),
@@ -29,4 +33,5 @@ SERVICE = ServiceDescriptor(
     ),
     templates=_HERE / "templates",
     locale=_HERE / "locale",
+    public_paths=frozenset({"/boards/calendar/{secret}.ics"}),
 )

@@ -8,6 +8,10 @@ skips) is cancelled. Meetings are found by their key, unique in the table, so ru
 again changes nothing, and a meeting keeps its identity (and, later, its agenda) when a
 holiday or a new start time moves it. :func:`follow_schedule` does the same, after the
 schedule changed, for the meetings already planned.
+
+Each change is told to the board's members by e-mail with an iCalendar invitation, update
+or cancellation (:mod:`concilium.boards.invitation_mail`), in the same transaction; a moved
+or cancelled meeting's ``sequence`` goes up, so calendars replace the event they have.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from concilium.boards.actions import BoardAction
+from concilium.boards.invitation_mail import Change, meetings_changed
 from concilium.boards.registry import BOARD_KIND, schedule_of
 from concilium.boards.schedule import meetings
 from concilium.boards.tables import Board, BoardMeeting, BoardMember
@@ -71,22 +76,24 @@ def generate_meetings(
             for row in session.scalars(select(BoardMeeting).where(BoardMeeting.key.in_(outside)))
         )
     added = moved = cancelled = 0
+    changes: list[tuple[BoardMeeting, Change]] = []
     for key, meeting in wanted.items():
         holiday = meeting.occurrence.moved_for
         moved_for = holiday.code if holiday is not None else ""
         row = existing.get(key)
         if row is None:
-            session.add(
-                BoardMeeting(
-                    board_id=board.id,
-                    key=key,
-                    scheduled_day=meeting.occurrence.scheduled_day,
-                    starts_at=meeting.start,
-                    ends_at=meeting.end,
-                    status=PLANNED,
-                    moved_for=moved_for,
-                )
+            row = BoardMeeting(
+                board_id=board.id,
+                key=key,
+                scheduled_day=meeting.occurrence.scheduled_day,
+                starts_at=meeting.start,
+                ends_at=meeting.end,
+                status=PLANNED,
+                moved_for=moved_for,
+                sequence=0,
             )
+            session.add(row)
+            changes.append((row, Change.INVITATION))
             added += 1
         elif (row.starts_at, row.ends_at, row.status, row.moved_for) != (
             meeting.start,
@@ -96,10 +103,14 @@ def generate_meetings(
         ):
             row.starts_at, row.ends_at = meeting.start, meeting.end
             row.status, row.moved_for = PLANNED, moved_for
+            row.sequence += 1
+            changes.append((row, Change.UPDATE))
             moved += 1
     for key, row in existing.items():
         if key not in wanted and row.status == PLANNED and row.starts_at >= now:
             row.status = CANCELLED
+            row.sequence += 1
+            changes.append((row, Change.CANCELLATION))
             cancelled += 1
     try:
         session.flush()
@@ -122,6 +133,7 @@ def generate_meetings(
                 "cancelled": cancelled,
             },
         )
+        meetings_changed(session, board, changes, now)
     return Generated(added, moved, cancelled, len(wanted))
 
 

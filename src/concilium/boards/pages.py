@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from concilium.boards import case_store, meetings, registry, specialties
+from concilium.boards import calendar_feed, case_store, meetings, registry, specialties
 from concilium.boards.actions import BoardAction
 from concilium.boards.tables import Board
 from concilium.platform import accounts, holidays
@@ -463,6 +463,11 @@ def meetings_generate(
 @router.get("/boards")
 def my_boards(request: Request, ctx: Annotated[Ctx, gate(BoardAction.BOARD_READ)]) -> Response:
     """The boards this person is a member of, and their coming meetings."""
+    return mine_view(request, ctx)
+
+
+def mine_view(request: Request, ctx: Ctx, feed_url: str = "") -> Response:
+    """The "my boards" page; ``feed_url`` is the calendar address just made, shown once."""
     mine = [
         (board, member)
         for board, member in registry.boards_of_member(ctx.db, ctx.user.id)
@@ -506,6 +511,8 @@ def my_boards(request: Request, ctx: Annotated[Ctx, gate(BoardAction.BOARD_READ)
         board_names={board.id: board.name for board in every},
         status_labels=case_store.STATUS_LABELS,
         horizon=ctx.now + timedelta(weeks=DEFAULT_WEEKS),
+        feed=calendar_feed.active_token(ctx.db, ctx.user.id),
+        feed_url=feed_url,
         **_choices(),
     )
 
@@ -536,6 +543,9 @@ def board_members_page(
         ).allowed,
         may_plan=decide(
             ctx.principal, BoardAction.AGENDA_MANAGE, case_store.agenda_target(ctx.db, board)
+        ).allowed,
+        may_see_statistics=decide(
+            ctx.principal, BoardAction.STATISTICS_READ, case_store.agenda_target(ctx.db, board)
         ).allowed,
         **_choices(),
     )

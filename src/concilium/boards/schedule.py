@@ -24,8 +24,9 @@ from concilium.boards.quorum import (
     Attendance,
     QuorumResult,
     QuorumRules,
+    assess,
     check_specialty_codes,
-    quorum_for_case,
+    present_throughout,
 )
 from concilium.platform.recurrence import Occurrence, Recurrence, next_occurrence, occurrences
 
@@ -217,11 +218,17 @@ def plan_agenda(
     ]
     planned: list[PlannedCase] = []
     slot_start = start
+    # The quorum of a case depends only on its rules and who is there throughout its slot
+    # (quorum.quorum_for_case): an agenda of a thousand cases has few distinct pairs.
+    known: dict[tuple[QuorumRules, frozenset[tuple[str, frozenset[str]]]], QuorumResult] = {}
     for item in cases:
         slot_end = slot_start + timedelta(minutes=item.minutes)
-        quorum = quorum_for_case(
-            rules.requiring(item.specialties), attendance, slot_start, slot_end
-        )
+        case_rules = rules.requiring(item.specialties)
+        present = present_throughout(attendance, slot_start, slot_end)
+        key = (case_rules, frozenset(present.items()))
+        quorum = known.get(key)
+        if quorum is None:
+            quorum = known[key] = assess(case_rules, present)
         planned.append(PlannedCase(item.case, slot_start, slot_end, quorum, slot_end > end))
         slot_start = slot_end
     return AgendaPlan(tuple(planned), max(timedelta(0), slot_start - end))

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -37,6 +38,7 @@ from concilium.platform.db import Base, UTCDateTime, utcnow
 
 __all__ = [
     "Board",
+    "BoardCalendarToken",
     "BoardCase",
     "BoardCaseDocument",
     "BoardCaseStudy",
@@ -131,12 +133,17 @@ class BoardMeeting(Base):
     """``planned``, or ``cancelled`` when the schedule no longer gives it."""
     moved_for: Mapped[str] = mapped_column(String(64), default="")
     """The public holiday it was moved away from, if any."""
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The revision of its calendar event (iCalendar SEQUENCE, RFC 5545 3.8.7.4): one up
+    each time it is moved or cancelled."""
 
 
 class BoardCase(Base):
     """A patient's case presented to a board by a referring physician."""
 
     __tablename__ = "board_cases"
+    # A board's cases waiting to be listed, found among its thousands decided.
+    __table_args__ = (Index("ix_board_cases_board_id_status", "board_id", "status"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     board_id: Mapped[int] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"), index=True)
@@ -308,3 +315,16 @@ class BoardDecision(Base):
     """SHA-256 of this version's content and the previous version's digest."""
     fiche_pdf: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
     """The fiche RCP of this version, as sent."""
+
+
+class BoardCalendarToken(Base):
+    """The secret of a member's calendar feed (the address a calendar client subscribes
+    to), kept only as its SHA-256; revoked when its holder asks or makes a new one."""
+
+    __tablename__ = "board_calendar_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

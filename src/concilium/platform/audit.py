@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,6 +110,63 @@ def record(
     head.last_hash = event.hash
     session.flush()
     return event
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry of :func:`record_many`: what :func:`record` takes besides the actor."""
+
+    action: str
+    outcome: str
+    object_kind: str = ""
+    object_id: str | int = ""
+    patient_id: int | None = None
+    site_id: int | None = None
+    detail: dict[str, Any] | None = None
+
+
+def record_many(session: Session, actor: Actor, entries: Sequence[Entry]) -> list[AuditEvent]:
+    """Append ``entries`` in the caller's transaction, chained as :func:`record` would chain
+    them one by one, with one update of the head and one flush: a page showing a thousand
+    cases writes its thousand views in one round."""
+    for entry in entries:
+        if entry.outcome not in OUTCOMES:
+            raise ValueError(f"unknown audit outcome {entry.outcome!r}")
+    if not entries:
+        return []
+    session.execute(
+        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + len(entries))
+    )
+    head = session.execute(
+        select(AuditHead).where(AuditHead.id == 1).execution_options(populate_existing=True)
+    ).scalar_one()
+    at = utcnow()
+    previous = head.last_hash
+    events = []
+    for offset, entry in enumerate(entries):
+        event = AuditEvent(
+            seq=head.seq - len(entries) + 1 + offset,
+            at=at,
+            actor_id=actor.user_id,
+            actor=actor.username,
+            role=actor.role,
+            site_id=entry.site_id if entry.site_id is not None else actor.site_id,
+            patient_id=entry.patient_id,
+            action=entry.action,
+            object_kind=entry.object_kind,
+            object_id=str(entry.object_id),
+            outcome=entry.outcome,
+            ip=actor.ip,
+            detail=json.dumps(entry.detail or {}, sort_keys=True),
+            prev_hash=previous,
+        )
+        event.hash = chain_hash(event)
+        previous = event.hash
+        events.append(event)
+    session.add_all(events)
+    head.last_hash = previous
+    session.flush()
+    return events
 
 
 def record_refusal(

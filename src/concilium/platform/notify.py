@@ -68,20 +68,26 @@ class Recipient:
         i18n.zone(self.zone)  # an unknown zone is refused here, not when sending
 
 
-def recipient_of(session: Session, user: User) -> Recipient | None:
-    """How ``user`` reads: their language (else French), their zone (else their first site's,
-    else the default); None when they have no e-mail address."""
-    if not user.email:
-        return None
+def zone_of(session: Session, user: User) -> str:
+    """The IANA zone ``user`` reads times in: theirs, else their first site's, else the
+    default."""
     zone = user.timezone
     if not zone:
         site_ids = sorted(m.site_id for m in user.memberships)
         site = session.get(Site, site_ids[0]) if site_ids else None
         zone = site.timezone if site is not None else None
+    return zone or i18n.DEFAULT_ZONE
+
+
+def recipient_of(session: Session, user: User) -> Recipient | None:
+    """How ``user`` reads: their language (else French), their zone (:func:`zone_of`); None
+    when they have no e-mail address."""
+    if not user.email:
+        return None
     return Recipient(
         address=formataddr((user.full_name, user.email)),
         locale=user.locale if user.locale in i18n.LOCALES else i18n.DEFAULT_LOCALE,
-        zone=zone or i18n.DEFAULT_ZONE,
+        zone=zone_of(session, user),
     )
 
 

@@ -97,6 +97,7 @@ def test_the_signed_report_reads_as_a_diagnostic_report(app, world, runtime, clo
         assert found.status_code == 200, found.text
         bundle = Bundle.model_validate(found.json())
         assert bundle.total == 1 and bundle.entry[0].resource.id == str(report_id)
+        assert bundle.entry[0].fullUrl.endswith(f"/fhir/DiagnosticReport/{report_id}")
     assert durand.get("/fhir/DiagnosticReport").json()["total"] == 1  # no criteria
     nothing = durand.get("/fhir/DiagnosticReport", params={"identifier": f"{ACCESSION}|NONE"})
     assert Bundle.model_validate(nothing.json()).total == 0

@@ -239,6 +239,7 @@ def search_reports(request: Request, ctx: Annotated[Ctx, gate(READ)]) -> Respons
     number (``identifier=urn:concilium:accession:<FINESS>|<number>``) the caller may read,
     as a ``searchset`` Bundle; without criteria, those among the latest reports."""
     entries = []
+    base = ctx.runtime.settings.public_url.rstrip("/")
     for report in _candidates(ctx, request):
         try:
             order = _readable(ctx, report)
@@ -248,7 +249,7 @@ def search_reports(request: Request, ctx: Annotated[Ctx, gate(READ)]) -> Respons
         _audit(ctx, order, report)
         entries.append(
             {
-                "fullUrl": f"{request.base_url}fhir/DiagnosticReport/{report.id}",
+                "fullUrl": f"{base}{_REPORT}/{report.id}",
                 "resource": body,
                 "search": {"mode": "match"},
             }

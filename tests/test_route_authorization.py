@@ -630,6 +630,8 @@ LISTS = {
     "/api/v1/reading/worklist",
     # The worklist items of the caller's own hospitals only.
     "/api/v1/reading/worklist-items",
+    # FHIR DiagnosticReport search: the reports the caller may read only.
+    "/fhir/DiagnosticReport",
 }
 # Routes that do not touch another site's objects: the caller's own account and session,
 # the directory of sites, metrics, the API description; and break-the-glass, which is the

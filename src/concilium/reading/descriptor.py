@@ -25,6 +25,7 @@ SERVICE = ServiceDescriptor(
         "concilium.reading.worklist_web:router",
         "concilium.reading.report_web:router",
         "concilium.reading.fhir_web:router",
+        "concilium.reading.fhir_reports:router",
         "concilium.reading.worklist_items_web:api_router",
     ),
     documented_routers=(
@@ -55,6 +56,13 @@ SERVICE = ServiceDescriptor(
             search_params=(("identifier", "token"),),
             documentation="An imaging order (as HL7 ORM/OMI): accession number "
             "urn:concilium:accession:<FINESS>; status revoked cancels it.",
+        ),
+        ResourceSupport(
+            "DiagnosticReport",
+            ("read", "search-type"),
+            search_params=(("based-on", "reference"), ("identifier", "token")),
+            documentation="A signed imaging report (latest version: preliminary, final or "
+            "appended), its PDF, and the study as a contained ImagingStudy.",
         ),
     ),
 )

@@ -150,7 +150,8 @@ class ReadingProcess:
 
     def escalate(self) -> list[int]:
         """Escalate the STAT exams left unclaimed, in one transaction; the exams alerted.
-        Signed reports the archive did not take yet are offered to it again."""
+        Then the flagged findings not acknowledged in time, in another; and the signed
+        reports the archive did not take yet are offered to it again."""
         with transaction(self.runtime.sessions) as db:
             alerted = escalate_unclaimed(db, self.runtime, self.runtime.now())
         with transaction(self.runtime.sessions) as db:

@@ -95,7 +95,7 @@ def test_a_critical_finding_is_communicated_acknowledged_and_recorded(
     assert "LEFÈVRE" not in mail["Subject"] and "Hélène" not in mail["Subject"]
     body = text_of(mail)
     assert f"/reading/findings/{notice_id}" in body and "CH Briey" in body
-    assert "critique" in body.lower() or "critical" in body.lower()
+    assert "Résultat critique dans le compte rendu de l'examen ACC-SAT (CH Briey)" in body
     assert "LEFÈVRE" not in body
 
     # Only Dr Durand opens and acknowledges it: others are refused, audited.
@@ -204,7 +204,8 @@ def test_an_unacknowledged_finding_is_escalated_once_after_its_delay(
     (mail,) = deliver(runtime)
     assert "coord@ch-briey.fr" in mail["To"] and "LEFÈVRE" not in mail["Subject"]
     body = text_of(mail)
-    assert "ACC-SAT" in body and "Durand" in body and "LEFÈVRE" not in body
+    assert "Résultat critique dans le compte rendu de l'examen ACC-SAT" in body
+    assert "Durand" in body and "LEFÈVRE" not in body
 
     # Acknowledged before its delay: never escalated.
     with transaction(runtime.sessions) as db:

@@ -105,6 +105,17 @@ ACKNOWLEDGED = N_("acknowledged on %(day)s at %(time)s")
 NOT_ACKNOWLEDGED = N_("not acknowledged yet")
 
 
+class _InReadersLanguage:
+    """A message filled into an e-mail's text: translated when the text is written, in
+    its recipient's language."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __str__(self) -> str:
+        return _(self.message)
+
+
 def save_flag(report: ReadingReport, level: str, text: str) -> None:
     """Keep the finding flagged in the draft ("" level: none); the caller saved the draft."""
     text = " ".join(text.split())
@@ -161,8 +172,8 @@ def communicate(
     if not version.finding_level:
         return []
     site = session.get(Site, order.site_id)
-    values = {
-        "level": LEVELS[version.finding_level],
+    values: dict[str, object] = {
+        "level": _InReadersLanguage(LEVELS[version.finding_level]),
         "accession": order.accession_number,
         "site": site.name if site else "",
     }
@@ -183,7 +194,7 @@ def communicate(
         session.add(notice)
         session.flush()
         path = f"/reading/findings/{notice.id}"
-        filled = {**values, "level": _(values["level"]), "link": path}
+        filled = {**values, "link": path}
         notifications.notify(session, user_id, "reading.finding", _(IN_APP_TEXT) % filled, now)
         user = session.get(User, user_id)
         if user is not None and user.email:
@@ -301,7 +312,7 @@ def escalate_unacknowledged(session: Session, runtime: Runtime, now: datetime) -
         site = session.get(Site, order.site_id)
         recipient = session.get(User, notice.recipient_id)
         values: dict[str, object] = {
-            "level": LEVELS.get(notice.level, notice.level),
+            "level": _InReadersLanguage(LEVELS.get(notice.level, notice.level)),
             "accession": order.accession_number,
             "site": site.name if site else "",
             "name": recipient.full_name if recipient else "",
@@ -309,9 +320,8 @@ def escalate_unacknowledged(session: Session, runtime: Runtime, now: datetime) -
         }
         contacts = escalation_contacts(session, order.site_id)
         for user_id in contacts:
-            filled = {**values, "level": _(str(values["level"]))}
             notifications.notify(
-                session, user_id, "reading.finding.escalate", _(ESCALATION_TEXT) % filled, now
+                session, user_id, "reading.finding.escalate", _(ESCALATION_TEXT) % values, now
             )
             user = session.get(User, user_id)
             if user is None or not user.email:

@@ -275,19 +275,32 @@ def metz_objects(world):
         metz_report = ReadingReport(order_id=metz_order.id, status="final", sections=[])
         db.add(metz_report)
         db.flush()
-        db.add(
-            ReadingReportVersion(
-                report_id=metz_report.id,
-                version=1,
-                status="F",
-                sections=[],
-                signed_by_id=doctor.id,
-                signed_at=rt.now(),
-                digest="0" * 64,
-                pdf=b"%PDF-1.4\n",
-                sop_instance_uid="1.2.3",
-            )
+        metz_version = ReadingReportVersion(
+            report_id=metz_report.id,
+            version=1,
+            status="F",
+            sections=[],
+            signed_by_id=doctor.id,
+            signed_at=rt.now(),
+            digest="0" * 64,
+            pdf=b"%PDF-1.4\n",
+            sop_instance_uid="1.2.3",
         )
+        db.add(metz_version)
+        db.flush()
+        from concilium.reading.tables import CriticalFindingNotice
+
+        finding_notice = CriticalFindingNotice(
+            version_id=metz_version.id,
+            report_id=metz_report.id,
+            level="critical",
+            recipient_id=doctor.id,
+            notified_at=rt.now(),
+            channels=["in_app"],
+            due_at=rt.now(),
+            escalated_to=[],
+        )
+        db.add(finding_notice)
         db.flush()
 
         mail = enqueue(
@@ -320,6 +333,7 @@ def metz_objects(world):
             "order_id": metz_order.id,
             "item_id": metz_step.id,
             "report_id": metz_report.id,
+            "notice_id": finding_notice.id,
             "version": 1,
             "case_id": board_case.id,
             "meeting_id": meeting.id,

@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     sending) another delivery takes it again."""
     hl7_outbound_period: float = Field(default=5.0, gt=0, le=3600)
     """Seconds between two looks for messages due (and for complete studies)."""
+    critical_finding_ack_critical: float = Field(default=30 * 60.0, gt=0)
+    """Seconds a referring physician has to acknowledge a critical finding before the
+    ordering site's coordinators are alerted."""
+    critical_finding_ack_urgent: float = Field(default=2 * 3600.0, gt=0)
+    """The same for an urgent finding."""
+    critical_finding_ack_actionable: float = Field(default=3 * 86400.0, gt=0)
+    """The same for a non-urgent actionable finding."""
     images_available_quiet: float = Field(default=600.0, ge=0)
     """A study whose order has no completed performed step is complete when no instance has
     arrived for this many seconds; its hospital is then told that images are available."""

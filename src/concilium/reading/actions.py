@@ -62,3 +62,9 @@ class ReadingAction:
         "reading.report.read",
         Rule(frozenset({"radiologist"}), "reading:read", via_share=True, platform_admin=False),
     )
+    # Acknowledging a critical or actionable finding of a signed report: only the
+    # physician it was communicated to (the target's owner), never on their behalf.
+    FINDING_ACKNOWLEDGE = Action(
+        "reading.finding.acknowledge",
+        Rule(frozenset(), "reading:read", self_service=True, platform_admin=False),
+    )

@@ -24,6 +24,7 @@ SERVICE = ServiceDescriptor(
         "concilium.reading.worklist_web:api_router",
         "concilium.reading.worklist_web:router",
         "concilium.reading.report_web:router",
+        "concilium.reading.critical_web:router",
         "concilium.reading.fhir_web:router",
         "concilium.reading.fhir_reports:router",
         "concilium.reading.worklist_items_web:api_router",

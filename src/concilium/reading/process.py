@@ -9,7 +9,9 @@ message or a slow connection never holds the others. The acknowledgment is writt
 after the transaction committed (``concilium.reading.inbound``).
 
 While serving, every :data:`ESCALATION_PERIOD` the STAT exams left unclaimed are escalated
-to their reading group (``concilium.reading.escalation``), in a worker thread, and the
+to their reading group (``concilium.reading.escalation``), in a worker thread, as are the
+flagged findings the referring physician did not acknowledge in time
+(``concilium.reading.critical_findings``), and the
 signed reports the archive has not taken yet are offered to it again
 (``concilium.reading.report_archive.archive_pending``).
 
@@ -36,6 +38,7 @@ from concilium.imaging import STUDY_RECEIVED, ImagingProcess
 from concilium.platform.db import transaction
 from concilium.platform.runtime import Runtime
 from concilium.platform.services import Processes
+from concilium.reading.critical_findings import escalate_unacknowledged
 from concilium.reading.escalation import escalate_unclaimed
 from concilium.reading.inbound import receive
 from concilium.reading.mllp import MllpServer, MllpServerSettings, PeerInfo
@@ -147,9 +150,12 @@ class ReadingProcess:
 
     def escalate(self) -> list[int]:
         """Escalate the STAT exams left unclaimed, in one transaction; the exams alerted.
-        Signed reports the archive did not take yet are offered to it again."""
+        Then the flagged findings not acknowledged in time, in another; and the signed
+        reports the archive did not take yet are offered to it again."""
         with transaction(self.runtime.sessions) as db:
             alerted = escalate_unclaimed(db, self.runtime, self.runtime.now())
+        with transaction(self.runtime.sessions) as db:
+            escalate_unacknowledged(db, self.runtime, self.runtime.now())
         if self.imaging is not None:
             archive_pending(self.imaging.archive, self.runtime.sessions, self.runtime.now())
         return alerted

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from concilium.platform import patients
 from concilium.platform.i18n import N_, _, show_date, show_datetime, using_locale
 from concilium.platform.tables import Site, User
+from concilium.reading.critical_findings import communication_lines, flag_line, notices_of
 from concilium.reading.groups import site_zone
 from concilium.reading.tables import ImagingOrderRecord, ReadingReportVersion
 
@@ -106,6 +107,7 @@ def render(session: Session, order: ImagingOrderRecord, version: ReadingReportVe
         )
         referrer = order.requesting_physician_name or order.referring_physician_name
         section(_("Requested by"), " ".join(reversed(referrer.split("^")[:2])).strip())
+        section(_("Finding to communicate"), flag_line(version))
         for part in version.sections:
             section(_(str(part.get("title", ""))), str(part.get("text", "")))
         for row in [*earlier, version]:
@@ -115,6 +117,10 @@ def render(session: Session, order: ImagingOrderRecord, version: ReadingReportVe
                     % {"when": show_datetime(row.signed_at, where, "short")},
                     row.addendum,
                 )
+        told = notices_of(session, version.report_id, before_version=version.version)
+        section(
+            _("Communication of the finding"), "\n".join(communication_lines(session, told, where))
+        )
         section(
             _("Signature"),
             _("Signed by %(name)s on %(when)s")

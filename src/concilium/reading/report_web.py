@@ -32,7 +32,14 @@ from concilium.platform.errors import ConciliumError, NotFound, SecondFactorRefu
 from concilium.platform.i18n import N_, _, show_datetime
 from concilium.platform.policy import decide
 from concilium.platform.tables import Patient, Site, User
-from concilium.reading import reading_list, report_archive, report_pdf, reports, results
+from concilium.reading import (
+    critical_findings,
+    reading_list,
+    report_archive,
+    report_pdf,
+    reports,
+    results,
+)
 from concilium.reading.actions import ReadingAction
 from concilium.reading.assignments import assignment_of
 from concilium.reading.groups import site_zone
@@ -63,6 +70,7 @@ REPORT_STATES = {
 Code = Annotated[str, Form(max_length=16)]
 Long = Annotated[str, Form(max_length=reports.MAX_TEXT)]
 Short = Annotated[str, Form(max_length=16)]
+Finding = Annotated[str, Form(max_length=critical_findings.MAX_FINDING)]
 
 
 async def section_texts(request: Request) -> dict[str, str]:
@@ -102,6 +110,7 @@ def _version_json(
         "addendum": row.addendum,
         "pdf": f"/reading/reports/{report.id}/versions/{row.version}/pdf",
         "archived": row.archived_at is not None,
+        "finding": critical_findings.flag_line(row),
     }
 
 
@@ -174,6 +183,14 @@ def report_view(
         "may_preliminary": status == reports.DRAFT,
         "may_addendum": may_write and status == reports.FINAL,
         "prior": _prior(ctx, assignment, order),
+        "finding_level": report.finding_level if report is not None else "",
+        "finding_text": report.finding_text if report is not None else "",
+        "finding_levels": critical_findings.LEVELS,
+        "communications": critical_findings.communication_lines(
+            ctx.db, critical_findings.notices_of(ctx.db, report.id), _zone_of(ctx, order)
+        )
+        if report is not None
+        else [],
     }
     ctx.commit()
     return view
@@ -310,14 +327,18 @@ def report_save(
     exam_id: int,
     texts: Texts,
     ctx: Annotated[Ctx, gate(ReadingAction.REPORT_WRITE)],
+    finding_level: Short = "",
+    finding_text: Finding = "",
 ) -> Response:
-    """The radiologist holding the exam keeps the report as typed (a draft)."""
+    """The radiologist holding the exam keeps the report as typed (a draft), with the
+    finding flagged, if any."""
     assignment, order = _writable(ctx, exam_id)
 
     def run() -> str:
         _holding(ctx, assignment, order)
         report = reports.open_report(ctx.db, order, ctx.now)
         reports.save_draft(ctx.db, ctx.actor, order, report, texts, ctx.now)
+        critical_findings.save_flag(report, finding_level, finding_text)
         return f"/reading/exams/{exam_id}#report"
 
     return _act(request, ctx, exam_id, run)
@@ -331,8 +352,11 @@ def report_sign(
     ctx: Annotated[Ctx, gate(ReadingAction.REPORT_WRITE)],
     level: Short = "",
     code: Code = "",
+    finding_level: Short = "",
+    finding_text: Finding = "",
 ) -> Response:
-    """Sign the report as typed, preliminary (P) or final (F), with a fresh code."""
+    """Sign the report as typed, preliminary (P) or final (F), with a fresh code; a
+    flagged finding is communicated to the referring physicians."""
     assignment, order = _writable(ctx, exam_id)
     signed: list[int] = []
 
@@ -340,11 +364,13 @@ def report_sign(
         _holding(ctx, assignment, order)
         report = reports.open_report(ctx.db, order, ctx.now)
         reports.save_draft(ctx.db, ctx.actor, order, report, texts, ctx.now)
+        critical_findings.save_flag(report, finding_level, finding_text)
         reports.check_signable(report, level)
         _confirm(ctx, code, order, report)
         version = reports.sign(ctx.db, ctx.actor, order, report, level, ctx.now, _pdf)
         _send_results(ctx, order, report, version)
         _notify_referrers(ctx, order, report)
+        critical_findings.communicate(ctx.db, ctx.runtime, ctx.actor, order, version, ctx.now)
         signed.append(version.id)
         return "/reading" if report.status == reports.FINAL else f"/reading/exams/{exam_id}"
 
@@ -433,6 +459,9 @@ def report_page(
         report=report,
         versions=[_version_json(ctx, order, report, v) for v in reversed(versions)],
         intact=reports.intact(ctx.db, report),
+        communications=critical_findings.communication_lines(
+            ctx.db, critical_findings.notices_of(ctx.db, report.id), _zone_of(ctx, order)
+        ),
         scheduled=show_datetime(order.scheduled_at or order.created_at, _zone_of(ctx, order)),
     )
 

@@ -204,6 +204,8 @@ def _digest(row: ReadingReportVersion, order_id: int, previous: str) -> str:
         "sop_instance_uid": row.sop_instance_uid,
         "previous": previous,
     }
+    if row.finding_level:  # only when flagged: the versions signed before keep their digest
+        content["finding"] = {"level": row.finding_level, "text": row.finding_text}
     text = json.dumps(content, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -218,6 +220,7 @@ def _new_version(
     signer: int,
     now: datetime,
     make_pdf: PdfMaker,
+    finding: tuple[str, str] = ("", ""),
 ) -> ReadingReportVersion:
     earlier = versions_of(session, report)
     row = ReadingReportVersion(
@@ -229,6 +232,8 @@ def _new_version(
         signed_by_id=signer,
         signed_at=now,
         sop_instance_uid=generate_uid(),
+        finding_level=finding[0],
+        finding_text=finding[1],
     )
     row.digest = _digest(row, order.id, earlier[-1].digest if earlier else "")
     row.pdf = make_pdf(session, order, row)
@@ -264,7 +269,16 @@ def sign(
     The signer's second factor and claim are confirmed by the caller first."""
     check_signable(report, level)
     row = _new_version(
-        session, order, report, level, report.sections, "", actor.user_id or 0, now, make_pdf
+        session,
+        order,
+        report,
+        level,
+        report.sections,
+        "",
+        actor.user_id or 0,
+        now,
+        make_pdf,
+        (report.finding_level, report.finding_text),
     )
     report.status = FINAL if level == "F" else PRELIMINARY
     report.updated_at = now
@@ -307,6 +321,7 @@ def add_addendum(
         actor.user_id or 0,
         now,
         make_pdf,
+        (final.finding_level, final.finding_text),
     )
     _audit(session, actor, order, report, "reading.report.addendum", {"version": row.version})
     return row

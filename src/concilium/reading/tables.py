@@ -29,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from concilium.platform.db import Base, UTCDateTime, utcnow
 
 __all__ = [
+    "CriticalFindingNotice",
     "HL7Message",
     "HL7Sender",
     "ImagingOrderRecord",
@@ -502,6 +503,11 @@ class ReadingReport(Base):
     """Who last saved it."""
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finding_level: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    """The critical or actionable finding flagged in the draft (ACR level:
+    ``critical``, ``urgent``, ``actionable``), "" for none."""
+    finding_text: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The finding in a line."""
 
 
 class ReadingReportVersion(Base):
@@ -532,3 +538,35 @@ class ReadingReportVersion(Base):
     """SOP Instance UID of its Encapsulated PDF in the order's study."""
     archived_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     """When the archive acknowledged the Encapsulated PDF; None until then."""
+    finding_level: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    """The flagged finding's level as signed ("" for none), part of the digest when set."""
+    finding_text: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """The flagged finding in a line, as signed."""
+
+
+class CriticalFindingNotice(Base):
+    """A flagged finding of a signed version communicated to one referring physician: when,
+    by which channels, when they acknowledged it, and when (and to whom) it was escalated
+    for want of an acknowledgement in time (``concilium.reading.critical_findings``)."""
+
+    __tablename__ = "reading_critical_notices"
+    __table_args__ = (UniqueConstraint("version_id", "recipient_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_report_versions.id", ondelete="CASCADE"), index=True
+    )
+    report_id: Mapped[int] = mapped_column(
+        ForeignKey("reading_reports.id", ondelete="CASCADE"), index=True
+    )
+    level: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    """The referring (or requesting) physician told."""
+    notified_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    channels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """``in_app`` and ``email`` (when they have an address)."""
+    due_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    """Escalated if not acknowledged by then (the level's delay)."""
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    escalated_to: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    """Ids of the escalation contacts told (the ordering site's coordinators)."""

@@ -12,12 +12,14 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from concilium.platform import i18n
 from concilium.platform.db import transaction
 from concilium.platform.i18n import using_locale
 from concilium.platform.tables import AuditEvent, Notification, User
 from concilium.reading import critical_findings, reports
 from concilium.reading.process import ReadingProcess
 from concilium.reading.tables import CriticalFindingNotice, ReadingReport, ReadingReportVersion
+from concilium.services import LOCALE_FOLDERS
 from mail_delivery import deliver, text_of
 
 from .test_reports import FINDINGS_TEXT, IMPRESSION_TEXT, browser_of, pdf_text, referred, texts
@@ -220,6 +222,7 @@ def test_an_unacknowledged_finding_is_escalated_once_after_its_delay(
 def test_the_communication_is_shown_in_the_site_zone_across_the_change_of_time(world, runtime):
     """Told at 00:30 on the night France moves to summer time (23:30 UTC the day before),
     acknowledged at 03:30 summer time (01:30 UTC)."""
+    i18n.load_catalogues(LOCALE_FOLDERS)  # as the process assembly does
     durand = world.user("durand", (world.briey, "referring_physician"))
     notice = CriticalFindingNotice(
         recipient_id=durand.id,

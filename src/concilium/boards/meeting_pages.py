@@ -32,7 +32,6 @@ from concilium.boards import (
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
 from concilium.boards.tables import BoardCase, BoardMeeting
-from concilium.platform import audit, authn
 from concilium.platform.errors import (
     ConciliumError,
     Conflict,
@@ -47,6 +46,7 @@ from concilium.platform.tables import Patient, User
 from concilium.web.context import Ctx, gate
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
+from concilium.web.second_factor import Signed, confirm_second_factor
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,33 +87,17 @@ def decision_fields(form: dict[str, str]) -> decisions.DecisionFields:
 
 
 def confirm_signature(ctx: Ctx, code: str, case: BoardCase) -> None:
-    """Signing a decision needs the signer's second factor once more; a refusal is audited
-    and counted, and committed before it is raised."""
-    if (
-        ctx.user.totp_secret
-        and code.strip()
-        and authn.check_totp(
-            ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now, ctx.actor.ip
-        )
-    ):
-        return
+    """Signing a decision needs the signer's second factor once more."""
     board = registry.get_board(ctx.db, case.board_id)
-    audit.record(
-        ctx.db,
-        ctx.actor,
-        str(BoardAction.MEETING_RUN),
-        "refused",
-        object_kind=case_store.CASE_KIND,
-        object_id=case.id,
-        patient_id=case.patient_id,
-        site_id=board.site_id,
-        detail={"reason": "second factor not confirmed"},
+    signed = Signed(
+        str(BoardAction.MEETING_RUN), case_store.CASE_KIND, case.id, case.patient_id, board.site_id
     )
-    ctx.commit()
-    raise SecondFactorRefused(
-        _("Confirm with a current code of your authenticator to sign the decision.")
-        if ctx.user.totp_secret
-        else _("Enrol a second factor on your account first, to sign decisions.")
+    confirm_second_factor(
+        ctx,
+        code,
+        signed,
+        refused=_("Confirm with a current code of your authenticator to sign the decision."),
+        not_enrolled=_("Enrol a second factor on your account first, to sign decisions."),
     )
 
 

@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from concilium import imaging
-from concilium.platform import audit, authn, notifications
+from concilium.platform import audit, notifications
 from concilium.platform.errors import ConciliumError, NotFound, SecondFactorRefused
 from concilium.platform.i18n import N_, _, show_datetime
 from concilium.platform.policy import decide
@@ -54,6 +54,7 @@ from concilium.reading.worklist_web import exam_of, exam_view
 from concilium.web.context import Ctx, gate, process_of
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
+from concilium.web.second_factor import Signed, confirm_second_factor
 
 router = APIRouter(include_in_schema=False)
 """The report's pages."""
@@ -247,32 +248,16 @@ def _holding(ctx: Ctx, assignment: ReadingAssignment, order: ImagingOrderRecord)
 
 
 def _confirm(ctx: Ctx, code: str, order: ImagingOrderRecord, report: ReadingReport) -> None:
-    """Signing needs the signer's second factor once more; a refusal is audited and
-    counted, and committed before it is raised."""
-    if (
-        ctx.user.totp_secret
-        and code.strip()
-        and authn.check_totp(
-            ctx.db, ctx.runtime.box, ctx.runtime.settings, ctx.user, code, ctx.now, ctx.actor.ip
-        )
-    ):
-        return
-    audit.record(
-        ctx.db,
-        ctx.actor,
-        "reading.report.sign",
-        "refused",
-        object_kind=reports.REPORT_KIND,
-        object_id=report.id,
-        patient_id=order.patient_id,
-        site_id=order.site_id,
-        detail={"reason": "second factor not confirmed"},
+    """Signing needs the signer's second factor once more."""
+    signed = Signed(
+        "reading.report.sign", reports.REPORT_KIND, report.id, order.patient_id, order.site_id
     )
-    ctx.commit()
-    raise SecondFactorRefused(
-        _("Confirm with a current code of your authenticator to sign the report.")
-        if ctx.user.totp_secret
-        else _("Enrol a second factor on your account first, to sign reports.")
+    confirm_second_factor(
+        ctx,
+        code,
+        signed,
+        refused=_("Confirm with a current code of your authenticator to sign the report."),
+        not_enrolled=_("Enrol a second factor on your account first, to sign reports."),
     )
 
 

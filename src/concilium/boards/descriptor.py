@@ -21,6 +21,7 @@ SERVICE = ServiceDescriptor(
         "concilium.boards.pages:router",
         "concilium.boards.case_pages:router",
         "concilium.boards.meeting_pages:router",
+        "concilium.boards.room_socket:router",
     ),
     commands="concilium.boards.cli:boards",
     nav=(
@@ -29,4 +30,5 @@ SERVICE = ServiceDescriptor(
     ),
     templates=_HERE / "templates",
     locale=_HERE / "locale",
+    runtime="concilium.boards.process:BoardsProcess",
 )

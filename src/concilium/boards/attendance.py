@@ -45,6 +45,8 @@ RUN_ROLES = frozenset({"facilitator"})
 """Members of a board who run its meetings."""
 EARLY = timedelta(hours=2)
 """How long before a meeting's start an arrival may be recorded."""
+RECONNECTION = timedelta(seconds=15)
+"""Back in the room this soon after leaving it, a person's stretch of presence goes on."""
 
 
 def run_target(session: Session, board: Board) -> Target:
@@ -281,12 +283,18 @@ def joined_room(
     session: Session, actor: audit.Actor, meeting: BoardMeeting, now: datetime
 ) -> BoardAttendance | None:
     """The person behind ``actor`` came into the meeting's room: a stretch awaiting the
-    facilitator's validation, unless one is open already or the meeting is not on (none)."""
+    facilitator's validation, unless one is open already or the meeting is not on (none);
+    back within :data:`RECONNECTION` of leaving, their last stretch goes on."""
     if actor.user_id is None or not (meeting.starts_at - EARLY <= now <= meeting.ends_at + EARLY):
         return None
     rows = [r for r in attendance_of(session, meeting) if r.user_id == actor.user_id]
     if any(r.left_at is None for r in rows):
         return None
+    if rows and rows[-1].left_at is not None and now - rows[-1].left_at <= RECONNECTION:
+        # A page reloaded (a form sent, a network hiccup): the same stretch goes on.
+        rows[-1].left_at = None
+        session.flush()
+        return rows[-1]
     row = BoardAttendance(meeting_id=meeting.id, user_id=actor.user_id, joined_at=now)
     session.add(row)
     session.flush()

@@ -29,6 +29,7 @@ SERVICE = ServiceDescriptor(
         NavEntry(BoardAction.BOARD_MANAGE, "/admin/boards", N_("Boards"), 85),
     ),
     templates=_HERE / "templates",
+    static=_HERE / "static",
     locale=_HERE / "locale",
     runtime="concilium.boards.process:BoardsProcess",
 )

@@ -7,16 +7,20 @@ patient; leaving ends the stretch."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
+from concilium.boards import attendance, case_store
 from concilium.boards.tables import BoardAttendance, BoardCaseStudy
 from concilium.platform.audit import AuditEvent
 from concilium.platform.db import transaction
+from concilium.platform.errors import Conflict
 
+from .cases_world import actor
 from .meeting_world import at, build_meeting, take_up
 from .test_case_pages import signed_in
 
@@ -166,3 +170,23 @@ def test_a_study_opened_in_the_room_is_an_audited_view_of_the_case(app, world, m
         ).all()
         assert [e.patient_id for e in views] == [meeting.cw.patient_id]
         assert f"study {STUDY}" in str(views[0].detail)
+
+
+def test_presence_from_the_room_awaits_validation_and_survives_a_reload(app, world, meeting):
+    member = actor(meeting.radiologist)
+    facilitator = actor(meeting.cw.pathologist)
+    with transaction(world.runtime.sessions) as db:
+        room = case_store.get_meeting(db, meeting.meeting_id)
+        row = attendance.joined_room(db, member, room, at(3))
+        assert row is not None and row.validated_by_id is None
+        attendance.validate(db, facilitator, room, row.id, at(3))
+        with pytest.raises(Conflict):
+            attendance.validate(db, facilitator, room, row.id, at(3))
+        attendance.left_room(db, member, room, at(4))
+        # Back ten seconds later (a page reloaded): the same validated stretch goes on.
+        again = attendance.joined_room(db, member, room, at(4) + timedelta(seconds=10))
+        assert again is not None and again.id == row.id and again.left_at is None
+        attendance.left_room(db, member, room, at(5))
+        later = attendance.joined_room(db, member, room, at(7))
+        assert later is not None and later.id != row.id and later.validated_by_id is None
+        assert attendance.present_ids(db, room) == frozenset({meeting.radiologist.id})

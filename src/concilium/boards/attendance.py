@@ -1,10 +1,11 @@
 """Who is at a meeting, when, and the quorum of the case under discussion.
 
 Attendance is kept as stretches of presence (:class:`~concilium.boards.tables.BoardAttendance`),
-one per arrival: someone who leaves and comes back has two. For now the facilitator
-records them on the meeting page (arrived, left, at what time), which validates them; the
-live room's feed of who joins and leaves comes later, its stretches awaiting the
-facilitator's validation, and only validated stretches count.
+one per arrival: someone who leaves and comes back has two. They are taken from the
+meeting's room (:func:`joined_room`, :func:`left_room`: having the meeting page open), each
+awaiting the facilitator's validation (:func:`validate`), or recorded by the facilitator on
+the meeting page (arrived, left, at what time), validated then; only validated stretches
+count.
 
 The facilitator takes up a case (:func:`take_up`): its discussion starts then
 (:class:`~concilium.boards.tables.BoardDiscussion`), and its quorum is

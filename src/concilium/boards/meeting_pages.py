@@ -33,6 +33,7 @@ from concilium.boards import (
 )
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
+from concilium.boards.process import BoardsProcess
 from concilium.boards.tables import BoardCase, BoardMeeting
 from concilium.platform import audit, authn
 from concilium.platform.errors import (
@@ -45,7 +46,7 @@ from concilium.platform.errors import (
 from concilium.platform.i18n import _, show_date, zone
 from concilium.platform.policy import decide
 from concilium.platform.tables import Patient, User
-from concilium.web.context import Ctx, gate
+from concilium.web.context import Ctx, gate, process_of
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
 
@@ -209,7 +210,13 @@ def _act(
         ):
             raise
         fresh = case_store.get_meeting(ctx.db, meeting.id)
+        if section == "decision" and exc.status == 409:
+            # Refused for want of quorum, the case went onto the next meeting.
+            process_of(request.app, BoardsProcess).rooms.publish(meeting.id, {"type": "case"})
         return _view(request, ctx, fresh, exc.detail, exc.status, form, section)
+    if section in {"agenda", "decision"}:
+        # The case under discussion changed: every page of the room shows the new one.
+        process_of(request.app, BoardsProcess).rooms.publish(meeting.id, {"type": "case"})
     return redirect_to(f"/boards/meetings/{meeting.id}#{section}")
 
 

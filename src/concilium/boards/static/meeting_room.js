@@ -20,6 +20,10 @@ let socket = null;
 let presenter = null;
 let version = 0;
 let opened = "";
+let submitting = false; // a form of the page is being sent: its answer is the new page
+document.addEventListener("submit", () => {
+  submitting = true;
+});
 
 function send(message) {
   if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
@@ -102,6 +106,8 @@ function receive(message) {
     if (message.by !== me) follow(message.view, message.version);
   } else if (message.type === "attendance") {
     refreshAttendance();
+  } else if (message.type === "case") {
+    if (!submitting) location.reload();
   } else if (message.type === "error") {
     showError(message.detail);
   }

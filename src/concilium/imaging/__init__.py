@@ -66,7 +66,7 @@ if TYPE_CHECKING:
         value_matches,
         values_of,
     )
-    from concilium.imaging.viewer import WINDOW_PRESETS
+    from concilium.imaging.windows import WINDOW_PRESETS
 
 __all__ = [
     "PATIENT_STUDY_KEYS",
@@ -140,7 +140,7 @@ _MODULE_OF = {
     "search": "concilium.imaging.query",
     "study_by_uid": "concilium.imaging.archive",
     "study_target": "concilium.imaging.access",
-    "WINDOW_PRESETS": "concilium.imaging.viewer",
+    "WINDOW_PRESETS": "concilium.imaging.windows",
 }
 """The module each name of the public face comes from."""
 

@@ -27,6 +27,7 @@ import asyncio
 import json
 import re
 import secrets
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -144,6 +145,40 @@ def parse_message(frame: str | bytes) -> dict[str, Any]:
             raise ProtocolError("study: a UID")
         return {"type": "opened", "study": study}
     raise ProtocolError("unknown message type")
+
+
+def _is_view(frame: str | bytes) -> bool:
+    try:
+        data = json.loads(frame)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("type") == "view"
+
+
+class Inbox:
+    """What a socket received and is not handled yet. A view is a state, not an event:
+    views waiting behind one make it stale, and only the latest of a run of views is handled
+    (the others' order is kept), so that a presenter scrolling faster than the room's views
+    are written never builds a backlog the followers would see late."""
+
+    def __init__(self) -> None:
+        self._frames: deque[str | bytes | None] = deque()
+        self._arrived = asyncio.Event()
+
+    def put(self, frame: str | bytes | None) -> None:
+        """``None``: the socket closed."""
+        self._frames.append(frame)
+        self._arrived.set()
+
+    async def next(self) -> str | bytes | None:
+        while not self._frames:
+            self._arrived.clear()
+            await self._arrived.wait()
+        frame = self._frames.popleft()
+        if frame is not None and _is_view(frame):
+            while self._frames and self._frames[0] is not None and _is_view(self._frames[0]):
+                frame = self._frames.popleft()
+        return frame
 
 
 def _names(db: Session, ids: set[int]) -> dict[str, str]:
@@ -275,13 +310,25 @@ async def room_socket(websocket: WebSocket, meeting_id: int) -> None:
     if first and await run_in_threadpool(presence, True):
         hub.publish(meeting_id, {"type": "attendance"})
     await websocket.send_json(hello)
+    inbox = Inbox()
+
+    async def read_all() -> None:
+        try:
+            while True:
+                received = await websocket.receive()
+                if received["type"] == "websocket.disconnect":
+                    break
+                inbox.put(received.get("text") or received.get("bytes") or "")
+        finally:
+            inbox.put(None)
+
     sender = asyncio.create_task(send_all())
+    reader = asyncio.create_task(read_all())
     try:
         while True:
-            received = await websocket.receive()
-            if received["type"] == "websocket.disconnect":
+            frame = await inbox.next()
+            if frame is None:
                 break
-            frame: str | bytes = received.get("text") or received.get("bytes") or ""
             try:
                 message = parse_message(frame)
 
@@ -314,6 +361,7 @@ async def room_socket(websocket: WebSocket, meeting_id: int) -> None:
     finally:
         hub.detach(meeting_id, listener)
         sender.cancel()
+        reader.cancel()
         if hub.sockets_of(meeting_id, peer.user_id) == 0 and await run_in_threadpool(
             presence, False
         ):

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from concilium.app import application
 from concilium.assembly import Assembly
+from concilium.boards.process import BoardsProcess
 from concilium.imaging import nodes
 from concilium.imaging.process import ImagingProcess
 from concilium.imaging.synthetic import SyntheticPatient, SyntheticStudy, generate_ct_series
@@ -33,6 +34,7 @@ def test_every_registered_service_has_its_runtime_in_registry_order(settings, ru
         ImagingProcess,
         LiveProcess,
         ReadingProcess,
+        BoardsProcess,
         TelesurgeryProcess,
     ]
     assert [s.name for s in assembly.services] == [s.name for s in SERVICES]

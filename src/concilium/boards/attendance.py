@@ -1,10 +1,11 @@
 """Who is at a meeting, when, and the quorum of the case under discussion.
 
 Attendance is kept as stretches of presence (:class:`~concilium.boards.tables.BoardAttendance`),
-one per arrival: someone who leaves and comes back has two. For now the facilitator
-records them on the meeting page (arrived, left, at what time), which validates them; the
-live room's feed of who joins and leaves comes later, its stretches awaiting the
-facilitator's validation, and only validated stretches count.
+one per arrival: someone who leaves and comes back has two. They are taken from the
+meeting's room (:func:`joined_room`, :func:`left_room`: having the meeting page open), each
+awaiting the facilitator's validation (:func:`validate`), or recorded by the facilitator on
+the meeting page (arrived, left, at what time), validated then; only validated stretches
+count.
 
 The facilitator takes up a case (:func:`take_up`): its discussion starts then
 (:class:`~concilium.boards.tables.BoardDiscussion`), and its quorum is
@@ -45,6 +46,8 @@ RUN_ROLES = frozenset({"facilitator"})
 """Members of a board who run its meetings."""
 EARLY = timedelta(hours=2)
 """How long before a meeting's start an arrival may be recorded."""
+RECONNECTION = timedelta(seconds=15)
+"""Back in the room this soon after leaving it, a person's stretch of presence goes on."""
 
 
 def run_target(session: Session, board: Board) -> Target:
@@ -270,3 +273,70 @@ def missing_specialties(result: QuorumResult) -> list[str]:
             else _("%(n)d more specialties") % {"n": extra}
         )
     return parts
+
+
+def present_ids(session: Session, meeting: BoardMeeting) -> frozenset[int]:
+    """Who is at the meeting now (an open stretch, validated or not)."""
+    return frozenset(r.user_id for r in attendance_of(session, meeting) if r.left_at is None)
+
+
+def joined_room(
+    session: Session, actor: audit.Actor, meeting: BoardMeeting, now: datetime
+) -> BoardAttendance | None:
+    """The person behind ``actor`` came into the meeting's room: a stretch awaiting the
+    facilitator's validation, unless one is open already or the meeting is not on (none);
+    back within :data:`RECONNECTION` of leaving, their last stretch goes on."""
+    if actor.user_id is None or not (meeting.starts_at - EARLY <= now <= meeting.ends_at + EARLY):
+        return None
+    rows = [r for r in attendance_of(session, meeting) if r.user_id == actor.user_id]
+    if any(r.left_at is None for r in rows):
+        return None
+    if rows and rows[-1].left_at is not None and now - rows[-1].left_at <= RECONNECTION:
+        # A page reloaded (a form sent, a network hiccup): the same stretch goes on.
+        rows[-1].left_at = None
+        session.flush()
+        return rows[-1]
+    row = BoardAttendance(meeting_id=meeting.id, user_id=actor.user_id, joined_at=now)
+    session.add(row)
+    session.flush()
+    board = registry.get_board(session, meeting.board_id)
+    _audit(session, actor, board, meeting, {"change": "joined the room", "user": actor.user_id})
+    return row
+
+
+def left_room(
+    session: Session, actor: audit.Actor, meeting: BoardMeeting, now: datetime
+) -> BoardAttendance | None:
+    """The person behind ``actor`` left the meeting's room: their open stretch ends now,
+    validated or not (someone who left does not count, whoever validated them)."""
+    open_rows = [
+        r
+        for r in attendance_of(session, meeting)
+        if r.user_id == actor.user_id and r.left_at is None
+    ]
+    if not open_rows:
+        return None
+    row = open_rows[-1]
+    row.left_at = max(now, row.joined_at)
+    session.flush()
+    board = registry.get_board(session, meeting.board_id)
+    _audit(session, actor, board, meeting, {"change": "left the room", "user": actor.user_id})
+    return row
+
+
+def validate(
+    session: Session, actor: audit.Actor, meeting: BoardMeeting, row_id: int, now: datetime
+) -> BoardAttendance:
+    """The facilitator validates a stretch of presence taken from the room: from then on
+    it counts for the quorum."""
+    row = session.get(BoardAttendance, row_id)
+    if row is None or row.meeting_id != meeting.id:
+        raise InvalidInput(_("Choose a presence of this meeting."))
+    if row.validated_by_id is not None:
+        raise Conflict(_("This presence is already validated."))
+    row.validated_by_id = actor.user_id
+    row.validated_at = now
+    session.flush()
+    board = registry.get_board(session, meeting.board_id)
+    _audit(session, actor, board, meeting, {"change": "validated", "user": row.user_id})
+    return row

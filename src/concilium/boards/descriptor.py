@@ -24,6 +24,7 @@ SERVICE = ServiceDescriptor(
         "concilium.boards.calendar_pages:router",
         "concilium.boards.decision_api:api_router",
         "concilium.boards.statistics_pages:router",
+        "concilium.boards.room_socket:router",
     ),
     documented_routers=("concilium.boards.decision_api:api_router",),
     commands="concilium.boards.cli:boards",
@@ -32,6 +33,8 @@ SERVICE = ServiceDescriptor(
         NavEntry(BoardAction.BOARD_MANAGE, "/admin/boards", N_("Boards"), 85),
     ),
     templates=_HERE / "templates",
+    static=_HERE / "static",
     locale=_HERE / "locale",
     public_paths=frozenset({"/boards/calendar/{secret}.ics"}),
+    runtime="concilium.boards.process:BoardsProcess",
 )

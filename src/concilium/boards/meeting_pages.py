@@ -4,11 +4,13 @@ second factor.
 
 The board's members and the organising site's coordinators see the page; only the board's
 facilitators record attendance, take up a case, validate a decision and sign addenda
-(:data:`BoardAction.MEETING_RUN`). Attendance is recorded here by the facilitator for now;
-the live room's feed of who joins and leaves comes later. A bad value shows the page again
-with what to write (422); a missing second factor is refused (403, audited); a validation
-without quorum is refused (409) and the case is already on the next meeting, the missing
-specialties named. Every case shown is an audited view.
+(:data:`BoardAction.MEETING_RUN`). Attendance is taken from who has the meeting's room open
+(its websocket, :mod:`concilium.boards.room_socket`), each stretch validated here by the
+facilitator, who may also record an arrival or a departure by hand. The page also holds the
+synchronised image view (the built-in viewer of imaging, driven through the room). A bad
+value shows the page again with what to write (422); a missing second factor is refused
+(403, audited); a validation without quorum is refused (409) and the case is already on the
+next meeting, the missing specialties named. Every case shown is an audited view.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, Response
 
+from concilium import imaging
 from concilium.boards import (
     attendance,
     case_pages,
@@ -31,6 +34,7 @@ from concilium.boards import (
 )
 from concilium.boards.actions import BoardAction
 from concilium.boards.cases import CaseStatus
+from concilium.boards.process import BoardsProcess
 from concilium.boards.tables import BoardCase, BoardMeeting
 from concilium.platform.errors import (
     ConciliumError,
@@ -43,7 +47,7 @@ from concilium.platform.fhir import FHIR_JSON
 from concilium.platform.i18n import _, show_date, zone
 from concilium.platform.policy import decide
 from concilium.platform.tables import Patient, User
-from concilium.web.context import Ctx, gate
+from concilium.web.context import Ctx, gate, process_of
 from concilium.web.forms import redirect_to
 from concilium.web.rendering import render_page
 from concilium.web.second_factor import Signed, confirm_second_factor
@@ -161,6 +165,9 @@ def _view(
         present=present,
         people=people,
         referents=decisions.referent_ids(ctx.db, current) if current else [],
+        studies=case_store.studies_of(ctx.db, current) if current else [],
+        presets=imaging.WINDOW_PRESETS,
+        me=ctx.user.id,
         may_run=may_run,
         form=form or {},
         error=error,
@@ -189,7 +196,13 @@ def _act(
         ):
             raise
         fresh = case_store.get_meeting(ctx.db, meeting.id)
+        if section == "decision" and exc.status == 409:
+            # Refused for want of quorum, the case went onto the next meeting.
+            process_of(request.app, BoardsProcess).rooms.publish(meeting.id, {"type": "case"})
         return _view(request, ctx, fresh, exc.detail, exc.status, form, section)
+    if section in {"agenda", "decision"}:
+        # The case under discussion changed: every page of the room shows the new one.
+        process_of(request.app, BoardsProcess).rooms.publish(meeting.id, {"type": "case"})
     return redirect_to(f"/boards/meetings/{meeting.id}#{section}")
 
 
@@ -226,6 +239,22 @@ def attendance_record(
             raise InvalidInput(_("Say whether the member arrived or left."))
 
     return _act(request, ctx, meeting, "attendance", run, {"user_id": user_id, "at": at})
+
+
+@router.post("/boards/meetings/{meeting_id}/attendance/{row_id}/validate")
+def attendance_validate(
+    request: Request,
+    meeting_id: int,
+    row_id: int,
+    ctx: Annotated[Ctx, gate(BoardAction.MEETING_RUN)],
+) -> Response:
+    """The facilitator validates a presence taken from the room: it counts from then on."""
+    meeting = _meeting(ctx, meeting_id, BoardAction.MEETING_RUN)
+
+    def run() -> None:
+        attendance.validate(ctx.db, ctx.actor, meeting, row_id, ctx.now)
+
+    return _act(request, ctx, meeting, "attendance", run)
 
 
 @router.post("/boards/meetings/{meeting_id}/discuss")

@@ -44,6 +44,7 @@ __all__ = [
     "BoardCaseStudy",
     "BoardCaseTransition",
     "BoardMeeting",
+    "BoardMeetingView",
     "BoardMember",
     "BoardSite",
 ]
@@ -257,6 +258,23 @@ class BoardAttendance(Base):
     validated_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     """The facilitator who validated the stretch; None while not validated (not counted)."""
     validated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BoardMeetingView(Base):
+    """The synchronised image view of a meeting as it stands (one row a meeting): who
+    presents and what they show (:class:`~concilium.boards.view_sync.RoomView`), kept so
+    that every process and every latecomer sees the same."""
+
+    __tablename__ = "board_meeting_views"
+    meeting_id: Mapped[int] = mapped_column(
+        ForeignKey("board_meetings.id", ondelete="CASCADE"), primary_key=True
+    )
+    presenter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    view: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """``View.to_json`` of what the presenter shows; None before anything is shown."""
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    """Changes so far (each view and each hand-over counts one)."""
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class BoardDiscussion(Base):

@@ -14,6 +14,9 @@ What other services and the process assembly may use of it, and nothing more:
   `ImagingAction` actions);
 - the instances a retrieval sends (`locate`, each a `RetrievableInstance`);
 - the frames of an object as pictures (`render_frame`, `number_of_frames`, `RenderError`);
+- the built-in viewer embedded in another service's page: the template
+  ``imaging/_viewer.html`` with the `WINDOW_PRESETS` it offers, and the exports of
+  ``/static/imaging/viewer.js`` (``currentView``, ``applyView``, ``onViewChange``);
 - the errors they raise: `NotAuthorized` (the policy refused) and `InvalidQuery`;
 - serving another service's SOP classes on the archive's DICOM listener
   (`ImagingProcess.add_dimse_service` with a `DimseExtension`, its handlers called with a
@@ -63,12 +66,14 @@ if TYPE_CHECKING:
         value_matches,
         values_of,
     )
+    from concilium.imaging.windows import WINDOW_PRESETS
 
 __all__ = [
     "PATIENT_STUDY_KEYS",
     "STUDY_DELETED",
     "STUDY_KIND",
     "STUDY_RECEIVED",
+    "WINDOW_PRESETS",
     "Archive",
     "CallingNode",
     "DimseExtension",
@@ -135,6 +140,7 @@ _MODULE_OF = {
     "search": "concilium.imaging.query",
     "study_by_uid": "concilium.imaging.archive",
     "study_target": "concilium.imaging.access",
+    "WINDOW_PRESETS": "concilium.imaging.windows",
 }
 """The module each name of the public face comes from."""
 

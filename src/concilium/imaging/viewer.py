@@ -18,9 +18,10 @@ from concilium.imaging.access import STUDY_KIND, study_target
 from concilium.imaging.actions import ImagingAction
 from concilium.imaging.archive import study_by_uid
 from concilium.imaging.tables import ImagingStudy
+from concilium.imaging.windows import WINDOW_PRESETS
 from concilium.platform import audit
 from concilium.platform.errors import NotFound
-from concilium.platform.i18n import N_, _
+from concilium.platform.i18n import _
 from concilium.platform.policy import Decision, decide
 from concilium.web.context import Ctx, gate, record_refusal
 from concilium.web.rendering import render_page
@@ -28,15 +29,6 @@ from concilium.web.rendering import render_page
 __all__ = ["WINDOW_PRESETS", "router"]
 
 router = APIRouter(include_in_schema=False)
-
-WINDOW_PRESETS: tuple[tuple[str, float, float], ...] = (
-    (N_("Soft tissue"), 40.0, 400.0),
-    (N_("Lung"), -600.0, 1500.0),
-    (N_("Bone"), 400.0, 1800.0),
-    (N_("Brain"), 40.0, 80.0),
-)
-"""(label, centre, width) of the usual CT windows, in Hounsfield units; "Default" (the
-object's own Window Center/Width, PS3.3 C.11.2.1.2) comes first on the page."""
 
 
 def _visible_study(ctx: Ctx, study_uid: str) -> tuple[ImagingStudy, Decision]:

@@ -1,12 +1,16 @@
 // The study viewer: series from QIDO-RS, geometry and timing from WADO-RS metadata, frames
 // rendered by the archive (WADO-RS "rendered", PS3.18 10.4.1.1.3) with the chosen window.
 // Drawing, zoom, pan and measurement happen on one canvas, in image pixel coordinates.
+//
+// A page that embeds the viewer reads and sets what it shows through the exports at the end
+// (currentView, applyView, onViewChange): the study, series, slice, window, zoom, pan and
+// measured line, independent of the size of the screen.
 
 import { _, format, ngettext } from "/static/i18n.js";
 
 const root = document.getElementById("viewer");
-const study = root.dataset.study;
-const base = `/dicomweb/studies/${encodeURIComponent(study)}`;
+let study = root.dataset.study;
+let base = `/dicomweb/studies/${encodeURIComponent(study)}`;
 const $ = (selector) => root.querySelector(selector);
 
 const canvas = $("[data-canvas]");
@@ -45,6 +49,12 @@ const state = {
   playing: false,
   fps: 10,
 };
+
+// Embedding (the end of the file): who hears the person's changes, and whether a change
+// comes from applyView rather than the person.
+const listeners = [];
+let applying = false;
+let lastNotified = "";
 
 // ------------------------------------------------------------------------------------------
 // DICOM JSON (PS3.18 F.2)
@@ -354,6 +364,7 @@ function updateReadouts(t) {
   root.dataset.count = String(count);
   root.dataset.scale = t.scale.toFixed(4);
   root.dataset.window = windowKey(state.window);
+  notifyChange();
 }
 
 function setStatus(text) {
@@ -446,7 +457,7 @@ async function openSeries(uid) {
     : _("no pixel spacing: lengths in px");
   setStatus(`${name ? `${name}: ` : ""}${size}, ${geometry}`);
   await show();
-  canvas.focus({ preventScroll: true });
+  if (!applying) canvas.focus({ preventScroll: true });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -700,12 +711,110 @@ new ResizeObserver(resize).observe(wrap);
 setTool("scroll");
 stop();
 
-loadSeriesList()
-  .then((series) => {
-    if (!series.length) {
-      setStatus(_("This study has no images to show."));
-      return null;
+async function openStudy(uid, seriesUid = "") {
+  stop();
+  study = uid;
+  base = `/dicomweb/studies/${encodeURIComponent(uid)}`;
+  root.dataset.study = uid;
+  for (const bitmap of cache.values()) bitmap.close?.();
+  cache.clear();
+  Object.assign(state, { series: [], seriesUid: "", slices: [], index: 0, bitmap: null, measure: null });
+  const series = await loadSeriesList();
+  if (!series.length) {
+    setStatus(_("This study has no images to show."));
+    return;
+  }
+  const chosen = series.find((s) => s.uid === seriesUid) ?? series[0];
+  await openSeries(chosen.uid);
+}
+
+if (study) {
+  openStudy(study).catch((error) =>
+    setStatus(format(_("Could not load the study (%(error)s)."), { error: error.message })),
+  );
+}
+
+// ------------------------------------------------------------------------------------------
+// Embedding: read and set the view, hear its changes
+
+
+/** What the viewer shows now; pan is a fraction of the canvas, zoom relative to "fit". */
+export function currentView() {
+  const width = Math.max(1, canvas.clientWidth);
+  const height = Math.max(1, canvas.clientHeight);
+  return {
+    study,
+    series: state.seriesUid,
+    index: state.index,
+    window: state.window ? { center: state.window.center, width: state.window.width } : null,
+    zoom: state.zoom,
+    pan: { x: state.panX / width, y: state.panY / height },
+    measure: state.measure ? { ...state.measure } : null,
+  };
+}
+
+/** Call listener(view) after each change the person makes (not those applyView makes). */
+export function onViewChange(listener) {
+  listeners.push(listener);
+}
+
+function notifyChange() {
+  if (applying || !listeners.length || !state.seriesUid) return;
+  const view = currentView();
+  const text = JSON.stringify(view);
+  if (text === lastNotified) return;
+  lastNotified = text;
+  for (const listener of listeners) listener(view);
+}
+
+function clamp(number, low, high, otherwise) {
+  return Number.isFinite(number) ? Math.min(high, Math.max(low, number)) : otherwise;
+}
+
+async function applyNow(view) {
+  applying = true;
+  try {
+    if (view.study && view.study !== study) {
+      await openStudy(view.study, view.series);
+    } else if (view.series && view.series !== state.seriesUid) {
+      await openSeries(view.series);
     }
-    return openSeries(series[0].uid);
-  })
-  .catch((error) => setStatus(format(_("Could not load the study (%(error)s)."), { error: error.message })));
+    const count = state.slices.length;
+    state.index = clamp(Math.round(view.index), 0, Math.max(0, count - 1), state.index);
+    const window = view.window;
+    state.window = window ? { center: Number(window.center), width: Number(window.width) } : null;
+    const preset = window ? `${state.window.center},${state.window.width}` : "default";
+    presets.value = [...presets.options].some((o) => o.value === preset) ? preset : "custom";
+    state.zoom = clamp(view.zoom, MIN_ZOOM, MAX_ZOOM, 1);
+    state.panX = clamp(view.pan?.x, -100, 100, 0) * canvas.clientWidth;
+    state.panY = clamp(view.pan?.y, -100, 100, 0) * canvas.clientHeight;
+    state.measure = view.measure ? { ...view.measure } : null;
+    await show();
+  } finally {
+    applying = false;
+    lastNotified = JSON.stringify(currentView());
+  }
+}
+
+let pendingView = null;
+let applyingNow = null;
+
+/** Show ``view`` (opening its study and series when they differ); views that arrive while one
+ * is being applied are coalesced: the latest wins. */
+export function applyView(view) {
+  pendingView = view;
+  if (!applyingNow) {
+    applyingNow = (async () => {
+      try {
+        while (pendingView) {
+          const next = pendingView;
+          pendingView = null;
+          await applyNow(next);
+        }
+      } finally {
+        applyingNow = null;
+      }
+    })();
+  }
+  return applyingNow;
+}

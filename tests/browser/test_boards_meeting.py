@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pyotp
 import pytest
+from playwright.sync_api import expect
 
 from serving import RunningServer, running_server
 
@@ -141,15 +142,21 @@ def test_the_facilitator_validates_a_decision(meeting_server, browser, artifacts
         page.goto(f"{server.url}/boards/cases/{case_id}")
         page.get_by_role("link", name="la réunion").click()
         page.wait_for_url(re.compile(r".*/boards/meetings/\d+$"))
-        for name in ("Dr-Path", "Dr-Hemato", "Dr-Radio"):
+        # The facilitator is in the room: their presence comes from it, to be validated.
+        page.wait_for_selector("#meeting-room[data-connected=true]", state="attached")
+        page.get_by_role("button", name="Valider la présence de Dr-Path").click()
+        page.wait_for_url(re.compile(r".*#attendance$"))
+        # Two colleagues attend by telephone: the facilitator records their arrival.
+        for name in ("Dr-Hemato", "Dr-Radio"):
+            page.wait_for_selector("#meeting-room[data-connected=true]", state="attached")
             row = page.locator("#attendance-list tbody tr", has_text=name)
             row.get_by_role("button", name="Arrivé").click()
             page.wait_for_url(re.compile(r".*#attendance$"))
-            assert (
-                "présent" in page.locator("#attendance-list tbody tr", has_text=name).inner_text()
-            )
+            present = page.locator("#attendance-list tbody tr", has_text=name)
+            expect(present).to_contain_text("présent")
         page.get_by_role("button", name=f"Discuter le dossier {case_id}").click()
         page.wait_for_url(re.compile(r".*#agenda$"))
+        expect(page.locator("#live-quorum")).to_contain_text("quorum atteint")
         live = page.locator("#live-quorum").inner_text()
         assert "quorum atteint" in live and "radiologie" in live and "radiology" not in live
         assert_usable(page, errors, "boards-meeting", artifacts)

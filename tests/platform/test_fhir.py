@@ -10,6 +10,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
+from concilium.platform import i18n
 from concilium.platform.errors import NotFound
 from concilium.platform.fhir import (
     InvalidResource,
@@ -23,6 +24,7 @@ from concilium.platform.fhir import (
     read_resource,
     weak_etag,
 )
+from concilium.services import LOCALE_FOLDERS
 
 
 def test_a_valid_resource_is_read():
@@ -44,6 +46,7 @@ def test_a_valid_resource_is_read():
     ],
 )
 def test_what_is_not_a_valid_resource_is_a_400_saying_where(body, code, expression):
+    i18n.load_catalogues(LOCALE_FOLDERS)  # as the process assembly does; French by default
     with pytest.raises(InvalidResource) as refused:
         read_resource(body, Patient)
     assert refused.value.status == 400
@@ -53,7 +56,9 @@ def test_what_is_not_a_valid_resource_is_a_400_saying_where(body, code, expressi
         assert issue.expression == expression
     outcome = operation_outcome(refused.value)
     OperationOutcome.model_validate(outcome)
-    assert outcome["issue"][0]["details"]["text"] == "Invalid resource"
+    assert outcome["issue"][0]["details"]["text"] == "Ressource invalide"
+    with i18n.using_locale("en"):
+        assert operation_outcome(refused.value)["issue"][0]["details"]["text"] == "Invalid resource"
 
 
 def test_every_platform_error_becomes_an_outcome_with_its_code():

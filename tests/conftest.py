@@ -6,7 +6,9 @@ import os
 import shutil
 import sys
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -94,6 +96,58 @@ def pg_template() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class DatabasePool:
+    """Fresh copies of the migrated template, made ahead of the tests that take them.
+
+    Copying a database is the server's work and takes about a second (its files are
+    written and synced), during which a test would only wait: a thread asks for the next
+    copies while the current test runs, and drops the used ones the same way. Every test
+    still gets a database nobody used before."""
+
+    AHEAD = 2
+    """Copies kept ready."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pg-copies")
+        self.ready: deque[Future[str]] = deque(
+            self.work.submit(self._copy) for _ in range(self.AHEAD)
+        )
+        self.dropped: list[Future[None]] = []
+
+    def _copy(self) -> str:
+        name = f"concilium_t_{uuid.uuid4().hex[:10]}"
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    @staticmethod
+    def _drop(name: str) -> None:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def take(self) -> str:
+        self.ready.append(self.work.submit(self._copy))
+        return self.ready.popleft().result()
+
+    def give_back(self, name: str) -> None:
+        self.dropped.append(self.work.submit(self._drop, name))
+
+    def close(self) -> None:
+        for future in self.ready:
+            self.give_back(future.result())
+        for future in self.dropped:
+            future.result()
+        self.work.shutdown()
+
+
+@pytest.fixture(scope="session")
+def pg_pool(pg_template: str) -> Iterator[DatabasePool]:
+    pool = DatabasePool(pg_template)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each kind, new for each test."""
@@ -103,13 +157,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copy(request.getfixturevalue("sqlite_template"), target)
         yield f"sqlite:///{target}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"concilium_t_{uuid.uuid4().hex[:10]}"
-    with _pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    pool: DatabasePool = request.getfixturevalue("pg_pool")
+    name = pool.take()
     yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with _pg_admin() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    pool.give_back(name)
 
 
 @dataclass

@@ -185,7 +185,7 @@ def metz_objects(world):
         )
         boards.set_member(db, actor, board, staff, frozenset({"haematology"}), "coordinator")
         from concilium.boards import case_files, case_store
-        from concilium.boards.tables import BoardMeeting
+        from concilium.boards.tables import BoardAttendance, BoardMeeting
 
         meeting = BoardMeeting(
             board_id=board.id,
@@ -197,6 +197,9 @@ def metz_objects(world):
             moved_for="",
         )
         db.add(meeting)
+        db.flush()
+        presence = BoardAttendance(meeting_id=meeting.id, user_id=staff.id, joined_at=rt.now())
+        db.add(presence)
         board_case = case_store.create_draft(
             db,
             actor,
@@ -337,6 +340,7 @@ def metz_objects(world):
             "version": 1,
             "case_id": board_case.id,
             "meeting_id": meeting.id,
+            "row_id": presence.id,
             "document_id": document.id,
             **study,
         }
